@@ -1,0 +1,39 @@
+# interactions_cron: PGXS build.
+EXTENSION = interactions_cron
+MODULE_big = interactions_cron
+OBJS = \
+	src/interactions_cron.o \
+	src/guc.o \
+	src/relations.o \
+	src/tenants.o \
+	src/watermark.o \
+	src/checkpoint.o \
+	src/hive_path.o \
+	src/ndjson.o \
+	src/file_sink.o \
+	src/batch_receiver.o \
+	src/export.o
+
+DATA = $(wildcard sql/install/$(EXTENSION)--*.sql)
+PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server)
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
+REGRESS_OPTS = --inputdir=. --load-extension=plpgsql
+ISOLATION = $(patsubst test/isolation/specs/%.spec,%,$(sort $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/output
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# PGXS does not track header dependencies; a struct change must rebuild all.
+$(OBJS): $(wildcard $(srcdir)/include/interactions_cron/*.h)
+
+.PHONY: test demo bench
+test:
+	scripts/test.sh
+demo:
+	scripts/demo.sh
+bench:
+	scripts/bench.sh

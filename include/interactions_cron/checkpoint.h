@@ -1,0 +1,27 @@
+/*
+ * checkpoint.h
+ *	  Per-tenant export positions in interactions_cron.export_checkpoints.
+ */
+#ifndef INTERACTIONS_CRON_CHECKPOINT_H
+#define INTERACTIONS_CRON_CHECKPOINT_H
+
+#include "datatype/timestamp.h"
+
+/* Position of the last exported row, in (created_at, id) keyset order. */
+typedef struct CheckpointPosition
+{
+	TimestampTz createdAt;
+	int64		id;
+} CheckpointPosition;
+
+extern const CheckpointPosition CheckpointStart;
+
+extern bool TryLockTenant(const char *tenantId);
+extern CheckpointPosition CheckpointRead(const char *tenantId);
+extern void CheckpointRecordSuccess(const char *tenantId,
+									CheckpointPosition position,
+									int64 rowsExported, int64 filesWritten,
+									const char *lastFile);
+extern void CheckpointRecordFailure(const char *tenantId, const char *error);
+
+#endif

@@ -1,0 +1,28 @@
+/*
+ * file_sink.h
+ *	  Crash-safe writing of one export file.
+ */
+#ifndef INTERACTIONS_CRON_FILE_SINK_H
+#define INTERACTIONS_CRON_FILE_SINK_H
+
+#include "lib/stringinfo.h"
+
+/*
+ * A file being written under a temporary name; it appears under its final
+ * name, complete and fsynced, only when committed.
+ */
+typedef struct BatchFile
+{
+	char	   *finalPath;
+	char	   *temporaryPath;
+	int			fd;
+	StringInfoData buffer;		/* serialised rows not yet written */
+} BatchFile;
+
+extern BatchFile *BatchFileOpen(const char *exportRoot, const char *directory,
+								const char *fileName);
+extern void BatchFileFlushIfFull(BatchFile *file);
+extern void BatchFileCommit(BatchFile *file);
+extern void BatchFileRemoveTemporary(const char *temporaryPath);
+
+#endif

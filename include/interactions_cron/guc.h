@@ -1,0 +1,26 @@
+/*
+ * guc.h
+ *	  Settings of interactions_cron (all under the "interactions_cron." prefix).
+ */
+#ifndef INTERACTIONS_CRON_GUC_H
+#define INTERACTIONS_CRON_GUC_H
+
+/* Fault points used only by the crash and failure tests. */
+typedef enum DebugFault
+{
+	DEBUG_FAULT_NONE,
+	DEBUG_FAULT_ERROR_AFTER_WRITE,
+	DEBUG_FAULT_SLEEP_AFTER_WRITE
+} DebugFault;
+
+extern char *ExportDirectorySetting;
+extern char *TenantsTableSetting;
+extern char *HistoryTableSetting;
+extern int	DefaultBatchSize;
+extern int	WatermarkMarginMs;
+extern int	DebugFaultSetting;
+
+extern void DefineSettings(void);
+extern char *ResolvedExportDirectory(void);
+
+#endif

@@ -1,0 +1,15 @@
+/*
+ * hive_path.h
+ *	  The Hive-partitioned layout of exported files.
+ */
+#ifndef INTERACTIONS_CRON_HIVE_PATH_H
+#define INTERACTIONS_CRON_HIVE_PATH_H
+
+#include "datatype/timestamp.h"
+
+extern char *HiveEscapePathSegment(const char *value);
+extern char *BatchDirectory(const char *escapedTenantId, TimestampTz createdAt);
+extern char *BatchFileName(TimestampTz firstCreatedAt, int64 firstId);
+extern int64 UtcDayNumber(TimestampTz value);
+
+#endif

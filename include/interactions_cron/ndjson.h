@@ -1,0 +1,20 @@
+/*
+ * ndjson.h
+ *	  Serialisation of result rows as newline-delimited JSON.
+ */
+#ifndef INTERACTIONS_CRON_NDJSON_H
+#define INTERACTIONS_CRON_NDJSON_H
+
+#include "access/tupdesc.h"
+#include "executor/tuptable.h"
+#include "lib/stringinfo.h"
+
+typedef struct NdjsonRowWriter NdjsonRowWriter;
+
+extern NdjsonRowWriter *NdjsonCreateRowWriter(TupleDesc tupleDesc);
+extern void NdjsonAppendRow(NdjsonRowWriter *writer, StringInfo out,
+							TupleTableSlot *slot);
+extern void NdjsonAppendString(StringInfo out, const char *text, int length);
+extern void NdjsonAppendUtcTimestamp(StringInfo out, TimestampTz value);
+
+#endif

@@ -1,0 +1,22 @@
+/*
+ * relations.h
+ *	  The platform tables the jobs read, as named by the settings.
+ */
+#ifndef INTERACTIONS_CRON_RELATIONS_H
+#define INTERACTIONS_CRON_RELATIONS_H
+
+/* A configured table, checked to exist, with its name ready for SQL text. */
+typedef struct ConfiguredTable
+{
+	Oid			relid;
+	char	   *quotedName;		/* "schema"."table", safe to splice into SQL */
+} ConfiguredTable;
+
+extern ConfiguredTable ResolveConfiguredTable(const char *settingName,
+											  const char *qualifiedName);
+extern void RequireColumn(const ConfiguredTable *table, const char *column,
+						  const Oid *acceptedTypes, int acceptedTypeCount);
+extern ConfiguredTable ResolveTenantsTable(void);
+extern ConfiguredTable ResolveHistoryTable(void);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * tenants.h
+ *	  The tenants an export run works through.
+ */
+#ifndef INTERACTIONS_CRON_TENANTS_H
+#define INTERACTIONS_CRON_TENANTS_H
+
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+
+#include "interactions_cron/relations.h"
+
+typedef struct TenantToExport
+{
+	char	   *id;
+	char	   *name;
+	bool		hasPendingRows; /* rows past its checkpoint and below the watermark */
+} TenantToExport;
+
+extern List *ListActiveTenants(const ConfiguredTable *tenants,
+							   const ConfiguredTable *history,
+							   TimestampTz watermark, const char *onlyTenantId,
+							   MemoryContext resultContext);
+extern void RequireTenant(const ConfiguredTable *tenants, const char *tenantId,
+						  bool mustBeActive);
+
+#endif

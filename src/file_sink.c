@@ -1,0 +1,173 @@
+/*
+ * file_sink.c
+ *	  Writing export files so that a reader never sees a partial one.
+ *
+ * Rows are buffered and written to ".<name>.tmp" in the final directory; the
+ * commit fsyncs the file and renames it durably.  A crash leaves at most a
+ * hidden temporary file (ignored by Hive, Spark, Athena and DuckDB globs),
+ * which the retry of the same batch truncates and reuses.
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/file_perm.h"
+#include "storage/fd.h"
+
+#include "interactions_cron/file_sink.h"
+
+/* Write to the kernel in chunks of about this size. */
+#define WRITE_CHUNK_BYTES (256 * 1024)
+
+/*
+ * FsyncNewDirectories makes the entries of freshly created directories
+ * durable, from the deepest one up to the export root itself.
+ */
+static void
+FsyncNewDirectories(const char *exportRoot, const char *deepest)
+{
+	char	   *path = pstrdup(deepest);
+	size_t		rootLength = strlen(exportRoot);
+
+	for (;;)
+	{
+		char	   *slash;
+
+		fsync_fname(path, true);
+		if (strlen(path) <= rootLength)
+			break;
+		slash = strrchr(path, '/');
+		if (slash == NULL || slash == path)
+			break;
+		*slash = '\0';
+	}
+	pfree(path);
+}
+
+/*
+ * EnsureDirectory creates a partition directory and its parents if needed.
+ */
+static void
+EnsureDirectory(const char *exportRoot, const char *directory)
+{
+	struct stat status;
+	char	   *path;
+
+	if (stat(directory, &status) == 0 && S_ISDIR(status.st_mode))
+		return;
+
+	path = pstrdup(directory);
+	if (pg_mkdir_p(path, pg_dir_create_mode) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create export directory \"%s\": %m", directory)));
+	pfree(path);
+
+	if (stat(directory, &status) != 0 || !S_ISDIR(status.st_mode))
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create export directory \"%s\": %m", directory)));
+
+	FsyncNewDirectories(exportRoot, directory);
+}
+
+/*
+ * BatchFileOpen creates the directory and opens the temporary file of a batch.
+ */
+BatchFile *
+BatchFileOpen(const char *exportRoot, const char *directory, const char *fileName)
+{
+	BatchFile  *file = palloc0(sizeof(BatchFile));
+
+	EnsureDirectory(exportRoot, directory);
+
+	file->finalPath = psprintf("%s/%s", directory, fileName);
+	file->temporaryPath = psprintf("%s/.%s.tmp", directory, fileName);
+	file->fd = OpenTransientFile(file->temporaryPath,
+								 O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (file->fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create export file \"%s\": %m", file->temporaryPath)));
+
+	initStringInfo(&file->buffer);
+	enlargeStringInfo(&file->buffer, WRITE_CHUNK_BYTES);
+	return file;
+}
+
+/*
+ * WriteBuffer hands the buffered rows to the kernel, treating a short write
+ * without errno as a full disk, as PostgreSQL itself does.
+ */
+static void
+WriteBuffer(BatchFile *file)
+{
+	const char *data = file->buffer.data;
+	size_t		remaining = file->buffer.len;
+
+	while (remaining > 0)
+	{
+		ssize_t		written;
+
+		errno = 0;
+		written = write(file->fd, data, remaining);
+		if (written < 0 && errno == EINTR)
+			continue;
+		if (written <= 0)
+		{
+			if (errno == 0)
+				errno = ENOSPC;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write export file \"%s\": %m", file->temporaryPath)));
+		}
+		data += written;
+		remaining -= written;
+	}
+	resetStringInfo(&file->buffer);
+}
+
+/*
+ * BatchFileFlushIfFull writes the buffer once it holds a chunk's worth.
+ */
+void
+BatchFileFlushIfFull(BatchFile *file)
+{
+	if (file->buffer.len >= WRITE_CHUNK_BYTES)
+		WriteBuffer(file);
+}
+
+/*
+ * BatchFileCommit writes what is left and renames the file to its final name
+ * with durable_rename, which fsyncs the file before and the directory after
+ * the rename: once it returns, the file survives a crash.
+ */
+void
+BatchFileCommit(BatchFile *file)
+{
+	WriteBuffer(file);
+
+	if (CloseTransientFile(file->fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close export file \"%s\": %m", file->temporaryPath)));
+	file->fd = -1;
+
+	durable_rename(file->temporaryPath, file->finalPath, ERROR);
+}
+
+/*
+ * BatchFileRemoveTemporary deletes the temporary file of a failed batch.  Its
+ * descriptor is already closed by the aborted subtransaction.
+ */
+void
+BatchFileRemoveTemporary(const char *temporaryPath)
+{
+	if (unlink(temporaryPath) != 0 && errno != ENOENT)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not remove temporary export file \"%s\": %m",
+						temporaryPath)));
+}

@@ -1,0 +1,143 @@
+/*
+ * guc.c
+ *	  Definition and validation of the interactions_cron.* settings.
+ *
+ * Every setting that chooses where files go or which relations are read is
+ * PGC_SUSET: a role that may call the export must not be able to redirect it.
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/varlena.h"
+
+#include "interactions_cron/guc.h"
+
+char	   *ExportDirectorySetting = NULL;
+char	   *TenantsTableSetting = NULL;
+char	   *HistoryTableSetting = NULL;
+int			DefaultBatchSize = 10000;
+int			WatermarkMarginMs = 1000;
+int			DebugFaultSetting = DEBUG_FAULT_NONE;
+
+static const struct config_enum_entry debug_fault_options[] = {
+	{"none", DEBUG_FAULT_NONE, false},
+	{"error_after_write", DEBUG_FAULT_ERROR_AFTER_WRITE, false},
+	{"sleep_after_write", DEBUG_FAULT_SLEEP_AFTER_WRITE, false},
+	{NULL, 0, false}
+};
+
+/*
+ * CheckExportDirectory accepts an empty string (meaning a folder under the
+ * data directory) or an absolute path; a relative path would silently depend
+ * on the server's working directory.
+ */
+static bool
+CheckExportDirectory(char **newval, void **extra, GucSource source)
+{
+	if (**newval == '\0' || is_absolute_path(*newval))
+		return true;
+
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("interactions_cron.export_dir must be an absolute path");
+	GUC_check_errhint("Use an absolute path such as /var/lib/interactions_cron, or an empty string for a folder under the data directory.");
+	return false;
+}
+
+/*
+ * CheckQualifiedTableName accepts only "schema.table": the export runs with a
+ * fixed search_path, so an unqualified name would resolve somewhere surprising.
+ */
+static bool
+CheckQualifiedTableName(char **newval, void **extra, GucSource source)
+{
+	char	   *rawname = pstrdup(*newval);
+	List	   *namelist = NIL;
+	bool		valid = SplitIdentifierString(rawname, '.', &namelist) &&
+		list_length(namelist) == 2;
+
+	list_free(namelist);
+	pfree(rawname);
+
+	if (valid)
+		return true;
+
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("\"%s\" is not a schema-qualified table name", *newval);
+	GUC_check_errhint("Write the name as schema.table, for example public.tenants.");
+	return false;
+}
+
+/*
+ * DefineSettings registers every interactions_cron.* setting and reserves the
+ * prefix so that a misspelt setting is an error rather than a silent no-op.
+ */
+void
+DefineSettings(void)
+{
+	DefineCustomStringVariable("interactions_cron.export_dir",
+							   "Directory under which the exports/ tree is written.",
+							   "Empty means the folder interactions_cron under the data directory.",
+							   &ExportDirectorySetting,
+							   "",
+							   PGC_SUSET, 0,
+							   CheckExportDirectory, NULL, NULL);
+
+	DefineCustomStringVariable("interactions_cron.tenants_table",
+							   "Schema-qualified table holding tenants (id, name, status).",
+							   NULL,
+							   &TenantsTableSetting,
+							   "public.tenants",
+							   PGC_SUSET, 0,
+							   CheckQualifiedTableName, NULL, NULL);
+
+	DefineCustomStringVariable("interactions_cron.history_table",
+							   "Schema-qualified table holding interaction history rows.",
+							   NULL,
+							   &HistoryTableSetting,
+							   "public.interaction_history",
+							   PGC_SUSET, 0,
+							   CheckQualifiedTableName, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.batch_size",
+							"Maximum rows exported per tenant per call.",
+							NULL,
+							&DefaultBatchSize,
+							10000, 1, INT_MAX,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.watermark_margin",
+							"How far behind the current time the export watermark stays at least.",
+							"Covers the moment between a transaction taking its start time and advertising it.",
+							&WatermarkMarginMs,
+							1000, 0, 3600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("interactions_cron.debug_fault",
+							 "Injects a failure after a file is written (tests only).",
+							 NULL,
+							 &DebugFaultSetting,
+							 DEBUG_FAULT_NONE,
+							 debug_fault_options,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("interactions_cron");
+}
+
+/*
+ * ResolvedExportDirectory returns the directory the exports/ tree lives in.
+ */
+char *
+ResolvedExportDirectory(void)
+{
+	if (ExportDirectorySetting != NULL && ExportDirectorySetting[0] != '\0')
+		return pstrdup(ExportDirectorySetting);
+
+	return psprintf("%s/interactions_cron", DataDir);
+}

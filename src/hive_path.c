@@ -1,0 +1,134 @@
+/*
+ * hive_path.c
+ *	  Relative paths of exported files:
+ *	  exports/{tenant}/interaction_history/year=YYYY/month=MM/day=DD/batch-{ts}-{id}.json
+ *
+ * Tenant ids are arbitrary text, so they are escaped the way Hive escapes
+ * partition values: whatever the id holds, it becomes exactly one path
+ * segment that cannot name a parent or a sibling directory.
+ */
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+
+#include "interactions_cron/hive_path.h"
+
+/* Longest file name most file systems accept (NAME_MAX on Linux). */
+#define MAX_PATH_SEGMENT_BYTES 255
+
+/*
+ * NeedsHiveEscape says whether Hive's FileUtils escapes this byte: control
+ * characters and the characters that mean something in paths or URIs.
+ */
+static bool
+NeedsHiveEscape(unsigned char c)
+{
+	return c < 0x20 || c == 0x7F || strchr("\"#%'*/:=?\\{[]^", c) != NULL;
+}
+
+/*
+ * HiveEscapePathSegment escapes a tenant id into one safe path segment.  "."
+ * and ".." are escaped whole (%2E) so that they can never mean the current or
+ * the parent directory.  An empty id or one too long for a file name is an
+ * error for that tenant, never a truncated or shared directory.
+ */
+char *
+HiveEscapePathSegment(const char *value)
+{
+	StringInfoData segment;
+
+	if (value[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("tenant id is empty and cannot name an export directory")));
+
+	initStringInfo(&segment);
+	if (strcmp(value, ".") == 0 || strcmp(value, "..") == 0)
+	{
+		for (const char *p = value; *p != '\0'; p++)
+			appendStringInfoString(&segment, "%2E");
+		return segment.data;
+	}
+
+	for (const unsigned char *p = (const unsigned char *) value; *p != '\0'; p++)
+	{
+		if (NeedsHiveEscape(*p))
+			appendStringInfo(&segment, "%%%02X", *p);
+		else
+			appendStringInfoChar(&segment, (char) *p);
+	}
+
+	if (segment.len > MAX_PATH_SEGMENT_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("tenant id is too long for an export directory name (%d bytes once escaped, at most %d)",
+						segment.len, MAX_PATH_SEGMENT_BYTES),
+				 errhint("Tenant ids used with interactions_cron must escape to at most %d bytes.",
+						 MAX_PATH_SEGMENT_BYTES)));
+
+	return segment.data;
+}
+
+/*
+ * UtcDateOf breaks a finite timestamp into its UTC calendar fields.
+ */
+static void
+UtcDateOf(TimestampTz value, struct pg_tm *tm, fsec_t *fractionUs)
+{
+	if (TIMESTAMP_NOT_FINITE(value) ||
+		timestamp2tm(value, NULL, tm, fractionUs, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("created_at value %s cannot be placed in a day partition",
+						timestamptz_to_str(value))));
+}
+
+/*
+ * BatchDirectory returns the partition directory, relative to export_dir, of
+ * rows created at createdAt (its UTC day).
+ */
+char *
+BatchDirectory(const char *escapedTenantId, TimestampTz createdAt)
+{
+	struct pg_tm tm;
+	fsec_t		fractionUs;
+
+	UtcDateOf(createdAt, &tm, &fractionUs);
+	return psprintf("exports/%s/interaction_history/year=%04d/month=%02d/day=%02d",
+					escapedTenantId, tm.tm_year, tm.tm_mon, tm.tm_mday);
+}
+
+/*
+ * BatchFileName names a file after its first row: the created_at instant in
+ * the seed's format (2026-03-30T02-00-00-000Z) and the row's id.  Rows sharing
+ * one created_at still give distinct names because (created_at, id) is unique,
+ * and a retry of the same rows reproduces the same name.
+ */
+char *
+BatchFileName(TimestampTz firstCreatedAt, int64 firstId)
+{
+	struct pg_tm tm;
+	fsec_t		fractionUs;
+
+	UtcDateOf(firstCreatedAt, &tm, &fractionUs);
+	return psprintf("batch-%04d-%02d-%02dT%02d-%02d-%02d-%03dZ-" INT64_FORMAT ".json",
+					tm.tm_year, tm.tm_mon, tm.tm_mday,
+					tm.tm_hour, tm.tm_min, tm.tm_sec,
+					(int) (fractionUs / 1000), firstId);
+}
+
+/*
+ * UtcDayNumber returns the number of the UTC day holding value, so that rows
+ * can be compared by day without breaking each one into calendar fields.
+ */
+int64
+UtcDayNumber(TimestampTz value)
+{
+	int64		day = value / USECS_PER_DAY;
+
+	if (value < 0 && value % USECS_PER_DAY != 0)
+		day--;
+	return day;
+}

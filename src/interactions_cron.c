@@ -1,0 +1,22 @@
+/*
+ * interactions_cron.c
+ *	  Module entry point of the interactions_cron extension.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+
+#include "interactions_cron/guc.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/*
+ * _PG_init registers the extension's settings when the library is loaded.
+ */
+void
+_PG_init(void)
+{
+	DefineSettings();
+}

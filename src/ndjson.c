@@ -1,0 +1,411 @@
+/*
+ * ndjson.c
+ *	  Column-type-aware JSON serialisation of rows, one line per row.
+ *
+ * The writer decides once per column how its values are written, so that the
+ * per-row work is a switch and an append: no to_json calls, no catalog
+ * lookups.  Values follow PostgreSQL's own to_json conventions where a lake
+ * reader accepts them (non-finite numbers are strings, json is embedded), and
+ * timestamps with time zone are always written in UTC with a trailing Z.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "datatype/timestamp.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/array.h"
+#include "utils/arrayaccess.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "interactions_cron/ndjson.h"
+
+typedef enum JsonValueKind
+{
+	JSON_VALUE_INTEGER,
+	JSON_VALUE_FLOAT,
+	JSON_VALUE_NUMERIC,
+	JSON_VALUE_BOOLEAN,
+	JSON_VALUE_JSON,
+	JSON_VALUE_JSONB,
+	JSON_VALUE_TIMESTAMPTZ,
+	JSON_VALUE_TIMESTAMP,
+	JSON_VALUE_ARRAY,
+	JSON_VALUE_STRING
+} JsonValueKind;
+
+/* How values of one type are written; arrays point at their element's. */
+typedef struct JsonValueWriter
+{
+	JsonValueKind kind;
+	Oid			typeId;
+	FmgrInfo	outputFunction;
+	struct JsonValueWriter *element;
+	int16		elementLength;
+	bool		elementByValue;
+	char		elementAlign;
+} JsonValueWriter;
+
+struct NdjsonRowWriter
+{
+	int			columnCount;
+	char	  **keyPrefixes;	/* '{"name":' for the first column, ',"name":' after */
+	int		   *keyPrefixLengths;
+	JsonValueWriter *columns;
+};
+
+static void AppendValue(JsonValueWriter *writer, StringInfo out, Datum value);
+
+/*
+ * ClassifyType picks the JSON form for a type, looking through domains.
+ */
+static JsonValueKind
+ClassifyType(Oid typeId)
+{
+	switch (getBaseType(typeId))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case OIDOID:
+			return JSON_VALUE_INTEGER;
+		case FLOAT4OID:
+		case FLOAT8OID:
+			return JSON_VALUE_FLOAT;
+		case NUMERICOID:
+			return JSON_VALUE_NUMERIC;
+		case BOOLOID:
+			return JSON_VALUE_BOOLEAN;
+		case JSONOID:
+			return JSON_VALUE_JSON;
+		case JSONBOID:
+			return JSON_VALUE_JSONB;
+		case TIMESTAMPTZOID:
+			return JSON_VALUE_TIMESTAMPTZ;
+		case TIMESTAMPOID:
+			return JSON_VALUE_TIMESTAMP;
+		default:
+			return OidIsValid(get_element_type(getBaseType(typeId))) ?
+				JSON_VALUE_ARRAY : JSON_VALUE_STRING;
+	}
+}
+
+/*
+ * InitValueWriter prepares the writer for one type, recursing into arrays.
+ */
+static void
+InitValueWriter(JsonValueWriter *writer, Oid typeId)
+{
+	Oid			outputFunctionId;
+	bool		isVarlena;
+
+	writer->typeId = typeId;
+	writer->kind = ClassifyType(typeId);
+	getTypeOutputInfo(typeId, &outputFunctionId, &isVarlena);
+	fmgr_info(outputFunctionId, &writer->outputFunction);
+	writer->element = NULL;
+
+	if (writer->kind == JSON_VALUE_ARRAY)
+	{
+		Oid			elementType = get_element_type(getBaseType(typeId));
+
+		writer->element = palloc(sizeof(JsonValueWriter));
+		InitValueWriter(writer->element, elementType);
+		get_typlenbyvalalign(elementType, &writer->elementLength,
+							 &writer->elementByValue, &writer->elementAlign);
+	}
+}
+
+/*
+ * NdjsonCreateRowWriter builds the per-column plan for rows of tupleDesc,
+ * including the pre-escaped object keys.
+ */
+NdjsonRowWriter *
+NdjsonCreateRowWriter(TupleDesc tupleDesc)
+{
+	NdjsonRowWriter *writer = palloc0(sizeof(NdjsonRowWriter));
+
+	writer->columnCount = tupleDesc->natts;
+	writer->keyPrefixes = palloc(sizeof(char *) * tupleDesc->natts);
+	writer->keyPrefixLengths = palloc(sizeof(int) * tupleDesc->natts);
+	writer->columns = palloc0(sizeof(JsonValueWriter) * tupleDesc->natts);
+
+	for (int i = 0; i < tupleDesc->natts; i++)
+	{
+		Form_pg_attribute attribute = TupleDescAttr(tupleDesc, i);
+		StringInfoData key;
+
+		initStringInfo(&key);
+		appendStringInfoChar(&key, i == 0 ? '{' : ',');
+		NdjsonAppendString(&key, NameStr(attribute->attname),
+						   strlen(NameStr(attribute->attname)));
+		appendStringInfoChar(&key, ':');
+		writer->keyPrefixes[i] = key.data;
+		writer->keyPrefixLengths[i] = key.len;
+
+		InitValueWriter(&writer->columns[i], attribute->atttypid);
+	}
+
+	return writer;
+}
+
+/*
+ * NdjsonAppendRow writes one row as a JSON object followed by a newline.
+ * Output functions allocate, so callers reset a per-row context afterwards.
+ */
+void
+NdjsonAppendRow(NdjsonRowWriter *writer, StringInfo out, TupleTableSlot *slot)
+{
+	slot_getallattrs(slot);
+
+	if (writer->columnCount == 0)
+		appendStringInfoChar(out, '{');
+
+	for (int i = 0; i < writer->columnCount; i++)
+	{
+		appendBinaryStringInfo(out, writer->keyPrefixes[i],
+							   writer->keyPrefixLengths[i]);
+		if (slot->tts_isnull[i])
+			appendBinaryStringInfo(out, "null", 4);
+		else
+			AppendValue(&writer->columns[i], out, slot->tts_values[i]);
+	}
+
+	appendBinaryStringInfo(out, "}\n", 2);
+}
+
+/*
+ * NdjsonAppendString appends text as a quoted JSON string.  Runs of plain
+ * characters are copied in one go; the text is converted to UTF-8 first when
+ * the database uses another encoding.
+ */
+void
+NdjsonAppendString(StringInfo out, const char *text, int length)
+{
+	const char *utf8 = text;
+	const char *runStart;
+	const char *end;
+
+	if (GetDatabaseEncoding() != PG_UTF8)
+	{
+		utf8 = pg_server_to_any(text, length, PG_UTF8);
+		if (utf8 != text)
+			length = strlen(utf8);
+	}
+
+	appendStringInfoChar(out, '"');
+	runStart = utf8;
+	end = utf8 + length;
+	for (const char *p = utf8; p < end; p++)
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+
+		appendBinaryStringInfo(out, runStart, p - runStart);
+		switch (c)
+		{
+			case '"':
+				appendBinaryStringInfo(out, "\\\"", 2);
+				break;
+			case '\\':
+				appendBinaryStringInfo(out, "\\\\", 2);
+				break;
+			case '\n':
+				appendBinaryStringInfo(out, "\\n", 2);
+				break;
+			case '\r':
+				appendBinaryStringInfo(out, "\\r", 2);
+				break;
+			case '\t':
+				appendBinaryStringInfo(out, "\\t", 2);
+				break;
+			default:
+				appendStringInfo(out, "\\u%04x", c);
+				break;
+		}
+		runStart = p + 1;
+	}
+	appendBinaryStringInfo(out, runStart, end - runStart);
+	appendStringInfoChar(out, '"');
+}
+
+/*
+ * AppendIsoTimestamp writes a finite timestamp as ISO 8601 with trailing zeros
+ * of the fraction dropped; "Z" is added for instants.  Years outside 1..9999
+ * have no plain ISO 8601 form, so they fall back to the text output.
+ */
+static bool
+AppendIsoTimestamp(StringInfo out, Timestamp value, bool isInstant)
+{
+	struct pg_tm tm;
+	fsec_t		fractionUs;
+	char		fraction[8];
+	int			fractionLength = 0;
+
+	if (TIMESTAMP_NOT_FINITE(value) ||
+		timestamp2tm(value, NULL, &tm, &fractionUs, NULL, NULL) != 0 ||
+		tm.tm_year < 1 || tm.tm_year > 9999)
+		return false;
+
+	if (fractionUs != 0)
+	{
+		int			digits = 6;
+
+		snprintf(fraction, sizeof(fraction), ".%06d", (int) fractionUs);
+		while (fraction[digits] == '0')
+			digits--;
+		fractionLength = digits + 1;
+	}
+
+	appendStringInfo(out, "\"%04d-%02d-%02dT%02d:%02d:%02d%.*s%s\"",
+					 tm.tm_year, tm.tm_mon, tm.tm_mday,
+					 tm.tm_hour, tm.tm_min, tm.tm_sec,
+					 fractionLength, fraction, isInstant ? "Z" : "");
+	return true;
+}
+
+/*
+ * NdjsonAppendUtcTimestamp writes an instant as an ISO 8601 UTC string.
+ */
+void
+NdjsonAppendUtcTimestamp(StringInfo out, TimestampTz value)
+{
+	if (!AppendIsoTimestamp(out, value, true))
+	{
+		char	   *text = DatumGetCString(DirectFunctionCall1(timestamptz_out,
+															   TimestampTzGetDatum(value)));
+
+		NdjsonAppendString(out, text, strlen(text));
+	}
+}
+
+/*
+ * AppendEmbeddedJson copies json text in place.  json keeps its input's
+ * whitespace, and a raw newline there would split the NDJSON line; newlines
+ * can only be insignificant whitespace in valid json, so they become spaces.
+ */
+static void
+AppendEmbeddedJson(StringInfo out, const char *text)
+{
+	int			start = out->len;
+
+	appendStringInfoString(out, text);
+	for (int i = start; i < out->len; i++)
+	{
+		if (out->data[i] == '\n' || out->data[i] == '\r')
+			out->data[i] = ' ';
+	}
+}
+
+/*
+ * AppendArrayLevel writes dimension `level` of an array as nested JSON arrays.
+ */
+static void
+AppendArrayLevel(JsonValueWriter *writer, StringInfo out,
+				 array_iter *iterator, int *index,
+				 int level, int dimensionCount, const int *dimensions)
+{
+	appendStringInfoChar(out, '[');
+	for (int i = 0; i < dimensions[level]; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(out, ',');
+
+		if (level + 1 < dimensionCount)
+			AppendArrayLevel(writer, out, iterator, index,
+							 level + 1, dimensionCount, dimensions);
+		else
+		{
+			bool		isNull;
+			Datum		element = array_iter_next(iterator, &isNull, (*index)++,
+												  writer->elementLength,
+												  writer->elementByValue,
+												  writer->elementAlign);
+
+			if (isNull)
+				appendBinaryStringInfo(out, "null", 4);
+			else
+				AppendValue(writer->element, out, element);
+		}
+	}
+	appendStringInfoChar(out, ']');
+}
+
+/*
+ * AppendNumberText writes the text of a number, quoting the non-finite ones
+ * (NaN, Infinity, -Infinity) that JSON has no literal for.
+ */
+static void
+AppendNumberText(StringInfo out, const char *text)
+{
+	if (strcmp(text, "NaN") == 0 || strstr(text, "Infinity") != NULL)
+		NdjsonAppendString(out, text, strlen(text));
+	else
+		appendStringInfoString(out, text);
+}
+
+/*
+ * AppendValue writes one non-null value in the form its writer chose.
+ */
+static void
+AppendValue(JsonValueWriter *writer, StringInfo out, Datum value)
+{
+	char	   *text;
+
+	switch (writer->kind)
+	{
+		case JSON_VALUE_INTEGER:
+		case JSON_VALUE_FLOAT:
+		case JSON_VALUE_NUMERIC:
+			AppendNumberText(out, OutputFunctionCall(&writer->outputFunction, value));
+			return;
+		case JSON_VALUE_BOOLEAN:
+			appendStringInfoString(out, DatumGetBool(value) ? "true" : "false");
+			return;
+		case JSON_VALUE_JSON:
+			AppendEmbeddedJson(out, OutputFunctionCall(&writer->outputFunction, value));
+			return;
+		case JSON_VALUE_JSONB:
+			{
+				Jsonb	   *jsonb = DatumGetJsonbP(value);
+
+				JsonbToCString(out, &jsonb->root, VARSIZE(jsonb));
+				return;
+			}
+		case JSON_VALUE_TIMESTAMPTZ:
+		case JSON_VALUE_TIMESTAMP:
+			if (AppendIsoTimestamp(out, DatumGetTimestamp(value),
+								   writer->kind == JSON_VALUE_TIMESTAMPTZ))
+				return;
+			break;
+		case JSON_VALUE_ARRAY:
+			{
+				AnyArrayType *array = DatumGetAnyArrayP(value);
+				array_iter	iterator;
+				int			index = 0;
+
+				if (AARR_NDIM(array) == 0)
+				{
+					appendBinaryStringInfo(out, "[]", 2);
+					return;
+				}
+				array_iter_setup(&iterator, array);
+				AppendArrayLevel(writer, out, &iterator, &index,
+								 0, AARR_NDIM(array), AARR_DIMS(array));
+				return;
+			}
+		case JSON_VALUE_STRING:
+			break;
+	}
+
+	text = OutputFunctionCall(&writer->outputFunction, value);
+	NdjsonAppendString(out, text, strlen(text));
+}
