@@ -13,12 +13,13 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # ensure_packages installs what is missing from Debian's archive (needs root).
 ensure_packages() {
     local wanted=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
-                  libtap-parser-sourcehandler-pgtap-perl libipc-run-perl build-essential
-                  nodejs npm curl)
+                  libtap-parser-sourcehandler-pgtap-perl libipc-run-perl build-essential curl)
     local missing=()
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done
+    # A machine may bring its own Node.js with npm; Debian's are only a fallback.
+    command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
     [ ${#missing[@]} -eq 0 ] && return 0
     [ "$(id -u)" -eq 0 ] || die "missing packages: ${missing[*]} (run as root to install them)"
     log "installing ${missing[*]}"

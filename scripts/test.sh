@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Runs every test suite of interactions_cron against throwaway clusters:
+#   pg_regress, isolation specs, TAP crash tests, pgTAP, and the DuckDB
+#   read-back.  On a fresh Debian bookworm machine, as root, it installs what
+#   is missing first.  Usage: scripts/test.sh [suite ...]
+#   (suites: regress isolation tap pgtap duckdb; default: all)
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+
+SUITES=("$@")
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(regress isolation tap pgtap duckdb)
+PGXS_DIR=$(dirname "$(pg_config --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")/..
+
+passed=0
+failed=0
+failed_names=()
+
+# WORK_DIR is a copy of the tests readable and writable by the cluster's OS
+# user, wherever the repository itself lives.
+prepare_work_dir() {
+    WORK_DIR=$(mktemp -d /tmp/interactions_cron_tests.XXXXXX)
+    cp -r "$REPO_ROOT/sql" "$REPO_ROOT/expected" "$REPO_ROOT/test" "$REPO_ROOT/reference" "$WORK_DIR/"
+    rm -rf "$WORK_DIR/test/duckdb/node_modules"
+    mkdir -p "$WORK_DIR/results"
+    chmod -R a+rX "$WORK_DIR"
+    [ "$(id -u)" -eq 0 ] && chown -R "$PG_OS_USER" "$WORK_DIR"
+    return 0
+}
+
+record() {
+    local name=$1 status=$2
+    if [ "$status" -eq 0 ]; then
+        passed=$((passed + 1)); echo "ok - $name"
+    else
+        failed=$((failed + 1)); failed_names+=("$name"); echo "not ok - $name"
+    fi
+}
+
+run_regress() {
+    local tests
+    tests=$(cd "$WORK_DIR" && ls sql/[0-9]*.sql | sed 's|sql/||; s|\.sql$||' | sort)
+    (cd "$WORK_DIR" && as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" \
+        "$PGXS_DIR/test/regress/pg_regress" --inputdir=. --outputdir=results/regress \
+        --bindir=/usr/lib/postgresql/15/bin --dbname=interactions_cron_regress \
+        $tests)
+}
+
+run_isolation() {
+    local specs
+    specs=$(cd "$WORK_DIR/test/isolation/specs" && ls *.spec | sed 's|\.spec$||' | sort)
+    (cd "$WORK_DIR" && as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" \
+        "$PGXS_DIR/test/isolation/pg_isolation_regress" --inputdir=test/isolation \
+        --outputdir=results/isolation --bindir=/usr/lib/postgresql/15/bin \
+        --dbname=interactions_cron_isolation $specs)
+}
+
+run_tap() {
+    (cd "$WORK_DIR/test" && as_pg_user env PATH="/usr/lib/postgresql/15/bin:$PATH" \
+        PERL5LIB="$PGXS_DIR/test/perl" TESTDIR="$WORK_DIR/test" PG_REGRESS="$PGXS_DIR/test/regress/pg_regress" \
+        prove --timer -v t/)
+}
+
+run_pgtap() {
+    as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+        -c "CREATE DATABASE interactions_cron_pgtap" >/dev/null
+    as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" psql -X -q -v ON_ERROR_STOP=1 -d interactions_cron_pgtap \
+        -c "SET client_min_messages = warning" -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION interactions_cron" \
+        -f "$WORK_DIR/reference/schema.sql" >/dev/null
+    (cd "$WORK_DIR" && as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" \
+        pg_prove -d interactions_cron_pgtap test/pgtap/*.sql)
+}
+
+run_duckdb() {
+    ensure_duckdb
+    bash "$REPO_ROOT/test/duckdb/readback.sh"
+}
+
+main() {
+    ensure_packages
+    build_and_install
+    prepare_work_dir
+    start_cluster "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'postgres'"
+
+    for suite in "${SUITES[@]}"; do
+        log "suite: $suite"
+        set +e
+        "run_$suite"
+        status=$?
+        set -e
+        record "$suite" "$status"
+        if [ "$status" -ne 0 ]; then
+            find "$WORK_DIR/results" -name regression.diffs -exec cat {} + 2>/dev/null | head -200
+        fi
+    done
+
+    [ "$failed" -eq 0 ] && rm -rf "$WORK_DIR"
+    echo
+    [ "$failed" -gt 0 ] && echo "failed suites: ${failed_names[*]} (outputs kept in $WORK_DIR)"
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+}
+
+main

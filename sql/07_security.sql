@@ -1,0 +1,63 @@
+-- Privileges: nothing is executable by PUBLIC, the settings that choose files
+-- and relations are superuser-only, and malformed settings are refused.
+SELECT test_helpers.reset_all();
+INSERT INTO tenants (id, name) VALUES ('acme', 'Acme');
+INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (1, 'acme', '2026-03-30 10:00:00+00');
+
+SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_can_execute
+FROM pg_proc p WHERE p.pronamespace = 'interactions_cron'::regnamespace ORDER BY 1;
+SELECT has_table_privilege('public', 'interactions_cron.export_checkpoints', 'SELECT') AS public_can_read_checkpoints;
+
+CREATE ROLE ic_operator;
+GRANT USAGE ON SCHEMA test_helpers TO ic_operator;
+
+-- Before the library is loaded a SET only makes a placeholder, which the
+-- server discards (with a warning) when the library loads: the export still
+-- writes to the superuser's directory.
+SET ROLE ic_operator;
+SET interactions_cron.export_dir = '/tmp/elsewhere';
+SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
+RESET ROLE;
+
+-- The documented grant lets a role run the export.
+GRANT USAGE ON SCHEMA interactions_cron TO ic_operator;
+GRANT EXECUTE ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) TO ic_operator;
+GRANT SELECT, INSERT, UPDATE ON interactions_cron.export_checkpoints TO ic_operator;
+GRANT SELECT ON public.tenants, public.interaction_history TO ic_operator;
+SET ROLE ic_operator;
+SELECT tenant_id, exported, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());
+SELECT current_setting('interactions_cron.export_dir') <> '/tmp/elsewhere' AS export_dir_kept;
+
+-- Once loaded, the settings that choose files and relations refuse other roles.
+SELECT test_helpers.error_of($$SET interactions_cron.export_dir = '/tmp/elsewhere'$$);
+SELECT test_helpers.error_of($$SET interactions_cron.history_table = 'public.tenants'$$);
+SELECT test_helpers.error_of($$SET interactions_cron.tenants_table = 'public.tenants'$$);
+SELECT test_helpers.error_of($$SET interactions_cron.watermark_margin = 0$$);
+SELECT test_helpers.error_of($$SET interactions_cron.debug_fault = 'error_after_write'$$);
+SELECT test_helpers.error_of($$SET interactions_cron.batch_size = 5$$);
+RESET ROLE;
+SELECT count(*) AS files_in_superusers_dir FROM test_helpers.export_files();
+SELECT pg_stat_file('/tmp/elsewhere', true) IS NULL AS nothing_elsewhere;
+
+-- Malformed settings are refused when set.
+SELECT test_helpers.error_of($$SET interactions_cron.export_dir = 'relative/path'$$);
+SELECT test_helpers.error_of($$SET interactions_cron.tenants_table = 'tenants'$$);
+SELECT test_helpers.error_of($$SET interactions_cron.history_table = 'a.b.c'$$);
+SELECT test_helpers.error_of($$SET interactions_cron.batch_size = 0$$);
+SELECT test_helpers.error_of($$SET interactions_cron.debug_fault = 'explode'$$);
+SELECT test_helpers.error_of($$SET interactions_cron.no_such_setting = 1$$);
+
+-- A table the settings name must exist and meet the data contract.
+SET interactions_cron.history_table = 'public.missing_table';
+SELECT interactions_cron.export_interactions();
+RESET interactions_cron.history_table;
+CREATE TABLE public.bad_history (id text, tenant_id text, created_at timestamptz);
+SET interactions_cron.history_table = 'public.bad_history';
+SELECT interactions_cron.export_interactions();
+RESET interactions_cron.history_table;
+DROP TABLE public.bad_history;
+
+REVOKE ALL ON SCHEMA interactions_cron, test_helpers FROM ic_operator;
+REVOKE ALL ON ALL TABLES IN SCHEMA interactions_cron, public FROM ic_operator;
+REVOKE ALL ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) FROM ic_operator;
+DROP ROLE ic_operator;
