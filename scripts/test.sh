@@ -3,12 +3,12 @@
 #   pg_regress, isolation specs, TAP crash tests, pgTAP, and the DuckDB
 #   read-back.  On a fresh Debian bookworm machine, as root, it installs what
 #   is missing first.  Usage: scripts/test.sh [suite ...]
-#   (suites: regress isolation tap pgtap duckdb; default: all)
+#   (suites: regress isolation tap pgtap disk_full duckdb; default: all)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(regress isolation tap pgtap duckdb)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(regress isolation tap pgtap disk_full duckdb)
 PGXS_DIR=$(dirname "$(pg_config --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")/..
 
 passed=0
@@ -57,17 +57,22 @@ run_isolation() {
 run_tap() {
     (cd "$WORK_DIR/test" && as_pg_user env PATH="/usr/lib/postgresql/15/bin:$PATH" \
         PERL5LIB="$PGXS_DIR/test/perl" TESTDIR="$WORK_DIR/test" PG_REGRESS="$PGXS_DIR/test/regress/pg_regress" \
-        prove --timer -v t/)
+        prove --timer -v t/*.pl)
 }
 
 run_pgtap() {
     as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" psql -X -q -v ON_ERROR_STOP=1 -d postgres \
-        -c "CREATE DATABASE interactions_cron_pgtap" >/dev/null
+        -c "CREATE DATABASE interactions_cron_pgtap" \
+        -c "ALTER DATABASE interactions_cron_pgtap SET interactions_cron.export_dir = '$CLUSTER_DIR/pgtap_exports'" >/dev/null
     as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" psql -X -q -v ON_ERROR_STOP=1 -d interactions_cron_pgtap \
         -c "SET client_min_messages = warning" -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION interactions_cron" \
         -f "$WORK_DIR/reference/schema.sql" >/dev/null
     (cd "$WORK_DIR" && as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" \
         pg_prove -d interactions_cron_pgtap test/pgtap/*.sql)
+}
+
+run_disk_full() {
+    bash "$REPO_ROOT/test/disk_full.sh"
 }
 
 run_duckdb() {

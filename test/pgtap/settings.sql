@@ -1,0 +1,28 @@
+-- pgTAP: every setting, its default, and who may change it.
+BEGIN;
+LOAD 'interactions_cron';
+SELECT plan(10);
+
+SELECT results_eq(
+    $$SELECT name, boot_val, context FROM pg_settings WHERE name LIKE 'interactions_cron.%' ORDER BY name$$,
+    $$VALUES ('interactions_cron.batch_size', '10000', 'user'),
+             ('interactions_cron.debug_fault', 'none', 'superuser'),
+             ('interactions_cron.export_dir', '', 'superuser'),
+             ('interactions_cron.history_table', 'public.interaction_history', 'superuser'),
+             ('interactions_cron.tenants_table', 'public.tenants', 'superuser'),
+             ('interactions_cron.watermark_margin', '1000', 'superuser')$$,
+    'the settings, their defaults, and that those choosing files or relations are superuser-only');
+SELECT is((SELECT unit FROM pg_settings WHERE name = 'interactions_cron.watermark_margin'), 'ms',
+          'watermark_margin is in milliseconds');
+SELECT is((SELECT min_val::int FROM pg_settings WHERE name = 'interactions_cron.batch_size'), 1,
+          'batch_size is at least 1');
+SELECT throws_ok($$SET interactions_cron.export_dir = 'relative'$$, '22023', NULL, 'export_dir must be absolute');
+SELECT lives_ok($$SET interactions_cron.export_dir = ''$$, 'an empty export_dir means the data directory');
+SELECT throws_ok($$SET interactions_cron.tenants_table = 'tenants'$$, '22023', NULL, 'table names must be schema-qualified');
+SELECT lives_ok($$SET interactions_cron.tenants_table = '"Odd Schema"."Odd.Table"'$$, 'quoted names are accepted');
+SELECT throws_ok($$SET interactions_cron.watermark_margin = -1$$, '22023', NULL, 'the margin cannot be negative');
+SELECT throws_ok($$SET interactions_cron.debug_fault = 'crash'$$, '22023', NULL, 'unknown fault names are refused');
+SELECT throws_ok($$SET interactions_cron.typo = 1$$, '42602', NULL, 'the interactions_cron prefix is reserved');
+
+SELECT * FROM finish();
+ROLLBACK;
