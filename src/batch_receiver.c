@@ -54,6 +54,7 @@ CommitOpenFile(BatchReceiver *receiver)
 		return;
 
 	BatchFileCommit(receiver->openFile);
+	pfree(receiver->openFile);
 	receiver->openFile = NULL;
 	InjectFaultAfterWrite(llast(receiver->relativePaths));
 }
@@ -184,13 +185,14 @@ ReceiverDestroy(DestReceiver *self)
 
 /*
  * CreateBatchReceiver returns a receiver for one tenant's batch.  It and its
- * files live in the current (per-tenant) memory context, not in the
- * executor's, which is gone by the time the last file is committed.
+ * files live in batchContext (per tenant), not in the executor's context,
+ * which is gone by the time the last file is committed.
  */
 BatchReceiver *
-CreateBatchReceiver(const char *exportRoot, const char *escapedTenantId, bool dryRun)
+CreateBatchReceiver(MemoryContext batchContext, const char *exportRoot,
+					const char *escapedTenantId, bool dryRun)
 {
-	BatchReceiver *receiver = palloc0(sizeof(BatchReceiver));
+	BatchReceiver *receiver = MemoryContextAllocZero(batchContext, sizeof(BatchReceiver));
 
 	receiver->pub.receiveSlot = ReceiveRow;
 	receiver->pub.rStartup = ReceiverStartup;
@@ -200,8 +202,8 @@ CreateBatchReceiver(const char *exportRoot, const char *escapedTenantId, bool dr
 	receiver->exportRoot = exportRoot;
 	receiver->escapedTenantId = escapedTenantId;
 	receiver->dryRun = dryRun;
-	receiver->batchContext = CurrentMemoryContext;
-	receiver->rowContext = AllocSetContextCreate(CurrentMemoryContext,
+	receiver->batchContext = batchContext;
+	receiver->rowContext = AllocSetContextCreate(batchContext,
 												 "interactions_cron row",
 												 ALLOCSET_DEFAULT_SIZES);
 	return receiver;

@@ -37,6 +37,8 @@ static SPIPlanPtr resetPlan = NULL;
 
 /*
  * PreparedPlan returns the saved plan for sql, preparing it on first use.
+ * Like every SPI call, preparing leaves SPI's procedure context current:
+ * callers that allocate afterwards save and restore their own.
  */
 static SPIPlanPtr
 PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
@@ -62,11 +64,7 @@ PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
 static void
 ExecuteChange(SPIPlanPtr plan, Datum *values, const char *nulls)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
 	int			result = SPI_execute_plan(plan, values, nulls, false, 0);
-
-	/* SPI leaves its own procedure context current; go back to the caller's. */
-	MemoryContextSwitchTo(callerContext);
 
 	if (result != SPI_OK_INSERT && result != SPI_OK_UPDATE)
 		elog(ERROR, "could not update export checkpoint: %s",
@@ -105,6 +103,7 @@ TryLockTenant(const char *tenantId)
 CheckpointPosition
 CheckpointRead(const char *tenantId)
 {
+	MemoryContext callerContext = CurrentMemoryContext;
 	Oid			argumentTypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(tenantId)};
 	SPIPlanPtr	plan = PreparedPlan(&readPlan,
@@ -113,7 +112,6 @@ CheckpointRead(const char *tenantId)
 									" WHERE tenant_id = $1",
 									1, argumentTypes);
 	CheckpointPosition position = CheckpointStart;
-	MemoryContext callerContext = CurrentMemoryContext;
 	int			result = SPI_execute_plan(plan, values, NULL, false, 1);
 	bool		isNull;
 
@@ -144,6 +142,7 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 						int64 rowsExported, int64 filesWritten,
 						const char *lastFile)
 {
+	MemoryContext callerContext = CurrentMemoryContext;
 	Oid			argumentTypes[6] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, INT8OID, INT8OID};
 	Datum		values[6] = {
 		CStringGetTextDatum(tenantId),
@@ -170,6 +169,7 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 									6, argumentTypes);
 
 	ExecuteChange(plan, values, NULL);
+	MemoryContextSwitchTo(callerContext);
 }
 
 /*
@@ -179,6 +179,7 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 void
 CheckpointRecordFailure(const char *tenantId, const char *error)
 {
+	MemoryContext callerContext = CurrentMemoryContext;
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(error)};
 	SPIPlanPtr	plan = PreparedPlan(&failurePlan,
@@ -191,6 +192,7 @@ CheckpointRecordFailure(const char *tenantId, const char *error)
 									2, argumentTypes);
 
 	ExecuteChange(plan, values, NULL);
+	MemoryContextSwitchTo(callerContext);
 }
 
 /*

@@ -143,7 +143,7 @@ ExportTenantBatch(ExportRun *run, TenantOutcome *outcome, BatchReceiver **receiv
 {
 	const char *tenantId = outcome->tenant->id;
 	CheckpointPosition from = CheckpointRead(tenantId);
-	BatchReceiver *receiver = CreateBatchReceiver(run->exportRoot,
+	BatchReceiver *receiver = CreateBatchReceiver(run->tenantContext, run->exportRoot,
 												  HiveEscapePathSegment(tenantId),
 												  run->dryRun);
 	MemoryContext tenantContext;

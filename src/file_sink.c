@@ -156,6 +156,10 @@ BatchFileCommit(BatchFile *file)
 	file->fd = -1;
 
 	durable_rename(file->temporaryPath, file->finalPath, ERROR);
+
+	/* A batch can span many days: do not keep every day's buffer. */
+	pfree(file->buffer.data);
+	file->buffer.data = NULL;
 }
 
 /*

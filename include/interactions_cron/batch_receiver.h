@@ -36,7 +36,8 @@ typedef struct BatchReceiver
 	CheckpointPosition lastRow;
 } BatchReceiver;
 
-extern BatchReceiver *CreateBatchReceiver(const char *exportRoot,
+extern BatchReceiver *CreateBatchReceiver(MemoryContext batchContext,
+										  const char *exportRoot,
 										  const char *escapedTenantId,
 										  bool dryRun);
 extern void BatchReceiverFinish(BatchReceiver *receiver);
