@@ -7,12 +7,16 @@ OBJS = \
 	src/relations.o \
 	src/tenants.o \
 	src/watermark.o \
+	src/locks.o \
 	src/checkpoint.o \
 	src/hive_path.o \
 	src/ndjson.o \
 	src/file_sink.o \
 	src/batch_receiver.o \
-	src/export.o
+	src/export.o \
+	src/run_history.o \
+	src/partitions.o \
+	src/cleanup.o
 
 DATA = $(wildcard sql/install/$(EXTENSION)--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server)

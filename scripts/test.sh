@@ -3,12 +3,12 @@
 #   pg_regress, isolation specs, TAP crash tests, pgTAP, and the DuckDB
 #   read-back.  On a fresh Debian bookworm machine, as root, it installs what
 #   is missing first.  Usage: scripts/test.sh [suite ...]
-#   (suites: regress isolation tap pgtap disk_full duckdb; default: all)
+#   (suites: regress isolation tap pgtap disk_full duckdb pg_cron; default: all)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(regress isolation tap pgtap disk_full duckdb)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(regress isolation tap pgtap disk_full duckdb pg_cron)
 PGXS_DIR=$(dirname "$(pg_config --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")/..
 
 passed=0
@@ -75,6 +75,10 @@ run_disk_full() {
     bash "$REPO_ROOT/test/disk_full.sh"
 }
 
+run_pg_cron() {
+    bash "$REPO_ROOT/test/pg_cron_e2e.sh"
+}
+
 run_duckdb() {
     ensure_duckdb
     bash "$REPO_ROOT/test/duckdb/readback.sh"
@@ -84,7 +88,8 @@ main() {
     ensure_packages
     build_and_install
     prepare_work_dir
-    start_cluster "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'postgres'"
+    start_cluster "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'postgres'" \
+        "cron.use_background_workers = on" "max_worker_processes = 16"
 
     for suite in "${SUITES[@]}"; do
         log "suite: $suite"

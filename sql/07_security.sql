@@ -23,6 +23,7 @@ RESET ROLE;
 GRANT USAGE ON SCHEMA interactions_cron TO ic_operator;
 GRANT EXECUTE ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) TO ic_operator;
 GRANT SELECT, INSERT, UPDATE ON interactions_cron.export_checkpoints TO ic_operator;
+GRANT INSERT ON interactions_cron.job_runs TO ic_operator;
 GRANT SELECT ON public.tenants, public.interaction_history TO ic_operator;
 SET ROLE ic_operator;
 SELECT tenant_id, exported, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());

@@ -16,16 +16,13 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/checkpoint.h"
+#include "interactions_cron/locks.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/tenants.h"
-
-/* First field of the tenant advisory lock, as seen in pg_locks.classid. */
-#define TENANT_LOCK_CLASS 20260330
 
 /* Before every row: created_at -infinity, smallest bigint. */
 const CheckpointPosition CheckpointStart = {DT_NOBEGIN, PG_INT64_MIN};
@@ -72,28 +69,17 @@ ExecuteChange(SPIPlanPtr plan, Datum *values, const char *nulls)
 }
 
 /*
- * TenantLockTag fills in the advisory lock tag of one tenant in this database.
+ * LockTenant takes the tenant's lock until the end of the transaction; without
+ * wait it returns false at once when another export or reset holds it.  The
+ * key is hashtext(tenant_id), so DBAs can find it in pg_locks.
  */
-static void
-TenantLockTag(LOCKTAG *tag, const char *tenantId)
+bool
+LockTenant(const char *tenantId, bool wait)
 {
 	uint32		key = DatumGetUInt32(hash_any((const unsigned char *) tenantId,
 											  strlen(tenantId)));
 
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, TENANT_LOCK_CLASS, key, 2);
-}
-
-/*
- * TryLockTenant takes the tenant's lock until the end of the transaction
- * without waiting; false means another export or reset holds it.
- */
-bool
-TryLockTenant(const char *tenantId)
-{
-	LOCKTAG		tag;
-
-	TenantLockTag(&tag, tenantId);
-	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+	return AcquireAdvisoryXactLock(TENANT_LOCK_CLASS, key, wait);
 }
 
 /*
@@ -228,7 +214,6 @@ reset_checkpoint(PG_FUNCTION_ARGS)
 	CheckpointPosition target = CheckpointStart;
 	Oid			argumentTypes[3] = {TEXTOID, TIMESTAMPTZOID, INT8OID};
 	Datum		values[3];
-	LOCKTAG		tag;
 	ConfiguredTable tenants;
 
 	if (PG_ARGISNULL(0))
@@ -244,8 +229,7 @@ reset_checkpoint(PG_FUNCTION_ARGS)
 
 	tenants = ResolveTenantsTable();
 	RequireTenant(&tenants, tenantId, false);
-	TenantLockTag(&tag, tenantId);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	(void) LockTenant(tenantId, true);
 	RequireBackwardMove(tenantId, target);
 
 	values[0] = CStringGetTextDatum(tenantId);

@@ -31,6 +31,7 @@
 #include "interactions_cron/hive_path.h"
 #include "interactions_cron/ndjson.h"
 #include "interactions_cron/relations.h"
+#include "interactions_cron/run_history.h"
 #include "interactions_cron/tenants.h"
 #include "interactions_cron/watermark.h"
 
@@ -337,7 +338,7 @@ ExportTenants(ExportRun *run, List *tenants)
 
 		if (!tenant->hasPendingRows)
 			continue;
-		if (!run->dryRun && !TryLockTenant(tenant->id))
+		if (!run->dryRun && !LockTenant(tenant->id, false))
 		{
 			outcome->skipped = true;
 			continue;
@@ -347,15 +348,12 @@ ExportTenants(ExportRun *run, List *tenants)
 	return outcomes;
 }
 
-PG_FUNCTION_INFO_V1(export_interactions);
-
 /*
- * export_interactions(batch_size, tenant_id, dry_run) exports the rows of
- * every active tenant (or one) created since its checkpoint and returns the
- * run's summary as jsonb.
+ * ExportBody exports the rows of every active tenant (or one) created since
+ * its checkpoint and returns the run's summary.
  */
-Datum
-export_interactions(PG_FUNCTION_ARGS)
+static Jsonb *
+ExportBody(FunctionCallInfo fcinfo)
 {
 	ExportRun	run;
 	char	   *onlyTenantId = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -400,5 +398,17 @@ export_interactions(PG_FUNCTION_ARGS)
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
 
-	PG_RETURN_JSONB_P(result);
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(export_interactions);
+
+/*
+ * export_interactions(batch_size, tenant_id, dry_run) runs the export and
+ * records the call in interactions_cron.job_runs.
+ */
+Datum
+export_interactions(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(RunRecordedJob("export", ExportBody, fcinfo));
 }

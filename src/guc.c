@@ -9,9 +9,11 @@
 
 #include <limits.h>
 
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "parser/scansup.h"
 #include "utils/varlena.h"
 
 #include "interactions_cron/guc.h"
@@ -22,6 +24,14 @@ char	   *HistoryTableSetting = NULL;
 int			DefaultBatchSize = 10000;
 int			WatermarkMarginMs = 1000;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
+char	   *SuppressionsTableSetting = NULL;
+char	   *SummariesTableSetting = NULL;
+char	   *PartitionedTablesSetting = NULL;
+int			SummaryRetentionDays = 365;
+int			PremakeMonths = 3;
+int			RunHistoryRetentionDays = 30;
+int			CleanupBatchSize = 10000;
+int			PartitionLockTimeoutMs = 2000;
 
 static const struct config_enum_entry debug_fault_options[] = {
 	{"none", DEBUG_FAULT_NONE, false},
@@ -68,6 +78,72 @@ CheckQualifiedTableName(char **newval, void **extra, GucSource source)
 	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
 	GUC_check_errmsg("\"%s\" is not a schema-qualified table name", *newval);
 	GUC_check_errhint("Write the name as schema.table, for example public.tenants.");
+	return false;
+}
+
+/*
+ * SplitQualifiedNameList splits a comma-separated list of qualified names at
+ * the commas outside double quotes and trims each name; quoting is left in
+ * place for stringToQualifiedNameList.
+ */
+List *
+SplitQualifiedNameList(const char *rawList)
+{
+	List	   *names = NIL;
+	StringInfoData name;
+	bool		inQuotes = false;
+
+	initStringInfo(&name);
+	for (const char *p = rawList;; p++)
+	{
+		if (*p == '\0' || (*p == ',' && !inQuotes))
+		{
+			char	   *trimmed = name.data;
+			int			length = name.len;
+
+			while (length > 0 && scanner_isspace(trimmed[0]))
+				trimmed++, length--;
+			while (length > 0 && scanner_isspace(trimmed[length - 1]))
+				length--;
+			if (length > 0 || *p == ',')
+				names = lappend(names, pnstrdup(trimmed, length));
+			resetStringInfo(&name);
+			if (*p == '\0')
+				break;
+			continue;
+		}
+		if (*p == '"')
+			inQuotes = !inQuotes;
+		appendStringInfoChar(&name, *p);
+	}
+	return names;
+}
+
+/*
+ * CheckQualifiedTableList accepts a comma-separated list of schema-qualified
+ * table names, or an empty string for none.
+ */
+static bool
+CheckQualifiedTableList(char **newval, void **extra, GucSource source)
+{
+	List	   *names = SplitQualifiedNameList(*newval);
+	ListCell   *cell;
+	bool		valid = true;
+
+	foreach(cell, names)
+	{
+		char	   *rawName = pstrdup(lfirst(cell));
+		List	   *parts = NIL;
+
+		valid = valid && SplitIdentifierString(rawName, '.', &parts) && list_length(parts) == 2;
+	}
+
+	if (valid)
+		return true;
+
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("\"%s\" is not a list of schema-qualified table names", *newval);
+	GUC_check_errhint("Write the names as schema.table, separated by commas.");
 	return false;
 }
 
@@ -126,6 +202,70 @@ DefineSettings(void)
 							 debug_fault_options,
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("interactions_cron.suppressions_table",
+							   "Schema-qualified table of suppressions (expires_at).",
+							   NULL,
+							   &SuppressionsTableSetting,
+							   "public.suppressions",
+							   PGC_SUSET, 0,
+							   CheckQualifiedTableName, NULL, NULL);
+
+	DefineCustomStringVariable("interactions_cron.summaries_table",
+							   "Schema-qualified table of interaction summaries (period_type, period_start).",
+							   NULL,
+							   &SummariesTableSetting,
+							   "public.interaction_summaries",
+							   PGC_SUSET, 0,
+							   CheckQualifiedTableName, NULL, NULL);
+
+	DefineCustomStringVariable("interactions_cron.partitioned_tables",
+							   "Comma-separated tables whose monthly partitions cleanup() creates ahead.",
+							   "Empty means no partition maintenance.",
+							   &PartitionedTablesSetting,
+							   "public.interaction_history",
+							   PGC_SUSET, GUC_LIST_INPUT,
+							   CheckQualifiedTableList, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.summary_retention_days",
+							"Daily summaries whose period_start is more than this many days old are deleted.",
+							NULL,
+							&SummaryRetentionDays,
+							365, 1, 100000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.premake_months",
+							"Months after the current one whose partitions cleanup() creates.",
+							NULL,
+							&PremakeMonths,
+							3, 0, 120,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.run_history_retention_days",
+							"Rows of interactions_cron.job_runs older than this many days are pruned by cleanup().",
+							NULL,
+							&RunHistoryRetentionDays,
+							30, 1, 100000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.cleanup_batch_size",
+							"Rows deleted per statement by cleanup().",
+							NULL,
+							&CleanupBatchSize,
+							10000, 1, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.partition_lock_timeout",
+							"How long cleanup() waits for a lock to create a partition.",
+							NULL,
+							&PartitionLockTimeoutMs,
+							2000, 1, 600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("interactions_cron");
 }

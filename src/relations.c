@@ -22,6 +22,15 @@
 static const Oid TextTypes[] = {TEXTOID, VARCHAROID};
 static const Oid IntegerTypes[] = {INT2OID, INT4OID, INT8OID};
 static const Oid InstantTypes[] = {TIMESTAMPTZOID};
+static const Oid DateTypes[] = {DATEOID};
+
+/* One column of the data contract and the types it may have. */
+typedef struct ContractColumn
+{
+	const char *name;
+	const Oid  *acceptedTypes;
+	int			acceptedTypeCount;
+} ContractColumn;
 
 /*
  * ResolveConfiguredTable looks up the table a setting names and returns its
@@ -81,18 +90,35 @@ RequireColumn(const ConfiguredTable *table, const char *column,
 }
 
 /*
+ * ResolveContractTable resolves a configured table and checks each column
+ * of its part of the data contract.
+ */
+static ConfiguredTable
+ResolveContractTable(const char *settingName, const char *qualifiedName,
+					 const ContractColumn *columns, int columnCount)
+{
+	ConfiguredTable table = ResolveConfiguredTable(settingName, qualifiedName);
+
+	for (int i = 0; i < columnCount; i++)
+		RequireColumn(&table, columns[i].name, columns[i].acceptedTypes,
+					  columns[i].acceptedTypeCount);
+	return table;
+}
+
+/*
  * ResolveTenantsTable finds the tenants table and checks id, name and status.
  */
 ConfiguredTable
 ResolveTenantsTable(void)
 {
-	ConfiguredTable table = ResolveConfiguredTable("interactions_cron.tenants_table",
-												   TenantsTableSetting);
+	static const ContractColumn columns[] = {
+		{"id", TextTypes, lengthof(TextTypes)},
+		{"name", TextTypes, lengthof(TextTypes)},
+		{"status", TextTypes, lengthof(TextTypes)},
+	};
 
-	RequireColumn(&table, "id", TextTypes, lengthof(TextTypes));
-	RequireColumn(&table, "name", TextTypes, lengthof(TextTypes));
-	RequireColumn(&table, "status", TextTypes, lengthof(TextTypes));
-	return table;
+	return ResolveContractTable("interactions_cron.tenants_table", TenantsTableSetting,
+								columns, lengthof(columns));
 }
 
 /*
@@ -102,11 +128,42 @@ ResolveTenantsTable(void)
 ConfiguredTable
 ResolveHistoryTable(void)
 {
-	ConfiguredTable table = ResolveConfiguredTable("interactions_cron.history_table",
-												   HistoryTableSetting);
+	static const ContractColumn columns[] = {
+		{"id", IntegerTypes, lengthof(IntegerTypes)},
+		{"tenant_id", TextTypes, lengthof(TextTypes)},
+		{"created_at", InstantTypes, lengthof(InstantTypes)},
+	};
 
-	RequireColumn(&table, "id", IntegerTypes, lengthof(IntegerTypes));
-	RequireColumn(&table, "tenant_id", TextTypes, lengthof(TextTypes));
-	RequireColumn(&table, "created_at", InstantTypes, lengthof(InstantTypes));
-	return table;
+	return ResolveContractTable("interactions_cron.history_table", HistoryTableSetting,
+								columns, lengthof(columns));
+}
+
+/*
+ * ResolveSuppressionsTable finds the suppressions table and checks expires_at.
+ */
+ConfiguredTable
+ResolveSuppressionsTable(void)
+{
+	static const ContractColumn columns[] = {
+		{"expires_at", InstantTypes, lengthof(InstantTypes)},
+	};
+
+	return ResolveContractTable("interactions_cron.suppressions_table", SuppressionsTableSetting,
+								columns, lengthof(columns));
+}
+
+/*
+ * ResolveSummariesTable finds the summaries table and checks period_type and
+ * period_start.
+ */
+ConfiguredTable
+ResolveSummariesTable(void)
+{
+	static const ContractColumn columns[] = {
+		{"period_type", TextTypes, lengthof(TextTypes)},
+		{"period_start", DateTypes, lengthof(DateTypes)},
+	};
+
+	return ResolveContractTable("interactions_cron.summaries_table", SummariesTableSetting,
+								columns, lengthof(columns));
 }

@@ -16,7 +16,7 @@ typedef struct CheckpointPosition
 
 extern const CheckpointPosition CheckpointStart;
 
-extern bool TryLockTenant(const char *tenantId);
+extern bool LockTenant(const char *tenantId, bool wait);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
 extern void CheckpointRecordSuccess(const char *tenantId,
 									CheckpointPosition position,

@@ -5,6 +5,8 @@
 #ifndef INTERACTIONS_CRON_GUC_H
 #define INTERACTIONS_CRON_GUC_H
 
+#include "nodes/pg_list.h"
+
 /* Fault points used only by the crash and failure tests. */
 typedef enum DebugFault
 {
@@ -19,8 +21,17 @@ extern char *HistoryTableSetting;
 extern int	DefaultBatchSize;
 extern int	WatermarkMarginMs;
 extern int	DebugFaultSetting;
+extern char *SuppressionsTableSetting;
+extern char *SummariesTableSetting;
+extern char *PartitionedTablesSetting;
+extern int	SummaryRetentionDays;
+extern int	PremakeMonths;
+extern int	RunHistoryRetentionDays;
+extern int	CleanupBatchSize;
+extern int	PartitionLockTimeoutMs;
 
 extern void DefineSettings(void);
 extern char *ResolvedExportDirectory(void);
+extern List *SplitQualifiedNameList(const char *rawList);
 
 #endif

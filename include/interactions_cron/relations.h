@@ -18,5 +18,7 @@ extern void RequireColumn(const ConfiguredTable *table, const char *column,
 						  const Oid *acceptedTypes, int acceptedTypeCount);
 extern ConfiguredTable ResolveTenantsTable(void);
 extern ConfiguredTable ResolveHistoryTable(void);
+extern ConfiguredTable ResolveSuppressionsTable(void);
+extern ConfiguredTable ResolveSummariesTable(void);
 
 #endif

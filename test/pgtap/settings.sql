@@ -1,14 +1,22 @@
 -- pgTAP: every setting, its default, and who may change it.
 BEGIN;
 LOAD 'interactions_cron';
-SELECT plan(10);
+SELECT plan(14);
 
 SELECT results_eq(
     $$SELECT name, boot_val, context FROM pg_settings WHERE name LIKE 'interactions_cron.%' ORDER BY name$$,
     $$VALUES ('interactions_cron.batch_size', '10000', 'user'),
+             ('interactions_cron.cleanup_batch_size', '10000', 'superuser'),
              ('interactions_cron.debug_fault', 'none', 'superuser'),
              ('interactions_cron.export_dir', '', 'superuser'),
              ('interactions_cron.history_table', 'public.interaction_history', 'superuser'),
+             ('interactions_cron.partition_lock_timeout', '2000', 'superuser'),
+             ('interactions_cron.partitioned_tables', 'public.interaction_history', 'superuser'),
+             ('interactions_cron.premake_months', '3', 'superuser'),
+             ('interactions_cron.run_history_retention_days', '30', 'superuser'),
+             ('interactions_cron.summaries_table', 'public.interaction_summaries', 'superuser'),
+             ('interactions_cron.summary_retention_days', '365', 'superuser'),
+             ('interactions_cron.suppressions_table', 'public.suppressions', 'superuser'),
              ('interactions_cron.tenants_table', 'public.tenants', 'superuser'),
              ('interactions_cron.watermark_margin', '1000', 'superuser')$$,
     'the settings, their defaults, and that those choosing files or relations are superuser-only');
@@ -23,6 +31,11 @@ SELECT lives_ok($$SET interactions_cron.tenants_table = '"Odd Schema"."Odd.Table
 SELECT throws_ok($$SET interactions_cron.watermark_margin = -1$$, '22023', NULL, 'the margin cannot be negative');
 SELECT throws_ok($$SET interactions_cron.debug_fault = 'crash'$$, '22023', NULL, 'unknown fault names are refused');
 SELECT throws_ok($$SET interactions_cron.typo = 1$$, '42602', NULL, 'the interactions_cron prefix is reserved');
+SELECT throws_ok($$SET interactions_cron.partitioned_tables = 'public.a, b'$$, '22023', NULL,
+                 'every partitioned table must be schema-qualified');
+SELECT lives_ok($$SET interactions_cron.partitioned_tables = 'public.a, "X".b'$$, 'a list of qualified names is accepted');
+SELECT lives_ok($$SET interactions_cron.partitioned_tables = ''$$, 'an empty list turns partition maintenance off');
+SELECT throws_ok($$SET interactions_cron.summary_retention_days = 0$$, '22023', NULL, 'retention is at least one day');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -1,0 +1,231 @@
+/*
+ * cleanup.c
+ *	  interactions_cron.cleanup(): retention of suppressions, daily summaries
+ *	  and run history, and partition maintenance, in one transaction.
+ *
+ * Deletes run leaf table by leaf table in statements of at most
+ * interactions_cron.cleanup_batch_size rows, found through an index on the
+ * retention column and deleted by ctid, so no statement's work grows with the
+ * backlog.  Everything commits together: a real failure raises an error and
+ * deletes nothing.  A second cleanup while one is running returns at once
+ * with status "skipped".
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "interactions_cron/guc.h"
+#include "interactions_cron/locks.h"
+#include "interactions_cron/partitions.h"
+#include "interactions_cron/relations.h"
+#include "interactions_cron/run_history.h"
+
+/* objid of cleanup()'s advisory lock: one cleanup per database at a time. */
+#define CLEANUP_LOCK_KEY 1
+
+/* What one cleanup call did. */
+typedef struct CleanupCounts
+{
+	int64		expiredSuppressions;
+	int64		oldDailySummaries;
+	int			partitionsEnsured;
+	int64		oldRunHistory;
+	List	   *warnings;
+} CleanupCounts;
+
+/*
+ * LeafRelations returns the quoted names of a table's leaf partitions, or the
+ * table itself when it is not partitioned (pg_partition_tree() then returns
+ * no rows).
+ */
+static List *
+LeafRelations(const ConfiguredTable *table)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	Oid			argumentTypes[1] = {REGCLASSOID};
+	Datum		values[1] = {ObjectIdGetDatum(table->relid)};
+	List	   *leaves = NIL;
+	int			code = SPI_execute_with_args("SELECT pg_catalog.quote_ident(n.nspname) || '.' ||"
+											 "       pg_catalog.quote_ident(c.relname)"
+											 " FROM pg_catalog.pg_partition_tree($1) t"
+											 " JOIN pg_catalog.pg_class c ON c.oid = t.relid"
+											 " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+											 " WHERE t.isleaf ORDER BY 1",
+											 1, argumentTypes, values, NULL, true, 0);
+
+	if (code != SPI_OK_SELECT)
+		elog(ERROR, "could not list partitions: %s", SPI_result_code_string(code));
+
+	MemoryContextSwitchTo(callerContext);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		leaves = lappend(leaves, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	SPI_freetuptable(SPI_tuptable);
+	return leaves != NIL ? leaves : list_make1(table->quotedName);
+}
+
+/*
+ * DeleteInBatches deletes the rows of every leaf of table matching condition
+ * (which may use $1, of type conditionType) in bounded statements, and
+ * returns how many it deleted.
+ */
+static int64
+DeleteInBatches(const ConfiguredTable *table, const char *condition,
+				Oid conditionType, Datum conditionValue)
+{
+	List	   *leaves = LeafRelations(table);
+	ListCell   *cell;
+	Oid			argumentTypes[2] = {conditionType, INT4OID};
+	Datum		values[2] = {conditionValue, Int32GetDatum(CleanupBatchSize)};
+	int64		deleted = 0;
+
+	foreach(cell, leaves)
+	{
+		char	   *leaf = lfirst(cell);
+		char	   *sql = psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
+								   "SELECT ctid FROM %s t WHERE %s LIMIT $2))",
+								   leaf, leaf, condition);
+		SPIPlanPtr	plan = SPI_prepare(sql, 2, argumentTypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+
+		for (;;)
+		{
+			int			code = SPI_execute_plan(plan, values, NULL, false, 0);
+
+			if (code != SPI_OK_DELETE)
+				elog(ERROR, "could not delete from %s: %s", leaf, SPI_result_code_string(code));
+			deleted += SPI_processed;
+			if (SPI_processed < (uint64) CleanupBatchSize)
+				break;
+			CHECK_FOR_INTERRUPTS();
+		}
+		SPI_freeplan(plan);
+	}
+	return deleted;
+}
+
+/*
+ * UtcDateDaysAgo returns the UTC calendar date `days` days before now.
+ */
+static DateADT
+UtcDateDaysAgo(TimestampTz now, int days)
+{
+	return DatumGetDateADT(DirectFunctionCall1(timestamp_date,
+											   DirectFunctionCall2(timestamptz_zone,
+																   CStringGetTextDatum("UTC"),
+																   TimestampTzGetDatum(now)))) - days;
+}
+
+/*
+ * AppendTimestampMs writes an instant the way the seed does:
+ * "2026-03-30T02:00:00.000Z".
+ */
+static void
+AppendTimestampMs(StringInfo json, TimestampTz value)
+{
+	struct pg_tm tm;
+	fsec_t		fractionUs;
+
+	if (timestamp2tm(value, NULL, &tm, &fractionUs, NULL, NULL) != 0)
+		elog(ERROR, "timestamp out of range");
+	appendStringInfo(json, "\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"",
+					 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+					 (int) (fractionUs / 1000));
+}
+
+/*
+ * CleanupResultJson builds the seed's summary, with warnings when any and a
+ * reason when skipped.
+ */
+static Jsonb *
+CleanupResultJson(const char *status, const CleanupCounts *counts, TimestampTz startedAt)
+{
+	StringInfoData json;
+	ListCell   *cell;
+
+	initStringInfo(&json);
+	appendStringInfo(&json, "{\"status\": \"%s\", \"cleaned\": {\"expiredSuppressions\": " INT64_FORMAT
+					 ", \"oldDailySummaries\": " INT64_FORMAT ", \"partitionsEnsured\": %d"
+					 ", \"oldRunHistory\": " INT64_FORMAT "}, \"timestamp\": ",
+					 status, counts->expiredSuppressions, counts->oldDailySummaries,
+					 counts->partitionsEnsured, counts->oldRunHistory);
+	AppendTimestampMs(&json, startedAt);
+	if (strcmp(status, "skipped") == 0)
+		appendStringInfoString(&json, ", \"reason\": \"another cleanup is running in this database\"");
+	if (counts->warnings != NIL)
+	{
+		appendStringInfoString(&json, ", \"warnings\": [");
+		foreach(cell, counts->warnings)
+		{
+			if (foreach_current_index(cell) > 0)
+				appendStringInfoString(&json, ", ");
+			escape_json(&json, lfirst(cell));
+		}
+		appendStringInfoChar(&json, ']');
+	}
+	appendStringInfoChar(&json, '}');
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
+}
+
+/*
+ * CleanupBody does the cleanup's work and returns its summary.
+ */
+static Jsonb *
+CleanupBody(FunctionCallInfo fcinfo)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	CleanupCounts counts;
+	ConfiguredTable suppressions;
+	ConfiguredTable summaries;
+	ConfiguredTable runHistory;
+
+	memset(&counts, 0, sizeof(counts));
+	if (!AcquireAdvisoryXactLock(CLEANUP_LOCK_CLASS, CLEANUP_LOCK_KEY, false))
+		return CleanupResultJson("skipped", &counts, now);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	suppressions = ResolveSuppressionsTable();
+	summaries = ResolveSummariesTable();
+	runHistory = ResolveConfiguredTable("interactions_cron.job_runs", "interactions_cron.job_runs");
+
+	counts.expiredSuppressions =
+		DeleteInBatches(&suppressions, "t.expires_at < $1", TIMESTAMPTZOID, TimestampTzGetDatum(now));
+	counts.oldDailySummaries =
+		DeleteInBatches(&summaries, "t.period_type = 'daily' AND t.period_start < $1", DATEOID,
+						DateADTGetDatum(UtcDateDaysAgo(now, SummaryRetentionDays)));
+	counts.partitionsEnsured = EnsureMonthlyPartitions(now, &counts.warnings);
+	counts.oldRunHistory =
+		DeleteInBatches(&runHistory, "t.started_at < $1", TIMESTAMPTZOID,
+						TimestampTzGetDatum(now - (TimestampTz) RunHistoryRetentionDays * USECS_PER_DAY));
+
+	MemoryContextSwitchTo(callerContext);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+
+	return CleanupResultJson("ok", &counts, now);
+}
+
+PG_FUNCTION_INFO_V1(cleanup);
+
+/*
+ * cleanup() deletes expired suppressions, old daily summaries and old run
+ * history, creates the coming months' partitions, and returns the summary.
+ */
+Datum
+cleanup(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_JSONB_P(RunRecordedJob("cleanup", CleanupBody, fcinfo));
+}

@@ -1,0 +1,226 @@
+/*
+ * run_history.c
+ *	  Recording every call of export_interactions() and cleanup() in
+ *	  interactions_cron.job_runs, whoever made it (a DBA, pg_cron, HTTP).
+ *
+ * A finished call inserts its row in the caller's transaction, so the row
+ * lives and dies with the work it describes.  A call that raises an error
+ * cannot do that: its transaction is about to abort.  Its row is written by a
+ * short-lived background worker in a transaction of its own, as pg_cron does
+ * for job_run_details, and then the error is raised again.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "interactions_cron/run_history.h"
+
+#define INSERT_RUN_SQL \
+	"INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok, result, error)" \
+	" VALUES ($1, $2, pg_catalog.clock_timestamp(), $3, $4, $5)"
+
+/* A failed run handed to the recording worker through shared memory. */
+typedef struct FailedRun
+{
+	Oid			databaseId;
+	Oid			userId;
+	TimestampTz startedAt;
+	char		jobName[NAMEDATALEN];
+	char		error[FLEXIBLE_ARRAY_MEMBER];
+} FailedRun;
+
+PGDLLEXPORT void RecordFailedRunMain(Datum argument);
+
+/*
+ * InsertRunRow inserts one job_runs row through SPI in the current
+ * transaction; summary and error may be NULL.
+ */
+static void
+InsertRunRow(const char *jobName, TimestampTz startedAt, bool ok,
+			 Jsonb *summary, const char *error)
+{
+	Oid			argumentTypes[5] = {TEXTOID, TIMESTAMPTZOID, BOOLOID, JSONBOID, TEXTOID};
+	Datum		values[5] = {
+		CStringGetTextDatum(jobName),
+		TimestampTzGetDatum(startedAt),
+		BoolGetDatum(ok),
+		summary ? JsonbPGetDatum(summary) : (Datum) 0,
+		error ? CStringGetTextDatum(error) : (Datum) 0
+	};
+	char		nulls[5] = {' ', ' ', ' ', summary ? ' ' : 'n', error ? ' ' : 'n'};
+	int			code;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	code = SPI_execute_with_args(INSERT_RUN_SQL, 5, argumentTypes, values, nulls, false, 0);
+	if (code != SPI_OK_INSERT)
+		elog(ERROR, "could not record the run of %s: %s", jobName, SPI_result_code_string(code));
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+}
+
+/*
+ * RecordFailedRunMain is the background worker that writes a failed run's
+ * row and commits it, independently of the failing transaction.
+ */
+void
+RecordFailedRunMain(Datum argument)
+{
+	dsm_segment *segment;
+	FailedRun  *run;
+
+	BackgroundWorkerUnblockSignals();
+	CurrentResourceOwner = ResourceOwnerCreate(NULL, "interactions_cron run recorder");
+	segment = dsm_attach(DatumGetUInt32(argument));
+	if (segment == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("interactions_cron run recorder could not attach to its shared memory")));
+	run = dsm_segment_address(segment);
+
+	BackgroundWorkerInitializeConnectionByOid(run->databaseId, run->userId, 0);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "recording a failed interactions_cron run");
+
+	InsertRunRow(run->jobName, run->startedAt, false, NULL, run->error);
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	dsm_detach(segment);
+}
+
+/*
+ * RecordFailedRun starts the recording worker for a failed run and waits for
+ * it.  Without a free worker slot the run is only logged: the job's own
+ * error, raised next, matters more than its history row.
+ */
+static void
+RecordFailedRun(const char *jobName, TimestampTz startedAt, const char *error)
+{
+	Size		errorLength = strlen(error) + 1;
+	dsm_segment *segment = dsm_create(offsetof(FailedRun, error) + errorLength, 0);
+	FailedRun  *run = dsm_segment_address(segment);
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	run->databaseId = MyDatabaseId;
+	/* The caller's role may be NOLOGIN (reached by SET ROLE); the row is the extension's. */
+	run->userId = BOOTSTRAP_SUPERUSERID;
+	run->startedAt = startedAt;
+	strlcpy(run->jobName, jobName, sizeof(run->jobName));
+	memcpy(run->error, error, errorLength);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "interactions_cron", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "RecordFailedRunMain", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "interactions_cron run recorder");
+	strlcpy(worker.bgw_type, "interactions_cron run recorder", BGW_MAXLEN);
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(segment));
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not record the failed %s run in interactions_cron.job_runs", jobName),
+				 errhint("Raise max_worker_processes.")));
+	else if (WaitForBackgroundWorkerShutdown(handle) != BGWH_STOPPED)
+		ereport(WARNING,
+				(errmsg("the recorder of the failed %s run did not finish", jobName)));
+
+	dsm_detach(segment);
+}
+
+/*
+ * JsonbFlag says whether the summary's top-level key holds the scalar text
+ * expected (true, "ok", ...).
+ */
+bool
+JsonbFlag(Jsonb *summary, const char *key, const char *expected)
+{
+	JsonbValue	keyValue;
+	JsonbValue *found;
+	char	   *text;
+
+	keyValue.type = jbvString;
+	keyValue.val.string.val = (char *) key;
+	keyValue.val.string.len = strlen(key);
+	found = findJsonbValueFromContainer(&summary->root, JB_FOBJECT, &keyValue);
+	if (found == NULL)
+		return false;
+	if (found->type == jbvBool)
+		text = found->val.boolean ? "true" : "false";
+	else if (found->type == jbvString)
+		text = pnstrdup(found->val.string.val, found->val.string.len);
+	else
+		return false;
+	return strcmp(text, expected) == 0;
+}
+
+/*
+ * RunRecordedJob runs a job's body in a subtransaction and records the call:
+ * on success in the caller's transaction, on error through the recording
+ * worker before the error is raised again (with the body's work undone).
+ */
+Jsonb *
+RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	ResourceOwner callerOwner = CurrentResourceOwner;
+	TimestampTz startedAt = GetCurrentTimestamp();
+	Jsonb	   *summary = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(callerContext);
+
+	PG_TRY();
+	{
+		summary = body(fcinfo);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(callerContext);
+		CurrentResourceOwner = callerOwner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(callerContext);
+		error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(callerContext);
+		CurrentResourceOwner = callerOwner;
+
+		HOLD_INTERRUPTS();
+		RecordFailedRun(jobName, startedAt, error->message);
+		RESUME_INTERRUPTS();
+		ReThrowError(error);
+	}
+	PG_END_TRY();
+
+	InsertRunRow(jobName, startedAt,
+				 JsonbFlag(summary, "ok", "true") || JsonbFlag(summary, "status", "ok") ||
+				 JsonbFlag(summary, "status", "skipped"),
+				 summary, NULL);
+	MemoryContextSwitchTo(callerContext);
+	return summary;
+}
