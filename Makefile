@@ -34,7 +34,18 @@ include $(PGXS)
 # PGXS does not track header dependencies; a struct change must rebuild all.
 $(OBJS): $(wildcard $(srcdir)/include/interactions_cron/*.h)
 
-.PHONY: test demo bench
+# The optional HTTP shim is built and installed along with the extension.
+all: http-shim
+install: install-http-shim
+clean: clean-http-shim
+http-shim:
+	$(MAKE) -C $(srcdir)/http PG_CONFIG=$(PG_CONFIG)
+install-http-shim: http-shim
+	$(MAKE) -C $(srcdir)/http install PG_CONFIG=$(PG_CONFIG)
+clean-http-shim:
+	$(MAKE) -C $(srcdir)/http clean
+
+.PHONY: test demo bench http-shim install-http-shim clean-http-shim
 test:
 	scripts/test.sh
 demo:

@@ -3,12 +3,12 @@
 #   pg_regress, isolation specs, TAP crash tests, pgTAP, and the DuckDB
 #   read-back.  On a fresh Debian bookworm machine, as root, it installs what
 #   is missing first.  Usage: scripts/test.sh [suite ...]
-#   (suites: regress isolation tap pgtap disk_full duckdb pg_cron; default: all)
+#   (suites: regress isolation tap pgtap disk_full duckdb http pg_cron; default: all)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(regress isolation tap pgtap disk_full duckdb pg_cron)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(regress isolation tap pgtap disk_full duckdb http pg_cron)
 PGXS_DIR=$(dirname "$(pg_config --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")/..
 
 passed=0
@@ -77,6 +77,10 @@ run_disk_full() {
 
 run_pg_cron() {
     bash "$REPO_ROOT/test/pg_cron_e2e.sh"
+}
+
+run_http() {
+    bash "$REPO_ROOT/test/http_shim.sh"
 }
 
 run_duckdb() {
