@@ -8,6 +8,7 @@ OBJS = \
 	src/tenants.o \
 	src/watermark.o \
 	src/locks.o \
+	src/subtransaction.o \
 	src/checkpoint.o \
 	src/hive_path.o \
 	src/ndjson.o \

@@ -32,6 +32,7 @@
 #include "interactions_cron/ndjson.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/run_history.h"
+#include "interactions_cron/subtransaction.h"
 #include "interactions_cron/tenants.h"
 #include "interactions_cron/watermark.h"
 
@@ -188,6 +189,26 @@ RecordTenantFailure(ExportRun *run, TenantOutcome *outcome, ErrorData *error)
 		CheckpointRecordFailure(outcome->tenant->id, error->message);
 }
 
+/* One tenant's export, as run inside its subtransaction. */
+typedef struct TenantExportCall
+{
+	ExportRun  *run;
+	TenantOutcome *outcome;
+	BatchReceiver *receiver;	/* set once created: names a half-written file */
+} TenantExportCall;
+
+/*
+ * ExportTenantCall is the body of a tenant's subtransaction.
+ */
+static void
+ExportTenantCall(void *argument)
+{
+	TenantExportCall *call = argument;
+
+	MemoryContextSwitchTo(call->run->tenantContext);
+	ExportTenantBatch(call->run, call->outcome, &call->receiver);
+}
+
 /*
  * ExportTenant exports one tenant in a subtransaction, so that its failure
  * rolls back only its own work.  A cancel or timeout still ends the run.
@@ -195,44 +216,19 @@ RecordTenantFailure(ExportRun *run, TenantOutcome *outcome, ErrorData *error)
 static void
 ExportTenant(ExportRun *run, TenantOutcome *outcome)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
-	ResourceOwner callerOwner = CurrentResourceOwner;
-	BatchReceiver *volatile receiver = NULL;
+	TenantExportCall call = {run, outcome, NULL};
+	ErrorData  *error = RunInSubtransaction(ExportTenantCall, &call);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(run->tenantContext);
-
-	PG_TRY();
+	if (error != NULL)
 	{
-		ExportTenantBatch(run, outcome, (BatchReceiver **) &receiver);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(callerContext);
-		CurrentResourceOwner = callerOwner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *error;
-		const char *temporaryPath;
+		const char *temporaryPath = call.receiver ? BatchReceiverTemporaryPath(call.receiver) : NULL;
 
-		MemoryContextSwitchTo(run->runContext);
-		error = CopyErrorData();
-		FlushErrorState();
-
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(callerContext);
-		CurrentResourceOwner = callerOwner;
-
-		temporaryPath = receiver ? BatchReceiverTemporaryPath(receiver) : NULL;
 		if (temporaryPath != NULL)
 			BatchFileRemoveTemporary(temporaryPath);
-
 		if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			ReThrowError(error);
-
 		RecordTenantFailure(run, outcome, error);
 	}
-	PG_END_TRY();
-
 	MemoryContextReset(run->tenantContext);
 }
 

@@ -35,6 +35,7 @@
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/partitions.h"
+#include "interactions_cron/subtransaction.h"
 
 /* A table cleanup() keeps partitioned, once checked. */
 typedef struct MonthlyTable
@@ -151,56 +152,44 @@ MonthStartLiteral(int year, int month, Oid keyType)
 }
 
 /*
- * CreatePartition runs the CREATE TABLE ... PARTITION OF in a subtransaction.  It returns true when the partition was
- * created, false (with a warning) when the table's state does not allow it.
+ * ExecuteDdl is the body of a partition's subtransaction.
+ */
+static void
+ExecuteDdl(void *argument)
+{
+	int			code = SPI_execute((const char *) argument, false, 0);
+
+	if (code != SPI_OK_UTILITY)
+		elog(ERROR, "could not create partition: %s", SPI_result_code_string(code));
+}
+
+/*
+ * CreatePartition runs the CREATE TABLE ... PARTITION OF in a subtransaction.
+ * It returns true when the partition was created, false (with a warning) when
+ * the table's state does not allow it.
  */
 static bool
 CreatePartition(const MonthlyTable *table, const char *partitionName,
 				const char *lower, const char *upper, List **warnings)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
-	ResourceOwner callerOwner = CurrentResourceOwner;
 	char	   *sql = psprintf("CREATE TABLE %s PARTITION OF %s FOR VALUES FROM (%s) TO (%s)",
 							   quote_qualified_identifier(table->schemaName, partitionName),
 							   quote_qualified_identifier(table->schemaName, table->tableName),
 							   quote_literal_cstr(lower), quote_literal_cstr(upper));
-	bool		created = false;
+	ErrorData  *error = RunInSubtransaction(ExecuteDdl, sql);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(callerContext);
-	PG_TRY();
-	{
-		int			code = SPI_execute(sql, false, 0);
+	if (error == NULL)
+		return true;
+	if (error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		RaiseLockTimeout(quote_qualified_identifier(table->schemaName, table->tableName));
+	if (error->sqlerrcode != ERRCODE_CHECK_VIOLATION &&
+		error->sqlerrcode != ERRCODE_INVALID_OBJECT_DEFINITION)
+		ReThrowError(error);
 
-		if (code != SPI_OK_UTILITY)
-			elog(ERROR, "could not create partition: %s", SPI_result_code_string(code));
-		ReleaseCurrentSubTransaction();
-		created = true;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *error;
-
-		MemoryContextSwitchTo(callerContext);
-		error = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-
-		if (error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
-			RaiseLockTimeout(quote_qualified_identifier(table->schemaName, table->tableName));
-		if (error->sqlerrcode != ERRCODE_CHECK_VIOLATION &&
-			error->sqlerrcode != ERRCODE_INVALID_OBJECT_DEFINITION)
-			ReThrowError(error);
-
-		AddWarning(warnings, callerContext,
-				   psprintf("partition %s.%s not created: %s",
-							table->schemaName, partitionName, error->message));
-	}
-	PG_END_TRY();
-
-	MemoryContextSwitchTo(callerContext);
-	CurrentResourceOwner = callerOwner;
-	return created;
+	AddWarning(warnings, CurrentMemoryContext,
+			   psprintf("partition %s.%s not created: %s",
+						table->schemaName, partitionName, error->message));
+	return false;
 }
 
 /*

@@ -28,6 +28,7 @@
 #include "utils/timestamp.h"
 
 #include "interactions_cron/run_history.h"
+#include "interactions_cron/subtransaction.h"
 
 #define INSERT_RUN_SQL \
 	"INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok, result, error)" \
@@ -176,6 +177,25 @@ JsonbFlag(Jsonb *summary, const char *key, const char *expected)
 	return strcmp(text, expected) == 0;
 }
 
+/* A job's body and its summary, as run inside the job's subtransaction. */
+typedef struct JobCall
+{
+	JobBody		body;
+	FunctionCallInfo fcinfo;
+	Jsonb	   *summary;
+} JobCall;
+
+/*
+ * RunJobCall is the body of a job's subtransaction.
+ */
+static void
+RunJobCall(void *argument)
+{
+	JobCall    *call = argument;
+
+	call->summary = call->body(call->fcinfo);
+}
+
 /*
  * RunRecordedJob runs a job's body in a subtransaction and records the call:
  * on success in the caller's transaction, on error through the recording
@@ -185,42 +205,22 @@ Jsonb *
 RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo)
 {
 	MemoryContext callerContext = CurrentMemoryContext;
-	ResourceOwner callerOwner = CurrentResourceOwner;
 	TimestampTz startedAt = GetCurrentTimestamp();
-	Jsonb	   *summary = NULL;
+	JobCall		call = {body, fcinfo, NULL};
+	ErrorData  *error = RunInSubtransaction(RunJobCall, &call);
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(callerContext);
-
-	PG_TRY();
+	if (error != NULL)
 	{
-		summary = body(fcinfo);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(callerContext);
-		CurrentResourceOwner = callerOwner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *error;
-
-		MemoryContextSwitchTo(callerContext);
-		error = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(callerContext);
-		CurrentResourceOwner = callerOwner;
-
 		HOLD_INTERRUPTS();
 		RecordFailedRun(jobName, startedAt, error->message);
 		RESUME_INTERRUPTS();
 		ReThrowError(error);
 	}
-	PG_END_TRY();
 
 	InsertRunRow(jobName, startedAt,
-				 JsonbFlag(summary, "ok", "true") || JsonbFlag(summary, "status", "ok") ||
-				 JsonbFlag(summary, "status", "skipped"),
-				 summary, NULL);
+				 JsonbFlag(call.summary, "ok", "true") || JsonbFlag(call.summary, "status", "ok") ||
+				 JsonbFlag(call.summary, "status", "skipped"),
+				 call.summary, NULL);
 	MemoryContextSwitchTo(callerContext);
-	return summary;
+	return call.summary;
 }
