@@ -22,6 +22,7 @@ OBJS = \
 DATA = $(wildcard sql/install/$(EXTENSION)--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK = -lz
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql

@@ -68,7 +68,8 @@ StartFile(BatchReceiver *receiver, TimestampTz createdAt, int64 id)
 {
 	MemoryContext executorContext = MemoryContextSwitchTo(receiver->batchContext);
 	char	   *directory = BatchDirectory(receiver->escapedTenantId, createdAt);
-	char	   *fileName = BatchFileName(createdAt, id);
+	bool		gzip = CompressionSetting == COMPRESSION_GZIP;
+	char	   *fileName = BatchFileName(createdAt, id, gzip);
 
 	CommitOpenFile(receiver);
 
@@ -79,7 +80,7 @@ StartFile(BatchReceiver *receiver, TimestampTz createdAt, int64 id)
 	if (!receiver->dryRun)
 		receiver->openFile = BatchFileOpen(receiver->exportRoot,
 										   psprintf("%s/%s", receiver->exportRoot, directory),
-										   fileName);
+										   fileName, gzip);
 	MemoryContextSwitchTo(executorContext);
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/file_perm.h"
+#include "utils/memutils.h"
 #include "storage/fd.h"
 
 #include "interactions_cron/file_sink.h"
@@ -74,10 +75,45 @@ EnsureDirectory(const char *exportRoot, const char *directory)
 }
 
 /*
+ * GzipAllocate lets zlib allocate in the current memory context, so that an
+ * error mid-file leaks nothing.
+ */
+static voidpf
+GzipAllocate(voidpf opaque, uInt items, uInt size)
+{
+	return MemoryContextAllocExtended((MemoryContext) opaque, (Size) items * size, MCXT_ALLOC_HUGE);
+}
+
+/*
+ * GzipFree returns zlib's memory to its context.
+ */
+static void
+GzipFree(voidpf opaque, voidpf address)
+{
+	pfree(address);
+}
+
+/*
+ * StartGzip prepares a deflate stream with a gzip header and trailer.
+ */
+static void
+StartGzip(BatchFile *file)
+{
+	file->gzip = palloc0(sizeof(z_stream));
+	file->gzip->zalloc = GzipAllocate;
+	file->gzip->zfree = GzipFree;
+	file->gzip->opaque = CurrentMemoryContext;
+	if (deflateInit2(file->gzip, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
+					 Z_DEFAULT_STRATEGY) != Z_OK)
+		elog(ERROR, "could not start gzip compression: %s", file->gzip->msg ? file->gzip->msg : "");
+	file->compressed = palloc(WRITE_CHUNK_BYTES);
+}
+
+/*
  * BatchFileOpen creates the directory and opens the temporary file of a batch.
  */
 BatchFile *
-BatchFileOpen(const char *exportRoot, const char *directory, const char *fileName)
+BatchFileOpen(const char *exportRoot, const char *directory, const char *fileName, bool gzip)
 {
 	BatchFile  *file = palloc0(sizeof(BatchFile));
 
@@ -94,19 +130,18 @@ BatchFileOpen(const char *exportRoot, const char *directory, const char *fileNam
 
 	initStringInfo(&file->buffer);
 	enlargeStringInfo(&file->buffer, WRITE_CHUNK_BYTES);
+	if (gzip)
+		StartGzip(file);
 	return file;
 }
 
 /*
- * WriteBuffer hands the buffered rows to the kernel, treating a short write
- * without errno as a full disk, as PostgreSQL itself does.
+ * WriteAll hands bytes to the kernel, treating a short write without errno
+ * as a full disk, as PostgreSQL itself does.
  */
 static void
-WriteBuffer(BatchFile *file)
+WriteAll(BatchFile *file, const char *data, size_t remaining)
 {
-	const char *data = file->buffer.data;
-	size_t		remaining = file->buffer.len;
-
 	while (remaining > 0)
 	{
 		ssize_t		written;
@@ -126,6 +161,40 @@ WriteBuffer(BatchFile *file)
 		data += written;
 		remaining -= written;
 	}
+}
+
+/*
+ * Deflate feeds the buffered rows to gzip and writes whatever it produces;
+ * finish also writes the gzip trailer.
+ */
+static void
+Deflate(BatchFile *file, bool finish)
+{
+	int			status;
+
+	file->gzip->next_in = (Bytef *) file->buffer.data;
+	file->gzip->avail_in = file->buffer.len;
+	do
+	{
+		file->gzip->next_out = file->compressed;
+		file->gzip->avail_out = WRITE_CHUNK_BYTES;
+		status = deflate(file->gzip, finish ? Z_FINISH : Z_NO_FLUSH);
+		if (status == Z_STREAM_ERROR)
+			elog(ERROR, "gzip compression failed");
+		WriteAll(file, (const char *) file->compressed, WRITE_CHUNK_BYTES - file->gzip->avail_out);
+	} while (file->gzip->avail_out == 0 || (finish && status != Z_STREAM_END));
+}
+
+/*
+ * WriteBuffer writes the buffered rows, compressed when gzip is on.
+ */
+static void
+WriteBuffer(BatchFile *file, bool finish)
+{
+	if (file->gzip != NULL)
+		Deflate(file, finish);
+	else
+		WriteAll(file, file->buffer.data, file->buffer.len);
 	resetStringInfo(&file->buffer);
 }
 
@@ -136,7 +205,7 @@ void
 BatchFileFlushIfFull(BatchFile *file)
 {
 	if (file->buffer.len >= WRITE_CHUNK_BYTES)
-		WriteBuffer(file);
+		WriteBuffer(file, false);
 }
 
 /*
@@ -147,7 +216,9 @@ BatchFileFlushIfFull(BatchFile *file)
 void
 BatchFileCommit(BatchFile *file)
 {
-	WriteBuffer(file);
+	WriteBuffer(file, true);
+	if (file->gzip != NULL)
+		deflateEnd(file->gzip);
 
 	if (CloseTransientFile(file->fd) != 0)
 		ereport(ERROR,

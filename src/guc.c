@@ -24,6 +24,7 @@ char	   *HistoryTableSetting = NULL;
 int			DefaultBatchSize = 10000;
 int			WatermarkMarginMs = 1000;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
+int			CompressionSetting = COMPRESSION_NONE;
 char	   *SuppressionsTableSetting = NULL;
 char	   *SummariesTableSetting = NULL;
 char	   *PartitionedTablesSetting = NULL;
@@ -37,6 +38,12 @@ static const struct config_enum_entry debug_fault_options[] = {
 	{"none", DEBUG_FAULT_NONE, false},
 	{"error_after_write", DEBUG_FAULT_ERROR_AFTER_WRITE, false},
 	{"sleep_after_write", DEBUG_FAULT_SLEEP_AFTER_WRITE, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry compression_options[] = {
+	{"none", COMPRESSION_NONE, false},
+	{"gzip", COMPRESSION_GZIP, false},
 	{NULL, 0, false}
 };
 
@@ -201,6 +208,15 @@ DefineSettings(void)
 							 DEBUG_FAULT_NONE,
 							 debug_fault_options,
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("interactions_cron.compression",
+							 "Compression of exported files: none (.json) or gzip (.json.gz).",
+							 NULL,
+							 &CompressionSetting,
+							 COMPRESSION_NONE,
+							 compression_options,
+							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 
 	DefineCustomStringVariable("interactions_cron.suppressions_table",

@@ -102,21 +102,22 @@ BatchDirectory(const char *escapedTenantId, TimestampTz createdAt)
 
 /*
  * BatchFileName names a file after its first row: the created_at instant in
- * the seed's format (2026-03-30T02-00-00-000Z) and the row's id.  Rows sharing
+ * the seed's format (2026-03-30T02-00-00-000Z) and the row's id; gzip files
+ * end in .json.gz.  Rows sharing
  * one created_at still give distinct names because (created_at, id) is unique,
  * and a retry of the same rows reproduces the same name.
  */
 char *
-BatchFileName(TimestampTz firstCreatedAt, int64 firstId)
+BatchFileName(TimestampTz firstCreatedAt, int64 firstId, bool gzip)
 {
 	struct pg_tm tm;
 	fsec_t		fractionUs;
 
 	UtcDateOf(firstCreatedAt, &tm, &fractionUs);
-	return psprintf("batch-%04d-%02d-%02dT%02d-%02d-%02d-%03dZ-" INT64_FORMAT ".json",
+	return psprintf("batch-%04d-%02d-%02dT%02d-%02d-%02d-%03dZ-" INT64_FORMAT ".json%s",
 					tm.tm_year, tm.tm_mon, tm.tm_mday,
 					tm.tm_hour, tm.tm_min, tm.tm_sec,
-					(int) (fractionUs / 1000), firstId);
+					(int) (fractionUs / 1000), firstId, gzip ? ".gz" : "");
 }
 
 /*

@@ -5,6 +5,8 @@
 #ifndef INTERACTIONS_CRON_FILE_SINK_H
 #define INTERACTIONS_CRON_FILE_SINK_H
 
+#include <zlib.h>
+
 #include "lib/stringinfo.h"
 
 /*
@@ -17,10 +19,12 @@ typedef struct BatchFile
 	char	   *temporaryPath;
 	int			fd;
 	StringInfoData buffer;		/* serialised rows not yet written */
+	z_stream   *gzip;			/* NULL when not compressing */
+	unsigned char *compressed;	/* gzip's output chunk */
 } BatchFile;
 
 extern BatchFile *BatchFileOpen(const char *exportRoot, const char *directory,
-								const char *fileName);
+								const char *fileName, bool gzip);
 extern void BatchFileFlushIfFull(BatchFile *file);
 extern void BatchFileCommit(BatchFile *file);
 extern void BatchFileRemoveTemporary(const char *temporaryPath);

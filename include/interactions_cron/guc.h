@@ -15,7 +15,15 @@ typedef enum DebugFault
 	DEBUG_FAULT_SLEEP_AFTER_WRITE
 } DebugFault;
 
+/* How export files are compressed. */
+typedef enum CompressionKind
+{
+	COMPRESSION_NONE,
+	COMPRESSION_GZIP
+} CompressionKind;
+
 extern char *ExportDirectorySetting;
+extern int	CompressionSetting;
 extern char *TenantsTableSetting;
 extern char *HistoryTableSetting;
 extern int	DefaultBatchSize;

@@ -9,7 +9,7 @@
 
 extern char *HiveEscapePathSegment(const char *value);
 extern char *BatchDirectory(const char *escapedTenantId, TimestampTz createdAt);
-extern char *BatchFileName(TimestampTz firstCreatedAt, int64 firstId);
+extern char *BatchFileName(TimestampTz firstCreatedAt, int64 firstId, bool gzip);
 extern int64 UtcDayNumber(TimestampTz value);
 
 #endif

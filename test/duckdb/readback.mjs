@@ -2,18 +2,18 @@
 // what a lake reader sees, and writes the rows as CSV for a column-by-column
 // comparison with the source table in PostgreSQL.
 //
-// usage: node readback.mjs <export_dir> <out.csv>
+// usage: node readback.mjs <export_dir> <out.csv> [json|json.gz]
 // Prints one JSON object of findings; exits 1 when a check fails.
 import { DuckDBInstance } from '@duckdb/node-api';
 
-const [exportDir, csvPath] = process.argv.slice(2);
+const [exportDir, csvPath, extension = 'json'] = process.argv.slice(2);
 if (!exportDir || !csvPath) {
   console.error('usage: node readback.mjs <export_dir> <out.csv>');
   process.exit(2);
 }
 
 const quote = (text) => `'${text.replaceAll("'", "''")}'`;
-const source = `read_json(${quote(`${exportDir}/exports/*/interaction_history/*/*/*/*.json`)},
+const source = `read_json(${quote(`${exportDir}/exports/*/interaction_history/*/*/*/*.${extension}`)},
   format = 'newline_delimited', hive_partitioning = true, filename = true,
   columns = {id: 'BIGINT', tenant_id: 'VARCHAR', created_at: 'VARCHAR', contact_id: 'VARCHAR',
              channel: 'VARCHAR', direction: 'VARCHAR', event_type: 'VARCHAR', score: 'DOUBLE',

@@ -6,13 +6,11 @@ set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib/common.sh"
 
 DB=interactions_cron_readback
-EXPORT_DIR="$CLUSTER_DIR/readback"
 CSV=$(mktemp /tmp/interactions_cron_readback.XXXXXX.csv)
 chmod 644 "$CSV"
 trap 'rm -f "$CSV"' EXIT
 
-psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" \
-    -c "ALTER DATABASE $DB SET interactions_cron.export_dir = '$EXPORT_DIR'"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "SET client_min_messages = warning" \
     -c "CREATE EXTENSION interactions_cron" -f "$REPO_ROOT/reference/schema.sql" >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
@@ -33,26 +31,37 @@ SELECT t.id,
 FROM tenants t, generate_series(1, 4000) g;
 SQL
 
-log "exporting in batches of 700"
-runs=0
-while :; do
-    exported=$(psql -X -At -v ON_ERROR_STOP=1 -d "$DB" \
-        -c "SELECT (interactions_cron.export_interactions(batch_size => 700)->>'totalExported')" )
-    runs=$((runs + 1))
-    [ "$exported" = 0 ] && break
-    [ "$runs" -lt 100 ] || die "the export did not catch up"
-done
-echo "export runs: $runs"
+# export_and_read_back COMPRESSION: exports everything again into its own
+# directory, reads it back with DuckDB and compares every column.
+export_and_read_back() {
+    local compression=$1 extension=json
+    local dir="$CLUSTER_DIR/readback_$compression"
+    [ "$compression" = gzip ] && extension=json.gz
+    psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "ALTER DATABASE $DB SET interactions_cron.export_dir = '$dir'" \
+        -c "ALTER DATABASE $DB SET interactions_cron.compression = '$compression'"
+    psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "TRUNCATE interactions_cron.export_checkpoints"
 
-log "reading back with DuckDB"
-findings=$(node "$REPO_ROOT/test/duckdb/readback.mjs" "$EXPORT_DIR" "$CSV") \
-    || die "DuckDB read-back checks failed: $findings"
-echo "duckdb: $findings"
+    log "exporting in batches of 700 (compression: $compression)"
+    local runs=0 exported
+    while :; do
+        exported=$(psql -X -At -v ON_ERROR_STOP=1 -d "$DB" \
+            -c "SELECT (interactions_cron.export_interactions(batch_size => 700)->>'totalExported')")
+        runs=$((runs + 1))
+        [ "$exported" = 0 ] && break
+        [ "$runs" -lt 100 ] || die "the export did not catch up"
+    done
+    echo "export runs: $runs; files: $(find "$dir/exports" -name "*.$extension" | wc -l) *.$extension"
 
-log "comparing every column with the source table"
-psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<SQL
+    log "reading back with DuckDB"
+    local findings
+    findings=$(node "$REPO_ROOT/test/duckdb/readback.mjs" "$dir" "$CSV" "$extension") \
+        || die "DuckDB read-back checks failed: $findings"
+    echo "duckdb: $findings"
+
+    log "comparing every column with the source table"
+    psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<SQL
 CREATE TEMP TABLE readback (LIKE interaction_history);
-\copy readback FROM '$CSV' WITH (FORMAT csv, HEADER true)
+\\copy readback FROM '$CSV' WITH (FORMAT csv, HEADER true)
 DO \$\$
 DECLARE
     source_rows bigint := (SELECT count(*) FROM interaction_history);
@@ -66,4 +75,8 @@ BEGIN
 END
 \$\$;
 SQL
-echo "duckdb read-back: every row and column round-trips"
+    echo "duckdb read-back ($compression): every row and column round-trips"
+}
+
+export_and_read_back none
+export_and_read_back gzip
