@@ -1,12 +1,13 @@
 -- pgTAP: every setting, its default, and who may change it.
 BEGIN;
 LOAD 'interactions_cron';
-SELECT plan(14);
+SELECT plan(15);
 
 SELECT results_eq(
     $$SELECT name, boot_val, context FROM pg_settings WHERE name LIKE 'interactions_cron.%' ORDER BY name$$,
     $$VALUES ('interactions_cron.batch_size', '10000', 'user'),
              ('interactions_cron.cleanup_batch_size', '10000', 'superuser'),
+             ('interactions_cron.compression', 'none', 'superuser'),
              ('interactions_cron.debug_fault', 'none', 'superuser'),
              ('interactions_cron.export_dir', '', 'superuser'),
              ('interactions_cron.history_table', 'public.interaction_history', 'superuser'),
@@ -35,6 +36,7 @@ SELECT throws_ok($$SET interactions_cron.partitioned_tables = 'public.a, b'$$, '
                  'every partitioned table must be schema-qualified');
 SELECT lives_ok($$SET interactions_cron.partitioned_tables = 'public.a, "X".b'$$, 'a list of qualified names is accepted');
 SELECT lives_ok($$SET interactions_cron.partitioned_tables = ''$$, 'an empty list turns partition maintenance off');
+SELECT throws_ok($$SET interactions_cron.compression = 'zstd'$$, '22023', NULL, 'only none and gzip compression');
 SELECT throws_ok($$SET interactions_cron.summary_retention_days = 0$$, '22023', NULL, 'retention is at least one day');
 
 SELECT * FROM finish();
