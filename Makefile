@@ -12,6 +12,7 @@ OBJS = \
 	src/checkpoint.o \
 	src/hive_path.o \
 	src/ndjson.o \
+	src/s3_client.o \
 	src/file_sink.o \
 	src/batch_receiver.o \
 	src/export.o \
@@ -22,7 +23,7 @@ OBJS = \
 DATA = $(wildcard sql/install/$(EXTENSION)--*.sql)
 PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server)
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-SHLIB_LINK = -lz
+SHLIB_LINK = -lz -lcurl
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql

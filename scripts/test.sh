@@ -3,12 +3,12 @@
 #   pg_regress, isolation specs, TAP crash tests, pgTAP, and the DuckDB
 #   read-back.  On a fresh Debian bookworm machine, as root, it installs what
 #   is missing first.  Usage: scripts/test.sh [suite ...]
-#   (suites: regress isolation tap pgtap disk_full duckdb http pg_cron; default: all)
+#   (suites: regress isolation tap pgtap disk_full duckdb s3 http pg_cron; default: all)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(regress isolation tap pgtap disk_full duckdb http pg_cron)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(regress isolation tap pgtap disk_full duckdb s3 http pg_cron)
 PGXS_DIR=$(dirname "$(pg_config --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")/..
 
 passed=0
@@ -20,7 +20,7 @@ failed_names=()
 prepare_work_dir() {
     WORK_DIR=$(mktemp -d /tmp/interactions_cron_tests.XXXXXX)
     cp -r "$REPO_ROOT/sql" "$REPO_ROOT/expected" "$REPO_ROOT/test" "$REPO_ROOT/reference" "$WORK_DIR/"
-    rm -rf "$WORK_DIR/test/duckdb/node_modules"
+    rm -rf "$WORK_DIR/test/duckdb/node_modules" "$WORK_DIR/test/s3/node_modules"
     mkdir -p "$WORK_DIR/results"
     chmod -R a+rX "$WORK_DIR"
     [ "$(id -u)" -eq 0 ] && chown -R "$PG_OS_USER" "$WORK_DIR"
@@ -81,6 +81,10 @@ run_pg_cron() {
 
 run_http() {
     bash "$REPO_ROOT/test/http_shim.sh"
+}
+
+run_s3() {
+    bash "$REPO_ROOT/test/s3_sink.sh"
 }
 
 run_duckdb() {

@@ -77,7 +77,11 @@ StartFile(BatchReceiver *receiver, TimestampTz createdAt, int64 id)
 									  psprintf("%s/%s", directory, fileName));
 	receiver->openFileDay = UtcDayNumber(createdAt);
 
-	if (!receiver->dryRun)
+	if (!receiver->dryRun && receiver->s3 != NULL)
+		receiver->openFile = BatchFileOpenUpload(receiver->exportRoot, receiver->s3,
+												 psprintf("%s%s/%s", receiver->s3->prefix, directory, fileName),
+												 gzip);
+	else if (!receiver->dryRun)
 		receiver->openFile = BatchFileOpen(receiver->exportRoot,
 										   psprintf("%s/%s", receiver->exportRoot, directory),
 										   fileName, gzip);
@@ -191,7 +195,7 @@ ReceiverDestroy(DestReceiver *self)
  */
 BatchReceiver *
 CreateBatchReceiver(MemoryContext batchContext, const char *exportRoot,
-					const char *escapedTenantId, bool dryRun)
+					const S3Target *s3, const char *escapedTenantId, bool dryRun)
 {
 	BatchReceiver *receiver = MemoryContextAllocZero(batchContext, sizeof(BatchReceiver));
 
@@ -201,6 +205,7 @@ CreateBatchReceiver(MemoryContext batchContext, const char *exportRoot,
 	receiver->pub.rDestroy = ReceiverDestroy;
 	receiver->pub.mydest = DestNone;
 	receiver->exportRoot = exportRoot;
+	receiver->s3 = s3;
 	receiver->escapedTenantId = escapedTenantId;
 	receiver->dryRun = dryRun;
 	receiver->batchContext = batchContext;

@@ -32,6 +32,7 @@
 #include "interactions_cron/ndjson.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/run_history.h"
+#include "interactions_cron/s3_client.h"
 #include "interactions_cron/subtransaction.h"
 #include "interactions_cron/tenants.h"
 #include "interactions_cron/watermark.h"
@@ -40,6 +41,7 @@
 typedef struct ExportRun
 {
 	char	   *exportRoot;
+	S3Target   *s3;				/* NULL: local files */
 	TimestampTz watermark;
 	int64		batchSize;
 	bool		dryRun;
@@ -145,7 +147,7 @@ ExportTenantBatch(ExportRun *run, TenantOutcome *outcome, BatchReceiver **receiv
 {
 	const char *tenantId = outcome->tenant->id;
 	CheckpointPosition from = CheckpointRead(tenantId);
-	BatchReceiver *receiver = CreateBatchReceiver(run->tenantContext, run->exportRoot,
+	BatchReceiver *receiver = CreateBatchReceiver(run->tenantContext, run->exportRoot, run->s3,
 												  HiveEscapePathSegment(tenantId),
 												  run->dryRun);
 	MemoryContext tenantContext;
@@ -299,6 +301,11 @@ RunResultJson(ExportRun *run, List *outcomes)
 	appendStringInfo(&json, "{\"ok\": %s, \"totalExported\": " UINT64_FORMAT ", \"watermark\": ",
 					 allOk ? "true" : "false", totalExported);
 	NdjsonAppendUtcTimestamp(&json, run->watermark);
+	if (run->s3 != NULL)
+	{
+		appendStringInfoString(&json, ", \"storage\": \"s3\", \"location\": ");
+		escape_json(&json, S3Location(run->s3));
+	}
 	if (run->dryRun)
 		appendStringInfoString(&json, ", \"dryRun\": true");
 	appendStringInfoString(&json, ", \"tenants\": [");
@@ -373,6 +380,8 @@ ExportBody(FunctionCallInfo fcinfo)
 											  "interactions_cron tenant",
 											  ALLOCSET_DEFAULT_SIZES);
 	run.exportRoot = ResolvedExportDirectory();
+	if (StorageSetting == STORAGE_S3 && !run.dryRun)
+		run.s3 = S3TargetFromSettings();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

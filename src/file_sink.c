@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/file_perm.h"
+#include "miscadmin.h"
 #include "utils/memutils.h"
 #include "storage/fd.h"
 
@@ -136,6 +137,23 @@ BatchFileOpen(const char *exportRoot, const char *directory, const char *fileNam
 }
 
 /*
+ * BatchFileOpenUpload opens a spool file under <export_dir>/.spool whose
+ * commit uploads it as objectKey instead of renaming it.  One backend writes
+ * one file at a time, so the backend's pid names it.
+ */
+BatchFile *
+BatchFileOpenUpload(const char *exportRoot, const S3Target *target,
+					const char *objectKey, bool gzip)
+{
+	BatchFile  *file = BatchFileOpen(exportRoot, psprintf("%s/.spool", exportRoot),
+									 psprintf("upload-%d", MyProcPid), gzip);
+
+	file->uploadTarget = target;
+	file->objectKey = pstrdup(objectKey);
+	return file;
+}
+
+/*
  * WriteAll hands bytes to the kernel, treating a short write without errno
  * as a full disk, as PostgreSQL itself does.
  */
@@ -211,7 +229,8 @@ BatchFileFlushIfFull(BatchFile *file)
 /*
  * BatchFileCommit writes what is left and renames the file to its final name
  * with durable_rename, which fsyncs the file before and the directory after
- * the rename: once it returns, the file survives a crash.
+ * the rename: once it returns, the file survives a crash.  A spool file is
+ * uploaded instead, and removed.
  */
 void
 BatchFileCommit(BatchFile *file)
@@ -226,7 +245,14 @@ BatchFileCommit(BatchFile *file)
 				 errmsg("could not close export file \"%s\": %m", file->temporaryPath)));
 	file->fd = -1;
 
-	durable_rename(file->temporaryPath, file->finalPath, ERROR);
+	if (file->uploadTarget != NULL)
+	{
+		S3UploadFile(file->uploadTarget, file->objectKey, file->temporaryPath,
+					 file->gzip ? "application/gzip" : "application/x-ndjson");
+		BatchFileRemoveTemporary(file->temporaryPath);
+	}
+	else
+		durable_rename(file->temporaryPath, file->finalPath, ERROR);
 
 	/* A batch can span many days: do not keep every day's buffer. */
 	pfree(file->buffer.data);

@@ -18,6 +18,7 @@
 
 #include "interactions_cron/guc.h"
 
+bool		LoadedAtServerStart = false;
 char	   *ExportDirectorySetting = NULL;
 char	   *TenantsTableSetting = NULL;
 char	   *HistoryTableSetting = NULL;
@@ -25,6 +26,15 @@ int			DefaultBatchSize = 10000;
 int			WatermarkMarginMs = 1000;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
 int			CompressionSetting = COMPRESSION_NONE;
+int			StorageSetting = STORAGE_LOCAL;
+char	   *S3BucketSetting = NULL;
+char	   *S3PrefixSetting = NULL;
+char	   *S3RegionSetting = NULL;
+char	   *S3EndpointSetting = NULL;
+bool		S3PathStyleSetting = false;
+char	   *S3AccessKeyIdSetting = NULL;
+char	   *S3SecretAccessKeySetting = NULL;
+int			S3MultipartThresholdKb = 16 * 1024;
 char	   *SuppressionsTableSetting = NULL;
 char	   *SummariesTableSetting = NULL;
 char	   *PartitionedTablesSetting = NULL;
@@ -46,6 +56,49 @@ static const struct config_enum_entry compression_options[] = {
 	{"gzip", COMPRESSION_GZIP, false},
 	{NULL, 0, false}
 };
+
+static const struct config_enum_entry storage_options[] = {
+	{"local", STORAGE_LOCAL, false},
+	{"s3", STORAGE_S3, false},
+	{NULL, 0, false}
+};
+
+/*
+ * ShowCredential never shows a credential, to superusers neither: SHOW,
+ * pg_settings and pg_file_settings readers only learn whether it is set.
+ */
+static const char *
+ShowCredential(char *const *value)
+{
+	return (*value != NULL && (*value)[0] != '\0') ? "(set)" : "";
+}
+
+static const char *
+ShowAccessKeyId(void)
+{
+	return ShowCredential(&S3AccessKeyIdSetting);
+}
+
+static const char *
+ShowSecretAccessKey(void)
+{
+	return ShowCredential(&S3SecretAccessKeySetting);
+}
+
+/*
+ * CheckEndpoint accepts an empty string (AWS) or an http(s) URL.
+ */
+static bool
+CheckEndpoint(char **newval, void **extra, GucSource source)
+{
+	if (**newval == '\0' || strncmp(*newval, "http://", 7) == 0 || strncmp(*newval, "https://", 8) == 0)
+		return true;
+
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("interactions_cron.s3_endpoint must start with http:// or https://");
+	GUC_check_errhint("For example http://127.0.0.1:9000, or an empty string for AWS.");
+	return false;
+}
 
 /*
  * CheckExportDirectory accepts an empty string (meaning a folder under the
@@ -218,6 +271,60 @@ DefineSettings(void)
 							 compression_options,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("interactions_cron.storage",
+							 "Where exported files go: local (export_dir) or s3.",
+							 NULL,
+							 &StorageSetting,
+							 STORAGE_LOCAL,
+							 storage_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("interactions_cron.s3_bucket",
+							   "Bucket that exported objects are uploaded to.",
+							   NULL, &S3BucketSetting, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("interactions_cron.s3_prefix",
+							   "Key prefix put before exports/ (for example \"lake/\").",
+							   NULL, &S3PrefixSetting, "",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("interactions_cron.s3_region",
+							   "Region used to sign S3 requests.",
+							   NULL, &S3RegionSetting, "us-east-1",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("interactions_cron.s3_endpoint",
+							   "Endpoint of an S3-compatible store (http[s]://host[:port]); empty means AWS.",
+							   NULL, &S3EndpointSetting, "",
+							   PGC_SUSET, 0, CheckEndpoint, NULL, NULL);
+
+	DefineCustomBoolVariable("interactions_cron.s3_path_style",
+							 "Address buckets as endpoint/bucket/key instead of bucket.endpoint/key.",
+							 NULL, &S3PathStyleSetting, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+
+	DefineCustomStringVariable("interactions_cron.s3_access_key_id",
+							   "S3 access key id; empty means AWS_ACCESS_KEY_ID from the server's environment.",
+							   NULL, &S3AccessKeyIdSetting, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, ShowAccessKeyId);
+
+	DefineCustomStringVariable("interactions_cron.s3_secret_access_key",
+							   "S3 secret access key; empty means AWS_SECRET_ACCESS_KEY from the server's environment.",
+							   NULL, &S3SecretAccessKeySetting, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, ShowSecretAccessKey);
+
+	DefineCustomIntVariable("interactions_cron.s3_multipart_threshold",
+							"Objects larger than this are uploaded in parts of this size.",
+							"S3 requires parts of at least 5 MB.",
+							&S3MultipartThresholdKb,
+							16 * 1024, 5 * 1024, 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("interactions_cron.suppressions_table",
 							   "Schema-qualified table of suppressions (expires_at).",

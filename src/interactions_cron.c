@@ -5,6 +5,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 
 #include "interactions_cron/guc.h"
 
@@ -13,10 +14,12 @@ PG_MODULE_MAGIC;
 void		_PG_init(void);
 
 /*
- * _PG_init registers the extension's settings when the library is loaded.
+ * _PG_init registers the extension's settings when the library is loaded,
+ * noting whether that happened through shared_preload_libraries.
  */
 void
 _PG_init(void)
 {
+	LoadedAtServerStart = process_shared_preload_libraries_in_progress;
 	DefineSettings();
 }

@@ -19,6 +19,7 @@ typedef struct BatchReceiver
 	const char *exportRoot;
 	const char *escapedTenantId;
 	bool		dryRun;
+	const S3Target *s3;			/* NULL: local files */
 
 	/* set at startup from the result's row type */
 	NdjsonRowWriter *rowWriter;
@@ -38,6 +39,7 @@ typedef struct BatchReceiver
 
 extern BatchReceiver *CreateBatchReceiver(MemoryContext batchContext,
 										  const char *exportRoot,
+										  const S3Target *s3,
 										  const char *escapedTenantId,
 										  bool dryRun);
 extern void BatchReceiverFinish(BatchReceiver *receiver);

@@ -9,6 +9,8 @@
 
 #include "lib/stringinfo.h"
 
+#include "interactions_cron/s3_client.h"
+
 /*
  * A file being written under a temporary name; it appears under its final
  * name, complete and fsynced, only when committed.
@@ -21,10 +23,14 @@ typedef struct BatchFile
 	StringInfoData buffer;		/* serialised rows not yet written */
 	z_stream   *gzip;			/* NULL when not compressing */
 	unsigned char *compressed;	/* gzip's output chunk */
+	const S3Target *uploadTarget;	/* NULL: rename into place locally */
+	char	   *objectKey;
 } BatchFile;
 
 extern BatchFile *BatchFileOpen(const char *exportRoot, const char *directory,
 								const char *fileName, bool gzip);
+extern BatchFile *BatchFileOpenUpload(const char *exportRoot, const S3Target *target,
+									  const char *objectKey, bool gzip);
 extern void BatchFileFlushIfFull(BatchFile *file);
 extern void BatchFileCommit(BatchFile *file);
 extern void BatchFileRemoveTemporary(const char *temporaryPath);

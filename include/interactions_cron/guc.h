@@ -22,6 +22,22 @@ typedef enum CompressionKind
 	COMPRESSION_GZIP
 } CompressionKind;
 
+/* Where export files go. */
+typedef enum StorageKind
+{
+	STORAGE_LOCAL,
+	STORAGE_S3
+} StorageKind;
+
+extern int	StorageSetting;
+extern char *S3BucketSetting;
+extern char *S3PrefixSetting;
+extern char *S3RegionSetting;
+extern char *S3EndpointSetting;
+extern bool S3PathStyleSetting;
+extern char *S3AccessKeyIdSetting;
+extern char *S3SecretAccessKeySetting;
+extern int	S3MultipartThresholdKb;
 extern char *ExportDirectorySetting;
 extern int	CompressionSetting;
 extern char *TenantsTableSetting;
@@ -37,6 +53,8 @@ extern int	PremakeMonths;
 extern int	RunHistoryRetentionDays;
 extern int	CleanupBatchSize;
 extern int	PartitionLockTimeoutMs;
+
+extern bool LoadedAtServerStart;
 
 extern void DefineSettings(void);
 extern char *ResolvedExportDirectory(void);

@@ -1,7 +1,7 @@
 -- pgTAP: every setting, its default, and who may change it.
 BEGIN;
 LOAD 'interactions_cron';
-SELECT plan(15);
+SELECT plan(20);
 
 SELECT results_eq(
     $$SELECT name, boot_val, context FROM pg_settings WHERE name LIKE 'interactions_cron.%' ORDER BY name$$,
@@ -15,9 +15,16 @@ SELECT results_eq(
              ('interactions_cron.partitioned_tables', 'public.interaction_history', 'superuser'),
              ('interactions_cron.premake_months', '3', 'superuser'),
              ('interactions_cron.run_history_retention_days', '30', 'superuser'),
+             ('interactions_cron.s3_bucket', '', 'superuser'),
+             ('interactions_cron.s3_endpoint', '', 'superuser'),
+             ('interactions_cron.s3_multipart_threshold', '16384', 'superuser'),
+             ('interactions_cron.s3_path_style', 'off', 'superuser'),
+             ('interactions_cron.s3_prefix', '', 'superuser'),
+             ('interactions_cron.s3_region', 'us-east-1', 'superuser'),
              ('interactions_cron.summaries_table', 'public.interaction_summaries', 'superuser'),
              ('interactions_cron.summary_retention_days', '365', 'superuser'),
              ('interactions_cron.suppressions_table', 'public.suppressions', 'superuser'),
+             ('interactions_cron.storage', 'local', 'superuser'),
              ('interactions_cron.tenants_table', 'public.tenants', 'superuser'),
              ('interactions_cron.watermark_margin', '1000', 'superuser')$$,
     'the settings, their defaults, and that those choosing files or relations are superuser-only');
@@ -36,6 +43,13 @@ SELECT throws_ok($$SET interactions_cron.partitioned_tables = 'public.a, b'$$, '
                  'every partitioned table must be schema-qualified');
 SELECT lives_ok($$SET interactions_cron.partitioned_tables = 'public.a, "X".b'$$, 'a list of qualified names is accepted');
 SELECT lives_ok($$SET interactions_cron.partitioned_tables = ''$$, 'an empty list turns partition maintenance off');
+SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'interactions_cron.s3_%access_key%'), 0,
+          'the S3 credentials are not listed in pg_settings');
+SET LOCAL interactions_cron.s3_secret_access_key = 'do-not-show-me';
+SELECT is(current_setting('interactions_cron.s3_secret_access_key'), '(set)', 'a set credential shows only as (set)');
+SELECT throws_ok($$SET interactions_cron.s3_endpoint = 'ftp://x'$$, '22023', NULL, 'the endpoint must be http(s)');
+SELECT throws_ok($$SET interactions_cron.s3_multipart_threshold = '1MB'$$, '22023', NULL, 'parts are at least 5 MB');
+SELECT throws_ok($$SET interactions_cron.storage = 'gcs'$$, '22023', NULL, 'only local and s3 storage');
 SELECT throws_ok($$SET interactions_cron.compression = 'zstd'$$, '22023', NULL, 'only none and gzip compression');
 SELECT throws_ok($$SET interactions_cron.summary_retention_days = 0$$, '22023', NULL, 'retention is at least one day');
 

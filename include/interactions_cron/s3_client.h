@@ -1,0 +1,27 @@
+/*
+ * s3_client.h
+ *	  Uploads to S3-compatible object storage with libcurl's SigV4 signing.
+ */
+#ifndef INTERACTIONS_CRON_S3_CLIENT_H
+#define INTERACTIONS_CRON_S3_CLIENT_H
+
+/* Where and how objects are uploaded, checked once per run. */
+typedef struct S3Target
+{
+	char	   *bucket;
+	char	   *prefix;
+	char	   *region;
+	char	   *endpoint;		/* scheme://host[:port], no trailing slash */
+	bool		pathStyle;
+	char	   *accessKeyId;
+	char	   *secretAccessKey;
+	char	   *sessionToken;	/* NULL without one */
+	Size		partBytes;		/* multipart above this size, in parts of it */
+} S3Target;
+
+extern S3Target *S3TargetFromSettings(void);
+extern char *S3Location(const S3Target *target);
+extern void S3UploadFile(const S3Target *target, const char *key, const char *path,
+						 const char *contentType);
+
+#endif

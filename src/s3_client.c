@@ -1,0 +1,486 @@
+/*
+ * s3_client.c
+ *	  PutObject and multipart uploads to S3 or an S3-compatible store.
+ *
+ * Requests are signed by libcurl (CURLOPT_AWS_SIGV4) and carry the payload's
+ * SHA-256 in x-amz-content-sha256 so that the store can verify it.  Memory
+ * is bounded by one part: a file up to the part size is sent in one PUT, a
+ * larger one in parts of that size read from the spool file in turn.
+ * Transient failures (transport errors, 5xx, 408, 429) are retried with
+ * exponential backoff; other answers fail at once with the store's own
+ * error code in the message.  An object only becomes visible complete.
+ */
+#include "postgres.h"
+
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cryptohash.h"
+#include "common/sha2.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+
+#include "interactions_cron/guc.h"
+#include "interactions_cron/s3_client.h"
+
+/* Attempts of one request before a transient failure becomes an error. */
+#define S3_MAX_ATTEMPTS 4
+#define S3_FIRST_BACKOFF_MS 200
+/* Keep at most this much of an error response. */
+#define S3_MAX_RESPONSE_BYTES (64 * 1024)
+
+/* What one request came back with. */
+typedef struct S3Response
+{
+	long		status;			/* HTTP status, 0 on a transport failure */
+	char		transportError[CURL_ERROR_SIZE];
+	StringInfoData body;
+	char	   *etag;
+} S3Response;
+
+/*
+ * RequireSetting raises the fail-fast error of an incomplete configuration.
+ */
+static void
+RequireSetting(const char *value, const char *settingName)
+{
+	if (value == NULL || value[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("interactions_cron.storage is 's3' but %s is not set", settingName),
+				 errhint("Set %s (superuser only), or set interactions_cron.storage to 'local'.",
+						 settingName)));
+}
+
+/*
+ * FirstNonEmpty returns a setting, else an environment variable, else NULL.
+ */
+static char *
+FirstNonEmpty(const char *setting, const char *environmentVariable)
+{
+	const char *environmentValue = getenv(environmentVariable);
+
+	if (setting != NULL && setting[0] != '\0')
+		return pstrdup(setting);
+	if (environmentValue != NULL && environmentValue[0] != '\0')
+		return pstrdup(environmentValue);
+	return NULL;
+}
+
+/*
+ * RequireSafeCredentialSettings refuses credentials given as settings unless
+ * the library is preloaded: in a session that has not loaded it, a value set
+ * in postgresql.conf or by ALTER DATABASE/ROLE is a plain placeholder that
+ * every role can SHOW.
+ */
+static void
+RequireSafeCredentialSettings(void)
+{
+	bool		credentialSet = (S3AccessKeyIdSetting && S3AccessKeyIdSetting[0] != '\0') ||
+		(S3SecretAccessKeySetting && S3SecretAccessKeySetting[0] != '\0');
+
+	if (credentialSet && !LoadedAtServerStart)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("S3 credentials in settings require interactions_cron in shared_preload_libraries"),
+				 errdetail("Sessions that have not loaded the library see interactions_cron.s3_secret_access_key as a placeholder that every role can read."),
+				 errhint("Add interactions_cron to shared_preload_libraries and restart, or give the server AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in its environment.")));
+}
+
+/*
+ * S3TargetFromSettings checks the S3 configuration once, at the start of a
+ * run, and fails fast when it is incomplete.  Credentials come from the
+ * settings or else the server's AWS_* environment; they never appear in a
+ * message.
+ */
+S3Target *
+S3TargetFromSettings(void)
+{
+	S3Target   *target = palloc0(sizeof(S3Target));
+
+	RequireSetting(S3BucketSetting, "interactions_cron.s3_bucket");
+	RequireSetting(S3RegionSetting, "interactions_cron.s3_region");
+	target->bucket = pstrdup(S3BucketSetting);
+	target->region = pstrdup(S3RegionSetting);
+	target->prefix = pstrdup(S3PrefixSetting ? S3PrefixSetting : "");
+	target->pathStyle = S3PathStyleSetting;
+	target->partBytes = (Size) S3MultipartThresholdKb * 1024;
+	target->endpoint = (S3EndpointSetting && S3EndpointSetting[0] != '\0')
+		? pstrdup(S3EndpointSetting)
+		: psprintf("https://s3.%s.amazonaws.com", target->region);
+	while (target->endpoint[0] != '\0' && target->endpoint[strlen(target->endpoint) - 1] == '/')
+		target->endpoint[strlen(target->endpoint) - 1] = '\0';
+
+	RequireSafeCredentialSettings();
+	target->accessKeyId = FirstNonEmpty(S3AccessKeyIdSetting, "AWS_ACCESS_KEY_ID");
+	target->secretAccessKey = FirstNonEmpty(S3SecretAccessKeySetting, "AWS_SECRET_ACCESS_KEY");
+	target->sessionToken = FirstNonEmpty(NULL, "AWS_SESSION_TOKEN");
+	if (target->accessKeyId == NULL || target->secretAccessKey == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("interactions_cron.storage is 's3' but no S3 credentials are configured"),
+				 errhint("Set interactions_cron.s3_access_key_id and interactions_cron.s3_secret_access_key, "
+						 "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")));
+	return target;
+}
+
+/*
+ * S3Location returns s3://bucket/prefix, for the run's result.
+ */
+char *
+S3Location(const S3Target *target)
+{
+	return psprintf("s3://%s/%s", target->bucket, target->prefix);
+}
+
+/*
+ * AppendUriEncoded appends a key with every byte but the unreserved ones and
+ * '/' percent-encoded, which is also its SigV4 canonical form.
+ */
+static void
+AppendUriEncoded(StringInfo url, const char *key)
+{
+	for (const unsigned char *p = (const unsigned char *) key; *p != '\0'; p++)
+	{
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+			*p == '-' || *p == '_' || *p == '.' || *p == '~' || *p == '/')
+			appendStringInfoChar(url, (char) *p);
+		else
+			appendStringInfo(url, "%%%02X", *p);
+	}
+}
+
+/*
+ * ObjectUrl returns the URL of a key, path-style or virtual-hosted, with an
+ * optional query string.
+ */
+static char *
+ObjectUrl(const S3Target *target, const char *key, const char *query)
+{
+	StringInfoData url;
+	const char *schemeEnd = strstr(target->endpoint, "://");
+
+	initStringInfo(&url);
+	if (target->pathStyle || schemeEnd == NULL)
+		appendStringInfo(&url, "%s/%s/", target->endpoint, target->bucket);
+	else
+		appendStringInfo(&url, "%.*s%s.%s/", (int) (schemeEnd + 3 - target->endpoint),
+						 target->endpoint, target->bucket, schemeEnd + 3);
+	AppendUriEncoded(&url, key);
+	if (query != NULL)
+		appendStringInfo(&url, "?%s", query);
+	return url.data;
+}
+
+/*
+ * Sha256Hex returns the lowercase hex SHA-256 of a payload.
+ */
+static char *
+Sha256Hex(const char *data, size_t length)
+{
+	pg_cryptohash_ctx *context = pg_cryptohash_create(PG_SHA256);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
+
+	if (context == NULL || pg_cryptohash_init(context) < 0 ||
+		pg_cryptohash_update(context, (const uint8 *) data, length) < 0 ||
+		pg_cryptohash_final(context, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(context));
+	pg_cryptohash_free(context);
+	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
+		sprintf(hex + i * 2, "%02x", digest[i]);
+	return hex;
+}
+
+/*
+ * CollectBody keeps the start of a response body (for error messages).
+ */
+static size_t
+CollectBody(char *data, size_t size, size_t count, void *userdata)
+{
+	StringInfo	body = userdata;
+	size_t		length = size * count;
+
+	if (body->len < S3_MAX_RESPONSE_BYTES)
+		appendBinaryStringInfo(body, data, Min(length, (size_t) (S3_MAX_RESPONSE_BYTES - body->len)));
+	return length;
+}
+
+/*
+ * CollectEtag keeps the ETag header of an uploaded part.
+ */
+static size_t
+CollectEtag(char *data, size_t size, size_t count, void *userdata)
+{
+	S3Response *response = userdata;
+	size_t		length = size * count;
+
+	if (length > 5 && pg_strncasecmp(data, "etag:", 5) == 0)
+	{
+		char	   *value = pnstrdup(data + 5, length - 5);
+
+		response->etag = pstrdup(value + strspn(value, " \t"));
+		response->etag[strcspn(response->etag, "\r\n")] = '\0';
+	}
+	return length;
+}
+
+/*
+ * StopOnInterrupt aborts a transfer when the query is being cancelled; the
+ * interrupt itself is served once curl has been cleaned up.
+ */
+static int
+StopOnInterrupt(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
+				curl_off_t ultotal, curl_off_t ulnow)
+{
+	return (InterruptPending && (QueryCancelPending || ProcDiePending)) ? 1 : 0;
+}
+
+/*
+ * SendOnce performs one signed request.  No error is raised while curl holds
+ * memory of its own; the outcome is left in *response.
+ */
+static void
+SendOnce(const S3Target *target, const char *method, const char *url,
+		 const char *payload, size_t length, const char *contentType, S3Response *response)
+{
+	CURL	   *curl = curl_easy_init();
+	struct curl_slist *headers = NULL;
+	char	   *provider = psprintf("aws:amz:%s:s3", target->region);
+	char	   *credentials = psprintf("%s:%s", target->accessKeyId, target->secretAccessKey);
+	CURLcode	code;
+
+	resetStringInfo(&response->body);
+	response->status = 0;
+	response->etag = NULL;
+	response->transportError[0] = '\0';
+	if (curl == NULL)
+	{
+		strlcpy(response->transportError, "could not initialise libcurl", CURL_ERROR_SIZE);
+		return;
+	}
+
+	headers = curl_slist_append(headers, psprintf("x-amz-content-sha256: %s", Sha256Hex(payload, length)));
+	headers = curl_slist_append(headers, psprintf("Content-Type: %s", contentType));
+	headers = curl_slist_append(headers, "Expect:");
+	if (target->sessionToken != NULL)
+		headers = curl_slist_append(headers, psprintf("x-amz-security-token: %s", target->sessionToken));
+
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, payload);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) length);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, provider);
+	curl_easy_setopt(curl, CURLOPT_USERPWD, credentials);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, CollectBody);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response->body);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, CollectEtag);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, response);
+	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, response->transportError);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, StopOnInterrupt);
+
+	code = curl_easy_perform(curl);
+	if (code == CURLE_OK)
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
+	else if (response->transportError[0] == '\0')
+		strlcpy(response->transportError, curl_easy_strerror(code), CURL_ERROR_SIZE);
+
+	curl_slist_free_all(headers);
+	curl_easy_cleanup(curl);
+	memset(credentials, 0, strlen(credentials));
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * XmlElement returns the text of the first <name> element of a response.
+ */
+static char *
+XmlElement(const char *xml, const char *name)
+{
+	char	   *open = psprintf("<%s>", name);
+	char	   *close = psprintf("</%s>", name);
+	const char *start = strstr(xml, open);
+	const char *end;
+
+	if (start == NULL)
+		return NULL;
+	start += strlen(open);
+	end = strstr(start, close);
+	return end ? pnstrdup(start, end - start) : NULL;
+}
+
+/*
+ * IsTransient says whether a failed request is worth trying again.
+ */
+static bool
+IsTransient(const S3Response *response)
+{
+	return response->status == 0 || response->status >= 500 ||
+		response->status == 408 || response->status == 429;
+}
+
+/*
+ * Send performs a request, retrying transient failures with backoff, and
+ * raises an error naming the operation and the store's error code when it
+ * does not succeed.
+ */
+static void
+Send(const S3Target *target, const char *what, const char *method, const char *url,
+	 const char *payload, size_t length, const char *contentType, S3Response *response)
+{
+	int			backoffMs = S3_FIRST_BACKOFF_MS;
+
+	for (int attempt = 1;; attempt++)
+	{
+		SendOnce(target, method, url, payload, length, contentType, response);
+		if (response->status >= 200 && response->status < 300)
+			return;
+		if (!IsTransient(response) || attempt == S3_MAX_ATTEMPTS)
+			break;
+		ereport(LOG,
+				(errmsg("interactions_cron: S3 %s failed (%s), retrying in %d ms",
+						what, response->status ? psprintf("HTTP %ld", response->status) : response->transportError,
+						backoffMs)));
+		pg_usleep(backoffMs * 1000L);
+		CHECK_FOR_INTERRUPTS();
+		backoffMs *= 2;
+	}
+
+	if (response->status == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("S3 %s failed after %d attempts: %s", what, S3_MAX_ATTEMPTS,
+						response->transportError),
+				 errhint("Check interactions_cron.s3_endpoint and that the store is reachable.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+			 errmsg("S3 %s failed: HTTP %ld %s: %s%s", what, response->status,
+					XmlElement(response->body.data, "Code") ? XmlElement(response->body.data, "Code") : "(no error code)",
+					XmlElement(response->body.data, "Message") ? XmlElement(response->body.data, "Message") : "",
+					IsTransient(response) ? psprintf(" (after %d attempts)", S3_MAX_ATTEMPTS) : "")));
+}
+
+/*
+ * ReadChunk reads up to length bytes of a spool file at offset.
+ */
+static char *
+ReadChunk(int fd, const char *path, off_t offset, size_t length)
+{
+	char	   *chunk = palloc(length);
+	size_t		done = 0;
+
+	while (done < length)
+	{
+		ssize_t		got = pg_pread(fd, chunk + done, length - done, offset + done);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read spool file \"%s\": %m", path)));
+		done += got;
+	}
+	return chunk;
+}
+
+/*
+ * UploadParts sends a large file as a multipart upload, aborting the upload
+ * if a part or the completion fails so that no partial object remains.
+ */
+static void
+UploadParts(const S3Target *target, const char *key, int fd, const char *path,
+			off_t size, const char *contentType)
+{
+	S3Response response;
+	char	   *uploadId;
+	StringInfoData completion;
+
+	initStringInfo(&response.body);
+	Send(target, psprintf("multipart start of %s", key), "POST",
+		 ObjectUrl(target, key, "uploads="), "", 0, contentType, &response);
+	uploadId = XmlElement(response.body.data, "UploadId");
+	if (uploadId == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("S3 multipart start of %s returned no UploadId", key)));
+
+	initStringInfo(&completion);
+	appendStringInfoString(&completion, "<CompleteMultipartUpload>");
+	PG_TRY();
+	{
+		int			partNumber = 1;
+
+		for (off_t offset = 0; offset < size; offset += target->partBytes, partNumber++)
+		{
+			size_t		length = Min((off_t) target->partBytes, size - offset);
+			char	   *part = ReadChunk(fd, path, offset, length);
+
+			Send(target, psprintf("part %d of %s", partNumber, key), "PUT",
+				 ObjectUrl(target, key, psprintf("partNumber=%d&uploadId=%s", partNumber, uploadId)),
+				 part, length, contentType, &response);
+			pfree(part);
+			appendStringInfo(&completion, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>",
+							 partNumber, response.etag ? response.etag : "");
+		}
+		appendStringInfoString(&completion, "</CompleteMultipartUpload>");
+		Send(target, psprintf("multipart completion of %s", key), "POST",
+			 ObjectUrl(target, key, psprintf("uploadId=%s", uploadId)),
+			 completion.data, completion.len, "application/xml", &response);
+		if (strstr(response.body.data, "<Error>") != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+					 errmsg("S3 multipart completion of %s failed: %s", key,
+							XmlElement(response.body.data, "Code") ? XmlElement(response.body.data, "Code") : "(no error code)")));
+	}
+	PG_CATCH();
+	{
+		S3Response abortResponse;
+
+		initStringInfo(&abortResponse.body);
+		SendOnce(target, "DELETE", ObjectUrl(target, key, psprintf("uploadId=%s", uploadId)),
+				 "", 0, contentType, &abortResponse);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * S3UploadFile uploads a spool file as the object key: one PUT up to the
+ * part size, a multipart upload above it.
+ */
+void
+S3UploadFile(const S3Target *target, const char *key, const char *path, const char *contentType)
+{
+	int			fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+	struct stat status;
+
+	if (fd < 0 || fstat(fd, &status) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open spool file \"%s\": %m", path)));
+
+	if ((Size) status.st_size <= target->partBytes)
+	{
+		S3Response response;
+		char	   *payload = ReadChunk(fd, path, 0, status.st_size);
+
+		initStringInfo(&response.body);
+		Send(target, psprintf("upload of %s", key), "PUT", ObjectUrl(target, key, NULL),
+			 payload, status.st_size, contentType, &response);
+		pfree(payload);
+	}
+	else
+		UploadParts(target, key, fd, path, status.st_size, contentType);
+
+	CloseTransientFile(fd);
+}
