@@ -21,10 +21,10 @@ SELECT results_eq(
              ('interactions_cron.s3_path_style', 'off', 'superuser'),
              ('interactions_cron.s3_prefix', '', 'superuser'),
              ('interactions_cron.s3_region', 'us-east-1', 'superuser'),
+             ('interactions_cron.storage', 'local', 'superuser'),
              ('interactions_cron.summaries_table', 'public.interaction_summaries', 'superuser'),
              ('interactions_cron.summary_retention_days', '365', 'superuser'),
              ('interactions_cron.suppressions_table', 'public.suppressions', 'superuser'),
-             ('interactions_cron.storage', 'local', 'superuser'),
              ('interactions_cron.tenants_table', 'public.tenants', 'superuser'),
              ('interactions_cron.watermark_margin', '1000', 'superuser')$$,
     'the settings, their defaults, and that those choosing files or relations are superuser-only');
