@@ -18,7 +18,8 @@ REPEAT=${BENCH_REPEAT:-3}
 
 ensure_packages
 build_and_install
-start_cluster "shared_buffers = '256MB'" "max_wal_size = '4GB'" "checkpoint_timeout = '30min'"
+start_cluster "shared_buffers = '256MB'" "max_wal_size = '4GB'" "checkpoint_timeout = '30min'" \
+    "shared_preload_libraries = 'interactions_cron'"
 BASELINE_DIR="$CLUSTER_DIR/baseline"
 as_pg_user mkdir -p "$BASELINE_DIR"
 
@@ -99,6 +100,36 @@ awk -v rows="$total_rows" -v o="$ours_ms" -v t="$text_ms" -v j="$json_ms" 'BEGIN
     printf "%-40s %10d %14d %10.2f   (target: export <= 1.30x)\n", "(a) COPY ... TO file, text", t, rows / (t / 1000), o / t
     printf "%-40s %10d %14d %10.2f   (target: export < 1.00x)\n", "(b) COPY row_to_json(...) TO file", j, rows / (j / 1000), o / j
 }'
+
+log "sinks: local files vs gzip vs S3 (s3rver on 127.0.0.1), same rows"
+if [ ! -x "$REPO_ROOT/test/s3/node_modules/.bin/s3rver" ]; then
+    (cd "$REPO_ROOT/test/s3" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+S3_PORT=$(free_port)
+mkdir -p "$CLUSTER_DIR/s3rver"
+"$REPO_ROOT/test/s3/node_modules/.bin/s3rver" -d "$CLUSTER_DIR/s3rver" -a 127.0.0.1 -p "$S3_PORT" \
+    --configure-bucket bench --silent &
+s3rver_pid=$!
+trap 'kill $s3rver_pid 2>/dev/null; stop_cluster' EXIT
+sleep 2
+EXPORT_SQL="SELECT interactions_cron.export_interactions(batch_size => $ROWS_PER_TENANT) IS NOT NULL"
+S3_SETTINGS="SET interactions_cron.storage = 's3'; SET interactions_cron.s3_bucket = 'bench';
+  SET interactions_cron.s3_endpoint = 'http://127.0.0.1:$S3_PORT'; SET interactions_cron.s3_path_style = on;
+  SET interactions_cron.s3_access_key_id = 'S3RVER'; SET interactions_cron.s3_secret_access_key = 'S3RVER';"
+reset_export; local_ms=$(time_ms "$EXPORT_SQL")
+local_bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
+reset_export; gzip_ms=$(time_ms "SET interactions_cron.compression = 'gzip'; $EXPORT_SQL")
+gzip_bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
+reset_export; s3_ms=$(time_ms "$S3_SETTINGS $EXPORT_SQL")
+s3_objects=$(find "$CLUSTER_DIR/s3rver" -name '*._S3rver_object' | wc -l)
+[ "$s3_objects" -ge "$TENANTS" ] || die "S3 export stored $s3_objects objects"
+awk -v rows="$total_rows" -v l="$local_ms" -v g="$gzip_ms" -v s="$s3_ms" -v lb="$local_bytes" -v gb="$gzip_bytes" 'BEGIN {
+    printf "\n%-40s %10s %14s %10s %14s\n", "sink", "ms", "rows/s", "ratio", "bytes"
+    printf "%-40s %10d %14d %10s %14d\n", "local files", l, rows / (l / 1000), "1.00", lb
+    printf "%-40s %10d %14d %10.2f %14d\n", "local files, gzip", g, rows / (g / 1000), g / l, gb
+    printf "%-40s %10d %14d %10.2f %14s\n", "S3 (s3rver on loopback)", s, rows / (s / 1000), s / l, "-"
+}'
+kill "$s3rver_pid" 2>/dev/null || true
 
 log "memory: one tenant, $WHALE_ROWS rows, batch_size 10000 vs $WHALE_ROWS"
 sql -q <<SQL
