@@ -49,6 +49,17 @@ head -1 "$CLUSTER_DIR/exports/$first_file"
 log "a second run finds nothing new"
 psql -X -At -c "SELECT interactions_cron.export_interactions()->'totalExported' AS total_exported"
 
+log "SELECT interactions_cron.cleanup();"
+psql -X -q -c "INSERT INTO suppressions (tenant_id, contact_id, expires_at) VALUES
+    ('tenant_001', 'c1', now() - interval '1 day'), ('tenant_001', 'c2', NULL)" \
+    -c "INSERT INTO interaction_summaries (tenant_id, period_type, period_start)
+    SELECT 'tenant_001', 'daily', current_date - d FROM generate_series(360, 370) d"
+psql -X -At -c "SELECT jsonb_pretty(interactions_cron.cleanup())"
+
+log "the run history and the export status"
+psql -X -c "SELECT job, ok, result->'totalExported' AS exported, result->'cleaned' AS cleaned FROM interactions_cron.job_runs ORDER BY id"
+psql -X -c "SELECT tenant_id, status, last_id, rows_exported, rows_waiting, last_success_at IS NOT NULL AS exported FROM interactions_cron.export_status"
+
 log "reading the files back with DuckDB (hive_partitioning)"
 node --input-type=module -e "
 import { DuckDBInstance } from '$REPO_ROOT/test/duckdb/node_modules/@duckdb/node-api/lib/index.js';
