@@ -22,7 +22,6 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/batch_receiver.h"
@@ -49,6 +48,9 @@ typedef struct ExportRun
 	MemoryContext runContext;	/* outlives SPI: holds the outcomes */
 	MemoryContext tenantContext;	/* reset after every tenant */
 } ExportRun;
+
+/* Parameters of the batch query: tenant, position (created_at, id), watermark, limit. */
+static const Oid RowsQueryTypes[5] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID, INT8OID};
 
 /* What happened to one tenant, as reported in the result. */
 typedef struct TenantOutcome
@@ -83,7 +85,6 @@ RequireReadCommitted(void)
 static SPIPlanPtr
 PrepareRowsPlan(const ConfiguredTable *history)
 {
-	Oid			argumentTypes[5] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID, INT8OID};
 	char	   *sql = psprintf("SELECT h.* FROM %s h"
 							   " WHERE h.tenant_id = $1"
 							   " AND (h.created_at, h.id) > ($2, $3)"
@@ -91,7 +92,7 @@ PrepareRowsPlan(const ConfiguredTable *history)
 							   " ORDER BY h.created_at, h.id"
 							   " LIMIT $5",
 							   history->quotedName);
-	SPIPlanPtr	plan = SPI_prepare(sql, 5, argumentTypes);
+	SPIPlanPtr	plan = SPI_prepare(sql, lengthof(RowsQueryTypes), (Oid *) RowsQueryTypes);
 
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for \"%s\": %s",
@@ -108,7 +109,6 @@ StreamBatch(ExportRun *run, const char *tenantId, CheckpointPosition from,
 {
 	ParamListInfo parameters = makeParamList(5);
 	SPIExecuteOptions options;
-	Oid			types[5] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID, INT8OID};
 	Datum		values[5] = {
 		CStringGetTextDatum(tenantId),
 		TimestampTzGetDatum(from.createdAt),
@@ -123,7 +123,7 @@ StreamBatch(ExportRun *run, const char *tenantId, CheckpointPosition from,
 		parameters->params[i].value = values[i];
 		parameters->params[i].isnull = false;
 		parameters->params[i].pflags = PARAM_FLAG_CONST;
-		parameters->params[i].ptype = types[i];
+		parameters->params[i].ptype = RowsQueryTypes[i];
 	}
 
 	memset(&options, 0, sizeof(options));
