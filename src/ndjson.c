@@ -28,7 +28,10 @@
 
 typedef enum JsonValueKind
 {
-	JSON_VALUE_INTEGER,
+	JSON_VALUE_INT2,
+	JSON_VALUE_INT4,
+	JSON_VALUE_INT8,
+	JSON_VALUE_TEXT,
 	JSON_VALUE_FLOAT,
 	JSON_VALUE_NUMERIC,
 	JSON_VALUE_BOOLEAN,
@@ -71,10 +74,16 @@ ClassifyType(Oid typeId)
 	switch (getBaseType(typeId))
 	{
 		case INT2OID:
+			return JSON_VALUE_INT2;
 		case INT4OID:
+			return JSON_VALUE_INT4;
 		case INT8OID:
+			return JSON_VALUE_INT8;
 		case OIDOID:
-			return JSON_VALUE_INTEGER;
+			return JSON_VALUE_FLOAT;	/* unsigned: its text form is a plain number */
+		case TEXTOID:
+		case VARCHAROID:
+			return JSON_VALUE_TEXT;
 		case FLOAT4OID:
 		case FLOAT8OID:
 			return JSON_VALUE_FLOAT;
@@ -238,37 +247,62 @@ NdjsonAppendString(StringInfo out, const char *text, int length)
 }
 
 /*
+ * PutDigits writes value as exactly width decimal digits and returns the
+ * position after them.
+ */
+static char *
+PutDigits(char *position, int value, int width)
+{
+	for (int i = width - 1; i >= 0; i--)
+	{
+		position[i] = (char) ('0' + value % 10);
+		value /= 10;
+	}
+	return position + width;
+}
+
+/*
  * AppendIsoTimestamp writes a finite timestamp as ISO 8601 with trailing zeros
  * of the fraction dropped; "Z" is added for instants.  Years outside 1..9999
- * have no plain ISO 8601 form, so they fall back to the text output.
+ * have no plain ISO 8601 form, so they fall back to the text output.  It
+ * runs for every timestamp of every row, hence the digits by hand.
  */
 static bool
 AppendIsoTimestamp(StringInfo out, Timestamp value, bool isInstant)
 {
 	struct pg_tm tm;
 	fsec_t		fractionUs;
-	char		fraction[8];
-	int			fractionLength = 0;
+	char		text[40];
+	char	   *p = text;
 
 	if (TIMESTAMP_NOT_FINITE(value) ||
 		timestamp2tm(value, NULL, &tm, &fractionUs, NULL, NULL) != 0 ||
 		tm.tm_year < 1 || tm.tm_year > 9999)
 		return false;
 
+	*p++ = '"';
+	p = PutDigits(p, tm.tm_year, 4);
+	*p++ = '-';
+	p = PutDigits(p, tm.tm_mon, 2);
+	*p++ = '-';
+	p = PutDigits(p, tm.tm_mday, 2);
+	*p++ = 'T';
+	p = PutDigits(p, tm.tm_hour, 2);
+	*p++ = ':';
+	p = PutDigits(p, tm.tm_min, 2);
+	*p++ = ':';
+	p = PutDigits(p, tm.tm_sec, 2);
 	if (fractionUs != 0)
 	{
-		int			digits = 6;
-
-		snprintf(fraction, sizeof(fraction), ".%06d", (int) fractionUs);
-		while (fraction[digits] == '0')
-			digits--;
-		fractionLength = digits + 1;
+		*p++ = '.';
+		p = PutDigits(p, (int) fractionUs, 6);
+		while (p[-1] == '0')
+			p--;
 	}
-
-	appendStringInfo(out, "\"%04d-%02d-%02dT%02d:%02d:%02d%.*s%s\"",
-					 tm.tm_year, tm.tm_mon, tm.tm_mday,
-					 tm.tm_hour, tm.tm_min, tm.tm_sec,
-					 fractionLength, fraction, isInstant ? "Z" : "");
+	if (isInstant)
+		*p++ = 'Z';
+	*p++ = '"';
+	appendBinaryStringInfo(out, text, p - text);
 	return true;
 }
 
@@ -358,11 +392,28 @@ AppendNumberText(StringInfo out, const char *text)
 static void
 AppendValue(JsonValueWriter *writer, StringInfo out, Datum value)
 {
-	char	   *text;
+	char	   *textForm;
+
+	char		digits[MAXINT8LEN + 1];
 
 	switch (writer->kind)
 	{
-		case JSON_VALUE_INTEGER:
+		case JSON_VALUE_INT2:
+			appendBinaryStringInfo(out, digits, pg_ltoa(DatumGetInt16(value), digits));
+			return;
+		case JSON_VALUE_INT4:
+			appendBinaryStringInfo(out, digits, pg_ltoa(DatumGetInt32(value), digits));
+			return;
+		case JSON_VALUE_INT8:
+			appendBinaryStringInfo(out, digits, pg_lltoa(DatumGetInt64(value), digits));
+			return;
+		case JSON_VALUE_TEXT:
+			{
+				text	   *string = DatumGetTextPP(value);
+
+				NdjsonAppendString(out, VARDATA_ANY(string), VARSIZE_ANY_EXHDR(string));
+				return;
+			}
 		case JSON_VALUE_FLOAT:
 		case JSON_VALUE_NUMERIC:
 			AppendNumberText(out, OutputFunctionCall(&writer->outputFunction, value));
@@ -406,6 +457,6 @@ AppendValue(JsonValueWriter *writer, StringInfo out, Datum value)
 			break;
 	}
 
-	text = OutputFunctionCall(&writer->outputFunction, value);
-	NdjsonAppendString(out, text, strlen(text));
+	textForm = OutputFunctionCall(&writer->outputFunction, value);
+	NdjsonAppendString(out, textForm, strlen(textForm));
 }
