@@ -64,6 +64,7 @@ struct NdjsonRowWriter
 };
 
 static void AppendValue(JsonValueWriter *writer, StringInfo out, Datum value);
+static void AppendJsonString(StringInfo out, const char *text, int length);
 
 /*
  * ClassifyType picks the JSON form for a type, looking through domains.
@@ -152,7 +153,7 @@ NdjsonCreateRowWriter(TupleDesc tupleDesc)
 
 		initStringInfo(&key);
 		appendStringInfoChar(&key, i == 0 ? '{' : ',');
-		NdjsonAppendString(&key, NameStr(attribute->attname),
+		AppendJsonString(&key, NameStr(attribute->attname),
 						   strlen(NameStr(attribute->attname)));
 		appendStringInfoChar(&key, ':');
 		writer->keyPrefixes[i] = key.data;
@@ -190,12 +191,12 @@ NdjsonAppendRow(NdjsonRowWriter *writer, StringInfo out, TupleTableSlot *slot)
 }
 
 /*
- * NdjsonAppendString appends text as a quoted JSON string.  Runs of plain
+ * AppendJsonString appends text as a quoted JSON string.  Runs of plain
  * characters are copied in one go; the text is converted to UTF-8 first when
  * the database uses another encoding.
  */
-void
-NdjsonAppendString(StringInfo out, const char *text, int length)
+static void
+AppendJsonString(StringInfo out, const char *text, int length)
 {
 	const char *utf8 = text;
 	const char *runStart;
@@ -317,7 +318,7 @@ NdjsonAppendUtcTimestamp(StringInfo out, TimestampTz value)
 		char	   *text = DatumGetCString(DirectFunctionCall1(timestamptz_out,
 															   TimestampTzGetDatum(value)));
 
-		NdjsonAppendString(out, text, strlen(text));
+		AppendJsonString(out, text, strlen(text));
 	}
 }
 
@@ -381,7 +382,7 @@ static void
 AppendNumberText(StringInfo out, const char *text)
 {
 	if (strcmp(text, "NaN") == 0 || strstr(text, "Infinity") != NULL)
-		NdjsonAppendString(out, text, strlen(text));
+		AppendJsonString(out, text, strlen(text));
 	else
 		appendStringInfoString(out, text);
 }
@@ -411,7 +412,7 @@ AppendValue(JsonValueWriter *writer, StringInfo out, Datum value)
 			{
 				text	   *string = DatumGetTextPP(value);
 
-				NdjsonAppendString(out, VARDATA_ANY(string), VARSIZE_ANY_EXHDR(string));
+				AppendJsonString(out, VARDATA_ANY(string), VARSIZE_ANY_EXHDR(string));
 				return;
 			}
 		case JSON_VALUE_FLOAT:
@@ -458,5 +459,5 @@ AppendValue(JsonValueWriter *writer, StringInfo out, Datum value)
 	}
 
 	textForm = OutputFunctionCall(&writer->outputFunction, value);
-	NdjsonAppendString(out, textForm, strlen(textForm));
+	AppendJsonString(out, textForm, strlen(textForm));
 }

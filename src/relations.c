@@ -62,7 +62,7 @@ ResolveConfiguredTable(const char *settingName, const char *qualifiedName)
  * RequireColumn raises an error naming the data contract when a column the
  * jobs rely on is missing or has a type they cannot use.
  */
-void
+static void
 RequireColumn(const ConfiguredTable *table, const char *column,
 			  const Oid *acceptedTypes, int acceptedTypeCount)
 {

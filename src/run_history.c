@@ -155,7 +155,7 @@ RecordFailedRun(const char *jobName, TimestampTz startedAt, const char *error)
  * JsonbFlag says whether the summary's top-level key holds the scalar text
  * expected (true, "ok", ...).
  */
-bool
+static bool
 JsonbFlag(Jsonb *summary, const char *key, const char *expected)
 {
 	JsonbValue	keyValue;

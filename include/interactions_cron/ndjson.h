@@ -14,7 +14,6 @@ typedef struct NdjsonRowWriter NdjsonRowWriter;
 extern NdjsonRowWriter *NdjsonCreateRowWriter(TupleDesc tupleDesc);
 extern void NdjsonAppendRow(NdjsonRowWriter *writer, StringInfo out,
 							TupleTableSlot *slot);
-extern void NdjsonAppendString(StringInfo out, const char *text, int length);
 extern void NdjsonAppendUtcTimestamp(StringInfo out, TimestampTz value);
 
 #endif

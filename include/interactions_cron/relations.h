@@ -14,8 +14,6 @@ typedef struct ConfiguredTable
 
 extern ConfiguredTable ResolveConfiguredTable(const char *settingName,
 											  const char *qualifiedName);
-extern void RequireColumn(const ConfiguredTable *table, const char *column,
-						  const Oid *acceptedTypes, int acceptedTypeCount);
 extern ConfiguredTable ResolveTenantsTable(void);
 extern ConfiguredTable ResolveHistoryTable(void);
 extern ConfiguredTable ResolveSuppressionsTable(void);

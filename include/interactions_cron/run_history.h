@@ -11,6 +11,5 @@
 typedef Jsonb *(*JobBody) (FunctionCallInfo fcinfo);
 
 extern Jsonb *RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo);
-extern bool JsonbFlag(Jsonb *summary, const char *key, const char *expected);
 
 #endif
