@@ -14,7 +14,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 ensure_packages() {
     local wanted=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
                   libtap-parser-sourcehandler-pgtap-perl libipc-run-perl build-essential curl
-                  libpq-dev libmicrohttpd-dev)
+                  libpq-dev libmicrohttpd-dev libcurl4-openssl-dev zlib1g-dev)
     local missing=()
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
