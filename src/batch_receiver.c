@@ -77,14 +77,12 @@ StartFile(BatchReceiver *receiver, TimestampTz createdAt, int64 id)
 									  psprintf("%s/%s", directory, fileName));
 	receiver->openFileDay = UtcDayNumber(createdAt);
 
-	if (!receiver->dryRun && receiver->s3 != NULL)
-		receiver->openFile = BatchFileOpenUpload(receiver->exportRoot, receiver->s3,
-												 psprintf("%s%s/%s", receiver->s3->prefix, directory, fileName),
-												 gzip);
-	else if (!receiver->dryRun)
-		receiver->openFile = BatchFileOpen(receiver->exportRoot,
-										   psprintf("%s/%s", receiver->exportRoot, directory),
-										   fileName, gzip);
+	if (!receiver->dryRun)
+		receiver->openFile = receiver->s3 != NULL
+			? BatchFileOpenUpload(receiver->exportRoot, receiver->s3,
+								  psprintf("%s%s/%s", receiver->s3->prefix, directory, fileName), gzip)
+			: BatchFileOpen(receiver->exportRoot, psprintf("%s/%s", receiver->exportRoot, directory),
+							fileName, gzip);
 	MemoryContextSwitchTo(executorContext);
 }
 

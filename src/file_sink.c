@@ -237,7 +237,11 @@ BatchFileCommit(BatchFile *file)
 {
 	WriteBuffer(file, true);
 	if (file->gzip != NULL)
+	{
 		deflateEnd(file->gzip);
+		pfree(file->compressed);
+		file->compressed = NULL;
+	}
 
 	if (CloseTransientFile(file->fd) != 0)
 		ereport(ERROR,
