@@ -13,7 +13,6 @@
 #include "postgres.h"
 
 #include "access/table.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_partitioned_table.h"
@@ -30,7 +29,6 @@
 #include "utils/partcache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/guc.h"

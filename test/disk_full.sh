@@ -55,5 +55,5 @@ result=$(sql -c "SELECT interactions_cron.export_interactions()")
 expect "the retry exports big" \
     "$(sql -c "SELECT t->>'exported' FROM jsonb_array_elements('$result'::jsonb->'tenants') t WHERE t->>'tenantId' = 'big'")" 5000
 expect "every row is in exactly one line" \
-    "$(cat "$MOUNT_DIR"/exports/*/interaction_history/*/*/*/*.json | grep -o '^{"id":[0-9]*' | sort | uniq -c | awk '$1 != 1' | wc -l) $(cat "$MOUNT_DIR"/exports/*/interaction_history/*/*/*/*.json | wc -l)" \
+    "$(duplicated_ids_and_lines "$MOUNT_DIR")" \
     "0 5001"

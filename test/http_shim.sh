@@ -134,7 +134,7 @@ expect "so does the export started beside it" "$(cat "$WORK/second_status")" 200
 expect "between them the new row was exported once" \
     "$(python3 -c 'import json,sys; print(sum(json.load(open(f))["totalExported"] for f in sys.argv[1:]))' "$WORK/long_body" "$WORK/second_body")" 1
 expect "no row is in two files" \
-    "$(cat "$CLUSTER_DIR"/http_exports/exports/*/interaction_history/*/*/*/*.json | grep -o '^{"id":[0-9]*' | sort | uniq -d | wc -l) $(cat "$CLUSTER_DIR"/http_exports/exports/*/interaction_history/*/*/*/*.json | wc -l)" \
+    "$(duplicated_ids_and_lines "$CLUSTER_DIR/http_exports")" \
     "0 201"
 
 # Malformed, oversized and slow requests get 4xx and leave the daemon alive.

@@ -158,7 +158,7 @@ result=$(export_run "")
 expect "the retry exports the waiting row" "$(json_get 'd["totalExported"]' <<<"$result")" 1
 download_all "$DOWNLOADS/after"
 expect "every row is in exactly one object" \
-    "$(cat "$DOWNLOADS/after/$PREFIX"exports/*/interaction_history/*/*/*/*.json | grep -o '^{"id":[0-9]*' | sort | uniq -d | wc -l) $(cat "$DOWNLOADS/after/$PREFIX"exports/*/interaction_history/*/*/*/*.json | wc -l)" \
+    "$(duplicated_ids_and_lines "$DOWNLOADS/after/$PREFIX")" \
     "0 6001"
 
 # A failure after the upload but before the checkpoint moved: the retry
@@ -171,7 +171,7 @@ expect "the retry exports the row again" "$(json_get 'd["totalExported"]' <<<"$(
 expect "under the same key: one new object, not two" "$(( $(list_keys | wc -l) - keys_before ))" 1
 download_all "$DOWNLOADS/retried"
 expect "still every row in exactly one object" \
-    "$(cat "$DOWNLOADS/retried/$PREFIX"exports/*/interaction_history/*/*/*/*.json | grep -o '^{"id":[0-9]*' | sort | uniq -d | wc -l)" 0
+    "$(duplicated_ids_and_lines "$DOWNLOADS/retried/$PREFIX" | cut -d' ' -f1)" 0
 
 # A batch larger than the multipart threshold (5 MB) goes up in parts.
 sql -q -c "INSERT INTO tenants (id, name) VALUES ('whale', 'Whale')" \

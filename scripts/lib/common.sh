@@ -94,3 +94,11 @@ ensure_duckdb() {
     log "installing the DuckDB reader (npm ci)"
     (cd "$REPO_ROOT/test/duckdb" && npm ci --no-audit --no-fund --loglevel=error)
 }
+
+# duplicated_ids_and_lines ROOT: for the plain NDJSON files under
+# ROOT/exports, prints "<ids in more than one line> <lines>".
+duplicated_ids_and_lines() {
+    local files=("$1"/exports/*/interaction_history/*/*/*/*.json)
+    printf '%s %s' "$(cat "${files[@]}" | grep -o '^{"id":[0-9]*' | sort | uniq -d | wc -l)" \
+        "$(cat "${files[@]}" | wc -l)"
+}
