@@ -7,14 +7,21 @@ OBJS = \
 	src/relations.o \
 	src/tenants.o \
 	src/watermark.o \
-	src/locks.o \
 	src/subtransaction.o \
+	src/spi_plans.o \
+	src/preconditions.o \
 	src/checkpoint.o \
+	src/intent.o \
 	src/hive_path.o \
 	src/ndjson.o \
 	src/s3_client.o \
 	src/file_sink.o \
+	src/sink.o \
 	src/batch_receiver.o \
+	src/tenant_export.o \
+	src/outcome_message.o \
+	src/export_worker.o \
+	src/worker_pool.o \
 	src/export.o \
 	src/run_history.o \
 	src/partitions.o \

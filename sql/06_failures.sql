@@ -33,20 +33,22 @@ SELECT tenant_id, status, attempts, last_id, last_error FROM interactions_cron.e
 SELECT * FROM test_helpers.rows_not_exported_once();
 
 -- A failure after the file reached its final name but before the checkpoint
--- moved: the checkpoint stays, and the retry rewrites the same file name.
+-- moved: the file is removed again, the checkpoint stays, and the retry
+-- writes the same name.
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES
     (4, 'good', '2026-03-30 12:00:00+00'), (5, 'good', '2026-03-30 12:30:00+00');
-SET interactions_cron.debug_fault = 'error_after_write';
+SET interactions_cron.debug_fault = 'error_after_place';
 SELECT tenant_id, exported, files, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
 RESET interactions_cron.debug_fault;
 SELECT tenant_id, status, attempts, last_id FROM interactions_cron.export_checkpoints ORDER BY 1;
 SELECT f FROM test_helpers.export_files() f;
+SELECT count(*) AS outstanding_intents FROM interactions_cron.export_intents;
 SELECT tenant_id, exported, files, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
 SELECT f FROM test_helpers.export_files() f;
 SELECT * FROM test_helpers.rows_not_exported_once();
 
--- The run as a whole rolled back (the caller's transaction aborted after the
--- files were written): the next run rewrites the same names.
+-- The caller's transaction rolling back does not undo what the workers
+-- committed: the rows stay exported once, and the next run has nothing to do.
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (6, 'good', '2026-03-30 13:00:00+00');
 BEGIN;
 SELECT tenant_id, exported, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;

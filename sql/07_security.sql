@@ -23,6 +23,7 @@ RESET ROLE;
 GRANT USAGE ON SCHEMA interactions_cron TO ic_operator;
 GRANT EXECUTE ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) TO ic_operator;
 GRANT SELECT, INSERT, UPDATE ON interactions_cron.export_checkpoints TO ic_operator;
+GRANT SELECT, INSERT, DELETE ON interactions_cron.export_intents TO ic_operator;
 GRANT INSERT ON interactions_cron.job_runs TO ic_operator;
 GRANT SELECT ON public.tenants, public.interaction_history TO ic_operator;
 SET ROLE ic_operator;
@@ -34,9 +35,12 @@ SELECT test_helpers.error_of($$SET interactions_cron.export_dir = '/tmp/elsewher
 SELECT test_helpers.error_of($$SET interactions_cron.history_table = 'public.tenants'$$);
 SELECT test_helpers.error_of($$SET interactions_cron.tenants_table = 'public.tenants'$$);
 SELECT test_helpers.error_of($$SET interactions_cron.watermark_margin = 0$$);
-SELECT test_helpers.error_of($$SET interactions_cron.debug_fault = 'error_after_write'$$);
+SELECT test_helpers.error_of($$SET interactions_cron.debug_fault = 'error_after_place'$$);
+SELECT test_helpers.error_of($$SET interactions_cron.max_workers = 8$$);
 SELECT test_helpers.error_of($$SET interactions_cron.batch_size = 5$$);
 RESET ROLE;
+-- The workers ran as the caller's role (which cannot log in), and the run is recorded as its.
+SELECT run_by, ok FROM interactions_cron.job_runs ORDER BY id DESC LIMIT 1;
 SELECT count(*) AS files_in_superusers_dir FROM test_helpers.export_files();
 SELECT pg_stat_file('/tmp/elsewhere', true) IS NULL AS nothing_elsewhere;
 
@@ -45,6 +49,8 @@ SELECT test_helpers.error_of($$SET interactions_cron.export_dir = 'relative/path
 SELECT test_helpers.error_of($$SET interactions_cron.tenants_table = 'tenants'$$);
 SELECT test_helpers.error_of($$SET interactions_cron.history_table = 'a.b.c'$$);
 SELECT test_helpers.error_of($$SET interactions_cron.batch_size = 0$$);
+SELECT test_helpers.error_of($$SET interactions_cron.watermark_margin = 0$$);
+SELECT test_helpers.error_of($$SET interactions_cron.max_workers = 0$$);
 SELECT test_helpers.error_of($$SET interactions_cron.debug_fault = 'explode'$$);
 SELECT test_helpers.error_of($$SET interactions_cron.no_such_setting = 1$$);
 

@@ -5,8 +5,9 @@
  * Like COPY TO, the rows are never materialised: each one is serialised into
  * the open file's buffer as the executor produces it, so memory stays flat
  * whatever the batch size.  Rows arrive in (created_at, id) order; when the
- * UTC day changes the open file is committed and the next day's file opened,
- * so every file holds the rows of the one day its path names.
+ * UTC day changes the open temporary file is closed and the next day's
+ * opened, so every file holds the rows of the one day its path names.
+ * Nothing is placed here: the sink places the files after the batch.
  */
 #include "postgres.h"
 
@@ -21,69 +22,42 @@
 #include "interactions_cron/hive_path.h"
 
 /*
- * InjectFaultAfterWrite fails or stalls right after a file reached its final
- * name and before the checkpoint moves, for the failure and crash tests.
- */
-static void
-InjectFaultAfterWrite(const char *relativePath)
-{
-	if (DebugFaultSetting == DEBUG_FAULT_ERROR_AFTER_WRITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("injected fault after writing \"%s\"", relativePath),
-				 errhint("interactions_cron.debug_fault is set; reset it outside tests.")));
-
-	if (DebugFaultSetting == DEBUG_FAULT_SLEEP_AFTER_WRITE)
-	{
-		elog(LOG, "interactions_cron: sleeping after writing \"%s\" (debug_fault)", relativePath);
-		for (int i = 0; i < 600; i++)
-		{
-			CHECK_FOR_INTERRUPTS();
-			pg_usleep(100 * 1000L);
-		}
-	}
-}
-
-/*
- * CommitOpenFile gives the open file its final name.
- */
-static void
-CommitOpenFile(BatchReceiver *receiver)
-{
-	if (receiver->openFile == NULL)
-		return;
-
-	BatchFileCommit(receiver->openFile);
-	pfree(receiver->openFile);
-	receiver->openFile = NULL;
-	InjectFaultAfterWrite(llast(receiver->relativePaths));
-}
-
-/*
- * StartFile begins the file for the day of the row (createdAt, id), naming it
- * after that row.
+ * StartFile closes the open file and begins the one for the day of the row
+ * (createdAt, id), named after that row.
  */
 static void
 StartFile(BatchReceiver *receiver, TimestampTz createdAt, int64 id)
 {
 	MemoryContext executorContext = MemoryContextSwitchTo(receiver->batchContext);
-	char	   *directory = BatchDirectory(receiver->escapedTenantId, createdAt);
-	bool		gzip = CompressionSetting == COMPRESSION_GZIP;
-	char	   *fileName = BatchFileName(createdAt, id, gzip);
+	SinkFile   *file = palloc0(sizeof(SinkFile));
 
-	CommitOpenFile(receiver);
+	if (receiver->openFile != NULL)
+		SinkCloseFile(receiver->openFile);
 
-	receiver->relativePaths = lappend(receiver->relativePaths,
-									  psprintf("%s/%s", directory, fileName));
+	file->relativePath = psprintf("%s/%s",
+								  BatchDirectory(receiver->escapedTenantId, createdAt),
+								  BatchFileName(createdAt, id, receiver->sink->gzip));
+	receiver->files = lappend(receiver->files, file);
+	receiver->openFile = file;
 	receiver->openFileDay = UtcDayNumber(createdAt);
-
-	if (!receiver->dryRun)
-		receiver->openFile = receiver->s3 != NULL
-			? BatchFileOpenUpload(receiver->exportRoot, receiver->s3,
-								  psprintf("%s%s/%s", receiver->s3->prefix, directory, fileName), gzip)
-			: BatchFileOpen(receiver->exportRoot, psprintf("%s/%s", receiver->exportRoot, directory),
-							fileName, gzip);
+	receiver->sink->ops->open(receiver->sink, file);
 	MemoryContextSwitchTo(executorContext);
+}
+
+/*
+ * RequireDayPartition fails the tenant on a row that cannot be placed in the
+ * layout (created_at infinite or outside the years 1 to 9999), naming it.
+ */
+static void
+RequireDayPartition(BatchReceiver *receiver, TimestampTz createdAt, int64 id)
+{
+	if (!HasDayPartition(createdAt))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("row id " INT64_FORMAT " of tenant \"%s\" has created_at %s, which no day partition can hold",
+						id, receiver->tenantId, timestamptz_to_str(createdAt)),
+				 errhint("Correct or delete the row, or move the tenant's checkpoint past it with "
+						 "interactions_cron.reset_checkpoint(tenant_id, since, force => true).")));
 }
 
 /*
@@ -151,16 +125,20 @@ ReceiveRow(TupleTableSlot *slot, DestReceiver *self)
 	id = RowId(receiver, slot->tts_values[receiver->idIndex]);
 
 	if (receiver->rowCount == 0 || UtcDayNumber(createdAt) != receiver->openFileDay)
-		StartFile(receiver, createdAt, id);
-
-	if (receiver->openFile != NULL)
 	{
+		RequireDayPartition(receiver, createdAt, id);
+		StartFile(receiver, createdAt, id);
+	}
+
+	if (receiver->openFile->file != NULL)
+	{
+		BatchFile  *file = receiver->openFile->file;
 		MemoryContext callerContext = MemoryContextSwitchTo(receiver->rowContext);
 
-		NdjsonAppendRow(receiver->rowWriter, &receiver->openFile->buffer, slot);
+		NdjsonAppendRow(receiver->rowWriter, &file->buffer, slot);
 		MemoryContextSwitchTo(callerContext);
 		MemoryContextReset(receiver->rowContext);
-		BatchFileFlushIfFull(receiver->openFile);
+		BatchFileFlushIfFull(file);
 	}
 
 	receiver->rowCount++;
@@ -170,7 +148,7 @@ ReceiveRow(TupleTableSlot *slot, DestReceiver *self)
 }
 
 /*
- * ReceiverShutdown has nothing to release: the last file is committed by
+ * ReceiverShutdown has nothing to release: the last file is closed by
  * BatchReceiverFinish, outside the executor.
  */
 static void
@@ -188,13 +166,13 @@ ReceiverDestroy(DestReceiver *self)
 
 /*
  * CreateBatchReceiver returns a receiver for one tenant's batch.  It and its
- * files live in batchContext (per tenant), not in the executor's context,
- * which is gone by the time the last file is committed.
+ * files live in batchContext (per tenant), not in the executor's context or
+ * the transaction's: the files are placed in the batch's second transaction.
  */
 BatchReceiver *
-CreateBatchReceiver(MemoryContext batchContext, const char *exportRoot,
-					const S3Target *s3, const char *escapedTenantId, bool dryRun)
+CreateBatchReceiver(MemoryContext batchContext, ExportSink *sink, const char *tenantId)
 {
+	MemoryContext callerContext = CurrentMemoryContext;
 	BatchReceiver *receiver = MemoryContextAllocZero(batchContext, sizeof(BatchReceiver));
 
 	receiver->pub.receiveSlot = ReceiveRow;
@@ -202,32 +180,24 @@ CreateBatchReceiver(MemoryContext batchContext, const char *exportRoot,
 	receiver->pub.rShutdown = ReceiverShutdown;
 	receiver->pub.rDestroy = ReceiverDestroy;
 	receiver->pub.mydest = DestNone;
-	receiver->exportRoot = exportRoot;
-	receiver->s3 = s3;
-	receiver->escapedTenantId = escapedTenantId;
-	receiver->dryRun = dryRun;
+	receiver->sink = sink;
+	receiver->tenantId = MemoryContextStrdup(batchContext, tenantId);
 	receiver->batchContext = batchContext;
+	MemoryContextSwitchTo(batchContext);
+	receiver->escapedTenantId = HiveEscapePathSegment(tenantId);
 	receiver->rowContext = AllocSetContextCreate(batchContext,
 												 "interactions_cron row",
 												 ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(callerContext);
 	return receiver;
 }
 
 /*
- * BatchReceiverFinish commits the last file of the batch.
+ * BatchReceiverFinish closes the last file of the batch.
  */
 void
 BatchReceiverFinish(BatchReceiver *receiver)
 {
-	CommitOpenFile(receiver);
-}
-
-/*
- * BatchReceiverTemporaryPath names the file left half-written by an error,
- * or NULL when no file was open.
- */
-const char *
-BatchReceiverTemporaryPath(BatchReceiver *receiver)
-{
-	return receiver->openFile != NULL ? receiver->openFile->temporaryPath : NULL;
+	if (receiver->openFile != NULL)
+		SinkCloseFile(receiver->openFile);
 }

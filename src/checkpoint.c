@@ -1,116 +1,62 @@
 /*
  * checkpoint.c
- *	  Reading, advancing and resetting tenants' export checkpoints.
+ *	  Claiming, advancing and resetting tenants' export checkpoints.
  *
- * A checkpoint only moves in the transaction that wrote the tenant's files,
- * and only while that transaction holds the tenant's advisory lock, so two
- * exports can never both start from the same position.  The lock is an
- * advisory lock (class TENANT_LOCK_CLASS, key hashtext(tenant_id)) rather than
- * a row lock so that a tenant whose checkpoint row does not exist yet can be
- * locked too, and so that a busy tenant is skipped instead of waited on.
+ * A tenant is claimed by locking its checkpoint row (FOR UPDATE), created
+ * first if needed.  Only roles that may update export_checkpoints can take
+ * that lock, unlike an advisory lock, which any role can take to make a
+ * tenant look busy for ever.  Exports claim with SKIP LOCKED, so a tenant
+ * held by another export is skipped rather than waited on; reset_checkpoint
+ * waits.  A claim lasts one transaction: one tenant's batch.
  */
 #include "postgres.h"
 
-#include "access/hash.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
-#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/checkpoint.h"
-#include "interactions_cron/locks.h"
+#include "interactions_cron/intent.h"
+#include "interactions_cron/ndjson.h"
+#include "interactions_cron/preconditions.h"
 #include "interactions_cron/relations.h"
+#include "interactions_cron/run_history.h"
+#include "interactions_cron/spi_plans.h"
 #include "interactions_cron/tenants.h"
 
 /* Before every row: created_at -infinity, smallest bigint. */
 const CheckpointPosition CheckpointStart = {DT_NOBEGIN, PG_INT64_MIN};
 
 static SPIPlanPtr readPlan = NULL;
+static SPIPlanPtr createPlan = NULL;
+static SPIPlanPtr claimPlan = NULL;
+static SPIPlanPtr claimWaitingPlan = NULL;
 static SPIPlanPtr successPlan = NULL;
 static SPIPlanPtr failurePlan = NULL;
 static SPIPlanPtr resetPlan = NULL;
 
-/*
- * PreparedPlan returns the saved plan for sql, preparing it on first use.
- * Like every SPI call, preparing leaves SPI's procedure context current:
- * callers that allocate afterwards save and restore their own.
- */
-static SPIPlanPtr
-PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
-			 Oid *argumentTypes)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, argumentCount, argumentTypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 sql, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*cache = plan;
-	}
-	return *cache;
-}
+#define READ_SQL \
+	"SELECT last_created_at, last_id FROM interactions_cron.export_checkpoints" \
+	" WHERE tenant_id = $1"
+#define CLAIM_SQL READ_SQL " FOR UPDATE"
 
 /*
- * ExecuteChange runs a saved INSERT/UPDATE plan and checks its result code.
+ * PositionOfResult returns the position in the single row SPI returned, or
+ * CheckpointStart when it returned none.
  */
-static void
-ExecuteChange(SPIPlanPtr plan, Datum *values, const char *nulls)
+static CheckpointPosition
+PositionOfResult(uint64 rows)
 {
-	int			result = SPI_execute_plan(plan, values, nulls, false, 0);
-
-	if (result != SPI_OK_INSERT && result != SPI_OK_UPDATE)
-		elog(ERROR, "could not update export checkpoint: %s",
-			 SPI_result_code_string(result));
-}
-
-/*
- * LockTenant takes the tenant's lock until the end of the transaction; without
- * wait it returns false at once when another export or reset holds it.  The
- * key is hashtext(tenant_id), so DBAs can find it in pg_locks.
- */
-bool
-LockTenant(const char *tenantId, bool wait)
-{
-	uint32		key = DatumGetUInt32(hash_any((const unsigned char *) tenantId,
-											  strlen(tenantId)));
-
-	return AcquireAdvisoryXactLock(TENANT_LOCK_CLASS, key, wait);
-}
-
-/*
- * CheckpointRead returns the tenant's position, or CheckpointStart when it
- * has never been exported.
- */
-CheckpointPosition
-CheckpointRead(const char *tenantId)
-{
-	MemoryContext callerContext = CurrentMemoryContext;
-	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(tenantId)};
-	SPIPlanPtr	plan = PreparedPlan(&readPlan,
-									"SELECT last_created_at, last_id"
-									" FROM interactions_cron.export_checkpoints"
-									" WHERE tenant_id = $1",
-									1, argumentTypes);
 	CheckpointPosition position = CheckpointStart;
-	int			result = SPI_execute_plan(plan, values, NULL, false, 1);
-	bool		isNull;
 
-	MemoryContextSwitchTo(callerContext);
-
-	if (result != SPI_OK_SELECT)
-		elog(ERROR, "could not read export checkpoint: %s",
-			 SPI_result_code_string(result));
-
-	if (SPI_processed == 1)
+	if (rows == 1)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[0];
 		TupleDesc	tupleDesc = SPI_tuptable->tupdesc;
+		bool		isNull;
 
 		position.createdAt = DatumGetTimestampTz(SPI_getbinval(tuple, tupleDesc, 1, &isNull));
 		position.id = DatumGetInt64(SPI_getbinval(tuple, tupleDesc, 2, &isNull));
@@ -120,8 +66,53 @@ CheckpointRead(const char *tenantId)
 }
 
 /*
+ * CheckpointRead returns the tenant's position without claiming it (for a
+ * dry run), or CheckpointStart when it has never been exported.
+ */
+CheckpointPosition
+CheckpointRead(const char *tenantId)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenantId)};
+	uint64		rows = ExecutePlanChecked(PreparedPlan(&readPlan, READ_SQL, 1, argumentTypes),
+										  values, NULL, SPI_OK_SELECT, "read the export checkpoint");
+
+	MemoryContextSwitchTo(callerContext);
+	return PositionOfResult(rows);
+}
+
+/*
+ * CheckpointClaim locks the tenant's checkpoint row until the end of the
+ * transaction and returns its position.  Without wait it returns false at
+ * once when another transaction holds the row.
+ */
+bool
+CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenantId)};
+	uint64		claimed;
+
+	ExecutePlanChecked(PreparedPlan(&createPlan,
+									"INSERT INTO interactions_cron.export_checkpoints (tenant_id)"
+									" VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
+									1, argumentTypes),
+					   values, NULL, SPI_OK_INSERT, "create the export checkpoint");
+	claimed = wait
+		? ExecutePlanChecked(PreparedPlan(&claimWaitingPlan, CLAIM_SQL, 1, argumentTypes),
+							 values, NULL, SPI_OK_SELECT, "claim the tenant")
+		: ExecutePlanChecked(PreparedPlan(&claimPlan, CLAIM_SQL " SKIP LOCKED", 1, argumentTypes),
+							 values, NULL, SPI_OK_SELECT, "claim the tenant");
+	MemoryContextSwitchTo(callerContext);
+	*position = PositionOfResult(claimed);
+	return claimed == 1;
+}
+
+/*
  * CheckpointRecordSuccess moves the tenant's position past the rows just
- * written and clears any earlier failure.
+ * placed and clears any earlier failure.
  */
 void
 CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
@@ -138,23 +129,18 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 		Int64GetDatum(rowsExported),
 		Int64GetDatum(filesWritten)
 	};
-	SPIPlanPtr	plan = PreparedPlan(&successPlan,
-									"INSERT INTO interactions_cron.export_checkpoints AS c"
-									" (tenant_id, last_created_at, last_id, status, last_error, attempts,"
-									"  last_file, rows_exported, files_written, last_success_at, updated_at)"
-									" VALUES ($1, $2, $3, 'ok', NULL, 0, $4, $5, $6,"
-									"  pg_catalog.clock_timestamp(), pg_catalog.clock_timestamp())"
-									" ON CONFLICT (tenant_id) DO UPDATE SET"
-									"  last_created_at = excluded.last_created_at,"
-									"  last_id = excluded.last_id, status = 'ok', last_error = NULL,"
-									"  attempts = 0, last_file = excluded.last_file,"
-									"  rows_exported = c.rows_exported + excluded.rows_exported,"
-									"  files_written = c.files_written + excluded.files_written,"
-									"  last_success_at = excluded.last_success_at,"
-									"  updated_at = excluded.updated_at",
-									6, argumentTypes);
 
-	ExecuteChange(plan, values, NULL);
+	ExecutePlanChecked(PreparedPlan(&successPlan,
+									"UPDATE interactions_cron.export_checkpoints SET"
+									"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
+									"  attempts = 0, last_file = $4,"
+									"  rows_exported = rows_exported + $5,"
+									"  files_written = files_written + $6,"
+									"  last_success_at = pg_catalog.clock_timestamp(),"
+									"  updated_at = pg_catalog.clock_timestamp()"
+									" WHERE tenant_id = $1",
+									6, argumentTypes),
+					   values, NULL, SPI_OK_UPDATE, "update the export checkpoint");
 	MemoryContextSwitchTo(callerContext);
 }
 
@@ -168,28 +154,26 @@ CheckpointRecordFailure(const char *tenantId, const char *error)
 	MemoryContext callerContext = CurrentMemoryContext;
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(error)};
-	SPIPlanPtr	plan = PreparedPlan(&failurePlan,
+
+	ExecutePlanChecked(PreparedPlan(&failurePlan,
 									"INSERT INTO interactions_cron.export_checkpoints AS c"
 									" (tenant_id, status, last_error, attempts, updated_at)"
 									" VALUES ($1, 'failed', $2, 1, pg_catalog.clock_timestamp())"
 									" ON CONFLICT (tenant_id) DO UPDATE SET"
 									"  status = 'failed', last_error = excluded.last_error,"
 									"  attempts = c.attempts + 1, updated_at = excluded.updated_at",
-									2, argumentTypes);
-
-	ExecuteChange(plan, values, NULL);
+									2, argumentTypes),
+					   values, NULL, SPI_OK_INSERT, "mark the export checkpoint failed");
 	MemoryContextSwitchTo(callerContext);
 }
 
 /*
- * RequireBackwardMove refuses a reset that would move a checkpoint forward:
- * that would silently skip rows that were never exported.
+ * RequireBackwardMove refuses, without force, a reset that would move a
+ * checkpoint forward: that would silently skip rows never exported.
  */
 static void
-RequireBackwardMove(const char *tenantId, CheckpointPosition target)
+RequireBackwardMove(const char *tenantId, CheckpointPosition current, CheckpointPosition target)
 {
-	CheckpointPosition current = CheckpointRead(tenantId);
-
 	if (target.createdAt > current.createdAt)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -197,24 +181,47 @@ RequireBackwardMove(const char *tenantId, CheckpointPosition target)
 						tenantId, timestamptz_to_str(target.createdAt)),
 				 errdetail("The tenant has been exported up to %s; moving past that would skip rows that were never exported.",
 						   timestamptz_to_str(current.createdAt)),
-				 errhint("reset_checkpoint only replays: pass a time at or before the current position, or NULL for the beginning.")));
+				 errhint("To skip rows on purpose (a row that cannot be exported), call reset_checkpoint(tenant_id, since, force => true); the move is recorded in interactions_cron.job_runs.")));
 }
 
-PG_FUNCTION_INFO_V1(reset_checkpoint);
+/*
+ * ResetResultJson describes a reset for the run history.
+ */
+static Jsonb *
+ResetResultJson(const char *tenantId, CheckpointPosition from, CheckpointPosition to,
+				bool force, int removedFiles)
+{
+	StringInfoData json;
+
+	initStringInfo(&json);
+	appendStringInfoString(&json, "{\"ok\": true, \"tenantId\": ");
+	escape_json(&json, tenantId);
+	appendStringInfoString(&json, ", \"from\": ");
+	NdjsonAppendUtcTimestamp(&json, from.createdAt);
+	appendStringInfo(&json, ", \"fromId\": " INT64_FORMAT ", \"to\": ", from.id);
+	NdjsonAppendUtcTimestamp(&json, to.createdAt);
+	appendStringInfo(&json, ", \"force\": %s, \"removedFiles\": %d}",
+					 force ? "true" : "false", removedFiles);
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
+}
 
 /*
- * reset_checkpoint moves a tenant's checkpoint back to `since` (NULL: the
- * beginning) so the next export writes those rows again.  It waits for an
- * export that holds the tenant, then clears the failed state.
+ * ResetBody moves the tenant's checkpoint and returns what it did.  It waits
+ * for an export holding the tenant, and removes the files of an unfinished
+ * batch first: their rows lie past the new position and will be written again.
  */
-Datum
-reset_checkpoint(PG_FUNCTION_ARGS)
+static Jsonb *
+ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 {
 	char	   *tenantId;
+	bool		force = PG_NARGS() > 2 && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	CheckpointPosition target = CheckpointStart;
+	CheckpointPosition current;
 	Oid			argumentTypes[3] = {TEXTOID, TIMESTAMPTZOID, INT8OID};
 	Datum		values[3];
 	ConfiguredTable tenants;
+	int			removedFiles;
+	Jsonb	   *result;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -224,30 +231,42 @@ reset_checkpoint(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 		target.createdAt = PG_GETARG_TIMESTAMPTZ(1);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
+	ConnectSpi();
 	tenants = ResolveTenantsTable();
 	RequireTenant(&tenants, tenantId, false);
-	(void) LockTenant(tenantId, true);
-	RequireBackwardMove(tenantId, target);
+	(void) CheckpointClaim(tenantId, true, &current);
+	if (!force)
+		RequireBackwardMove(tenantId, current, target);
+	removedFiles = IntentClear(tenantId);
 
 	values[0] = CStringGetTextDatum(tenantId);
 	values[1] = TimestampTzGetDatum(target.createdAt);
 	values[2] = Int64GetDatum(target.id);
-	ExecuteChange(PreparedPlan(&resetPlan,
-							   "INSERT INTO interactions_cron.export_checkpoints AS c"
-							   " (tenant_id, last_created_at, last_id, status, attempts, updated_at)"
-							   " VALUES ($1, $2, $3, 'ok', 0, pg_catalog.clock_timestamp())"
-							   " ON CONFLICT (tenant_id) DO UPDATE SET"
-							   "  last_created_at = excluded.last_created_at,"
-							   "  last_id = excluded.last_id, status = 'ok', last_error = NULL,"
-							   "  attempts = 0, updated_at = excluded.updated_at",
-							   3, argumentTypes),
-				  values, NULL);
+	ExecutePlanChecked(PreparedPlan(&resetPlan,
+									"UPDATE interactions_cron.export_checkpoints SET"
+									"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
+									"  attempts = 0, updated_at = pg_catalog.clock_timestamp()"
+									" WHERE tenant_id = $1",
+									3, argumentTypes),
+					   values, NULL, SPI_OK_UPDATE, "reset the export checkpoint");
+	FinishSpi();
 
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	result = ResetResultJson(tenantId, current, target, force, removedFiles);
+	return result;
+}
 
+PG_FUNCTION_INFO_V1(reset_checkpoint);
+
+/*
+ * reset_checkpoint(tenant_id, since, force) moves a tenant's checkpoint back
+ * to `since` (NULL: the beginning) so the next export writes those rows
+ * again; with force it may also move it forward, past rows that cannot be
+ * exported.  Every reset is recorded in interactions_cron.job_runs.
+ */
+Datum
+reset_checkpoint(PG_FUNCTION_ARGS)
+{
+	RequireUsableDatabase();
+	(void) RunRecordedJob("reset_checkpoint", ResetBody, fcinfo);
 	PG_RETURN_VOID();
 }

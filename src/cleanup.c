@@ -24,13 +24,13 @@
 #include "utils/timestamp.h"
 
 #include "interactions_cron/guc.h"
-#include "interactions_cron/locks.h"
 #include "interactions_cron/partitions.h"
+#include "interactions_cron/preconditions.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/run_history.h"
+#include "interactions_cron/spi_plans.h"
 
-/* objid of cleanup()'s advisory lock: one cleanup per database at a time. */
-#define CLEANUP_LOCK_KEY 1
+static SPIPlanPtr claimPlan = NULL;
 
 /* What one cleanup call did. */
 typedef struct CleanupCounts
@@ -178,10 +178,30 @@ CleanupResultJson(const char *status, const CleanupCounts *counts, TimestampTz s
 }
 
 /*
+ * ClaimCleanup locks cleanup's row of interactions_cron.job_claims until the
+ * end of the transaction, or returns false at once when another cleanup
+ * holds it.  Unlike an advisory lock, only roles that may update that table
+ * can take it.
+ */
+static bool
+ClaimCleanup(void)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	uint64		claimed = ExecutePlanChecked(PreparedPlan(&claimPlan,
+														  "SELECT 1 FROM interactions_cron.job_claims"
+														  " WHERE job = 'cleanup' FOR UPDATE SKIP LOCKED",
+														  0, NULL),
+											 NULL, NULL, SPI_OK_SELECT, "claim the cleanup job");
+
+	MemoryContextSwitchTo(callerContext);
+	return claimed == 1;
+}
+
+/*
  * CleanupBody does the cleanup's work and returns its summary.
  */
 static Jsonb *
-CleanupBody(FunctionCallInfo fcinfo)
+CleanupBody(FunctionCallInfo fcinfo, JobProgress *progress)
 {
 	MemoryContext callerContext = CurrentMemoryContext;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
@@ -191,11 +211,12 @@ CleanupBody(FunctionCallInfo fcinfo)
 	ConfiguredTable runHistory;
 
 	memset(&counts, 0, sizeof(counts));
-	if (!AcquireAdvisoryXactLock(CLEANUP_LOCK_CLASS, CLEANUP_LOCK_KEY, false))
+	ConnectSpi();
+	if (!ClaimCleanup())
+	{
+		FinishSpi();
 		return CleanupResultJson("skipped", &counts, now);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	}
 
 	suppressions = ResolveSuppressionsTable();
 	summaries = ResolveSummariesTable();
@@ -212,8 +233,7 @@ CleanupBody(FunctionCallInfo fcinfo)
 						TimestampTzGetDatum(now - (TimestampTz) RunHistoryRetentionDays * USECS_PER_DAY));
 
 	MemoryContextSwitchTo(callerContext);
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	FinishSpi();
 
 	return CleanupResultJson("ok", &counts, now);
 }
@@ -227,5 +247,6 @@ PG_FUNCTION_INFO_V1(cleanup);
 Datum
 cleanup(PG_FUNCTION_ARGS)
 {
+	RequireUsableDatabase();
 	PG_RETURN_JSONB_P(RunRecordedJob("cleanup", CleanupBody, fcinfo));
 }

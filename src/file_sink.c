@@ -1,11 +1,12 @@
 /*
  * file_sink.c
- *	  Writing export files so that a reader never sees a partial one.
+ *	  Writing an export file's bytes to a hidden temporary file.
  *
- * Rows are buffered and written to ".<name>.tmp" in the final directory; the
- * commit fsyncs the file and renames it durably.  A crash leaves at most a
- * hidden temporary file (ignored by Hive, Spark, Athena and DuckDB globs),
- * which the retry of the same batch truncates and reuses.
+ * Rows are buffered, optionally gzipped, and written to a temporary file
+ * whose name starts with "." (ignored by Hive, Spark, Athena and DuckDB
+ * globs) and carries random bytes, created with O_EXCL | O_NOFOLLOW so that
+ * nothing planted under a predictable name is ever written through.  The
+ * sink (sink.c) decides where the file goes once the batch is complete.
  */
 #include "postgres.h"
 
@@ -25,7 +26,9 @@
 
 /*
  * FsyncNewDirectories makes the entries of freshly created directories
- * durable, from the deepest one up to the export root itself.
+ * durable, from the deepest one up to the export root itself.  A failure is
+ * an ERROR for the tenant, never the PANIC that fsync_fname() would raise:
+ * these are not the server's own files, and the retry writes them again.
  */
 static void
 FsyncNewDirectories(const char *exportRoot, const char *deepest)
@@ -37,7 +40,7 @@ FsyncNewDirectories(const char *exportRoot, const char *deepest)
 	{
 		char	   *slash;
 
-		fsync_fname(path, true);
+		fsync_fname_ext(path, true, false, ERROR);
 		if (strlen(path) <= rootLength)
 			break;
 		slash = strrchr(path, '/');
@@ -49,10 +52,10 @@ FsyncNewDirectories(const char *exportRoot, const char *deepest)
 }
 
 /*
- * EnsureDirectory creates a partition directory and its parents if needed.
+ * EnsureExportDirectory creates a partition directory and its parents if needed.
  */
-static void
-EnsureDirectory(const char *exportRoot, const char *directory)
+void
+EnsureExportDirectory(const char *exportRoot, const char *directory)
 {
 	struct stat status;
 	char	   *path;
@@ -111,19 +114,33 @@ StartGzip(BatchFile *file)
 }
 
 /*
- * BatchFileOpen creates the directory and opens the temporary file of a batch.
+ * UniqueTemporaryName returns ".<stem>.<16 random hex digits>.tmp": hidden
+ * from lake readers, and impossible to plant in advance.
+ */
+char *
+UniqueTemporaryName(const char *stem)
+{
+	uint64		random;
+
+	if (!pg_strong_random(&random, sizeof(random)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random temporary file name")));
+	return psprintf(".%s.%016llx.tmp", stem, (unsigned long long) random);
+}
+
+/*
+ * BatchFileCreate creates a new temporary file; it never opens an existing
+ * file or follows a symbolic link.
  */
 BatchFile *
-BatchFileOpen(const char *exportRoot, const char *directory, const char *fileName, bool gzip)
+BatchFileCreate(const char *temporaryPath, bool gzip)
 {
 	BatchFile  *file = palloc0(sizeof(BatchFile));
 
-	EnsureDirectory(exportRoot, directory);
-
-	file->finalPath = psprintf("%s/%s", directory, fileName);
-	file->temporaryPath = psprintf("%s/.%s.tmp", directory, fileName);
+	file->temporaryPath = pstrdup(temporaryPath);
 	file->fd = OpenTransientFile(file->temporaryPath,
-								 O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+								 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | PG_BINARY);
 	if (file->fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
@@ -133,23 +150,6 @@ BatchFileOpen(const char *exportRoot, const char *directory, const char *fileNam
 	enlargeStringInfo(&file->buffer, WRITE_CHUNK_BYTES);
 	if (gzip)
 		StartGzip(file);
-	return file;
-}
-
-/*
- * BatchFileOpenUpload opens a spool file under <export_dir>/.spool whose
- * commit uploads it as objectKey instead of renaming it.  One backend writes
- * one file at a time, so the backend's pid names it.
- */
-BatchFile *
-BatchFileOpenUpload(const char *exportRoot, const S3Target *target,
-					const char *objectKey, bool gzip)
-{
-	BatchFile  *file = BatchFileOpen(exportRoot, psprintf("%s/.spool", exportRoot),
-									 psprintf("upload-%d", MyProcPid), gzip);
-
-	file->uploadTarget = target;
-	file->objectKey = pstrdup(objectKey);
 	return file;
 }
 
@@ -227,13 +227,12 @@ BatchFileFlushIfFull(BatchFile *file)
 }
 
 /*
- * BatchFileCommit writes what is left and renames the file to its final name
- * with durable_rename, which fsyncs the file before and the directory after
- * the rename: once it returns, the file survives a crash.  A spool file is
- * uploaded instead, and removed.
+ * BatchFileClose writes what is left (and gzip's trailer) and closes the
+ * file; the sink fsyncs it when it places it.  The buffers go too: a batch
+ * can span many days.
  */
 void
-BatchFileCommit(BatchFile *file)
+BatchFileClose(BatchFile *file)
 {
 	WriteBuffer(file, true);
 	if (file->gzip != NULL)
@@ -241,6 +240,7 @@ BatchFileCommit(BatchFile *file)
 		deflateEnd(file->gzip);
 		pfree(file->compressed);
 		file->compressed = NULL;
+		file->gzip = NULL;
 	}
 
 	if (CloseTransientFile(file->fd) != 0)
@@ -248,31 +248,18 @@ BatchFileCommit(BatchFile *file)
 				(errcode_for_file_access(),
 				 errmsg("could not close export file \"%s\": %m", file->temporaryPath)));
 	file->fd = -1;
-
-	if (file->uploadTarget != NULL)
-	{
-		S3UploadFile(file->uploadTarget, file->objectKey, file->temporaryPath,
-					 file->gzip ? "application/gzip" : "application/x-ndjson");
-		BatchFileRemoveTemporary(file->temporaryPath);
-	}
-	else
-		durable_rename(file->temporaryPath, file->finalPath, ERROR);
-
-	/* A batch can span many days: do not keep every day's buffer. */
 	pfree(file->buffer.data);
 	file->buffer.data = NULL;
 }
 
 /*
- * BatchFileRemoveTemporary deletes the temporary file of a failed batch.  Its
- * descriptor is already closed by the aborted subtransaction.
+ * RemoveFileIfPresent deletes a file; one that is already gone is fine.
  */
 void
-BatchFileRemoveTemporary(const char *temporaryPath)
+RemoveFileIfPresent(const char *path, int elevel)
 {
-	if (unlink(temporaryPath) != 0 && errno != ENOENT)
-		ereport(WARNING,
+	if (unlink(path) != 0 && errno != ENOENT)
+		ereport(elevel,
 				(errcode_for_file_access(),
-				 errmsg("could not remove temporary export file \"%s\": %m",
-						temporaryPath)));
+				 errmsg("could not remove export file \"%s\": %m", path)));
 }

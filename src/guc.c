@@ -11,12 +11,14 @@
 
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "commands/dbcommands.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "parser/scansup.h"
 #include "utils/varlena.h"
 
 #include "interactions_cron/guc.h"
+#include "interactions_cron/hive_path.h"
 
 bool		LoadedAtServerStart = false;
 char	   *ExportDirectorySetting = NULL;
@@ -24,6 +26,8 @@ char	   *TenantsTableSetting = NULL;
 char	   *HistoryTableSetting = NULL;
 int			DefaultBatchSize = 10000;
 int			WatermarkMarginMs = 1000;
+int			WatermarkWaitMs = 10000;
+int			MaxExportWorkers = 2;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
 int			CompressionSetting = COMPRESSION_NONE;
 int			StorageSetting = STORAGE_LOCAL;
@@ -46,8 +50,12 @@ int			PartitionLockTimeoutMs = 2000;
 
 static const struct config_enum_entry debug_fault_options[] = {
 	{"none", DEBUG_FAULT_NONE, false},
-	{"error_after_write", DEBUG_FAULT_ERROR_AFTER_WRITE, false},
-	{"sleep_after_write", DEBUG_FAULT_SLEEP_AFTER_WRITE, false},
+	{"error_before_place", DEBUG_FAULT_ERROR_BEFORE_PLACE, false},
+	{"error_between_files", DEBUG_FAULT_ERROR_BETWEEN_FILES, false},
+	{"error_after_place", DEBUG_FAULT_ERROR_AFTER_PLACE, false},
+	{"sleep_before_place", DEBUG_FAULT_SLEEP_BEFORE_PLACE, false},
+	{"sleep_between_files", DEBUG_FAULT_SLEEP_BETWEEN_FILES, false},
+	{"sleep_after_place", DEBUG_FAULT_SLEEP_AFTER_PLACE, false},
 	{NULL, 0, false}
 };
 
@@ -216,7 +224,7 @@ DefineSettings(void)
 {
 	DefineCustomStringVariable("interactions_cron.export_dir",
 							   "Directory under which the exports/ tree is written.",
-							   "Empty means the folder interactions_cron under the data directory.",
+							   "Empty means interactions_cron/<database> under the data directory.",
 							   &ExportDirectorySetting,
 							   "",
 							   PGC_SUSET, 0,
@@ -250,12 +258,28 @@ DefineSettings(void)
 							"How far behind the current time the export watermark stays at least.",
 							"Covers the moment between a transaction taking its start time and advertising it.",
 							&WatermarkMarginMs,
-							1000, 0, 3600 * 1000,
+							1000, 100, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("interactions_cron.watermark_wait",
+							"How long the export waits for transactions that advertise no start time.",
+							"Such a backend (track_activities = off) is waited for; past this the run fails the tenants it would export.",
+							&WatermarkWaitMs,
+							10000, 0, 3600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.max_workers",
+							"Background workers that export tenants in parallel for one call.",
+							"Each takes a max_worker_processes slot while the call runs.",
+							&MaxExportWorkers,
+							2, 1, 64,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	DefineCustomEnumVariable("interactions_cron.debug_fault",
-							 "Injects a failure after a file is written (tests only).",
+							 "Injects a failure or a stall at a point of a tenant's export (tests only).",
 							 NULL,
 							 &DebugFaultSetting,
 							 DEBUG_FAULT_NONE,
@@ -395,6 +419,8 @@ DefineSettings(void)
 
 /*
  * ResolvedExportDirectory returns the directory the exports/ tree lives in.
+ * The default is per database: tenant ids are only unique within one, and so
+ * are the row claims that keep two exports of a tenant apart.
  */
 char *
 ResolvedExportDirectory(void)
@@ -402,5 +428,39 @@ ResolvedExportDirectory(void)
 	if (ExportDirectorySetting != NULL && ExportDirectorySetting[0] != '\0')
 		return pstrdup(ExportDirectorySetting);
 
-	return psprintf("%s/interactions_cron", DataDir);
+	return psprintf("%s/interactions_cron/%s", DataDir,
+					HiveEscapePathSegment(get_database_name(MyDatabaseId)));
+}
+
+/*
+ * InjectFault raises an error or stalls at a point of a tenant's export when
+ * interactions_cron.debug_fault names that point, for the failure and crash
+ * tests.  The stall logs first, so a test can wait for it and kill -9 the
+ * worker; it can be cancelled like any wait.
+ */
+void
+InjectFault(FaultPoint point, const char *tenantId)
+{
+	static const char *const pointNames[] = {"before_place", "between_files", "after_place"};
+	static const int errorFaults[] = {DEBUG_FAULT_ERROR_BEFORE_PLACE, DEBUG_FAULT_ERROR_BETWEEN_FILES,
+	DEBUG_FAULT_ERROR_AFTER_PLACE};
+	static const int sleepFaults[] = {DEBUG_FAULT_SLEEP_BEFORE_PLACE, DEBUG_FAULT_SLEEP_BETWEEN_FILES,
+	DEBUG_FAULT_SLEEP_AFTER_PLACE};
+
+	if (DebugFaultSetting == errorFaults[point])
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("injected fault error_%s for tenant \"%s\"", pointNames[point], tenantId),
+				 errhint("interactions_cron.debug_fault is set; reset it outside tests.")));
+
+	if (DebugFaultSetting == sleepFaults[point])
+	{
+		elog(LOG, "interactions_cron: debug_fault sleep_%s reached for tenant \"%s\"",
+			 pointNames[point], tenantId);
+		for (int i = 0; i < 600; i++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			pg_usleep(100 * 1000L);
+		}
+	}
 }

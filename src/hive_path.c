@@ -29,9 +29,10 @@ NeedsHiveEscape(unsigned char c)
 }
 
 /*
- * HiveEscapePathSegment escapes a tenant id into one safe path segment.  "."
- * and ".." are escaped whole (%2E) so that they can never mean the current or
- * the parent directory.  An empty id or one too long for a file name is an
+ * HiveEscapePathSegment escapes a tenant id into one safe path segment.  A
+ * leading "_" or "." is escaped (%5F, %2E): Hadoop's, Spark's and Hive's file
+ * listings skip such names as hidden, and "." and ".." could name the current
+ * or the parent directory.  An empty id or one too long for a file name is an
  * error for that tenant, never a truncated or shared directory.
  */
 char *
@@ -45,16 +46,11 @@ HiveEscapePathSegment(const char *value)
 				 errmsg("tenant id is empty and cannot name an export directory")));
 
 	initStringInfo(&segment);
-	if (strcmp(value, ".") == 0 || strcmp(value, "..") == 0)
-	{
-		for (const char *p = value; *p != '\0'; p++)
-			appendStringInfoString(&segment, "%2E");
-		return segment.data;
-	}
-
 	for (const unsigned char *p = (const unsigned char *) value; *p != '\0'; p++)
 	{
-		if (NeedsHiveEscape(*p))
+		bool		hiddenStart = p == (const unsigned char *) value && (*p == '_' || *p == '.');
+
+		if (hiddenStart || NeedsHiveEscape(*p))
 			appendStringInfo(&segment, "%%%02X", *p);
 		else
 			appendStringInfoChar(&segment, (char) *p);
@@ -72,17 +68,38 @@ HiveEscapePathSegment(const char *value)
 }
 
 /*
- * UtcDateOf breaks a finite timestamp into its UTC calendar fields.
+ * UtcDateOf breaks a timestamp into its UTC calendar fields and says whether
+ * they fit the layout: a finite instant in the years 1 to 9999.
  */
-static void
+static bool
 UtcDateOf(TimestampTz value, struct pg_tm *tm, fsec_t *fractionUs)
 {
-	if (TIMESTAMP_NOT_FINITE(value) ||
-		timestamp2tm(value, NULL, tm, fractionUs, NULL, NULL) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("created_at value %s cannot be placed in a day partition",
-						timestamptz_to_str(value))));
+	return !TIMESTAMP_NOT_FINITE(value) &&
+		timestamp2tm(value, NULL, tm, fractionUs, NULL, NULL) == 0 &&
+		tm->tm_year >= 1 && tm->tm_year <= 9999;
+}
+
+/*
+ * HasDayPartition says whether rows created at value can be placed in the
+ * year=/month=/day= layout.
+ */
+bool
+HasDayPartition(TimestampTz value)
+{
+	struct pg_tm tm;
+	fsec_t		fractionUs;
+
+	return UtcDateOf(value, &tm, &fractionUs);
+}
+
+/*
+ * RequireUtcDate is UtcDateOf for callers that checked HasDayPartition.
+ */
+static void
+RequireUtcDate(TimestampTz value, struct pg_tm *tm, fsec_t *fractionUs)
+{
+	if (!UtcDateOf(value, tm, fractionUs))
+		elog(ERROR, "created_at value %s has no day partition", timestamptz_to_str(value));
 }
 
 /*
@@ -95,17 +112,17 @@ BatchDirectory(const char *escapedTenantId, TimestampTz createdAt)
 	struct pg_tm tm;
 	fsec_t		fractionUs;
 
-	UtcDateOf(createdAt, &tm, &fractionUs);
+	RequireUtcDate(createdAt, &tm, &fractionUs);
 	return psprintf("exports/%s/interaction_history/year=%04d/month=%02d/day=%02d",
 					escapedTenantId, tm.tm_year, tm.tm_mon, tm.tm_mday);
 }
 
 /*
- * BatchFileName names a file after its first row: the created_at instant in
- * the seed's format (2026-03-30T02-00-00-000Z) and the row's id; gzip files
- * end in .json.gz.  Rows sharing
- * one created_at still give distinct names because (created_at, id) is unique,
- * and a retry of the same rows reproduces the same name.
+ * BatchFileName names a file after its first row: the created_at instant to
+ * the microsecond (2026-03-30T02-00-00-000123Z; the seed's example stops at
+ * milliseconds, which two distinct rows can share) and the row's id; gzip
+ * files end in .json.gz.  (created_at, id) is unique, so two batches never
+ * share a name, and a retry of the same rows reproduces the same name.
  */
 char *
 BatchFileName(TimestampTz firstCreatedAt, int64 firstId, bool gzip)
@@ -113,11 +130,11 @@ BatchFileName(TimestampTz firstCreatedAt, int64 firstId, bool gzip)
 	struct pg_tm tm;
 	fsec_t		fractionUs;
 
-	UtcDateOf(firstCreatedAt, &tm, &fractionUs);
-	return psprintf("batch-%04d-%02d-%02dT%02d-%02d-%02d-%03dZ-" INT64_FORMAT ".json%s",
+	RequireUtcDate(firstCreatedAt, &tm, &fractionUs);
+	return psprintf("batch-%04d-%02d-%02dT%02d-%02d-%02d-%06dZ-" INT64_FORMAT ".json%s",
 					tm.tm_year, tm.tm_mon, tm.tm_mday,
 					tm.tm_hour, tm.tm_min, tm.tm_sec,
-					(int) (fractionUs / 1000), firstId, gzip ? ".gz" : "");
+					(int) fractionUs, firstId, gzip ? ".gz" : "");
 }
 
 /*

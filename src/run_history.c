@@ -18,6 +18,8 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "utils/builtins.h"
@@ -28,19 +30,24 @@
 #include "utils/timestamp.h"
 
 #include "interactions_cron/run_history.h"
+#include "interactions_cron/spi_plans.h"
 #include "interactions_cron/subtransaction.h"
 
 #define INSERT_RUN_SQL \
-	"INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok, result, error)" \
-	" VALUES ($1, $2, pg_catalog.clock_timestamp(), $3, $4, $5)"
+	"INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok, result, error, run_by)" \
+	" VALUES ($1, $2, pg_catalog.clock_timestamp(), $3, $4, $5, $6)"
+
+/* How long a failed call waits for its run to be recorded. */
+#define RECORDER_WAIT_MS 10000
 
 /* A failed run handed to the recording worker through shared memory. */
 typedef struct FailedRun
 {
 	Oid			databaseId;
-	Oid			userId;
 	TimestampTz startedAt;
 	char		jobName[NAMEDATALEN];
+	char		runBy[NAMEDATALEN];
+	Size		summaryOffset;	/* 0: no summary; else the jsonb text at that offset */
 	char		error[FLEXIBLE_ARRAY_MEMBER];
 } FailedRun;
 
@@ -52,26 +59,25 @@ PGDLLEXPORT void RecordFailedRunMain(Datum argument);
  */
 static void
 InsertRunRow(const char *jobName, TimestampTz startedAt, bool ok,
-			 Jsonb *summary, const char *error)
+			 Jsonb *summary, const char *error, const char *runBy)
 {
-	Oid			argumentTypes[5] = {TEXTOID, TIMESTAMPTZOID, BOOLOID, JSONBOID, TEXTOID};
-	Datum		values[5] = {
+	Oid			argumentTypes[6] = {TEXTOID, TIMESTAMPTZOID, BOOLOID, JSONBOID, TEXTOID, NAMEOID};
+	Datum		values[6] = {
 		CStringGetTextDatum(jobName),
 		TimestampTzGetDatum(startedAt),
 		BoolGetDatum(ok),
 		summary ? JsonbPGetDatum(summary) : (Datum) 0,
-		error ? CStringGetTextDatum(error) : (Datum) 0
+		error ? CStringGetTextDatum(error) : (Datum) 0,
+		DirectFunctionCall1(namein, CStringGetDatum(runBy))
 	};
-	char		nulls[5] = {' ', ' ', ' ', summary ? ' ' : 'n', error ? ' ' : 'n'};
+	char		nulls[6] = {' ', ' ', ' ', summary ? ' ' : 'n', error ? ' ' : 'n', ' '};
 	int			code;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	code = SPI_execute_with_args(INSERT_RUN_SQL, 5, argumentTypes, values, nulls, false, 0);
+	ConnectSpi();
+	code = SPI_execute_with_args(INSERT_RUN_SQL, 6, argumentTypes, values, nulls, false, 0);
 	if (code != SPI_OK_INSERT)
 		elog(ERROR, "could not record the run of %s: %s", jobName, SPI_result_code_string(code));
-	if (SPI_finish() != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed");
+	FinishSpi();
 }
 
 /*
@@ -84,6 +90,7 @@ RecordFailedRunMain(Datum argument)
 	dsm_segment *segment;
 	FailedRun  *run;
 
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	CurrentResourceOwner = ResourceOwnerCreate(NULL, "interactions_cron run recorder");
 	segment = dsm_attach(DatumGetUInt32(argument));
@@ -93,13 +100,18 @@ RecordFailedRunMain(Datum argument)
 				 errmsg("interactions_cron run recorder could not attach to its shared memory")));
 	run = dsm_segment_address(segment);
 
-	BackgroundWorkerInitializeConnectionByOid(run->databaseId, run->userId, 0);
+	/* The caller's role may be NOLOGIN (reached by SET ROLE); the row is the extension's. */
+	BackgroundWorkerInitializeConnectionByOid(run->databaseId, BOOTSTRAP_SUPERUSERID, 0);
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "recording a failed interactions_cron run");
 
-	InsertRunRow(run->jobName, run->startedAt, false, NULL, run->error);
+	InsertRunRow(run->jobName, run->startedAt, false,
+				 run->summaryOffset == 0 ? NULL :
+				 DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													CStringGetDatum((char *) run + run->summaryOffset))),
+				 run->error, run->runBy);
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -108,25 +120,62 @@ RecordFailedRunMain(Datum argument)
 }
 
 /*
+ * WaitForRecorder waits, at most RECORDER_WAIT_MS and cancellably, for the
+ * recording worker to finish; once it has attached to the shared memory it
+ * no longer needs the caller, so giving up early loses nothing.
+ */
+static void
+WaitForRecorder(BackgroundWorkerHandle *handle, const char *jobName)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECORDER_WAIT_MS);
+	pid_t		pid;
+
+	while (GetBackgroundWorkerPid(handle, &pid) != BGWH_STOPPED)
+	{
+		if (GetCurrentTimestamp() >= deadline)
+		{
+			ereport(WARNING,
+					(errmsg("the run history row of the failed %s call was not written within %d s",
+							jobName, RECORDER_WAIT_MS / 1000),
+					 errdetail("The recording worker (PID %d) goes on; a lock on interactions_cron.job_runs may hold it.",
+							   (int) pid)));
+			return;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
  * RecordFailedRun starts the recording worker for a failed run and waits for
  * it.  Without a free worker slot the run is only logged: the job's own
  * error, raised next, matters more than its history row.
  */
 static void
-RecordFailedRun(const char *jobName, TimestampTz startedAt, const char *error)
+RecordFailedRun(const char *jobName, TimestampTz startedAt, const char *error,
+				Jsonb *summary, const char *runBy)
 {
 	Size		errorLength = strlen(error) + 1;
-	dsm_segment *segment = dsm_create(offsetof(FailedRun, error) + errorLength, 0);
+	char	   *summaryText = summary ? JsonbToCString(NULL, &summary->root, VARSIZE(summary)) : NULL;
+	Size		summaryLength = summaryText ? strlen(summaryText) + 1 : 0;
+	dsm_segment *segment = dsm_create(offsetof(FailedRun, error) + errorLength + summaryLength, 0);
 	FailedRun  *run = dsm_segment_address(segment);
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 
 	run->databaseId = MyDatabaseId;
-	/* The caller's role may be NOLOGIN (reached by SET ROLE); the row is the extension's. */
-	run->userId = BOOTSTRAP_SUPERUSERID;
 	run->startedAt = startedAt;
 	strlcpy(run->jobName, jobName, sizeof(run->jobName));
+	strlcpy(run->runBy, runBy, sizeof(run->runBy));
 	memcpy(run->error, error, errorLength);
+	run->summaryOffset = 0;
+	if (summaryText != NULL)
+	{
+		run->summaryOffset = offsetof(FailedRun, error) + errorLength;
+		memcpy((char *) run + run->summaryOffset, summaryText, summaryLength);
+	}
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -144,9 +193,8 @@ RecordFailedRun(const char *jobName, TimestampTz startedAt, const char *error)
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not record the failed %s run in interactions_cron.job_runs", jobName),
 				 errhint("Raise max_worker_processes.")));
-	else if (WaitForBackgroundWorkerShutdown(handle) != BGWH_STOPPED)
-		ereport(WARNING,
-				(errmsg("the recorder of the failed %s run did not finish", jobName)));
+	else
+		WaitForRecorder(handle, jobName);
 
 	dsm_detach(segment);
 }
@@ -183,6 +231,7 @@ typedef struct JobCall
 	JobBody		body;
 	FunctionCallInfo fcinfo;
 	Jsonb	   *summary;
+	JobProgress progress;
 } JobCall;
 
 /*
@@ -193,34 +242,37 @@ RunJobCall(void *argument)
 {
 	JobCall    *call = argument;
 
-	call->summary = call->body(call->fcinfo);
+	call->summary = call->body(call->fcinfo, &call->progress);
 }
 
 /*
- * RunRecordedJob runs a job's body in a subtransaction and records the call:
- * on success in the caller's transaction, on error through the recording
- * worker before the error is raised again (with the body's work undone).
+ * RunRecordedJob runs a job's body in a subtransaction and records the call
+ * with the caller as run_by: on success in the caller's transaction, on
+ * error through the recording worker, with what the body reports it had
+ * done, before the error is raised again (with the body's own transaction's
+ * work undone; work it committed elsewhere stays).
  */
 Jsonb *
 RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo)
 {
 	MemoryContext callerContext = CurrentMemoryContext;
 	TimestampTz startedAt = GetCurrentTimestamp();
-	JobCall		call = {body, fcinfo, NULL};
+	char	   *runBy = GetUserNameFromId(GetUserId(), false);
+	JobCall		call = {body, fcinfo, NULL, {NULL, NULL}};
 	ErrorData  *error = RunInSubtransaction(RunJobCall, &call);
 
 	if (error != NULL)
 	{
-		HOLD_INTERRUPTS();
-		RecordFailedRun(jobName, startedAt, error->message);
-		RESUME_INTERRUPTS();
+		Jsonb	   *partial = call.progress.describe ? call.progress.describe(call.progress.state) : NULL;
+
+		RecordFailedRun(jobName, startedAt, error->message, partial, runBy);
 		ReThrowError(error);
 	}
 
 	InsertRunRow(jobName, startedAt,
 				 JsonbFlag(call.summary, "ok", "true") || JsonbFlag(call.summary, "status", "ok") ||
 				 JsonbFlag(call.summary, "status", "skipped"),
-				 call.summary, NULL);
+				 call.summary, NULL, runBy);
 	MemoryContextSwitchTo(callerContext);
 	return call.summary;
 }

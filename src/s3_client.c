@@ -91,25 +91,24 @@ RequireSafeCredentialSettings(void)
 }
 
 /*
- * S3TargetFromSettings checks the S3 configuration once, at the start of a
- * run, and fails fast when it is incomplete.  Credentials come from the
- * settings or else the server's AWS_* environment; they never appear in a
- * message.
+ * S3TargetAt returns the target for a bucket, prefix and endpoint (empty:
+ * AWS in the configured region), with the configured region and
+ * credentials.  Credentials come from the settings or else the server's
+ * AWS_* environment; they never appear in a message.
  */
 S3Target *
-S3TargetFromSettings(void)
+S3TargetAt(const char *endpoint, const char *bucket, const char *prefix)
 {
 	S3Target   *target = palloc0(sizeof(S3Target));
 
-	RequireSetting(S3BucketSetting, "interactions_cron.s3_bucket");
 	RequireSetting(S3RegionSetting, "interactions_cron.s3_region");
-	target->bucket = pstrdup(S3BucketSetting);
+	target->bucket = pstrdup(bucket);
 	target->region = pstrdup(S3RegionSetting);
-	target->prefix = pstrdup(S3PrefixSetting ? S3PrefixSetting : "");
+	target->prefix = pstrdup(prefix ? prefix : "");
 	target->pathStyle = S3PathStyleSetting;
 	target->partBytes = (Size) S3MultipartThresholdKb * 1024;
-	target->endpoint = (S3EndpointSetting && S3EndpointSetting[0] != '\0')
-		? pstrdup(S3EndpointSetting)
+	target->endpoint = (endpoint && endpoint[0] != '\0')
+		? pstrdup(endpoint)
 		: psprintf("https://s3.%s.amazonaws.com", target->region);
 	while (target->endpoint[0] != '\0' && target->endpoint[strlen(target->endpoint) - 1] == '/')
 		target->endpoint[strlen(target->endpoint) - 1] = '\0';
@@ -125,6 +124,17 @@ S3TargetFromSettings(void)
 				 errhint("Set interactions_cron.s3_access_key_id and interactions_cron.s3_secret_access_key, "
 						 "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")));
 	return target;
+}
+
+/*
+ * S3TargetFromSettings checks the S3 configuration once, at the start of a
+ * run, and fails fast when it is incomplete.
+ */
+S3Target *
+S3TargetFromSettings(void)
+{
+	RequireSetting(S3BucketSetting, "interactions_cron.s3_bucket");
+	return S3TargetAt(S3EndpointSetting, S3BucketSetting, S3PrefixSetting);
 }
 
 /*
@@ -483,4 +493,18 @@ S3UploadFile(const S3Target *target, const char *key, const char *path, const ch
 		UploadParts(target, key, fd, path, status.st_size, contentType);
 
 	CloseTransientFile(fd);
+}
+
+/*
+ * S3DeleteObject deletes an object; deleting one that does not exist
+ * succeeds, as S3 itself answers it.
+ */
+void
+S3DeleteObject(const S3Target *target, const char *key)
+{
+	S3Response response;
+
+	initStringInfo(&response.body);
+	Send(target, psprintf("delete of %s", key), "DELETE", ObjectUrl(target, key, NULL),
+		 "", 0, "application/octet-stream", &response);
 }

@@ -14,8 +14,8 @@
 /*
  * ListActiveTenants returns every active tenant (or only onlyTenantId), in id
  * order, copied into resultContext.  One query tells for all tenants at once
- * whether rows are waiting, so that idle tenants cost an index probe and no
- * further statement, lock or subtransaction.
+ * whether rows are waiting (or an unfinished batch waits to be undone), so
+ * that idle tenants cost an index probe and no further statement or worker.
  */
 List *
 ListActiveTenants(const ConfiguredTable *tenants, const ConfiguredTable *history,
@@ -29,6 +29,8 @@ ListActiveTenants(const ConfiguredTable *tenants, const ConfiguredTable *history
 							   "      (COALESCE(c.last_created_at, '-infinity'::timestamptz),"
 							   "       COALESCE(c.last_id, '-9223372036854775808'::bigint))"
 							   "  AND h.created_at < $1)"
+							   " OR EXISTS (SELECT 1 FROM interactions_cron.export_intents i"
+							   "            WHERE i.tenant_id = t.id::text)"
 							   " FROM %s t"
 							   " LEFT JOIN interactions_cron.export_checkpoints c"
 							   "   ON c.tenant_id = t.id::text"

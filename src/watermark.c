@@ -11,24 +11,39 @@
  * (which is why the export insists on READ COMMITTED).  Waiting for the
  * table's current lockers would not do: a transaction can take its start time
  * long before it first touches the table.
+ *
+ * Start times come from the backends' advertised status.  A backend with
+ * track_activities off advertises none, yet it can be inside a transaction
+ * (it has a virtual transaction id in the proc array): the export waits for
+ * such a transaction to end, at most interactions_cron.watermark_wait, and
+ * past that refuses to export rather than miss its rows.
  */
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/sinvaladt.h"
 #include "utils/backend_status.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/guc.h"
+#include "interactions_cron/subtransaction.h"
 #include "interactions_cron/watermark.h"
 
+/* How long a backend may take between getting a transaction id and advertising its start. */
+#define ADVERTISE_GRACE_MS 10
+
 /*
- * ExportWatermark returns min(now - margin, start of the oldest transaction
- * of this database).  Autovacuum workers never insert rows and are left out
- * so that a long vacuum does not hold exports back.  The margin covers the
- * instant between a backend taking its start time and advertising it.
+ * AdvertisedWatermark returns min(now - margin, start of the oldest
+ * advertised transaction of this database).  Autovacuum workers never
+ * insert rows and are left out so that a long vacuum does not hold exports
+ * back.  The margin covers the instant between a backend taking its start
+ * time and advertising it.
  */
-TimestampTz
-ExportWatermark(void)
+static TimestampTz
+AdvertisedWatermark(void)
 {
 	TimestampTz watermark = GetCurrentTimestamp() -
 		(TimestampTz) WatermarkMarginMs * INT64CONST(1000);
@@ -56,4 +71,127 @@ ExportWatermark(void)
 	}
 
 	return watermark;
+}
+
+/*
+ * AdvertisesTransactionStart says whether the backend with this PID
+ * advertises the start of a transaction.
+ */
+static bool
+AdvertisesTransactionStart(int pid)
+{
+	int			backendCount;
+
+	pgstat_clear_backend_activity_snapshot();
+	backendCount = pgstat_fetch_stat_numbackends();
+	for (int backendIndex = 1; backendIndex <= backendCount; backendIndex++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(backendIndex);
+
+		if (local != NULL && local->backendStatus.st_procpid == pid)
+			return local->backendStatus.st_xact_start_timestamp != 0;
+	}
+	return false;
+}
+
+/*
+ * FindSilentTransaction returns a transaction of this database (other than
+ * the caller's own, and vacuum's) whose backend advertises no start time,
+ * with its backend's PID; false when there is none.  A backend that is only
+ * between getting its transaction id and advertising it gets a short grace.
+ */
+static bool
+FindSilentTransaction(VirtualTransactionId *silent, int *pid)
+{
+	int			count;
+	VirtualTransactionId *running = GetCurrentVirtualXIDs(InvalidTransactionId, false, false,
+														   PROC_IS_AUTOVACUUM | PROC_IN_VACUUM,
+														   &count);
+
+	for (int i = 0; i < count; i++)
+	{
+		PGPROC	   *proc = BackendIdGetProc(running[i].backendId);
+
+		if (proc == NULL || AdvertisesTransactionStart(proc->pid))
+			continue;
+		pg_usleep(ADVERTISE_GRACE_MS * 1000L);
+		if (AdvertisesTransactionStart(proc->pid) || VirtualXactLock(running[i], false))
+			continue;
+		*silent = running[i];
+		*pid = proc->pid;
+		return true;
+	}
+	return false;
+}
+
+/* The virtual transaction WaitBody waits for. */
+typedef struct SilentWait
+{
+	VirtualTransactionId vxid;
+} SilentWait;
+
+/*
+ * WaitBody waits for the transaction's lock, the way CREATE INDEX
+ * CONCURRENTLY waits for older snapshots: a heavyweight lock wait that
+ * pg_locks shows and cancel interrupts.
+ */
+static void
+WaitBody(void *argument)
+{
+	SilentWait *wait = argument;
+
+	(void) VirtualXactLock(wait->vxid, true);
+}
+
+/*
+ * WaitForTransactionEnd waits at most timeoutMs for the transaction to end
+ * and says whether it did.  The bound is the lock_timeout machinery, so the
+ * wait stays an ordinary, cancellable lock wait.
+ */
+static bool
+WaitForTransactionEnd(VirtualTransactionId vxid, int timeoutMs)
+{
+	SilentWait	wait = {vxid};
+	int			savedLockTimeout = LockTimeout;
+	ErrorData  *error;
+
+	if (timeoutMs <= 0)
+		return false;
+	LockTimeout = timeoutMs;
+	error = RunInSubtransaction(WaitBody, &wait);
+	LockTimeout = savedLockTimeout;
+
+	if (error != NULL && error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		ReThrowError(error);
+	return error == NULL;
+}
+
+/*
+ * ExportWatermark returns the watermark of a run.  If a silent transaction
+ * outlives interactions_cron.watermark_wait, *silentTransaction is set to the
+ * error that fails the run's tenants; else it is NULL.
+ */
+TimestampTz
+ExportWatermark(char **silentTransaction)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WatermarkWaitMs);
+	VirtualTransactionId silent;
+	int			pid;
+
+	*silentTransaction = NULL;
+	while (FindSilentTransaction(&silent, &pid))
+	{
+		long		remainingMs = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+
+		if (!WaitForTransactionEnd(silent, (int) Min(remainingMs, INT_MAX)))
+		{
+			*silentTransaction =
+				psprintf("not exported: the transaction of backend PID %d does not advertise its start "
+						 "(track_activities is off for it) and did not end within "
+						 "interactions_cron.watermark_wait (%d ms); its rows could be missed",
+						 pid, WatermarkWaitMs);
+			break;
+		}
+	}
+	return AdvertisedWatermark();
 }

@@ -8,18 +8,17 @@
 #include "tcop/dest.h"
 
 #include "interactions_cron/checkpoint.h"
-#include "interactions_cron/file_sink.h"
 #include "interactions_cron/ndjson.h"
+#include "interactions_cron/sink.h"
 
 typedef struct BatchReceiver
 {
 	DestReceiver pub;
 
 	/* set by the caller */
-	const char *exportRoot;
+	ExportSink *sink;
+	const char *tenantId;
 	const char *escapedTenantId;
-	bool		dryRun;
-	const S3Target *s3;			/* NULL: local files */
 
 	/* set at startup from the result's row type */
 	NdjsonRowWriter *rowWriter;
@@ -27,22 +26,18 @@ typedef struct BatchReceiver
 	int			idIndex;
 	Oid			idType;
 	MemoryContext rowContext;	/* reset after every row */
-	MemoryContext batchContext; /* files and paths: outlives the executor */
+	MemoryContext batchContext; /* files and paths: outlive the transaction */
 
 	/* progress */
-	BatchFile  *openFile;
+	SinkFile   *openFile;
 	int64		openFileDay;
-	List	   *relativePaths;	/* every file of the batch, in order */
+	List	   *files;			/* SinkFile of every day of the batch, in order */
 	uint64		rowCount;
 	CheckpointPosition lastRow;
 } BatchReceiver;
 
-extern BatchReceiver *CreateBatchReceiver(MemoryContext batchContext,
-										  const char *exportRoot,
-										  const S3Target *s3,
-										  const char *escapedTenantId,
-										  bool dryRun);
+extern BatchReceiver *CreateBatchReceiver(MemoryContext batchContext, ExportSink *sink,
+										  const char *tenantId);
 extern void BatchReceiverFinish(BatchReceiver *receiver);
-extern const char *BatchReceiverTemporaryPath(BatchReceiver *receiver);
 
 #endif

@@ -16,8 +16,8 @@ typedef struct CheckpointPosition
 
 extern const CheckpointPosition CheckpointStart;
 
-extern bool LockTenant(const char *tenantId, bool wait);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
+extern bool CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position);
 extern void CheckpointRecordSuccess(const char *tenantId,
 									CheckpointPosition position,
 									int64 rowsExported, int64 filesWritten,

@@ -1,6 +1,6 @@
 /*
  * file_sink.h
- *	  Crash-safe writing of one export file.
+ *	  Writing one export file's bytes to a hidden temporary file.
  */
 #ifndef INTERACTIONS_CRON_FILE_SINK_H
 #define INTERACTIONS_CRON_FILE_SINK_H
@@ -9,30 +9,23 @@
 
 #include "lib/stringinfo.h"
 
-#include "interactions_cron/s3_client.h"
-
 /*
- * A file being written under a temporary name; it appears under its final
- * name, complete and fsynced, only when committed.
+ * A temporary file being written; where it ends up is the sink's business.
  */
 typedef struct BatchFile
 {
-	char	   *finalPath;
 	char	   *temporaryPath;
-	int			fd;
+	int			fd;				/* -1 once closed */
 	StringInfoData buffer;		/* serialised rows not yet written */
 	z_stream   *gzip;			/* NULL when not compressing */
 	unsigned char *compressed;	/* gzip's output chunk */
-	const S3Target *uploadTarget;	/* NULL: rename into place locally */
-	char	   *objectKey;
 } BatchFile;
 
-extern BatchFile *BatchFileOpen(const char *exportRoot, const char *directory,
-								const char *fileName, bool gzip);
-extern BatchFile *BatchFileOpenUpload(const char *exportRoot, const S3Target *target,
-									  const char *objectKey, bool gzip);
+extern void EnsureExportDirectory(const char *exportRoot, const char *directory);
+extern char *UniqueTemporaryName(const char *stem);
+extern BatchFile *BatchFileCreate(const char *temporaryPath, bool gzip);
 extern void BatchFileFlushIfFull(BatchFile *file);
-extern void BatchFileCommit(BatchFile *file);
-extern void BatchFileRemoveTemporary(const char *temporaryPath);
+extern void BatchFileClose(BatchFile *file);
+extern void RemoveFileIfPresent(const char *path, int elevel);
 
 #endif

@@ -11,9 +11,21 @@
 typedef enum DebugFault
 {
 	DEBUG_FAULT_NONE,
-	DEBUG_FAULT_ERROR_AFTER_WRITE,
-	DEBUG_FAULT_SLEEP_AFTER_WRITE
+	DEBUG_FAULT_ERROR_BEFORE_PLACE,
+	DEBUG_FAULT_ERROR_BETWEEN_FILES,
+	DEBUG_FAULT_ERROR_AFTER_PLACE,
+	DEBUG_FAULT_SLEEP_BEFORE_PLACE,
+	DEBUG_FAULT_SLEEP_BETWEEN_FILES,
+	DEBUG_FAULT_SLEEP_AFTER_PLACE
 } DebugFault;
+
+/* Where in a tenant's export a fault can be injected. */
+typedef enum FaultPoint
+{
+	FAULT_POINT_BEFORE_PLACE,
+	FAULT_POINT_BETWEEN_FILES,
+	FAULT_POINT_AFTER_PLACE
+} FaultPoint;
 
 /* How export files are compressed. */
 typedef enum CompressionKind
@@ -44,6 +56,8 @@ extern char *TenantsTableSetting;
 extern char *HistoryTableSetting;
 extern int	DefaultBatchSize;
 extern int	WatermarkMarginMs;
+extern int	WatermarkWaitMs;
+extern int	MaxExportWorkers;
 extern int	DebugFaultSetting;
 extern char *SuppressionsTableSetting;
 extern char *SummariesTableSetting;
@@ -58,6 +72,7 @@ extern bool LoadedAtServerStart;
 
 extern void DefineSettings(void);
 extern char *ResolvedExportDirectory(void);
+extern void InjectFault(FaultPoint point, const char *tenantId);
 extern List *SplitQualifiedNameList(const char *rawList);
 
 #endif

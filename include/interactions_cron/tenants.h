@@ -14,7 +14,8 @@ typedef struct TenantToExport
 {
 	char	   *id;
 	char	   *name;
-	bool		hasPendingRows; /* rows past its checkpoint and below the watermark */
+	bool		hasPendingRows; /* rows past its checkpoint and below the watermark,
+								 * or an unfinished batch */
 } TenantToExport;
 
 extern List *ListActiveTenants(const ConfiguredTable *tenants,

@@ -1,12 +1,12 @@
 /*
  * watermark.h
- *	  The instant below which no more interaction rows can appear.
+ *	  The safe upper bound of created_at for an export.
  */
 #ifndef INTERACTIONS_CRON_WATERMARK_H
 #define INTERACTIONS_CRON_WATERMARK_H
 
 #include "datatype/timestamp.h"
 
-extern TimestampTz ExportWatermark(void);
+extern TimestampTz ExportWatermark(char **silentTransaction);
 
 #endif

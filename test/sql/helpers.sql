@@ -52,7 +52,8 @@ $$;
 CREATE FUNCTION test_helpers.reset_all()
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    TRUNCATE public.tenants, public.interaction_history, interactions_cron.export_checkpoints;
+    TRUNCATE public.tenants, public.interaction_history, interactions_cron.export_checkpoints,
+             interactions_cron.export_intents;
     PERFORM test_helpers.remove_exports();
 END
 $$;

@@ -1,0 +1,55 @@
+/*
+ * export_shared.h
+ *	  What an export call shares with its workers: one dynamic shared memory
+ *	  segment holding the run's parameters, the caller's settings and
+ *	  identity, the tenants to export, and one result queue per worker.
+ */
+#ifndef INTERACTIONS_CRON_EXPORT_SHARED_H
+#define INTERACTIONS_CRON_EXPORT_SHARED_H
+
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+#include "port/atomics.h"
+
+#include "interactions_cron/tenant_export.h"
+
+#define EXPORT_SHM_MAGIC 0x49435831
+
+/* Keys of the segment's table of contents. */
+#define EXPORT_KEY_RUN 1
+#define EXPORT_KEY_SETTINGS 2
+#define EXPORT_KEY_TENANTS 3
+#define EXPORT_KEY_FIRST_QUEUE 16	/* + the worker's number */
+
+#define EXPORT_QUEUE_BYTES (64 * 1024)
+
+typedef struct ExportRunShared
+{
+	/* who the workers run as: the caller, exactly */
+	Oid			databaseId;
+	Oid			authenticatedUserId;
+	Oid			outerUserId;	/* SET ROLE, or InvalidOid */
+	bool		sessionUserIsSuperuser;
+	Oid			currentUserId;
+	int			securityContext;
+
+	/* the run */
+	TimestampTz watermark;
+	int64		batchSize;
+	bool		dryRun;
+	int			tenantCount;
+	pg_atomic_uint32 nextTenant;	/* the next tenant a worker takes */
+} ExportRunShared;
+
+/* The tenants' ids: offsets into the NUL-terminated strings that follow. */
+typedef struct ExportTenantIds
+{
+	int			count;
+	Size		offsets[FLEXIBLE_ARRAY_MEMBER];
+} ExportTenantIds;
+
+extern const char *SharedTenantId(const ExportTenantIds *tenants, int index);
+extern void SerializeOutcome(StringInfo message, int tenantIndex, const TenantOutcome *outcome);
+extern int	DeserializeOutcome(StringInfo message, TenantOutcome *outcome);
+
+#endif

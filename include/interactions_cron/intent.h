@@ -1,0 +1,19 @@
+/*
+ * intent.h
+ *	  Intent records: the files a tenant's batch is about to place, committed
+ *	  before any of them is placed.
+ */
+#ifndef INTERACTIONS_CRON_INTENT_H
+#define INTERACTIONS_CRON_INTENT_H
+
+#include "nodes/pg_list.h"
+
+#include "interactions_cron/sink.h"
+
+extern char *IntentRecord(const char *tenantId, const ExportSink *sink,
+						  List *sinkFiles, uint64 rowCount);
+extern bool IntentIsOurs(const char *tenantId, const char *token);
+extern int	IntentClear(const char *tenantId);
+extern void IntentForget(const char *tenantId);
+
+#endif

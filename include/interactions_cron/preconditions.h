@@ -1,0 +1,11 @@
+/*
+ * preconditions.h
+ *	  What every entry point checks before it touches anything.
+ */
+#ifndef INTERACTIONS_CRON_PRECONDITIONS_H
+#define INTERACTIONS_CRON_PRECONDITIONS_H
+
+extern void RequireUsableDatabase(void);
+extern void RequireUtf8Database(void);
+
+#endif

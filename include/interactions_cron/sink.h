@@ -1,0 +1,58 @@
+/*
+ * sink.h
+ *	  Where a batch's files go: local files or S3, chosen once per run.
+ */
+#ifndef INTERACTIONS_CRON_SINK_H
+#define INTERACTIONS_CRON_SINK_H
+
+#include "nodes/pg_list.h"
+
+#include "interactions_cron/file_sink.h"
+#include "interactions_cron/s3_client.h"
+
+/* One file of a batch: written under a temporary name, placed at batch end. */
+typedef struct SinkFile
+{
+	char	   *relativePath;	/* exports/.../batch-....json: its name in the lake */
+	char	   *temporaryPath;	/* absolute; NULL in a dry run */
+	BatchFile  *file;			/* open while rows are written into it */
+} SinkFile;
+
+typedef struct ExportSink ExportSink;
+
+/*
+ * What differs between destinations.  Rows are always written to a local
+ * temporary file first (file_sink.c); nothing becomes visible to lake readers
+ * before place, which runs at batch end, outside the executor.
+ */
+typedef struct ExportSinkOps
+{
+	/* create the temporary file of a new file of the batch */
+	void		(*open) (ExportSink *sink, SinkFile *file);
+	/* make a closed temporary file visible under its relative path */
+	void		(*place) (ExportSink *sink, SinkFile *file);
+	/* delete a file of the lake (one a failed batch may have placed) */
+	void		(*remove) (ExportSink *sink, const char *relativePath);
+	/* delete a temporary file that will not be placed */
+	void		(*abort) (ExportSink *sink, const char *temporaryPath);
+} ExportSinkOps;
+
+struct ExportSink
+{
+	const ExportSinkOps *ops;
+	const char *storage;		/* "local", "s3" or "none" (dry run) */
+	char	   *localRoot;		/* export_dir: local files, temporaries, spool */
+	S3Target   *s3;				/* NULL unless storage is s3 */
+	bool		gzip;
+};
+
+extern ExportSink *SinkFromSettings(bool dryRun);
+extern ExportSink *SinkAtLocation(const char *storage, const char *localRoot,
+								  const char *s3Endpoint, const char *s3Bucket,
+								  const char *s3Prefix);
+extern char *SinkLocation(const ExportSink *sink);
+extern void SinkCloseFile(SinkFile *file);
+extern void SinkAbortFiles(ExportSink *sink, List *files);
+extern char *SinkRelativeTemporaryPath(const ExportSink *sink, const char *temporaryPath);
+
+#endif

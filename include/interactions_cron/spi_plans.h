@@ -1,0 +1,17 @@
+/*
+ * spi_plans.h
+ *	  Saved SPI plans of the extension's own fixed statements.
+ */
+#ifndef INTERACTIONS_CRON_SPI_PLANS_H
+#define INTERACTIONS_CRON_SPI_PLANS_H
+
+#include "executor/spi.h"
+
+extern SPIPlanPtr PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
+							   Oid *argumentTypes);
+extern uint64 ExecutePlanChecked(SPIPlanPtr plan, Datum *values, const char *nulls,
+								 int expectedCode, const char *what);
+extern void ConnectSpi(void);
+extern void FinishSpi(void);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * worker_pool.h
+ *	  Starting an export call's workers and collecting what they report.
+ */
+#ifndef INTERACTIONS_CRON_WORKER_POOL_H
+#define INTERACTIONS_CRON_WORKER_POOL_H
+
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+
+#include "interactions_cron/tenant_export.h"
+
+/* The tenants a call hands to its workers, and their outcomes. */
+typedef struct WorkerAssignment
+{
+	TimestampTz watermark;
+	int64		batchSize;
+	bool		dryRun;
+	int			tenantCount;
+	const char **tenantIds;
+	TenantOutcome **outcomes;	/* filled in as the workers report */
+	int			workersStarted;
+} WorkerAssignment;
+
+extern void RunExportWorkers(WorkerAssignment *assignment);
+
+#endif

@@ -1,0 +1,60 @@
+-- interactions_cron 1.0 -> 1.1: per-tenant transactions on background
+-- workers, intent records, row-lock claims, a recorded and forceable
+-- reset_checkpoint.  CREATE EXTENSION runs 1.0's script and then this one,
+-- so a fresh install and an upgraded one are built by the same statements.
+\echo Use "ALTER EXTENSION interactions_cron UPDATE TO '1.1'" to load this file. \quit
+
+-- The files a tenant's batch is about to place, committed before any is
+-- placed and deleted with the checkpoint's move; an intent that outlives its
+-- batch names the files the next export of the tenant removes first.
+CREATE TABLE interactions_cron.export_intents (
+    tenant_id        text PRIMARY KEY,
+    token            text NOT NULL,
+    storage          text NOT NULL CHECK (storage IN ('local', 's3')),
+    local_root       text NOT NULL,
+    s3_endpoint      text,
+    s3_bucket        text,
+    s3_prefix        text,
+    files            text[] NOT NULL,
+    temporary_files  text[] NOT NULL,
+    row_count        bigint NOT NULL CHECK (row_count >= 0),
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    CHECK ((storage = 's3') = (s3_bucket IS NOT NULL))
+);
+COMMENT ON TABLE interactions_cron.export_intents IS
+    'Files of each tenant''s unfinished export batch: removed before the tenant is exported again';
+SELECT pg_catalog.pg_extension_config_dump('interactions_cron.export_intents', '');
+REVOKE ALL ON interactions_cron.export_intents FROM PUBLIC;
+
+-- One row per job that runs one at a time; a run claims its row with
+-- SELECT ... FOR UPDATE SKIP LOCKED (only roles that may update the table can).
+CREATE TABLE interactions_cron.job_claims (
+    job  text PRIMARY KEY CHECK (job IN ('cleanup'))
+);
+INSERT INTO interactions_cron.job_claims (job) VALUES ('cleanup');
+COMMENT ON TABLE interactions_cron.job_claims IS
+    'Rows that jobs running one at a time lock while they run';
+REVOKE ALL ON interactions_cron.job_claims FROM PUBLIC;
+
+-- Resets are recorded in the run history too.
+ALTER TABLE interactions_cron.job_runs DROP CONSTRAINT job_runs_job_check;
+ALTER TABLE interactions_cron.job_runs ADD CONSTRAINT job_runs_job_check
+    CHECK (job IN ('export', 'cleanup', 'reset_checkpoint'));
+
+-- pg_dump keeps an extension's sequence state only when it is marked: without
+-- this, ids restart at 1 after a restore and collide with the dumped rows.
+SELECT pg_catalog.pg_extension_config_dump('interactions_cron.job_runs_id_seq', '');
+
+DROP FUNCTION interactions_cron.reset_checkpoint(text, timestamptz);
+CREATE FUNCTION interactions_cron.reset_checkpoint(
+    tenant_id text,
+    since timestamptz DEFAULT NULL,
+    force boolean DEFAULT false)
+RETURNS void
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+AS 'MODULE_PATHNAME', 'reset_checkpoint';
+COMMENT ON FUNCTION interactions_cron.reset_checkpoint(text, timestamptz, boolean) IS
+    'Move a tenant''s export checkpoint back to since (NULL: the beginning) to replay its rows; with force, also forward past rows that cannot be exported';
+REVOKE ALL ON FUNCTION interactions_cron.reset_checkpoint(text, timestamptz, boolean) FROM PUBLIC;

@@ -1,0 +1,289 @@
+/*
+ * intent.c
+ *	  Intent records in interactions_cron.export_intents.
+ *
+ * A tenant's batch is written to temporary files in one transaction, which
+ * also commits an intent naming every file it will place and where (storage,
+ * directory or bucket and prefix).  A second transaction places the files,
+ * moves the checkpoint and deletes the intent.  Whatever stops a batch in
+ * between (an error, a crash, a cancelled call), its intent outlives it, and
+ * the next claim of the tenant removes every file the intent names before
+ * exporting again.  So no row is ever in two files, whatever changed before
+ * the retry: compression, storage, prefix, directory, or the rows themselves.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+
+#include "interactions_cron/intent.h"
+#include "interactions_cron/spi_plans.h"
+
+static SPIPlanPtr insertPlan = NULL;
+static SPIPlanPtr tokenPlan = NULL;
+static SPIPlanPtr readPlan = NULL;
+static SPIPlanPtr deletePlan = NULL;
+
+/* An outstanding intent, as read back. */
+typedef struct ExportIntent
+{
+	char	   *storage;
+	char	   *localRoot;
+	char	   *s3Endpoint;
+	char	   *s3Bucket;
+	char	   *s3Prefix;
+	List	   *files;			/* relative to the lake's root */
+	List	   *temporaryFiles; /* relative to localRoot */
+} ExportIntent;
+
+/*
+ * TextArray builds a text[] from a list of C strings.
+ */
+static Datum
+TextArray(List *strings)
+{
+	Datum	   *elements = palloc(sizeof(Datum) * Max(list_length(strings), 1));
+	ListCell   *cell;
+
+	foreach(cell, strings)
+		elements[foreach_current_index(cell)] = CStringGetTextDatum(lfirst(cell));
+	return PointerGetDatum(construct_array(elements, list_length(strings), TEXTOID, -1, false,
+										   TYPALIGN_INT));
+}
+
+/*
+ * TextArrayList returns the elements of a text[] as C strings.
+ */
+static List *
+TextArrayList(Datum array)
+{
+	Datum	   *elements;
+	bool	   *nulls;
+	int			count;
+	List	   *strings = NIL;
+
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elements, &nulls, &count);
+	for (int i = 0; i < count; i++)
+		if (!nulls[i])
+			strings = lappend(strings, TextDatumGetCString(elements[i]));
+	return strings;
+}
+
+/*
+ * NewToken returns a value no other batch has: this process and 64 random
+ * bits.
+ */
+static char *
+NewToken(void)
+{
+	uint64		random;
+
+	if (!pg_strong_random(&random, sizeof(random)))
+		elog(ERROR, "could not generate an intent token");
+	return psprintf("%d-%016llx", MyProcPid, (unsigned long long) random);
+}
+
+/*
+ * IntentRecord inserts the tenant's intent for the batch's files and returns
+ * its token.  The caller commits it before placing any file.
+ */
+char *
+IntentRecord(const char *tenantId, const ExportSink *sink, List *sinkFiles, uint64 rowCount)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	Oid			argumentTypes[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTARRAYOID, TEXTARRAYOID, INT8OID};
+	char	   *token = NewToken();
+	List	   *files = NIL;
+	List	   *temporaryFiles = NIL;
+	ListCell   *cell;
+	Datum		values[10] = {0};
+	char		nulls[10] = {' ', ' ', ' ', ' ', 'n', 'n', 'n', ' ', ' ', ' '};
+
+	foreach(cell, sinkFiles)
+	{
+		SinkFile   *file = lfirst(cell);
+
+		files = lappend(files, file->relativePath);
+		temporaryFiles = lappend(temporaryFiles,
+								 SinkRelativeTemporaryPath(sink, file->temporaryPath));
+	}
+
+	values[0] = CStringGetTextDatum(tenantId);
+	values[1] = CStringGetTextDatum(token);
+	values[2] = CStringGetTextDatum(sink->storage);
+	values[3] = CStringGetTextDatum(sink->localRoot);
+	if (sink->s3 != NULL)
+	{
+		values[4] = CStringGetTextDatum(sink->s3->endpoint);
+		values[5] = CStringGetTextDatum(sink->s3->bucket);
+		values[6] = CStringGetTextDatum(sink->s3->prefix);
+		nulls[4] = nulls[5] = nulls[6] = ' ';
+	}
+	values[7] = TextArray(files);
+	values[8] = TextArray(temporaryFiles);
+	values[9] = Int64GetDatum((int64) rowCount);
+
+	ExecutePlanChecked(PreparedPlan(&insertPlan,
+									"INSERT INTO interactions_cron.export_intents"
+									" (tenant_id, token, storage, local_root, s3_endpoint, s3_bucket,"
+									"  s3_prefix, files, temporary_files, row_count)"
+									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+									10, argumentTypes),
+					   values, nulls, SPI_OK_INSERT, "record the export intent");
+	MemoryContextSwitchTo(callerContext);
+	return token;
+}
+
+/*
+ * IntentIsOurs says whether the tenant's outstanding intent is the one with
+ * this token: nobody cleared it while the claim was let go between the two
+ * transactions of a batch.
+ */
+bool
+IntentIsOurs(const char *tenantId, const char *token)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(token)};
+	uint64		found = ExecutePlanChecked(PreparedPlan(&tokenPlan,
+														"SELECT 1 FROM interactions_cron.export_intents"
+														" WHERE tenant_id = $1 AND token = $2",
+														2, argumentTypes),
+										   values, NULL, SPI_OK_SELECT, "read the export intent");
+
+	MemoryContextSwitchTo(callerContext);
+	return found == 1;
+}
+
+/*
+ * NullableText returns column `column` of the current SPI row as a C string,
+ * or NULL.
+ */
+static char *
+NullableText(int column)
+{
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column);
+}
+
+/*
+ * IntentRead returns the tenant's outstanding intent, or NULL.
+ */
+static ExportIntent *
+IntentRead(const char *tenantId)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenantId)};
+	ExportIntent *intent = NULL;
+	uint64		found = ExecutePlanChecked(PreparedPlan(&readPlan,
+														"SELECT storage, local_root, s3_endpoint, s3_bucket, s3_prefix,"
+														" files, temporary_files"
+														" FROM interactions_cron.export_intents WHERE tenant_id = $1",
+														1, argumentTypes),
+										   values, NULL, SPI_OK_SELECT, "read the export intent");
+
+	MemoryContextSwitchTo(callerContext);
+	if (found == 1)
+	{
+		bool		isNull;
+
+		intent = palloc0(sizeof(ExportIntent));
+		intent->storage = NullableText(1);
+		intent->localRoot = NullableText(2);
+		intent->s3Endpoint = NullableText(3);
+		intent->s3Bucket = NullableText(4);
+		intent->s3Prefix = NullableText(5);
+		intent->files = TextArrayList(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isNull));
+		intent->temporaryFiles = TextArrayList(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isNull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return intent;
+}
+
+/*
+ * RequireContainedPath refuses a recorded path that could reach outside the
+ * directory it is relative to; the export only ever records such paths, so
+ * anything else was not written by it.
+ */
+static void
+RequireContainedPath(const char *relativePath)
+{
+	bool		contained = relativePath[0] != '\0' && relativePath[0] != '/' &&
+		strcmp(relativePath, "..") != 0 && strncmp(relativePath, "../", 3) != 0 &&
+		strstr(relativePath, "/../") == NULL &&
+		(strlen(relativePath) < 3 || strcmp(relativePath + strlen(relativePath) - 3, "/..") != 0);
+
+	if (!contained)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("export intent names the path \"%s\", which is not inside the export directory",
+						relativePath),
+				 errhint("Rows of interactions_cron.export_intents are written by the export only.")));
+}
+
+/*
+ * IntentRemoveFiles removes every file the intent names, placed or only
+ * temporary, at the location recorded in it.
+ */
+static int
+IntentRemoveFiles(const ExportIntent *intent)
+{
+	ExportSink *sink = SinkAtLocation(intent->storage, intent->localRoot, intent->s3Endpoint,
+									  intent->s3Bucket, intent->s3Prefix);
+	ListCell   *cell;
+
+	foreach(cell, intent->files)
+	{
+		RequireContainedPath(lfirst(cell));
+		sink->ops->remove(sink, lfirst(cell));
+	}
+	foreach(cell, intent->temporaryFiles)
+	{
+		RequireContainedPath(lfirst(cell));
+		sink->ops->abort(sink, psprintf("%s/%s", intent->localRoot, (char *) lfirst(cell)));
+	}
+	return list_length(intent->files);
+}
+
+/*
+ * IntentClear removes the files of the tenant's outstanding intent, if it has
+ * one, and deletes the intent; it returns how many lake files it named.  The
+ * caller holds the tenant's claim.  If the transaction aborts after the
+ * files are gone, the intent stays and the next claim removes them again:
+ * removing a missing file succeeds.
+ */
+int
+IntentClear(const char *tenantId)
+{
+	ExportIntent *intent = IntentRead(tenantId);
+	int			removed;
+
+	if (intent == NULL)
+		return 0;
+
+	removed = IntentRemoveFiles(intent);
+	IntentForget(tenantId);
+	return removed;
+}
+
+/*
+ * IntentForget deletes the tenant's intent once its files are placed and its
+ * checkpoint moved, in the same transaction.
+ */
+void
+IntentForget(const char *tenantId)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenantId)};
+
+	ExecutePlanChecked(PreparedPlan(&deletePlan,
+									"DELETE FROM interactions_cron.export_intents WHERE tenant_id = $1",
+									1, argumentTypes),
+					   values, NULL, SPI_OK_DELETE, "delete the export intent");
+	MemoryContextSwitchTo(callerContext);
+}

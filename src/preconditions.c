@@ -1,0 +1,99 @@
+/*
+ * preconditions.c
+ *	  What every entry point checks before it touches anything: a server that
+ *	  accepts writes, and SQL objects of the version this library serves.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xlog.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "access/genam.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+
+#include "interactions_cron/preconditions.h"
+
+/* The version of the SQL objects this library's functions rely on. */
+#define REQUIRED_SQL_VERSION "1.1"
+
+/*
+ * InstalledVersion returns extversion of interactions_cron in this database,
+ * or NULL when it is not installed (a function called during CREATE
+ * EXTENSION's own script).
+ */
+static char *
+InstalledVersion(void)
+{
+	Relation	extensions = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	char	   *version = NULL;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("interactions_cron"));
+	scan = systable_beginscan(extensions, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+	{
+		bool		isNull;
+		Datum		value = heap_getattr(tuple, Anum_pg_extension_extversion,
+										 RelationGetDescr(extensions), &isNull);
+
+		if (!isNull)
+			version = TextDatumGetCString(value);
+	}
+	systable_endscan(scan);
+	table_close(extensions, AccessShareLock);
+	return version;
+}
+
+/*
+ * RequireUsableDatabase refuses to run during recovery (a hot standby), where
+ * nothing can be recorded, before anything is written; and refuses SQL
+ * objects older than this library (after an upgrade of the package, before
+ * ALTER EXTENSION ... UPDATE), whose tables the jobs would miss.
+ */
+void
+RequireUsableDatabase(void)
+{
+	char	   *version;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("interactions_cron jobs cannot run during recovery"),
+				 errdetail("This server is a standby: checkpoints and run history cannot be written."),
+				 errhint("Run the jobs on the primary.")));
+
+	version = InstalledVersion();
+	if (version != NULL && strcmp(version, REQUIRED_SQL_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("interactions_cron's SQL objects are version %s, but its library needs %s",
+						version, REQUIRED_SQL_VERSION),
+				 errdetail("Nothing was exported or deleted, and no checkpoint changed."),
+				 errhint("Run ALTER EXTENSION interactions_cron UPDATE in this database.")));
+}
+
+/*
+ * RequireUtf8Database refuses a database whose encoding is not UTF-8, once,
+ * at the start: NDJSON files and the lake's paths must be UTF-8, and json
+ * values and tenant ids are copied out byte for byte.
+ */
+void
+RequireUtf8Database(void)
+{
+	if (GetDatabaseEncoding() != PG_UTF8)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("export_interactions() needs a UTF8 database, and this one is %s",
+						GetDatabaseEncodingName()),
+				 errdetail("Exported files and their paths are UTF-8."),
+				 errhint("Export from a database created with ENCODING 'UTF8'.")));
+}

@@ -1,0 +1,238 @@
+/*
+ * sink.c
+ *	  The destinations of exported files, chosen once per run as an ops
+ *	  struct, as PostgreSQL's base backup chooses its bbsink.
+ *
+ * Local: the temporary file sits in the file's own partition directory, so
+ * that placing it is one durable rename.  S3: it sits in <export_dir>/.spool
+ * and placing it is an upload.  Dry run: nothing is written at all.
+ */
+#include "postgres.h"
+
+#include "storage/fd.h"
+
+#include "interactions_cron/guc.h"
+#include "interactions_cron/sink.h"
+
+/*
+ * DirectoryOf returns the part of a relative path before its last "/".
+ */
+static char *
+DirectoryOf(const char *relativePath)
+{
+	const char *slash = strrchr(relativePath, '/');
+
+	return slash ? pnstrdup(relativePath, slash - relativePath) : pstrdup(".");
+}
+
+/*
+ * ObjectKey returns the S3 key of a relative path: the prefix, then the path.
+ */
+static char *
+ObjectKey(const ExportSink *sink, const char *relativePath)
+{
+	return psprintf("%s%s", sink->s3->prefix, relativePath);
+}
+
+/*
+ * LocalOpen creates the temporary file beside the file's final name.
+ */
+static void
+LocalOpen(ExportSink *sink, SinkFile *file)
+{
+	char	   *directory = psprintf("%s/%s", sink->localRoot, DirectoryOf(file->relativePath));
+	const char *fileName = strrchr(file->relativePath, '/') + 1;
+
+	EnsureExportDirectory(sink->localRoot, directory);
+	file->temporaryPath = psprintf("%s/%s", directory, UniqueTemporaryName(fileName));
+	file->file = BatchFileCreate(file->temporaryPath, sink->gzip);
+}
+
+/*
+ * LocalPlace renames the temporary file to its final name; durable_rename
+ * fsyncs the file before and the directory after, at ERROR.
+ */
+static void
+LocalPlace(ExportSink *sink, SinkFile *file)
+{
+	durable_rename(file->temporaryPath,
+				   psprintf("%s/%s", sink->localRoot, file->relativePath), ERROR);
+}
+
+/*
+ * LocalRemove deletes a placed file.
+ */
+static void
+LocalRemove(ExportSink *sink, const char *relativePath)
+{
+	RemoveFileIfPresent(psprintf("%s/%s", sink->localRoot, relativePath), ERROR);
+}
+
+/*
+ * RemoveTemporary deletes a temporary file, local or spooled alike.  It runs
+ * on error paths, so a failure is only a warning.
+ */
+static void
+RemoveTemporary(ExportSink *sink, const char *temporaryPath)
+{
+	RemoveFileIfPresent(temporaryPath, WARNING);
+}
+
+/*
+ * S3Open creates a spool file under <export_dir>/.spool.
+ */
+static void
+S3Open(ExportSink *sink, SinkFile *file)
+{
+	char	   *spool = psprintf("%s/.spool", sink->localRoot);
+
+	EnsureExportDirectory(sink->localRoot, spool);
+	file->temporaryPath = psprintf("%s/%s", spool, UniqueTemporaryName("upload"));
+	file->file = BatchFileCreate(file->temporaryPath, sink->gzip);
+}
+
+/*
+ * S3Place uploads the spool file as its object and deletes it.
+ */
+static void
+S3Place(ExportSink *sink, SinkFile *file)
+{
+	S3UploadFile(sink->s3, ObjectKey(sink, file->relativePath), file->temporaryPath,
+				 sink->gzip ? "application/gzip" : "application/x-ndjson");
+	RemoveFileIfPresent(file->temporaryPath, WARNING);
+}
+
+/*
+ * S3Remove deletes a placed object.
+ */
+static void
+S3Remove(ExportSink *sink, const char *relativePath)
+{
+	S3DeleteObject(sink->s3, ObjectKey(sink, relativePath));
+}
+
+/*
+ * DryRunOpen, DryRunPlace and DryRunRemove make a sink that writes nothing:
+ * a dry run only names the files.
+ */
+static void
+DryRunOpen(ExportSink *sink, SinkFile *file)
+{
+}
+
+static void
+DryRunPlace(ExportSink *sink, SinkFile *file)
+{
+}
+
+static void
+DryRunRemove(ExportSink *sink, const char *relativePath)
+{
+}
+
+static const ExportSinkOps LocalSinkOps = {LocalOpen, LocalPlace, LocalRemove, RemoveTemporary};
+static const ExportSinkOps S3SinkOps = {S3Open, S3Place, S3Remove, RemoveTemporary};
+static const ExportSinkOps DryRunSinkOps = {DryRunOpen, DryRunPlace, DryRunRemove, RemoveTemporary};
+
+/*
+ * SinkFromSettings picks the run's sink from interactions_cron.storage and
+ * checks its configuration, before any tenant is touched.
+ */
+ExportSink *
+SinkFromSettings(bool dryRun)
+{
+	ExportSink *sink = palloc0(sizeof(ExportSink));
+
+	sink->localRoot = ResolvedExportDirectory();
+	sink->gzip = CompressionSetting == COMPRESSION_GZIP;
+	if (dryRun)
+	{
+		sink->ops = &DryRunSinkOps;
+		sink->storage = "none";
+	}
+	else if (StorageSetting == STORAGE_S3)
+	{
+		sink->ops = &S3SinkOps;
+		sink->storage = "s3";
+		sink->s3 = S3TargetFromSettings();
+	}
+	else
+	{
+		sink->ops = &LocalSinkOps;
+		sink->storage = "local";
+	}
+	return sink;
+}
+
+/*
+ * SinkAtLocation returns a sink for the location an intent recorded, which
+ * may differ from today's settings, so that what an interrupted batch placed
+ * there can be removed.
+ */
+ExportSink *
+SinkAtLocation(const char *storage, const char *localRoot,
+			   const char *s3Endpoint, const char *s3Bucket, const char *s3Prefix)
+{
+	ExportSink *sink = palloc0(sizeof(ExportSink));
+
+	sink->localRoot = pstrdup(localRoot);
+	sink->storage = pstrdup(storage);
+	if (strcmp(storage, "s3") == 0)
+	{
+		sink->ops = &S3SinkOps;
+		sink->s3 = S3TargetAt(s3Endpoint, s3Bucket, s3Prefix);
+	}
+	else
+		sink->ops = &LocalSinkOps;
+	return sink;
+}
+
+/*
+ * SinkLocation describes where the files go, for the run's result.
+ */
+char *
+SinkLocation(const ExportSink *sink)
+{
+	return sink->s3 != NULL ? S3Location(sink->s3) : pstrdup(sink->localRoot);
+}
+
+/*
+ * SinkCloseFile finishes writing a file's temporary file.
+ */
+void
+SinkCloseFile(SinkFile *file)
+{
+	if (file->file != NULL && file->file->fd >= 0)
+		BatchFileClose(file->file);
+}
+
+/*
+ * SinkAbortFiles deletes the temporary files of a batch that will not be
+ * placed; those already placed are gone from their temporary names.
+ */
+void
+SinkAbortFiles(ExportSink *sink, List *files)
+{
+	ListCell   *cell;
+
+	foreach(cell, files)
+	{
+		SinkFile   *file = lfirst(cell);
+
+		if (file->temporaryPath != NULL)
+			sink->ops->abort(sink, file->temporaryPath);
+	}
+}
+
+/*
+ * SinkRelativeTemporaryPath returns a temporary file's path relative to
+ * export_dir, as recorded in an intent.
+ */
+char *
+SinkRelativeTemporaryPath(const ExportSink *sink, const char *temporaryPath)
+{
+	size_t		rootLength = strlen(sink->localRoot);
+
+	Assert(strncmp(temporaryPath, sink->localRoot, rootLength) == 0);
+	return pstrdup(temporaryPath + rootLength + 1);
+}

@@ -1,0 +1,68 @@
+/*
+ * spi_plans.c
+ *	  Saved SPI plans of the extension's own fixed statements.
+ *
+ * The statements on the extension's tables never change, so each is prepared
+ * once per backend and kept (SPI_keepplan); the plan cache replans them if a
+ * table is altered.  Every call checks SPI's result code.
+ */
+#include "postgres.h"
+
+#include "interactions_cron/spi_plans.h"
+
+/*
+ * PreparedPlan returns the saved plan for sql, preparing it on first use.
+ * Like every SPI call, preparing leaves SPI's procedure context current:
+ * callers that allocate afterwards save and restore their own.
+ */
+SPIPlanPtr
+PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
+			 Oid *argumentTypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, argumentCount, argumentTypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*cache = plan;
+	}
+	return *cache;
+}
+
+/*
+ * ExecutePlanChecked runs a plan (not read-only: each statement sees what
+ * committed before it) and raises an error naming what it was for when the
+ * result code is not the expected one.  It returns SPI_processed.
+ */
+uint64
+ExecutePlanChecked(SPIPlanPtr plan, Datum *values, const char *nulls,
+				   int expectedCode, const char *what)
+{
+	int			code = SPI_execute_plan(plan, values, nulls, false, 0);
+
+	if (code != expectedCode)
+		elog(ERROR, "could not %s: %s", what, SPI_result_code_string(code));
+	return SPI_processed;
+}
+
+/*
+ * ConnectSpi and FinishSpi are SPI_connect and SPI_finish with their result
+ * codes checked.
+ */
+void
+ConnectSpi(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+void
+FinishSpi(void)
+{
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "SPI_finish failed");
+}

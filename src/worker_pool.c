@@ -1,0 +1,317 @@
+/*
+ * worker_pool.c
+ *	  Starting an export call's workers and collecting what they report.
+ *
+ * The caller puts the run into one dynamic shared memory segment, starts up
+ * to interactions_cron.max_workers dynamic background workers, and waits on
+ * its latch for their messages, cancellably.  Whatever ends the call (an
+ * error, a cancel, statement_timeout, termination) detaches the segment, and
+ * the detach callback tells every worker to stop: a worker ends within its
+ * current statement, its tenant's unfinished batch left to its intent.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shm_mq.h"
+#include "storage/shm_toc.h"
+#include "utils/guc.h"
+
+#include "interactions_cron/export_shared.h"
+#include "interactions_cron/guc.h"
+#include "interactions_cron/worker_pool.h"
+
+/* The workers of one call, as the detach callback needs them. */
+typedef struct WorkerPool
+{
+	int			count;
+	BackgroundWorkerHandle **handles;
+	shm_mq_handle **queues;
+	bool	   *finished;
+} WorkerPool;
+
+/*
+ * TenantIdsSize returns the bytes the tenant ids take in shared memory.
+ */
+static Size
+TenantIdsSize(const WorkerAssignment *assignment)
+{
+	Size		size = add_size(offsetof(ExportTenantIds, offsets),
+								mul_size(sizeof(Size), assignment->tenantCount));
+
+	for (int i = 0; i < assignment->tenantCount; i++)
+		size = add_size(size, strlen(assignment->tenantIds[i]) + 1);
+	return size;
+}
+
+/*
+ * StoreTenantIds copies the tenant ids into shared memory.
+ */
+static void
+StoreTenantIds(ExportTenantIds *shared, const WorkerAssignment *assignment)
+{
+	Size		offset = offsetof(ExportTenantIds, offsets) + sizeof(Size) * assignment->tenantCount;
+
+	shared->count = assignment->tenantCount;
+	for (int i = 0; i < assignment->tenantCount; i++)
+	{
+		Size		length = strlen(assignment->tenantIds[i]) + 1;
+
+		shared->offsets[i] = offset;
+		memcpy((char *) shared + offset, assignment->tenantIds[i], length);
+		offset += length;
+	}
+}
+
+/*
+ * StoreRun fills in the run's parameters and the caller's identity.
+ */
+static void
+StoreRun(ExportRunShared *run, const WorkerAssignment *assignment)
+{
+	run->databaseId = MyDatabaseId;
+	run->authenticatedUserId = GetAuthenticatedUserId();
+	run->outerUserId = GetCurrentRoleId();
+	run->sessionUserIsSuperuser = session_auth_is_superuser;
+	GetUserIdAndSecContext(&run->currentUserId, &run->securityContext);
+	run->watermark = assignment->watermark;
+	run->batchSize = assignment->batchSize;
+	run->dryRun = assignment->dryRun;
+	run->tenantCount = assignment->tenantCount;
+	pg_atomic_init_u32(&run->nextTenant, 0);
+}
+
+/*
+ * CreateRunSegment lays the run out in a new segment, with one queue per
+ * worker whose receiver is this backend.
+ */
+static dsm_segment *
+CreateRunSegment(const WorkerAssignment *assignment, int workerCount, shm_mq ***queues)
+{
+	shm_toc_estimator estimator;
+	Size		settingsSize = EstimateGUCStateSpace();
+	Size		tenantsSize = TenantIdsSize(assignment);
+	dsm_segment *segment;
+	shm_toc    *toc;
+	char	   *settings;
+	ExportRunShared *run;
+	ExportTenantIds *tenants;
+
+	shm_toc_initialize_estimator(&estimator);
+	shm_toc_estimate_chunk(&estimator, sizeof(ExportRunShared));
+	shm_toc_estimate_chunk(&estimator, settingsSize);
+	shm_toc_estimate_chunk(&estimator, tenantsSize);
+	for (int i = 0; i < workerCount; i++)
+		shm_toc_estimate_chunk(&estimator, EXPORT_QUEUE_BYTES);
+	shm_toc_estimate_keys(&estimator, 3 + workerCount);
+
+	segment = dsm_create(shm_toc_estimate(&estimator), 0);
+	toc = shm_toc_create(EXPORT_SHM_MAGIC, dsm_segment_address(segment),
+						 shm_toc_estimate(&estimator));
+
+	run = shm_toc_allocate(toc, sizeof(ExportRunShared));
+	StoreRun(run, assignment);
+	shm_toc_insert(toc, EXPORT_KEY_RUN, run);
+
+	settings = shm_toc_allocate(toc, settingsSize);
+	SerializeGUCState(settingsSize, settings);
+	shm_toc_insert(toc, EXPORT_KEY_SETTINGS, settings);
+
+	tenants = shm_toc_allocate(toc, tenantsSize);
+	StoreTenantIds(tenants, assignment);
+	shm_toc_insert(toc, EXPORT_KEY_TENANTS, tenants);
+
+	*queues = palloc(sizeof(shm_mq *) * workerCount);
+	for (int i = 0; i < workerCount; i++)
+	{
+		(*queues)[i] = shm_mq_create(shm_toc_allocate(toc, EXPORT_QUEUE_BYTES), EXPORT_QUEUE_BYTES);
+		shm_mq_set_receiver((*queues)[i], MyProc);
+		shm_toc_insert(toc, EXPORT_KEY_FIRST_QUEUE + i, (*queues)[i]);
+	}
+	return segment;
+}
+
+/*
+ * StartWorker registers the numbered worker of the segment's run; it
+ * returns NULL when no background worker slot is free.
+ */
+static BackgroundWorkerHandle *
+StartWorker(dsm_segment *segment, int workerNumber)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker.bgw_library_name, "interactions_cron", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "ExportWorkerMain", BGW_MAXLEN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "interactions_cron export worker %d for PID %d",
+			 workerNumber, MyProcPid);
+	strlcpy(worker.bgw_type, "interactions_cron export worker", BGW_MAXLEN);
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(segment));
+	worker.bgw_notify_pid = MyProcPid;
+	memcpy(worker.bgw_extra, &workerNumber, sizeof(int));
+
+	return RegisterDynamicBackgroundWorker(&worker, &handle) ? handle : NULL;
+}
+
+/*
+ * StopWorkersOnDetach tells every worker to stop when the segment goes away:
+ * at the end of the call, or when an error or termination ends it early.
+ * Stopping a worker that already exited is harmless.
+ */
+static void
+StopWorkersOnDetach(dsm_segment *segment, Datum argument)
+{
+	WorkerPool *pool = (WorkerPool *) DatumGetPointer(argument);
+
+	for (int i = 0; i < pool->count; i++)
+		TerminateBackgroundWorker(pool->handles[i]);
+}
+
+/*
+ * StartWorkers starts up to workerCount workers and attaches to their
+ * queues.  Not one slot free is an error before anything was exported.
+ */
+static WorkerPool *
+StartWorkers(dsm_segment *segment, shm_mq **queues, int workerCount)
+{
+	WorkerPool *pool = palloc0(sizeof(WorkerPool));
+
+	pool->handles = palloc0(sizeof(BackgroundWorkerHandle *) * workerCount);
+	pool->queues = palloc0(sizeof(shm_mq_handle *) * workerCount);
+	pool->finished = palloc0(sizeof(bool) * workerCount);
+	while (pool->count < workerCount)
+	{
+		BackgroundWorkerHandle *handle = StartWorker(segment, pool->count);
+
+		if (handle == NULL)
+			break;
+		pool->handles[pool->count] = handle;
+		pool->queues[pool->count] = shm_mq_attach(queues[pool->count], segment, handle);
+		pool->count++;
+	}
+
+	if (pool->count == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start any interactions_cron export worker"),
+				 errdetail("Nothing was exported."),
+				 errhint("Every max_worker_processes slot is taken; raise max_worker_processes "
+						 "(needs a restart) or lower interactions_cron.max_workers.")));
+	on_dsm_detach(segment, StopWorkersOnDetach, PointerGetDatum(pool));
+	return pool;
+}
+
+/*
+ * ReceiveOutcomes reads every message waiting in the workers' queues into
+ * the assignment's outcomes, and notes the workers that are gone.  It
+ * returns whether anything happened.
+ */
+static bool
+ReceiveOutcomes(WorkerPool *pool, WorkerAssignment *assignment)
+{
+	bool		progressed = false;
+
+	for (int i = 0; i < pool->count; i++)
+	{
+		Size		length;
+		void	   *data;
+		shm_mq_result result;
+
+		if (pool->finished[i])
+			continue;
+		result = shm_mq_receive(pool->queues[i], &length, &data, true);
+		if (result == SHM_MQ_SUCCESS)
+		{
+			StringInfoData message;
+			TenantOutcome outcome;
+			int			index;
+
+			message.data = data;
+			message.len = message.maxlen = (int) length;
+			message.cursor = 0;
+			memset(&outcome, 0, sizeof(outcome));
+			index = DeserializeOutcome(&message, &outcome);
+			if (index < 0 || index >= assignment->tenantCount)
+				elog(ERROR, "export worker reported an unknown tenant %d", index);
+			*assignment->outcomes[index] = outcome;
+			progressed = true;
+		}
+		else if (result == SHM_MQ_DETACHED)
+		{
+			pool->finished[i] = true;
+			progressed = true;
+		}
+	}
+	return progressed;
+}
+
+/*
+ * AllFinished says whether every worker has detached.
+ */
+static bool
+AllFinished(const WorkerPool *pool)
+{
+	for (int i = 0; i < pool->count; i++)
+		if (!pool->finished[i])
+			return false;
+	return true;
+}
+
+/*
+ * FailUnreported fails the tenants no worker reported on: a worker exited
+ * (or crashed) in the middle of one, or none was left to take it.
+ */
+static void
+FailUnreported(WorkerAssignment *assignment)
+{
+	for (int i = 0; i < assignment->tenantCount; i++)
+	{
+		TenantOutcome *outcome = assignment->outcomes[i];
+
+		if (!outcome->reported)
+			outcome->error = pstrdup("an interactions_cron export worker exited before reporting this tenant; "
+									 "the next run finishes or undoes its batch (see the server log)");
+	}
+}
+
+/*
+ * RunExportWorkers exports the assignment's tenants on background workers
+ * and waits until all of them have reported or exited.  Cancel, timeouts and
+ * termination interrupt the wait at once.
+ */
+void
+RunExportWorkers(WorkerAssignment *assignment)
+{
+	int			workerCount = Min(MaxExportWorkers, assignment->tenantCount);
+	shm_mq	  **queues;
+	dsm_segment *segment;
+	WorkerPool *pool;
+
+	if (workerCount == 0)
+		return;
+	segment = CreateRunSegment(assignment, workerCount, &queues);
+	pool = StartWorkers(segment, queues, workerCount);
+	assignment->workersStarted = pool->count;
+
+	while (!AllFinished(pool))
+	{
+		if (!ReceiveOutcomes(pool, assignment))
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
+							 PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	dsm_detach(segment);
+	FailUnreported(assignment);
+}
