@@ -338,6 +338,10 @@ IsTransient(const S3Response *response)
 		response->status == 408 || response->status == 429;
 }
 
+static void SendAccepting(const S3Target *target, const char *what, const char *method,
+						  const char *url, const char *payload, size_t length,
+						  const char *contentType, S3Response *response, long acceptedStatus);
+
 /*
  * Send performs a request, retrying transient failures with backoff, and
  * raises an error naming the operation and the store's error code when it
@@ -347,12 +351,25 @@ static void
 Send(const S3Target *target, const char *what, const char *method, const char *url,
 	 const char *payload, size_t length, const char *contentType, S3Response *response)
 {
+	SendAccepting(target, what, method, url, payload, length, contentType, response, 0);
+}
+
+/*
+ * SendAccepting is Send that also takes acceptedStatus (besides 2xx) as
+ * success.
+ */
+static void
+SendAccepting(const S3Target *target, const char *what, const char *method, const char *url,
+			  const char *payload, size_t length, const char *contentType, S3Response *response,
+			  long acceptedStatus)
+{
 	int			backoffMs = S3_FIRST_BACKOFF_MS;
 
 	for (int attempt = 1;; attempt++)
 	{
 		SendOnce(target, method, url, payload, length, contentType, response);
-		if (response->status >= 200 && response->status < 300)
+		if ((response->status >= 200 && response->status < 300) ||
+			(acceptedStatus != 0 && response->status == acceptedStatus))
 			return;
 		if (!IsTransient(response) || attempt == S3_MAX_ATTEMPTS)
 			break;
@@ -496,8 +513,8 @@ S3UploadFile(const S3Target *target, const char *key, const char *path, const ch
 }
 
 /*
- * S3DeleteObject deletes an object; deleting one that does not exist
- * succeeds, as S3 itself answers it.
+ * S3DeleteObject deletes an object.  An object that does not exist, or whose
+ * bucket does not, is as good as deleted (HTTP 404).
  */
 void
 S3DeleteObject(const S3Target *target, const char *key)
@@ -505,6 +522,6 @@ S3DeleteObject(const S3Target *target, const char *key)
 	S3Response response;
 
 	initStringInfo(&response.body);
-	Send(target, psprintf("delete of %s", key), "DELETE", ObjectUrl(target, key, NULL),
-		 "", 0, "application/octet-stream", &response);
+	SendAccepting(target, psprintf("delete of %s", key), "DELETE", ObjectUrl(target, key, NULL),
+				  "", 0, "application/octet-stream", &response, 404);
 }

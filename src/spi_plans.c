@@ -12,8 +12,12 @@
 
 /*
  * PreparedPlan returns the saved plan for sql, preparing it on first use.
- * Like every SPI call, preparing leaves SPI's procedure context current:
- * callers that allocate afterwards save and restore their own.
+ * The plan is replanned at every execution (a custom plan): a worker keeps
+ * its plans for a whole run, over which the extension's tables can grow
+ * from empty to many thousand rows, and a generic plan made while they were
+ * empty would scan them whole for every tenant.  Like every SPI call,
+ * preparing leaves SPI's procedure context current: callers that allocate
+ * afterwards save and restore their own.
  */
 SPIPlanPtr
 PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
@@ -21,7 +25,8 @@ PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
 {
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, argumentCount, argumentTypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, argumentCount, argumentTypes,
+											  CURSOR_OPT_CUSTOM_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",

@@ -74,7 +74,8 @@ CommitTenantTransaction(MemoryContext tenantContext)
 /*
  * PrepareRowsPlan prepares the batch query, kept for the worker's life: the
  * tenant's rows after its position and before the watermark, in keyset
- * order, at most $5 of them.
+ * order, at most $5 of them.  Each tenant's execution is planned with its
+ * values, so the partitions outside its range are pruned at plan time.
  */
 static SPIPlanPtr
 PrepareRowsPlan(void)
@@ -87,13 +88,9 @@ PrepareRowsPlan(void)
 							   " ORDER BY h.created_at, h.id"
 							   " LIMIT $5",
 							   history.quotedName);
-	SPIPlanPtr	plan = SPI_prepare(sql, lengthof(RowsQueryTypes), (Oid *) RowsQueryTypes);
+	SPIPlanPtr	plan = NULL;
 
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return plan;
+	return PreparedPlan(&plan, sql, lengthof(RowsQueryTypes), (Oid *) RowsQueryTypes);
 }
 
 /*
@@ -268,30 +265,37 @@ PlaceBatch(TenantExporter *exporter, TenantBatch *batch)
 }
 
 /*
- * UndoFailedBatch runs after a tenant's transaction aborted: it removes the
- * temporary files, and, in a transaction of its own, the files of the
- * batch's intent if it had committed one, and marks the tenant failed.  If
- * that fails too, the intent stays for the next claim to undo.
+ * RecordFailure marks the tenant failed, in a transaction of its own, unless
+ * another export holds it by now.
  */
 static void
-UndoFailedBatch(TenantExporter *exporter, TenantBatch *batch, const char *message)
+RecordFailure(TenantExporter *exporter, TenantBatch *batch, const char *message)
 {
 	CheckpointPosition unused;
 
-	if (batch->receiver != NULL)
-		SinkAbortFiles(exporter->sink, batch->receiver->files);
-	if (exporter->dryRun)
-		return;
+	StartTenantTransaction("recording an interactions_cron tenant's failure");
+	if (CheckpointClaim(batch->tenantId, false, &unused))
+		CheckpointRecordFailure(batch->tenantId, message);
+	CommitTenantTransaction(exporter->tenantContext);
+}
+
+/*
+ * RemoveOwnIntentFiles removes what the batch placed, if it had committed
+ * its intent, so that readers do not see those rows until the retry.  If
+ * that fails too (the store is down), the intent stays, and the next claim
+ * of the tenant removes the files before anything else.
+ */
+static void
+RemoveOwnIntentFiles(TenantExporter *exporter, TenantBatch *batch)
+{
+	CheckpointPosition unused;
 
 	PG_TRY();
 	{
-		StartTenantTransaction("recording an interactions_cron tenant's failure");
-		if (CheckpointClaim(batch->tenantId, false, &unused))
-		{
-			if (batch->intentToken != NULL && IntentIsOurs(batch->tenantId, batch->intentToken))
-				(void) IntentClear(batch->tenantId);
-			CheckpointRecordFailure(batch->tenantId, message);
-		}
+		StartTenantTransaction("undoing an interactions_cron tenant's batch");
+		if (CheckpointClaim(batch->tenantId, false, &unused) &&
+			IntentIsOurs(batch->tenantId, batch->intentToken))
+			(void) IntentClear(batch->tenantId);
 		CommitTenantTransaction(exporter->tenantContext);
 	}
 	PG_CATCH();
@@ -300,8 +304,26 @@ UndoFailedBatch(TenantExporter *exporter, TenantBatch *batch, const char *messag
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		MemoryContextSwitchTo(exporter->tenantContext);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * UndoFailedBatch runs after a tenant's transaction aborted: it deletes the
+ * batch's temporary files, marks the tenant failed, and removes what the
+ * batch placed.
+ */
+static void
+UndoFailedBatch(TenantExporter *exporter, TenantBatch *batch, const char *message)
+{
+	if (batch->receiver != NULL)
+		SinkAbortFiles(exporter->sink, batch->receiver->files);
+	if (exporter->dryRun)
+		return;
+	RecordFailure(exporter, batch, message);
+	if (batch->intentToken != NULL)
+		RemoveOwnIntentFiles(exporter, batch);
 }
 
 /*

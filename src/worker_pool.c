@@ -16,6 +16,8 @@
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
+#include "storage/procarray.h"
 #include "storage/proc.h"
 #include "storage/shm_mq.h"
 #include "storage/shm_toc.h"
@@ -24,6 +26,9 @@
 #include "interactions_cron/export_shared.h"
 #include "interactions_cron/guc.h"
 #include "interactions_cron/worker_pool.h"
+
+/* How long the caller waits without news before it checks on its workers. */
+#define WORKER_CHECK_MS 500
 
 /* The workers of one call, as the detach callback needs them. */
 typedef struct WorkerPool
@@ -266,6 +271,69 @@ AllFinished(const WorkerPool *pool)
 }
 
 /*
+ * BlockedByCaller says whether the process waits for a lock that this
+ * backend holds in a conflicting mode: a lock the caller's own transaction
+ * took before calling the export (a partition created by cleanup(), a
+ * checkpoint row it inserted).  The caller waits for the worker, so that
+ * wait would never end, and no deadlock detector sees it.
+ */
+static bool
+BlockedByCaller(int pid)
+{
+	BlockedProcsData *blocked = GetBlockerStatusData(pid);
+	bool		blockedByCaller = false;
+
+	for (int p = 0; p < blocked->nprocs && !blockedByCaller; p++)
+	{
+		BlockedProcData *proc = &blocked->procs[p];
+		LockInstanceData *waiter = NULL;
+
+		for (int i = proc->first_lock; i < proc->first_lock + proc->num_locks; i++)
+			if (blocked->locks[i].pid == proc->pid && blocked->locks[i].waitLockMode != NoLock)
+				waiter = &blocked->locks[i];
+		if (waiter == NULL)
+			continue;
+		for (int i = proc->first_lock; i < proc->first_lock + proc->num_locks; i++)
+		{
+			LockInstanceData *holder = &blocked->locks[i];
+			LockMethod	method = GetLockTagsMethodTable(&holder->locktag);
+
+			if (holder->pid == MyProcPid &&
+				(method->conflictTab[waiter->waitLockMode] & holder->holdMask) != 0)
+				blockedByCaller = true;
+		}
+	}
+	return blockedByCaller;
+}
+
+/*
+ * RequireNoWorkerBlockedByCaller fails the call when a worker waits for a
+ * lock of the caller's transaction, instead of waiting for ever.
+ */
+static void
+RequireNoWorkerBlockedByCaller(WorkerPool *pool)
+{
+	for (int i = 0; i < pool->count; i++)
+	{
+		pid_t		pid;
+		PGPROC	   *proc;
+
+		if (pool->finished[i] || GetBackgroundWorkerPid(pool->handles[i], &pid) != BGWH_STARTED)
+			continue;
+		proc = BackendPidGetProc(pid);
+		if (proc == NULL || proc->waitLock == NULL || !BlockedByCaller(pid))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+				 errmsg("interactions_cron export worker (PID %d) waits for a lock held by this transaction",
+						(int) pid),
+				 errdetail("This transaction locked or wrote what the export needs before calling it; "
+						   "tenants committed so far stay exported."),
+				 errhint("Call export_interactions() in a transaction of its own, or commit first.")));
+	}
+}
+
+/*
  * FailUnreported fails the tenants no worker reported on: a worker exited
  * (or crashed) in the middle of one, or none was left to take it.
  */
@@ -305,9 +373,12 @@ RunExportWorkers(WorkerAssignment *assignment)
 	{
 		if (!ReceiveOutcomes(pool, assignment))
 		{
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
-							 PG_WAIT_EXTENSION);
+			int			events = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+										   WORKER_CHECK_MS, PG_WAIT_EXTENSION);
+
 			ResetLatch(MyLatch);
+			if (events & WL_TIMEOUT)
+				RequireNoWorkerBlockedByCaller(pool);
 		}
 		CHECK_FOR_INTERRUPTS();
 	}

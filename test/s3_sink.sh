@@ -161,12 +161,13 @@ expect "every row is in exactly one object" \
     "$(duplicated_ids_and_lines "$DOWNLOADS/after/$PREFIX")" \
     "0 6001"
 
-# A failure after the upload but before the checkpoint moved: the retry
-# uploads the same key again, so no row is in two objects.
+# A failure after the upload but before the checkpoint moved: the batch's
+# object is deleted again, and the retry uploads the same key, so no row is
+# in two objects.
 sql -q -c "INSERT INTO interaction_history (tenant_id, created_at) VALUES ('acme', now() - interval '30 seconds')"
 keys_before=$(list_keys | wc -l)
-result=$(sql -c "SET interactions_cron.debug_fault = 'error_after_write'" -c "SELECT interactions_cron.export_interactions()" | tail -1)
-expect "the injected failure comes after the upload" "$(json_get "$acme_error" <<<"$result" | grep -c 'injected fault after writing')" 1
+result=$(sql -c "SET interactions_cron.debug_fault = 'error_after_place'" -c "SELECT interactions_cron.export_interactions()" | tail -1)
+expect "the injected failure comes after the upload" "$(json_get "$acme_error" <<<"$result" | grep -c 'injected fault error_after_place')" 1
 expect "the retry exports the row again" "$(json_get 'd["totalExported"]' <<<"$(export_run "")")" 1
 expect "under the same key: one new object, not two" "$(( $(list_keys | wc -l) - keys_before ))" 1
 download_all "$DOWNLOADS/retried"

@@ -1,5 +1,10 @@
 -- pgTAP: the checkpoint table's shape and how the export moves it.
-BEGIN;
+-- No surrounding transaction: the export's workers only see committed rows
+-- and commit on their own, and a row this session locked would be skipped.
+-- The data is removed at the end instead.
+INSERT INTO public.tenants (id, name) VALUES ('tap', 'Tap');
+INSERT INTO public.interaction_history (id, tenant_id, created_at)
+VALUES (1, 'tap', '2026-03-30 01:00:00+00'), (2, 'tap', '2026-03-30 01:00:00+00'), (3, 'tap', '2026-03-30 02:00:00+00');
 SELECT plan(27);
 
 SELECT has_table('interactions_cron', 'export_checkpoints', 'the checkpoint table exists');
@@ -22,13 +27,10 @@ SELECT function_returns('interactions_cron', 'export_interactions', ARRAY['integ
                         'export_interactions returns jsonb');
 SELECT function_privs_are('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'],
                           'public', ARRAY[]::text[], 'PUBLIC cannot run the export');
-SELECT function_privs_are('interactions_cron', 'reset_checkpoint', ARRAY['text', 'timestamp with time zone'],
+SELECT function_privs_are('interactions_cron', 'reset_checkpoint', ARRAY['text', 'timestamp with time zone', 'boolean'],
                           'public', ARRAY[]::text[], 'PUBLIC cannot reset checkpoints');
 
 -- Behaviour: success moves the position to the last row and clears failures.
-INSERT INTO public.tenants (id, name) VALUES ('tap', 'Tap');
-INSERT INTO public.interaction_history (id, tenant_id, created_at)
-VALUES (1, 'tap', '2026-03-30 01:00:00+00'), (2, 'tap', '2026-03-30 01:00:00+00'), (3, 'tap', '2026-03-30 02:00:00+00');
 
 SELECT is((interactions_cron.export_interactions(batch_size => 2)->>'totalExported')::int, 2, 'first batch of two');
 SELECT results_eq($$SELECT last_created_at, last_id, status, attempts, rows_exported, files_written
@@ -39,15 +41,15 @@ SELECT is((SELECT last_success_at IS NOT NULL FROM interactions_cron.export_chec
           true, 'last_success_at is recorded');
 
 -- Failure keeps the position, records the error and counts attempts.
-SET LOCAL interactions_cron.debug_fault = 'error_after_write';
+SET interactions_cron.debug_fault = 'error_after_place';
 SELECT is((interactions_cron.export_interactions()->>'ok')::boolean, false, 'an injected failure makes the run not ok');
 SELECT is((interactions_cron.export_interactions()->>'ok')::boolean, false, 'a second failure too');
-SET LOCAL interactions_cron.debug_fault = 'none';
+SET interactions_cron.debug_fault = 'none';
 SELECT results_eq($$SELECT last_id, status, attempts FROM interactions_cron.export_checkpoints WHERE tenant_id = 'tap'$$,
                   $$VALUES (2::bigint, 'failed'::text, 2)$$,
                   'a failed tenant keeps its position and counts its attempts');
 SELECT matches((SELECT last_error FROM interactions_cron.export_checkpoints WHERE tenant_id = 'tap'),
-               '^injected fault after writing "exports/tap/', 'the error is recorded');
+               '^injected fault error_after_place for tenant "tap"', 'the error is recorded');
 
 SELECT is((interactions_cron.export_interactions()->>'totalExported')::int, 1, 'the retry exports the remaining row');
 SELECT results_eq($$SELECT last_id, status, attempts, last_error, rows_exported, files_written
@@ -67,4 +69,6 @@ SELECT throws_ok($$SELECT interactions_cron.reset_checkpoint('nobody')$$, '42704
                  'an unknown tenant is refused');
 
 SELECT * FROM finish();
-ROLLBACK;
+DELETE FROM public.interaction_history WHERE tenant_id = 'tap';
+DELETE FROM public.tenants WHERE id = 'tap';
+DELETE FROM interactions_cron.export_checkpoints WHERE tenant_id = 'tap';

@@ -11,6 +11,7 @@ SELECT results_eq(
              ('interactions_cron.debug_fault', 'none', 'superuser'),
              ('interactions_cron.export_dir', '', 'superuser'),
              ('interactions_cron.history_table', 'public.interaction_history', 'superuser'),
+             ('interactions_cron.max_workers', '2', 'superuser'),
              ('interactions_cron.partition_lock_timeout', '2000', 'superuser'),
              ('interactions_cron.partitioned_tables', 'public.interaction_history', 'superuser'),
              ('interactions_cron.premake_months', '3', 'superuser'),
@@ -26,7 +27,8 @@ SELECT results_eq(
              ('interactions_cron.summary_retention_days', '365', 'superuser'),
              ('interactions_cron.suppressions_table', 'public.suppressions', 'superuser'),
              ('interactions_cron.tenants_table', 'public.tenants', 'superuser'),
-             ('interactions_cron.watermark_margin', '1000', 'superuser')$$,
+             ('interactions_cron.watermark_margin', '1000', 'superuser'),
+             ('interactions_cron.watermark_wait', '10000', 'superuser')$$,
     'the settings, their defaults, and that those choosing files or relations are superuser-only');
 SELECT is((SELECT unit FROM pg_settings WHERE name = 'interactions_cron.watermark_margin'), 'ms',
           'watermark_margin is in milliseconds');
@@ -36,7 +38,7 @@ SELECT throws_ok($$SET interactions_cron.export_dir = 'relative'$$, '22023', NUL
 SELECT lives_ok($$SET interactions_cron.export_dir = ''$$, 'an empty export_dir means the data directory');
 SELECT throws_ok($$SET interactions_cron.tenants_table = 'tenants'$$, '22023', NULL, 'table names must be schema-qualified');
 SELECT lives_ok($$SET interactions_cron.tenants_table = '"Odd Schema"."Odd.Table"'$$, 'quoted names are accepted');
-SELECT throws_ok($$SET interactions_cron.watermark_margin = -1$$, '22023', NULL, 'the margin cannot be negative');
+SELECT throws_ok($$SET interactions_cron.watermark_margin = 99$$, '22023', NULL, 'the margin has a floor of 100 ms');
 SELECT throws_ok($$SET interactions_cron.debug_fault = 'crash'$$, '22023', NULL, 'unknown fault names are refused');
 SELECT throws_ok($$SET interactions_cron.typo = 1$$, '42602', NULL, 'the interactions_cron prefix is reserved');
 SELECT throws_ok($$SET interactions_cron.partitioned_tables = 'public.a, b'$$, '22023', NULL,

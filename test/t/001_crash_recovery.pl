@@ -1,6 +1,6 @@
-# A backend killed with SIGKILL mid-export, after a file reached its final
-# name but before its checkpoint committed: after crash recovery and the next
-# runs, every committed row is in exactly one exported file.
+# The calling backend killed with SIGKILL mid-export, while its workers hold
+# files placed but not committed: after crash recovery and the next runs, every
+# committed row is in exactly one exported file.
 use strict;
 use warnings;
 
@@ -55,11 +55,11 @@ my $total_rows = $node->safe_psql('postgres', 'SELECT count(*) FROM interaction_
 
 # Start an export that stalls right after its first file is renamed into place.
 my $export = $node->background_psql('postgres', on_error_stop => 0);
-$export->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_write'});
+$export->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_place'});
 my $pid = $export->query_safe('SELECT pg_backend_pid()');
 my $log_offset = -s $node->logfile;
 $export->query_until(qr/started/, "\\echo started\nSELECT interactions_cron.export_interactions();\n");
-$node->wait_for_log(qr/sleeping after writing/, $log_offset);
+$node->wait_for_log(qr/debug_fault sleep_after_place reached/, $log_offset);
 
 my ($before_crash) = exported_id_counts($export_dir);
 ok(scalar(keys %$before_crash) > 0, 'a final file exists before the crash');
@@ -70,8 +70,10 @@ $node->poll_query_until('postgres', 'SELECT 1', '1')
   or die 'the server did not come back after the crash';
 ok($node->log_contains(qr/terminated by signal 9/, $log_offset), 'the backend was killed by SIGKILL');
 
-is($node->safe_psql('postgres', 'SELECT count(*) FROM interactions_cron.export_checkpoints'),
+is($node->safe_psql('postgres', 'SELECT count(*) FROM interactions_cron.export_checkpoints WHERE rows_exported > 0'),
 	'0', 'no checkpoint moved for the killed run');
+ok($node->safe_psql('postgres', 'SELECT count(*) FROM interactions_cron.export_intents') > 0,
+	'the killed batches left their intents');
 
 # The next runs write everything, replacing what the killed run left behind.
 my $runs = 0;

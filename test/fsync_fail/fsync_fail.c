@@ -1,0 +1,88 @@
+/*
+ * fsync_fail.c
+ *	  LD_PRELOAD shim for the TAP tests: fsync() and fdatasync() of any file
+ *	  descriptor whose path contains the substring in the environment variable
+ *	  FSYNC_FAIL_MATCH fail with EIO, as a failing disk would report.  Every
+ *	  other call goes through to the real function.
+ *
+ *	  Build: cc -shared -fPIC -o fsync_fail.so fsync_fail.c -ldl
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef int (*sync_function) (int);
+
+/*
+ * MatchesFailingPath says whether fd's path (as /proc/self/fd shows it)
+ * contains FSYNC_FAIL_MATCH.
+ */
+static int
+MatchesFailingPath(int fd)
+{
+	const char *match = getenv("FSYNC_FAIL_MATCH");
+	char		link[64];
+	char		path[4096];
+	ssize_t		length;
+	int			savedErrno = errno;
+
+	if (match == NULL || match[0] == '\0')
+		return 0;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	length = readlink(link, path, sizeof(path) - 1);
+	errno = savedErrno;
+	if (length < 0)
+		return 0;
+	path[length] = '\0';
+	return strstr(path, match) != NULL;
+}
+
+/*
+ * RealFunction looks up the next definition of name (libc's).
+ */
+static sync_function
+RealFunction(const char *name)
+{
+	sync_function function = (sync_function) dlsym(RTLD_NEXT, name);
+
+	if (function == NULL)
+	{
+		fprintf(stderr, "fsync_fail: dlsym(%s) failed: %s\n", name, dlerror());
+		abort();
+	}
+	return function;
+}
+
+int
+fsync(int fd)
+{
+	static sync_function realFsync = NULL;
+
+	if (MatchesFailingPath(fd))
+	{
+		errno = EIO;
+		return -1;
+	}
+	if (realFsync == NULL)
+		realFsync = RealFunction("fsync");
+	return realFsync(fd);
+}
+
+int
+fdatasync(int fd)
+{
+	static sync_function realFdatasync = NULL;
+
+	if (MatchesFailingPath(fd))
+	{
+		errno = EIO;
+		return -1;
+	}
+	if (realFdatasync == NULL)
+		realFdatasync = RealFunction("fdatasync");
+	return realFdatasync(fd);
+}

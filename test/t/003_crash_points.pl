@@ -1,0 +1,392 @@
+# The intent protocol under SIGKILL at each of its crash points, and under a
+# cancel or termination of the calling backend: whatever the interrupted run
+# left (temporary files, an intent, files already placed), the next runs
+# leave every row of the table in exactly one line of one final file.
+#
+# For each point (before_place, between_files, after_place) the export is
+# started with interactions_cron.debug_fault = 'sleep_<point>', and once every
+# tenant's worker sleeps there one worker is killed with SIGKILL, which makes
+# the postmaster crash and restart the whole server. The retry is varied:
+# between_files retries with gzip (other file names than the placed ones),
+# after_place retries after a GDPR delete of a row already in a placed file.
+use strict;
+use warnings;
+
+use File::Basename qw(basename);
+use File::Find;
+use File::Path qw(remove_tree);
+use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
+use JSON::PP;
+use Time::HiRes qw(time usleep);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+# The sleep_* faults sleep up to 60 s (contract). Every bound below that
+# decides whether an interrupt reached the sleeping workers is well under it,
+# so a worker that kept sleeping fails the test however slow the machine is.
+my $call_return_bound = 30;    # seconds from cancel/terminate to the call's error
+my $workers_gone_bound = 15;   # seconds from the call's error to no worker left
+my $all_tenants_bound = 30;    # seconds for every tenant's worker to reach the fault
+
+my $worker_type = 'interactions_cron export worker';
+my @tenants = map { "tenant_$_" } 1 .. 3;
+my $days = 3;                  # each tenant's rows span 3 UTC days: 3 files a batch
+
+my $node = PostgreSQL::Test::Cluster->new('crash_points');
+$node->init;
+my $export_dir = $node->basedir . '/lake';
+# One worker per tenant, so that every tenant's batch is at the fault point
+# when the server is killed (with fewer workers a tenant could be anywhere).
+$node->append_conf('postgresql.conf', qq{
+interactions_cron.export_dir = '$export_dir'
+interactions_cron.max_workers = 3
+restart_after_crash = on
+});
+$node->start;
+
+# Every statement is bounded: a hung export fails the test instead of hanging it.
+sub sql
+{
+	return $node->safe_psql('postgres', $_[0], timeout => $PostgreSQL::Test::Utils::timeout_default);
+}
+
+# end_session closes a background session, whatever state psql is in.
+sub end_session
+{
+	my ($session) = @_;
+	eval { $session->quit; 1 } or eval { $session->{run}->kill_kill; 1 };
+}
+
+# read_lake returns what is under <export_dir>/exports: {copies => {id =>
+# number of lines holding it}, final => [final files], temporary => [hidden
+# files], other => [files named neither .json nor .json.gz], empty => [final
+# files without a line]}. A .json.gz file is read through gunzip.
+sub read_lake
+{
+	my %lake = (copies => {}, final => [], temporary => [], other => [], empty => []);
+	return \%lake unless -d "$export_dir/exports";
+	find(
+		{
+			no_chdir => 1,
+			wanted => sub {
+				my $path = $File::Find::name;
+				return unless -f $path;
+				my $name = basename($path);
+				if ($name =~ /^\./) { push @{ $lake{temporary} }, $path; return; }
+				my $content;
+				if ($name =~ /\.json\.gz\z/)
+				{
+					gunzip($path => \$content, MultiStream => 1, Transparent => 0)
+					  or die "cannot gunzip $path: $GunzipError";
+				}
+				elsif ($name =~ /\.json\z/)
+				{
+					open my $fh, '<:raw', $path or die "cannot read $path: $!";
+					local $/;
+					$content = <$fh> // '';
+					close $fh;
+				}
+				else { push @{ $lake{other} }, $path; return; }
+				push @{ $lake{final} }, $path;
+				push @{ $lake{empty} }, $path if $content eq '';
+				for my $line (split /(?<=\n)/, $content)
+				{
+					die "line without trailing newline in $path" unless $line =~ /\n\z/;
+					$lake{copies}{ decode_json($line)->{id} }++;
+				}
+			}
+		},
+		"$export_dir/exports");
+	return \%lake;
+}
+
+# final_files_of lists the final files of one tenant (ids here need no escaping).
+sub final_files_of
+{
+	my ($tenant) = @_;
+	return grep { m{/exports/\Q$tenant\E/} } @{ read_lake()->{final} };
+}
+
+# reset_state gives each scenario a fresh start: no checkpoint, no intent,
+# no file, and the same data: 3 tenants with rows on 3 UTC days each.
+sub reset_state
+{
+	sql(q{
+		TRUNCATE interactions_cron.export_checkpoints, interactions_cron.export_intents;
+		TRUNCATE interaction_history, tenants;
+		INSERT INTO tenants (id, name) SELECT 'tenant_' || t, 'Tenant ' || t FROM generate_series(1, 3) t;
+		INSERT INTO interaction_history (tenant_id, created_at, channel, metadata)
+		SELECT 'tenant_' || t,
+		       date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+		         - d * interval '1 day' + g * interval '7 minutes',
+		       'email', jsonb_build_object('d', d, 'g', g)
+		FROM generate_series(3, 1, -1) d, generate_series(1, 150) g, generate_series(1, 3) t
+		ORDER BY d DESC, g, t;
+	});
+	remove_tree($export_dir);
+	die "cannot remove $export_dir" if -e $export_dir;
+}
+
+# start_faulted_export starts export_interactions() in a background session
+# with the sleep fault at $point and returns (session, its pid, log offset).
+sub start_faulted_export
+{
+	my ($point) = @_;
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	$session->query_safe(qq{LOAD 'interactions_cron'; SET interactions_cron.debug_fault = 'sleep_$point'});
+	my $pid = $session->query_safe('SELECT pg_backend_pid()');
+	my $log_offset = -s $node->logfile;
+	$session->{stderr} = '';
+	$session->query_until(qr/started/, "\\echo started\nSELECT interactions_cron.export_interactions();\n");
+	return ($session, $pid, $log_offset);
+}
+
+# wait_for_fault waits (bounded) until the worker of every tenant logged that
+# it sleeps at $point, and returns the tenants that did, first logged first.
+sub wait_for_fault
+{
+	my ($point, $log_offset) = @_;
+	my $reached = qr/debug_fault sleep_\Q$point\E reached for tenant "([^"]*)"/;
+	$node->wait_for_log($reached, $log_offset);
+	my $deadline = time + $all_tenants_bound;
+	my @seen;
+	while (1)
+	{
+		my %first;
+		my @logged = slurp_file($node->logfile, $log_offset) =~ /$reached/g;
+		@seen = grep { !$first{$_}++ } @logged;
+		last if @seen >= @tenants || time > $deadline;
+		usleep(100_000);
+	}
+	is(scalar(@seen), scalar(@tenants), "sleep_$point: the worker of every tenant reached the fault point")
+	  or diag "reached: @seen";
+	return @seen;
+}
+
+sub worker_pids
+{
+	return split /\n/, sql("SELECT pid FROM pg_stat_activity WHERE backend_type = '$worker_type' ORDER BY pid");
+}
+
+# wait_for_restart waits (bounded) for the crash restart that follows a
+# child's SIGKILL and for the server to accept connections again.
+sub wait_for_restart
+{
+	my ($log_offset) = @_;
+	my $offset = $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+	$node->wait_for_log(qr/database system is ready to accept connections/, $offset);
+	$node->poll_query_until('postgres', 'SELECT 1', '1')
+	  or die 'the server did not accept connections after the crash';
+}
+
+# wait_for_stderr pumps a background session until its stderr matches or
+# $seconds passed (or psql ended); returns whether it matched.
+sub wait_for_stderr
+{
+	my ($session, $pattern, $seconds) = @_;
+	my $deadline = time + $seconds;
+	while ($session->{stderr} !~ $pattern && time < $deadline)
+	{
+		eval { $session->{run}->pump_nb; };
+		last unless $session->{run}->pumpable;
+		usleep(50_000);
+	}
+	eval { $session->{run}->pump_nb; };
+	return $session->{stderr} =~ $pattern ? 1 : 0;
+}
+
+# poll_no_workers returns whether no export worker is left within $seconds.
+sub poll_no_workers
+{
+	my ($seconds) = @_;
+	my $deadline = time + $seconds;
+	while (1)
+	{
+		return 1 if worker_pids() == 0;
+		return 0 if time > $deadline;
+		usleep(100_000);
+	}
+}
+
+sub set_compression
+{
+	my ($compression) = @_;
+	sql(qq{LOAD 'interactions_cron'; ALTER SYSTEM SET interactions_cron.compression = '$compression'; SELECT pg_reload_conf()});
+	# A new backend has the postmaster's settings: the reload took when it
+	# sees the value (no LOAD: an unloaded setting reads as its placeholder).
+	$node->poll_query_until('postgres',
+		q{SELECT coalesce(current_setting('interactions_cron.compression', true), 'none')}, $compression)
+	  or die "the reload did not set compression = $compression";
+}
+
+# export_until_done runs exports (no fault) until one exports nothing; every
+# run must succeed for every tenant.
+sub export_until_done
+{
+	my ($label) = @_;
+	my ($runs, @problems) = (0);
+	while ($runs++ < 10)
+	{
+		my $result = decode_json(sql(q{
+			SET interactions_cron.debug_fault = 'none';
+			SELECT interactions_cron.export_interactions()}));
+		push @problems, encode_json($result)
+		  if !$result->{ok} || grep { $_->{error} || $_->{skipped} } @{ $result->{tenants} };
+		last if $result->{totalExported} == 0;
+	}
+	ok($runs <= 10, "$label: the retries caught up");
+	is(scalar(@problems), 0, "$label: every retry succeeded for every tenant") or diag join("\n", @problems);
+}
+
+# check_exactly_once checks the lake and the catalog after the retries.
+sub check_exactly_once
+{
+	my ($label, @deleted_ids) = @_;
+	my $lake = read_lake();
+	my $copies = $lake->{copies};
+	my %in_table = map { $_ => 1 } split /\n/, sql('SELECT id FROM interaction_history');
+	my @missing = sort { $a <=> $b } grep { !$copies->{$_} } keys %in_table;
+	my @duplicated = sort { $a <=> $b } grep { $copies->{$_} > 1 } keys %$copies;
+	my @not_in_table = sort { $a <=> $b } grep { !$in_table{$_} } keys %$copies;
+
+	ok(scalar(keys %in_table) > 0, "$label: the table has rows");
+	is(scalar(@missing), 0, "$label: every row of the table is in a file") or diag "missing ids: @missing";
+	is(scalar(@duplicated), 0, "$label: no row is in more than one line") or diag "duplicated ids: @duplicated";
+	is(scalar(@not_in_table), 0, "$label: every line is a row still in the table")
+	  or diag "ids not in the table: @not_in_table";
+	ok(!exists $copies->{$_}, "$label: deleted row $_ is not in the lake") for @deleted_ids;
+	is(scalar(@{ $lake->{temporary} }), 0, "$label: no hidden temporary file is left")
+	  or diag explain $lake->{temporary};
+	is(scalar(@{ $lake->{other} }), 0, "$label: no file of another kind") or diag explain $lake->{other};
+	is(scalar(@{ $lake->{empty} }), 0, "$label: no empty file") or diag explain $lake->{empty};
+
+	is(sql('SELECT count(*) FROM interactions_cron.export_intents'), '0', "$label: no intent is left");
+	# The interrupted batch never committed its checkpoint, so the totals are
+	# those of the retries alone: every row now in the table exactly once (a
+	# row deleted before the retry was never counted), one file per day.
+	is(sql('SELECT coalesce(sum(rows_exported), 0) FROM interactions_cron.export_checkpoints'),
+		sql('SELECT count(*) FROM interaction_history'),
+		"$label: rows_exported adds up to the rows in the table");
+	is(sql('SELECT coalesce(sum(files_written), 0) FROM interactions_cron.export_checkpoints'),
+		scalar(@{ $lake->{final} }), "$label: files_written adds up to the final files");
+	is(sql(q{
+		SELECT count(*) FROM tenants t
+		LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id
+		WHERE c.tenant_id IS NULL OR c.status <> 'ok' OR c.attempts <> 0
+		   OR (c.last_created_at, c.last_id) <> (SELECT h.created_at, h.id FROM interaction_history h
+		                                         WHERE h.tenant_id = t.id
+		                                         ORDER BY h.created_at DESC, h.id DESC LIMIT 1)}),
+		'0', "$label: every checkpoint is ok and at its tenant's last row");
+	return $lake;
+}
+
+$node->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
+$node->safe_psql('postgres', slurp_file('../reference/schema.sql'));
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.1', 'version 1.1 is installed');
+is(sql(q{SELECT to_regclass('interactions_cron.export_intents') IS NOT NULL}), 't', 'the intents table exists');
+
+# Final files of a killed tenant at each point: none placed yet, the first of
+# its 3 days, all 3.
+my %placed_at_crash = (before_place => 0, between_files => 1, after_place => $days);
+
+for my $point (qw(before_place between_files after_place))
+{
+	reset_state();
+	my ($session, $leader_pid, $log_offset) = start_faulted_export($point);
+	my @reached = wait_for_fault($point, $log_offset);
+
+	my @workers = worker_pids();
+	ok(scalar(@workers) >= 1, "$point: export workers are running") or die 'no export worker to kill';
+	ok(!grep({ $_ == $leader_pid } @workers), "$point: the tenants run outside the calling backend");
+	my $kill_offset = -s $node->logfile;
+	kill 'KILL', $workers[0] or die "could not kill worker $workers[0]";
+	wait_for_restart($kill_offset);
+	end_session($session);
+	ok($node->log_contains(qr/\(PID \Q$workers[0]\E\) was terminated by signal 9/, $kill_offset),
+		"$point: the worker was killed by SIGKILL");
+	is(scalar(worker_pids()), 0, "$point: no worker survived the crash restart");
+
+	# What the killed batches left: their intents, no checkpoint moved, and
+	# the files placed up to the point.
+	is(sql('SELECT count(*) FROM interactions_cron.export_intents'), scalar(@reached),
+		"$point: one intent per interrupted tenant");
+	for my $tenant (@reached)
+	{
+		is(sql("SELECT cardinality(files) FROM interactions_cron.export_intents WHERE tenant_id = '$tenant'"),
+			$days, "$point: the intent of $tenant names its $days files");
+		is(sql(qq{SELECT count(*) FROM interactions_cron.export_checkpoints
+		          WHERE tenant_id = '$tenant' AND (rows_exported <> 0 OR last_created_at <> '-infinity')}),
+			'0', "$point: the checkpoint of $tenant did not move");
+		is(scalar(final_files_of($tenant)), $placed_at_crash{$point},
+			"$point: $tenant has $placed_at_crash{$point} final files after the crash");
+	}
+
+	my @deleted_ids;
+	if ($point eq 'between_files')
+	{
+		# The retry writes .json.gz names: it must remove the .json file the
+		# killed batch placed, not rely on overwriting it.
+		set_compression('gzip');
+	}
+	elsif ($point eq 'after_place')
+	{
+		# A GDPR delete of a row in a placed file, before the retry.
+		my $tenant = $reached[0] // $tenants[0];
+		my $first_id = sql(qq{SELECT id FROM interaction_history WHERE tenant_id = '$tenant'
+		                      ORDER BY created_at, id LIMIT 1});
+		is(read_lake()->{copies}{$first_id}, 1, "$point: row $first_id of $tenant is in a placed file");
+		sql("DELETE FROM interaction_history WHERE id = $first_id");
+		push @deleted_ids, $first_id;
+	}
+
+	export_until_done($point);
+	my $lake = check_exactly_once($point, @deleted_ids);
+
+	if ($point eq 'between_files')
+	{
+		is(scalar(grep { /\.json\z/ } @{ $lake->{final} }), 0, "$point: no uncompressed file is left");
+		is(scalar(grep { /\.json\.gz\z/ } @{ $lake->{final} }), @tenants * $days,
+			"$point: the retry wrote one .json.gz file per tenant and day");
+		set_compression('none');
+	}
+}
+
+# A cancel or a termination of the calling backend while the workers sleep
+# before placing: the call ends with an error, its workers end too, and the
+# next runs still give exactly once.
+for my $how (qw(cancel terminate))
+{
+	reset_state();
+	my ($session, $leader_pid, $log_offset) = start_faulted_export('before_place');
+	wait_for_fault('before_place', $log_offset);
+	ok(scalar(worker_pids()) >= 1, "$how: export workers are running");
+
+	my $function = $how eq 'cancel' ? 'pg_cancel_backend' : 'pg_terminate_backend';
+	is(sql("SELECT $function($leader_pid)"), 't', "$how: $function signalled the caller");
+	my $error = $how eq 'cancel'
+	  ? qr/ERROR:/
+	  : qr/FATAL:|server closed the connection|connection to server was lost/;
+	ok(wait_for_stderr($session, $error, $call_return_bound),
+		"$how: the call ends with an error well before the fault's sleep would end")
+	  or diag "stderr: $session->{stderr}";
+	ok(poll_no_workers($workers_gone_bound), "$how: the workers are gone soon after")
+	  or diag 'still running: ' . join(' ', worker_pids());
+	if ($how eq 'cancel')
+	{
+		my ($one) = $session->query('SELECT 1');
+		is($one, '1', 'cancel: the calling session is still usable');
+	}
+	else
+	{
+		is(sql("SELECT count(*) FROM pg_stat_activity WHERE pid = $leader_pid"), '0',
+			'terminate: the calling backend is gone');
+	}
+	end_session($session);
+
+	export_until_done($how);
+	check_exactly_once($how);
+}
+
+$node->stop;
+done_testing();

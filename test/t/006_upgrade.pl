@@ -1,0 +1,455 @@
+# Upgrade from 1.0: a 1.0 install that has exported keeps its checkpoints
+# and files through ALTER EXTENSION ... UPDATE, goes on exporting exactly
+# once, and ends with the same catalog objects as a fresh 1.1 install.
+# Before the update, the 1.1 library refuses to work on the 1.0 objects.
+use strict;
+use warnings;
+
+use File::Basename qw(basename dirname);
+use File::Find;
+use File::Path qw(make_path);
+use JSON::PP;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade');
+$node->init;
+my $export_dir = $node->basedir . '/lake';
+$node->append_conf('postgresql.conf', qq{interactions_cron.export_dir = '$export_dir'});
+$node->start;
+
+# Every statement is bounded: a hung call fails the test instead of hanging it.
+my $timeout = $PostgreSQL::Test::Utils::timeout_default;
+sub fresh { return $node->safe_psql('fresh', $_[0], timeout => $timeout); }
+sub upgraded { return $node->safe_psql('upgraded', $_[0], timeout => $timeout); }
+
+# lake_files returns {path relative to export_dir => content} of every file
+# (hidden ones included) under export_dir.
+sub lake_files
+{
+	my %files;
+	return \%files unless -d $export_dir;
+	find(
+		{
+			no_chdir => 1,
+			wanted => sub {
+				return unless -f $File::Find::name;
+				open my $fh, '<:raw', $File::Find::name or die "cannot read $File::Find::name: $!";
+				local $/;
+				my $content = <$fh> // '';
+				close $fh;
+				(my $relative = $File::Find::name) =~ s{^\Q$export_dir\E/}{};
+				$files{$relative} = $content;
+			}
+		},
+		$export_dir);
+	return \%files;
+}
+
+# same_files compares two {path => content} maps, naming the paths that differ.
+sub same_files
+{
+	my ($got, $expected, $test_name) = @_;
+	my @differ = grep { !exists $got->{$_} || !exists $expected->{$_} || $got->{$_} ne $expected->{$_} }
+	  sort keys %{ { %$got, %$expected } };
+	is(scalar(@differ), 0, $test_name)
+	  or diag join("\n", map { (exists $expected->{$_} ? (exists $got->{$_} ? 'changed' : 'removed') : 'added') . " $_" } @differ);
+}
+
+# An error with its SQLSTATE (VERBOSITY verbose) on stderr, or undef.
+sub error_of
+{
+	my ($db, $query) = @_;
+	my ($stdout, $stderr);
+	my $ret = $node->psql($db, "\\set VERBOSITY verbose\n$query",
+		stdout => \$stdout, stderr => \$stderr, timeout => $timeout);
+	return $ret == 0 ? undef : $stderr;
+}
+
+# describe_extension describes every member object of the extension and the
+# extension's own configuration, as one text sorted by object identity.
+my $describe_extension = q{
+SET search_path = pg_catalog;
+WITH ext AS (
+    SELECT e.oid AS extoid, e.* FROM pg_extension e WHERE e.extname = 'interactions_cron'
+), members AS (
+    SELECT d.classid, d.objid, d.objsubid, o.type, o.identity
+    FROM pg_depend d
+    JOIN ext ON d.refobjid = ext.extoid
+    CROSS JOIN LATERAL pg_identify_object(d.classid, d.objid, d.objsubid) o
+    WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+), records AS (
+    SELECT m.type || ' ' || m.identity AS key,
+        CASE m.classid
+        WHEN 'pg_class'::regclass THEN (
+            SELECT concat_ws(E'\n',
+                format('relkind=%s persistence=%s replident=%s rls=%s/%s owner=%s options=%s',
+                       c.relkind, c.relpersistence, c.relreplident, c.relrowsecurity, c.relforcerowsecurity,
+                       pg_get_userbyid(c.relowner), coalesce(array_to_string(c.reloptions, ','), '-')),
+                'acl=' || CASE WHEN c.relacl IS NULL THEN 'default' ELSE
+                    coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text COLLATE "C") FROM unnest(c.relacl) a), '') END,
+                'comment=' || coalesce(obj_description(c.oid, 'pg_class'), '-'),
+                CASE WHEN c.relkind = 'p' THEN 'partition key ' || pg_get_partkeydef(c.oid) END,
+                CASE WHEN c.relispartition THEN 'partition bound ' || pg_get_expr(c.relpartbound, c.oid) END,
+                CASE WHEN c.relkind IN ('v', 'm') THEN 'definition ' || pg_get_viewdef(c.oid, true) END,
+                (SELECT format('sequence type=%s start=%s increment=%s min=%s max=%s cache=%s cycle=%s',
+                               format_type(s.seqtypid, NULL), s.seqstart, s.seqincrement, s.seqmin, s.seqmax,
+                               s.seqcache, s.seqcycle)
+                 FROM pg_sequence s WHERE s.seqrelid = c.oid),
+                (SELECT string_agg(format('owned by %s.%I (%s)', dep.refobjid::regclass, a.attname, dep.deptype), E'\n')
+                 FROM pg_depend dep
+                 JOIN pg_attribute a ON a.attrelid = dep.refobjid AND a.attnum = dep.refobjsubid
+                 WHERE c.relkind = 'S' AND dep.classid = 'pg_class'::regclass AND dep.objid = c.oid
+                   AND dep.refclassid = 'pg_class'::regclass AND dep.deptype IN ('a', 'i')),
+                (SELECT string_agg(format('column %s %I %s%s%s%s%s collation=%s acl=%s comment=%s',
+                                          a.position, a.attname, format_type(a.atttypid, a.atttypmod),
+                                          CASE WHEN a.attnotnull THEN ' not null' ELSE '' END,
+                                          CASE WHEN ad.adbin IS NOT NULL THEN ' default ' || pg_get_expr(ad.adbin, ad.adrelid) ELSE '' END,
+                                          CASE a.attidentity WHEN 'a' THEN ' generated always as identity'
+                                                             WHEN 'd' THEN ' generated by default as identity' ELSE '' END,
+                                          CASE a.attgenerated WHEN 's' THEN ' generated stored' ELSE '' END,
+                                          coalesce(co.collname::text, '-'), coalesce(a.attacl::text, '-'),
+                                          coalesce(col_description(a.attrelid, a.attnum), '-')),
+                                   E'\n' ORDER BY a.position)
+                 FROM (SELECT pa.*, row_number() OVER (ORDER BY pa.attnum) AS position
+                       FROM pg_attribute pa
+                       WHERE pa.attrelid = c.oid AND pa.attnum > 0 AND NOT pa.attisdropped) a
+                 LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+                 LEFT JOIN pg_collation co ON co.oid = a.attcollation),
+                (SELECT string_agg(format('constraint %I %s comment=%s', k.conname, pg_get_constraintdef(k.oid),
+                                          coalesce(obj_description(k.oid, 'pg_constraint'), '-')),
+                                   E'\n' ORDER BY k.conname COLLATE "C")
+                 FROM pg_constraint k WHERE k.conrelid = c.oid),
+                (SELECT string_agg(format('index %s clustered=%s replident=%s comment=%s', pg_get_indexdef(i.indexrelid),
+                                          i.indisclustered, i.indisreplident,
+                                          coalesce(obj_description(i.indexrelid, 'pg_class'), '-')),
+                                   E'\n' ORDER BY pg_get_indexdef(i.indexrelid) COLLATE "C")
+                 FROM pg_index i WHERE i.indrelid = c.oid),
+                (SELECT string_agg(format('trigger %s enabled=%s', pg_get_triggerdef(t.oid), t.tgenabled),
+                                   E'\n' ORDER BY t.tgname COLLATE "C")
+                 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal),
+                (SELECT string_agg(format('policy %I cmd=%s permissive=%s roles=%s using=%s check=%s', p.polname,
+                                          p.polcmd, p.polpermissive, p.polroles::regrole[],
+                                          pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)),
+                                   E'\n' ORDER BY p.polname COLLATE "C")
+                 FROM pg_policy p WHERE p.polrelid = c.oid),
+                (SELECT string_agg('rule ' || pg_get_ruledef(r.oid, true), E'\n' ORDER BY r.rulename COLLATE "C")
+                 FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN'))
+            FROM pg_class c WHERE c.oid = m.objid)
+        WHEN 'pg_proc'::regclass THEN (
+            SELECT concat_ws(E'\n',
+                CASE WHEN p.prokind = 'a' THEN 'aggregate ' || p.oid::regprocedure::text
+                     ELSE pg_get_functiondef(p.oid) END,
+                'owner=' || pg_get_userbyid(p.proowner),
+                'acl=' || CASE WHEN p.proacl IS NULL THEN 'default' ELSE
+                    coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text COLLATE "C") FROM unnest(p.proacl) a), '') END,
+                'comment=' || coalesce(obj_description(p.oid, 'pg_proc'), '-'))
+            FROM pg_proc p WHERE p.oid = m.objid)
+        WHEN 'pg_type'::regclass THEN (
+            SELECT concat_ws(E'\n',
+                format('typtype=%s owner=%s', t.typtype, pg_get_userbyid(t.typowner)),
+                'acl=' || CASE WHEN t.typacl IS NULL THEN 'default' ELSE
+                    coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text COLLATE "C") FROM unnest(t.typacl) a), '') END,
+                'comment=' || coalesce(obj_description(t.oid, 'pg_type'), '-'),
+                (SELECT 'labels ' || string_agg(quote_literal(e.enumlabel), ',' ORDER BY e.enumsortorder)
+                 FROM pg_enum e WHERE e.enumtypid = t.oid),
+                CASE WHEN t.typtype = 'd' THEN format('domain over %s not null=%s default=%s',
+                    format_type(t.typbasetype, t.typtypmod), t.typnotnull, coalesce(t.typdefault, '-')) END,
+                (SELECT string_agg(format('constraint %I %s', k.conname, pg_get_constraintdef(k.oid)),
+                                   E'\n' ORDER BY k.conname COLLATE "C")
+                 FROM pg_constraint k WHERE k.contypid = t.oid),
+                (SELECT string_agg(format('attribute %I %s', a.attname, format_type(a.atttypid, a.atttypmod)),
+                                   E'\n' ORDER BY a.attnum)
+                 FROM pg_attribute a WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0
+                   AND NOT a.attisdropped),
+                (SELECT 'range over ' || format_type(r.rngsubtype, NULL) FROM pg_range r WHERE r.rngtypid = t.oid))
+            FROM pg_type t WHERE t.oid = m.objid)
+        WHEN 'pg_namespace'::regclass THEN (
+            SELECT format('owner=%s acl=%s comment=%s', pg_get_userbyid(n.nspowner),
+                CASE WHEN n.nspacl IS NULL THEN 'default' ELSE
+                    coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text COLLATE "C") FROM unnest(n.nspacl) a), '') END,
+                coalesce(obj_description(n.oid, 'pg_namespace'), '-'))
+            FROM pg_namespace n WHERE n.oid = m.objid)
+        WHEN 'pg_event_trigger'::regclass THEN (
+            SELECT format('event %s function %s enabled=%s tags=%s', et.evtevent, et.evtfoid::regprocedure,
+                          et.evtenabled, et.evttags)
+            FROM pg_event_trigger et WHERE et.oid = m.objid)
+        ELSE pg_describe_object(m.classid, m.objid, m.objsubid)
+        END AS body
+    FROM members m
+    UNION ALL
+    SELECT '~ extension',
+        concat_ws(E'\n',
+            format('version=%s relocatable=%s schema=%s owner=%s', ext.extversion, ext.extrelocatable,
+                   ext.extnamespace::regnamespace, pg_get_userbyid(ext.extowner)),
+            (SELECT string_agg(format('config table %s condition %L', u.cfg::regclass, u.cond),
+                               E'\n' ORDER BY u.cfg::regclass::text COLLATE "C")
+             FROM unnest(ext.extconfig, ext.extcondition) AS u(cfg, cond)))
+    FROM ext
+    UNION ALL
+    -- Objects in the extension's schema that are not members of it (the
+    -- row types, array types, indexes and identity sequences of members aside).
+    SELECT '~ not members', coalesce(string_agg(x.description, E'\n' ORDER BY x.description COLLATE "C"), '-')
+    FROM (
+        SELECT pg_describe_object('pg_class'::regclass, c.oid, 0) AS description
+        FROM pg_class c
+        WHERE c.relnamespace = 'interactions_cron'::regnamespace AND c.relkind NOT IN ('i', 'I', 't')
+          AND NOT EXISTS (SELECT 1 FROM members m WHERE m.classid = 'pg_class'::regclass AND m.objid = c.oid)
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                          AND d.deptype = 'i')
+        UNION ALL
+        SELECT pg_describe_object('pg_proc'::regclass, p.oid, 0)
+        FROM pg_proc p
+        WHERE p.pronamespace = 'interactions_cron'::regnamespace
+          AND NOT EXISTS (SELECT 1 FROM members m WHERE m.classid = 'pg_proc'::regclass AND m.objid = p.oid)
+        UNION ALL
+        SELECT pg_describe_object('pg_type'::regclass, t.oid, 0)
+        FROM pg_type t
+        WHERE t.typnamespace = 'interactions_cron'::regnamespace AND t.typrelid = 0 AND t.typelem = 0
+          AND NOT EXISTS (SELECT 1 FROM members m WHERE m.classid = 'pg_type'::regclass AND m.objid = t.oid)
+    ) x
+)
+SELECT string_agg('== ' || r.key || E'\n' || coalesce(r.body, '<null>'), E'\n'
+                  ORDER BY r.key COLLATE "C", r.body COLLATE "C")
+FROM records r;
+};
+
+# compare_text passes when both texts are equal and prints a unified diff
+# (or the lines only one of them has) when they are not.
+sub compare_text
+{
+	my ($got, $expected, $got_name, $expected_name, $test_name) = @_;
+	return pass($test_name) if $got eq $expected;
+	fail($test_name);
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	my ($got_file, $expected_file) = ("$dir/$got_name", "$dir/$expected_name");
+	PostgreSQL::Test::Utils::append_to_file($got_file, "$got\n");
+	PostgreSQL::Test::Utils::append_to_file($expected_file, "$expected\n");
+	my $diff = `diff -u "$expected_file" "$got_file" 2>&1`;
+	if (!defined $diff || $diff eq '')
+	{
+		my (%count);
+		$count{$_}++ for split /\n/, $expected;
+		$count{$_}-- for split /\n/, $got;
+		$diff = join("\n",
+			(map { "- $_" } grep { $count{$_} > 0 } sort keys %count),
+			(map { "+ $_" } grep { $count{$_} < 0 } sort keys %count));
+	}
+	diag "$test_name: diff $expected_name -> $got_name:\n$diff";
+	return 0;
+}
+
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('postgres', 'CREATE DATABASE upgraded');
+
+# fresh: the default version.
+fresh('CREATE EXTENSION interactions_cron');
+is(fresh(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.1',
+	'fresh: CREATE EXTENSION installs 1.1');
+
+# upgraded: 1.0, with data a 1.0 install has partly exported.
+upgraded(q{CREATE EXTENSION interactions_cron VERSION '1.0'});
+is(upgraded(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.0',
+	'upgraded: version 1.0 is installed');
+upgraded(slurp_file('../reference/schema.sql'));
+upgraded(q{
+	INSERT INTO tenants (id, name) SELECT 'tenant_' || t, 'Tenant ' || t FROM generate_series(1, 4) t;
+	-- 50 rows a tenant on each of two UTC days, some of them sharing a created_at.
+	INSERT INTO interaction_history (tenant_id, created_at, channel, metadata)
+	SELECT 'tenant_' || t,
+	       date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+	         - d * interval '1 day' + (g / 2) * interval '13 minutes 1.234567 seconds',
+	       'sms', jsonb_build_object('d', d, 'g', g)
+	FROM generate_series(3, 2, -1) d, generate_series(1, 50) g, generate_series(1, 4) t
+	ORDER BY d DESC, g, t;
+});
+
+# What 1.0 exported, in batches of rows (numbered per tenant in export
+# order): tenant_1 two batches (the second crossing midnight: 3 files),
+# tenant_2 one, tenant_3 one and then failed twice, tenant_4 never.
+upgraded(q{
+	CREATE TABLE legacy_plan (tenant_id text, batch int, first_rn int, last_rn int);
+	INSERT INTO legacy_plan VALUES ('tenant_1', 1, 1, 25), ('tenant_1', 2, 26, 70),
+	                               ('tenant_2', 1, 1, 30), ('tenant_3', 1, 1, 10);
+	CREATE TABLE legacy_rows AS
+	WITH numbered AS (
+	    SELECT h.*, row_number() OVER (PARTITION BY h.tenant_id ORDER BY h.created_at, h.id) AS rn
+	    FROM interaction_history h
+	), chosen AS (
+	    SELECT n.*, p.batch, (n.created_at AT TIME ZONE 'UTC')::date AS day
+	    FROM numbered n JOIN legacy_plan p ON p.tenant_id = n.tenant_id AND n.rn BETWEEN p.first_rn AND p.last_rn
+	)
+	SELECT c.id, c.tenant_id, c.created_at,
+	       -- 1.0 names: the file's first row, in milliseconds.
+	       format('exports/%s/interaction_history/year=%s/month=%s/day=%s/batch-%s-%s.json',
+	              c.tenant_id, to_char(c.day, 'YYYY'), to_char(c.day, 'MM'), to_char(c.day, 'DD'),
+	              to_char(first_value(c.created_at) OVER w AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24-MI-SS-MS"Z"'),
+	              first_value(c.id) OVER w) AS path,
+	       jsonb_build_object('id', c.id, 'tenant_id', c.tenant_id,
+	                          'created_at', to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+	                          'contact_id', c.contact_id, 'channel', c.channel, 'direction', c.direction,
+	                          'event_type', c.event_type, 'score', c.score, 'metadata', c.metadata)::text AS line
+	FROM chosen c
+	WINDOW w AS (PARTITION BY c.tenant_id, c.batch, c.day ORDER BY c.created_at, c.id);
+
+	INSERT INTO interactions_cron.export_checkpoints
+	    (tenant_id, last_created_at, last_id, status, last_error, attempts, last_file,
+	     rows_exported, files_written, last_success_at, updated_at)
+	SELECT DISTINCT ON (r.tenant_id) r.tenant_id, r.created_at, r.id,
+	       CASE r.tenant_id WHEN 'tenant_3' THEN 'failed' ELSE 'ok' END,
+	       CASE r.tenant_id WHEN 'tenant_3' THEN 'could not write file: No space left on device' END,
+	       CASE r.tenant_id WHEN 'tenant_3' THEN 2 ELSE 0 END,
+	       r.path,
+	       (SELECT count(*) FROM legacy_rows x WHERE x.tenant_id = r.tenant_id),
+	       (SELECT count(DISTINCT x.path) FROM legacy_rows x WHERE x.tenant_id = r.tenant_id),
+	       timestamptz '2026-01-02 03:04:05.678901+00',
+	       CASE r.tenant_id WHEN 'tenant_3' THEN timestamptz '2026-01-03 00:00:00.5+00'
+	                        ELSE timestamptz '2026-01-02 03:04:05.678901+00' END
+	FROM legacy_rows r
+	ORDER BY r.tenant_id, r.created_at DESC, r.id DESC;
+
+	INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok, result)
+	VALUES ('export', '2026-01-02 03:04:05+00', '2026-01-02 03:04:06+00', true, '{"ok": true, "totalExported": 110}');
+});
+for my $entry (split /\n/, upgraded(q{SELECT path || E'\t' || line FROM legacy_rows ORDER BY path, created_at, id}))
+{
+	my ($path, $line) = split /\t/, $entry, 2;
+	make_path(dirname("$export_dir/$path"));
+	PostgreSQL::Test::Utils::append_to_file("$export_dir/$path", "$line\n");
+}
+my $legacy_files = lake_files();
+is(scalar(keys %$legacy_files), 5, 'the 1.0 export wrote 5 files');
+
+my $checkpoints_query = q{
+	SELECT tenant_id, last_created_at, last_id, status, last_error, attempts, last_file,
+	       rows_exported, files_written, last_success_at, updated_at
+	FROM interactions_cron.export_checkpoints ORDER BY tenant_id};
+my $job_runs_query = q{
+	SELECT id, job, started_at, finished_at, ok, result, error, run_by
+	FROM interactions_cron.job_runs ORDER BY id};
+my $checkpoints_1_0 = upgraded($checkpoints_query);
+my @checkpoint_lines = split /\n/, $checkpoints_1_0;
+is(scalar(@checkpoint_lines), 3, 'three 1.0 checkpoints');
+
+# The 1.1 library with the 1.0 objects: every entry point refuses to run.
+for my $call (
+	'SELECT interactions_cron.export_interactions()',
+	q{SELECT interactions_cron.export_interactions(tenant_id => 'tenant_1')},
+	'SELECT interactions_cron.export_interactions(dry_run => true)',
+	q{SELECT interactions_cron.reset_checkpoint('tenant_2')},
+	q{SELECT interactions_cron.reset_checkpoint('tenant_2', now())},
+	'SELECT interactions_cron.cleanup()')
+{
+	my $error = error_of('upgraded', $call);
+	ok(defined $error, "before the update: $call fails");
+	$error //= '';
+	like($error, qr/ERROR:\s+55000:/, "before the update: $call fails with SQLSTATE 55000");
+	like($error, qr/HINT:.*ALTER EXTENSION.*UPDATE/s, "before the update: $call hints at ALTER EXTENSION ... UPDATE");
+}
+is(upgraded($checkpoints_query), $checkpoints_1_0, 'before the update: the checkpoints are untouched');
+same_files(lake_files(), $legacy_files, 'before the update: nothing was written');
+
+my $job_runs_1_0 = upgraded($job_runs_query);
+
+# The update.
+my ($stdout, $stderr);
+is($node->psql('upgraded', 'ALTER EXTENSION interactions_cron UPDATE',
+		stdout => \$stdout, stderr => \$stderr, timeout => $timeout),
+	0, 'ALTER EXTENSION interactions_cron UPDATE succeeds') or diag $stderr;
+is(upgraded(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.1',
+	'upgraded: the extension is at 1.1');
+is(upgraded($checkpoints_query), $checkpoints_1_0, 'the update keeps every checkpoint row as it was');
+is(upgraded($job_runs_query), $job_runs_1_0, 'the update keeps the run history');
+is(upgraded(q{SELECT to_regclass('interactions_cron.export_intents') IS NOT NULL}), 't', 'the intents table exists');
+is(upgraded(q{SELECT string_agg(p.oid::regprocedure::text, ' ') FROM pg_proc p
+              WHERE p.pronamespace = 'interactions_cron'::regnamespace AND p.proname = 'reset_checkpoint'}),
+	'interactions_cron.reset_checkpoint(text,timestamp with time zone,boolean)',
+	'reset_checkpoint has its 1.1 signature only');
+same_files(lake_files(), $legacy_files, 'the update writes no file');
+
+# The same catalog as a fresh 1.1 install.
+my $fresh_catalog = fresh($describe_extension);
+my $upgraded_catalog = upgraded($describe_extension);
+like($fresh_catalog, qr/^== table interactions_cron\.export_intents$/m, 'the description covers export_intents');
+like($fresh_catalog, qr/^== function interactions_cron\.export_interactions\(/m,
+	'the description covers export_interactions()');
+compare_text($upgraded_catalog, $fresh_catalog, 'upgraded.txt', 'fresh.txt',
+	'the upgraded extension has the same objects as a fresh 1.1 install');
+
+# Export after the update: from the 1.0 positions on, exactly once.
+upgraded(q{
+	INSERT INTO interaction_history (tenant_id, created_at, channel, metadata)
+	SELECT 'tenant_' || t,
+	       date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+	         - d * interval '1 day' + interval '23 hours' + g * interval '59.123456 seconds',
+	       'push', jsonb_build_object('d', d, 'g', g, 'after', 'update')
+	FROM generate_series(2, 1, -1) d, generate_series(1, 25) g, generate_series(1, 4) t
+	ORDER BY d DESC, g, t;
+});
+my $dry_run = error_of('upgraded', 'SELECT interactions_cron.export_interactions(dry_run => true)');
+ok(!defined $dry_run, 'after the update: a dry run works') or diag $dry_run;
+same_files(lake_files(), $legacy_files, 'the dry run writes no file');
+
+my ($runs, @problems) = (0);
+while ($runs++ < 30)
+{
+	my $result = decode_json(upgraded('SELECT interactions_cron.export_interactions(batch_size => 40)'));
+	push @problems, encode_json($result)
+	  if !$result->{ok} || grep { $_->{error} || $_->{skipped} } @{ $result->{tenants} };
+	last if $result->{totalExported} == 0;
+}
+ok($runs <= 30, 'the exports after the update caught up');
+is(scalar(@problems), 0, 'every export after the update succeeded for every tenant') or diag join("\n", @problems);
+
+my $lake = lake_files();
+my (%copies, @temporary, @bad_names);
+for my $path (sort keys %$lake)
+{
+	my $name = basename($path);
+	if ($name =~ /^\./) { push @temporary, $path; next; }
+	push @bad_names, $path
+	  unless exists $legacy_files->{$path}
+	  || $name =~ /^batch-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{6}Z-\d+\.json\z/;
+	for my $line (split /(?<=\n)/, $lake->{$path})
+	{
+		die "line without trailing newline in $path" unless $line =~ /\n\z/;
+		$copies{ decode_json($line)->{id} }++;
+	}
+}
+my %in_table = map { $_ => 1 } split /\n/, upgraded('SELECT id FROM interaction_history');
+my @missing = sort { $a <=> $b } grep { !$copies{$_} } keys %in_table;
+my @duplicated = sort { $a <=> $b } grep { $copies{$_} > 1 } keys %copies;
+my @not_in_table = sort { $a <=> $b } grep { !$in_table{$_} } keys %copies;
+is(scalar(keys %in_table), 600, 'the table has 600 rows');
+is(scalar(@missing), 0, 'every row is in a file (1.0 files and 1.1 files)') or diag "missing: @missing";
+is(scalar(@duplicated), 0, 'no row is in more than one line') or diag "duplicated: @duplicated";
+is(scalar(@not_in_table), 0, 'every line is a row of the table') or diag "not in the table: @not_in_table";
+is(scalar(@temporary), 0, 'no hidden temporary file is left') or diag explain \@temporary;
+is(scalar(@bad_names), 0, 'the new files have 1.1 names (microseconds)') or diag explain \@bad_names;
+same_files({ map { exists $lake->{$_} ? ($_ => $lake->{$_}) : () } keys %$legacy_files },
+	$legacy_files, 'the 1.0 files are still there, unchanged');
+
+is(upgraded('SELECT sum(rows_exported) FROM interactions_cron.export_checkpoints'), '600',
+	'the checkpoints (1.0 totals included) account for every row');
+is(upgraded(q{
+	SELECT count(*) FROM tenants t
+	LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id
+	WHERE c.tenant_id IS NULL OR c.status <> 'ok' OR c.attempts <> 0 OR c.last_error IS NOT NULL
+	   OR (c.last_created_at, c.last_id) <> (SELECT h.created_at, h.id FROM interaction_history h
+	                                         WHERE h.tenant_id = t.id
+	                                         ORDER BY h.created_at DESC, h.id DESC LIMIT 1)}),
+	'0', 'every checkpoint is ok and at its tenant\'s last row (the failed 1.0 tenant recovered)');
+if (upgraded(q{SELECT to_regclass('interactions_cron.export_intents') IS NOT NULL}) eq 't')
+{
+	is(upgraded('SELECT count(*) FROM interactions_cron.export_intents'), '0', 'no intent is left');
+}
+else
+{
+	fail('no intent is left (there is no intents table)');
+}
+my $cleanup = error_of('upgraded', 'SELECT interactions_cron.cleanup()');
+ok(!defined $cleanup, 'after the update: cleanup() works') or diag $cleanup;
+
+$node->stop;
+done_testing();
