@@ -37,6 +37,7 @@ StartFile(BatchReceiver *receiver, TimestampTz createdAt, int64 id)
 	file->relativePath = psprintf("%s/%s",
 								  BatchDirectory(receiver->escapedTenantId, createdAt),
 								  BatchFileName(createdAt, id, receiver->sink->gzip));
+	file->spoolDirectory = receiver->spoolDirectory;
 	receiver->files = lappend(receiver->files, file);
 	receiver->openFile = file;
 	receiver->openFileDay = UtcDayNumber(createdAt);
@@ -185,6 +186,7 @@ CreateBatchReceiver(MemoryContext batchContext, ExportSink *sink, const char *te
 	receiver->batchContext = batchContext;
 	MemoryContextSwitchTo(batchContext);
 	receiver->escapedTenantId = HiveEscapePathSegment(tenantId);
+	receiver->spoolDirectory = SinkSpoolDirectory(sink, receiver->escapedTenantId);
 	receiver->rowContext = AllocSetContextCreate(batchContext,
 												 "interactions_cron row",
 												 ALLOCSET_DEFAULT_SIZES);

@@ -3,11 +3,16 @@
  *	  The destinations of exported files, chosen once per run as an ops
  *	  struct, as PostgreSQL's base backup chooses its bbsink.
  *
- * Local: the temporary file sits in the file's own partition directory, so
- * that placing it is one durable rename.  S3: it sits in <export_dir>/.spool
- * and placing it is an upload.  Dry run: nothing is written at all.
+ * Temporary files sit in the tenant's spool directory, <export_dir>/.spool/
+ * <tenant> (hidden from lake readers).  Only the export holding the tenant's
+ * claim writes there, so the claim empties it first: whatever a crash left
+ * behind goes with the next export of the tenant.  Local: placing a file is
+ * one durable rename into its partition directory (the same file system).
+ * S3: it is an upload.  Dry run: nothing is written at all.
  */
 #include "postgres.h"
+
+#include <sys/stat.h>
 
 #include "storage/fd.h"
 
@@ -35,26 +40,28 @@ ObjectKey(const ExportSink *sink, const char *relativePath)
 }
 
 /*
- * LocalOpen creates the temporary file beside the file's final name.
+ * SpoolOpen creates the temporary file in the tenant's spool directory.
  */
 static void
-LocalOpen(ExportSink *sink, SinkFile *file)
+SpoolOpen(ExportSink *sink, SinkFile *file)
 {
-	char	   *directory = psprintf("%s/%s", sink->localRoot, DirectoryOf(file->relativePath));
 	const char *fileName = strrchr(file->relativePath, '/') + 1;
 
-	EnsureExportDirectory(sink->localRoot, directory);
-	file->temporaryPath = psprintf("%s/%s", directory, UniqueTemporaryName(fileName));
+	EnsureExportDirectory(sink->localRoot, file->spoolDirectory);
+	file->temporaryPath = psprintf("%s/%s", file->spoolDirectory, UniqueTemporaryName(fileName));
 	file->file = BatchFileCreate(file->temporaryPath, sink->gzip);
 }
 
 /*
- * LocalPlace renames the temporary file to its final name; durable_rename
- * fsyncs the file before and the directory after, at ERROR.
+ * LocalPlace renames the temporary file to its final name, creating the
+ * partition directory first; durable_rename fsyncs the file before and the
+ * directory after, at ERROR.
  */
 static void
 LocalPlace(ExportSink *sink, SinkFile *file)
 {
+	EnsureExportDirectory(sink->localRoot,
+						  psprintf("%s/%s", sink->localRoot, DirectoryOf(file->relativePath)));
 	durable_rename(file->temporaryPath,
 				   psprintf("%s/%s", sink->localRoot, file->relativePath), ERROR);
 }
@@ -76,19 +83,6 @@ static void
 RemoveTemporary(ExportSink *sink, const char *temporaryPath)
 {
 	RemoveFileIfPresent(temporaryPath, WARNING);
-}
-
-/*
- * S3Open creates a spool file under <export_dir>/.spool.
- */
-static void
-S3Open(ExportSink *sink, SinkFile *file)
-{
-	char	   *spool = psprintf("%s/.spool", sink->localRoot);
-
-	EnsureExportDirectory(sink->localRoot, spool);
-	file->temporaryPath = psprintf("%s/%s", spool, UniqueTemporaryName("upload"));
-	file->file = BatchFileCreate(file->temporaryPath, sink->gzip);
 }
 
 /*
@@ -130,8 +124,8 @@ DryRunRemove(ExportSink *sink, const char *relativePath)
 {
 }
 
-static const ExportSinkOps LocalSinkOps = {LocalOpen, LocalPlace, LocalRemove, RemoveTemporary};
-static const ExportSinkOps S3SinkOps = {S3Open, S3Place, S3Remove, RemoveTemporary};
+static const ExportSinkOps LocalSinkOps = {SpoolOpen, LocalPlace, LocalRemove, RemoveTemporary};
+static const ExportSinkOps S3SinkOps = {SpoolOpen, S3Place, S3Remove, RemoveTemporary};
 static const ExportSinkOps DryRunSinkOps = {DryRunOpen, DryRunPlace, DryRunRemove, RemoveTemporary};
 
 /*
@@ -235,4 +229,38 @@ SinkRelativeTemporaryPath(const ExportSink *sink, const char *temporaryPath)
 
 	Assert(strncmp(temporaryPath, sink->localRoot, rootLength) == 0);
 	return pstrdup(temporaryPath + rootLength + 1);
+}
+
+/*
+ * SinkSpoolDirectory returns the tenant's spool directory.
+ */
+char *
+SinkSpoolDirectory(const ExportSink *sink, const char *escapedTenantId)
+{
+	return psprintf("%s/.spool/%s", sink->localRoot, escapedTenantId);
+}
+
+/*
+ * SinkPurgeSpool deletes every file left in a tenant's spool directory by a
+ * batch that never finished.  The caller holds the tenant's claim, so no
+ * other export is writing there.
+ */
+void
+SinkPurgeSpool(const ExportSink *sink, const char *spoolDirectory)
+{
+	DIR		   *directory;
+	struct dirent *entry;
+
+	if (sink->ops == &DryRunSinkOps)
+		return;
+	directory = AllocateDir(spoolDirectory);
+	if (directory == NULL && errno == ENOENT)
+		return;
+	while ((entry = ReadDir(directory, spoolDirectory)) != NULL)
+	{
+		if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)
+			continue;
+		RemoveFileIfPresent(psprintf("%s/%s", spoolDirectory, entry->d_name), ERROR);
+	}
+	FreeDir(directory);
 }

@@ -197,6 +197,7 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 		(void) IntentClear(batch->tenantId);
 
 	batch->receiver = CreateBatchReceiver(exporter->tenantContext, exporter->sink, batch->tenantId);
+	SinkPurgeSpool(exporter->sink, batch->receiver->spoolDirectory);
 	StreamBatch(exporter, batch->tenantId, from, batch->receiver);
 	BatchReceiverFinish(batch->receiver);
 	NoteBatch(exporter, batch);

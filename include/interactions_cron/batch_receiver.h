@@ -19,6 +19,7 @@ typedef struct BatchReceiver
 	ExportSink *sink;
 	const char *tenantId;
 	const char *escapedTenantId;
+	char	   *spoolDirectory;
 
 	/* set at startup from the result's row type */
 	NdjsonRowWriter *rowWriter;

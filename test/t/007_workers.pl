@@ -1,0 +1,87 @@
+# The export's background workers: no free slot fails the call at once,
+# exporting nothing; statement_timeout stops the workers, and the run history
+# still reports the tenants that committed before; a silent transaction is
+# waited for only up to watermark_wait.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('workers');
+$node->init;
+my $export_dir = $node->basedir . '/exports';
+$node->append_conf('postgresql.conf', qq{
+interactions_cron.export_dir = '$export_dir'
+max_worker_processes = 1
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
+$node->safe_psql('postgres', slurp_file('../reference/schema.sql'));
+$node->safe_psql('postgres', q{
+	INSERT INTO tenants (id, name) VALUES ('t1', 'T1'), ('t2', 'T2'), ('t3', 'T3');
+	INSERT INTO interaction_history (tenant_id, created_at)
+	SELECT t, timestamptz '2026-03-30 10:00:00+00' + g * interval '1 minute'
+	FROM unnest(ARRAY['t1', 't2', 't3']) t, generate_series(1, 10) g;
+});
+
+# The logical replication launcher holds the only worker slot.
+my ($code, $out, $err) = $node->psql('postgres',
+	"\\set VERBOSITY verbose\nSELECT interactions_cron.export_interactions()",
+	timeout => $PostgreSQL::Test::Utils::timeout_default);
+like($err, qr/53400: could not start any interactions_cron export worker/, 'no free slot: 53400');
+like($err, qr/HINT:.*max_worker_processes/, 'the hint names max_worker_processes');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM interactions_cron.export_checkpoints WHERE rows_exported > 0'),
+	'0', 'nothing was exported');
+ok(!-e "$export_dir/exports", 'no file was written');
+
+$node->append_conf('postgresql.conf', 'max_worker_processes = 8');
+$node->restart;
+
+# A writer holds t3's new checkpoint row uncommitted: the worker's claim of
+# t3 waits for it.  t1 and t2 commit first (one worker, in id order).
+my $blocker = $node->background_psql('postgres');
+$blocker->query_safe(q{BEGIN; INSERT INTO interactions_cron.export_checkpoints (tenant_id) VALUES ('t3')});
+($code, $out, $err) = $node->psql('postgres', q{
+	SET interactions_cron.max_workers = 1;
+	SET statement_timeout = '3s';
+	SELECT interactions_cron.export_interactions();
+}, timeout => $PostgreSQL::Test::Utils::timeout_default);
+like($err, qr/canceling statement due to statement timeout/, 'statement_timeout ends the call');
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'}),
+	'the workers are gone');
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(tenant_id || '=' || rows_exported, ' ' ORDER BY tenant_id)
+		  FROM interactions_cron.export_checkpoints WHERE rows_exported > 0}),
+	't1=10 t2=10', 'the tenants exported before the timeout stay committed');
+is($node->safe_psql('postgres', q{
+		SELECT ok::text || ' ' || (result->>'totalExported') || ' ' || (error LIKE '%statement timeout%')::text
+		FROM interactions_cron.job_runs WHERE job = 'export' ORDER BY id DESC LIMIT 1}),
+	'false 20 true', 'the run history reports the failed call with what it committed');
+$blocker->query_safe('ROLLBACK');
+$blocker->quit;
+is($node->safe_psql('postgres', q{SELECT interactions_cron.export_interactions()->>'totalExported'}),
+	'10', 'the next call exports the rest');
+
+# A transaction that advertises no start time is waited for, up to
+# watermark_wait, then the run fails its tenants instead of missing rows.
+$node->safe_psql('postgres', q{INSERT INTO interaction_history (tenant_id, created_at) VALUES ('t1', now() - interval '1 hour')});
+my $silent = $node->background_psql('postgres');
+$silent->query_safe(q{SET track_activities = off});
+$silent->query_safe(q{BEGIN; SELECT 1});
+my $silent_pid = $silent->query_safe('SELECT pg_backend_pid()');
+my $result = $node->safe_psql('postgres', q{
+	SET interactions_cron.watermark_wait = '500ms';
+	SELECT (r->>'ok') || ' ' || (r->>'totalExported') || ' ' || (r->'tenants'->0->>'error')
+	FROM interactions_cron.export_interactions() r});
+like($result, qr/^false 0 not exported: the transaction of backend PID $silent_pid does not advertise its start \(track_activities is off/,
+	'past watermark_wait the run fails, naming the backend and track_activities');
+$silent->query_safe('COMMIT');
+$silent->quit;
+is($node->safe_psql('postgres', q{SELECT interactions_cron.export_interactions()->>'totalExported'}),
+	'1', 'once it ended, the row is exported');
+
+$node->stop;
+done_testing();
