@@ -72,14 +72,8 @@ PositionOfResult(uint64 rows)
 CheckpointPosition
 CheckpointRead(const char *tenantId)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
-	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(tenantId)};
-	uint64		rows = ExecutePlanChecked(PreparedPlan(&readPlan, READ_SQL, 1, argumentTypes),
-										  values, NULL, SPI_OK_SELECT, "read the export checkpoint");
-
-	MemoryContextSwitchTo(callerContext);
-	return PositionOfResult(rows);
+	return PositionOfResult(RunTenantStatement(&readPlan, READ_SQL, tenantId, SPI_OK_SELECT,
+											   "read the export checkpoint"));
 }
 
 /*
@@ -90,22 +84,16 @@ CheckpointRead(const char *tenantId)
 bool
 CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
-	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(tenantId)};
 	uint64		claimed;
 
-	ExecutePlanChecked(PreparedPlan(&createPlan,
-									"INSERT INTO interactions_cron.export_checkpoints (tenant_id)"
-									" VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
-									1, argumentTypes),
-					   values, NULL, SPI_OK_INSERT, "create the export checkpoint");
+	(void) RunTenantStatement(&createPlan,
+							  "INSERT INTO interactions_cron.export_checkpoints (tenant_id)"
+							  " VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
+							  tenantId, SPI_OK_INSERT, "create the export checkpoint");
 	claimed = wait
-		? ExecutePlanChecked(PreparedPlan(&claimWaitingPlan, CLAIM_SQL, 1, argumentTypes),
-							 values, NULL, SPI_OK_SELECT, "claim the tenant")
-		: ExecutePlanChecked(PreparedPlan(&claimPlan, CLAIM_SQL " SKIP LOCKED", 1, argumentTypes),
-							 values, NULL, SPI_OK_SELECT, "claim the tenant");
-	MemoryContextSwitchTo(callerContext);
+		? RunTenantStatement(&claimWaitingPlan, CLAIM_SQL, tenantId, SPI_OK_SELECT, "claim the tenant")
+		: RunTenantStatement(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId, SPI_OK_SELECT,
+							 "claim the tenant");
 	*position = PositionOfResult(claimed);
 	return claimed == 1;
 }
@@ -119,7 +107,6 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 						int64 rowsExported, int64 filesWritten,
 						const char *lastFile)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
 	Oid			argumentTypes[6] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, INT8OID, INT8OID};
 	Datum		values[6] = {
 		CStringGetTextDatum(tenantId),
@@ -130,18 +117,16 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 		Int64GetDatum(filesWritten)
 	};
 
-	ExecutePlanChecked(PreparedPlan(&successPlan,
-									"UPDATE interactions_cron.export_checkpoints SET"
-									"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
-									"  attempts = 0, last_file = $4,"
-									"  rows_exported = rows_exported + $5,"
-									"  files_written = files_written + $6,"
-									"  last_success_at = pg_catalog.clock_timestamp(),"
-									"  updated_at = pg_catalog.clock_timestamp()"
-									" WHERE tenant_id = $1",
-									6, argumentTypes),
-					   values, NULL, SPI_OK_UPDATE, "update the export checkpoint");
-	MemoryContextSwitchTo(callerContext);
+	(void) RunStatement(&successPlan,
+						"UPDATE interactions_cron.export_checkpoints SET"
+						"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
+						"  attempts = 0, last_file = $4,"
+						"  rows_exported = rows_exported + $5,"
+						"  files_written = files_written + $6,"
+						"  last_success_at = pg_catalog.clock_timestamp(),"
+						"  updated_at = pg_catalog.clock_timestamp()"
+						" WHERE tenant_id = $1",
+						6, argumentTypes, values, NULL, SPI_OK_UPDATE, "update the export checkpoint");
 }
 
 /*
@@ -151,20 +136,17 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 void
 CheckpointRecordFailure(const char *tenantId, const char *error)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(error)};
 
-	ExecutePlanChecked(PreparedPlan(&failurePlan,
-									"INSERT INTO interactions_cron.export_checkpoints AS c"
-									" (tenant_id, status, last_error, attempts, updated_at)"
-									" VALUES ($1, 'failed', $2, 1, pg_catalog.clock_timestamp())"
-									" ON CONFLICT (tenant_id) DO UPDATE SET"
-									"  status = 'failed', last_error = excluded.last_error,"
-									"  attempts = c.attempts + 1, updated_at = excluded.updated_at",
-									2, argumentTypes),
-					   values, NULL, SPI_OK_INSERT, "mark the export checkpoint failed");
-	MemoryContextSwitchTo(callerContext);
+	(void) RunStatement(&failurePlan,
+						"INSERT INTO interactions_cron.export_checkpoints AS c"
+						" (tenant_id, status, last_error, attempts, updated_at)"
+						" VALUES ($1, 'failed', $2, 1, pg_catalog.clock_timestamp())"
+						" ON CONFLICT (tenant_id) DO UPDATE SET"
+						"  status = 'failed', last_error = excluded.last_error,"
+						"  attempts = c.attempts + 1, updated_at = excluded.updated_at",
+						2, argumentTypes, values, NULL, SPI_OK_INSERT, "mark the export checkpoint failed");
 }
 
 /*
@@ -221,7 +203,6 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	Datum		values[3];
 	ConfiguredTable tenants;
 	int			removedFiles;
-	Jsonb	   *result;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -242,17 +223,14 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	values[0] = CStringGetTextDatum(tenantId);
 	values[1] = TimestampTzGetDatum(target.createdAt);
 	values[2] = Int64GetDatum(target.id);
-	ExecutePlanChecked(PreparedPlan(&resetPlan,
-									"UPDATE interactions_cron.export_checkpoints SET"
-									"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
-									"  attempts = 0, updated_at = pg_catalog.clock_timestamp()"
-									" WHERE tenant_id = $1",
-									3, argumentTypes),
-					   values, NULL, SPI_OK_UPDATE, "reset the export checkpoint");
+	(void) RunStatement(&resetPlan,
+						"UPDATE interactions_cron.export_checkpoints SET"
+						"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
+						"  attempts = 0, updated_at = pg_catalog.clock_timestamp()"
+						" WHERE tenant_id = $1",
+						3, argumentTypes, values, NULL, SPI_OK_UPDATE, "reset the export checkpoint");
 	FinishSpi();
-
-	result = ResetResultJson(tenantId, current, target, force, removedFiles);
-	return result;
+	return ResetResultJson(tenantId, current, target, force, removedFiles);
 }
 
 PG_FUNCTION_INFO_V1(reset_checkpoint);

@@ -186,15 +186,10 @@ CleanupResultJson(const char *status, const CleanupCounts *counts, TimestampTz s
 static bool
 ClaimCleanup(void)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
-	uint64		claimed = ExecutePlanChecked(PreparedPlan(&claimPlan,
-														  "SELECT 1 FROM interactions_cron.job_claims"
-														  " WHERE job = 'cleanup' FOR UPDATE SKIP LOCKED",
-														  0, NULL),
-											 NULL, NULL, SPI_OK_SELECT, "claim the cleanup job");
-
-	MemoryContextSwitchTo(callerContext);
-	return claimed == 1;
+	return RunStatement(&claimPlan,
+						"SELECT 1 FROM interactions_cron.job_claims"
+						" WHERE job = 'cleanup' FOR UPDATE SKIP LOCKED",
+						0, NULL, NULL, NULL, SPI_OK_SELECT, "claim the cleanup job") == 1;
 }
 
 /*

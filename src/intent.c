@@ -93,7 +93,6 @@ NewToken(void)
 char *
 IntentRecord(const char *tenantId, const ExportSink *sink, List *sinkFiles, uint64 rowCount)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
 	Oid			argumentTypes[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 	TEXTARRAYOID, TEXTARRAYOID, INT8OID};
 	char	   *token = NewToken();
@@ -127,14 +126,12 @@ IntentRecord(const char *tenantId, const ExportSink *sink, List *sinkFiles, uint
 	values[8] = TextArray(temporaryFiles);
 	values[9] = Int64GetDatum((int64) rowCount);
 
-	ExecutePlanChecked(PreparedPlan(&insertPlan,
-									"INSERT INTO interactions_cron.export_intents"
-									" (tenant_id, token, storage, local_root, s3_endpoint, s3_bucket,"
-									"  s3_prefix, files, temporary_files, row_count)"
-									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-									10, argumentTypes),
-					   values, nulls, SPI_OK_INSERT, "record the export intent");
-	MemoryContextSwitchTo(callerContext);
+	(void) RunStatement(&insertPlan,
+						"INSERT INTO interactions_cron.export_intents"
+						" (tenant_id, token, storage, local_root, s3_endpoint, s3_bucket,"
+						"  s3_prefix, files, temporary_files, row_count)"
+						" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+						10, argumentTypes, values, nulls, SPI_OK_INSERT, "record the export intent");
 	return token;
 }
 
@@ -146,17 +143,13 @@ IntentRecord(const char *tenantId, const ExportSink *sink, List *sinkFiles, uint
 bool
 IntentIsOurs(const char *tenantId, const char *token)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(token)};
-	uint64		found = ExecutePlanChecked(PreparedPlan(&tokenPlan,
-														"SELECT 1 FROM interactions_cron.export_intents"
-														" WHERE tenant_id = $1 AND token = $2",
-														2, argumentTypes),
-										   values, NULL, SPI_OK_SELECT, "read the export intent");
 
-	MemoryContextSwitchTo(callerContext);
-	return found == 1;
+	return RunStatement(&tokenPlan,
+						"SELECT 1 FROM interactions_cron.export_intents"
+						" WHERE tenant_id = $1 AND token = $2",
+						2, argumentTypes, values, NULL, SPI_OK_SELECT, "read the export intent") == 1;
 }
 
 /*
@@ -175,18 +168,13 @@ NullableText(int column)
 static ExportIntent *
 IntentRead(const char *tenantId)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
-	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(tenantId)};
 	ExportIntent *intent = NULL;
-	uint64		found = ExecutePlanChecked(PreparedPlan(&readPlan,
-														"SELECT storage, local_root, s3_endpoint, s3_bucket, s3_prefix,"
-														" files, temporary_files"
-														" FROM interactions_cron.export_intents WHERE tenant_id = $1",
-														1, argumentTypes),
-										   values, NULL, SPI_OK_SELECT, "read the export intent");
+	uint64		found = RunTenantStatement(&readPlan,
+										   "SELECT storage, local_root, s3_endpoint, s3_bucket, s3_prefix,"
+										   " files, temporary_files"
+										   " FROM interactions_cron.export_intents WHERE tenant_id = $1",
+										   tenantId, SPI_OK_SELECT, "read the export intent");
 
-	MemoryContextSwitchTo(callerContext);
 	if (found == 1)
 	{
 		bool		isNull;
@@ -277,13 +265,7 @@ IntentClear(const char *tenantId)
 void
 IntentForget(const char *tenantId)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
-	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(tenantId)};
-
-	ExecutePlanChecked(PreparedPlan(&deletePlan,
-									"DELETE FROM interactions_cron.export_intents WHERE tenant_id = $1",
-									1, argumentTypes),
-					   values, NULL, SPI_OK_DELETE, "delete the export intent");
-	MemoryContextSwitchTo(callerContext);
+	(void) RunTenantStatement(&deletePlan,
+							  "DELETE FROM interactions_cron.export_intents WHERE tenant_id = $1",
+							  tenantId, SPI_OK_DELETE, "delete the export intent");
 }

@@ -32,6 +32,7 @@
 #include "interactions_cron/run_history.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/subtransaction.h"
+#include "interactions_cron/worker_pool.h"
 
 #define INSERT_RUN_SQL \
 	"INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok, result, error, run_by)" \
@@ -177,16 +178,7 @@ RecordFailedRun(const char *jobName, TimestampTz startedAt, const char *error,
 		memcpy((char *) run + run->summaryOffset, summaryText, summaryLength);
 	}
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "interactions_cron", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "RecordFailedRunMain", BGW_MAXLEN);
-	snprintf(worker.bgw_name, BGW_MAXLEN, "interactions_cron run recorder");
-	strlcpy(worker.bgw_type, "interactions_cron run recorder", BGW_MAXLEN);
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(segment));
-	worker.bgw_notify_pid = MyProcPid;
+	DescribeDynamicWorker(&worker, "RecordFailedRunMain", "interactions_cron run recorder", segment);
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 		ereport(WARNING,

@@ -8,6 +8,9 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+
 #include "interactions_cron/spi_plans.h"
 
 /*
@@ -39,19 +42,38 @@ PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
 }
 
 /*
- * ExecutePlanChecked runs a plan (not read-only: each statement sees what
- * committed before it) and raises an error naming what it was for when the
- * result code is not the expected one.  It returns SPI_processed.
+ * RunStatement runs the saved statement for sql (prepared on first use; not
+ * read-only, so each execution sees what committed before it), raises an
+ * error naming what it was for when the result code is not the expected one,
+ * and returns SPI_processed with the caller's memory context current again.
+ * A SELECT's rows stay in SPI_tuptable.
  */
 uint64
-ExecutePlanChecked(SPIPlanPtr plan, Datum *values, const char *nulls,
-				   int expectedCode, const char *what)
+RunStatement(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *argumentTypes,
+			 Datum *values, const char *nulls, int expectedCode, const char *what)
 {
-	int			code = SPI_execute_plan(plan, values, nulls, false, 0);
+	MemoryContext callerContext = CurrentMemoryContext;
+	int			code = SPI_execute_plan(PreparedPlan(cache, sql, argumentCount, argumentTypes),
+										values, nulls, false, 0);
 
+	MemoryContextSwitchTo(callerContext);
 	if (code != expectedCode)
 		elog(ERROR, "could not %s: %s", what, SPI_result_code_string(code));
 	return SPI_processed;
+}
+
+/*
+ * RunTenantStatement is RunStatement for a statement whose only parameter
+ * is the tenant id ($1, text).
+ */
+uint64
+RunTenantStatement(SPIPlanPtr *cache, const char *sql, const char *tenantId,
+				   int expectedCode, const char *what)
+{
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenantId)};
+
+	return RunStatement(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what);
 }
 
 /*

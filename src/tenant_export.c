@@ -72,6 +72,30 @@ CommitTenantTransaction(MemoryContext tenantContext)
 }
 
 /*
+ * CommitPlacedBatch commits transaction B without waiting for its WAL to be
+ * flushed.  Losing that commit in a crash loses nothing: the intent, which
+ * transaction A committed durably before any file was placed, comes back
+ * with it, and the next claim removes the placed files and exports the rows
+ * again.  It saves one WAL flush per tenant.
+ */
+static void
+CommitPlacedBatch(MemoryContext tenantContext)
+{
+	int			callerSynchronousCommit = synchronous_commit;
+
+	synchronous_commit = SYNCHRONOUS_COMMIT_OFF;
+	PG_TRY();
+	{
+		CommitTenantTransaction(tenantContext);
+	}
+	PG_FINALLY();
+	{
+		synchronous_commit = callerSynchronousCommit;
+	}
+	PG_END_TRY();
+}
+
+/*
  * PrepareRowsPlan prepares the batch query, kept for the worker's life: the
  * tenant's rows after its position and before the watermark, in keyset
  * order, at most $5 of them.  Each tenant's execution is planned with its
@@ -262,7 +286,7 @@ PlaceBatch(TenantExporter *exporter, TenantBatch *batch)
 							((SinkFile *) llast(receiver->files))->relativePath);
 	IntentForget(batch->tenantId);
 	InjectFault(FAULT_POINT_AFTER_PLACE, batch->tenantId);
-	CommitTenantTransaction(exporter->tenantContext);
+	CommitPlacedBatch(exporter->tenantContext);
 }
 
 /*

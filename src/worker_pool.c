@@ -141,6 +141,27 @@ CreateRunSegment(const WorkerAssignment *assignment, int workerCount, shm_mq ***
 }
 
 /*
+ * DescribeDynamicWorker fills in a dynamic background worker of this
+ * library that connects to a database, never restarts, reports to this
+ * backend, and gets a shared memory segment's handle as its argument.
+ */
+void
+DescribeDynamicWorker(BackgroundWorker *worker, const char *functionName, const char *type,
+					  dsm_segment *segment)
+{
+	memset(worker, 0, sizeof(BackgroundWorker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(worker->bgw_library_name, "interactions_cron", BGW_MAXLEN);
+	strlcpy(worker->bgw_function_name, functionName, BGW_MAXLEN);
+	strlcpy(worker->bgw_name, type, BGW_MAXLEN);
+	strlcpy(worker->bgw_type, type, BGW_MAXLEN);
+	worker->bgw_main_arg = UInt32GetDatum(dsm_segment_handle(segment));
+	worker->bgw_notify_pid = MyProcPid;
+}
+
+/*
  * StartWorker registers the numbered worker of the segment's run; it
  * returns NULL when no background worker slot is free.
  */
@@ -150,17 +171,9 @@ StartWorker(dsm_segment *segment, int workerNumber)
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker.bgw_library_name, "interactions_cron", BGW_MAXLEN);
-	strlcpy(worker.bgw_function_name, "ExportWorkerMain", BGW_MAXLEN);
+	DescribeDynamicWorker(&worker, "ExportWorkerMain", "interactions_cron export worker", segment);
 	snprintf(worker.bgw_name, BGW_MAXLEN, "interactions_cron export worker %d for PID %d",
 			 workerNumber, MyProcPid);
-	strlcpy(worker.bgw_type, "interactions_cron export worker", BGW_MAXLEN);
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(segment));
-	worker.bgw_notify_pid = MyProcPid;
 	memcpy(worker.bgw_extra, &workerNumber, sizeof(int));
 
 	return RegisterDynamicBackgroundWorker(&worker, &handle) ? handle : NULL;

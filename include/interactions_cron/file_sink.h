@@ -16,6 +16,7 @@ typedef struct BatchFile
 {
 	char	   *temporaryPath;
 	int			fd;				/* -1 once closed */
+	off_t		written;		/* bytes handed to the kernel so far */
 	StringInfoData buffer;		/* serialised rows not yet written */
 	z_stream   *gzip;			/* NULL when not compressing */
 	unsigned char *compressed;	/* gzip's output chunk */

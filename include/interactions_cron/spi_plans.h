@@ -9,7 +9,10 @@
 
 extern SPIPlanPtr PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
 							   Oid *argumentTypes);
-extern uint64 ExecutePlanChecked(SPIPlanPtr plan, Datum *values, const char *nulls,
+extern uint64 RunStatement(SPIPlanPtr *cache, const char *sql, int argumentCount,
+						   Oid *argumentTypes, Datum *values, const char *nulls,
+						   int expectedCode, const char *what);
+extern uint64 RunTenantStatement(SPIPlanPtr *cache, const char *sql, const char *tenantId,
 								 int expectedCode, const char *what);
 extern void ConnectSpi(void);
 extern void FinishSpi(void);

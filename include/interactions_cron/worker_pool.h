@@ -7,6 +7,8 @@
 
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
+#include "postmaster/bgworker.h"
+#include "storage/dsm.h"
 
 #include "interactions_cron/tenant_export.h"
 
@@ -23,5 +25,7 @@ typedef struct WorkerAssignment
 } WorkerAssignment;
 
 extern void RunExportWorkers(WorkerAssignment *assignment);
+extern void DescribeDynamicWorker(BackgroundWorker *worker, const char *functionName,
+								  const char *type, dsm_segment *segment);
 
 #endif
