@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Benchmark of export_interactions() against baselines run side by side on
-# the same rows in the same cluster:
+# Benchmark of export_interactions() against peers run side by side on the
+# same rows in the same cluster, in interleaved rounds (median reported):
+#   export_interactions() with the default settings (interactions_cron.max_workers = 2)
+#   export_interactions() with SET interactions_cron.max_workers = 1
 #   (a) COPY (SELECT ... ORDER BY ... LIMIT n) TO 'file', text format, per tenant
 #   (b) COPY (SELECT row_to_json(...) ...) TO 'file', per tenant
-# plus the backend's peak private memory for batch_size 10,000 vs 1,000,000,
-# and the cost of idle tenants in a run over 10,000 active tenants.
-# Prints rows/s and ratios; it asserts nothing about time.  Needs root on a
+#   a Node.js exporter doing the same job with npm pg (bench/node-peer)
+# then the sinks (local, gzip, S3 on s3rver), the private memory (RssAnon) of
+# every export worker and of the calling backend through a 1,000,000-row
+# batch, and the cost of idle tenants in a run over 10,000 active tenants.
+# Prints times, rows/s and ratios with their targets; it asserts nothing about
+# time (it fails only when an export wrote the wrong rows).  Needs root on a
 # fresh machine (it installs what is missing); takes a few minutes.
+#
+# Smaller runs: BENCH_TENANTS, BENCH_ROWS_PER_TENANT, BENCH_WHALE_ROWS,
+# BENCH_IDLE_TENANTS, BENCH_REPEAT.  BENCH_NODE_CONNECTIONS (default 2, as
+# max_workers) sets the Node peer's connections.  BENCH_SKIP_BUILD=1 uses the
+# build already installed instead of building and installing this tree.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
@@ -15,12 +25,24 @@ ROWS_PER_TENANT=${BENCH_ROWS_PER_TENANT:-10000}
 WHALE_ROWS=${BENCH_WHALE_ROWS:-1000000}
 IDLE_TENANTS=${BENCH_IDLE_TENANTS:-10000}
 REPEAT=${BENCH_REPEAT:-3}
+NODE_CONNECTIONS=${BENCH_NODE_CONNECTIONS:-2}
+NODE_PEER="$REPO_ROOT/bench/node-peer"
+WORKER_TYPE='interactions_cron export worker'
 
 ensure_packages
-build_and_install
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ]; then
+    log "using the installed build (BENCH_SKIP_BUILD=1)"
+else
+    build_and_install
+fi
+if [ ! -d "$NODE_PEER/node_modules/pg" ]; then
+    log "installing the Node peer's dependencies (npm ci)"
+    (cd "$NODE_PEER" && npm ci --no-audit --no-fund --loglevel=error)
+fi
 start_cluster "shared_buffers = '256MB'" "max_wal_size = '4GB'" "checkpoint_timeout = '30min'" \
     "shared_preload_libraries = 'interactions_cron'"
 BASELINE_DIR="$CLUSTER_DIR/baseline"
+NODE_DIR="$CLUSTER_DIR/node-peer"
 as_pg_user mkdir -p "$BASELINE_DIR"
 
 sql() { psql -X -At -v ON_ERROR_STOP=1 "$@"; }
@@ -45,19 +67,47 @@ VACUUM ANALYZE;
 SQL
 sample=$(sql -c "SELECT avg(octet_length(row_to_json(h)::text))::int FROM (SELECT * FROM interaction_history LIMIT 1000) h")
 echo "average row: $sample bytes of JSON"
+echo "export_interactions() of $(sql -c "SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'")"
 
 reset_export() {
     sql -q -c "TRUNCATE interactions_cron.export_checkpoints"
-    rm -rf "$CLUSTER_DIR/exports/exports" "$BASELINE_DIR"/*
+    rm -rf "$CLUSTER_DIR/exports/exports" "${BASELINE_DIR:?}"/*
 }
+
+now_ns() { date +%s%N; }
+elapsed_ms() { echo $((($(now_ns) - $1) / 1000000)); }
 
 # time_ms SQL: runs SQL in a fresh session and prints the wall time in ms
 # (the connection's few ms are in every measurement alike).
 time_ms() {
     local started
-    started=$(date +%s%N)
+    started=$(now_ns)
     sql -c "$1" >/dev/null
-    echo $((($(date +%s%N) - started) / 1000000))
+    elapsed_ms "$started"
+}
+
+# lines_under DIR: the NDJSON lines of every plain .json file under DIR.
+lines_under() {
+    if [ -d "$1" ]; then find "$1" -name '*.json' -exec cat {} + | wc -l; else echo 0; fi
+}
+
+total_rows=$((TENANTS * ROWS_PER_TENANT))
+
+# run_export SETTINGS: after the SET statements in SETTINGS, exports every
+# tenant from scratch in a fresh session; checks that every row was written
+# once and prints "<ms> <workers>" (the result's "workers").
+run_export() {
+    local settings=$1 started ms out ok exported workers lines
+    reset_export
+    started=$(now_ns)
+    out=$(sql -q -c "$settings SELECT concat_ws(' ', r->>'ok', r->>'totalExported', r->>'workers')
+                     FROM interactions_cron.export_interactions(batch_size => $ROWS_PER_TENANT) r")
+    ms=$(elapsed_ms "$started")
+    read -r ok exported workers <<<"$out"
+    [ "$ok" = true ] && [ "$exported" -eq "$total_rows" ] || die "export returned ok=$ok totalExported=$exported"
+    lines=$(lines_under "$CLUSTER_DIR/exports/exports")
+    [ "$lines" -eq "$total_rows" ] || die "export wrote $lines rows, expected $total_rows"
+    echo "$ms $workers"
 }
 
 copy_per_tenant() {
@@ -75,30 +125,62 @@ END \$\$;
 SQL
 }
 
+# run_node_peer: the Node.js peer exports every tenant from scratch (its own
+# checkpoint table emptied, its directory removed); checks the rows written
+# and prints "<ms> <connections>".  The time includes starting node.
+run_node_peer() {
+    local started ms out lines
+    sql -q -c "DO \$\$ BEGIN IF to_regclass('node_peer.checkpoints') IS NOT NULL THEN
+                   TRUNCATE node_peer.checkpoints; END IF; END \$\$"
+    rm -rf "$NODE_DIR"
+    started=$(now_ns)
+    out=$(node "$NODE_PEER/export.mjs" --dir "$NODE_DIR" --batch-size "$ROWS_PER_TENANT" \
+        --connections "$NODE_CONNECTIONS") || die "node peer failed: $out"
+    ms=$(elapsed_ms "$started")
+    lines=$(lines_under "$NODE_DIR/exports")
+    [ "$lines" -eq "$total_rows" ] || die "node peer wrote $lines rows, expected $total_rows: $out"
+    echo "$ms $(node -e 'console.log(JSON.parse(process.argv[1]).connections)' "$out")"
+}
+
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-log "export vs COPY baselines, $REPEAT rounds each, interleaved"
-ours=(); copy_text=(); copy_json=()
+log "export vs COPY baselines vs Node peer, $REPEAT rounds each, interleaved"
+ours=(); ours1=(); copy_text=(); copy_json=(); peer=()
 for round in $(seq "$REPEAT"); do
-    reset_export
-    ours+=("$(time_ms "SELECT interactions_cron.export_interactions(batch_size => $ROWS_PER_TENANT) IS NOT NULL")")
-    exported=$(find "$CLUSTER_DIR/exports/exports" -name '*.json' -exec cat {} + | wc -l)
-    [ "$exported" -eq $((TENANTS * ROWS_PER_TENANT)) ] || die "export wrote $exported rows"
+    out=$(run_export ""); read -r ms workers <<<"$out"
+    ours+=("$ms")
+    line="round $round: export $ms ms (workers: $workers)"
+    out=$(run_export "SET interactions_cron.max_workers = 1;"); read -r ms workers1 <<<"$out"
+    ours1+=("$ms")
+    line+=", max_workers = 1: $ms ms (workers: $workers1)"
     reset_export
     copy_text+=("$(time_ms "$(copy_per_tenant 'h.*' .txt)")")
     reset_export
     copy_json+=("$(time_ms "$(copy_per_tenant 'row_to_json(h)' .json)")")
-    echo "round $round: export ${ours[-1]} ms, COPY text ${copy_text[-1]} ms, COPY row_to_json ${copy_json[-1]} ms"
+    reset_export
+    out=$(run_node_peer); read -r ms connections <<<"$out"
+    peer+=("$ms")
+    echo "$line, COPY text ${copy_text[-1]} ms, COPY row_to_json ${copy_json[-1]} ms, node peer $ms ms"
 done
-total_rows=$((TENANTS * ROWS_PER_TENANT))
 ours_ms=$(printf '%s\n' "${ours[@]}" | median)
+ours1_ms=$(printf '%s\n' "${ours1[@]}" | median)
 text_ms=$(printf '%s\n' "${copy_text[@]}" | median)
 json_ms=$(printf '%s\n' "${copy_json[@]}" | median)
-awk -v rows="$total_rows" -v o="$ours_ms" -v t="$text_ms" -v j="$json_ms" 'BEGIN {
-    printf "\n%-40s %10s %14s %10s\n", "median of rounds", "ms", "rows/s", "ratio"
-    printf "%-40s %10d %14d %10s\n", "export_interactions()", o, rows / (o / 1000), "1.00"
-    printf "%-40s %10d %14d %10.2f   (target: export <= 1.30x)\n", "(a) COPY ... TO file, text", t, rows / (t / 1000), o / t
-    printf "%-40s %10d %14d %10.2f   (target: export < 1.00x)\n", "(b) COPY row_to_json(...) TO file", j, rows / (j / 1000), o / j
+peer_ms=$(printf '%s\n' "${peer[@]}" | median)
+awk -v rows="$total_rows" -v rounds="$REPEAT" -v o="$ours_ms" -v o1="$ours1_ms" -v t="$text_ms" -v j="$json_ms" \
+    -v p="$peer_ms" -v w="$workers" -v w1="${workers1:-}" -v c="$connections" 'BEGIN {
+    if (o < 1) o = 1; if (t < 1) t = 1; if (j < 1) j = 1; if (p < 1) p = 1
+    printf "\n%d rows; median of %d rounds           %10s %14s %8s\n", rows, rounds, "ms", "rows/s", "workers"
+    printf "%-40s %10d %14d %8d\n", "export_interactions(), default", o, rows / (o / 1000), w
+    printf "%-40s %10d %14d %8d\n", "export_interactions(), max_workers = 1", o1, rows / (o1 / 1000), w1
+    printf "%-40s %10d %14d %8s\n", "(a) COPY ... TO file, text, per tenant", t, rows / (t / 1000), "-"
+    printf "%-40s %10d %14d %8s\n", "(b) COPY row_to_json(...) TO file", j, rows / (j / 1000), "-"
+    printf "%-40s %10d %14d %8d\n", "Node.js peer (npm pg)", p, rows / (p / 1000), c
+    printf "\n%-40s %10s   %-36s %s\n", "ratio of times", "ratio", "target", "met"
+    printf "%-40s %10.2f   %-36s %s\n", sprintf("export (workers: %d) / (a) COPY text", w), o / t, "<= 0.60", (o / t <= 0.6 ? "yes" : "no")
+    printf "%-40s %10.2f   %-36s %s\n", sprintf("export (workers: %d) / (a) COPY text", w1), o1 / t, "<= 0.90", (o1 / t <= 0.9 ? "yes" : "no")
+    printf "%-40s %10.2f   %-36s %s\n", "export / (b) COPY row_to_json", o / j, "-", "-"
+    printf "%-40s %10.2f   %-36s %s\n", "Node peer / export", p / o, ">= 4.50 (export at least 4.5x faster)", (p / o >= 4.5 ? "yes" : "no")
 }'
 
 log "sinks: local files vs gzip vs S3 (s3rver on 127.0.0.1), same rows"
@@ -110,7 +192,7 @@ mkdir -p "$CLUSTER_DIR/s3rver"
 "$REPO_ROOT/test/s3/node_modules/.bin/s3rver" -d "$CLUSTER_DIR/s3rver" -a 127.0.0.1 -p "$S3_PORT" \
     --configure-bucket bench --silent &
 s3rver_pid=$!
-trap 'kill $s3rver_pid 2>/dev/null; stop_cluster' EXIT
+trap 'kill "$s3rver_pid" 2>/dev/null || true; stop_cluster' EXIT
 sleep 2
 EXPORT_SQL="SELECT interactions_cron.export_interactions(batch_size => $ROWS_PER_TENANT) IS NOT NULL"
 S3_SETTINGS="SET interactions_cron.storage = 's3'; SET interactions_cron.s3_bucket = 'bench';
@@ -124,6 +206,7 @@ reset_export; s3_ms=$(time_ms "$S3_SETTINGS $EXPORT_SQL")
 s3_objects=$(find "$CLUSTER_DIR/s3rver" -name '*._S3rver_object' | wc -l)
 [ "$s3_objects" -ge "$TENANTS" ] || die "S3 export stored $s3_objects objects"
 awk -v rows="$total_rows" -v l="$local_ms" -v g="$gzip_ms" -v s="$s3_ms" -v lb="$local_bytes" -v gb="$gzip_bytes" 'BEGIN {
+    if (l < 1) l = 1; if (g < 1) g = 1; if (s < 1) s = 1
     printf "\n%-40s %10s %14s %10s %14s\n", "sink", "ms", "rows/s", "ratio", "bytes"
     printf "%-40s %10d %14d %10s %14d\n", "local files", l, rows / (l / 1000), "1.00", lb
     printf "%-40s %10d %14d %10.2f %14d\n", "local files, gzip", g, rows / (g / 1000), g / l, gb
@@ -141,38 +224,91 @@ FROM generate_series(1, $WHALE_ROWS) g;
 ANALYZE interaction_history;
 SQL
 
-# private_kb_samples BATCH: RssAnon of the backend, sampled every 50 ms
-# while it exports the whale with that batch size, one value per line.
-private_kb_samples() {
-    local batch=$1 pid_file pid client
+# rss_anon KIND PID: prints "KIND PID <RssAnon in kB>" of a live process
+# (nothing once it is gone), without starting a process of its own.
+rss_anon() {
+    local key value _
+    { while read -r key value _; do
+          [ "$key" = RssAnon: ] && { echo "$1 $2 $value"; break; }
+      done < "/proc/$2/status"; } 2>/dev/null || true
+}
+
+# memory_samples BATCH: exports the whale with that batch size in one session
+# while this script samples every 50 ms the private memory (RssAnon, kB) of
+# that session's backend and of every process that another session lists in
+# pg_stat_activity with backend_type 'interactions_cron export worker'.
+# Prints "backend|worker <pid> <kB>" per sample, in time order.
+memory_samples() {
+    local batch=$1 pid_file client backend_pid line pid workers monitor_in
     reset_export
     pid_file=$(mktemp)
-    sql -c "SELECT pg_backend_pid()" -c "SELECT pg_sleep(0.3)" \
+    sql -c "SELECT pg_backend_pid()" -c "SELECT pg_sleep(0.5)" \
         -c "SELECT interactions_cron.export_interactions(batch_size => $batch, tenant_id => 'whale') IS NOT NULL" \
         > "$pid_file" &
     client=$!
-    sleep 0.2
-    pid=$(head -1 "$pid_file")
-    sleep 0.1
+    coproc MONITOR { psql -X -At -q 2>/dev/null; }
+    monitor_in=${MONITOR[1]}
+    # the client's first line, once it has connected; sampling starts as its
+    # 0.5 s sleep ends, by when the monitor session has connected too
+    for _ in $(seq 500); do
+        backend_pid=$(head -1 "$pid_file")
+        [ -n "$backend_pid" ] || ! kill -0 "$client" 2>/dev/null && break
+        sleep 0.01
+    done
+    sleep 0.5
     while kill -0 "$client" 2>/dev/null; do
-        awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || true
+        workers=()
+        echo "SELECT pid FROM pg_stat_activity WHERE backend_type = '$WORKER_TYPE'; SELECT 'end';" >&"$monitor_in"
+        while IFS= read -r -t 10 line <&"${MONITOR[0]}" && [ "$line" != end ]; do
+            workers+=("$line")
+        done
+        rss_anon backend "$backend_pid"
+        for pid in "${workers[@]}"; do
+            rss_anon worker "$pid"
+        done
         sleep 0.05
     done
-    wait "$client"
+    wait "$client" || die "the whale export failed"
+    exec {monitor_in}>&-
+    wait "$MONITOR_PID" 2>/dev/null || true
     rm -f "$pid_file"
 }
-small=$(private_kb_samples 10000 | sort -n | tail -1)
-mapfile -t whale < <(private_kb_samples "$WHALE_ROWS")
-whale_lines=$(find "$CLUSTER_DIR/exports/exports/whale" -name '*.json' -exec cat {} + | wc -l)
+
+# series_at KIND PID FRACTION < samples: the sample of that process at that
+# fraction of its samples; "peak" for FRACTION gives its highest.
+series_at() {
+    awk -v k="$1" -v p="$2" -v f="$3" '$1 == k && $2 == p {v[++n] = $3; if ($3 > m) m = $3}
+        END { if (n == 0) print 0; else if (f == "peak") print m; else print v[1 + int((n - 1) * f)] }'
+}
+
+small_samples=$(memory_samples 10000)
+whale_samples=$(memory_samples "$WHALE_ROWS")
+whale_lines=$(lines_under "$CLUSTER_DIR/exports/exports/whale")
 [ "$whale_lines" -eq "$WHALE_ROWS" ] || die "whale export wrote $whale_lines rows"
-count=${#whale[@]}
-early=${whale[$((count / 4))]}
-late=${whale[$((count * 9 / 10))]}
-peak=$(printf '%s\n' "${whale[@]}" | sort -n | tail -1)
-echo "backend private memory (RssAnon), sampled every 50 ms:"
-echo "  batch 10000 (peak): ${small} kB"
-echo "  batch $WHALE_ROWS: ${count} samples; at 25% of the run ${early} kB, at 90% ${late} kB, peak ${peak} kB"
-awk -v e="$early" -v l="$late" 'BEGIN { printf "  growth from 25%% to 90%% of the rows: %.2fx (flat = 1.00x)\n", l / e }'
+echo "private memory (RssAnon), sampled every 50 ms:"
+small_worker=$(awk '$1 == "worker" && $3 > m {m = $3} END {print m + 0}' <<<"$small_samples")
+small_backend=$(awk '$1 == "backend" && $3 > m {m = $3} END {print m + 0}' <<<"$small_samples")
+echo "  batch 10000: peak of the export workers ${small_worker} kB, of the calling backend ${small_backend} kB"
+report_series() {
+    local kind=$1 pid=$2 count early late peak
+    count=$(awk -v k="$kind" -v p="$pid" '$1 == k && $2 == p' <<<"$whale_samples" | wc -l)
+    early=$(series_at "$kind" "$pid" 0.25 <<<"$whale_samples")
+    late=$(series_at "$kind" "$pid" 0.90 <<<"$whale_samples")
+    peak=$(series_at "$kind" "$pid" peak <<<"$whale_samples")
+    awk -v what="$3" -v n="$count" -v e="$early" -v l="$late" -v p="$peak" 'BEGIN {
+        printf "  batch '"$WHALE_ROWS"', %s: %d samples; at 25%% of its run %d kB, at 90%% %d kB, peak %d kB", what, n, e, l, p
+        if (e > 0) printf "; growth 25%%->90%%: %.2fx (flat = 1.00x)", l / e
+        printf "\n" }'
+}
+mapfile -t worker_pids < <(awk '$1 == "worker" {n[$2]++} END {for (p in n) print n[p], p}' <<<"$whale_samples" \
+    | sort -rn | awk '{print $2}')
+if [ ${#worker_pids[@]} -eq 0 ]; then
+    echo "  batch $WHALE_ROWS: no '$WORKER_TYPE' process seen (a build that exports in the backend)"
+fi
+for pid in "${worker_pids[@]}"; do
+    report_series worker "$pid" "export worker $pid"
+done
+report_series backend "$(awk '$1 == "backend" {print $2; exit}' <<<"$whale_samples")" "calling backend"
 
 log "idle tenants: $IDLE_TENANTS active tenants, $TENANTS of them with new rows"
 sql -q <<SQL
