@@ -72,18 +72,15 @@ CommitTenantTransaction(MemoryContext tenantContext)
 }
 
 /*
- * CommitPlacedBatch commits transaction B without waiting for its WAL to be
- * flushed.  Losing that commit in a crash loses nothing: the intent, which
- * transaction A committed durably before any file was placed, comes back
- * with it, and the next claim removes the placed files and exports the rows
- * again.  It saves one WAL flush per tenant.
+ * CommitWithSynchronousCommit commits the tenant's transaction with
+ * synchronous_commit set to level for that commit only.
  */
 static void
-CommitPlacedBatch(MemoryContext tenantContext)
+CommitWithSynchronousCommit(MemoryContext tenantContext, int level)
 {
 	int			callerSynchronousCommit = synchronous_commit;
 
-	synchronous_commit = SYNCHRONOUS_COMMIT_OFF;
+	synchronous_commit = level;
 	PG_TRY();
 	{
 		CommitTenantTransaction(tenantContext);
@@ -93,6 +90,31 @@ CommitPlacedBatch(MemoryContext tenantContext)
 		synchronous_commit = callerSynchronousCommit;
 	}
 	PG_END_TRY();
+}
+
+/*
+ * CommitIntent commits transaction A, with its intent, flushed to disk at
+ * least locally whatever the caller's synchronous_commit: no file may be
+ * placed before the intent naming it is durable.
+ */
+static void
+CommitIntent(MemoryContext tenantContext)
+{
+	CommitWithSynchronousCommit(tenantContext,
+								Max(synchronous_commit, SYNCHRONOUS_COMMIT_LOCAL_FLUSH));
+}
+
+/*
+ * CommitPlacedBatch commits transaction B without waiting for its WAL to be
+ * flushed.  Losing that commit in a crash loses nothing: the intent, which
+ * transaction A committed durably before any file was placed, comes back
+ * with it, and the next claim removes the placed files and exports the rows
+ * again.  It saves one WAL flush per tenant.
+ */
+static void
+CommitPlacedBatch(MemoryContext tenantContext)
+{
+	CommitWithSynchronousCommit(tenantContext, SYNCHRONOUS_COMMIT_OFF);
 }
 
 /*
@@ -235,7 +257,7 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 											 IntentRecord(batch->tenantId, exporter->sink,
 														  batch->receiver->files,
 														  batch->receiver->rowCount));
-	CommitTenantTransaction(exporter->tenantContext);
+	CommitIntent(exporter->tenantContext);
 	return true;
 }
 

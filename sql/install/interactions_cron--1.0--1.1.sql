@@ -45,8 +45,38 @@ ALTER TABLE interactions_cron.job_runs ADD CONSTRAINT job_runs_job_check
 -- this, ids restart at 1 after a restore and collide with the dumped rows.
 SELECT pg_catalog.pg_extension_config_dump('interactions_cron.job_runs_id_seq', '');
 
-DROP FUNCTION interactions_cron.reset_checkpoint(text, timestamptz);
+-- reset_checkpoint gains force.  A new signature is a new function, so the
+-- grants a DBA gave on the old one are carried over to it.
 CREATE FUNCTION interactions_cron.reset_checkpoint(
+    tenant_id text,
+    since timestamptz,
+    force boolean)
+RETURNS void
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+AS 'MODULE_PATHNAME', 'reset_checkpoint';
+REVOKE ALL ON FUNCTION interactions_cron.reset_checkpoint(text, timestamptz, boolean) FROM PUBLIC;
+DO $$
+DECLARE
+    grant_entry record;
+BEGIN
+    FOR grant_entry IN
+        SELECT a.grantee, a.is_grantable
+        FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) a
+        WHERE p.oid = 'interactions_cron.reset_checkpoint(text, timestamptz)'::pg_catalog.regprocedure
+          AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0
+    LOOP
+        EXECUTE pg_catalog.format(
+            'GRANT EXECUTE ON FUNCTION interactions_cron.reset_checkpoint(text, timestamptz, boolean) TO %I%s',
+            pg_catalog.pg_get_userbyid(grant_entry.grantee),
+            CASE WHEN grant_entry.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END
+$$;
+DROP FUNCTION interactions_cron.reset_checkpoint(text, timestamptz);
+-- Defaults can only be added once the old two-argument function is gone.
+CREATE OR REPLACE FUNCTION interactions_cron.reset_checkpoint(
     tenant_id text,
     since timestamptz DEFAULT NULL,
     force boolean DEFAULT false)
@@ -57,4 +87,3 @@ SET TimeZone = 'UTC'
 AS 'MODULE_PATHNAME', 'reset_checkpoint';
 COMMENT ON FUNCTION interactions_cron.reset_checkpoint(text, timestamptz, boolean) IS
     'Move a tenant''s export checkpoint back to since (NULL: the beginning) to replay its rows; with force, also forward past rows that cannot be exported';
-REVOKE ALL ON FUNCTION interactions_cron.reset_checkpoint(text, timestamptz, boolean) FROM PUBLIC;
