@@ -23,7 +23,6 @@ RESET ROLE;
 GRANT USAGE ON SCHEMA interactions_cron TO ic_operator;
 GRANT EXECUTE ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) TO ic_operator;
 GRANT SELECT, INSERT, UPDATE ON interactions_cron.export_checkpoints TO ic_operator;
-GRANT SELECT, INSERT, DELETE ON interactions_cron.export_intents TO ic_operator;
 GRANT INSERT ON interactions_cron.job_runs TO ic_operator;
 GRANT SELECT ON public.tenants, public.interaction_history TO ic_operator;
 SET ROLE ic_operator;
@@ -41,6 +40,30 @@ SELECT test_helpers.error_of($$SET interactions_cron.batch_size = 5$$);
 RESET ROLE;
 -- The workers ran as the caller's role (which cannot log in), and the run is recorded as its.
 SELECT run_by, ok FROM interactions_cron.job_runs ORDER BY id DESC LIMIT 1;
+
+-- The export's own bookkeeping needs no grant, and callers cannot forge it:
+-- an intent names files the next export deletes, as the server's OS user.
+SET ROLE ic_operator;
+SELECT test_helpers.error_of($$INSERT INTO interactions_cron.export_intents
+    (tenant_id, token, storage, local_root, files, temporary_files, row_count)
+    VALUES ('acme', 'x', 'local', '/', ARRAY['etc/passwd'], '{}', 0)$$);
+SELECT test_helpers.error_of($$SELECT 1 FROM interactions_cron.job_claims FOR UPDATE$$);
+RESET ROLE;
+
+-- Even an intent a superuser wrote by hand is refused when it names a file
+-- outside the tenant's own directory or the spool: the tenant fails, and
+-- nothing is deleted.
+INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (2, 'acme', '2026-03-30 11:00:00+00');
+INSERT INTO interactions_cron.export_intents (tenant_id, token, storage, local_root, files, temporary_files, row_count)
+VALUES ('acme', 'forged', 'local', current_setting('interactions_cron.export_dir'),
+        ARRAY['exports/acme/interaction_history/../../other/interaction_history/x.json'], '{}', 0);
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions());
+UPDATE interactions_cron.export_intents SET files = ARRAY['exports/other/interaction_history/x.json'];
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions());
+UPDATE interactions_cron.export_intents SET files = '{}', temporary_files = ARRAY['global/pg_control'];
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions());
+SELECT (pg_stat_file('global/pg_control', true)).size > 0 AS pg_control_kept;
+DELETE FROM interactions_cron.export_intents;
 SELECT count(*) AS files_in_superusers_dir FROM test_helpers.export_files();
 SELECT pg_stat_file('/tmp/elsewhere', true) IS NULL AS nothing_elsewhere;
 

@@ -88,7 +88,6 @@ CREATE ROLE ic_caller;
 GRANT USAGE ON SCHEMA interactions_cron, test_helpers TO ic_caller;
 GRANT EXECUTE ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) TO ic_caller;
 GRANT SELECT, INSERT, UPDATE ON interactions_cron.export_checkpoints TO ic_caller;
-GRANT SELECT, INSERT, DELETE ON interactions_cron.export_intents TO ic_caller;
 GRANT INSERT ON interactions_cron.job_runs TO ic_caller;
 GRANT SELECT ON public.tenants, public.interaction_history, public.history_seen_by TO ic_caller;
 SET interactions_cron.history_table = 'public.history_seen_by';

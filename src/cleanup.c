@@ -178,15 +178,15 @@ CleanupResultJson(const char *status, const CleanupCounts *counts, TimestampTz s
 }
 
 /*
- * ClaimCleanup locks cleanup's row of interactions_cron.job_claims until the
- * end of the transaction, or returns false at once when another cleanup
- * holds it.  Unlike an advisory lock, only roles that may update that table
- * can take it.
+ * ClaimCleanup locks cleanup's row of interactions_cron.job_claims, as the
+ * extension's owner, until the end of the transaction, or returns false at
+ * once when another cleanup holds it.  Unlike an advisory lock, which any
+ * role can take, no caller needs (or gets) a grant on that table.
  */
 static bool
 ClaimCleanup(void)
 {
-	return RunStatement(&claimPlan,
+	return RunStatementAsOwner(&claimPlan,
 						"SELECT 1 FROM interactions_cron.job_claims"
 						" WHERE job = 'cleanup' FOR UPDATE SKIP LOCKED",
 						0, NULL, NULL, NULL, SPI_OK_SELECT, "claim the cleanup job") == 1;

@@ -18,6 +18,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 
+#include "interactions_cron/hive_path.h"
 #include "interactions_cron/intent.h"
 #include "interactions_cron/spi_plans.h"
 
@@ -126,7 +127,7 @@ IntentRecord(const char *tenantId, const ExportSink *sink, List *sinkFiles, uint
 	values[8] = TextArray(temporaryFiles);
 	values[9] = Int64GetDatum((int64) rowCount);
 
-	(void) RunStatement(&insertPlan,
+	(void) RunStatementAsOwner(&insertPlan,
 						"INSERT INTO interactions_cron.export_intents"
 						" (tenant_id, token, storage, local_root, s3_endpoint, s3_bucket,"
 						"  s3_prefix, files, temporary_files, row_count)"
@@ -146,7 +147,7 @@ IntentIsOurs(const char *tenantId, const char *token)
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(token)};
 
-	return RunStatement(&tokenPlan,
+	return RunStatementAsOwner(&tokenPlan,
 						"SELECT 1 FROM interactions_cron.export_intents"
 						" WHERE tenant_id = $1 AND token = $2",
 						2, argumentTypes, values, NULL, SPI_OK_SELECT, "read the export intent") == 1;
@@ -169,7 +170,7 @@ static ExportIntent *
 IntentRead(const char *tenantId)
 {
 	ExportIntent *intent = NULL;
-	uint64		found = RunTenantStatement(&readPlan,
+	uint64		found = RunTenantStatementAsOwner(&readPlan,
 										   "SELECT storage, local_root, s3_endpoint, s3_bucket, s3_prefix,"
 										   " files, temporary_files"
 										   " FROM interactions_cron.export_intents WHERE tenant_id = $1",
@@ -193,23 +194,32 @@ IntentRead(const char *tenantId)
 }
 
 /*
- * RequireContainedPath refuses a recorded path that could reach outside the
- * directory it is relative to; the export only ever records such paths, so
- * anything else was not written by it.
+ * HasSegment says whether path has the segment "..", which could climb out
+ * of the directory it is relative to.
+ */
+static bool
+HasParentSegment(const char *path)
+{
+	return strcmp(path, "..") == 0 || strncmp(path, "../", 3) == 0 ||
+		strstr(path, "/../") != NULL ||
+		(strlen(path) >= 3 && strcmp(path + strlen(path) - 3, "/..") == 0);
+}
+
+/*
+ * RequireIntentPath refuses a recorded path the export could not have
+ * written for this tenant: a lake file must lie under the tenant's own
+ * directory, a temporary file under the spool.  Intents are written only by
+ * the export, as the extension's owner; this is the second line of defence.
  */
 static void
-RequireContainedPath(const char *relativePath)
+RequireIntentPath(const char *path, const char *requiredPrefix)
 {
-	bool		contained = relativePath[0] != '\0' && relativePath[0] != '/' &&
-		strcmp(relativePath, "..") != 0 && strncmp(relativePath, "../", 3) != 0 &&
-		strstr(relativePath, "/../") == NULL &&
-		(strlen(relativePath) < 3 || strcmp(relativePath + strlen(relativePath) - 3, "/..") != 0);
-
-	if (!contained)
+	if (strncmp(path, requiredPrefix, strlen(requiredPrefix)) != 0 || HasParentSegment(path) ||
+		strstr(path, "//") != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("export intent names the path \"%s\", which is not inside the export directory",
-						relativePath),
+				 errmsg("export intent names the path \"%s\", which is not under \"%s\"",
+						path, requiredPrefix),
 				 errhint("Rows of interactions_cron.export_intents are written by the export only.")));
 }
 
@@ -218,22 +228,25 @@ RequireContainedPath(const char *relativePath)
  * temporary, at the location recorded in it.
  */
 static int
-IntentRemoveFiles(const ExportIntent *intent)
+IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
 {
-	ExportSink *sink = SinkAtLocation(intent->storage, intent->localRoot, intent->s3Endpoint,
-									  intent->s3Bucket, intent->s3Prefix);
+	char	   *lakePrefix = psprintf("exports/%s/interaction_history/", HiveEscapePathSegment(tenantId));
+	ExportSink *sink;
 	ListCell   *cell;
 
+	if (!is_absolute_path(intent->localRoot))
+		RequireIntentPath(intent->localRoot, "/");
 	foreach(cell, intent->files)
-	{
-		RequireContainedPath(lfirst(cell));
-		sink->ops->remove(sink, lfirst(cell));
-	}
+		RequireIntentPath(lfirst(cell), lakePrefix);
 	foreach(cell, intent->temporaryFiles)
-	{
-		RequireContainedPath(lfirst(cell));
+		RequireIntentPath(lfirst(cell), ".spool/");
+
+	sink = SinkAtLocation(intent->storage, intent->localRoot, intent->s3Endpoint,
+						  intent->s3Bucket, intent->s3Prefix);
+	foreach(cell, intent->files)
+		sink->ops->remove(sink, lfirst(cell));
+	foreach(cell, intent->temporaryFiles)
 		sink->ops->abort(sink, psprintf("%s/%s", intent->localRoot, (char *) lfirst(cell)));
-	}
 	return list_length(intent->files);
 }
 
@@ -253,7 +266,7 @@ IntentClear(const char *tenantId)
 	if (intent == NULL)
 		return 0;
 
-	removed = IntentRemoveFiles(intent);
+	removed = IntentRemoveFiles(tenantId, intent);
 	IntentForget(tenantId);
 	return removed;
 }
@@ -265,7 +278,29 @@ IntentClear(const char *tenantId)
 void
 IntentForget(const char *tenantId)
 {
-	(void) RunTenantStatement(&deletePlan,
+	(void) RunTenantStatementAsOwner(&deletePlan,
 							  "DELETE FROM interactions_cron.export_intents WHERE tenant_id = $1",
 							  tenantId, SPI_OK_DELETE, "delete the export intent");
+}
+
+/*
+ * TenantsWithIntents returns the ids of the tenants that have an unfinished
+ * batch to undo, in the caller's memory context.
+ */
+List *
+TenantsWithIntents(void)
+{
+	static SPIPlanPtr listPlan = NULL;
+	MemoryContext callerContext = CurrentMemoryContext;
+	uint64		count = RunStatementAsOwner(&listPlan,
+											"SELECT tenant_id FROM interactions_cron.export_intents",
+											0, NULL, NULL, NULL, SPI_OK_SELECT, "list export intents");
+	List	   *tenantIds = NIL;
+
+	for (uint64 i = 0; i < count; i++)
+		tenantIds = lappend(tenantIds, MemoryContextStrdup(callerContext,
+														   SPI_getvalue(SPI_tuptable->vals[i],
+																		SPI_tuptable->tupdesc, 1)));
+	SPI_freetuptable(SPI_tuptable);
+	return tenantIds;
 }

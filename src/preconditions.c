@@ -22,12 +22,12 @@
 #define REQUIRED_SQL_VERSION "1.1"
 
 /*
- * InstalledVersion returns extversion of interactions_cron in this database,
- * or NULL when it is not installed (a function called during CREATE
- * EXTENSION's own script).
+ * InstalledExtension reads interactions_cron's row of pg_extension in this
+ * database: its version (NULL when it is not installed, as for a function
+ * called from CREATE EXTENSION's own script) and its owner.
  */
 static char *
-InstalledVersion(void)
+InstalledExtension(Oid *owner)
 {
 	Relation	extensions = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyData key;
@@ -35,6 +35,7 @@ InstalledVersion(void)
 	HeapTuple	tuple;
 	char	   *version = NULL;
 
+	*owner = InvalidOid;
 	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
 				CStringGetDatum("interactions_cron"));
 	scan = systable_beginscan(extensions, ExtensionNameIndexId, true, NULL, 1, &key);
@@ -47,10 +48,27 @@ InstalledVersion(void)
 
 		if (!isNull)
 			version = TextDatumGetCString(value);
+		*owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
 	}
 	systable_endscan(scan);
 	table_close(extensions, AccessShareLock);
 	return version;
+}
+
+/*
+ * ExtensionOwnerId returns the role that owns the extension and its tables.
+ */
+Oid
+ExtensionOwnerId(void)
+{
+	Oid			owner;
+
+	(void) InstalledExtension(&owner);
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"interactions_cron\" is not installed in this database")));
+	return owner;
 }
 
 /*
@@ -63,6 +81,7 @@ void
 RequireUsableDatabase(void)
 {
 	char	   *version;
+	Oid			owner;
 
 	if (RecoveryInProgress())
 		ereport(ERROR,
@@ -71,7 +90,7 @@ RequireUsableDatabase(void)
 				 errdetail("This server is a standby: checkpoints and run history cannot be written."),
 				 errhint("Run the jobs on the primary.")));
 
-	version = InstalledVersion();
+	version = InstalledExtension(&owner);
 	if (version != NULL && strcmp(version, REQUIRED_SQL_VERSION) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

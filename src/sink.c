@@ -4,7 +4,7 @@
  *	  struct, as PostgreSQL's base backup chooses its bbsink.
  *
  * Temporary files sit in the tenant's spool directory, <export_dir>/.spool/
- * <tenant> (hidden from lake readers).  Only the export holding the tenant's
+ * <database>/<tenant> (hidden from lake readers).  Only the export holding the tenant's
  * claim writes there, so the claim empties it first: whatever a crash left
  * behind goes with the next export of the tenant.  Local: placing a file is
  * one durable rename into its partition directory (the same file system).
@@ -14,9 +14,12 @@
 
 #include <sys/stat.h>
 
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
 #include "storage/fd.h"
 
 #include "interactions_cron/guc.h"
+#include "interactions_cron/hive_path.h"
 #include "interactions_cron/sink.h"
 
 /*
@@ -232,12 +235,15 @@ SinkRelativeTemporaryPath(const ExportSink *sink, const char *temporaryPath)
 }
 
 /*
- * SinkSpoolDirectory returns the tenant's spool directory.
+ * SinkSpoolDirectory returns the tenant's spool directory.  It is per
+ * database as the claims are: two databases sharing one export_dir never
+ * empty each other's spool.
  */
 char *
 SinkSpoolDirectory(const ExportSink *sink, const char *escapedTenantId)
 {
-	return psprintf("%s/.spool/%s", sink->localRoot, escapedTenantId);
+	return psprintf("%s/.spool/%s/%s", sink->localRoot,
+					HiveEscapePathSegment(get_database_name(MyDatabaseId)), escapedTenantId);
 }
 
 /*

@@ -11,6 +11,9 @@
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 
+#include "miscadmin.h"
+
+#include "interactions_cron/preconditions.h"
 #include "interactions_cron/spi_plans.h"
 
 /*
@@ -92,4 +95,49 @@ FinishSpi(void)
 {
 	if (SPI_finish() != SPI_OK_FINISH)
 		elog(ERROR, "SPI_finish failed");
+}
+
+/*
+ * RunStatementAsOwner is RunStatement executed as the extension's owner, in
+ * a security-restricted operation, as VACUUM runs as a table's owner.  The
+ * extension's bookkeeping tables (intents, job claims) need no grant to
+ * callers, so no caller can forge what the export later acts on.
+ */
+uint64
+RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *argumentTypes,
+					Datum *values, const char *nulls, int expectedCode, const char *what)
+{
+	Oid			callerUserId;
+	int			callerSecurityContext;
+	volatile uint64 processed = 0;
+
+	GetUserIdAndSecContext(&callerUserId, &callerSecurityContext);
+	SetUserIdAndSecContext(ExtensionOwnerId(),
+						   callerSecurityContext | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		processed = RunStatement(cache, sql, argumentCount, argumentTypes, values, nulls,
+								 expectedCode, what);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(callerUserId, callerSecurityContext);
+	}
+	PG_END_TRY();
+	return processed;
+}
+
+/*
+ * RunTenantStatementAsOwner is RunTenantStatement executed as the
+ * extension's owner.
+ */
+uint64
+RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, const char *tenantId,
+						  int expectedCode, const char *what)
+{
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenantId)};
+
+	return RunStatementAsOwner(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what);
 }

@@ -9,13 +9,29 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "interactions_cron/intent.h"
 #include "interactions_cron/tenants.h"
+
+/*
+ * ContainsString says whether a list of C strings holds value.
+ */
+static bool
+ContainsString(List *strings, const char *value)
+{
+	ListCell   *cell;
+
+	foreach(cell, strings)
+		if (strcmp(lfirst(cell), value) == 0)
+			return true;
+	return false;
+}
 
 /*
  * ListActiveTenants returns every active tenant (or only onlyTenantId), in id
  * order, copied into resultContext.  One query tells for all tenants at once
- * whether rows are waiting (or an unfinished batch waits to be undone), so
- * that idle tenants cost an index probe and no further statement or worker.
+ * whether rows are waiting, so that idle tenants cost an index probe and no
+ * further statement or worker.  Tenants with an unfinished batch to undo are
+ * marked too: that batch's rows may have been deleted since.
  */
 List *
 ListActiveTenants(const ConfiguredTable *tenants, const ConfiguredTable *history,
@@ -29,8 +45,6 @@ ListActiveTenants(const ConfiguredTable *tenants, const ConfiguredTable *history
 							   "      (COALESCE(c.last_created_at, '-infinity'::timestamptz),"
 							   "       COALESCE(c.last_id, '-9223372036854775808'::bigint))"
 							   "  AND h.created_at < $1)"
-							   " OR EXISTS (SELECT 1 FROM interactions_cron.export_intents i"
-							   "            WHERE i.tenant_id = t.id::text)"
 							   " FROM %s t"
 							   " LEFT JOIN interactions_cron.export_checkpoints c"
 							   "   ON c.tenant_id = t.id::text"
@@ -41,6 +55,7 @@ ListActiveTenants(const ConfiguredTable *tenants, const ConfiguredTable *history
 	Datum		values[2] = {TimestampTzGetDatum(watermark), (Datum) 0};
 	char		nulls[2] = {' ', 'n'};
 	List	   *result = NIL;
+	List	   *withIntents = TenantsWithIntents();
 	int			code;
 
 	if (onlyTenantId != NULL)
@@ -63,7 +78,8 @@ ListActiveTenants(const ConfiguredTable *tenants, const ConfiguredTable *history
 
 		tenant->id = SPI_getvalue(tuple, tupleDesc, 1);
 		tenant->name = SPI_getvalue(tuple, tupleDesc, 2);
-		tenant->hasPendingRows = DatumGetBool(SPI_getbinval(tuple, tupleDesc, 3, &isNull));
+		tenant->hasPendingRows = DatumGetBool(SPI_getbinval(tuple, tupleDesc, 3, &isNull)) ||
+			ContainsString(withIntents, tenant->id);
 		result = lappend(result, tenant);
 		MemoryContextSwitchTo(spiContext);
 	}

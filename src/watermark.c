@@ -16,7 +16,9 @@
  * track_activities off advertises none, yet it can be inside a transaction
  * (it has a virtual transaction id in the proc array): the export waits for
  * such a transaction to end, at most interactions_cron.watermark_wait, and
- * past that refuses to export rather than miss its rows.
+ * past that refuses to export rather than miss its rows.  A prepared
+ * transaction (two-phase commit) advertises no start either, and is treated
+ * the same way.
  */
 #include "postgres.h"
 
@@ -96,9 +98,10 @@ AdvertisesTransactionStart(int pid)
 
 /*
  * FindSilentTransaction returns a transaction of this database (other than
- * the caller's own, and vacuum's) whose backend advertises no start time,
- * with its backend's PID; false when there is none.  A backend that is only
- * between getting its transaction id and advertising it gets a short grace.
+ * the caller's own, and vacuum's) whose start time nobody advertises, with
+ * its backend's PID (0 for a prepared transaction, which has no backend);
+ * false when there is none.  A backend that is only between getting its
+ * transaction id and advertising it gets a short grace.
  */
 static bool
 FindSilentTransaction(VirtualTransactionId *silent, int *pid)
@@ -111,17 +114,37 @@ FindSilentTransaction(VirtualTransactionId *silent, int *pid)
 	for (int i = 0; i < count; i++)
 	{
 		PGPROC	   *proc = BackendIdGetProc(running[i].backendId);
+		int			backendPid = proc != NULL ? proc->pid : 0;
 
-		if (proc == NULL || AdvertisesTransactionStart(proc->pid))
+		if (backendPid != 0 && AdvertisesTransactionStart(backendPid))
 			continue;
-		pg_usleep(ADVERTISE_GRACE_MS * 1000L);
-		if (AdvertisesTransactionStart(proc->pid) || VirtualXactLock(running[i], false))
+		if (backendPid != 0)
+			pg_usleep(ADVERTISE_GRACE_MS * 1000L);
+		if ((backendPid != 0 && AdvertisesTransactionStart(backendPid)) ||
+			VirtualXactLock(running[i], false))
 			continue;
 		*silent = running[i];
-		*pid = proc->pid;
+		*pid = backendPid;
 		return true;
 	}
 	return false;
+}
+
+/*
+ * SilentTransactionError describes the transaction that failed the run.
+ */
+static char *
+SilentTransactionError(int pid)
+{
+	if (pid == 0)
+		return psprintf("not exported: a prepared transaction (two-phase commit) of this database "
+						"did not end within interactions_cron.watermark_wait (%d ms); its start time "
+						"is not known, so its rows could be missed (COMMIT PREPARED or ROLLBACK PREPARED it)",
+						WatermarkWaitMs);
+	return psprintf("not exported: the transaction of backend PID %d does not advertise its start "
+					"(track_activities is off for it) and did not end within "
+					"interactions_cron.watermark_wait (%d ms); its rows could be missed",
+					pid, WatermarkWaitMs);
 }
 
 /* The virtual transaction WaitBody waits for. */
@@ -185,11 +208,7 @@ ExportWatermark(char **silentTransaction)
 
 		if (!WaitForTransactionEnd(silent, (int) Min(remainingMs, INT_MAX)))
 		{
-			*silentTransaction =
-				psprintf("not exported: the transaction of backend PID %d does not advertise its start "
-						 "(track_activities is off for it) and did not end within "
-						 "interactions_cron.watermark_wait (%d ms); its rows could be missed",
-						 pid, WatermarkWaitMs);
+			*silentTransaction = SilentTransactionError(pid);
 			break;
 		}
 	}

@@ -283,40 +283,85 @@ AllFinished(const WorkerPool *pool)
 	return true;
 }
 
+/* How far a chain of lock waits is followed from a worker to the caller. */
+#define MAX_WAIT_CHAIN 8
+
 /*
- * BlockedByCaller says whether the process waits for a lock that this
- * backend holds in a conflicting mode: a lock the caller's own transaction
- * took before calling the export (a partition created by cleanup(), a
- * checkpoint row it inserted).  The caller waits for the worker, so that
- * wait would never end, and no deadlock detector sees it.
+ * WaitingMode returns the lock mode the process waits for, among the
+ * PROCLOCKs of the lock it awaits, or NoLock.
  */
-static bool
-BlockedByCaller(int pid)
+static LOCKMODE
+WaitingMode(const BlockedProcsData *data, const BlockedProcData *proc, int pid)
 {
-	BlockedProcsData *blocked = GetBlockerStatusData(pid);
-	bool		blockedByCaller = false;
+	for (int i = proc->first_lock; i < proc->first_lock + proc->num_locks; i++)
+		if (data->locks[i].pid == pid && data->locks[i].waitLockMode != NoLock)
+			return data->locks[i].waitLockMode;
+	return NoLock;
+}
 
-	for (int p = 0; p < blocked->nprocs && !blockedByCaller; p++)
+/*
+ * BlockersOf returns the PIDs the process waits for, as pg_blocking_pids()
+ * finds them: holders of the lock in a conflicting mode, and waiters queued
+ * ahead of it that ask for a conflicting one.
+ */
+static List *
+BlockersOf(int pid)
+{
+	BlockedProcsData *data = GetBlockerStatusData(pid);
+	List	   *blockers = NIL;
+
+	for (int p = 0; p < data->nprocs; p++)
 	{
-		BlockedProcData *proc = &blocked->procs[p];
-		LockInstanceData *waiter = NULL;
+		BlockedProcData *proc = &data->procs[p];
+		LOCKMODE	wanted = WaitingMode(data, proc, proc->pid);
+		LOCKMASK	conflicts;
 
-		for (int i = proc->first_lock; i < proc->first_lock + proc->num_locks; i++)
-			if (blocked->locks[i].pid == proc->pid && blocked->locks[i].waitLockMode != NoLock)
-				waiter = &blocked->locks[i];
-		if (waiter == NULL)
+		if (wanted == NoLock || proc->num_locks == 0)
 			continue;
+		conflicts = GetLockTagsMethodTable(&data->locks[proc->first_lock].locktag)->conflictTab[wanted];
 		for (int i = proc->first_lock; i < proc->first_lock + proc->num_locks; i++)
+			if (data->locks[i].pid != proc->pid && (data->locks[i].holdMask & conflicts) != 0)
+				blockers = lappend_int(blockers, data->locks[i].pid);
+		for (int w = proc->first_waiter; w < proc->first_waiter + proc->num_waiters; w++)
 		{
-			LockInstanceData *holder = &blocked->locks[i];
-			LockMethod	method = GetLockTagsMethodTable(&holder->locktag);
+			LOCKMODE	ahead = WaitingMode(data, proc, data->waiter_pids[w]);
 
-			if (holder->pid == MyProcPid &&
-				(method->conflictTab[waiter->waitLockMode] & holder->holdMask) != 0)
-				blockedByCaller = true;
+			if (ahead != NoLock && (LOCKBIT_ON(ahead) & conflicts) != 0)
+				blockers = lappend_int(blockers, data->waiter_pids[w]);
 		}
 	}
-	return blockedByCaller;
+	return blockers;
+}
+
+/*
+ * WaitsForCaller says whether the process waits, directly or through a
+ * chain of other waiting sessions, for a lock this backend holds: one its
+ * transaction took before calling the export (a partition cleanup() created,
+ * a checkpoint row it inserted, a share lock that a DDL statement queued
+ * behind).  The caller waits for its workers on a latch, which no deadlock
+ * detector sees, so such a wait would never end.
+ */
+static bool
+WaitsForCaller(int pid)
+{
+	List	   *frontier = list_make1_int(pid);
+
+	for (int depth = 0; depth < MAX_WAIT_CHAIN && frontier != NIL; depth++)
+	{
+		List	   *next = NIL;
+		ListCell   *cell;
+
+		foreach(cell, frontier)
+		{
+			List	   *blockers = BlockersOf(lfirst_int(cell));
+
+			if (list_member_int(blockers, MyProcPid))
+				return true;
+			next = list_concat_unique_int(next, blockers);
+		}
+		frontier = next;
+	}
+	return false;
 }
 
 /*
@@ -334,13 +379,14 @@ RequireNoWorkerBlockedByCaller(WorkerPool *pool)
 		if (pool->finished[i] || GetBackgroundWorkerPid(pool->handles[i], &pid) != BGWH_STARTED)
 			continue;
 		proc = BackendPidGetProc(pid);
-		if (proc == NULL || proc->waitLock == NULL || !BlockedByCaller(pid))
+		if (proc == NULL || proc->waitLock == NULL || !WaitsForCaller(pid))
 			continue;
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
 				 errmsg("interactions_cron export worker (PID %d) waits for a lock held by this transaction",
 						(int) pid),
-				 errdetail("This transaction locked or wrote what the export needs before calling it; "
+				 errdetail("This transaction locked or wrote what the export needs before calling it, "
+						   "or holds a lock that another waiting session stands between; "
 						   "tenants committed so far stay exported."),
 				 errhint("Call export_interactions() in a transaction of its own, or commit first.")));
 	}

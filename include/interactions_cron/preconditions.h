@@ -7,5 +7,6 @@
 
 extern void RequireUsableDatabase(void);
 extern void RequireUtf8Database(void);
+extern Oid	ExtensionOwnerId(void);
 
 #endif

@@ -14,6 +14,11 @@ extern uint64 RunStatement(SPIPlanPtr *cache, const char *sql, int argumentCount
 						   int expectedCode, const char *what);
 extern uint64 RunTenantStatement(SPIPlanPtr *cache, const char *sql, const char *tenantId,
 								 int expectedCode, const char *what);
+extern uint64 RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
+								  Oid *argumentTypes, Datum *values, const char *nulls,
+								  int expectedCode, const char *what);
+extern uint64 RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, const char *tenantId,
+										int expectedCode, const char *what);
 extern void ConnectSpi(void);
 extern void FinishSpi(void);
 
