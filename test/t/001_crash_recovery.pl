@@ -4,34 +4,12 @@
 use strict;
 use warnings;
 
-use File::Find;
-use JSON::PP;
+use FindBin;
+use lib $FindBin::RealBin;
+use LakeCheck;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-
-# exported_id_counts returns {id => number of lines holding it} over every
-# final (non-hidden) file, and the number of hidden temporary files.
-sub exported_id_counts
-{
-	my ($export_dir) = @_;
-	my (%copies, $temporary_files);
-	return ({}, 0) unless -d "$export_dir/exports";
-	find(
-		sub {
-			return unless -f $_;
-			if (/^\./) { $temporary_files++; return; }
-			open my $fh, '<', $_ or die "cannot read $File::Find::name: $!";
-			while (my $line = <$fh>)
-			{
-				die "line without trailing newline in $File::Find::name" unless $line =~ /\n\z/;
-				$copies{ decode_json($line)->{id} }++;
-			}
-			close $fh;
-		},
-		"$export_dir/exports");
-	return (\%copies, $temporary_files // 0);
-}
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
 $node->init;
@@ -61,13 +39,12 @@ my $log_offset = -s $node->logfile;
 $export->query_until(qr/started/, "\\echo started\nSELECT interactions_cron.export_interactions();\n");
 $node->wait_for_log(qr/debug_fault sleep_after_place reached/, $log_offset);
 
-my ($before_crash) = exported_id_counts($export_dir);
-ok(scalar(keys %$before_crash) > 0, 'a final file exists before the crash');
+my $before_crash = read_lake($export_dir);
+ok(scalar(keys %{ $before_crash->{ids} }) > 0, 'a final file exists before the crash');
 
 kill 'KILL', $pid or die "could not kill backend $pid";
-eval { $export->quit };
-$node->poll_query_until('postgres', 'SELECT 1', '1')
-  or die 'the server did not come back after the crash';
+end_session($export);
+wait_for_restart($node, $log_offset);
 ok($node->log_contains(qr/terminated by signal 9/, $log_offset), 'the backend was killed by SIGKILL');
 
 is($node->safe_psql('postgres', 'SELECT count(*) FROM interactions_cron.export_checkpoints WHERE rows_exported > 0'),
@@ -76,19 +53,16 @@ ok($node->safe_psql('postgres', 'SELECT count(*) FROM interactions_cron.export_i
 	'the killed batches left their intents');
 
 # The next runs write everything, replacing what the killed run left behind.
-my $runs = 0;
-while ($runs++ < 10)
-{
-	my $exported = $node->safe_psql('postgres',
-		q{SELECT (interactions_cron.export_interactions(batch_size => 1500)->>'totalExported')::int});
-	last if $exported == 0;
-}
-ok($runs < 10, 'the exports caught up');
+# (At most 9 calls: the one that exports nothing among them.)
+my ($caught_up) = export_until_done(
+	sub {
+		$node->safe_psql('postgres', 'SELECT interactions_cron.export_interactions(batch_size => 1500)');
+	},
+	9);
+ok($caught_up, 'the exports caught up');
 
-my ($copies, $temporary_files) = exported_id_counts($export_dir);
-is(scalar(keys %$copies), $total_rows, 'every committed row is in a file');
-is(scalar(grep { $_ != 1 } values %$copies), 0, 'no row is in more than one line');
-is($temporary_files, 0, 'no temporary file is left behind');
+# Every committed row in exactly one line.
+lake_rows_once_ok(read_lake($export_dir), $total_rows);
 is($node->safe_psql('postgres',
 		q{SELECT sum(rows_exported) FROM interactions_cron.export_checkpoints WHERE status = 'ok'}),
 	$total_rows, 'the checkpoints account for every row');

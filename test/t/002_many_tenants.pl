@@ -8,8 +8,9 @@
 use strict;
 use warnings;
 
-use File::Find;
-use JSON::PP;
+use FindBin;
+use lib $FindBin::RealBin;
+use LakeCheck;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -22,47 +23,6 @@ my $total_rows = $tenant_count * $rows_per_tenant;
 # The call does 50,000 tenants' work: give it far more than the default wait,
 # so that only a hung call (not a slow machine) runs into the limit.
 my $call_timeout = 10 * $PostgreSQL::Test::Utils::timeout_default;
-
-# exported_lines walks the final (non-hidden) files once and returns
-# {id => number of lines holding it}, the number of lines whose tenant_id
-# differs from the tenant directory they are in, the number of final files
-# and the number of hidden temporary files.
-sub exported_lines
-{
-	my ($export_dir) = @_;
-	my (%copies, $misplaced, $final_files, $temporary_files);
-	($misplaced, $final_files, $temporary_files) = (0, 0, 0);
-	return (\%copies, 0, 0, 0) unless -d "$export_dir/exports";
-	my $json = JSON::PP->new;
-	find(
-		{
-			no_chdir => 1,
-			wanted => sub {
-				my $path = $File::Find::name;
-				return unless -f $path;
-				my $relative = substr($path, length("$export_dir/exports/"));
-				# A hidden file, or any file in a hidden directory, is temporary.
-				if (grep { /^\./ } split m{/}, $relative)
-				{
-					$temporary_files++;
-					return;
-				}
-				$final_files++;
-				my ($tenant_directory) = split m{/}, $relative;
-				open my $fh, '<', $path or die "cannot read $path: $!";
-				while (my $line = <$fh>)
-				{
-					die "line without trailing newline in $path" unless $line =~ /\n\z/;
-					my $row = $json->decode($line);
-					$copies{ $row->{id} }++;
-					$misplaced++ unless defined $row->{tenant_id} && $row->{tenant_id} eq $tenant_directory;
-				}
-				close $fh;
-			},
-		},
-		"$export_dir/exports");
-	return (\%copies, $misplaced, $final_files, $temporary_files);
-}
 
 my $node = PostgreSQL::Test::Cluster->new('many_tenants');
 $node->init;
@@ -100,8 +60,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM interaction_history'),
 
 # One call with default settings (batch_size included).
 $started = time;
-my $timed_out = 0;
-my ($ret, $stdout, $stderr) = $node->psql('postgres', q{
+my ($ret, $stdout, $stderr, $timed_out) = bounded_psql($node, 'postgres', q{
 	WITH r AS MATERIALIZED (SELECT interactions_cron.export_interactions() AS j)
 	SELECT j->>'ok',
 	       j->>'totalExported',
@@ -109,9 +68,7 @@ my ($ret, $stdout, $stderr) = $node->psql('postgres', q{
 	       (SELECT count(*) FROM jsonb_array_elements(j->'tenants') e
 	        WHERE e ? 'error' OR (e->>'skipped')::boolean IS TRUE
 	           OR (e->>'exported')::bigint <> } . $rows_per_tenant . q{)
-	FROM r},
-	timeout => $call_timeout,
-	timed_out => \$timed_out);
+	FROM r}, $call_timeout);
 note(sprintf('export_interactions() over %d tenants took %.1f s', $tenant_count, time - $started));
 
 ok(!$timed_out, 'the call returned');
@@ -123,18 +80,28 @@ is($tenants_reported, $tenant_count, 'every tenant is reported');
 is($tenants_not_exported, 0, 'every tenant exported its two rows, none failed or was skipped');
 
 $started = time;
-my ($copies, $misplaced, $final_files, $temporary_files) = exported_lines($export_dir);
-note(sprintf('read %d final files in %.1f s', $final_files, time - $started));
+# Every line must be in its own tenant's directory, exports/<tenant_id>/.
+my $misplaced = 0;
+my $lake = read_lake(
+	$export_dir,
+	on_line => sub {
+		my ($row, $path) = @_;
+		my (undef, $tenant_directory) = split m{/}, $path;
+		$misplaced++ unless defined $row->{tenant_id} && $row->{tenant_id} eq $tenant_directory;
+	});
+my $copies = $lake->{ids};
+note(sprintf('read %d final files in %.1f s', scalar(@{ $lake->{final_files} }), time - $started));
 
 my %expected_ids = map { $_ => 1 } split /\n/,
   $node->safe_psql('postgres', 'SELECT id FROM interaction_history');
 is(scalar(keys %expected_ids), $total_rows, 'every row has its own id');
-is(scalar(grep { !exists $copies->{$_} } keys %expected_ids), 0, 'every row is in a final file');
-is(scalar(grep { $_ != 1 } values %$copies), 0, 'no row is in more than one line');
-is(scalar(grep { !exists $expected_ids{$_} } keys %$copies), 0, 'no file holds a row that is not in the table');
+my ($missing, $duplicated, $not_in_table) = compare_ids($copies, \%expected_ids);
+is(scalar(@$missing), 0, 'every row is in a final file');
+is(scalar(@$duplicated), 0, 'no row is in more than one line');
+is(scalar(@$not_in_table), 0, 'no file holds a row that is not in the table');
 is($misplaced, 0, 'every line is in its own tenant\'s directory');
-is($final_files, $tenant_count, 'one file per tenant (its two rows share a day)');
-is($temporary_files, 0, 'no temporary file is left behind');
+is(scalar(@{ $lake->{final_files} }), $tenant_count, 'one file per tenant (its two rows share a day)');
+is(scalar(@{ $lake->{hidden_files} }), 0, 'no temporary file is left behind');
 is($node->safe_psql('postgres',
 		'SELECT coalesce(sum(rows_exported), 0) FROM interactions_cron.export_checkpoints'),
 	$total_rows, 'the checkpoints account for every row');

@@ -12,11 +12,10 @@
 use strict;
 use warnings;
 
-use File::Basename qw(basename);
-use File::Find;
 use File::Path qw(remove_tree);
-use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
-use JSON::PP;
+use FindBin;
+use lib $FindBin::RealBin;
+use LakeCheck;
 use Time::HiRes qw(time usleep);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -51,61 +50,11 @@ sub sql
 	return $node->safe_psql('postgres', $_[0], timeout => $PostgreSQL::Test::Utils::timeout_default);
 }
 
-# end_session closes a background session, whatever state psql is in.
-sub end_session
-{
-	my ($session) = @_;
-	eval { $session->quit; 1 } or eval { $session->{run}->kill_kill; 1 };
-}
-
-# read_lake returns what is under <export_dir>/exports: {copies => {id =>
-# number of lines holding it}, final => [final files], temporary => [hidden
-# files], other => [files named neither .json nor .json.gz], empty => [final
-# files without a line]}. A .json.gz file is read through gunzip.
-sub read_lake
-{
-	my %lake = (copies => {}, final => [], temporary => [], other => [], empty => []);
-	return \%lake unless -d "$export_dir/exports";
-	find(
-		{
-			no_chdir => 1,
-			wanted => sub {
-				my $path = $File::Find::name;
-				return unless -f $path;
-				my $name = basename($path);
-				if ($name =~ /^\./) { push @{ $lake{temporary} }, $path; return; }
-				my $content;
-				if ($name =~ /\.json\.gz\z/)
-				{
-					gunzip($path => \$content, MultiStream => 1, Transparent => 0)
-					  or die "cannot gunzip $path: $GunzipError";
-				}
-				elsif ($name =~ /\.json\z/)
-				{
-					open my $fh, '<:raw', $path or die "cannot read $path: $!";
-					local $/;
-					$content = <$fh> // '';
-					close $fh;
-				}
-				else { push @{ $lake{other} }, $path; return; }
-				push @{ $lake{final} }, $path;
-				push @{ $lake{empty} }, $path if $content eq '';
-				for my $line (split /(?<=\n)/, $content)
-				{
-					die "line without trailing newline in $path" unless $line =~ /\n\z/;
-					$lake{copies}{ decode_json($line)->{id} }++;
-				}
-			}
-		},
-		"$export_dir/exports");
-	return \%lake;
-}
-
 # final_files_of lists the final files of one tenant (ids here need no escaping).
 sub final_files_of
 {
 	my ($tenant) = @_;
-	return grep { m{/exports/\Q$tenant\E/} } @{ read_lake()->{final} };
+	return @{ read_lake($export_dir, under => "exports/$tenant")->{final_files} };
 }
 
 # reset_state gives each scenario a fresh start: no checkpoint, no intent,
@@ -169,17 +118,6 @@ sub worker_pids
 	return split /\n/, sql("SELECT pid FROM pg_stat_activity WHERE backend_type = '$worker_type' ORDER BY pid");
 }
 
-# wait_for_restart waits (bounded) for the crash restart that follows a
-# child's SIGKILL and for the server to accept connections again.
-sub wait_for_restart
-{
-	my ($log_offset) = @_;
-	my $offset = $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
-	$node->wait_for_log(qr/database system is ready to accept connections/, $offset);
-	$node->poll_query_until('postgres', 'SELECT 1', '1')
-	  or die 'the server did not accept connections after the crash';
-}
-
 # wait_for_stderr pumps a background session until its stderr matches or
 # $seconds passed (or psql ended); returns whether it matched.
 sub wait_for_stderr
@@ -220,22 +158,19 @@ sub set_compression
 	  or die "the reload did not set compression = $compression";
 }
 
-# export_until_done runs exports (no fault) until one exports nothing; every
+# check_retries runs exports (no fault) until one exports nothing; every
 # run must succeed for every tenant.
-sub export_until_done
+sub check_retries
 {
 	my ($label) = @_;
-	my ($runs, @problems) = (0);
-	while ($runs++ < 10)
-	{
-		my $result = decode_json(sql(q{
-			SET interactions_cron.debug_fault = 'none';
-			SELECT interactions_cron.export_interactions()}));
-		push @problems, encode_json($result)
-		  if !$result->{ok} || grep { $_->{error} || $_->{skipped} } @{ $result->{tenants} };
-		last if $result->{totalExported} == 0;
-	}
-	ok($runs <= 10, "$label: the retries caught up");
+	my ($caught_up, @problems) = export_until_done(
+		sub {
+			sql(q{
+				SET interactions_cron.debug_fault = 'none';
+				SELECT interactions_cron.export_interactions()});
+		},
+		10);
+	ok($caught_up, "$label: the retries caught up");
 	is(scalar(@problems), 0, "$label: every retry succeeded for every tenant") or diag join("\n", @problems);
 }
 
@@ -243,23 +178,21 @@ sub export_until_done
 sub check_exactly_once
 {
 	my ($label, @deleted_ids) = @_;
-	my $lake = read_lake();
-	my $copies = $lake->{copies};
+	my $lake = read_lake($export_dir);
+	my $copies = $lake->{ids};
 	my %in_table = map { $_ => 1 } split /\n/, sql('SELECT id FROM interaction_history');
-	my @missing = sort { $a <=> $b } grep { !$copies->{$_} } keys %in_table;
-	my @duplicated = sort { $a <=> $b } grep { $copies->{$_} > 1 } keys %$copies;
-	my @not_in_table = sort { $a <=> $b } grep { !$in_table{$_} } keys %$copies;
+	my ($missing, $duplicated, $not_in_table) = compare_ids($copies, \%in_table);
 
 	ok(scalar(keys %in_table) > 0, "$label: the table has rows");
-	is(scalar(@missing), 0, "$label: every row of the table is in a file") or diag "missing ids: @missing";
-	is(scalar(@duplicated), 0, "$label: no row is in more than one line") or diag "duplicated ids: @duplicated";
-	is(scalar(@not_in_table), 0, "$label: every line is a row still in the table")
-	  or diag "ids not in the table: @not_in_table";
+	is(scalar(@$missing), 0, "$label: every row of the table is in a file") or diag "missing ids: @$missing";
+	is(scalar(@$duplicated), 0, "$label: no row is in more than one line") or diag "duplicated ids: @$duplicated";
+	is(scalar(@$not_in_table), 0, "$label: every line is a row still in the table")
+	  or diag "ids not in the table: @$not_in_table";
 	ok(!exists $copies->{$_}, "$label: deleted row $_ is not in the lake") for @deleted_ids;
-	is(scalar(@{ $lake->{temporary} }), 0, "$label: no hidden temporary file is left")
-	  or diag explain $lake->{temporary};
-	is(scalar(@{ $lake->{other} }), 0, "$label: no file of another kind") or diag explain $lake->{other};
-	is(scalar(@{ $lake->{empty} }), 0, "$label: no empty file") or diag explain $lake->{empty};
+	is(scalar(@{ $lake->{hidden_files} }), 0, "$label: no hidden temporary file is left")
+	  or diag explain $lake->{hidden_files};
+	is(scalar(@{ $lake->{other_files} }), 0, "$label: no file of another kind") or diag explain $lake->{other_files};
+	is(scalar(@{ $lake->{empty_files} }), 0, "$label: no empty file") or diag explain $lake->{empty_files};
 
 	is(sql('SELECT count(*) FROM interactions_cron.export_intents'), '0', "$label: no intent is left");
 	# The interrupted batch never committed its checkpoint, so the totals are
@@ -269,7 +202,7 @@ sub check_exactly_once
 		sql('SELECT count(*) FROM interaction_history'),
 		"$label: rows_exported adds up to the rows in the table");
 	is(sql('SELECT coalesce(sum(files_written), 0) FROM interactions_cron.export_checkpoints'),
-		scalar(@{ $lake->{final} }), "$label: files_written adds up to the final files");
+		scalar(@{ $lake->{final_files} }), "$label: files_written adds up to the final files");
 	is(sql(q{
 		SELECT count(*) FROM tenants t
 		LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id
@@ -301,7 +234,7 @@ for my $point (qw(before_place between_files after_place))
 	ok(!grep({ $_ == $leader_pid } @workers), "$point: the tenants run outside the calling backend");
 	my $kill_offset = -s $node->logfile;
 	kill 'KILL', $workers[0] or die "could not kill worker $workers[0]";
-	wait_for_restart($kill_offset);
+	wait_for_restart($node, $kill_offset);
 	end_session($session);
 	ok($node->log_contains(qr/\(PID \Q$workers[0]\E\) was terminated by signal 9/, $kill_offset),
 		"$point: the worker was killed by SIGKILL");
@@ -335,18 +268,18 @@ for my $point (qw(before_place between_files after_place))
 		my $tenant = $reached[0] // $tenants[0];
 		my $first_id = sql(qq{SELECT id FROM interaction_history WHERE tenant_id = '$tenant'
 		                      ORDER BY created_at, id LIMIT 1});
-		is(read_lake()->{copies}{$first_id}, 1, "$point: row $first_id of $tenant is in a placed file");
+		is(read_lake($export_dir)->{ids}{$first_id}, 1, "$point: row $first_id of $tenant is in a placed file");
 		sql("DELETE FROM interaction_history WHERE id = $first_id");
 		push @deleted_ids, $first_id;
 	}
 
-	export_until_done($point);
+	check_retries($point);
 	my $lake = check_exactly_once($point, @deleted_ids);
 
 	if ($point eq 'between_files')
 	{
-		is(scalar(grep { /\.json\z/ } @{ $lake->{final} }), 0, "$point: no uncompressed file is left");
-		is(scalar(grep { /\.json\.gz\z/ } @{ $lake->{final} }), @tenants * $days,
+		is(scalar(grep { /\.json\z/ } @{ $lake->{final_files} }), 0, "$point: no uncompressed file is left");
+		is(scalar(grep { /\.json\.gz\z/ } @{ $lake->{final_files} }), @tenants * $days,
 			"$point: the retry wrote one .json.gz file per tenant and day");
 		set_compression('none');
 	}
@@ -384,7 +317,7 @@ for my $how (qw(cancel terminate))
 	}
 	end_session($session);
 
-	export_until_done($how);
+	check_retries($how);
 	check_exactly_once($how);
 }
 

@@ -15,39 +15,17 @@
 use strict;
 use warnings;
 
-use File::Find;
 use File::Path qw(make_path);
+use FindBin;
 use IPC::Run;
 use JSON::PP;
+use lib $FindBin::RealBin;
+use LakeCheck;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $call_timeout = $PostgreSQL::Test::Utils::timeout_default;
-
-# exported_id_counts returns {id => number of lines holding it} over every
-# final (non-hidden) file below $directory, and the number of hidden temporary
-# files there.
-sub exported_id_counts
-{
-	my ($directory) = @_;
-	my (%copies, $temporary_files);
-	return ({}, 0) unless -d $directory;
-	find(
-		sub {
-			return unless -f $_;
-			if (/^\./) { $temporary_files++; return; }
-			open my $fh, '<', $_ or die "cannot read $File::Find::name: $!";
-			while (my $line = <$fh>)
-			{
-				die "line without trailing newline in $File::Find::name" unless $line =~ /\n\z/;
-				$copies{ decode_json($line)->{id} }++;
-			}
-			close $fh;
-		},
-		$directory);
-	return (\%copies, $temporary_files // 0);
-}
 
 # Build the shim.
 my $shim_dir = PostgreSQL::Test::Utils::tempdir();
@@ -113,11 +91,8 @@ my $checkpointer_pid = $node->safe_psql('postgres', $checkpointer_query);
 my $log_offset = -s $node->logfile;
 
 # The export, with fsync failing for the failing tenants' files and directories.
-my $timed_out = 0;
-my ($ret, $stdout, $stderr) = $node->psql('postgres',
-	'SELECT interactions_cron.export_interactions()',
-	timeout => $call_timeout,
-	timed_out => \$timed_out);
+my ($ret, $stdout, $stderr, $timed_out) = bounded_psql($node, 'postgres',
+	'SELECT interactions_cron.export_interactions()', $call_timeout);
 ok(!$timed_out, 'the export returns');
 is($ret, 0, 'the export call itself succeeds') or diag("stderr: $stderr");
 
@@ -149,10 +124,7 @@ ok(defined $tenants{ok_tenant} && !defined $tenants{ok_tenant}{error}, 'ok_tenan
 is($tenants{ok_tenant}{exported} // -1, $tenant_rows{ok_tenant}, 'ok_tenant exported its rows');
 is($result->{totalExported} // -1, $tenant_rows{ok_tenant}, 'totalExported counts ok_tenant only');
 
-my ($ok_copies, $ok_temporary) = exported_id_counts("$export_dir/exports/ok_tenant");
-is(scalar(keys %$ok_copies), $tenant_rows{ok_tenant}, 'every row of ok_tenant is in a final file');
-is(scalar(grep { $_ != 1 } values %$ok_copies), 0, 'no row of ok_tenant is in more than one line');
-is($ok_temporary, 0, 'ok_tenant has no temporary file left');
+lake_rows_once_ok(read_lake($export_dir, under => 'exports/ok_tenant'), $tenant_rows{ok_tenant}, ' of ok_tenant');
 
 for my $tenant (@failing_tenants)
 {
@@ -168,21 +140,15 @@ is($node->safe_psql('postgres', q{
 # Without the shim, the next run exports the failing tenants too: every row in
 # exactly one final file, whatever the failed attempt left behind.
 $node->restart;
-$timed_out = 0;
-($ret, $stdout, $stderr) = $node->psql('postgres',
-	'SELECT interactions_cron.export_interactions()',
-	timeout => $call_timeout,
-	timed_out => \$timed_out);
+($ret, $stdout, $stderr, $timed_out) = bounded_psql($node, 'postgres',
+	'SELECT interactions_cron.export_interactions()', $call_timeout);
 ok(!$timed_out, 'the export without fsync failures returns');
 is($ret, 0, 'the export without fsync failures succeeds') or diag("stderr: $stderr");
 $result = $ret == 0 && $stdout ne '' ? decode_json($stdout) : {};
 is($result->{ok}, JSON::PP::true, 'the export without fsync failures is ok')
   or diag("result: $stdout");
 
-my ($copies, $temporary_files) = exported_id_counts("$export_dir/exports");
-is(scalar(keys %$copies), $total_rows, 'every row is in a final file');
-is(scalar(grep { $_ != 1 } values %$copies), 0, 'no row is in more than one line');
-is($temporary_files, 0, 'no temporary file is left behind');
+lake_rows_once_ok(read_lake($export_dir), $total_rows);
 is($node->safe_psql('postgres',
 		q{SELECT sum(rows_exported) FROM interactions_cron.export_checkpoints WHERE status = 'ok'}),
 	$total_rows, 'the checkpoints account for every row');

@@ -8,7 +8,9 @@ use warnings;
 use File::Basename qw(basename dirname);
 use File::Find;
 use File::Path qw(make_path);
-use JSON::PP;
+use FindBin;
+use lib $FindBin::RealBin;
+use LakeCheck;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -58,14 +60,7 @@ sub same_files
 }
 
 # An error with its SQLSTATE (VERBOSITY verbose) on stderr, or undef.
-sub error_of
-{
-	my ($db, $query) = @_;
-	my ($stdout, $stderr);
-	my $ret = $node->psql($db, "\\set VERBOSITY verbose\n$query",
-		stdout => \$stdout, stderr => \$stderr, timeout => $timeout);
-	return $ret == 0 ? undef : $stderr;
-}
+sub error_of { return psql_error($node, @_); }
 
 # describe_extension describes every member object of the extension and the
 # extension's own configuration, as one text sorted by object identity.
@@ -391,42 +386,27 @@ my $dry_run = error_of('upgraded', 'SELECT interactions_cron.export_interactions
 ok(!defined $dry_run, 'after the update: a dry run works') or diag $dry_run;
 same_files(lake_files(), $legacy_files, 'the dry run writes no file');
 
-my ($runs, @problems) = (0);
-while ($runs++ < 30)
-{
-	my $result = decode_json(upgraded('SELECT interactions_cron.export_interactions(batch_size => 40)'));
-	push @problems, encode_json($result)
-	  if !$result->{ok} || grep { $_->{error} || $_->{skipped} } @{ $result->{tenants} };
-	last if $result->{totalExported} == 0;
-}
-ok($runs <= 30, 'the exports after the update caught up');
+my ($caught_up, @problems) = export_until_done(
+	sub { upgraded('SELECT interactions_cron.export_interactions(batch_size => 40)') }, 30);
+ok($caught_up, 'the exports after the update caught up');
 is(scalar(@problems), 0, 'every export after the update succeeded for every tenant') or diag join("\n", @problems);
 
-my $lake = lake_files();
-my (%copies, @temporary, @bad_names);
-for my $path (sort keys %$lake)
-{
-	my $name = basename($path);
-	if ($name =~ /^\./) { push @temporary, $path; next; }
-	push @bad_names, $path
-	  unless exists $legacy_files->{$path}
-	  || $name =~ /^batch-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{6}Z-\d+\.json\z/;
-	for my $line (split /(?<=\n)/, $lake->{$path})
-	{
-		die "line without trailing newline in $path" unless $line =~ /\n\z/;
-		$copies{ decode_json($line)->{id} }++;
-	}
-}
+# The whole export directory, its spool (.spool) included: a hidden file
+# anywhere there is a temporary file left behind, every other file is read.
+my $read = read_lake($export_dir, under => '');
+my @bad_names = grep {
+	!exists $legacy_files->{$_}
+	  && basename($_) !~ /^batch-\d{4}-\d\d-\d\dT\d\d-\d\d-\d\d-\d{6}Z-\d+\.json\z/
+} @{ $read->{final_files} };
 my %in_table = map { $_ => 1 } split /\n/, upgraded('SELECT id FROM interaction_history');
-my @missing = sort { $a <=> $b } grep { !$copies{$_} } keys %in_table;
-my @duplicated = sort { $a <=> $b } grep { $copies{$_} > 1 } keys %copies;
-my @not_in_table = sort { $a <=> $b } grep { !$in_table{$_} } keys %copies;
+my ($missing, $duplicated, $not_in_table) = compare_ids($read->{ids}, \%in_table);
 is(scalar(keys %in_table), 600, 'the table has 600 rows');
-is(scalar(@missing), 0, 'every row is in a file (1.0 files and 1.1 files)') or diag "missing: @missing";
-is(scalar(@duplicated), 0, 'no row is in more than one line') or diag "duplicated: @duplicated";
-is(scalar(@not_in_table), 0, 'every line is a row of the table') or diag "not in the table: @not_in_table";
-is(scalar(@temporary), 0, 'no hidden temporary file is left') or diag explain \@temporary;
+is(scalar(@$missing), 0, 'every row is in a file (1.0 files and 1.1 files)') or diag "missing: @$missing";
+is(scalar(@$duplicated), 0, 'no row is in more than one line') or diag "duplicated: @$duplicated";
+is(scalar(@$not_in_table), 0, 'every line is a row of the table') or diag "not in the table: @$not_in_table";
+is(scalar(@{ $read->{hidden_files} }), 0, 'no hidden temporary file is left') or diag explain $read->{hidden_files};
 is(scalar(@bad_names), 0, 'the new files have 1.1 names (microseconds)') or diag explain \@bad_names;
+my $lake = lake_files();
 same_files({ map { exists $lake->{$_} ? ($_ => $lake->{$_}) : () } keys %$legacy_files },
 	$legacy_files, 'the 1.0 files are still there, unchanged');
 

@@ -5,6 +5,9 @@
 use strict;
 use warnings;
 
+use FindBin;
+use lib $FindBin::RealBin;
+use LakeCheck;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -27,9 +30,7 @@ $node->safe_psql('postgres', q{
 });
 
 # The logical replication launcher holds the only worker slot.
-my ($code, $out, $err) = $node->psql('postgres',
-	"\\set VERBOSITY verbose\nSELECT interactions_cron.export_interactions()",
-	timeout => $PostgreSQL::Test::Utils::timeout_default);
+my $err = psql_error($node, 'postgres', 'SELECT interactions_cron.export_interactions()') // '';
 like($err, qr/53400: could not start any interactions_cron export worker/, 'no free slot: 53400');
 like($err, qr/HINT:.*max_worker_processes/, 'the hint names max_worker_processes');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM interactions_cron.export_checkpoints WHERE rows_exported > 0'),
@@ -43,11 +44,11 @@ $node->restart;
 # t3 waits for it.  t1 and t2 commit first (one worker, in id order).
 my $blocker = $node->background_psql('postgres');
 $blocker->query_safe(q{BEGIN; INSERT INTO interactions_cron.export_checkpoints (tenant_id) VALUES ('t3')});
-($code, $out, $err) = $node->psql('postgres', q{
+$err = psql_error($node, 'postgres', q{
 	SET interactions_cron.max_workers = 1;
 	SET statement_timeout = '3s';
 	SELECT interactions_cron.export_interactions();
-}, timeout => $PostgreSQL::Test::Utils::timeout_default);
+}) // '';
 like($err, qr/canceling statement due to statement timeout/, 'statement_timeout ends the call');
 ok($node->poll_query_until('postgres',
 		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'}),

@@ -1,0 +1,192 @@
+# LakeCheck: what the TAP tests share to read the exported lake and to drive
+# the cluster around it.  Only lake_rows_once_ok makes checks (Test::More);
+# every other helper returns what it found, for the test to check.
+#
+# Load it with:
+#   use FindBin;
+#   use lib $FindBin::RealBin;
+#   use LakeCheck;
+package LakeCheck;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use File::Find;
+use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
+use JSON::PP;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(
+  read_lake
+  compare_ids
+  lake_rows_once_ok
+  export_until_done
+  bounded_psql
+  psql_error
+  wait_for_restart
+  end_session);
+
+# read_lake walks <export_dir>/exports (or <export_dir>/<under> with
+# under => 'exports/<tenant>', say, or the whole export directory with
+# under => '') and returns
+#   ids          => {id => number of lines holding it} over the final files,
+#   final_files  => [every file that is not hidden: what a reader of the
+#                    lake sees; each is read, a *.gz one through gunzip],
+#   hidden_files => [files with a hidden name or in a hidden directory
+#                    (a component of the path starting with "."): temporary
+#                    files, never read],
+#   other_files  => [final files named neither *.json nor *.json.gz],
+#   empty_files  => [final files without a line],
+#   lines        => number of lines in the final files.
+# Paths are relative to export_dir, sorted.  A line must end with a newline
+# and be a JSON object with an id, or read_lake dies.  on_line => sub { my
+# ($row, $path) = @_; ... } is called with every decoded line.
+sub read_lake
+{
+	my ($export_dir, %options) = @_;
+	my $under = $options{under} // 'exports';
+	my $on_line = $options{on_line};
+	my $root = $under eq '' ? $export_dir : "$export_dir/$under";
+	my %lake = (ids => {}, final_files => [], hidden_files => [], other_files => [], empty_files => [], lines => 0);
+	return \%lake unless -d $root;
+
+	my @files;
+	find({ no_chdir => 1, wanted => sub { push @files, $File::Find::name if -f $File::Find::name } }, $root);
+	for my $file (sort @files)
+	{
+		(my $path = $file) =~ s{^\Q$export_dir\E/}{};
+		if (grep { /^\./ } split m{/}, $path)
+		{
+			push @{ $lake{hidden_files} }, $path;
+			next;
+		}
+		push @{ $lake{final_files} }, $path;
+		push @{ $lake{other_files} }, $path unless $path =~ /\.json(?:\.gz)?\z/;
+
+		my $content;
+		if ($path =~ /\.gz\z/)
+		{
+			gunzip($file => \$content, MultiStream => 1, Transparent => 0)
+			  or die "cannot gunzip $file: $GunzipError";
+		}
+		else
+		{
+			open my $fh, '<:raw', $file or die "cannot read $file: $!";
+			local $/;
+			$content = <$fh> // '';
+			close $fh;
+		}
+		push @{ $lake{empty_files} }, $path if $content eq '';
+
+		for my $line (split /(?<=\n)/, $content)
+		{
+			die "line without trailing newline in $file" unless $line =~ /\n\z/;
+			my $row = eval { decode_json($line) };
+			die "line that is not JSON in $file: $@" unless defined $row;
+			die "line without an id in $file" unless ref $row eq 'HASH' && defined $row->{id};
+			$lake{ids}{ $row->{id} }++;
+			$lake{lines}++;
+			$on_line->($row, $path) if $on_line;
+		}
+	}
+	return \%lake;
+}
+
+# compare_ids compares the ids of a lake ({id => copies}) with the ids that
+# must be in it ({id => 1}) and returns, each sorted, the ids missing from the
+# lake, those in more than one line, and those that should not be there.
+sub compare_ids
+{
+	my ($copies, $expected) = @_;
+	my @missing = sort { $a <=> $b } grep { !$copies->{$_} } keys %$expected;
+	my @duplicated = sort { $a <=> $b } grep { $copies->{$_} > 1 } keys %$copies;
+	my @unexpected = sort { $a <=> $b } grep { !$expected->{$_} } keys %$copies;
+	return (\@missing, \@duplicated, \@unexpected);
+}
+
+# lake_rows_once_ok checks that the lake read by read_lake holds $rows ids,
+# each in exactly one line, and no hidden (temporary) file.  $of, if given,
+# says whose rows these are in the test names (' of ok_tenant', say).
+sub lake_rows_once_ok
+{
+	my ($lake, $rows, $of) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	$of //= '';
+	my $copies = $lake->{ids};
+	my @duplicated = sort { $a <=> $b } grep { $copies->{$_} > 1 } keys %$copies;
+	is(scalar(keys %$copies), $rows, "every row$of is in a final file");
+	is(scalar(@duplicated), 0, "no row$of is in more than one line") or diag "duplicated ids: @duplicated";
+	is(scalar(@{ $lake->{hidden_files} }), 0, "no temporary file$of is left behind")
+	  or diag explain $lake->{hidden_files};
+}
+
+# export_until_done calls $export (which runs export_interactions() once and
+# returns its JSON result as text) until a call exports nothing, at most
+# $max_calls times.  It returns whether a call exported nothing within
+# $max_calls calls, then each result (as JSON text) that was not ok or had a
+# tenant with an error or skipped.
+sub export_until_done
+{
+	my ($export, $max_calls) = @_;
+	my @problems;
+	for (1 .. $max_calls)
+	{
+		my $result = decode_json($export->());
+		push @problems, encode_json($result)
+		  if !$result->{ok} || grep { $_->{error} || $_->{skipped} } @{ $result->{tenants} };
+		return (1, @problems) if $result->{totalExported} == 0;
+	}
+	return (0, @problems);
+}
+
+# bounded_psql runs $sql on $db through $node->psql, ending psql after
+# $seconds, and returns ($ret, $stdout, $stderr, $timed_out): a timeout is
+# reported, not thrown (after one, $ret says nothing: check $timed_out).
+# Other options go to $node->psql.
+sub bounded_psql
+{
+	my ($node, $db, $sql, $seconds, %psql_options) = @_;
+	my $timed_out = 0;
+	my ($ret, $stdout, $stderr) = $node->psql($db, $sql,
+		%psql_options,
+		timeout => $seconds,
+		timed_out => \$timed_out);
+	return ($ret, $stdout, $stderr, $timed_out);
+}
+
+# psql_error runs $sql on $db with verbose error reports, bounded by the
+# default timeout (dying if it runs out), and returns psql's stderr if it
+# failed (an error with its SQLSTATE), undef if it succeeded.
+sub psql_error
+{
+	my ($node, $db, $sql) = @_;
+	my ($stdout, $stderr);
+	my $ret = $node->psql($db, "\\set VERBOSITY verbose\n$sql",
+		stdout => \$stdout,
+		stderr => \$stderr,
+		timeout => $PostgreSQL::Test::Utils::timeout_default);
+	return $ret == 0 ? undef : $stderr;
+}
+
+# wait_for_restart waits (bounded) for the crash restart that follows a
+# child's SIGKILL, logged after $log_offset, and for the server to accept
+# connections again; it dies if either does not come.
+sub wait_for_restart
+{
+	my ($node, $log_offset) = @_;
+	my $offset = $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+	$node->wait_for_log(qr/database system is ready to accept connections/, $offset);
+	$node->poll_query_until('postgres', 'SELECT 1', '1')
+	  or die 'the server did not accept connections after the crash';
+}
+
+# end_session closes a background session, whatever state psql is in.
+sub end_session
+{
+	my ($session) = @_;
+	eval { $session->quit; 1 } or eval { $session->{run}->kill_kill; 1 };
+}
+
+1;
