@@ -114,7 +114,14 @@ FindSilentTransaction(VirtualTransactionId *silent, int *pid)
 	for (int i = 0; i < count; i++)
 	{
 		PGPROC	   *proc = BackendIdGetProc(running[i].backendId);
-		int			backendPid = proc != NULL ? proc->pid : 0;
+
+		/*
+		 * A prepared transaction keeps the virtual transaction id of the
+		 * backend that prepared it, which has moved on (or the slot was
+		 * reused): that backend's start time is not this transaction's.
+		 */
+		int			backendPid = (proc != NULL && proc->lxid == running[i].localTransactionId)
+			? proc->pid : 0;
 
 		if (backendPid != 0 && AdvertisesTransactionStart(backendPid))
 			continue;

@@ -347,6 +347,19 @@ same_files(lake_files(), $legacy_files, 'before the update: nothing was written'
 
 my $job_runs_1_0 = upgraded($job_runs_query);
 
+# A role set up with the grants 1.0's README documented.
+upgraded(q{
+	CREATE ROLE exporter_1_0;
+	GRANT USAGE ON SCHEMA interactions_cron TO exporter_1_0;
+	GRANT EXECUTE ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) TO exporter_1_0;
+	GRANT SELECT, INSERT, UPDATE ON interactions_cron.export_checkpoints TO exporter_1_0;
+	GRANT INSERT ON interactions_cron.job_runs TO exporter_1_0;
+	GRANT EXECUTE ON FUNCTION interactions_cron.cleanup() TO exporter_1_0;
+	GRANT SELECT, DELETE ON public.suppressions, public.interaction_summaries, interactions_cron.job_runs TO exporter_1_0;
+	GRANT SELECT ON public.tenants, public.interaction_history TO exporter_1_0;
+	GRANT EXECUTE ON FUNCTION interactions_cron.reset_checkpoint(text, timestamptz) TO exporter_1_0;
+});
+
 # The update.
 my ($stdout, $stderr);
 is($node->psql('upgraded', 'ALTER EXTENSION interactions_cron UPDATE',
@@ -362,6 +375,24 @@ is(upgraded(q{SELECT string_agg(p.oid::regprocedure::text, ' ') FROM pg_proc p
 	'interactions_cron.reset_checkpoint(text,timestamp with time zone,boolean)',
 	'reset_checkpoint has its 1.1 signature only');
 same_files(lake_files(), $legacy_files, 'the update writes no file');
+
+# 1.0's grants keep working: the new reset_checkpoint has the old one's
+# grant, and the new tables need none.
+is(upgraded(q{SELECT has_function_privilege('exporter_1_0',
+                'interactions_cron.reset_checkpoint(text, timestamptz, boolean)', 'EXECUTE')}),
+	't', 'the grant on reset_checkpoint is carried over to its 1.1 signature');
+my $as_exporter = error_of('upgraded', q{SET ROLE exporter_1_0;
+	SELECT interactions_cron.export_interactions(tenant_id => 'tenant_4', dry_run => true);
+	SELECT interactions_cron.reset_checkpoint('tenant_4');
+	SELECT interactions_cron.cleanup()});
+ok(!defined $as_exporter, "a role with 1.0's grants exports, resets and cleans up after the update")
+  or diag $as_exporter;
+upgraded(q{
+	REVOKE ALL ON ALL TABLES IN SCHEMA interactions_cron, public FROM exporter_1_0;
+	REVOKE ALL ON ALL FUNCTIONS IN SCHEMA interactions_cron FROM exporter_1_0;
+	REVOKE ALL ON SCHEMA interactions_cron FROM exporter_1_0;
+	DROP ROLE exporter_1_0;
+});
 
 # The same catalog as a fresh 1.1 install.
 my $fresh_catalog = fresh($describe_extension);

@@ -37,7 +37,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM interactions_cron.export_c
 	'0', 'nothing was exported');
 ok(!-e "$export_dir/exports", 'no file was written');
 
-$node->append_conf('postgresql.conf', 'max_worker_processes = 8');
+$node->append_conf('postgresql.conf', "max_worker_processes = 8\nmax_prepared_transactions = 2");
 $node->restart;
 
 # A writer holds t3's new checkpoint row uncommitted: the worker's claim of
@@ -83,6 +83,49 @@ $silent->query_safe('COMMIT');
 $silent->quit;
 is($node->safe_psql('postgres', q{SELECT interactions_cron.export_interactions()->>'totalExported'}),
 	'1', 'once it ended, the row is exported');
+
+# A prepared transaction advertises no start time and has no backend: its
+# rows must not be skipped either.
+$node->safe_psql('postgres', q{
+	BEGIN;
+	INSERT INTO interaction_history (tenant_id, created_at, channel) VALUES ('t2', now(), 'prepared');
+	PREPARE TRANSACTION 'held';
+});
+$node->safe_psql('postgres', q{INSERT INTO interaction_history (tenant_id, created_at) VALUES ('t2', now() - interval '1 hour')});
+$result = $node->safe_psql('postgres', q{
+	SET interactions_cron.watermark_wait = '300ms';
+	SELECT (r->>'ok') || ' ' || (r->>'totalExported') || ' ' || (r->'tenants'->1->>'error')
+	FROM interactions_cron.export_interactions() r}, timeout => $PostgreSQL::Test::Utils::timeout_default);
+like($result, qr/^false 0 not exported: a prepared transaction \(two-phase commit\)/,
+	'an open prepared transaction fails the run instead of being skipped');
+$node->safe_psql('postgres', q{COMMIT PREPARED 'held'});
+$node->poll_query_until('postgres', q{SELECT pg_sleep(1.1) IS NOT NULL});
+is($node->safe_psql('postgres', q{SELECT interactions_cron.export_interactions()->>'totalExported'}),
+	'2', 'once committed, the prepared row is exported with the other');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM interaction_history h
+	WHERE NOT EXISTS (SELECT 1 FROM interactions_cron.export_checkpoints c
+	                  WHERE c.tenant_id = h.tenant_id AND (c.last_created_at, c.last_id) >= (h.created_at, h.id))}),
+	'0', 'every row is behind its checkpoint');
+
+# The caller holds a share lock, a DDL statement queues behind it, and a
+# worker queues behind the DDL: the call fails at once instead of waiting
+# for ever (nothing else sees that wait).
+$node->safe_psql('postgres', q{INSERT INTO interaction_history (tenant_id, created_at) VALUES ('t1', now() - interval '1 hour')});
+my $caller = $node->background_psql('postgres', on_error_stop => 0);
+$caller->query_safe(q{BEGIN; SELECT count(*) FROM interaction_history});
+my $ddl = $node->background_psql('postgres');
+$ddl->query_until(qr/sent/, "\\echo sent\nALTER TABLE interaction_history ADD COLUMN queued int;\n");
+$node->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE interaction_history%' AND wait_event_type = 'Lock'})
+  or die 'the DDL statement did not queue';
+my ($stdout_lock) = $caller->query(q{SELECT interactions_cron.export_interactions()});
+like($caller->{stderr}, qr/export worker \(PID \d+\) waits for a lock held by this transaction/,
+	'a worker queued behind the caller\'s lock fails the call');
+$caller->query('ROLLBACK');
+$caller->quit;
+$ddl->quit;
+is($node->safe_psql('postgres', q{SELECT count(*) FROM information_schema.columns
+	WHERE table_name = 'interaction_history' AND column_name = 'queued'}), '1', 'the DDL went through');
 
 $node->stop;
 done_testing();
