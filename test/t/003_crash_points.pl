@@ -193,6 +193,10 @@ sub check_exactly_once
 	  or diag explain $lake->{hidden_files};
 	is(scalar(@{ $lake->{other_files} }), 0, "$label: no file of another kind") or diag explain $lake->{other_files};
 	is(scalar(@{ $lake->{empty_files} }), 0, "$label: no empty file") or diag explain $lake->{empty_files};
+	my $spool = read_lake($export_dir, under => '.spool');
+	is(scalar(@{ $spool->{hidden_files} }) + scalar(@{ $spool->{final_files} }), 0,
+		"$label: the spool holds no file (the crash's temporary files were removed)")
+	  or diag explain $spool;
 
 	is(sql('SELECT count(*) FROM interactions_cron.export_intents'), '0', "$label: no intent is left");
 	# The interrupted batch never committed its checkpoint, so the totals are
