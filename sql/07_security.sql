@@ -63,6 +63,8 @@ SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.e
 UPDATE interactions_cron.export_intents SET files = '{}', temporary_files = ARRAY['global/pg_control'];
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions());
 SELECT (pg_stat_file('global/pg_control', true)).size > 0 AS pg_control_kept;
+UPDATE interactions_cron.export_intents SET temporary_files = ARRAY['.spool/somedb/other/.batch.tmp'];
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions());
 DELETE FROM interactions_cron.export_intents;
 SELECT count(*) AS files_in_superusers_dir FROM test_helpers.export_files();
 SELECT pg_stat_file('/tmp/elsewhere', true) IS NULL AS nothing_elsewhere;

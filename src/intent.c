@@ -224,13 +224,39 @@ RequireIntentPath(const char *path, const char *requiredPrefix)
 }
 
 /*
+ * RequireSpoolPath refuses a recorded temporary file that is not a hidden
+ * file directly in this tenant's spool directory, .spool/<database>/<tenant>/
+ * (the database part may name the database as it was called then).
+ */
+static void
+RequireSpoolPath(const char *path, const char *escapedTenantId)
+{
+	const char *name = strrchr(path, '/');
+	char	   *tenantDirectory = psprintf("/%s/", escapedTenantId);
+	size_t		directoryLength = strlen(tenantDirectory);
+	bool		inTenantSpool = name != NULL && name[1] == '.' &&
+		(size_t) (name + 1 - path) >= directoryLength &&
+		strncmp(name + 1 - directoryLength, tenantDirectory, directoryLength) == 0 &&
+		strchr(path + strlen(".spool/"), '/') == name + 1 - directoryLength;
+
+	RequireIntentPath(path, ".spool/");
+	if (!inTenantSpool)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("export intent names the temporary file \"%s\", which is not in the spool of tenant directory \"%s\"",
+						path, escapedTenantId),
+				 errhint("Rows of interactions_cron.export_intents are written by the export only.")));
+}
+
+/*
  * IntentRemoveFiles removes every file the intent names, placed or only
  * temporary, at the location recorded in it.
  */
 static int
 IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
 {
-	char	   *lakePrefix = psprintf("exports/%s/interaction_history/", HiveEscapePathSegment(tenantId));
+	char	   *escapedTenantId = HiveEscapePathSegment(tenantId);
+	char	   *lakePrefix = psprintf("exports/%s/interaction_history/", escapedTenantId);
 	ExportSink *sink;
 	ListCell   *cell;
 
@@ -239,7 +265,7 @@ IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
 	foreach(cell, intent->files)
 		RequireIntentPath(lfirst(cell), lakePrefix);
 	foreach(cell, intent->temporaryFiles)
-		RequireIntentPath(lfirst(cell), ".spool/");
+		RequireSpoolPath(lfirst(cell), escapedTenantId);
 
 	sink = SinkAtLocation(intent->storage, intent->localRoot, intent->s3Endpoint,
 						  intent->s3Bucket, intent->s3Prefix);

@@ -205,6 +205,13 @@ TimestampTz
 ExportWatermark(char **silentTransaction)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WatermarkWaitMs);
+
+	/*
+	 * The advertised starts are read first: a transaction seen advertising
+	 * bounds the watermark even if it prepares (and stops advertising) a
+	 * moment later, and one that was already silent is still found below.
+	 */
+	TimestampTz watermark = AdvertisedWatermark();
 	VirtualTransactionId silent;
 	int			pid;
 
@@ -219,5 +226,5 @@ ExportWatermark(char **silentTransaction)
 			break;
 		}
 	}
-	return AdvertisedWatermark();
+	return watermark;
 }

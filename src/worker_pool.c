@@ -30,6 +30,14 @@
 /* How long the caller waits without news before it checks on its workers. */
 #define WORKER_CHECK_MS 500
 
+/*
+ * How long a worker may wait for the caller's lock before the call fails.
+ * Longer than the lock_timeout of a statement that may queue in between
+ * (cleanup()'s partition creation waits partition_lock_timeout, 2 s by
+ * default), which then gives up by itself and lets the worker go on.
+ */
+#define WORKER_BLOCKED_GRACE_MS 10000
+
 /* The workers of one call, as the detach callback needs them. */
 typedef struct WorkerPool
 {
@@ -37,6 +45,7 @@ typedef struct WorkerPool
 	BackgroundWorkerHandle **handles;
 	shm_mq_handle **queues;
 	bool	   *finished;
+	TimestampTz *waitingForCallerSince; /* 0: not waiting for the caller */
 } WorkerPool;
 
 /*
@@ -205,6 +214,7 @@ StartWorkers(dsm_segment *segment, shm_mq **queues, int workerCount)
 	pool->handles = palloc0(sizeof(BackgroundWorkerHandle *) * workerCount);
 	pool->queues = palloc0(sizeof(shm_mq_handle *) * workerCount);
 	pool->finished = palloc0(sizeof(bool) * workerCount);
+	pool->waitingForCallerSince = palloc0(sizeof(TimestampTz) * workerCount);
 	while (pool->count < workerCount)
 	{
 		BackgroundWorkerHandle *handle = StartWorker(segment, pool->count);
@@ -365,30 +375,39 @@ WaitsForCaller(int pid)
 }
 
 /*
- * RequireNoWorkerBlockedByCaller fails the call when a worker waits for a
- * lock of the caller's transaction, instead of waiting for ever.
+ * RequireNoWorkerBlockedByCaller fails the call when a worker has waited
+ * for a lock of the caller's transaction for WORKER_BLOCKED_GRACE_MS,
+ * instead of waiting for ever.
  */
 static void
 RequireNoWorkerBlockedByCaller(WorkerPool *pool)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	for (int i = 0; i < pool->count; i++)
 	{
 		pid_t		pid;
 		PGPROC	   *proc;
 
-		if (pool->finished[i] || GetBackgroundWorkerPid(pool->handles[i], &pid) != BGWH_STARTED)
+		if (pool->finished[i] || GetBackgroundWorkerPid(pool->handles[i], &pid) != BGWH_STARTED ||
+			(proc = BackendPidGetProc(pid)) == NULL || proc->waitLock == NULL || !WaitsForCaller(pid))
+		{
+			pool->waitingForCallerSince[i] = 0;
 			continue;
-		proc = BackendPidGetProc(pid);
-		if (proc == NULL || proc->waitLock == NULL || !WaitsForCaller(pid))
+		}
+		if (pool->waitingForCallerSince[i] == 0)
+			pool->waitingForCallerSince[i] = now;
+		if (!TimestampDifferenceExceeds(pool->waitingForCallerSince[i], now, WORKER_BLOCKED_GRACE_MS))
 			continue;
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
-				 errmsg("interactions_cron export worker (PID %d) waits for a lock held by this transaction",
-						(int) pid),
-				 errdetail("This transaction locked or wrote what the export needs before calling it, "
-						   "or holds a lock that another waiting session stands between; "
+				 errmsg("interactions_cron export worker (PID %d) has waited %d s for a lock held by this transaction",
+						(int) pid, WORKER_BLOCKED_GRACE_MS / 1000),
+				 errdetail("It waits for this transaction directly, or behind another session's lock request "
+						   "(DDL, LOCK TABLE) that itself waits for this transaction; "
 						   "tenants committed so far stay exported."),
-				 errhint("Call export_interactions() in a transaction of its own, or commit first.")));
+				 errhint("Call export_interactions() in a transaction of its own that has not written or "
+						 "locked anything, and keep DDL on the exported tables away from export runs.")));
 	}
 }
 

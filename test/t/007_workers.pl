@@ -107,9 +107,10 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM interaction_history h
 	                  WHERE c.tenant_id = h.tenant_id AND (c.last_created_at, c.last_id) >= (h.created_at, h.id))}),
 	'0', 'every row is behind its checkpoint');
 
-# The caller holds a share lock, a DDL statement queues behind it, and a
-# worker queues behind the DDL: the call fails at once instead of waiting
-# for ever (nothing else sees that wait).
+# The caller holds a share lock, a DDL statement (without a lock_timeout)
+# queues behind it, and a worker queues behind the DDL: after a grace that
+# outlasts cleanup()'s partition_lock_timeout, the call fails instead of
+# waiting for ever (nothing else sees that wait).
 $node->safe_psql('postgres', q{INSERT INTO interaction_history (tenant_id, created_at) VALUES ('t1', now() - interval '1 hour')});
 my $caller = $node->background_psql('postgres', on_error_stop => 0);
 $caller->query_safe(q{BEGIN; SELECT count(*) FROM interaction_history});
@@ -119,7 +120,7 @@ $node->poll_query_until('postgres',
 	q{SELECT count(*) = 1 FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE interaction_history%' AND wait_event_type = 'Lock'})
   or die 'the DDL statement did not queue';
 my ($stdout_lock) = $caller->query(q{SELECT interactions_cron.export_interactions()});
-like($caller->{stderr}, qr/export worker \(PID \d+\) waits for a lock held by this transaction/,
+like($caller->{stderr}, qr/export worker \(PID \d+\) has waited \d+ s for a lock held by this transaction/,
 	'a worker queued behind the caller\'s lock fails the call');
 $caller->query('ROLLBACK');
 $caller->quit;
