@@ -66,20 +66,6 @@ RunStatement(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *argumen
 }
 
 /*
- * RunTenantStatement is RunStatement for a statement whose only parameter
- * is the tenant id ($1, text).
- */
-uint64
-RunTenantStatement(SPIPlanPtr *cache, const char *sql, const char *tenantId,
-				   int expectedCode, const char *what)
-{
-	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(tenantId)};
-
-	return RunStatement(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what);
-}
-
-/*
  * ConnectSpi and FinishSpi are SPI_connect and SPI_finish with their result
  * codes checked.
  */
@@ -129,15 +115,36 @@ RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *
 }
 
 /*
- * RunTenantStatementAsOwner is RunTenantStatement executed as the
- * extension's owner.
+ * RunWithTenantId runs a statement whose only parameter is the tenant id
+ * ($1, text), as the caller or as the extension's owner.
  */
-uint64
-RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, const char *tenantId,
-						  int expectedCode, const char *what)
+static uint64
+RunWithTenantId(bool asOwner, SPIPlanPtr *cache, const char *sql, const char *tenantId,
+				int expectedCode, const char *what)
 {
 	Oid			argumentTypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(tenantId)};
 
-	return RunStatementAsOwner(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what);
+	return asOwner
+		? RunStatementAsOwner(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what)
+		: RunStatement(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what);
+}
+
+/*
+ * RunTenantStatement is RunStatement for a statement whose only parameter
+ * is the tenant id; RunTenantStatementAsOwner runs it as the extension's
+ * owner.
+ */
+uint64
+RunTenantStatement(SPIPlanPtr *cache, const char *sql, const char *tenantId,
+				   int expectedCode, const char *what)
+{
+	return RunWithTenantId(false, cache, sql, tenantId, expectedCode, what);
+}
+
+uint64
+RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, const char *tenantId,
+						  int expectedCode, const char *what)
+{
+	return RunWithTenantId(true, cache, sql, tenantId, expectedCode, what);
 }
