@@ -37,7 +37,7 @@ typedef struct ExportRun
 	TimestampTz watermark;
 	List	   *tenants;		/* TenantToExport, in id order */
 	TenantOutcome **outcomes;	/* one per tenant, same order */
-	int			workers;
+	WorkerAssignment *assignment;	/* the tenants with work, and the workers */
 } ExportRun;
 
 /*
@@ -122,7 +122,8 @@ RunResultJson(void *state)
 	appendStringInfo(&json, "{\"ok\": %s, \"totalExported\": " UINT64_FORMAT ", \"watermark\": ",
 					 allOk ? "true" : "false", totalExported);
 	NdjsonAppendUtcTimestamp(&json, run->watermark);
-	appendStringInfo(&json, ", \"workers\": %d", run->workers);
+	appendStringInfo(&json, ", \"workers\": %d",
+					 run->assignment != NULL ? run->assignment->workersStarted : 0);
 	if (run->sink->s3 != NULL)
 	{
 		appendStringInfoString(&json, ", \"storage\": \"s3\", \"location\": ");
@@ -193,7 +194,6 @@ ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	int64		batchSize = PG_ARGISNULL(0) ? DefaultBatchSize : PG_GETARG_INT32(0);
 	ConfiguredTable tenantsTable;
 	ConfiguredTable historyTable;
-	WorkerAssignment *assignment;
 	char	   *silentTransaction;
 
 	run->dryRun = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
@@ -222,14 +222,11 @@ ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	progress->describe = RunResultJson;
 	progress->state = run;
 
-	assignment = AssignPendingTenants(run, batchSize);
+	run->assignment = AssignPendingTenants(run, batchSize);
 	if (silentTransaction != NULL)
-		FailAll(assignment, silentTransaction);
+		FailAll(run->assignment, silentTransaction);
 	else
-	{
-		RunExportWorkers(assignment);
-		run->workers = assignment->workersStarted;
-	}
+		RunExportWorkers(run->assignment);
 	return RunResultJson(run);
 }
 
