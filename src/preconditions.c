@@ -12,6 +12,7 @@
 #include "catalog/pg_extension.h"
 #include "access/genam.h"
 #include "mb/pg_wchar.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
@@ -56,18 +57,25 @@ InstalledExtension(Oid *owner)
 }
 
 /*
- * ExtensionOwnerId returns the role that owns the extension and its tables.
+ * ExtensionOwnerId returns the role that owns the extension and its tables,
+ * read once per transaction: a tenant's transaction asks for it several
+ * times.
  */
 Oid
 ExtensionOwnerId(void)
 {
-	Oid			owner;
+	static Oid	owner = InvalidOid;
+	static LocalTransactionId readIn = InvalidLocalTransactionId;
 
-	(void) InstalledExtension(&owner);
-	if (!OidIsValid(owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("extension \"interactions_cron\" is not installed in this database")));
+	if (readIn != MyProc->lxid || !OidIsValid(owner))
+	{
+		(void) InstalledExtension(&owner);
+		if (!OidIsValid(owner))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("extension \"interactions_cron\" is not installed in this database")));
+		readIn = MyProc->lxid;
+	}
 	return owner;
 }
 
