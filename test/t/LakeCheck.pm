@@ -12,7 +12,10 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use File::Basename ();
+use File::Copy ();
 use File::Find;
+use File::Path ();
 use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
 use JSON::PP;
 use PostgreSQL::Test::Utils;
@@ -26,7 +29,9 @@ our @EXPORT = qw(
   bounded_psql
   psql_error
   wait_for_restart
-  end_session);
+  end_session
+  wait_for_faults
+  read_s3rver_lake);
 
 # read_lake walks <export_dir>/exports (or <export_dir>/<under> with
 # under => 'exports/<tenant>', say, or the whole export directory with
@@ -187,6 +192,52 @@ sub end_session
 {
 	my ($session) = @_;
 	eval { $session->quit; 1 } or eval { $session->{run}->kill_kill; 1 };
+}
+
+# wait_for_faults waits (bounded) until $count tenants' workers logged,
+# after $log_offset, that they sleep at the debug_fault point $point, and
+# returns the tenants that did, first logged first (fewer if the time ran
+# out: the caller checks the count).
+sub wait_for_faults
+{
+	my ($node, $point, $log_offset, $count) = @_;
+	my $reached = qr/debug_fault sleep_\Q$point\E reached for tenant "([^"]*)"/;
+	my @seen;
+	for (1 .. 10 * $PostgreSQL::Test::Utils::timeout_default)
+	{
+		my %first;
+		@seen = grep { !$first{$_}++ } (slurp_file($node->logfile, $log_offset) =~ /$reached/g);
+		last if @seen >= $count;
+		select(undef, undef, undef, 0.1);
+	}
+	return @seen;
+}
+
+# read_s3rver_lake reads the objects an s3rver (filesystem store, in
+# $s3_dir) holds in $bucket under $prefix (ending in '/', or '') the way
+# read_lake reads a directory: each object is copied to <$mirror>/<key
+# without $prefix>, and read_lake($mirror) is returned.  s3rver keeps an
+# object with key a/b/c as <bucket>/a/b/c._S3rver_object (and its metadata
+# beside it, skipped here).
+sub read_s3rver_lake
+{
+	my ($s3_dir, $bucket, $prefix, $mirror, %options) = @_;
+	my $root = "$s3_dir/$bucket";
+	File::Path::remove_tree($mirror);
+	File::Path::make_path($mirror);
+	my @objects;
+	find({ no_chdir => 1, wanted => sub { push @objects, $File::Find::name if /\._S3rver_object\z/ } }, $root)
+	  if -d $root;
+	for my $object (@objects)
+	{
+		(my $key = $object) =~ s{^\Q$root\E/}{};
+		$key =~ s{\._S3rver_object\z}{};
+		next unless substr($key, 0, length $prefix) eq $prefix;
+		my $target = "$mirror/" . substr($key, length $prefix);
+		File::Path::make_path(File::Basename::dirname($target));
+		File::Copy::copy($object, $target) or die "cannot copy $object: $!";
+	}
+	return read_lake($mirror, %options);
 }
 
 1;

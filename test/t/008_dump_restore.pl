@@ -1,0 +1,231 @@
+# pg_dump -Fc of a database that has exported, pg_restore into a new
+# database that writes into the same lake, more rows, more exports: every
+# committed row of an active tenant is in exactly one file, and the run
+# history goes on without an id collision (1.0 did not dump job_runs_id_seq,
+# so a restored database's next run failed on job_runs_pkey).
+#
+# The dump is taken while an export is stalled after placing its files
+# (debug_fault sleep_after_place); that export is then killed, so its files
+# stay in the lake with no checkpoint behind them: the restored database must
+# remove them through the intent it got from the dump, and write them again.
+# Also checked: what else the dump must carry (checkpoints, the failed
+# tenant's state, intents, run history, job_claims, the extension's config
+# tables and their filters, grants on its objects to a role), and that a
+# role with the documented grants exports from the restored database.
+use strict;
+use warnings;
+
+use FindBin;
+use lib $FindBin::RealBin;
+use LakeCheck;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('dump_restore');
+$node->init;
+my $lake = $node->basedir . '/lake';
+# One worker per tenant, so that every tenant is at the fault when the dump
+# is taken; a crash of the stalled export restarts the server.
+$node->append_conf('postgresql.conf', qq{
+interactions_cron.max_workers = 4
+restart_after_crash = on
+});
+$node->start;
+
+my $timeout = $PostgreSQL::Test::Utils::timeout_default;
+sub app { return $node->safe_psql('app', $_[0], timeout => $timeout); }
+sub restored { return $node->safe_psql('restored', $_[0], timeout => $timeout); }
+
+# The export directory is a per-database setting: the default one is named
+# after the database, so a restored database under another name would write
+# into another lake.  The DBA sets it explicitly, to the same lake.
+$node->safe_psql('postgres', qq{
+	CREATE DATABASE app;
+	ALTER DATABASE app SET interactions_cron.export_dir = '$lake';
+	CREATE ROLE exporter;
+});
+app('CREATE EXTENSION interactions_cron');
+app(slurp_file('../reference/schema.sql'));
+# The README's grants for a role that runs the export, cleanup and resets.
+app(q{
+	GRANT USAGE ON SCHEMA interactions_cron TO exporter;
+	GRANT EXECUTE ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) TO exporter;
+	GRANT SELECT, INSERT, UPDATE ON interactions_cron.export_checkpoints TO exporter;
+	GRANT INSERT ON interactions_cron.job_runs TO exporter;
+	GRANT EXECUTE ON FUNCTION interactions_cron.cleanup() TO exporter;
+	GRANT SELECT, DELETE ON public.suppressions, public.interaction_summaries, interactions_cron.job_runs TO exporter;
+	GRANT EXECUTE ON FUNCTION interactions_cron.export_status_rows() TO exporter;
+	GRANT SELECT ON interactions_cron.export_status TO exporter;
+	GRANT SELECT ON public.tenants, public.interaction_history TO exporter;
+	GRANT EXECUTE ON FUNCTION interactions_cron.reset_checkpoint(text, timestamptz, boolean) TO exporter;
+});
+
+# add_rows inserts $per_tenant rows for each tenant of $tenants (an SQL
+# array), spread over the two UTC days before today's, $offset minutes in.
+sub add_rows
+{
+	my ($db, $tenants, $per_tenant, $offset) = @_;
+	$node->safe_psql($db, qq{
+		INSERT INTO interaction_history (tenant_id, created_at, channel, metadata)
+		SELECT t, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days'
+		          + ($offset + g) * interval '17 minutes 3.25 seconds',
+		       'email', jsonb_build_object('g', g, 'offset', $offset)
+		FROM unnest(${tenants}::text[]) t, generate_series(1, $per_tenant) g
+		ORDER BY g, t}, timeout => $timeout);
+}
+
+app(q{INSERT INTO tenants (id, name, status) VALUES
+	('t1', 'T1', 'active'), ('t2', 'T2', 'active'), ('t3', 'T3', 'active'), ('t4', 'T4', 'active'),
+	('gone', 'Gone', 'inactive')});
+add_rows('app', q{'{t1,t2,t3,t4,gone}'}, 60, 0);
+
+# Several runs: as the granted role, then one that fails t3 alone.
+my $first = app(q{SET ROLE exporter; SELECT interactions_cron.export_interactions(batch_size => 25)->>'totalExported'});
+is($first, '100', 'run 1 (as exporter) exports 25 rows of each active tenant');
+app(q{SELECT interactions_cron.export_interactions(batch_size => 25)});
+add_rows('app', q{'{t1,t2,t3,t4,gone}'}, 20, 60);
+is(app(q{
+	SET interactions_cron.debug_fault = 'error_before_place';
+	SELECT (r->>'ok') || ' ' || (r->'tenants'->0->>'error')
+	FROM interactions_cron.export_interactions(tenant_id => 't3') r}),
+	'false injected fault error_before_place for tenant "t3"', 'run 3 fails tenant t3');
+# A refused reset is recorded in the run history too.
+ok(defined psql_error($node, 'app', q{SELECT interactions_cron.reset_checkpoint('t2', 'infinity')}),
+	'a forward reset is refused');
+is(app(q{SELECT string_agg(tenant_id || ':' || status || ':' || attempts, ' ' ORDER BY tenant_id)
+          FROM interactions_cron.export_checkpoints}),
+	't1:ok:0 t2:ok:0 t3:failed:1 t4:ok:0', 'before the dump: t3 has failed once');
+is(app(q{SELECT string_agg(job || ':' || ok, ' ' ORDER BY id) FROM interactions_cron.job_runs}),
+	'export:true export:true export:false reset_checkpoint:false', 'before the dump: four runs recorded');
+
+# An export stalled after placing its files: the dump sees its intents.
+my $export = $node->background_psql('app', on_error_stop => 0);
+$export->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_place'});
+my $log_offset = -s $node->logfile;
+$export->query_until(qr/started/,
+	"\\echo started\nSELECT interactions_cron.export_interactions(batch_size => 30);\n");
+my @stalled = wait_for_faults($node, 'after_place', $log_offset, 4);
+is(scalar(@stalled), 4, 'the stalled export placed the files of every active tenant') or diag "@stalled";
+
+# What the dump must carry, as the dump's snapshot sees it.
+my %state_queries = (
+	checkpoints => q{SELECT * FROM interactions_cron.export_checkpoints ORDER BY tenant_id},
+	intents => q{SELECT * FROM interactions_cron.export_intents ORDER BY tenant_id},
+	job_runs => q{SELECT * FROM interactions_cron.job_runs ORDER BY id},
+	job_claims => q{SELECT * FROM interactions_cron.job_claims ORDER BY job},
+	sequence => q{SELECT last_value, is_called FROM interactions_cron.job_runs_id_seq},
+	config => q{SELECT u.cfg::regclass, u.cond
+	            FROM pg_extension e, unnest(e.extconfig, e.extcondition) u(cfg, cond)
+	            WHERE e.extname = 'interactions_cron' ORDER BY 1::text},
+	# The ACL of every member of the extension (grants to exporter included).
+	acls => q{SELECT pg_describe_object(d.classid, d.objid, 0),
+	                 coalesce(c.relacl::text, p.proacl::text, n.nspacl::text, '-')
+	          FROM pg_depend d
+	          LEFT JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+	          LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+	          LEFT JOIN pg_namespace n ON d.classid = 'pg_namespace'::regclass AND n.oid = d.objid
+	          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+	            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'interactions_cron')
+	          ORDER BY 1},
+	schema_acl => q{SELECT nspacl FROM pg_namespace WHERE nspname = 'interactions_cron'});
+my %before = map { $_ => app($state_queries{$_}) } keys %state_queries;
+is(app('SELECT count(*) FROM interactions_cron.export_intents'), '4', 'four intents exist at the dump');
+like($before{acls}, qr/exporter=X/, 'the members\' ACLs hold the grants to exporter');
+ok(app('SELECT max(id) FROM interactions_cron.job_runs') >= 4, 'the run history has rows');
+my $files_placed = read_lake($lake);
+ok(scalar(@{ $files_placed->{final_files} }) > 0, 'the stalled export placed files');
+
+my $dump = $node->basedir . '/app.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('app'), '-f', $dump ],
+	'pg_dump -Fc while an export is stalled');
+my ($toc) = run_command([ 'pg_restore', '-l', $dump ]);
+like($toc, qr/SEQUENCE SET interactions_cron job_runs_id_seq/, 'the dump sets job_runs_id_seq');
+like($toc, qr/TABLE DATA interactions_cron export_intents/, 'the dump holds export_intents');
+
+# The stalled export dies (a server crash): its files stay in the lake, with
+# no checkpoint moved behind them.  The old database is retired from here on.
+my @workers = split /\n/, $node->safe_psql('postgres',
+	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'});
+ok(@workers > 0, 'the stalled export has workers');
+my $kill_offset = -s $node->logfile;
+kill 'KILL', $workers[0] or die "cannot kill $workers[0]";
+wait_for_restart($node, $kill_offset);
+end_session($export);
+is(read_lake($lake)->{lines}, $files_placed->{lines}, 'the killed export\'s files stay in the lake');
+
+# Restore into a new database with the same export directory.
+$node->safe_psql('postgres', qq{
+	CREATE DATABASE restored;
+	ALTER DATABASE restored SET interactions_cron.export_dir = '$lake';
+});
+$node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('restored'), $dump ],
+	'pg_restore into a new database succeeds without an error');
+
+for my $what (sort keys %state_queries)
+{
+	is(restored($state_queries{$what}), $before{$what}, "the restore keeps $what as the dump saw it");
+}
+is(restored(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.1',
+	'the restored extension is 1.1');
+is(restored(q{SELECT last_value = (SELECT max(id) FROM interactions_cron.job_runs) AND is_called
+              FROM interactions_cron.job_runs_id_seq}),
+	't', 'the restored sequence continues from the last restored run id');
+is(restored(q{SELECT has_function_privilege('exporter', 'interactions_cron.export_interactions(integer, text, boolean)', 'EXECUTE')
+                 AND has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'UPDATE')
+                 AND has_schema_privilege('exporter', 'interactions_cron', 'USAGE')
+                 AND NOT has_function_privilege('public', 'interactions_cron.cleanup()', 'EXECUTE')}),
+	't', 'the restored grants: exporter has them, PUBLIC does not');
+
+# More rows, then exports from the restored database until it catches up:
+# first as the granted role.
+my $max_run_before = restored('SELECT max(id) FROM interactions_cron.job_runs');
+add_rows('restored', q{'{t1,t2,t3,t4,gone}'}, 25, 80);
+restored(q{INSERT INTO tenants (id, name) VALUES ('t5', 'T5')});
+add_rows('restored', q{'{t5}'}, 40, 10);
+my $as_exporter = psql_error($node, 'restored',
+	q{SET ROLE exporter; SELECT interactions_cron.export_interactions(batch_size => 30)});
+ok(!defined $as_exporter, 'exporter exports from the restored database') or diag $as_exporter;
+is(restored('SELECT count(*) FROM interactions_cron.export_intents'), '0',
+	'the first export of every tenant removed its restored intent');
+my $calls = 1;
+my ($caught_up, @problems) = export_until_done(
+	sub { $calls++; restored('SELECT interactions_cron.export_interactions(batch_size => 30)') }, 20);
+ok($caught_up, 'the restored database caught up');
+is(scalar(@problems), 0, 'every export from the restored database succeeded for every tenant')
+  or diag join("\n", @problems);
+my $cleanup = psql_error($node, 'restored', 'SELECT interactions_cron.cleanup()');
+ok(!defined $cleanup, 'cleanup() runs in the restored database (job_claims came through)') or diag $cleanup;
+
+# The lake: every row of an active tenant of the restored database, once.
+my $read = read_lake($lake);
+my %expected = map { $_ => 1 } split /\n/, restored(
+	q{SELECT h.id FROM interaction_history h JOIN tenants t ON t.id = h.tenant_id WHERE t.status = 'active'});
+my ($missing, $duplicated, $unexpected) = compare_ids($read->{ids}, \%expected);
+is(scalar(keys %expected), 4 * 105 + 40, 'the active tenants have 460 rows');
+lake_rows_once_ok($read, scalar(keys %expected));
+is(scalar(@$missing), 0, 'no row of an active tenant is missing') or diag "missing: @$missing";
+is(scalar(@$unexpected), 0, 'no row of an inactive tenant, nor any other, is in the lake')
+  or diag "unexpected: @$unexpected";
+ok(!-e "$lake/exports/gone", 'the inactive tenant has no directory');
+is(scalar(@{ read_lake($lake, under => '.spool')->{final_files} }), 0, 'the spool holds no file');
+
+# The checkpoints and the run history account for it.
+is(restored(q{SELECT count(*) FROM tenants t
+	LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id
+	WHERE t.status = 'active' AND (c.tenant_id IS NULL OR c.status <> 'ok' OR c.attempts <> 0
+	   OR (c.last_created_at, c.last_id) <> (SELECT h.created_at, h.id FROM interaction_history h
+	                                         WHERE h.tenant_id = t.id ORDER BY h.created_at DESC, h.id DESC LIMIT 1))}),
+	'0', 'every active tenant\'s checkpoint is ok and at its last row (t3 recovered)');
+is(restored(qq{SELECT count(*) || ' ' || bool_and(ok) || ' ' || count(DISTINCT id) || ' ' || min(id)::text
+               FROM interactions_cron.job_runs WHERE job = 'export' AND id > $max_run_before}),
+	"$calls true $calls " . ($max_run_before + 1),
+	'each export from the restored database has one ok run, numbered on from the dumped ones');
+is(restored(qq{SELECT string_agg(run_by, ',' ORDER BY id) FROM interactions_cron.job_runs
+               WHERE id = $max_run_before + 1}), 'exporter', 'the first restored run is the exporter\'s');
+is(restored(q{SELECT count(*) FROM interactions_cron.job_runs r1 JOIN interactions_cron.job_runs r2
+              ON r1.id < r2.id AND r1.started_at > r2.started_at}),
+	'0', 'run ids follow the order the runs started in');
+
+$node->stop;
+done_testing();
