@@ -109,29 +109,9 @@ my @stalled = wait_for_faults($node, 'after_place', $log_offset, 4);
 is(scalar(@stalled), 4, 'the stalled export placed the files of every active tenant') or diag "@stalled";
 
 # What the dump must carry, as the dump's snapshot sees it.
-my %state_queries = (
-	checkpoints => q{SELECT * FROM interactions_cron.export_checkpoints ORDER BY tenant_id},
-	intents => q{SELECT * FROM interactions_cron.export_intents ORDER BY tenant_id},
-	job_runs => q{SELECT * FROM interactions_cron.job_runs ORDER BY id},
-	job_claims => q{SELECT * FROM interactions_cron.job_claims ORDER BY job},
-	sequence => q{SELECT last_value, is_called FROM interactions_cron.job_runs_id_seq},
-	config => q{SELECT u.cfg::regclass, u.cond
-	            FROM pg_extension e, unnest(e.extconfig, e.extcondition) u(cfg, cond)
-	            WHERE e.extname = 'interactions_cron' ORDER BY 1::text},
-	# The ACL of every member of the extension (grants to exporter included).
-	acls => q{SELECT pg_describe_object(d.classid, d.objid, 0),
-	                 coalesce(c.relacl::text, p.proacl::text, n.nspacl::text, '-')
-	          FROM pg_depend d
-	          LEFT JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
-	          LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
-	          LEFT JOIN pg_namespace n ON d.classid = 'pg_namespace'::regclass AND n.oid = d.objid
-	          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
-	            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'interactions_cron')
-	          ORDER BY 1},
-	schema_acl => q{SELECT nspacl FROM pg_namespace WHERE nspname = 'interactions_cron'});
-my %before = map { $_ => app($state_queries{$_}) } keys %state_queries;
+my $before = extension_state($node, 'app');
 is(app('SELECT count(*) FROM interactions_cron.export_intents'), '4', 'four intents exist at the dump');
-like($before{acls}, qr/exporter=X/, 'the members\' ACLs hold the grants to exporter');
+like($before->{acls}, qr/exporter=X/, 'the members\' ACLs hold the grants to exporter');
 ok(app('SELECT max(id) FROM interactions_cron.job_runs') >= 4, 'the run history has rows');
 my $files_placed = read_lake($lake);
 ok(scalar(@{ $files_placed->{final_files} }) > 0, 'the stalled export placed files');
@@ -162,12 +142,9 @@ $node->safe_psql('postgres', qq{
 $node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('restored'), $dump ],
 	'pg_restore into a new database succeeds without an error');
 
-for my $what (sort keys %state_queries)
-{
-	is(restored($state_queries{$what}), $before{$what}, "the restore keeps $what as the dump saw it");
-}
-is(restored(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.1',
-	'the restored extension is 1.1');
+my $after = extension_state($node, 'restored');
+is($after->{$_}, $before->{$_}, "the restore keeps $_ as the dump saw it") for sort keys %$before;
+is($after->{version}, '1.1', 'the restored extension is 1.1');
 is(restored(q{SELECT last_value = (SELECT max(id) FROM interactions_cron.job_runs) AND is_called
               FROM interactions_cron.job_runs_id_seq}),
 	't', 'the restored sequence continues from the last restored run id');

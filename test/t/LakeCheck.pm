@@ -31,7 +31,8 @@ our @EXPORT = qw(
   wait_for_restart
   end_session
   wait_for_faults
-  read_s3rver_lake);
+  read_s3rver_lake
+  extension_state);
 
 # read_lake walks <export_dir>/exports (or <export_dir>/<under> with
 # under => 'exports/<tenant>', say, or the whole export directory with
@@ -238,6 +239,41 @@ sub read_s3rver_lake
 		File::Copy::copy($object, $target) or die "cannot copy $object: $!";
 	}
 	return read_lake($mirror, %options);
+}
+
+# extension_state returns {name => text} of the state of the extension in
+# $db that must survive a dump and restore, a pg_upgrade or a failover: the
+# rows of its tables, job_runs_id_seq, its config tables and their filters,
+# and the ACL of each of its objects (grants to other roles included).
+sub extension_state
+{
+	my ($node, $db) = @_;
+	my %queries = (
+		checkpoints => q{SELECT * FROM interactions_cron.export_checkpoints ORDER BY tenant_id},
+		intents => q{SELECT * FROM interactions_cron.export_intents ORDER BY tenant_id},
+		job_runs => q{SELECT * FROM interactions_cron.job_runs ORDER BY id},
+		job_claims => q{SELECT * FROM interactions_cron.job_claims ORDER BY job},
+		sequence => q{SELECT last_value, is_called FROM interactions_cron.job_runs_id_seq},
+		config => q{SELECT u.cfg::regclass, u.cond
+		            FROM pg_extension e, unnest(e.extconfig, e.extcondition) u(cfg, cond)
+		            WHERE e.extname = 'interactions_cron' ORDER BY 1::text},
+		# A NULL ACL is the default one spelt out (pg_upgrade writes an
+		# ACL equal to the default one as NULL).
+		acls => q{SELECT pg_describe_object(d.classid, d.objid, 0),
+		                 coalesce(coalesce(c.relacl, acldefault((CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))::text,
+		                          coalesce(p.proacl, acldefault('f', p.proowner))::text,
+		                          coalesce(n.nspacl, acldefault('n', n.nspowner))::text, '-')
+		          FROM pg_depend d
+		          LEFT JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+		          LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+		          LEFT JOIN pg_namespace n ON d.classid = 'pg_namespace'::regclass AND n.oid = d.objid
+		          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+		            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'interactions_cron')
+		          ORDER BY 1},
+		schema_acl => q{SELECT coalesce(nspacl, acldefault('n', nspowner)) FROM pg_namespace WHERE nspname = 'interactions_cron'},
+		version => q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'});
+	return { map { $_ => $node->safe_psql($db, $queries{$_}, timeout => $PostgreSQL::Test::Utils::timeout_default) }
+		  keys %queries };
 }
 
 1;
