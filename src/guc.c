@@ -39,6 +39,9 @@ bool		S3PathStyleSetting = false;
 char	   *S3AccessKeyIdSetting = NULL;
 char	   *S3SecretAccessKeySetting = NULL;
 int			S3MultipartThresholdKb = 16 * 1024;
+int			S3RequestTimeoutMs = 300 * 1000;
+int			S3LowSpeedLimitBytes = 1024;
+int			S3LowSpeedTimeSeconds = 30;
 char	   *SuppressionsTableSetting = NULL;
 char	   *SummariesTableSetting = NULL;
 char	   *PartitionedTablesSetting = NULL;
@@ -348,6 +351,30 @@ DefineSettings(void)
 							&S3MultipartThresholdKb,
 							16 * 1024, 5 * 1024, 1024 * 1024,
 							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.s3_request_timeout",
+							"Longest time one S3 request (one attempt) may take, whatever the server sends.",
+							"A stalled or endless response fails the attempt; it is retried like any transient failure.",
+							&S3RequestTimeoutMs,
+							300 * 1000, 1000, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.s3_low_speed_limit",
+							"An S3 request slower than this many bytes per second for s3_low_speed_time fails.",
+							NULL,
+							&S3LowSpeedLimitBytes,
+							1024, 1, 1024 * 1024 * 1024,
+							PGC_SUSET, GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.s3_low_speed_time",
+							"How long an S3 request may stay below s3_low_speed_limit before it fails.",
+							NULL,
+							&S3LowSpeedTimeSeconds,
+							30, 1, 3600,
+							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("interactions_cron.suppressions_table",

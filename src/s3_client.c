@@ -9,6 +9,10 @@
  * Transient failures (transport errors, 5xx, 408, 429) are retried with
  * exponential backoff; other answers fail at once with the store's own
  * error code in the message.  An object only becomes visible complete.
+ *
+ * Every attempt is bounded: by a deadline (s3_request_timeout), by a
+ * low-speed limit (s3_low_speed_limit for s3_low_speed_time), and by a
+ * pending cancel or termination, which stops the transfer within a second.
  */
 #include "postgres.h"
 
@@ -22,6 +26,8 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/s3_client.h"
@@ -36,6 +42,8 @@
 typedef struct S3Response
 {
 	long		status;			/* HTTP status, 0 on a transport failure */
+	CURLcode	transportCode;	/* why a transport failure failed */
+	bool		setupFailed;	/* libcurl refused the request's options */
 	char		transportError[CURL_ERROR_SIZE];
 	StringInfoData body;
 	char	   *etag;
@@ -107,6 +115,9 @@ S3TargetAt(const char *endpoint, const char *bucket, const char *prefix)
 	target->prefix = pstrdup(prefix ? prefix : "");
 	target->pathStyle = S3PathStyleSetting;
 	target->partBytes = (Size) S3MultipartThresholdKb * 1024;
+	target->requestTimeoutMs = S3RequestTimeoutMs;
+	target->lowSpeedLimitBytes = S3LowSpeedLimitBytes;
+	target->lowSpeedTimeSeconds = S3LowSpeedTimeSeconds;
 	target->endpoint = (endpoint && endpoint[0] != '\0')
 		? pstrdup(endpoint)
 		: psprintf("https://s3.%s.amazonaws.com", target->region);
@@ -147,16 +158,17 @@ S3Location(const S3Target *target)
 }
 
 /*
- * AppendUriEncoded appends a key with every byte but the unreserved ones and
- * '/' percent-encoded, which is also its SigV4 canonical form.
+ * AppendUriEncoded appends a key with every byte but the unreserved ones (and
+ * '/' when keepSlash) percent-encoded, which is also its SigV4 canonical
+ * form: libcurl signs the path and query exactly as they are sent.
  */
 static void
-AppendUriEncoded(StringInfo url, const char *key)
+AppendUriEncoded(StringInfo url, const char *key, bool keepSlash)
 {
 	for (const unsigned char *p = (const unsigned char *) key; *p != '\0'; p++)
 	{
 		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-			*p == '-' || *p == '_' || *p == '.' || *p == '~' || *p == '/')
+			*p == '-' || *p == '_' || *p == '.' || *p == '~' || (keepSlash && *p == '/'))
 			appendStringInfoChar(url, (char) *p);
 		else
 			appendStringInfo(url, "%%%02X", *p);
@@ -179,10 +191,28 @@ ObjectUrl(const S3Target *target, const char *key, const char *query)
 	else
 		appendStringInfo(&url, "%.*s%s.%s/", (int) (schemeEnd + 3 - target->endpoint),
 						 target->endpoint, target->bucket, schemeEnd + 3);
-	AppendUriEncoded(&url, key);
+	AppendUriEncoded(&url, key, true);
 	if (query != NULL)
 		appendStringInfo(&url, "?%s", query);
 	return url.data;
+}
+
+/*
+ * UploadIdQuery returns a query string naming an upload, the id encoded as
+ * SigV4's canonical query requires (AWS's ids may hold any character).
+ * partNumber, when positive, comes first, as the canonical order wants.
+ */
+static char *
+UploadIdQuery(int partNumber, const char *uploadId)
+{
+	StringInfoData query;
+
+	initStringInfo(&query);
+	if (partNumber > 0)
+		appendStringInfo(&query, "partNumber=%d&", partNumber);
+	appendStringInfoString(&query, "uploadId=");
+	AppendUriEncoded(&query, uploadId, false);
+	return query.data;
 }
 
 /*
@@ -239,14 +269,46 @@ CollectEtag(char *data, size_t size, size_t count, void *userdata)
 }
 
 /*
- * StopOnInterrupt aborts a transfer when the query is being cancelled; the
- * interrupt itself is served once curl has been cleaned up.
+ * StopOnInterrupt is libcurl's progress callback, called at least once a
+ * second even while nothing moves: it aborts the transfer when a cancel
+ * (statement_timeout, pg_cancel_backend) or a termination (the SIGTERM that
+ * a cancelled call sends its export workers) is pending.  The interrupt is
+ * not served here, since an error must not unwind through libcurl; SendOnce
+ * serves it once curl has been cleaned up.  Other interrupts (barriers,
+ * notifications) do not fail an upload, and neither does a cancel that could
+ * not be served now.
  */
 static int
 StopOnInterrupt(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
 				curl_off_t ultotal, curl_off_t ulnow)
 {
-	return (InterruptPending && (QueryCancelPending || ProcDiePending)) ? 1 : 0;
+	return (INTERRUPTS_PENDING_CONDITION() && (QueryCancelPending || ProcDiePending) &&
+			INTERRUPTS_CAN_BE_PROCESSED()) ? 1 : 0;
+}
+
+/* Sets a curl option unless an earlier one failed; SendOnce's locals. */
+#define SET_CURL_OPTION(option, value) \
+	do { \
+		if (code == CURLE_OK) \
+			code = curl_easy_setopt(curl, (option), (value)); \
+	} while (0)
+
+/*
+ * AppendHeader appends a header line to a curl list, remembering in *failed
+ * when libcurl ran out of memory (the list is then kept as it was, so that
+ * it can still be freed).
+ */
+static struct curl_slist *
+AppendHeader(struct curl_slist *headers, const char *line, bool *failed)
+{
+	struct curl_slist *extended = curl_slist_append(headers, line);
+
+	if (extended == NULL)
+	{
+		*failed = true;
+		return headers;
+	}
+	return extended;
 }
 
 /*
@@ -259,56 +321,91 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 {
 	CURL	   *curl = curl_easy_init();
 	struct curl_slist *headers = NULL;
+	bool		headersFailed = false;
 	char	   *provider = psprintf("aws:amz:%s:s3", target->region);
 	char	   *credentials = psprintf("%s:%s", target->accessKeyId, target->secretAccessKey);
-	CURLcode	code;
+	CURLcode	code = CURLE_OK;
 
 	resetStringInfo(&response->body);
 	response->status = 0;
 	response->etag = NULL;
+	response->transportCode = CURLE_OK;
+	response->setupFailed = false;
 	response->transportError[0] = '\0';
 	if (curl == NULL)
 	{
 		strlcpy(response->transportError, "could not initialise libcurl", CURL_ERROR_SIZE);
+		memset(credentials, 0, strlen(credentials));
 		return;
 	}
 
-	headers = curl_slist_append(headers, psprintf("x-amz-content-sha256: %s", Sha256Hex(payload, length)));
-	headers = curl_slist_append(headers, psprintf("Content-Type: %s", contentType));
-	headers = curl_slist_append(headers, "Expect:");
+	/*
+	 * No "Expect:" line here, although it is how libcurl is usually told not
+	 * to send "Expect: 100-continue": libcurl 7.88 (Debian bookworm) signs
+	 * every header of this list, that one too, so each request would list
+	 * expect in SignedHeaders without sending it, and S3 rejects that.  Left
+	 * alone, libcurl sends the 100-continue only for bodies above 1 MB, and
+	 * unsigned, as the AWS SDKs do; S3 accepts it, and answers a refusal
+	 * before the part is sent.
+	 */
+	headers = AppendHeader(headers, psprintf("x-amz-content-sha256: %s", Sha256Hex(payload, length)),
+						   &headersFailed);
+	headers = AppendHeader(headers, psprintf("Content-Type: %s", contentType), &headersFailed);
 	if (target->sessionToken != NULL)
-		headers = curl_slist_append(headers, psprintf("x-amz-security-token: %s", target->sessionToken));
+		headers = AppendHeader(headers, psprintf("x-amz-security-token: %s", target->sessionToken),
+							   &headersFailed);
+	if (headersFailed)
+		code = CURLE_OUT_OF_MEMORY;
 
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDS, payload);
-	curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) length);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, provider);
-	curl_easy_setopt(curl, CURLOPT_USERPWD, credentials);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, CollectBody);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response->body);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, CollectEtag);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, response);
-	curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, response->transportError);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-	curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
-	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, StopOnInterrupt);
+	SET_CURL_OPTION(CURLOPT_URL, url);
+	SET_CURL_OPTION(CURLOPT_CUSTOMREQUEST, method);
+	SET_CURL_OPTION(CURLOPT_POSTFIELDS, payload);
+	SET_CURL_OPTION(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) length);
+	SET_CURL_OPTION(CURLOPT_HTTPHEADER, headers);
+	SET_CURL_OPTION(CURLOPT_AWS_SIGV4, provider);
+	SET_CURL_OPTION(CURLOPT_USERPWD, credentials);
+	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, CollectBody);
+	SET_CURL_OPTION(CURLOPT_WRITEDATA, &response->body);
+	SET_CURL_OPTION(CURLOPT_HEADERFUNCTION, CollectEtag);
+	SET_CURL_OPTION(CURLOPT_HEADERDATA, response);
+	SET_CURL_OPTION(CURLOPT_ERRORBUFFER, response->transportError);
+	SET_CURL_OPTION(CURLOPT_NOSIGNAL, 1L);
+	SET_CURL_OPTION(CURLOPT_CONNECTTIMEOUT, 10L);
+	/* The whole attempt, whatever the server sends (an endless body too). */
+	SET_CURL_OPTION(CURLOPT_TIMEOUT_MS, (long) target->requestTimeoutMs);
+	/* A stalled or trickling transfer fails sooner than the deadline. */
+	SET_CURL_OPTION(CURLOPT_LOW_SPEED_LIMIT, (long) target->lowSpeedLimitBytes);
+	SET_CURL_OPTION(CURLOPT_LOW_SPEED_TIME, (long) target->lowSpeedTimeSeconds);
+	SET_CURL_OPTION(CURLOPT_NOPROGRESS, 0L);
+	SET_CURL_OPTION(CURLOPT_XFERINFOFUNCTION, StopOnInterrupt);
 
-	code = curl_easy_perform(curl);
-	if (code == CURLE_OK)
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
-	else if (response->transportError[0] == '\0')
-		strlcpy(response->transportError, curl_easy_strerror(code), CURL_ERROR_SIZE);
+	if (code != CURLE_OK)
+	{
+		response->setupFailed = true;
+		snprintf(response->transportError, CURL_ERROR_SIZE, "could not set up the request: %s",
+				 curl_easy_strerror(code));
+	}
+	else
+	{
+		code = curl_easy_perform(curl);
+		if (code == CURLE_OK)
+			code = curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
+		if (code != CURLE_OK)
+		{
+			response->status = 0;
+			response->transportCode = code;
+			if (response->transportError[0] == '\0')
+				strlcpy(response->transportError, curl_easy_strerror(code), CURL_ERROR_SIZE);
+		}
+	}
 
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
 	memset(credentials, 0, strlen(credentials));
 	CHECK_FOR_INTERRUPTS();
 }
+
+#undef SET_CURL_OPTION
 
 /*
  * XmlElement returns the text of the first <name> element of a response.
@@ -334,6 +431,8 @@ XmlElement(const char *xml, const char *name)
 static bool
 IsTransient(const S3Response *response)
 {
+	if (response->setupFailed)
+		return false;
 	return response->status == 0 || response->status >= 500 ||
 		response->status == 408 || response->status == 429;
 }
@@ -377,11 +476,31 @@ SendAccepting(const S3Target *target, const char *what, const char *method, cons
 				(errmsg("interactions_cron: S3 %s failed (%s), retrying in %d ms",
 						what, response->status ? psprintf("HTTP %ld", response->status) : response->transportError,
 						backoffMs)));
-		pg_usleep(backoffMs * 1000L);
+		/* A latch wait, not a sleep, so that a cancel ends the backoff at once. */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 backoffMs, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		backoffMs *= 2;
 	}
 
+	if (response->setupFailed)
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("S3 %s failed: %s", what, response->transportError),
+				 errhint("The server's libcurl lacks a feature this needs (SigV4 signing came in 7.75).")));
+	if (response->status == 0 && response->transportCode == CURLE_OPERATION_TIMEDOUT)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("S3 %s failed after %d attempts: %s", what, S3_MAX_ATTEMPTS,
+						response->transportError),
+				 errdetail("Each attempt may take at most interactions_cron.s3_request_timeout (%d ms), "
+						   "and fails sooner below interactions_cron.s3_low_speed_limit (%d bytes/s) "
+						   "for interactions_cron.s3_low_speed_time (%d s).",
+						   target->requestTimeoutMs, target->lowSpeedLimitBytes,
+						   target->lowSpeedTimeSeconds),
+				 errhint("Check that the store at interactions_cron.s3_endpoint answers; raise the "
+						 "timeout only for a slow link and a large s3_multipart_threshold.")));
 	if (response->status == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -453,7 +572,7 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 			char	   *part = ReadChunk(fd, path, offset, length);
 
 			Send(target, psprintf("part %d of %s", partNumber, key), "PUT",
-				 ObjectUrl(target, key, psprintf("partNumber=%d&uploadId=%s", partNumber, uploadId)),
+				 ObjectUrl(target, key, UploadIdQuery(partNumber, uploadId)),
 				 part, length, contentType, &response);
 			pfree(part);
 			appendStringInfo(&completion, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>",
@@ -461,7 +580,7 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 		}
 		appendStringInfoString(&completion, "</CompleteMultipartUpload>");
 		Send(target, psprintf("multipart completion of %s", key), "POST",
-			 ObjectUrl(target, key, psprintf("uploadId=%s", uploadId)),
+			 ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
 			 completion.data, completion.len, "application/xml", &response);
 		if (strstr(response.body.data, "<Error>") != NULL)
 			ereport(ERROR,
@@ -474,7 +593,7 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 		S3Response abortResponse;
 
 		initStringInfo(&abortResponse.body);
-		SendOnce(target, "DELETE", ObjectUrl(target, key, psprintf("uploadId=%s", uploadId)),
+		SendOnce(target, "DELETE", ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
 				 "", 0, contentType, &abortResponse);
 		PG_RE_THROW();
 	}

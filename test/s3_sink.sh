@@ -4,6 +4,13 @@
 # downloaded objects (plain and gzip), a wrong bucket, the server down
 # (retries, then an error, checkpoint unmoved), the server back (exactly once
 # after the retry), a multipart upload, and missing credentials.
+# Every request goes through test/s3/verify-proxy.mjs, which checks its SigV4
+# signature with AWS's own signer as real S3 would (s3rver checks none): the
+# suite ends by asserting that no request of the extension was rejected.
+# Then deadlines and interrupts against a misbehaving server
+# (test/s3/misbehaving-server.mjs): a stalled and an endless response fail the
+# tenant within the configured limits, and a cancel or statement_timeout ends
+# a stalled upload promptly, workers included.
 # Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib/common.sh"
@@ -11,36 +18,53 @@ source "$(dirname "$0")/../scripts/lib/common.sh"
 DB=interactions_cron_s3
 BUCKET=lake
 PREFIX=warehouse/
-S3_PORT=$(free_port)
+S3_PORT=$(free_port)            # the verifying proxy, which everything talks to
+S3_BACKEND_PORT=$(free_port)    # s3rver behind it
 DOWNLOADS=$(mktemp -d /tmp/interactions_cron_s3.XXXXXX)
+PROXY_STATS="$DOWNLOADS/verify-proxy-stats.json"
 EMPTY_SHA=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 s3_pid=
+proxy_pid=
+bad_pid=
 
-stop_s3() {
-    if [ -n "$s3_pid" ]; then
-        kill "$s3_pid" 2>/dev/null || true
-        wait "$s3_pid" 2>/dev/null || true
+# stop_pid PID: ends one process this suite started.
+stop_pid() {
+    if [ -n "$1" ]; then
+        kill "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
     fi
-    s3_pid=
 }
-trap 'stop_s3; rm -rf "$DOWNLOADS"' EXIT
+stop_s3() { stop_pid "$proxy_pid"; proxy_pid=; stop_pid "$s3_pid"; s3_pid=; }
+stop_bad() { stop_pid "$bad_pid"; bad_pid=; }
+trap 'stop_bad; stop_s3; rm -rf "$DOWNLOADS"' EXIT
 
+# start_s3: s3rver, and the verifying proxy in front of it on $S3_PORT.  The
+# proxy keeps its counts in $PROXY_STATS across restarts.
 start_s3() {
     mkdir -p "$S3_DATA"
-    "$REPO_ROOT/test/s3/node_modules/.bin/s3rver" -d "$S3_DATA" -a 127.0.0.1 -p "$S3_PORT" \
+    "$REPO_ROOT/test/s3/node_modules/.bin/s3rver" -d "$S3_DATA" -a 127.0.0.1 -p "$S3_BACKEND_PORT" \
         --configure-bucket "$BUCKET" >>"$CLUSTER_DIR/s3rver.log" 2>&1 &
     s3_pid=$!
+    node "$REPO_ROOT/test/s3/verify-proxy.mjs" --listen "$S3_PORT" --backend "$S3_BACKEND_PORT" \
+        --stats "$PROXY_STATS" --lifetime 1800 >>"$CLUSTER_DIR/verify-proxy.log" 2>&1 &
+    proxy_pid=$!
     for _ in $(seq 100); do
-        curl -s -o /dev/null "http://127.0.0.1:$S3_PORT/" && return 0
+        if curl -s -o /dev/null "http://127.0.0.1:$S3_BACKEND_PORT/" &&
+           [ "$(grep -c "listening on 127.0.0.1:$S3_PORT" "$CLUSTER_DIR/verify-proxy.log" 2>/dev/null)" -ge 1 ]; then
+            return 0
+        fi
         sleep 0.1
     done
-    die "s3rver did not start"
+    die "s3rver or the verifying proxy did not start"
 }
 
 ensure_s3rver() {
-    [ -x "$REPO_ROOT/test/s3/node_modules/.bin/s3rver" ] && return 0
+    [ -x "$REPO_ROOT/test/s3/node_modules/.bin/s3rver" ] &&
+        [ -d "$REPO_ROOT/test/s3/node_modules/@smithy/signature-v4" ] && return 0
     (cd "$REPO_ROOT/test/s3" && npm ci --no-audit --no-fund --loglevel=error)
 }
+# proxy_stat EXPRESSION: a Python expression over the proxy's counts s.
+proxy_stat() { python3 -c "import json, sys; s = json.load(open(sys.argv[1])); print($1)" "$PROXY_STATS"; }
 
 # s3_get PATH_AND_QUERY: a signed GET against the test server.
 s3_get() {
@@ -88,8 +112,38 @@ expect "credential settings without preloading are refused" \
 # are defined, and masked, in every session.
 start_cluster "shared_preload_libraries = 'interactions_cron'"
 S3_DATA="$CLUSTER_DIR/s3rver"
-trap 'stop_s3; rm -rf "$DOWNLOADS"; stop_cluster' EXIT
+# show_rejections: on a failure, what the verifying proxy refused, and why.
+show_rejections() {
+    [ -f "$PROXY_STATS" ] || return 0
+    echo "verifying proxy: $(proxy_stat 's["verified"]') verified, $(proxy_stat 's["rejected"]') rejected; last rejections:" >&2
+    proxy_stat '"\n".join(s["rejections"][-5:])' >&2
+}
+trap 'status=$?; [ "$status" -eq 0 ] || show_rejections; stop_bad; stop_s3; rm -rf "$DOWNLOADS"; stop_cluster' EXIT
 start_s3
+
+# The proxy refuses what real S3 refuses: libcurl 7.88's "Expect:" header
+# removal, which still signs expect (the bug the client once had), a wrong
+# secret, and a body whose SHA-256 is not the one signed.
+printf 'hello\n' >"$DOWNLOADS/hello"
+hello_sha=$(sha256sum "$DOWNLOADS/hello" | cut -d' ' -f1)
+signed_put() {
+    curl -sS -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" -X PUT \
+        --data-binary @"$DOWNLOADS/hello" "$@" "http://127.0.0.1:$S3_PORT/$BUCKET/proxy-check"
+}
+expect "the proxy rejects a signed but unsent Expect header" \
+    "$(signed_put --user S3RVER:S3RVER -H "x-amz-content-sha256: $hello_sha" -H "Expect:")" 403
+expect "the proxy rejects a wrong secret" \
+    "$(signed_put --user S3RVER:wrong -H "x-amz-content-sha256: $hello_sha")" 403
+expect "the proxy rejects a body that is not the one signed" \
+    "$(signed_put --user S3RVER:S3RVER -H "x-amz-content-sha256: $EMPTY_SHA")" 400
+expect "the proxy forwards a correctly signed request" \
+    "$(signed_put --user S3RVER:S3RVER -H "x-amz-content-sha256: $hello_sha")" 200
+expect "the proxy counted the three rejections" "$(proxy_stat 's["rejected"]')" 3
+s3_get "/proxy-check" >/dev/null
+curl -sS --fail -o /dev/null -X DELETE --aws-sigv4 "aws:amz:us-east-1:s3" --user "S3RVER:S3RVER" \
+    -H "x-amz-content-sha256: $EMPTY_SHA" "http://127.0.0.1:$S3_PORT/$BUCKET/proxy-check"
+rejected_before=$(proxy_stat 's["rejected"]')
+operations_before=$(proxy_stat 'json.dumps(s["verifiedByOperation"], sort_keys=True)')
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 for setting in "storage = 's3'" "s3_bucket = '$BUCKET'" "s3_prefix = '$PREFIX'" \
@@ -196,3 +250,126 @@ expect "missing credentials fail the run with a clear message" \
 error=$(psql -X -At -d "$DB" -c "SET interactions_cron.s3_bucket = ''" -c "SELECT interactions_cron.export_interactions()" 2>&1 || true)
 expect "a missing bucket fails the run with a clear message" \
     "$(grep -c "interactions_cron.s3_bucket is not set" <<<"$error")" 1
+
+# Every request of the extension carried a signature that AWS's signer
+# accepts: uploads, multipart starts, parts and completions, and deletes.
+echo "verifying proxy: $(proxy_stat 'json.dumps(s["verifiedByOperation"], sort_keys=True)')"
+expect "the proxy rejected no request of the extension" \
+    "$(proxy_stat 's["rejected"]')" "$rejected_before"
+for operation in "PUT object" "POST multipart start" "PUT part" "POST multipart completion" "DELETE object"; do
+    verified=$(python3 -c 'import json, sys; now = json.load(open(sys.argv[1]))["verifiedByOperation"]; before = json.loads(sys.argv[2]); print(now.get(sys.argv[3], 0) - before.get(sys.argv[3], 0))' \
+               "$PROXY_STATS" "$operations_before" "$operation")
+    [ "$verified" -gt 0 ] || die "no '$operation' request of the extension was verified"
+    echo "ok: $verified '$operation' requests of the extension verified"
+done
+
+# --- Deadlines and interrupts, against a misbehaving server on 127.0.0.1.
+# Each case has a tenant of its own, since a failed batch leaves an intent
+# whose cleanup goes to the endpoint it was recorded with.
+BAD_PORT=$(free_port)
+BAD_LOG="$DOWNLOADS/misbehaving.log"
+now_ms() { date +%s%3N; }
+# start_bad MODE: a server that stalls, or streams an endless 200 response.
+start_bad() {
+    stop_bad
+    : >"$BAD_LOG"
+    node "$REPO_ROOT/test/s3/misbehaving-server.mjs" --port "$BAD_PORT" --mode "$1" --log "$BAD_LOG" \
+        --lifetime 600 >>"$CLUSTER_DIR/misbehaving.log" 2>&1 &
+    bad_pid=$!
+    for _ in $(seq 100); do
+        grep -q '^listening' "$BAD_LOG" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "the misbehaving server did not start"
+}
+# requests_seen: how many requests the misbehaving server has read.
+requests_seen() { grep -c '^request' "$BAD_LOG" || true; }
+# wait_for_request COUNT: until the server has read more than COUNT requests.
+wait_for_request() {
+    for _ in $(seq 200); do
+        [ "$(requests_seen)" -gt "$1" ] && return 0
+        sleep 0.1
+    done
+    die "no request reached the misbehaving server"
+}
+# workers_left: export workers still running, whatever their state.
+workers_left() {
+    psql -X -At -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'"
+}
+# expect_workers_gone WHAT: the export workers end within 10 s, and with
+# them every connection to the misbehaving server.
+expect_workers_gone() {
+    local left=1 open=1
+    for _ in $(seq 100); do
+        left=$(workers_left)
+        open=$(grep '^closed' "$BAD_LOG" | tail -1 | cut -d' ' -f2)
+        [ "$left" = 0 ] && [ "${open:-1}" = 0 ] && break
+        sleep 0.1
+    done
+    expect "$1: no export worker is left" "$left" 0
+    expect "$1: no connection to the server is left open" "${open:-1}" 0
+}
+bad_sql() {
+    sql -c "SET interactions_cron.s3_endpoint = 'http://127.0.0.1:$BAD_PORT'" "$@"
+}
+sql -q -c "INSERT INTO tenants (id, name) VALUES ('stalled', 'S'), ('endless', 'E'), ('cancelled', 'C'), ('timed-out', 'T')" \
+    -c "INSERT INTO interaction_history (tenant_id, created_at)
+        SELECT t, now() - interval '1 minute' FROM unnest(ARRAY['stalled', 'endless', 'cancelled', 'timed-out']) t"
+
+# A server that reads the request and never answers: the low-speed limit
+# fails each attempt (it used to take 60 s each), so the tenant fails with a
+# clear error long before the statement_timeout.
+start_bad stall
+started=$(now_ms)
+result=$(bad_sql -c "SET statement_timeout = '60s'" -c "SET interactions_cron.s3_low_speed_time = '1s'" \
+         -c "SELECT interactions_cron.export_interactions(tenant_id => 'stalled')" 2>&1 | tail -1)
+elapsed=$(( $(now_ms) - started ))
+echo "stalled server: tenant failed after ${elapsed} ms: $(json_get 'd["tenants"][0].get("error", "")' <<<"$result" 2>/dev/null || echo "$result")"
+expect "a stalled server fails the tenant once the transfer is too slow" \
+    "$(json_get 'd["tenants"][0].get("error", "")' <<<"$result" | grep -c 'failed after 4 attempts: Operation too slow')" 1
+expect "the stalled upload took well under the statement_timeout (< 40 s)" "$(( elapsed < 40000 ))" 1
+expect "its checkpoint did not move" \
+    "$(sql -c "SELECT rows_exported FROM interactions_cron.export_checkpoints WHERE tenant_id = 'stalled'")" 0
+
+# A server that answers 200 at once and streams a body that never ends, fast
+# enough for any low-speed limit: the per-request deadline fails each
+# attempt (it used to run until the statement_timeout).
+start_bad endless
+started=$(now_ms)
+result=$(bad_sql -c "SET statement_timeout = '60s'" -c "SET interactions_cron.s3_request_timeout = '1s'" \
+         -c "SELECT interactions_cron.export_interactions(tenant_id => 'endless')" 2>&1 | tail -1)
+elapsed=$(( $(now_ms) - started ))
+echo "endless response: tenant failed after ${elapsed} ms: $(json_get 'd["tenants"][0].get("error", "")' <<<"$result" 2>/dev/null || echo "$result")"
+expect "an endless response fails the tenant at the request deadline" \
+    "$(json_get 'd["tenants"][0].get("error", "")' <<<"$result" | grep -c 'failed after 4 attempts: Operation timed out after')" 1
+expect "the endless response took well under the statement_timeout (< 40 s)" "$(( elapsed < 40000 ))" 1
+
+# A cancelled call with an upload stalled at the default limits: the call and
+# its workers end promptly, and the worker drops the connection.
+start_bad stall
+PGAPPNAME=s3_cancel_test bad_sql -c "SELECT interactions_cron.export_interactions(tenant_id => 'cancelled')" \
+    >"$DOWNLOADS/cancel.out" 2>&1 &
+caller=$!
+wait_for_request 0
+sleep 0.5
+started=$(now_ms)
+sql -q -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 's3_cancel_test' AND backend_type = 'client backend'" >/dev/null
+wait "$caller" || true
+elapsed=$(( $(now_ms) - started ))
+echo "cancel: the call ended ${elapsed} ms after pg_cancel_backend: $(tail -1 "$DOWNLOADS/cancel.out")"
+expect "a cancel ends the call" "$(grep -c 'canceling statement due to user request' "$DOWNLOADS/cancel.out")" 1
+expect "a cancel ends a stalled upload promptly (< 10 s)" "$(( elapsed < 10000 ))" 1
+expect_workers_gone "after a cancel"
+
+# statement_timeout ends a stalled upload just as promptly.
+seen=$(requests_seen)
+started=$(now_ms)
+error=$(bad_sql -c "SET statement_timeout = '2s'" \
+        -c "SELECT interactions_cron.export_interactions(tenant_id => 'timed-out')" 2>&1 || true)
+elapsed=$(( $(now_ms) - started ))
+echo "statement_timeout 2 s: the call ended after ${elapsed} ms: $error"
+expect "the stalled upload was under way" "$(( $(requests_seen) > seen ))" 1
+expect "statement_timeout ends the call" "$(grep -c 'canceling statement due to statement timeout' <<<"$error")" 1
+expect "statement_timeout ends a stalled upload promptly (< 10 s)" "$(( elapsed < 10000 ))" 1
+expect_workers_gone "after a statement_timeout"
+stop_bad

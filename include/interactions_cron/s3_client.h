@@ -17,6 +17,9 @@ typedef struct S3Target
 	char	   *secretAccessKey;
 	char	   *sessionToken;	/* NULL without one */
 	Size		partBytes;		/* multipart above this size, in parts of it */
+	int			requestTimeoutMs;	/* longest time of one attempt */
+	int			lowSpeedLimitBytes; /* an attempt slower than this per second */
+	int			lowSpeedTimeSeconds;	/* ... for this long fails */
 } S3Target;
 
 extern S3Target *S3TargetFromSettings(void);

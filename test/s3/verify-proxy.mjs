@@ -1,0 +1,243 @@
+// A verifying front for the S3 tests: every request's SigV4 signature is
+// recomputed with AWS's own signer (@smithy/signature-v4, the one the AWS SDK
+// uses) from the request's own SignedHeaders, and its x-amz-content-sha256
+// is checked against the body, before it is forwarded to s3rver, which
+// checks no V4 signature at all.  A request that real S3 would refuse is
+// answered as S3 would (403/400 with an XML error) and counted as rejected.
+//
+// usage: node verify-proxy.mjs --listen PORT --backend PORT --stats FILE
+//                              [--access-key ID --secret-key KEY --region R]
+//                              [--lifetime SECONDS]
+// Listens on 127.0.0.1 only and exits by itself after --lifetime seconds
+// (default 1800).  The stats file (JSON) is rewritten after every request and
+// read back at start, so a restarted proxy goes on counting.
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import { parseArgs } from "node:util";
+
+import { Sha256 } from "@aws-crypto/sha256-js";
+import { SignatureV4 } from "@smithy/signature-v4";
+
+const { values: options } = parseArgs({
+  options: {
+    listen: { type: "string" },
+    backend: { type: "string" },
+    stats: { type: "string" },
+    "access-key": { type: "string", default: "S3RVER" },
+    "secret-key": { type: "string", default: "S3RVER" },
+    region: { type: "string", default: "us-east-1" },
+    lifetime: { type: "string", default: "1800" },
+  },
+});
+for (const required of ["listen", "backend", "stats"]) {
+  if (!options[required]) {
+    console.error(`verify-proxy: --${required} is required`);
+    process.exit(2);
+  }
+}
+
+const MAX_BODY_BYTES = 64 * 1024 * 1024;
+const MAX_SKEW_MS = 15 * 60 * 1000;
+const stats = existsSync(options.stats)
+  ? JSON.parse(readFileSync(options.stats, "utf8"))
+  : { verified: 0, rejected: 0, verifiedByOperation: {}, rejections: [] };
+
+function saveStats() {
+  writeFileSync(`${options.stats}.tmp`, JSON.stringify(stats, null, 1));
+  renameSync(`${options.stats}.tmp`, options.stats);
+}
+
+// What an S3 request does, for the counts: "PUT object", "PUT part", ...
+function operation(method, query) {
+  if (method === "PUT" && query.has("partNumber")) return "PUT part";
+  if (method === "POST" && query.has("uploads")) return "POST multipart start";
+  if (method === "POST" && query.has("uploadId")) return "POST multipart completion";
+  if (method === "DELETE" && query.has("uploadId")) return "DELETE multipart abort";
+  if (method === "PUT") return "PUT object";
+  if (method === "DELETE") return "DELETE object";
+  return `${method} ${query.size ? "listing" : "object"}`;
+}
+
+// escapeUri is SigV4's URI encoding: everything but the unreserved bytes.
+function escapeUri(text) {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+class Rejection extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// parseAuthorization splits "AWS4-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...".
+function parseAuthorization(header) {
+  if (!header) throw new Rejection(403, "AccessDenied", "The request carries no Authorization header.");
+  const match = /^AWS4-HMAC-SHA256 (.*)$/.exec(header);
+  if (!match) throw new Rejection(400, "InvalidArgument", "Unsupported Authorization type.");
+  const fields = {};
+  for (const part of match[1].split(",")) {
+    const [name, ...rest] = part.trim().split("=");
+    fields[name] = rest.join("=");
+  }
+  if (!fields.Credential || !fields.SignedHeaders || !fields.Signature)
+    throw new Rejection(400, "AuthorizationHeaderMalformed", "The Authorization header is incomplete.");
+  const [accessKeyId, date, region, service, terminator, ...extra] = fields.Credential.split("/");
+  if (extra.length || terminator !== "aws4_request")
+    throw new Rejection(400, "AuthorizationHeaderMalformed", `Malformed credential scope ${fields.Credential}.`);
+  return { accessKeyId, date, region, service, signedHeaders: fields.SignedHeaders.split(";"), signature: fields.Signature };
+}
+
+// parseAmzDate reads 20260330T010203Z.
+function parseAmzDate(text) {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(text || "");
+  if (!m) throw new Rejection(403, "AccessDenied", "X-Amz-Date is missing or malformed.");
+  return new Date(Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]));
+}
+
+// verify throws a Rejection unless the request is signed as AWS would accept it.
+async function verify(req, body) {
+  const auth = parseAuthorization(req.headers.authorization);
+  if (auth.accessKeyId !== options["access-key"])
+    throw new Rejection(403, "InvalidAccessKeyId", `Unknown access key ${auth.accessKeyId}.`);
+  if (auth.region !== options.region || auth.service !== "s3")
+    throw new Rejection(400, "AuthorizationHeaderMalformed", `Wrong scope ${auth.region}/${auth.service}.`);
+
+  // Every signed header must be in the request; host, x-amz-date and
+  // x-amz-content-sha256 must be signed, and so must every x-amz-* header.
+  const signed = new Set(auth.signedHeaders);
+  const headers = {};
+  for (const name of auth.signedHeaders) {
+    if (name !== name.toLowerCase() || req.headers[name] === undefined)
+      throw new Rejection(403, "SignatureDoesNotMatch", `Header "${name}" is signed but not in the request.`);
+    headers[name] = req.headers[name];
+  }
+  for (const name of ["host", "x-amz-date", "x-amz-content-sha256"])
+    if (!signed.has(name)) throw new Rejection(403, "AccessDenied", `Header "${name}" must be signed.`);
+  for (const name of Object.keys(req.headers))
+    if (name.startsWith("x-amz-") && !signed.has(name))
+      throw new Rejection(403, "AccessDenied", `Header "${name}" is sent but not signed.`);
+
+  const signingDate = parseAmzDate(req.headers["x-amz-date"]);
+  if (Math.abs(Date.now() - signingDate.getTime()) > MAX_SKEW_MS)
+    throw new Rejection(403, "RequestTimeTooSkewed", "The request time is too far from the server's.");
+  if (auth.date !== req.headers["x-amz-date"].slice(0, 8))
+    throw new Rejection(400, "AuthorizationHeaderMalformed", "The credential date is not the request's date.");
+
+  const declared = req.headers["x-amz-content-sha256"];
+  if (declared !== "UNSIGNED-PAYLOAD") {
+    const actual = createHash("sha256").update(body).digest("hex");
+    if (declared !== actual)
+      throw new Rejection(400, "XAmzContentSHA256Mismatch",
+        `x-amz-content-sha256 ${declared} is not the body's SHA-256 ${actual}.`);
+  }
+
+  // The canonical path is the path's segments decoded and encoded once
+  // (S3 does not double-encode); the query is decoded for the signer.
+  const [rawPath, rawQuery = ""] = req.url.split(/\?(.*)/s, 2);
+  let path;
+  const query = {};
+  try {
+    path = rawPath.split("/").map((segment) => escapeUri(decodeURIComponent(segment))).join("/");
+    for (const pair of rawQuery.split("&").filter((p) => p !== "")) {
+      const [key, ...rest] = pair.split("=");
+      const name = decodeURIComponent(key);
+      const value = decodeURIComponent(rest.join("="));
+      query[name] = name in query ? [].concat(query[name], value) : value;
+    }
+  } catch {
+    throw new Rejection(400, "InvalidURI", "The URI could not be decoded.");
+  }
+
+  const signer = new SignatureV4({
+    credentials: { accessKeyId: options["access-key"], secretAccessKey: options["secret-key"] },
+    region: options.region,
+    service: "s3",
+    sha256: Sha256,
+    uriEscapePath: false,
+    applyChecksum: false,
+  });
+  const signedRequest = await signer.sign(
+    { method: req.method, protocol: "http:", hostname: "127.0.0.1", path, query, headers, body },
+    { signingDate, signableHeaders: signed },
+  );
+  const expected = parseAuthorization(signedRequest.headers.authorization);
+  if (expected.signedHeaders.join(";") !== auth.signedHeaders.join(";"))
+    throw new Rejection(403, "SignatureDoesNotMatch",
+      `SignedHeaders ${auth.signedHeaders.join(";")} are not in canonical form (${expected.signedHeaders.join(";")}).`);
+  if (expected.signature !== auth.signature)
+    throw new Rejection(403, "SignatureDoesNotMatch",
+      "The request signature we calculated does not match the signature you provided.");
+}
+
+function xmlEscape(text) {
+  return String(text).replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function reject(res, req, rejection) {
+  stats.rejected += 1;
+  stats.rejections.push(`${req.method} ${req.url}: ${rejection.code}: ${rejection.message}`);
+  stats.rejections = stats.rejections.slice(-50);
+  saveStats();
+  console.log(`verify-proxy: REJECTED ${req.method} ${req.url}: ${rejection.code}: ${rejection.message}`);
+  const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${rejection.code}</Code>` +
+    `<Message>${xmlEscape(rejection.message)}</Message><Resource>${xmlEscape(req.url)}</Resource>` +
+    `<RequestId>verify-proxy</RequestId></Error>`;
+  res.writeHead(rejection.status, { "Content-Type": "application/xml", "Content-Length": Buffer.byteLength(xml), Connection: "close" });
+  res.end(xml);
+}
+
+function forward(req, res, body) {
+  const headers = { ...req.headers };
+  for (const hop of ["expect", "connection", "keep-alive", "transfer-encoding"]) delete headers[hop];
+  headers["content-length"] = String(body.length);
+  const upstream = http.request(
+    { host: "127.0.0.1", port: Number(options.backend), method: req.method, path: req.url, headers, timeout: 60000 },
+    (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  upstream.on("timeout", () => upstream.destroy(new Error("backend timed out")));
+  upstream.on("error", (error) => {
+    if (res.headersSent) return res.destroy();
+    const xml = `<Error><Code>ServiceUnavailable</Code><Message>${xmlEscape(error.message)}</Message></Error>`;
+    res.writeHead(503, { "Content-Type": "application/xml", "Content-Length": Buffer.byteLength(xml) });
+    res.end(xml);
+  });
+  upstream.end(body);
+}
+
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  let size = 0;
+  req.on("data", (chunk) => {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return req.destroy();
+    chunks.push(chunk);
+  });
+  req.on("end", async () => {
+    const body = Buffer.concat(chunks);
+    try {
+      await verify(req, body);
+    } catch (error) {
+      if (error instanceof Rejection) return reject(res, req, error);
+      return reject(res, req, new Rejection(500, "InternalError", `verify-proxy: ${error.stack}`));
+    }
+    const query = new URLSearchParams(req.url.split(/\?(.*)/s, 2)[1] || "");
+    const kind = operation(req.method, query);
+    stats.verified += 1;
+    stats.verifiedByOperation[kind] = (stats.verifiedByOperation[kind] || 0) + 1;
+    saveStats();
+    forward(req, res, body);
+  });
+});
+server.requestTimeout = 120000;
+server.listen(Number(options.listen), "127.0.0.1", () => {
+  saveStats();
+  console.log(`verify-proxy: listening on 127.0.0.1:${options.listen}, forwarding to 127.0.0.1:${options.backend}`);
+});
+setTimeout(() => process.exit(0), Number(options.lifetime) * 1000).unref();
+process.on("SIGTERM", () => process.exit(0));
