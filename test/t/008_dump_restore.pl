@@ -204,5 +204,43 @@ is(restored(q{SELECT count(*) FROM interactions_cron.job_runs r1 JOIN interactio
               ON r1.id < r2.id AND r1.started_at > r2.started_at}),
 	'0', 'run ids follow the order the runs started in');
 
+# A dump of a 1.0 database does not hold job_runs_id_seq (1.0 did not mark
+# it).  pg_restore creates the extension at the default version and loads
+# 1.0's rows into it: the next run collides with a restored id, until the
+# README's setval() puts the sequence past them.
+my $legacy_lake = $node->basedir . '/legacy_lake';
+$node->safe_psql('postgres', qq{
+	CREATE DATABASE legacy;
+	CREATE DATABASE legacy_restored;
+	ALTER DATABASE legacy_restored SET interactions_cron.export_dir = '$legacy_lake';
+});
+$node->safe_psql('legacy', q{CREATE EXTENSION interactions_cron VERSION '1.0'});
+$node->safe_psql('legacy', slurp_file('../reference/schema.sql'));
+$node->safe_psql('legacy', q{
+	INSERT INTO tenants (id, name) VALUES ('l1', 'L1');
+	INSERT INTO interaction_history (tenant_id, created_at) SELECT 'l1', now() - g * interval '1 minute'
+	FROM generate_series(2, 11) g;
+	INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok)
+	SELECT 'export', now(), now(), true FROM generate_series(1, 3);
+});
+my $legacy_dump = $node->basedir . '/legacy.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('legacy'), '-f', $legacy_dump ], 'pg_dump of a 1.0 database');
+($toc) = run_command([ 'pg_restore', '-l', $legacy_dump ]);
+unlike($toc, qr/SEQUENCE SET interactions_cron job_runs_id_seq/, 'the 1.0 dump does not set job_runs_id_seq');
+$node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('legacy_restored'), $legacy_dump ],
+	'pg_restore of the 1.0 dump');
+is($node->safe_psql('legacy_restored', q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}),
+	'1.1', 'the restore of a 1.0 dump creates the extension at 1.1');
+like(psql_error($node, 'legacy_restored', 'SELECT interactions_cron.export_interactions()') // '',
+	qr/job_runs_pkey/, 'without the fix, the run history collides with the restored ids (the 1.0 bug)');
+$node->safe_psql('legacy_restored',
+	q{SELECT setval('interactions_cron.job_runs_id_seq', max(id)) FROM interactions_cron.job_runs});
+# (The failed call's workers had committed the tenant: only its record failed.)
+is($node->safe_psql('legacy_restored', q{SELECT interactions_cron.export_interactions()->>'ok'}),
+	'true', 'after the README\'s setval() the restored 1.0 database\'s export succeeds');
+is($node->safe_psql('legacy_restored', q{SELECT string_agg(id::text, ',' ORDER BY id) FROM interactions_cron.job_runs}),
+	'1,2,3,4', 'and records its run after the restored ones');
+lake_rows_once_ok(read_lake($legacy_lake), 10, ' of the restored 1.0 database');
+
 $node->stop;
 done_testing();
