@@ -3,7 +3,6 @@
  *	  Routing, authentication and the per-request log line.
  */
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,7 +73,9 @@ StaticResponse(unsigned int status, const char *body)
 
 /*
  * Respond queues a JSON response (taking ownership of its body), with an
- * Allow or WWW-Authenticate header when given.
+ * Allow or WWW-Authenticate header when given.  A 413, and every answer
+ * once the shim is stopping, closes the connection after it: an unread body
+ * cannot be parsed as a next request, and a stopping shim serves no more.
  */
 static enum MHD_Result
 Respond(struct MHD_Connection *connection, RequestState *state, JsonResponse answer,
@@ -88,6 +89,8 @@ Respond(struct MHD_Connection *connection, RequestState *state, JsonResponse ans
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (headerName != NULL)
 		MHD_add_response_header(response, headerName, headerValue);
+	if (answer.status == MHD_HTTP_CONTENT_TOO_LARGE || ShimStopping())
+		MHD_add_response_header(response, MHD_HTTP_HEADER_CONNECTION, "close");
 	state->status = answer.status;
 	queued = MHD_queue_response(connection, answer.status, response);
 	MHD_destroy_response(response);
@@ -95,7 +98,7 @@ Respond(struct MHD_Connection *connection, RequestState *state, JsonResponse ans
 }
 
 /*
- * StartRequest records what the log line needs on a request's first call.
+ * StartRequest records what the log line needs.
  */
 static RequestState *
 StartRequest(const char *method, const char *url)
@@ -107,38 +110,53 @@ StartRequest(const char *method, const char *url)
 	clock_gettime(CLOCK_MONOTONIC, &state->started);
 	state->method = strdup(method);
 	state->path = strdup(url);
+	if (state->method == NULL || state->path == NULL)
+		abort();
 	atomic_fetch_add(&requestsInFlight, 1);
 	return state;
 }
 
 /*
- * HandleRequest answers a request: 404 for unknown paths, 405 for methods
- * other than GET, 401 without the secret, else the endpoint's JSON.  Any
- * request body is read and ignored.
+ * AnnouncesBody says whether a request comes with a body: a Content-Length
+ * other than zero, or any Transfer-Encoding.  No endpoint takes one.
  */
-enum MHD_Result
-HandleRequest(void *cls, struct MHD_Connection *connection, const char *url,
-			  const char *method, const char *version, const char *uploadData,
-			  size_t *uploadDataSize, void **requestState)
+static bool
+AnnouncesBody(struct MHD_Connection *connection)
 {
-	const ShimConfig *config = cls;
-	RequestState *state = *requestState;
-	const Route *route;
+	const char *length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+													  MHD_HTTP_HEADER_CONTENT_LENGTH);
 
-	(void) version;
-	(void) uploadData;
-	if (state == NULL)
-	{
-		*requestState = StartRequest(method, url);
-		return MHD_YES;
-	}
-	if (*uploadDataSize != 0 || state->status != 0)
-	{
-		*uploadDataSize = 0;
-		return MHD_YES;
-	}
+	if (MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+									MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL)
+		return true;
+	return length != NULL && length[strspn(length, "0")] != '\0';
+}
 
-	route = FindRoute(url);
+/*
+ * ClientSocket returns the socket of a request's client, which the database
+ * calls watch to give up when the client goes away.
+ */
+static int
+ClientSocket(struct MHD_Connection *connection)
+{
+	return MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD)->connect_fd;
+}
+
+/*
+ * Answer decides a request without a body: 503 while stopping, 404 for
+ * unknown paths, 405 for methods other than GET, 401 without the secret,
+ * else the endpoint's JSON.
+ */
+static enum MHD_Result
+Answer(const ShimConfig *config, struct MHD_Connection *connection, RequestState *state,
+	   const char *url, const char *method)
+{
+	const Route *route = FindRoute(url);
+
+	if (ShimStopping())
+		return Respond(connection, state,
+					   StaticResponse(503, "{\"ok\": false, \"error\": \"shutting down\"}"),
+					   NULL, NULL);
 	if (route == NULL)
 		return Respond(connection, state, StaticResponse(404, "{\"ok\": false, \"error\": \"not found\"}"),
 					   NULL, NULL);
@@ -155,13 +173,53 @@ HandleRequest(void *cls, struct MHD_Connection *connection, const char *url,
 					   MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 
 	return Respond(connection, state,
-				   route->sql ? RunSqlJob(config, route->sql) : CheckDatabaseHealth(config),
+				   route->sql ? RunSqlJob(config, route->sql, ClientSocket(connection))
+				   : CheckDatabaseHealth(config),
 				   NULL, NULL);
 }
 
 /*
+ * HandleRequest answers a request.  Its first call comes when the head has
+ * arrived: a request announcing a body gets 413 there and then, which makes
+ * libmicrohttpd close the connection without reading the body.  Any other
+ * request is answered on the second call, which follows at once (there is
+ * no body to wait for): an answer queued on the first call would end
+ * keep-alive.
+ */
+enum MHD_Result
+HandleRequest(void *cls, struct MHD_Connection *connection, const char *url,
+			  const char *method, const char *version, const char *uploadData,
+			  size_t *uploadDataSize, void **requestState)
+{
+	RequestState *state = *requestState;
+	enum MHD_Result queued;
+
+	(void) version;
+	(void) uploadData;
+	if (state == NULL)
+	{
+		state = StartRequest(method, url);
+		*requestState = state;
+		ConnectionRunning(connection);
+		if (!AnnouncesBody(connection))
+			return MHD_YES;
+		queued = Respond(connection, state,
+						 StaticResponse(MHD_HTTP_CONTENT_TOO_LARGE,
+										"{\"ok\": false, \"error\": \"request bodies are not accepted\"}"),
+						 NULL, NULL);
+	}
+	else if (*uploadDataSize != 0 || state->status != 0)
+		return MHD_NO;			/* body bytes without a body announced: drop the connection */
+	else
+		queued = Answer(cls, connection, state, url, method);
+	ConnectionSending(connection);
+	return queued;
+}
+
+/*
  * RequestCompleted writes the request's log line (method, path, status,
- * duration; never a header) and frees its state.
+ * duration; never a header, every field escaped), frees its state, and
+ * starts the connection's wait for its next request.
  */
 void
 RequestCompleted(void *cls, struct MHD_Connection *connection, void **requestState,
@@ -169,23 +227,25 @@ RequestCompleted(void *cls, struct MHD_Connection *connection, void **requestSta
 {
 	RequestState *state = *requestState;
 	struct timespec finished;
+	char	   *method;
 	char	   *path;
 
 	(void) cls;
-	(void) connection;
 	(void) code;
 	if (state == NULL)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &finished);
-	path = JsonString(state->path);
-	fprintf(stderr, "interactions-cron-http: %s %s %u %.1fms\n", state->method, path,
-			state->status,
+	method = LogQuoted(state->method);
+	path = LogQuoted(state->path);
+	ShimLog("%s %s %u %.1fms", method, path, state->status,
 			(finished.tv_sec - state->started.tv_sec) * 1e3 +
 			(finished.tv_nsec - state->started.tv_nsec) / 1e6);
+	free(method);
 	free(path);
 	free(state->method);
 	free(state->path);
 	free(state);
 	*requestState = NULL;
+	ConnectionWaiting(connection);
 	atomic_fetch_sub(&requestsInFlight, 1);
 }

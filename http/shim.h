@@ -6,9 +6,11 @@
 #ifndef INTERACTIONS_CRON_HTTP_SHIM_H
 #define INTERACTIONS_CRON_HTTP_SHIM_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <microhttpd.h>
 
@@ -17,10 +19,15 @@ typedef struct ShimConfig
 {
 	const char *cronSecret;		/* NULL: development mode, endpoints open */
 	size_t		cronSecretLength;
+	bool		allowUnauthenticated;	/* development mode beyond loopback */
 	const char *databaseUrl;	/* libpq conninfo or URI; "" means the PG* variables */
 	const char *host;
 	uint16_t	port;
 	int			statementTimeoutMs;
+	int			connectTimeoutMs;	/* bound of every database wait but a job's */
+	int			headerTimeoutMs;	/* absolute deadline of a request head */
+	int			maxConnections;
+	int			maxConnectionsPerClient;
 } ShimConfig;
 
 /* An HTTP answer: status and a JSON body the caller frees. */
@@ -34,10 +41,32 @@ typedef struct JsonResponse
 extern bool RequestIsAuthorized(const ShimConfig *config, const char *authorization,
 								const char *cronSecretHeader);
 
+/* config.c */
+extern ShimConfig LoadConfig(void);
+extern void ListenAddress(const ShimConfig *config, struct sockaddr_storage *address);
+extern void CheckStartupSafety(const ShimConfig *config, const struct sockaddr_storage *address);
+
+/* connections.c */
+extern long MonotonicMs(void);
+extern void NotifyConnection(void *cls, struct MHD_Connection *connection, void **socketContext,
+							 enum MHD_ConnectionNotificationCode code);
+extern void ConnectionRunning(struct MHD_Connection *connection);
+extern void ConnectionSending(struct MHD_Connection *connection);
+extern void ConnectionWaiting(struct MHD_Connection *connection);
+extern void StartConnectionSweeper(const ShimConfig *config);
+extern void StopConnectionSweeper(void);
+extern void StopServingRequests(void);
+extern bool ShimStopping(void);
+
 /* database.c */
-extern JsonResponse RunSqlJob(const ShimConfig *config, const char *sql);
+extern JsonResponse RunSqlJob(const ShimConfig *config, const char *sql, int clientSocket);
 extern JsonResponse CheckDatabaseHealth(const ShimConfig *config);
-extern char *JsonString(const char *text);
+
+/* log.c */
+extern char *LogQuoted(const char *text);
+extern void ShimLogV(const char *format, va_list arguments) __attribute__((format(printf, 1, 0)));
+extern void ShimLog(const char *format,...) __attribute__((format(printf, 1, 2)));
+extern void LogFromMhd(void *cls, const char *format, va_list arguments);
 
 /* routes.c */
 extern enum MHD_Result HandleRequest(void *cls, struct MHD_Connection *connection,

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # The HTTP shim with real curl on 127.0.0.1: authentication (Bearer,
-# X-Cron-Secret, wrong and missing secrets, development mode), 404, 405,
-# health with the database up and down, SQL failures as 500, a long export
-# not blocking health checks, malformed, oversized and slow requests, the
-# secret never logged, and SIGTERM finishing the request in flight.
+# X-Cron-Secret, CRON_SECRET_FILE, wrong and missing secrets, development
+# mode and where it may listen), 404, 405, 413 for any body, health with the
+# database up and down and cached, SQL failures as 500, a long export not
+# blocking health checks, malformed, oversized and slow requests, caps and
+# deadlines against hostile clients (test/http_hostile.py), a database that
+# never answers, clients that leave mid-call, escaped log lines, the secret
+# never logged nor left in /proc/<pid>/environ, and SIGTERM.
 # Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib/common.sh"
 
 SHIM=${SHIM:-/usr/lib/postgresql/15/bin/interactions-cron-http}
+HOSTILE="python3 $(dirname "$0")/http_hostile.py"
 DB=interactions_cron_http
 SECRET='s3cr3t-Value-for-tests'
 WORK=$(mktemp -d /tmp/interactions_cron_http.XXXXXX)
 shim_pids=()
+helper_pids=()
 cleanup_shims() {
-    for pid in "${shim_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${shim_pids[@]}" "${helper_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup_shims EXIT
@@ -28,12 +33,14 @@ expect() {
 is_json() { python3 -c 'import json, sys; json.loads(sys.stdin.read())' <<<"$1"; }
 
 # start_shim NAME PORT [VAR=VALUE ...]: runs the shim in the background,
-# logging to $WORK/NAME.log, and waits until it listens.
+# logging to $WORK/NAME.log, and waits until it listens; its pid is then in
+# $shim_pid.
 start_shim() {
     local name=$1 port=$2
     shift 2
     env -i PATH="$PATH" HOST=127.0.0.1 PORT="$port" STATEMENT_TIMEOUT_MS=60000 "$@" \
         "$SHIM" 2>"$WORK/$name.log" &
+    shim_pid=$!
     shim_pids+=($!)
     for _ in $(seq 50); do
         grep -q listening "$WORK/$name.log" && return 0
@@ -52,6 +59,19 @@ call() {
 }
 status_of() { cut -d' ' -f1 <<<"$1"; }
 body_of() { cut -d' ' -f2- <<<"$1"; }
+# within SECONDS COMMAND...: true once COMMAND succeeds, false if it still
+# fails after SECONDS (checked every 0.1 s).
+within() {
+    local tries=$(($1 * 10))
+    shift
+    for _ in $(seq "$tries"); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+threads_of() { ls "/proc/$1/task" | wc -l; }
+shim_backends() { psql -X -At -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'interactions-cron-http'"; }
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" \
     -c "ALTER DATABASE $DB SET interactions_cron.export_dir = '$CLUSTER_DIR/http_exports'"
@@ -64,6 +84,7 @@ sql -q -c "INSERT INTO tenants (id, name) VALUES ('tenant_001', 'Acme Corp'), ('
 URL="host=$PGHOST port=$PGPORT dbname=$DB user=postgres"
 PORT_A=$(free_port); PORT_DEV=$(free_port); PORT_DOWN=$(free_port); DEAD_PG=$(free_port)
 start_shim main "$PORT_A" CRON_SECRET="$SECRET" DATABASE_URL="$URL"
+MAIN_PID=$shim_pid
 start_shim dev "$PORT_DEV" DATABASE_URL="$URL"
 start_shim down "$PORT_DOWN" CRON_SECRET="$SECRET" DATABASE_URL="host=127.0.0.1 port=$DEAD_PG dbname=$DB user=postgres connect_timeout=2"
 EXPORT=/api/v1/cron/export-interactions
@@ -98,7 +119,7 @@ expect "development mode is announced" "$(grep -c 'DEVELOPMENT MODE' "$WORK/dev.
 # Routing.
 r=$(call "$PORT_A" /nope -H "Authorization: Bearer $SECRET"); expect "unknown path: 404" "$(status_of "$r")" 404; is_json "$(body_of "$r")"
 expect "path below an endpoint: 404" "$(status_of "$(call "$PORT_A" "$EXPORT/x" -H "Authorization: Bearer $SECRET")")" 404
-r=$(call "$PORT_A" "$EXPORT" -X POST -H "Authorization: Bearer $SECRET" -d 'x=1'); expect "POST: 405" "$(status_of "$r")" 405; is_json "$(body_of "$r")"
+r=$(call "$PORT_A" "$EXPORT" -X POST -H "Authorization: Bearer $SECRET"); expect "POST: 405" "$(status_of "$r")" 405; is_json "$(body_of "$r")"
 expect "405 says Allow: GET" "$(curl -sS -o /dev/null -D - -X DELETE "http://127.0.0.1:$PORT_A$CLEANUP" | grep -ci '^Allow: GET')" 1
 
 # Health.
@@ -177,24 +198,183 @@ expect "the daemon is alive after all of that" "$(status_of "$(call "$PORT_A" /h
 
 # The secret never reaches a log; every request has one line.
 expect "the secret is never logged" "$(cat "$WORK"/*.log | grep -c -- "$SECRET" || true)" 0
-grep -q "GET \"/api/v1/cron/export-interactions\" 200 " "$WORK/main.log" || die "no log line for the export"
-echo "ok: one log line per request: $(grep -c ' GET \| POST \| DELETE ' "$WORK/main.log") lines"
+grep -q '"GET" "/api/v1/cron/export-interactions" 200 ' "$WORK/main.log" || die "no log line for the export"
+echo "ok: one log line per request: $(grep -c ' "GET" \| "POST" \| "DELETE" ' "$WORK/main.log") lines"
 
-# SIGTERM: the request in flight finishes, then the shim exits 0.
-psql -X -q -d "$DB" -c "BEGIN" -c "LOCK TABLE interaction_history IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null &
-locker=$!
-sleep 0.5
-curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $SECRET" "http://127.0.0.1:$PORT_A$EXPORT" >"$WORK/term_status" &
-in_flight=$!
-sleep 0.3
-kill -TERM "${shim_pids[0]}"
-sleep 0.3
-if curl -sS -m 2 "http://127.0.0.1:$PORT_A/healthz" >/dev/null 2>&1; then
-    die "the shim still accepted requests after SIGTERM"
+# Log lines escape whatever a client sent: no control byte reaches the log.
+call "$PORT_A" /x -X $'G\e[31mET' >/dev/null
+call "$PORT_A" '/y%1b%5b31m%0dFAKE%0a' >/dev/null
+within 2 grep -qF '"G\x1b[31mET" "/x" 404 ' "$WORK/main.log" || die "no escaped log line for a method with an escape sequence"
+echo "ok: a method with an escape sequence is logged escaped"
+within 2 grep -qF '"GET" "/y\x1b[31m\x0dFAKE\x0a" 404 ' "$WORK/main.log" || die "no escaped log line for a path with control bytes"
+echo "ok: a path with control bytes is logged escaped"
+expect "no log holds a control byte" "$(cat "$WORK"/*.log | LC_ALL=C grep -c $'[\x01-\x09\x0b-\x1f\x7f]' || true)" 0
+
+# The secret (and DATABASE_URL, which may hold a password) is gone from the
+# environment block, not just from the environment.
+expect "the secret is not in /proc/<pid>/environ" "$(tr '\0' '\n' <"/proc/$MAIN_PID/environ" | grep -c -- "$SECRET" || true)" 0
+expect "neither is DATABASE_URL" "$(tr '\0' '\n' <"/proc/$MAIN_PID/environ" | grep -c -- "dbname=$DB" || true)" 0
+if [ "$(id -u)" -eq 0 ]; then
+    expect "running as root is warned about" "$(grep -c 'WARNING: running as root' "$WORK/main.log")" 1
+else
+    echo "skip: not root, so no warning about running as root to check"
 fi
-echo "ok: no new requests after SIGTERM"
-wait "$in_flight"; wait "$locker"
-expect "the request in flight finished" "$(cat "$WORK/term_status")" 200
-wait "${shim_pids[0]}"; expect "the shim exited 0" "$?" 0
-grep -q 'stopped' "$WORK/main.log" || die "the shim did not say it stopped"
+
+# CRON_SECRET_FILE: the secret from a file, without its trailing newline.
+printf '%s\n' "$SECRET" >"$WORK/secret"
+chmod 600 "$WORK/secret"
+PORT_FILE=$(free_port)
+start_shim file "$PORT_FILE" CRON_SECRET_FILE="$WORK/secret" DATABASE_URL="$URL"
+expect "CRON_SECRET_FILE: no header: 401" "$(status_of "$(call "$PORT_FILE" "$CLEANUP")")" 401
+expect "CRON_SECRET_FILE: the file's secret: 200" "$(status_of "$(call "$PORT_FILE" "$CLEANUP" -H "Authorization: Bearer $SECRET")")" 200
+expect "CRON_SECRET_FILE: not development mode" "$(grep -c 'DEVELOPMENT MODE' "$WORK/file.log" || true)" 0
+
+# start_refused NAME [VAR=VALUE ...]: runs a shim that must refuse to start
+# (bounded by timeout) and prints its exit status.
+start_refused() {
+    local name=$1
+    shift
+    timeout 5 env -i PATH="$PATH" HOST=127.0.0.1 PORT="$(free_port)" DATABASE_URL="$URL" "$@" \
+        "$SHIM" 2>"$WORK/$name.log" && echo 0 || echo $?
+}
+: >"$WORK/empty_secret"
+expect "CRON_SECRET and CRON_SECRET_FILE both set: refused" \
+    "$(start_refused both CRON_SECRET=x CRON_SECRET_FILE="$WORK/secret") $(grep -c 'not both' "$WORK/both.log")" "2 1"
+expect "an empty CRON_SECRET_FILE: refused, not development mode" \
+    "$(start_refused empty CRON_SECRET_FILE="$WORK/empty_secret") $(grep -c 'is empty' "$WORK/empty.log")" "2 1"
+expect "a missing CRON_SECRET_FILE: refused" \
+    "$(start_refused missing CRON_SECRET_FILE="$WORK/no_such_file") $(grep -c 'could not open' "$WORK/missing.log")" "2 1"
+# 192.0.2.1 (TEST-NET-1) is on no interface: nothing listens beyond loopback.
+expect "development mode on a non-loopback HOST: refused" \
+    "$(start_refused open_host HOST=192.0.2.1) $(grep -c 'refusing to listen on 192.0.2.1 without CRON_SECRET' "$WORK/open_host.log")" "2 1"
+start_refused allowed_host HOST=192.0.2.1 ALLOW_UNAUTHENTICATED=1 >/dev/null
+expect "... unless ALLOW_UNAUTHENTICATED=1 (which then only fails to bind)" \
+    "$(grep -c 'refusing' "$WORK/allowed_host.log" || true) $(grep -c 'DEVELOPMENT MODE' "$WORK/allowed_host.log")" "0 1"
+
+# /healthz answers from a one-second cache: hammering it does not fork a
+# backend per request.
+sessions() { psql -X -At -d postgres -c "SELECT sessions FROM pg_stat_database WHERE datname = '$DB'"; }
+sleep 1.1
+before=$(sessions)
+started=$(date +%s)
+seq 150 | xargs -P 16 -I{} curl -s -o /dev/null -w '%{http_code}\n' -m 5 "http://127.0.0.1:$PORT_A/healthz" >"$WORK/hammer"
+seconds=$(($(date +%s) - started + 1))
+sleep 0.5
+new_backends=$(($(sessions) - before))
+expect "150 hammered health checks all answered 200" "$(grep -c '^200$' "$WORK/hammer")" 150
+[ "$new_backends" -le $((seconds + 2)) ] || die "/healthz opened $new_backends backends for 150 requests in about $seconds s"
+echo "ok: 150 health checks in about $seconds s opened $new_backends backend(s)"
+
+# Hostile clients: bodies are never read, request heads have an absolute
+# deadline, connections are capped per client address and in all, and slow
+# connections make room for new clients.
+PORT_HOSTILE=$(free_port)
+start_shim hostile "$PORT_HOSTILE" CRON_SECRET="$SECRET" DATABASE_URL="$URL" HEADER_TIMEOUT_MS=2000 \
+    MAX_CONNECTIONS=64 MAX_CONNECTIONS_PER_CLIENT=8
+HOSTILE_PID=$shim_pid
+expect "a huge body announced and trickled: 413 at once, connection closed" "$($HOSTILE slow "$PORT_HOSTILE" body 4)" "closed 413"
+expect "a chunked body: 413" "$(status_of "$(call "$PORT_HOSTILE" /healthz -H 'Transfer-Encoding: chunked' --data-binary x)")" 413
+expect "a GET with a body: 413" "$(status_of "$(call "$PORT_HOSTILE" /healthz -X GET --data-binary x)")" 413
+expect "a request head trickled a byte every 0.3 s is cut at the 2 s deadline" "$($HOSTILE slow "$PORT_HOSTILE" head 4)" "closed -"
+expect "an idle connection is closed at the deadline" "$($HOSTILE slow "$PORT_HOSTILE" idle 4)" "closed -"
+sleep 0.3
+expect "per-client cap: of 12 idle connections from one address, the newest 8 stay" \
+    "$($HOSTILE cap "$PORT_HOSTILE" 12 127.0.0.9 1)" "4-11"
+sleep 0.3
+expect "global cap: of 100 idle connections from 100 addresses, the newest 64 stay" \
+    "$($HOSTILE cap "$PORT_HOSTILE" 100 127.0.1.1 100)" "36-99"
+
+$HOSTILE flood "$PORT_HOSTILE" 200 20 60 >"$WORK/flood.out" &
+flood=$!
+helper_pids+=($flood)
+within 10 grep -q ready "$WORK/flood.out" || die "the flood did not start"
+sleep 1
+for i in 1 2 3; do
+    expect "with 200 hostile connections open, /healthz answers within 1 s ($i)" \
+        "$(status_of "$(call "$PORT_HOSTILE" /healthz --max-time 1)")" 200
+    expect "... and an authorised export within 1 s ($i)" \
+        "$(status_of "$(call "$PORT_HOSTILE" "$EXPORT" --max-time 1 -H "Authorization: Bearer $SECRET")")" 200
+done
+threads=$(threads_of "$HOSTILE_PID")
+[ "$threads" -le 140 ] || die "the shim runs $threads threads under the flood (caps: 64 connections)"
+echo "ok: the shim runs $threads threads under the flood"
+kill -TERM "$flood"
+wait "$flood" || true
+grep -q '^opened' "$WORK/flood.out" || die "the flood did not report"
+echo "ok: flood: $(grep '^opened' "$WORK/flood.out")"
+
+# A database that accepts connections and never answers: every wait is
+# bounded, and a client that leaves takes its thread and connection along.
+HOLE_PG=$(free_port)
+$HOSTILE blackhole "$HOLE_PG" 120 "$WORK/hole_open" &
+helper_pids+=($!)
+within 5 test -s "$WORK/hole_open" || die "the black hole did not start"
+hole_empty() { [ "$(cat "$WORK/hole_open")" = 0 ]; }
+threads_back() { [ "$(threads_of "$1")" -le "$2" ]; }
+HOLE_URL="host=127.0.0.1 port=$HOLE_PG dbname=$DB user=postgres"
+PORT_HOLE=$(free_port)
+start_shim hole "$PORT_HOLE" CRON_SECRET="$SECRET" DATABASE_URL="$HOLE_URL" CONNECT_TIMEOUT_MS=1000
+expect "a database that never answers: /healthz answers 503 within the bound" \
+    "$(status_of "$(call "$PORT_HOLE" /healthz --max-time 4)")" 503
+expect "... and the export 500" \
+    "$(status_of "$(call "$PORT_HOLE" "$EXPORT" --max-time 4 -H "Authorization: Bearer $SECRET")")" 500
+within 3 hole_empty || die "connections to the black hole stayed open: $(cat "$WORK/hole_open")"
+echo "ok: ... leaving no connection to it"
+
+PORT_LEFT=$(free_port)
+start_shim left "$PORT_LEFT" CRON_SECRET="$SECRET" DATABASE_URL="$HOLE_URL" CONNECT_TIMEOUT_MS=60000
+LEFT_PID=$shim_pid
+idle_threads=$(threads_of "$LEFT_PID")
+curl -sS -o /dev/null -m 1 -H "Authorization: Bearer $SECRET" "http://127.0.0.1:$PORT_LEFT$EXPORT" 2>/dev/null \
+    && die "the export answered although its database never does"
+within 3 threads_back "$LEFT_PID" "$idle_threads" || die "a thread stayed after its client left: $(threads_of "$LEFT_PID") > $idle_threads"
+echo "ok: a client leaving while the shim connects takes its thread along"
+within 3 hole_empty || die "its connection to the database stayed open"
+echo "ok: ... and its database connection"
+
+# A client leaving while its call runs: the call's backend goes too.
+locked() {
+    [ "$(sql -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                 WHERE c.relname = 'interaction_history' AND l.mode = 'AccessExclusiveLock' AND l.granted")" = 1 ]
+}
+no_shim_backends() { [ "$(shim_backends)" = 0 ]; }
+# hold_lock SECONDS: holds the table's lock in the background ($locker).
+hold_lock() {
+    psql -X -q -d "$DB" -c "SET application_name = 'http_test_locker'" -c "BEGIN" \
+        -c "LOCK TABLE interaction_history IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep($1)" -c "COMMIT" \
+        >/dev/null 2>&1 &
+    locker=$!
+    within 5 locked || die "the lock was not taken"
+}
+within 3 no_shim_backends || die "shim backends before the test: $(shim_backends)"
+hold_lock 30
+curl -sS -o /dev/null -m 1 -H "Authorization: Bearer $SECRET" "http://127.0.0.1:$PORT_A$EXPORT" 2>/dev/null \
+    && die "the export answered while the table was locked"
+within 4 no_shim_backends || die "the backend of a call whose client left is still there: $(shim_backends)"
+echo "ok: a client leaving mid-call ends the call's backend"
+sql -q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'http_test_locker'" >/dev/null
+wait "$locker" || true
+
+# SIGTERM: the listener closes at once (new connections refused), idle and
+# half-sent connections are closed, the request in flight is answered with
+# Connection: close and its connection serves nothing more, and the shim
+# exits as soon as that request is done.
+PORT_STOP=$(free_port)
+start_shim stop "$PORT_STOP" CRON_SECRET="$SECRET" DATABASE_URL="$URL"
+STOP_PID=$shim_pid
+hold_lock 3
+$HOSTILE shutdown "$PORT_STOP" "$SECRET" "$STOP_PID" >"$WORK/shutdown.out"
+expect "before SIGTERM, kept-alive connections are served" "$(grep -c ' before: 200$' "$WORK/shutdown.out")" 2
+expect "after SIGTERM, a new connection is refused at once" "$(grep '^new connection:' "$WORK/shutdown.out")" "new connection: refused"
+expect "an idle kept-alive connection is closed, not served" "$(grep '^idle after:' "$WORK/shutdown.out")" "idle after: closed"
+expect "a half-sent request head is cut" "$(grep '^half-sent after:' "$WORK/shutdown.out")" "half-sent after: closed"
+expect "the request in flight is answered, with Connection: close" "$(grep '^in flight:' "$WORK/shutdown.out")" "in flight: 200 connection close"
+expect "its connection serves nothing more" "$(grep '^kept after:' "$WORK/shutdown.out")" "kept after: closed"
+expect "the shim exits once that request is answered, though other connections are open" \
+    "$(grep '^exit after the answer:' "$WORK/shutdown.out")" "exit after the answer: within 3 s"
+wait "$locker" || true
+status=0
+wait "$STOP_PID" || status=$?
+expect "the shim exited 0" "$status" 0
+grep -q 'stopped' "$WORK/stop.log" || die "the shim did not say it stopped"
 echo "ok: the shim stopped cleanly"
