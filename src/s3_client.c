@@ -319,11 +319,16 @@ static void
 SendOnce(const S3Target *target, const char *method, const char *url,
 		 const char *payload, size_t length, const char *contentType, S3Response *response)
 {
+	/* Everything that may raise an error is made before curl has memory. */
+	char	   *hashHeader = psprintf("x-amz-content-sha256: %s", Sha256Hex(payload, length));
+	char	   *typeHeader = psprintf("Content-Type: %s", contentType);
+	char	   *tokenHeader = target->sessionToken
+		? psprintf("x-amz-security-token: %s", target->sessionToken) : NULL;
+	char	   *provider = psprintf("aws:amz:%s:s3", target->region);
+	char	   *credentials = psprintf("%s:%s", target->accessKeyId, target->secretAccessKey);
 	CURL	   *curl = curl_easy_init();
 	struct curl_slist *headers = NULL;
 	bool		headersFailed = false;
-	char	   *provider = psprintf("aws:amz:%s:s3", target->region);
-	char	   *credentials = psprintf("%s:%s", target->accessKeyId, target->secretAccessKey);
 	CURLcode	code = CURLE_OK;
 
 	resetStringInfo(&response->body);
@@ -336,6 +341,8 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	{
 		strlcpy(response->transportError, "could not initialise libcurl", CURL_ERROR_SIZE);
 		memset(credentials, 0, strlen(credentials));
+		if (tokenHeader != NULL)
+			memset(tokenHeader, 0, strlen(tokenHeader));
 		return;
 	}
 
@@ -348,12 +355,10 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	 * unsigned, as the AWS SDKs do; S3 accepts it, and answers a refusal
 	 * before the part is sent.
 	 */
-	headers = AppendHeader(headers, psprintf("x-amz-content-sha256: %s", Sha256Hex(payload, length)),
-						   &headersFailed);
-	headers = AppendHeader(headers, psprintf("Content-Type: %s", contentType), &headersFailed);
-	if (target->sessionToken != NULL)
-		headers = AppendHeader(headers, psprintf("x-amz-security-token: %s", target->sessionToken),
-							   &headersFailed);
+	headers = AppendHeader(headers, hashHeader, &headersFailed);
+	headers = AppendHeader(headers, typeHeader, &headersFailed);
+	if (tokenHeader != NULL)
+		headers = AppendHeader(headers, tokenHeader, &headersFailed);
 	if (headersFailed)
 		code = CURLE_OUT_OF_MEMORY;
 
@@ -402,6 +407,8 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
 	memset(credentials, 0, strlen(credentials));
+	if (tokenHeader != NULL)
+		memset(tokenHeader, 0, strlen(tokenHeader));
 	CHECK_FOR_INTERRUPTS();
 }
 
@@ -488,7 +495,8 @@ SendAccepting(const S3Target *target, const char *what, const char *method, cons
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("S3 %s failed: %s", what, response->transportError),
-				 errhint("The server's libcurl lacks a feature this needs (SigV4 signing came in 7.75).")));
+				 errhint("libcurl refused the request's options: it ran out of memory, or it is older "
+						 "than 7.75, which brought SigV4 signing.")));
 	if (response->status == 0 && response->transportCode == CURLE_OPERATION_TIMEDOUT)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
