@@ -4,8 +4,8 @@
  *
  * A worker takes the caller's identity and settings (as a parallel query
  * worker does), then takes tenant after tenant from the shared list, exports
- * each in transactions of its own, and sends the caller one message per
- * tenant.  It stops when the list is empty, when the caller is gone, or when
+ * each in transactions of its own, a group of tenants at a time, and sends
+ * the caller one message per tenant when its group is finished.  It stops when the list is empty, when the caller is gone, or when
  * it is told to (the caller was cancelled).
  */
 #include "postgres.h"
@@ -49,31 +49,68 @@ BecomeCaller(shm_toc *toc, const ExportRunShared *run)
 }
 
 /*
- * ExportSharedTenants exports tenants from the shared list until it is
- * empty, sending one message per tenant; it stops early if the caller
- * detached (a cancelled or terminated call).
+ * SendOutcomes sends the caller one message per tenant of a finished group;
+ * it returns false if the caller detached (a cancelled or terminated call).
+ */
+static bool
+SendOutcomes(shm_mq_handle *queue, List *outcomes)
+{
+	StringInfoData message;
+	ListCell   *cell;
+
+	initStringInfo(&message);
+	foreach(cell, outcomes)
+	{
+		TenantOutcome *outcome = lfirst(cell);
+
+		resetStringInfo(&message);
+		SerializeOutcome(&message, outcome);
+		if (shm_mq_send(queue, message.len, message.data, false, true) != SHM_MQ_SUCCESS)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * ExportSharedTenants exports tenants from the shared list, a group at a
+ * time, until it is empty; it stops early if the caller detached.  A tenant
+ * that would have waited for a lock closes the group and opens the next.
  */
 static void
 ExportSharedTenants(ExportRunShared *run, const ExportTenantIds *tenants, shm_mq_handle *queue)
 {
 	TenantExporter *exporter = CreateTenantExporter(run->watermark, run->batchSize, run->dryRun);
-	StringInfoData message;
+	int			deferredIndex = -1;
+	bool		listEmpty = false;
 
-	initStringInfo(&message);
-	for (;;)
+	while (!listEmpty || deferredIndex >= 0)
 	{
-		uint32		index = pg_atomic_fetch_add_u32(&run->nextTenant, 1);
-		TenantOutcome *outcome;
+		bool		callerListens;
 
-		if (index >= (uint32) tenants->count)
-			break;
-		CHECK_FOR_INTERRUPTS();
+		while (!TenantGroupIsFull(exporter))
+		{
+			uint32		index;
 
-		outcome = ExportTenant(exporter, SharedTenantId(tenants, index));
-		resetStringInfo(&message);
-		SerializeOutcome(&message, index, outcome);
-		MemoryContextReset(exporter->tenantContext);
-		if (shm_mq_send(queue, message.len, message.data, false, true) != SHM_MQ_SUCCESS)
+			if (deferredIndex >= 0)
+				index = (uint32) deferredIndex;
+			else
+				index = pg_atomic_fetch_add_u32(&run->nextTenant, 1);
+			deferredIndex = -1;
+			if (index >= (uint32) tenants->count)
+			{
+				listEmpty = true;
+				break;
+			}
+			CHECK_FOR_INTERRUPTS();
+			if (!TenantGroupAdd(exporter, (int) index, SharedTenantId(tenants, index)))
+			{
+				deferredIndex = (int) index;
+				break;
+			}
+		}
+		callerListens = SendOutcomes(queue, TenantGroupFinish(exporter));
+		TenantGroupReset(exporter);
+		if (!callerListens)
 			break;
 	}
 }

@@ -25,13 +25,13 @@
 #define WRITE_CHUNK_BYTES (256 * 1024)
 
 /*
- * FsyncNewDirectories makes the entries of freshly created directories
+ * SyncNewDirectories makes the entries of freshly created directories
  * durable, from the deepest one up to the export root itself.  A failure is
  * an ERROR for the tenant, never the PANIC that fsync_fname() would raise:
  * these are not the server's own files, and the retry writes them again.
  */
-static void
-FsyncNewDirectories(const char *exportRoot, const char *deepest)
+void
+SyncNewDirectories(const char *exportRoot, const char *deepest)
 {
 	char	   *path = pstrdup(deepest);
 	size_t		rootLength = strlen(exportRoot);
@@ -52,16 +52,19 @@ FsyncNewDirectories(const char *exportRoot, const char *deepest)
 }
 
 /*
- * EnsureExportDirectory creates a partition directory and its parents if needed.
+ * EnsureExportDirectory creates a directory and its parents if needed and
+ * says whether it had to.  Nothing is fsynced here: a new directory of the
+ * lake is made durable with the files placed in it (SyncNewDirectories),
+ * and the spool's never needs to be, its contents being disposable.
  */
-void
-EnsureExportDirectory(const char *exportRoot, const char *directory)
+bool
+EnsureExportDirectory(const char *directory)
 {
 	struct stat status;
 	char	   *path;
 
 	if (stat(directory, &status) == 0 && S_ISDIR(status.st_mode))
-		return;
+		return false;
 
 	path = pstrdup(directory);
 	if (pg_mkdir_p(path, pg_dir_create_mode) != 0 && errno != EEXIST)
@@ -74,8 +77,7 @@ EnsureExportDirectory(const char *exportRoot, const char *directory)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create export directory \"%s\": %m", directory)));
-
-	FsyncNewDirectories(exportRoot, directory);
+	return true;
 }
 
 /*
@@ -235,7 +237,7 @@ BatchFileFlushIfFull(BatchFile *file)
 
 /*
  * BatchFileClose writes what is left (and gzip's trailer) and closes the
- * file; the sink fsyncs it when it places it.  The buffers go too: a batch
+ * file; the sink fsyncs it once it is placed.  The buffers go too: a batch
  * can span many days.
  */
 void

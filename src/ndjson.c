@@ -22,6 +22,7 @@
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/ndjson.h"
@@ -341,6 +342,86 @@ AppendEmbeddedJson(StringInfo out, const char *text)
 }
 
 /*
+ * AppendJsonbScalar writes one scalar of a jsonb value.
+ */
+static void
+AppendJsonbScalar(StringInfo out, const JsonbValue *scalar)
+{
+	switch (scalar->type)
+	{
+		case jbvNull:
+			appendBinaryStringInfo(out, "null", 4);
+			break;
+		case jbvString:
+			AppendJsonString(out, scalar->val.string.val, scalar->val.string.len);
+			break;
+		case jbvNumeric:
+			appendStringInfoString(out, DatumGetCString(DirectFunctionCall1(numeric_out,
+																			NumericGetDatum(scalar->val.numeric))));
+			break;
+		case jbvBool:
+			appendStringInfoString(out, scalar->val.boolean ? "true" : "false");
+			break;
+		default:
+			elog(ERROR, "unexpected jsonb scalar type %d", (int) scalar->type);
+	}
+}
+
+/*
+ * AppendJsonb writes a jsonb value as compact JSON.  Walking it here, rather
+ * than through JsonbToCString, escapes its strings in place as every other
+ * string is, with no copy of each key and value on the way.
+ */
+static void
+AppendJsonb(StringInfo out, Jsonb *jsonb)
+{
+	JsonbIterator *iterator;
+	JsonbIteratorToken token;
+	JsonbValue	value;
+	bool		needComma = false;
+
+	if (JB_ROOT_IS_SCALAR(jsonb))
+	{
+		(void) JsonbExtractScalar(&jsonb->root, &value);
+		AppendJsonbScalar(out, &value);
+		return;
+	}
+
+	iterator = JsonbIteratorInit(&jsonb->root);
+	while ((token = JsonbIteratorNext(&iterator, &value, false)) != WJB_DONE)
+	{
+		if (needComma && (token == WJB_KEY || token == WJB_ELEM ||
+						  token == WJB_BEGIN_ARRAY || token == WJB_BEGIN_OBJECT))
+			appendStringInfoChar(out, ',');
+		switch (token)
+		{
+			case WJB_BEGIN_ARRAY:
+			case WJB_BEGIN_OBJECT:
+				appendStringInfoChar(out, token == WJB_BEGIN_ARRAY ? '[' : '{');
+				needComma = false;
+				break;
+			case WJB_END_ARRAY:
+			case WJB_END_OBJECT:
+				appendStringInfoChar(out, token == WJB_END_ARRAY ? ']' : '}');
+				needComma = true;
+				break;
+			case WJB_KEY:
+				AppendJsonString(out, value.val.string.val, value.val.string.len);
+				appendStringInfoChar(out, ':');
+				needComma = false;
+				break;
+			case WJB_VALUE:
+			case WJB_ELEM:
+				AppendJsonbScalar(out, &value);
+				needComma = true;
+				break;
+			case WJB_DONE:
+				break;
+		}
+	}
+}
+
+/*
  * AppendArrayLevel writes dimension `level` of an array as nested JSON arrays.
  */
 static void
@@ -426,12 +507,8 @@ AppendValue(JsonValueWriter *writer, StringInfo out, Datum value)
 			AppendEmbeddedJson(out, OutputFunctionCall(&writer->outputFunction, value));
 			return;
 		case JSON_VALUE_JSONB:
-			{
-				Jsonb	   *jsonb = DatumGetJsonbP(value);
-
-				JsonbToCString(out, &jsonb->root, VARSIZE(jsonb));
-				return;
-			}
+			AppendJsonb(out, DatumGetJsonbP(value));
+			return;
 		case JSON_VALUE_TIMESTAMPTZ:
 		case JSON_VALUE_TIMESTAMP:
 			if (AppendIsoTimestamp(out, DatumGetTimestamp(value),

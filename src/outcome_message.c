@@ -52,14 +52,14 @@ GetCountedString(StringInfo message)
  * SerializeOutcome writes one tenant's outcome as a message.
  */
 void
-SerializeOutcome(StringInfo message, int tenantIndex, const TenantOutcome *outcome)
+SerializeOutcome(StringInfo message, const TenantOutcome *outcome)
 {
 	ListCell   *cell;
 	int			flags = (outcome->skipped ? OUTCOME_SKIPPED : 0) |
 		(outcome->batchFull ? OUTCOME_BATCH_FULL : 0) |
 		(outcome->error != NULL ? OUTCOME_ERROR : 0);
 
-	pq_sendint32(message, tenantIndex);
+	pq_sendint32(message, outcome->tenantIndex);
 	pq_sendint64(message, (int64) outcome->exported);
 	pq_sendbyte(message, flags);
 	if (outcome->error != NULL)
@@ -71,15 +71,15 @@ SerializeOutcome(StringInfo message, int tenantIndex, const TenantOutcome *outco
 
 /*
  * DeserializeOutcome reads a message into outcome, in the current memory
- * context, and returns the tenant's index.
+ * context.
  */
-int
+void
 DeserializeOutcome(StringInfo message, TenantOutcome *outcome)
 {
-	int			tenantIndex = pq_getmsgint(message, 4);
 	int			flags;
 	int			fileCount;
 
+	outcome->tenantIndex = pq_getmsgint(message, 4);
 	outcome->exported = (uint64) pq_getmsgint64(message);
 	flags = pq_getmsgbyte(message);
 	outcome->skipped = (flags & OUTCOME_SKIPPED) != 0;
@@ -90,5 +90,4 @@ DeserializeOutcome(StringInfo message, TenantOutcome *outcome)
 	for (int i = 0; i < fileCount; i++)
 		outcome->files = lappend(outcome->files, GetCountedString(message));
 	outcome->reported = true;
-	return tenantIndex;
 }

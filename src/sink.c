@@ -7,7 +7,8 @@
  * <database>/<tenant> (hidden from lake readers).  Only the export holding the tenant's
  * claim writes there, so the claim empties it first: whatever a crash left
  * behind goes with the next export of the tenant.  Local: placing a file is
- * one durable rename into its partition directory (the same file system).
+ * one rename into its partition directory (the same file system), made
+ * durable by a later sync.
  * S3: it is an upload.  Dry run: nothing is written at all.
  */
 #include "postgres.h"
@@ -50,23 +51,45 @@ SpoolOpen(ExportSink *sink, SinkFile *file)
 {
 	const char *fileName = strrchr(file->relativePath, '/') + 1;
 
-	EnsureExportDirectory(sink->localRoot, file->spoolDirectory);
+	(void) EnsureExportDirectory(file->spoolDirectory);
 	file->temporaryPath = psprintf("%s/%s", file->spoolDirectory, UniqueTemporaryName(fileName));
 	file->file = BatchFileCreate(file->temporaryPath, sink->gzip);
 }
 
 /*
  * LocalPlace renames the temporary file to its final name, creating the
- * partition directory first; durable_rename fsyncs the file before and the
- * directory after, at ERROR.
+ * partition directory first.  Nothing is fsynced yet: LocalSync does that
+ * for a whole group of batches at once, after the kernel has had time to
+ * write them back, and before any checkpoint moves past their rows.
  */
 static void
 LocalPlace(ExportSink *sink, SinkFile *file)
 {
-	EnsureExportDirectory(sink->localRoot,
-						  psprintf("%s/%s", sink->localRoot, DirectoryOf(file->relativePath)));
-	durable_rename(file->temporaryPath,
-				   psprintf("%s/%s", sink->localRoot, file->relativePath), ERROR);
+	char	   *finalPath = psprintf("%s/%s", sink->localRoot, file->relativePath);
+
+	file->newDirectory = EnsureExportDirectory(psprintf("%s/%s", sink->localRoot,
+														DirectoryOf(file->relativePath)));
+	if (rename(file->temporaryPath, finalPath) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not rename export file \"%s\" to \"%s\": %m",
+						file->temporaryPath, finalPath)));
+}
+
+/*
+ * LocalSync makes a placed file durable: its contents, then its directory's
+ * entry for it, and the entries of the directories placing it created.
+ */
+static void
+LocalSync(ExportSink *sink, SinkFile *file)
+{
+	char	   *directory = psprintf("%s/%s", sink->localRoot, DirectoryOf(file->relativePath));
+
+	fsync_fname_ext(psprintf("%s/%s", sink->localRoot, file->relativePath), false, false, ERROR);
+	if (file->newDirectory)
+		SyncNewDirectories(sink->localRoot, directory);
+	else
+		fsync_fname_ext(directory, true, false, ERROR);
 }
 
 /*
@@ -109,6 +132,15 @@ S3Remove(ExportSink *sink, const char *relativePath)
 }
 
 /*
+ * NothingToSync is the sync of sinks whose place is already durable (an S3
+ * upload is acknowledged once stored) or that write nothing.
+ */
+static void
+NothingToSync(ExportSink *sink, SinkFile *file)
+{
+}
+
+/*
  * DryRunOpen, DryRunPlace and DryRunRemove make a sink that writes nothing:
  * a dry run only names the files.
  */
@@ -127,9 +159,10 @@ DryRunRemove(ExportSink *sink, const char *relativePath)
 {
 }
 
-static const ExportSinkOps LocalSinkOps = {SpoolOpen, LocalPlace, LocalRemove, RemoveTemporary};
-static const ExportSinkOps S3SinkOps = {SpoolOpen, S3Place, S3Remove, RemoveTemporary};
-static const ExportSinkOps DryRunSinkOps = {DryRunOpen, DryRunPlace, DryRunRemove, RemoveTemporary};
+static const ExportSinkOps LocalSinkOps = {SpoolOpen, LocalPlace, LocalSync, LocalRemove, RemoveTemporary};
+static const ExportSinkOps S3SinkOps = {SpoolOpen, S3Place, NothingToSync, S3Remove, RemoveTemporary};
+static const ExportSinkOps DryRunSinkOps = {DryRunOpen, DryRunPlace, NothingToSync, DryRunRemove,
+RemoveTemporary};
 
 /*
  * SinkFromSettings picks the run's sink from interactions_cron.storage and

@@ -1,23 +1,33 @@
 /*
  * tenant_export.c
- *	  One tenant's batch, in short transactions of its own.
+ *	  Tenants' batches, each in short transactions of its own, placed and
+ *	  made durable a group of batches at a time.
  *
  * Transaction A claims the tenant (its checkpoint row, SKIP LOCKED), removes
  * whatever an unfinished earlier batch left (its intent), streams the rows
  * after the checkpoint and before the watermark into temporary files, and
- * commits an intent naming the files.  Transaction B claims the tenant again,
- * checks the intent is still its own, places the files, moves the checkpoint
- * and deletes the intent.  Locks, XIDs and snapshots live for one tenant's
- * batch; a failure anywhere leaves either nothing or an intent that the next
- * claim of the tenant undoes.
+ * commits an intent naming the files.  A worker writes a group of tenants'
+ * batches so, then flushes the WAL once: every intent of the group is
+ * durable before any of its files is placed.  Transaction B1 claims each
+ * tenant again, checks the intent is still its own and renames the files
+ * into place; transaction B2 claims it once more, fsyncs the placed files,
+ * moves the checkpoint and deletes the intent.  The kernel writes one
+ * tenant's files back while the next tenants' are written, and the fsyncs
+ * of a group share their journal commits: the cost of durability is paid
+ * per group, not per file.  Locks, XIDs and snapshots still live for one
+ * transaction of one tenant; a failure anywhere leaves either nothing or an
+ * intent that the next claim of the tenant undoes.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "nodes/params.h"
 #include "pgstat.h"
+#include "replication/syncrep.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -34,14 +44,35 @@
 /* Parameters of the batch query: tenant, position (created_at, id), watermark, limit. */
 static const Oid RowsQueryTypes[5] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID, INT8OID};
 
+/*
+ * A group closes after this many tenants or this long after its first
+ * tenant was written: a cancelled call or a crash redoes at most one group.
+ */
+#define GROUP_MAX_TENANTS 64
+#define GROUP_MAX_MILLISECONDS 1000
+
+/*
+ * While a group holds written batches, a tenant's lock waits are cut short
+ * after this long: the group is finished first, then the tenant is written
+ * again, free to wait, so that one blocked tenant never holds back others.
+ */
+#define GROUP_LOCK_WAIT_MILLISECONDS 10
+
 /* One tenant's batch while it is being exported. */
 typedef struct TenantBatch
 {
 	const char *tenantId;
+	MemoryContext context;		/* the batch's, a child of the group's */
 	TenantOutcome *outcome;
 	BatchReceiver *receiver;	/* set once rows are streamed: its files */
 	char	   *intentToken;	/* set once the intent is committed */
+	bool		pending;		/* its intent awaits the next transaction */
+	bool		lockWaitCut;	/* its lock waits are cut short (see above) */
+	bool		deferred;		/* it was, and must be written again */
 } TenantBatch;
+
+/* A step of a batch, run in a transaction of its own by RunBatchStep. */
+typedef void (*BatchStep) (TenantExporter *exporter, TenantBatch *batch);
 
 /*
  * StartTenantTransaction begins one of a tenant's transactions, with a
@@ -62,13 +93,13 @@ StartTenantTransaction(const char *activity)
  * CommitTenantTransaction commits it and returns to the tenant's context.
  */
 static void
-CommitTenantTransaction(MemoryContext tenantContext)
+CommitTenantTransaction(MemoryContext batchContext)
 {
 	FinishSpi();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	MemoryContextSwitchTo(tenantContext);
+	MemoryContextSwitchTo(batchContext);
 }
 
 /*
@@ -76,14 +107,14 @@ CommitTenantTransaction(MemoryContext tenantContext)
  * synchronous_commit set to level for that commit only.
  */
 static void
-CommitWithSynchronousCommit(MemoryContext tenantContext, int level)
+CommitWithSynchronousCommit(MemoryContext batchContext, int level)
 {
 	int			callerSynchronousCommit = synchronous_commit;
 
 	synchronous_commit = level;
 	PG_TRY();
 	{
-		CommitTenantTransaction(tenantContext);
+		CommitTenantTransaction(batchContext);
 	}
 	PG_FINALLY();
 	{
@@ -93,28 +124,17 @@ CommitWithSynchronousCommit(MemoryContext tenantContext, int level)
 }
 
 /*
- * CommitIntent commits transaction A, with its intent, flushed to disk at
- * least locally whatever the caller's synchronous_commit: no file may be
- * placed before the intent naming it is durable.
+ * CommitWithoutFlush commits a tenant's transaction without waiting for its
+ * WAL to be flushed.  Transaction A's intent is made durable, with the rest
+ * of its group's, by MakeIntentsDurable before any file is placed; losing
+ * transaction B2 in a crash loses nothing, since the intent it deleted comes
+ * back with it, and the next claim removes the placed files and exports the
+ * rows again.
  */
 static void
-CommitIntent(MemoryContext tenantContext)
+CommitWithoutFlush(MemoryContext batchContext)
 {
-	CommitWithSynchronousCommit(tenantContext,
-								Max(synchronous_commit, SYNCHRONOUS_COMMIT_LOCAL_FLUSH));
-}
-
-/*
- * CommitPlacedBatch commits transaction B without waiting for its WAL to be
- * flushed.  Losing that commit in a crash loses nothing: the intent, which
- * transaction A committed durably before any file was placed, comes back
- * with it, and the next claim removes the placed files and exports the rows
- * again.  It saves one WAL flush per tenant.
- */
-static void
-CommitPlacedBatch(MemoryContext tenantContext)
-{
-	CommitWithSynchronousCommit(tenantContext, SYNCHRONOUS_COMMIT_OFF);
+	CommitWithSynchronousCommit(batchContext, SYNCHRONOUS_COMMIT_OFF);
 }
 
 /*
@@ -154,9 +174,9 @@ CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun)
 	exporter->watermark = watermark;
 	exporter->batchSize = batchSize;
 	exporter->dryRun = dryRun;
-	exporter->tenantContext = AllocSetContextCreate(workerContext,
-													"interactions_cron tenant",
-													ALLOCSET_DEFAULT_SIZES);
+	exporter->groupContext = AllocSetContextCreate(workerContext,
+												   "interactions_cron tenant group",
+												   ALLOCSET_DEFAULT_SIZES);
 
 	StartTenantTransaction("preparing an interactions_cron export");
 	MemoryContextSwitchTo(workerContext);
@@ -204,12 +224,12 @@ StreamBatch(TenantExporter *exporter, const char *tenantId, CheckpointPosition f
 }
 
 /*
- * NoteBatch records the streamed batch in the outcome, in the tenant's context.
+ * NoteBatch records the streamed batch in the outcome.
  */
 static void
 NoteBatch(TenantExporter *exporter, TenantBatch *batch)
 {
-	MemoryContext callerContext = MemoryContextSwitchTo(exporter->tenantContext);
+	MemoryContext callerContext = MemoryContextSwitchTo(batch->context);
 	ListCell   *cell;
 
 	batch->outcome->exported = batch->receiver->rowCount;
@@ -221,11 +241,41 @@ NoteBatch(TenantExporter *exporter, TenantBatch *batch)
 }
 
 /*
- * WriteBatch is transaction A: claim, undo an unfinished batch, stream the
- * rows into temporary files, and commit the intent to place them.  It
- * returns false when there is nothing to place.
+ * SkipBatch ends a batch that another export took over while this one held
+ * no claim: that export undoes whatever this one wrote or placed.
+ */
+static void
+SkipBatch(TenantExporter *exporter, TenantBatch *batch)
+{
+	SinkAbortFiles(exporter->sink, batch->receiver->files);
+	batch->outcome->skipped = true;
+	batch->outcome->exported = 0;
+	batch->outcome->files = NIL;
+	batch->pending = false;
+}
+
+/*
+ * ReclaimBatch claims the tenant again and says whether the outstanding
+ * intent is still this batch's; if not, the batch is skipped.
  */
 static bool
+ReclaimBatch(TenantExporter *exporter, TenantBatch *batch)
+{
+	CheckpointPosition unused;
+
+	if (CheckpointClaim(batch->tenantId, false, &unused) &&
+		IntentIsOurs(batch->tenantId, batch->intentToken))
+		return true;
+	SkipBatch(exporter, batch);
+	return false;
+}
+
+/*
+ * WriteBatch is transaction A: claim, undo an unfinished batch, stream the
+ * rows into temporary files, and commit the intent to place them.  The
+ * batch stays pending when there is something to place.
+ */
+static void
 WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 {
 	CheckpointPosition from;
@@ -236,79 +286,84 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 	else if (!CheckpointClaim(batch->tenantId, false, &from))
 	{
 		batch->outcome->skipped = true;
-		CommitTenantTransaction(exporter->tenantContext);
-		return false;
+		CommitTenantTransaction(batch->context);
+		return;
 	}
 	else
 		(void) IntentClear(batch->tenantId);
 
-	batch->receiver = CreateBatchReceiver(exporter->tenantContext, exporter->sink, batch->tenantId);
+	batch->receiver = CreateBatchReceiver(batch->context, exporter->sink, batch->tenantId);
 	SinkPurgeSpool(exporter->sink, batch->receiver->spoolDirectory);
 	StreamBatch(exporter, batch->tenantId, from, batch->receiver);
 	BatchReceiverFinish(batch->receiver);
 	NoteBatch(exporter, batch);
 	if (batch->receiver->rowCount == 0 || exporter->dryRun)
 	{
-		CommitTenantTransaction(exporter->tenantContext);
-		return false;
+		CommitTenantTransaction(batch->context);
+		return;
 	}
 
-	batch->intentToken = MemoryContextStrdup(exporter->tenantContext,
+	batch->intentToken = MemoryContextStrdup(batch->context,
 											 IntentRecord(batch->tenantId, exporter->sink,
 														  batch->receiver->files,
 														  batch->receiver->rowCount));
-	CommitIntent(exporter->tenantContext);
-	return true;
+	CommitWithoutFlush(batch->context);
+	exporter->intentsEnd = Max(exporter->intentsEnd, XactLastCommitEnd);
+	batch->pending = true;
 }
 
 /*
- * PlaceFiles makes the batch's files visible, one after the other.
- */
-static void
-PlaceFiles(TenantExporter *exporter, TenantBatch *batch)
-{
-	ListCell   *cell;
-
-	InjectFault(FAULT_POINT_BEFORE_PLACE, batch->tenantId);
-	foreach(cell, batch->receiver->files)
-	{
-		if (foreach_current_index(cell) > 0)
-			InjectFault(FAULT_POINT_BETWEEN_FILES, batch->tenantId);
-		exporter->sink->ops->place(exporter->sink, lfirst(cell));
-	}
-}
-
-/*
- * PlaceBatch is transaction B: claim again, check that nobody took over the
- * intent while no claim was held, place the files, move the checkpoint and
- * delete the intent, all committed together.
+ * PlaceBatch is transaction B1: claim again, check that nobody took over
+ * the intent while no claim was held, and make the files visible, one after
+ * the other.
  */
 static void
 PlaceBatch(TenantExporter *exporter, TenantBatch *batch)
 {
-	CheckpointPosition unused;
-	BatchReceiver *receiver = batch->receiver;
+	ListCell   *cell;
 
 	StartTenantTransaction("placing an interactions_cron tenant's files");
-	if (!CheckpointClaim(batch->tenantId, false, &unused) ||
-		!IntentIsOurs(batch->tenantId, batch->intentToken))
+	if (ReclaimBatch(exporter, batch))
 	{
-		/* Another export claimed the tenant in between: it undoes this batch. */
-		SinkAbortFiles(exporter->sink, receiver->files);
-		batch->outcome->skipped = true;
-		batch->outcome->exported = 0;
-		batch->outcome->files = NIL;
-		CommitTenantTransaction(exporter->tenantContext);
+		InjectFault(FAULT_POINT_BEFORE_PLACE, batch->tenantId);
+		foreach(cell, batch->receiver->files)
+		{
+			if (foreach_current_index(cell) > 0)
+				InjectFault(FAULT_POINT_BETWEEN_FILES, batch->tenantId);
+			exporter->sink->ops->place(exporter->sink, lfirst(cell));
+		}
+	}
+	CommitTenantTransaction(batch->context);
+}
+
+/*
+ * ConfirmBatch is transaction B2: claim again, check the intent once more
+ * (another export that took over has removed the placed files), make the
+ * files durable, move the checkpoint and delete the intent, all committed
+ * together.
+ */
+static void
+ConfirmBatch(TenantExporter *exporter, TenantBatch *batch)
+{
+	BatchReceiver *receiver = batch->receiver;
+	ListCell   *cell;
+
+	StartTenantTransaction("confirming an interactions_cron tenant's files");
+	if (!ReclaimBatch(exporter, batch))
+	{
+		CommitTenantTransaction(batch->context);
 		return;
 	}
 
-	PlaceFiles(exporter, batch);
+	foreach(cell, receiver->files)
+		exporter->sink->ops->sync(exporter->sink, lfirst(cell));
 	CheckpointRecordSuccess(batch->tenantId, receiver->lastRow, receiver->rowCount,
 							list_length(receiver->files),
 							((SinkFile *) llast(receiver->files))->relativePath);
 	IntentForget(batch->tenantId);
 	InjectFault(FAULT_POINT_AFTER_PLACE, batch->tenantId);
-	CommitPlacedBatch(exporter->tenantContext);
+	CommitWithoutFlush(batch->context);
+	batch->pending = false;
 }
 
 /*
@@ -316,14 +371,14 @@ PlaceBatch(TenantExporter *exporter, TenantBatch *batch)
  * another export holds it by now.
  */
 static void
-RecordFailure(TenantExporter *exporter, TenantBatch *batch, const char *message)
+RecordFailure(TenantBatch *batch, const char *message)
 {
 	CheckpointPosition unused;
 
 	StartTenantTransaction("recording an interactions_cron tenant's failure");
 	if (CheckpointClaim(batch->tenantId, false, &unused))
 		CheckpointRecordFailure(batch->tenantId, message);
-	CommitTenantTransaction(exporter->tenantContext);
+	CommitTenantTransaction(batch->context);
 }
 
 /*
@@ -333,7 +388,7 @@ RecordFailure(TenantExporter *exporter, TenantBatch *batch, const char *message)
  * of the tenant removes the files before anything else.
  */
 static void
-RemoveOwnIntentFiles(TenantExporter *exporter, TenantBatch *batch)
+RemoveOwnIntentFiles(TenantBatch *batch)
 {
 	CheckpointPosition unused;
 
@@ -343,15 +398,15 @@ RemoveOwnIntentFiles(TenantExporter *exporter, TenantBatch *batch)
 		if (CheckpointClaim(batch->tenantId, false, &unused) &&
 			IntentIsOurs(batch->tenantId, batch->intentToken))
 			(void) IntentClear(batch->tenantId);
-		CommitTenantTransaction(exporter->tenantContext);
+		CommitTenantTransaction(batch->context);
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(exporter->tenantContext);
+		MemoryContextSwitchTo(batch->context);
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		MemoryContextSwitchTo(exporter->tenantContext);
+		MemoryContextSwitchTo(batch->context);
 	}
 	PG_END_TRY();
 }
@@ -368,51 +423,201 @@ UndoFailedBatch(TenantExporter *exporter, TenantBatch *batch, const char *messag
 		SinkAbortFiles(exporter->sink, batch->receiver->files);
 	if (exporter->dryRun)
 		return;
-	RecordFailure(exporter, batch, message);
+	RecordFailure(batch, message);
 	if (batch->intentToken != NULL)
-		RemoveOwnIntentFiles(exporter, batch);
+		RemoveOwnIntentFiles(batch);
 }
 
 /*
- * ExportTenant exports one tenant's next batch and returns what happened,
- * allocated in the tenant's context.  An error fails this tenant only; a
- * cancel or termination ends the worker.
+ * DeferBatch abandons a batch whose lock wait was cut short: its transaction
+ * and temporary files go, and it is written again once the group is
+ * finished.  It has no intent yet, and the earlier one it may have undone
+ * is undone again, harmlessly, by the next claim.
  */
-TenantOutcome *
-ExportTenant(TenantExporter *exporter, const char *tenantId)
+static void
+DeferBatch(TenantExporter *exporter, TenantBatch *batch)
 {
-	MemoryContext tenantContext = exporter->tenantContext;
-	TenantBatch *batch = MemoryContextAllocZero(tenantContext, sizeof(TenantBatch));
+	FlushErrorState();
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(batch->context);
+	if (batch->receiver != NULL)
+		SinkAbortFiles(exporter->sink, batch->receiver->files);
+	batch->deferred = true;
+}
 
-	batch->tenantId = MemoryContextStrdup(tenantContext, tenantId);
-	batch->outcome = MemoryContextAllocZero(tenantContext, sizeof(TenantOutcome));
-	MemoryContextSwitchTo(tenantContext);
+/*
+ * WriteBatchWithLockWaitsCut is WriteBatch with lock_timeout lowered to
+ * GROUP_LOCK_WAIT_MILLISECONDS, unless the caller's is lower already.
+ */
+static void
+WriteBatchWithLockWaitsCut(TenantExporter *exporter, TenantBatch *batch)
+{
+	int			callerLockTimeout = LockTimeout;
 
+	if (LockTimeout == 0 || LockTimeout > GROUP_LOCK_WAIT_MILLISECONDS)
+	{
+		LockTimeout = GROUP_LOCK_WAIT_MILLISECONDS;
+		batch->lockWaitCut = true;
+	}
 	PG_TRY();
 	{
-		if (WriteBatch(exporter, batch))
-			PlaceBatch(exporter, batch);
+		WriteBatch(exporter, batch);
+	}
+	PG_FINALLY();
+	{
+		LockTimeout = callerLockTimeout;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * RunBatchStep runs one step of a batch.  An error fails this tenant only:
+ * its transaction is aborted and the batch undone.  A cancel or termination
+ * ends the worker; the intents it leaves are undone by the next claims.
+ */
+static void
+RunBatchStep(TenantExporter *exporter, TenantBatch *batch, BatchStep step)
+{
+	MemoryContextSwitchTo(batch->context);
+	PG_TRY();
+	{
+		step(exporter, batch);
 	}
 	PG_CATCH();
 	{
 		ErrorData  *error;
 
-		MemoryContextSwitchTo(tenantContext);
+		MemoryContextSwitchTo(batch->context);
 		error = CopyErrorData();
 		if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			PG_RE_THROW();
+		if (batch->lockWaitCut && error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		{
+			DeferBatch(exporter, batch);
+			return;
+		}
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		MemoryContextSwitchTo(tenantContext);
+		MemoryContextSwitchTo(batch->context);
 
 		UndoFailedBatch(exporter, batch, error->message);
+		batch->pending = false;
 		batch->outcome->error = error->message;
 		batch->outcome->exported = 0;
 		batch->outcome->batchFull = false;
 		batch->outcome->files = NIL;
 	}
 	PG_END_TRY();
+}
 
-	return batch->outcome;
+/*
+ * TenantGroupAdd writes one tenant's next batch (transaction A) and adds it
+ * to the worker's open group.  index is the tenant's place in the call's
+ * list, reported back with its outcome.  It returns false, having added
+ * nothing, when the tenant had to wait for a lock while the group held
+ * written batches: the caller finishes the group and adds the tenant again.
+ */
+bool
+TenantGroupAdd(TenantExporter *exporter, int index, const char *tenantId)
+{
+	MemoryContext groupContext = exporter->groupContext;
+	TenantBatch *batch = MemoryContextAllocZero(groupContext, sizeof(TenantBatch));
+
+	if (exporter->group == NIL)
+		exporter->groupStarted = GetCurrentTimestamp();
+	batch->context = AllocSetContextCreate(groupContext, "interactions_cron tenant",
+										   ALLOCSET_DEFAULT_SIZES);
+	batch->tenantId = MemoryContextStrdup(batch->context, tenantId);
+	batch->outcome = MemoryContextAllocZero(batch->context, sizeof(TenantOutcome));
+	batch->outcome->tenantIndex = index;
+	RunBatchStep(exporter, batch,
+				 exporter->group != NIL ? WriteBatchWithLockWaitsCut : WriteBatch);
+
+	MemoryContextSwitchTo(groupContext);
+	if (batch->deferred)
+	{
+		MemoryContextDelete(batch->context);
+		pfree(batch);
+		return false;
+	}
+	exporter->group = lappend(exporter->group, batch);
+	return true;
+}
+
+/*
+ * TenantGroupIsFull says whether the open group should be finished before
+ * another tenant is written.
+ */
+bool
+TenantGroupIsFull(const TenantExporter *exporter)
+{
+	return list_length(exporter->group) >= GROUP_MAX_TENANTS ||
+		(exporter->group != NIL &&
+		 TimestampDifferenceExceeds(exporter->groupStarted, GetCurrentTimestamp(),
+									GROUP_MAX_MILLISECONDS));
+}
+
+/*
+ * MakeIntentsDurable flushes the WAL up to the group's last intent, and
+ * waits for synchronous standbys when the caller's synchronous_commit asks
+ * for them: one flush for the whole group.
+ */
+static void
+MakeIntentsDurable(TenantExporter *exporter)
+{
+	if (exporter->intentsEnd == InvalidXLogRecPtr)
+		return;
+	XLogFlush(exporter->intentsEnd);
+	SyncRepWaitForLSN(exporter->intentsEnd, true);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * RunPendingBatches runs a step for every batch of the group still pending.
+ */
+static void
+RunPendingBatches(TenantExporter *exporter, BatchStep step)
+{
+	ListCell   *cell;
+
+	foreach(cell, exporter->group)
+	{
+		TenantBatch *batch = lfirst(cell);
+
+		if (batch->pending)
+			RunBatchStep(exporter, batch, step);
+	}
+}
+
+/*
+ * TenantGroupFinish places every batch of the group, makes the files durable
+ * and moves the checkpoints, and returns the group's outcomes in the order
+ * its tenants were added.  They live until TenantGroupReset.
+ */
+List *
+TenantGroupFinish(TenantExporter *exporter)
+{
+	List	   *outcomes = NIL;
+	ListCell   *cell;
+
+	MakeIntentsDurable(exporter);
+	RunPendingBatches(exporter, PlaceBatch);
+	RunPendingBatches(exporter, ConfirmBatch);
+
+	MemoryContextSwitchTo(exporter->groupContext);
+	foreach(cell, exporter->group)
+		outcomes = lappend(outcomes, ((TenantBatch *) lfirst(cell))->outcome);
+	return outcomes;
+}
+
+/*
+ * TenantGroupReset frees the finished group.
+ */
+void
+TenantGroupReset(TenantExporter *exporter)
+{
+	exporter->group = NIL;
+	exporter->intentsEnd = InvalidXLogRecPtr;
+	MemoryContextReset(exporter->groupContext);
 }

@@ -260,16 +260,15 @@ ReceiveOutcomes(WorkerPool *pool, WorkerAssignment *assignment)
 		{
 			StringInfoData message;
 			TenantOutcome outcome;
-			int			index;
 
 			message.data = data;
 			message.len = message.maxlen = (int) length;
 			message.cursor = 0;
 			memset(&outcome, 0, sizeof(outcome));
-			index = DeserializeOutcome(&message, &outcome);
-			if (index < 0 || index >= assignment->tenantCount)
-				elog(ERROR, "export worker reported an unknown tenant %d", index);
-			*assignment->outcomes[index] = outcome;
+			DeserializeOutcome(&message, &outcome);
+			if (outcome.tenantIndex < 0 || outcome.tenantIndex >= assignment->tenantCount)
+				elog(ERROR, "export worker reported an unknown tenant %d", outcome.tenantIndex);
+			*assignment->outcomes[outcome.tenantIndex] = outcome;
 			progressed = true;
 		}
 		else if (result == SHM_MQ_DETACHED)

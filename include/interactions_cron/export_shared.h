@@ -49,7 +49,7 @@ typedef struct ExportTenantIds
 } ExportTenantIds;
 
 extern const char *SharedTenantId(const ExportTenantIds *tenants, int index);
-extern void SerializeOutcome(StringInfo message, int tenantIndex, const TenantOutcome *outcome);
-extern int	DeserializeOutcome(StringInfo message, TenantOutcome *outcome);
+extern void SerializeOutcome(StringInfo message, const TenantOutcome *outcome);
+extern void DeserializeOutcome(StringInfo message, TenantOutcome *outcome);
 
 #endif

@@ -22,7 +22,8 @@ typedef struct BatchFile
 	unsigned char *compressed;	/* gzip's output chunk */
 } BatchFile;
 
-extern void EnsureExportDirectory(const char *exportRoot, const char *directory);
+extern bool EnsureExportDirectory(const char *directory);
+extern void SyncNewDirectories(const char *exportRoot, const char *deepest);
 extern char *UniqueTemporaryName(const char *stem);
 extern BatchFile *BatchFileCreate(const char *temporaryPath, bool gzip);
 extern void BatchFileFlushIfFull(BatchFile *file);

@@ -17,6 +17,7 @@ typedef struct SinkFile
 	const char *spoolDirectory; /* the tenant's: where its temporary file goes */
 	char	   *temporaryPath;	/* absolute; NULL in a dry run */
 	BatchFile  *file;			/* open while rows are written into it */
+	bool		newDirectory;	/* placing it created its partition directory */
 } SinkFile;
 
 typedef struct ExportSink ExportSink;
@@ -33,6 +34,8 @@ typedef struct ExportSinkOps
 	void		(*open) (ExportSink *sink, SinkFile *file);
 	/* make a closed temporary file visible under its relative path */
 	void		(*place) (ExportSink *sink, SinkFile *file);
+	/* make a placed file durable, with its name */
+	void		(*sync) (ExportSink *sink, SinkFile *file);
 	/* delete a file of the lake (one a failed batch may have placed) */
 	void		(*remove) (ExportSink *sink, const char *relativePath);
 	/* delete a temporary file that will not be placed */

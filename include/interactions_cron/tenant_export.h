@@ -1,10 +1,12 @@
 /*
  * tenant_export.h
- *	  One tenant's batch, in transactions of its own, inside an export worker.
+ *	  Tenants' batches, each in transactions of its own, in groups, inside an
+ *	  export worker.
  */
 #ifndef INTERACTIONS_CRON_TENANT_EXPORT_H
 #define INTERACTIONS_CRON_TENANT_EXPORT_H
 
+#include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
@@ -14,6 +16,7 @@
 /* What happened to one tenant, as reported in the run's result. */
 typedef struct TenantOutcome
 {
+	int			tenantIndex;	/* its place in the call's tenant list */
 	uint64		exported;
 	List	   *files;			/* relative paths, in order */
 	char	   *error;			/* NULL unless it failed */
@@ -30,10 +33,16 @@ typedef struct TenantExporter
 	TimestampTz watermark;
 	int64		batchSize;
 	bool		dryRun;
-	MemoryContext tenantContext;	/* reset after every tenant */
+	MemoryContext groupContext; /* the open group's, reset after each group */
+	List	   *group;			/* the open group's batches, in order */
+	TimestampTz groupStarted;	/* when its first batch was written */
+	XLogRecPtr	intentsEnd;		/* end of the WAL of its last intent */
 } TenantExporter;
 
 extern TenantExporter *CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun);
-extern TenantOutcome *ExportTenant(TenantExporter *exporter, const char *tenantId);
+extern bool TenantGroupAdd(TenantExporter *exporter, int index, const char *tenantId);
+extern bool TenantGroupIsFull(const TenantExporter *exporter);
+extern List *TenantGroupFinish(TenantExporter *exporter);
+extern void TenantGroupReset(TenantExporter *exporter);
 
 #endif

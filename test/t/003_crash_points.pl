@@ -4,9 +4,11 @@
 # leave every row of the table in exactly one line of one final file.
 #
 # For each point (before_place, between_files, after_place) the export is
-# started with interactions_cron.debug_fault = 'sleep_<point>', and once every
-# tenant's worker sleeps there one worker is killed with SIGKILL, which makes
-# the postmaster crash and restart the whole server. The retry is varied:
+# started with interactions_cron.debug_fault = 'sleep_<point>', and once a
+# worker sleeps there and every tenant's batch is written (a worker writes a
+# group of tenants before placing any: the tenants of a sleeping worker's
+# group wait behind it), one worker is killed with SIGKILL, which makes the
+# postmaster crash and restart the whole server. The retry is varied:
 # between_files retries with gzip (other file names than the placed ones),
 # after_place retries after a GDPR delete of a row already in a placed file.
 use strict;
@@ -26,7 +28,7 @@ use Test::More;
 # so a worker that kept sleeping fails the test however slow the machine is.
 my $call_return_bound = 30;    # seconds from cancel/terminate to the call's error
 my $workers_gone_bound = 15;   # seconds from the call's error to no worker left
-my $all_tenants_bound = 30;    # seconds for every tenant's worker to reach the fault
+my $all_tenants_bound = 30;    # seconds for every tenant's batch to be written
 
 my $worker_type = 'interactions_cron export worker';
 my @tenants = map { "tenant_$_" } 1 .. 3;
@@ -35,8 +37,9 @@ my $days = 3;                  # each tenant's rows span 3 UTC days: 3 files a b
 my $node = PostgreSQL::Test::Cluster->new('crash_points');
 $node->init;
 my $export_dir = $node->basedir . '/lake';
-# One worker per tenant, so that every tenant's batch is at the fault point
-# when the server is killed (with fewer workers a tenant could be anywhere).
+# Up to one worker per tenant: however the tenants are shared out, each is
+# either asleep at the fault point or waiting behind one that is, in its
+# worker's group, when the server is killed.
 $node->append_conf('postgresql.conf', qq{
 interactions_cron.export_dir = '$export_dir'
 interactions_cron.max_workers = 3
@@ -91,26 +94,25 @@ sub start_faulted_export
 	return ($session, $pid, $log_offset);
 }
 
-# wait_for_fault waits (bounded) until the worker of every tenant logged that
-# it sleeps at $point, and returns the tenants that did, first logged first.
+# wait_for_fault waits (bounded) until a worker logged that it sleeps at
+# $point and every tenant's batch is written (each has its intent), and
+# returns the tenants whose worker reached the point, first logged first.
 sub wait_for_fault
 {
 	my ($point, $log_offset) = @_;
 	my $reached = qr/debug_fault sleep_\Q$point\E reached for tenant "([^"]*)"/;
 	$node->wait_for_log($reached, $log_offset);
 	my $deadline = time + $all_tenants_bound;
-	my @seen;
+	my $intents;
 	while (1)
 	{
-		my %first;
-		my @logged = slurp_file($node->logfile, $log_offset) =~ /$reached/g;
-		@seen = grep { !$first{$_}++ } @logged;
-		last if @seen >= @tenants || time > $deadline;
+		$intents = sql('SELECT count(*) FROM interactions_cron.export_intents');
+		last if $intents >= @tenants || time > $deadline;
 		usleep(100_000);
 	}
-	is(scalar(@seen), scalar(@tenants), "sleep_$point: the worker of every tenant reached the fault point")
-	  or diag "reached: @seen";
-	return @seen;
+	is($intents, scalar(@tenants), "sleep_$point: every tenant's batch is written when a worker sleeps there");
+	my %first;
+	return grep { !$first{$_}++ } (slurp_file($node->logfile, $log_offset) =~ /$reached/g);
 }
 
 sub worker_pids
@@ -224,8 +226,11 @@ is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'
 is(sql(q{SELECT to_regclass('interactions_cron.export_intents') IS NOT NULL}), 't', 'the intents table exists');
 
 # Final files of a killed tenant at each point: none placed yet, the first of
-# its 3 days, all 3.
+# its 3 days, all 3.  The tenants waiting behind it in its worker's group:
+# none placed before or between its files (it places first), all placed
+# after (every batch of a group is placed before any is confirmed).
 my %placed_at_crash = (before_place => 0, between_files => 1, after_place => $days);
+my %placed_behind = (before_place => 0, between_files => 0, after_place => $days);
 
 for my $point (qw(before_place between_files after_place))
 {
@@ -246,17 +251,19 @@ for my $point (qw(before_place between_files after_place))
 
 	# What the killed batches left: their intents, no checkpoint moved, and
 	# the files placed up to the point.
-	is(sql('SELECT count(*) FROM interactions_cron.export_intents'), scalar(@reached),
+	is(sql('SELECT count(*) FROM interactions_cron.export_intents'), scalar(@tenants),
 		"$point: one intent per interrupted tenant");
-	for my $tenant (@reached)
+	my %asleep = map { $_ => 1 } @reached;
+	for my $tenant (@tenants)
 	{
+		my $placed = $asleep{$tenant} ? $placed_at_crash{$point} : $placed_behind{$point};
 		is(sql("SELECT cardinality(files) FROM interactions_cron.export_intents WHERE tenant_id = '$tenant'"),
 			$days, "$point: the intent of $tenant names its $days files");
 		is(sql(qq{SELECT count(*) FROM interactions_cron.export_checkpoints
 		          WHERE tenant_id = '$tenant' AND (rows_exported <> 0 OR last_created_at <> '-infinity')}),
 			'0', "$point: the checkpoint of $tenant did not move");
-		is(scalar(final_files_of($tenant)), $placed_at_crash{$point},
-			"$point: $tenant has $placed_at_crash{$point} final files after the crash");
+		is(scalar(final_files_of($tenant)), $placed,
+			"$point: $tenant has $placed final files after the crash");
 	}
 
 	my @deleted_ids;
