@@ -70,18 +70,22 @@ FROM test_helpers.exported_rows() r JOIN public.typed_history h ON h.id = (r.doc
 
 -- jsonb values of every shape are written by walking them: each one reads
 -- back equal, scalars at the top included, and the line has no whitespace
--- outside strings.
+-- outside strings.  Floats read back equal whatever extra_float_digits.
 SELECT test_helpers.reset_all();
 INSERT INTO tenants VALUES ('types', 'Types', 'active');
 DELETE FROM public.typed_history;
-INSERT INTO public.typed_history (id, tenant_id, created_at, docb)
-SELECT n, 'types', timestamptz '2026-03-30 02:00:00+00' + n * interval '1 second', v::jsonb
+INSERT INTO public.typed_history (id, tenant_id, created_at, docb, dbl, dbl_nan)
+SELECT n, 'types', timestamptz '2026-03-30 02:00:00+00' + n * interval '1 second', v::jsonb,
+       0.1::float8 + 0.2 * n, 1.1e-7::real * n
 FROM (VALUES (1, '"top \"scalar\" \\ \n \u0001 é"'), (2, '-1.50e3'), (3, 'true'), (4, 'null'),
              (5, '{}'), (6, '[]'), (7, '[{}, [], [[]], {"": ""}]'),
              (8, '{"k\"ey\n": {"nested": [1, {"deep": [null, false, "t\tab"]}]}, "b": 0.000001}'),
              (9, '[1, "two", 3.0, {"four": [5]}]')) AS v(n, v);
+SET extra_float_digits = 0;
 SELECT tenant_id, exported FROM test_helpers.outcomes(interactions_cron.export_interactions());
-SELECT (r.doc->>'id')::int AS id, (r.doc->'docb') = h.docb AS round_trips, jsonb_typeof(r.doc->'docb') AS kind
+RESET extra_float_digits;
+SELECT (r.doc->>'id')::int AS id, (r.doc->'docb') = h.docb AS round_trips, jsonb_typeof(r.doc->'docb') AS kind,
+       (r.doc->'dbl')::float8 = h.dbl AND (r.doc->'dbl_nan')::float4 = h.dbl_nan AS floats_round_trip
 FROM test_helpers.exported_rows() r JOIN public.typed_history h ON h.id = (r.doc->>'id')::bigint
 ORDER BY 1;
 SELECT count(*) AS lines_with_whitespace_outside_strings

@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "common/shortest_dec.h"
 #include "datatype/timestamp.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -33,7 +34,8 @@ typedef enum JsonValueKind
 	JSON_VALUE_INT4,
 	JSON_VALUE_INT8,
 	JSON_VALUE_TEXT,
-	JSON_VALUE_FLOAT,
+	JSON_VALUE_FLOAT4,
+	JSON_VALUE_FLOAT8,
 	JSON_VALUE_NUMERIC,
 	JSON_VALUE_BOOLEAN,
 	JSON_VALUE_JSON,
@@ -68,6 +70,27 @@ static void AppendValue(JsonValueWriter *writer, StringInfo out, Datum value);
 static void AppendJsonString(StringInfo out, const char *text, int length);
 
 /*
+ * AppendBytes and AppendByte are appendBinaryStringInfo and
+ * appendStringInfoChar inlined: they run several times for every value of
+ * every row, where the calls cost as much as the copies.
+ */
+static inline void
+AppendBytes(StringInfo out, const char *data, int length)
+{
+	if (out->len + length >= out->maxlen)
+		enlargeStringInfo(out, length);
+	memcpy(out->data + out->len, data, length);
+	out->len += length;
+	out->data[out->len] = '\0';
+}
+
+static inline void
+AppendByte(StringInfo out, char byte)
+{
+	appendStringInfoCharMacro(out, byte);
+}
+
+/*
  * ClassifyType picks the JSON form for a type, looking through domains.
  */
 static JsonValueKind
@@ -82,13 +105,14 @@ ClassifyType(Oid typeId)
 		case INT8OID:
 			return JSON_VALUE_INT8;
 		case OIDOID:
-			return JSON_VALUE_FLOAT;	/* unsigned: its text form is a plain number */
+			return JSON_VALUE_NUMERIC;	/* unsigned: its text form is a plain number */
 		case TEXTOID:
 		case VARCHAROID:
 			return JSON_VALUE_TEXT;
 		case FLOAT4OID:
+			return JSON_VALUE_FLOAT4;
 		case FLOAT8OID:
-			return JSON_VALUE_FLOAT;
+			return JSON_VALUE_FLOAT8;
 		case NUMERICOID:
 			return JSON_VALUE_NUMERIC;
 		case BOOLOID:
@@ -176,19 +200,19 @@ NdjsonAppendRow(NdjsonRowWriter *writer, StringInfo out, TupleTableSlot *slot)
 	slot_getallattrs(slot);
 
 	if (writer->columnCount == 0)
-		appendStringInfoChar(out, '{');
+		AppendByte(out, '{');
 
 	for (int i = 0; i < writer->columnCount; i++)
 	{
-		appendBinaryStringInfo(out, writer->keyPrefixes[i],
+		AppendBytes(out, writer->keyPrefixes[i],
 							   writer->keyPrefixLengths[i]);
 		if (slot->tts_isnull[i])
-			appendBinaryStringInfo(out, "null", 4);
+			AppendBytes(out, "null", 4);
 		else
 			AppendValue(&writer->columns[i], out, slot->tts_values[i]);
 	}
 
-	appendBinaryStringInfo(out, "}\n", 2);
+	AppendBytes(out, "}\n", 2);
 }
 
 /*
@@ -210,7 +234,7 @@ AppendJsonString(StringInfo out, const char *text, int length)
 			length = strlen(utf8);
 	}
 
-	appendStringInfoChar(out, '"');
+	AppendByte(out, '"');
 	runStart = utf8;
 	end = utf8 + length;
 	for (const char *p = utf8; p < end; p++)
@@ -220,23 +244,23 @@ AppendJsonString(StringInfo out, const char *text, int length)
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
 
-		appendBinaryStringInfo(out, runStart, p - runStart);
+		AppendBytes(out, runStart, p - runStart);
 		switch (c)
 		{
 			case '"':
-				appendBinaryStringInfo(out, "\\\"", 2);
+				AppendBytes(out, "\\\"", 2);
 				break;
 			case '\\':
-				appendBinaryStringInfo(out, "\\\\", 2);
+				AppendBytes(out, "\\\\", 2);
 				break;
 			case '\n':
-				appendBinaryStringInfo(out, "\\n", 2);
+				AppendBytes(out, "\\n", 2);
 				break;
 			case '\r':
-				appendBinaryStringInfo(out, "\\r", 2);
+				AppendBytes(out, "\\r", 2);
 				break;
 			case '\t':
-				appendBinaryStringInfo(out, "\\t", 2);
+				AppendBytes(out, "\\t", 2);
 				break;
 			default:
 				appendStringInfo(out, "\\u%04x", c);
@@ -244,8 +268,8 @@ AppendJsonString(StringInfo out, const char *text, int length)
 		}
 		runStart = p + 1;
 	}
-	appendBinaryStringInfo(out, runStart, end - runStart);
-	appendStringInfoChar(out, '"');
+	AppendBytes(out, runStart, end - runStart);
+	AppendByte(out, '"');
 }
 
 /*
@@ -304,7 +328,7 @@ AppendIsoTimestamp(StringInfo out, Timestamp value, bool isInstant)
 	if (isInstant)
 		*p++ = 'Z';
 	*p++ = '"';
-	appendBinaryStringInfo(out, text, p - text);
+	AppendBytes(out, text, p - text);
 	return true;
 }
 
@@ -350,7 +374,7 @@ AppendJsonbScalar(StringInfo out, const JsonbValue *scalar)
 	switch (scalar->type)
 	{
 		case jbvNull:
-			appendBinaryStringInfo(out, "null", 4);
+			AppendBytes(out, "null", 4);
 			break;
 		case jbvString:
 			AppendJsonString(out, scalar->val.string.val, scalar->val.string.len);
@@ -392,22 +416,22 @@ AppendJsonb(StringInfo out, Jsonb *jsonb)
 	{
 		if (needComma && (token == WJB_KEY || token == WJB_ELEM ||
 						  token == WJB_BEGIN_ARRAY || token == WJB_BEGIN_OBJECT))
-			appendStringInfoChar(out, ',');
+			AppendByte(out, ',');
 		switch (token)
 		{
 			case WJB_BEGIN_ARRAY:
 			case WJB_BEGIN_OBJECT:
-				appendStringInfoChar(out, token == WJB_BEGIN_ARRAY ? '[' : '{');
+				AppendByte(out, token == WJB_BEGIN_ARRAY ? '[' : '{');
 				needComma = false;
 				break;
 			case WJB_END_ARRAY:
 			case WJB_END_OBJECT:
-				appendStringInfoChar(out, token == WJB_END_ARRAY ? ']' : '}');
+				AppendByte(out, token == WJB_END_ARRAY ? ']' : '}');
 				needComma = true;
 				break;
 			case WJB_KEY:
 				AppendJsonString(out, value.val.string.val, value.val.string.len);
-				appendStringInfoChar(out, ':');
+				AppendByte(out, ':');
 				needComma = false;
 				break;
 			case WJB_VALUE:
@@ -429,11 +453,11 @@ AppendArrayLevel(JsonValueWriter *writer, StringInfo out,
 				 array_iter *iterator, int *index,
 				 int level, int dimensionCount, const int *dimensions)
 {
-	appendStringInfoChar(out, '[');
+	AppendByte(out, '[');
 	for (int i = 0; i < dimensions[level]; i++)
 	{
 		if (i > 0)
-			appendStringInfoChar(out, ',');
+			AppendByte(out, ',');
 
 		if (level + 1 < dimensionCount)
 			AppendArrayLevel(writer, out, iterator, index,
@@ -447,12 +471,12 @@ AppendArrayLevel(JsonValueWriter *writer, StringInfo out,
 												  writer->elementAlign);
 
 			if (isNull)
-				appendBinaryStringInfo(out, "null", 4);
+				AppendBytes(out, "null", 4);
 			else
 				AppendValue(writer->element, out, element);
 		}
 	}
-	appendStringInfoChar(out, ']');
+	AppendByte(out, ']');
 }
 
 /*
@@ -469,6 +493,26 @@ AppendNumberText(StringInfo out, const char *text)
 }
 
 /*
+ * AppendShortestFloat writes a float4 or float8 as the shortest decimal that
+ * reads back as the same value, whatever the session's extra_float_digits
+ * (float8out would round to 15 digits with it at 0), without the output
+ * function's allocation.  NaN and the infinities are quoted.
+ */
+static void
+AppendShortestFloat(StringInfo out, double value, bool isDouble)
+{
+	char		digits[DOUBLE_SHORTEST_DECIMAL_LEN];
+	int			length;
+
+	length = isDouble ? double_to_shortest_decimal_buf(value, digits)
+		: float_to_shortest_decimal_buf((float) value, digits);
+	if (isnan(value) || isinf(value))
+		AppendJsonString(out, digits, length);
+	else
+		AppendBytes(out, digits, length);
+}
+
+/*
  * AppendValue writes one non-null value in the form its writer chose.
  */
 static void
@@ -481,13 +525,13 @@ AppendValue(JsonValueWriter *writer, StringInfo out, Datum value)
 	switch (writer->kind)
 	{
 		case JSON_VALUE_INT2:
-			appendBinaryStringInfo(out, digits, pg_ltoa(DatumGetInt16(value), digits));
+			AppendBytes(out, digits, pg_ltoa(DatumGetInt16(value), digits));
 			return;
 		case JSON_VALUE_INT4:
-			appendBinaryStringInfo(out, digits, pg_ltoa(DatumGetInt32(value), digits));
+			AppendBytes(out, digits, pg_ltoa(DatumGetInt32(value), digits));
 			return;
 		case JSON_VALUE_INT8:
-			appendBinaryStringInfo(out, digits, pg_lltoa(DatumGetInt64(value), digits));
+			AppendBytes(out, digits, pg_lltoa(DatumGetInt64(value), digits));
 			return;
 		case JSON_VALUE_TEXT:
 			{
@@ -496,12 +540,20 @@ AppendValue(JsonValueWriter *writer, StringInfo out, Datum value)
 				AppendJsonString(out, VARDATA_ANY(string), VARSIZE_ANY_EXHDR(string));
 				return;
 			}
-		case JSON_VALUE_FLOAT:
+		case JSON_VALUE_FLOAT4:
+			AppendShortestFloat(out, DatumGetFloat4(value), false);
+			return;
+		case JSON_VALUE_FLOAT8:
+			AppendShortestFloat(out, DatumGetFloat8(value), true);
+			return;
 		case JSON_VALUE_NUMERIC:
 			AppendNumberText(out, OutputFunctionCall(&writer->outputFunction, value));
 			return;
 		case JSON_VALUE_BOOLEAN:
-			appendStringInfoString(out, DatumGetBool(value) ? "true" : "false");
+			if (DatumGetBool(value))
+				AppendBytes(out, "true", 4);
+			else
+				AppendBytes(out, "false", 5);
 			return;
 		case JSON_VALUE_JSON:
 			AppendEmbeddedJson(out, OutputFunctionCall(&writer->outputFunction, value));
@@ -523,7 +575,7 @@ AppendValue(JsonValueWriter *writer, StringInfo out, Datum value)
 
 				if (AARR_NDIM(array) == 0)
 				{
-					appendBinaryStringInfo(out, "[]", 2);
+					AppendBytes(out, "[]", 2);
 					return;
 				}
 				array_iter_setup(&iterator, array);
