@@ -101,12 +101,11 @@ is(app(q{SELECT string_agg(job || ':' || ok, ' ' ORDER BY id) FROM interactions_
 
 # An export stalled after placing its files: the dump sees its intents.
 my $export = $node->background_psql('app', on_error_stop => 0);
-$export->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_place'});
+$export->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_place'; SET interactions_cron.max_workers = 1});
 my $log_offset = -s $node->logfile;
 $export->query_until(qr/started/,
 	"\\echo started\nSELECT interactions_cron.export_interactions(batch_size => 30);\n");
-my @stalled = wait_for_faults($node, 'after_place', $log_offset, 4);
-is(scalar(@stalled), 4, 'the stalled export placed the files of every active tenant') or diag "@stalled";
+is(wait_for_stalled_group($node, 'app', $log_offset, 4), 4, 'the stalled export placed the files of every active tenant');
 
 # What the dump must carry, as the dump's snapshot sees it.
 my $before = extension_state($node, 'app');

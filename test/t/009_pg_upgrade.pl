@@ -137,11 +137,11 @@ is($old->safe_psql('app', q{
 	'false injected fault error_after_place for tenant "t3"', 'an export fails t3');
 # An export killed after placing its files leaves an intent for each tenant.
 my $export = $old->background_psql('app', on_error_stop => 0);
-$export->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_place'});
+$export->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_place'; SET interactions_cron.max_workers = 1});
 my $log_offset = -s $old->logfile;
 $export->query_until(qr/started/,
 	"\\echo started\nSELECT interactions_cron.export_interactions(batch_size => 20);\n");
-is(scalar(wait_for_faults($old, 'after_place', $log_offset, 3)), 3, 'an export stalls after placing its files');
+is(wait_for_stalled_group($old, 'app', $log_offset, 3), 3, 'an export stalls after placing its files');
 my ($worker) = split /\n/, $old->safe_psql('postgres',
 	q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'});
 my $kill_offset = -s $old->logfile;

@@ -77,18 +77,17 @@ sub export_all
 
 # start_stalled_export starts an export of batches of $batch on $node that
 # stalls after placing its files, and returns its session once every
-# tenant's worker is there.
+# tenant's batch is placed and unconfirmed (one worker, one group).
 sub start_stalled_export
 {
 	my ($node, $batch, $label) = @_;
 	my $session = $node->background_psql('postgres', on_error_stop => 0);
-	$session->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_place'});
+	$session->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_place'; SET interactions_cron.max_workers = 1});
 	my $log_offset = -s $node->logfile;
 	$session->query_until(qr/started/,
 		"\\echo started\nSELECT interactions_cron.export_interactions(batch_size => $batch);\n");
-	my @stalled = wait_for_faults($node, 'after_place', $log_offset, scalar @tenants);
-	is(scalar(@stalled), scalar(@tenants), "$label: every tenant's batch is placed, not committed")
-	  or diag "@stalled";
+	is(wait_for_stalled_group($node, 'postgres', $log_offset, scalar @tenants), scalar(@tenants),
+		"$label: every tenant's batch is placed, not committed");
 	return $session;
 }
 

@@ -92,10 +92,10 @@ check_lake('first export');
 # An export killed after placing its files leaves intents.
 add_rows(30, 80);
 my $session = $node->background_psql('postgres', on_error_stop => 0);
-$session->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_place'});
+$session->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_place'; SET interactions_cron.max_workers = 1});
 my $log_offset = -s $node->logfile;
 $session->query_until(qr/started/, "\\echo started\nSELECT interactions_cron.export_interactions(batch_size => 25);\n");
-is(scalar(wait_for_faults($node, 'after_place', $log_offset, 3)), 3, 'an export stalls after placing its files');
+is(wait_for_stalled_group($node, 'postgres', $log_offset, 3), 3, 'an export stalls after placing its files');
 my ($worker) = split /\n/, sql(q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'});
 my $kill_offset = -s $node->logfile;
 kill 'KILL', $worker or die "cannot kill $worker";

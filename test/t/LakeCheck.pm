@@ -30,7 +30,7 @@ our @EXPORT = qw(
   psql_error
   wait_for_restart
   end_session
-  wait_for_faults
+  wait_for_stalled_group
   read_s3rver_lake
   extension_state);
 
@@ -195,23 +195,24 @@ sub end_session
 	eval { $session->quit; 1 } or eval { $session->{run}->kill_kill; 1 };
 }
 
-# wait_for_faults waits (bounded) until $count tenants' workers logged,
-# after $log_offset, that they sleep at the debug_fault point $point, and
-# returns the tenants that did, first logged first (fewer if the time ran
-# out: the caller checks the count).
-sub wait_for_faults
+# wait_for_stalled_group waits (bounded) until a worker logged, after
+# $log_offset, that it sleeps at the debug_fault point after_place, and
+# $count intents exist in $db; it returns the number of intents.  The
+# export is started with interactions_cron.max_workers = 1: its one worker
+# writes every tenant's batch in one group, places them all, then sleeps in
+# the group's first confirmation, so every batch is placed and unconfirmed.
+sub wait_for_stalled_group
 {
-	my ($node, $point, $log_offset, $count) = @_;
-	my $reached = qr/debug_fault sleep_\Q$point\E reached for tenant "([^"]*)"/;
-	my @seen;
+	my ($node, $db, $log_offset, $count) = @_;
+	$node->wait_for_log(qr/debug_fault sleep_after_place reached for tenant/, $log_offset);
+	my $intents = 0;
 	for (1 .. 10 * $PostgreSQL::Test::Utils::timeout_default)
 	{
-		my %first;
-		@seen = grep { !$first{$_}++ } (slurp_file($node->logfile, $log_offset) =~ /$reached/g);
-		last if @seen >= $count;
+		$intents = $node->safe_psql($db, 'SELECT count(*) FROM interactions_cron.export_intents');
+		last if $intents >= $count;
 		select(undef, undef, undef, 0.1);
 	}
-	return @seen;
+	return $intents;
 }
 
 # read_s3rver_lake reads the objects an s3rver (filesystem store, in
