@@ -52,32 +52,157 @@ SyncNewDirectories(const char *exportRoot, const char *deepest)
 }
 
 /*
- * EnsureExportDirectory creates a directory and its parents if needed and
- * says whether it had to.  Nothing is fsynced here: a new directory of the
- * lake is made durable with the files placed in it (SyncNewDirectories),
- * and the spool's never needs to be, its contents being disposable.
+ * RequireSafeExportRoot refuses an export directory that other OS users may
+ * write to, as PostgreSQL refuses such a data directory: they could plant a
+ * symbolic link or a directory below it for the export to write, rename or
+ * delete through.  A root that does not exist yet is fine; it is created
+ * for the server's user alone.  The root itself may be a symbolic link (the
+ * superuser chose the path); what it points to is checked.  It says whether
+ * the root exists.
  */
 bool
-EnsureExportDirectory(const char *directory)
+RequireSafeExportRoot(const char *exportRoot)
 {
 	struct stat status;
-	char	   *path;
 
-	if (stat(directory, &status) == 0 && S_ISDIR(status.st_mode))
-		return false;
-
-	path = pstrdup(directory);
-	if (pg_mkdir_p(path, pg_dir_create_mode) != 0 && errno != EEXIST)
+	if (stat(exportRoot, &status) != 0)
+	{
+		if (errno == ENOENT)
+			return false;
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not create export directory \"%s\": %m", directory)));
-	pfree(path);
-
-	if (stat(directory, &status) != 0 || !S_ISDIR(status.st_mode))
+				 errmsg("could not stat export directory \"%s\": %m", exportRoot)));
+	}
+	if (!S_ISDIR(status.st_mode))
 		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create export directory \"%s\": %m", directory)));
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("export directory \"%s\" is not a directory", exportRoot),
+				 errhint("Point interactions_cron.export_dir at a directory.")));
+	if ((status.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("export directory \"%s\" is writable by other OS users", exportRoot),
+				 errdetail("Its permissions are %04o; another user could plant a symbolic link there for the export to write or delete through.",
+						   (unsigned int) (status.st_mode & 07777)),
+				 errhint("Remove the write permission of group and others: chmod go-w \"%s\".",
+						 exportRoot)));
 	return true;
+}
+
+/*
+ * RequireOwnDirectory refuses a directory below the export root that is a
+ * symbolic link, or that another OS user owns or may write to: through it a
+ * file could be written, renamed or deleted outside the export directory.
+ * Every directory below the root is created by the export for the server's
+ * user alone, so these hold unless something was planted or changed by hand,
+ * and then no one else can swap a checked directory for a link.
+ */
+static void
+RequireOwnDirectory(const char *path, const struct stat *status)
+{
+	if (S_ISLNK(status->st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("\"%s\" below the export directory is a symbolic link", path),
+				 errdetail("The export follows no symbolic link below interactions_cron.export_dir."),
+				 errhint("Remove the link; to write the exports elsewhere, change interactions_cron.export_dir.")));
+	if (!S_ISDIR(status->st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("\"%s\" below the export directory is not a directory", path),
+				 errhint("Remove it; the export creates its directories itself.")));
+	if (status->st_uid != geteuid() || (status->st_mode & (S_IWGRP | S_IWOTH)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("directory \"%s\" below the export directory is owned or writable by another OS user", path),
+				 errhint("Make it the server's user's alone: chown it to that user and chmod go-w it.")));
+}
+
+/*
+ * WalkExportDirectory checks every directory from the export root down to
+ * root/relative, one path component at a time with lstat, so that a planted
+ * symbolic link at any level is refused rather than followed.  With create,
+ * missing directories are made (for the server's user alone) and *created
+ * says whether any was; without it, the walk stops at the first missing one
+ * and returns false.
+ */
+static bool
+WalkExportDirectory(const char *exportRoot, const char *relative, bool create, bool *created)
+{
+	StringInfoData path;
+	char	   *components = pstrdup(relative);
+	char	   *savePointer = NULL;
+	struct stat status;
+
+	*created = false;
+	if (!RequireSafeExportRoot(exportRoot))
+	{
+		char	   *root = pstrdup(exportRoot);
+
+		if (!create)
+			return false;
+		if (pg_mkdir_p(root, pg_dir_create_mode) != 0 && errno != EEXIST)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create export directory \"%s\": %m", exportRoot)));
+		*created = true;
+	}
+
+	initStringInfo(&path);
+	appendStringInfoString(&path, exportRoot);
+	for (char *component = strtok_r(components, "/", &savePointer); component != NULL;
+		 component = strtok_r(NULL, "/", &savePointer))
+	{
+		appendStringInfo(&path, "/%s", component);
+		if (lstat(path.data, &status) != 0)
+		{
+			if (errno != ENOENT)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not stat export directory \"%s\": %m", path.data)));
+			if (!create)
+				return false;
+			if (mkdir(path.data, pg_dir_create_mode) != 0 && errno != EEXIST)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not create export directory \"%s\": %m", path.data)));
+			*created = true;
+			if (lstat(path.data, &status) != 0)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not stat export directory \"%s\": %m", path.data)));
+		}
+		RequireOwnDirectory(path.data, &status);
+	}
+	return true;
+}
+
+/*
+ * EnsureExportDirectory creates root/relative and the directories above it
+ * as needed, refusing any symbolic link below the root, and says whether it
+ * had to create one.  Nothing is fsynced here: a new directory of the lake
+ * is made durable with the files placed in it (SyncNewDirectories), and the
+ * spool's never needs to be, its contents being disposable.
+ */
+bool
+EnsureExportDirectory(const char *exportRoot, const char *relative)
+{
+	bool		created;
+
+	(void) WalkExportDirectory(exportRoot, relative, true, &created);
+	return created;
+}
+
+/*
+ * ExportDirectoryExists says whether root/relative exists, refusing any
+ * symbolic link below the root on the way, before a file in it is deleted.
+ */
+bool
+ExportDirectoryExists(const char *exportRoot, const char *relative)
+{
+	bool		created;
+
+	return WalkExportDirectory(exportRoot, relative, false, &created);
 }
 
 /*

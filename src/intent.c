@@ -272,7 +272,7 @@ IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
 	foreach(cell, intent->files)
 		sink->ops->remove(sink, lfirst(cell));
 	foreach(cell, intent->temporaryFiles)
-		sink->ops->abort(sink, psprintf("%s/%s", intent->localRoot, (char *) lfirst(cell)));
+		SinkRemoveSpooled(sink, lfirst(cell));
 	return list_length(intent->files);
 }
 

@@ -51,8 +51,9 @@ SpoolOpen(ExportSink *sink, SinkFile *file)
 {
 	const char *fileName = strrchr(file->relativePath, '/') + 1;
 
-	(void) EnsureExportDirectory(file->spoolDirectory);
-	file->temporaryPath = psprintf("%s/%s", file->spoolDirectory, UniqueTemporaryName(fileName));
+	(void) EnsureExportDirectory(sink->localRoot, file->spoolDirectory);
+	file->temporaryPath = psprintf("%s/%s/%s", sink->localRoot, file->spoolDirectory,
+								   UniqueTemporaryName(fileName));
 	file->file = BatchFileCreate(file->temporaryPath, sink->gzip);
 }
 
@@ -67,8 +68,7 @@ LocalPlace(ExportSink *sink, SinkFile *file)
 {
 	char	   *finalPath = psprintf("%s/%s", sink->localRoot, file->relativePath);
 
-	file->newDirectory = EnsureExportDirectory(psprintf("%s/%s", sink->localRoot,
-														DirectoryOf(file->relativePath)));
+	file->newDirectory = EnsureExportDirectory(sink->localRoot, DirectoryOf(file->relativePath));
 	if (rename(file->temporaryPath, finalPath) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
@@ -93,12 +93,14 @@ LocalSync(ExportSink *sink, SinkFile *file)
 }
 
 /*
- * LocalRemove deletes a placed file.
+ * LocalRemove deletes a placed file, unless its directory is gone already;
+ * a symbolic link on the way is refused, not followed.
  */
 static void
 LocalRemove(ExportSink *sink, const char *relativePath)
 {
-	RemoveFileIfPresent(psprintf("%s/%s", sink->localRoot, relativePath), ERROR);
+	if (ExportDirectoryExists(sink->localRoot, DirectoryOf(relativePath)))
+		RemoveFileIfPresent(psprintf("%s/%s", sink->localRoot, relativePath), ERROR);
 }
 
 /*
@@ -175,6 +177,9 @@ SinkFromSettings(bool dryRun)
 
 	sink->localRoot = ResolvedExportDirectory();
 	sink->gzip = CompressionSetting == COMPRESSION_GZIP;
+	/* Both sinks write below export_dir (S3 spools there); a dry run does not. */
+	if (!dryRun)
+		(void) RequireSafeExportRoot(sink->localRoot);
 	if (dryRun)
 	{
 		sink->ops = &DryRunSinkOps;
@@ -255,6 +260,18 @@ SinkAbortFiles(ExportSink *sink, List *files)
 }
 
 /*
+ * SinkRemoveSpooled deletes a temporary file an intent names, relative to
+ * export_dir, unless its spool directory is gone; a symbolic link on the way
+ * is refused, not followed.
+ */
+void
+SinkRemoveSpooled(ExportSink *sink, const char *relativeTemporaryPath)
+{
+	if (ExportDirectoryExists(sink->localRoot, DirectoryOf(relativeTemporaryPath)))
+		sink->ops->abort(sink, psprintf("%s/%s", sink->localRoot, relativeTemporaryPath));
+}
+
+/*
  * SinkRelativeTemporaryPath returns a temporary file's path relative to
  * export_dir, as recorded in an intent.
  */
@@ -268,33 +285,33 @@ SinkRelativeTemporaryPath(const ExportSink *sink, const char *temporaryPath)
 }
 
 /*
- * SinkSpoolDirectory returns the tenant's spool directory.  It is per
- * database as the claims are: two databases sharing one export_dir never
- * empty each other's spool.
+ * SinkSpoolDirectory returns the tenant's spool directory, relative to
+ * export_dir.  It is per database as the claims are: two databases sharing
+ * one export_dir never empty each other's spool.
  */
 char *
 SinkSpoolDirectory(const ExportSink *sink, const char *escapedTenantId)
 {
-	return psprintf("%s/.spool/%s/%s", sink->localRoot,
+	return psprintf(".spool/%s/%s",
 					HiveEscapePathSegment(get_database_name(MyDatabaseId)), escapedTenantId);
 }
 
 /*
  * SinkPurgeSpool deletes every file left in a tenant's spool directory by a
- * batch that never finished.  The caller holds the tenant's claim, so no
+ * batch that never finished; a symbolic link on the way is refused, not
+ * followed, for it would delete another directory's files.  The caller holds the tenant's claim, so no
  * other export is writing there.
  */
 void
-SinkPurgeSpool(const ExportSink *sink, const char *spoolDirectory)
+SinkPurgeSpool(const ExportSink *sink, const char *spoolRelative)
 {
+	char	   *spoolDirectory = psprintf("%s/%s", sink->localRoot, spoolRelative);
 	DIR		   *directory;
 	struct dirent *entry;
 
-	if (sink->ops == &DryRunSinkOps)
+	if (sink->ops == &DryRunSinkOps || !ExportDirectoryExists(sink->localRoot, spoolRelative))
 		return;
 	directory = AllocateDir(spoolDirectory);
-	if (directory == NULL && errno == ENOENT)
-		return;
 	while ((entry = ReadDir(directory, spoolDirectory)) != NULL)
 	{
 		if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0)

@@ -22,7 +22,9 @@ typedef struct BatchFile
 	unsigned char *compressed;	/* gzip's output chunk */
 } BatchFile;
 
-extern bool EnsureExportDirectory(const char *directory);
+extern bool RequireSafeExportRoot(const char *exportRoot);
+extern bool EnsureExportDirectory(const char *exportRoot, const char *relative);
+extern bool ExportDirectoryExists(const char *exportRoot, const char *relative);
 extern void SyncNewDirectories(const char *exportRoot, const char *deepest);
 extern char *UniqueTemporaryName(const char *stem);
 extern BatchFile *BatchFileCreate(const char *temporaryPath, bool gzip);

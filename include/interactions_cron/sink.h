@@ -14,7 +14,7 @@
 typedef struct SinkFile
 {
 	char	   *relativePath;	/* exports/.../batch-....json: its name in the lake */
-	const char *spoolDirectory; /* the tenant's: where its temporary file goes */
+	const char *spoolDirectory; /* the tenant's, relative to export_dir */
 	char	   *temporaryPath;	/* absolute; NULL in a dry run */
 	BatchFile  *file;			/* open while rows are written into it */
 	bool		newDirectory;	/* placing it created its partition directory */
@@ -25,7 +25,7 @@ typedef struct ExportSink ExportSink;
 /*
  * What differs between destinations.  Rows are always written to a local
  * temporary file first (file_sink.c), in the tenant's own spool directory
- * (<export_dir>/.spool/<tenant>); nothing becomes visible to lake readers
+ * (<export_dir>/.spool/<database>/<tenant>); nothing becomes visible to lake readers
  * before place, which runs at batch end, outside the executor.
  */
 typedef struct ExportSinkOps
@@ -60,6 +60,7 @@ extern void SinkCloseFile(SinkFile *file);
 extern void SinkAbortFiles(ExportSink *sink, List *files);
 extern char *SinkRelativeTemporaryPath(const ExportSink *sink, const char *temporaryPath);
 extern char *SinkSpoolDirectory(const ExportSink *sink, const char *escapedTenantId);
-extern void SinkPurgeSpool(const ExportSink *sink, const char *spoolDirectory);
+extern void SinkRemoveSpooled(ExportSink *sink, const char *relativeTemporaryPath);
+extern void SinkPurgeSpool(const ExportSink *sink, const char *spoolRelative);
 
 #endif

@@ -1,0 +1,66 @@
+-- Files below export_dir: a symbolic link planted at any level (a tenant's
+-- directory, a day's, the spool) is refused rather than followed, so nothing
+-- is written or deleted outside export_dir; and an export_dir that other OS
+-- users may write to is refused at once.
+SELECT test_helpers.reset_all();
+INSERT INTO tenants (id, name) VALUES ('acme', 'Acme'), ('beta', 'Beta');
+INSERT INTO interaction_history (id, tenant_id, created_at)
+VALUES (1, 'acme', '2026-03-30 10:00:00+00'), (2, 'beta', '2026-03-30 10:00:00+00');
+
+-- sh runs a shell command as the server's OS user, in export_dir.
+CREATE FUNCTION pg_temp.sh(command text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('COPY (SELECT) TO PROGRAM %L',
+                   format('cd %s && %s', current_setting('interactions_cron.export_dir'), command));
+END
+$$;
+-- outside lists what is in the directory the links point to (next to export_dir).
+CREATE FUNCTION pg_temp.outside() RETURNS SETOF text LANGUAGE sql AS $$
+    SELECT f FROM pg_ls_dir(current_setting('interactions_cron.export_dir') || '_outside') f ORDER BY f
+$$;
+SELECT pg_temp.sh('rm -rf ../exports_outside && mkdir ../exports_outside && echo keep > ../exports_outside/victim.txt');
+
+-- A link at a tenant's directory: that tenant fails, the other one is exported.
+SELECT pg_temp.sh('mkdir -p exports && ln -s ../exports_outside exports/acme');
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
+SELECT * FROM pg_temp.outside();
+SELECT status FROM interactions_cron.export_checkpoints WHERE tenant_id = 'acme';
+SELECT pg_temp.sh('rm exports/acme');
+
+-- A link at a day's directory.
+SELECT pg_temp.sh('mkdir -p exports/acme/interaction_history/year=2026/month=03 && ln -s ../../../../../../exports_outside exports/acme/interaction_history/year=2026/month=03/day=30');
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
+SELECT * FROM pg_temp.outside();
+SELECT pg_temp.sh('rm exports/acme/interaction_history/year=2026/month=03/day=30');
+
+-- A link at the tenant's spool directory: following it would empty the
+-- directory it points to.
+SELECT pg_temp.sh(format('rm -rf .spool/%1$s/acme && mkdir -p .spool/%1$s && ln -s ../../../exports_outside .spool/%1$s/acme',
+                         current_database()));
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
+SELECT * FROM pg_temp.outside();
+SELECT pg_temp.sh(format('rm .spool/%s/acme', current_database()));
+
+-- And at the spool itself.
+SELECT pg_temp.sh('mv .spool .spool.real && ln -s ../exports_outside .spool');
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
+SELECT * FROM pg_temp.outside();
+SELECT pg_temp.sh('rm .spool && mv .spool.real .spool');
+
+-- Without the links the tenant is exported where it belongs.
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
+SELECT * FROM test_helpers.export_files() ORDER BY 1;
+
+-- An export_dir that the group or others may write to is refused at once,
+-- before any tenant; a dry run writes nothing and is not refused.
+INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (3, 'acme', '2026-03-30 11:00:00+00');
+SELECT pg_temp.sh('chmod 0777 .');
+SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
+SELECT pg_temp.sh('chmod 0775 .');
+SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
+SELECT tenant_id, exported FROM test_helpers.outcomes(interactions_cron.export_interactions(dry_run => true));
+SELECT pg_temp.sh('chmod 0755 .');
+SELECT count(*) AS files_after_refusals FROM test_helpers.export_files();
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
+
+SELECT pg_temp.sh('rm -rf ../exports_outside');
