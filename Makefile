@@ -15,6 +15,7 @@ OBJS = \
 	src/hive_path.o \
 	src/ndjson.o \
 	src/s3_client.o \
+	src/s3_credentials.o \
 	src/file_sink.o \
 	src/sink.o \
 	src/batch_receiver.o \

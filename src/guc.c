@@ -38,6 +38,8 @@ char	   *S3EndpointSetting = NULL;
 bool		S3PathStyleSetting = false;
 char	   *S3AccessKeyIdSetting = NULL;
 char	   *S3SecretAccessKeySetting = NULL;
+char	   *S3CredentialsFileSetting = NULL;
+char	   *S3CredentialsProfileSetting = NULL;
 int			S3MultipartThresholdKb = 16 * 1024;
 int			S3RequestTimeoutMs = 300 * 1000;
 int			S3LowSpeedLimitBytes = 1024;
@@ -94,6 +96,80 @@ static const char *
 ShowSecretAccessKey(void)
 {
 	return ShowCredential(&S3SecretAccessKeySetting);
+}
+
+/*
+ * CheckCredential accepts a credential only from the server's configuration
+ * files (postgresql.conf, ALTER SYSTEM), readable by the server's OS user
+ * alone; clearing one is always allowed.  Every other source leaves the
+ * value where other roles or users can read it: ALTER DATABASE, ALTER ROLE
+ * and a function's SET clause store it in pg_db_role_setting or pg_proc,
+ * which every role may SELECT (PGC_S_TEST is how PostgreSQL validates those
+ * statements); a session's SET or set_config(), even a superuser's, puts it
+ * in the statement's text, which pg_stat_activity and pg_stat_statements
+ * show to pg_read_all_stats and log_statement writes to the server log; a
+ * startup packet's options (PGC_S_CLIENT) come from a client's environment;
+ * the server's command line is in every OS user's process list.
+ */
+static bool
+CheckCredential(char **newval, void **extra, GucSource source)
+{
+	if (**newval == '\0' || source == PGC_S_DEFAULT || source == PGC_S_DYNAMIC_DEFAULT ||
+		source == PGC_S_FILE || source == PGC_S_OVERRIDE)
+		return true;
+
+	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+	if (source == PGC_S_ARGV)
+	{
+		GUC_check_errmsg("S3 credentials cannot be given on the server's command line");
+		GUC_check_errdetail("Every OS user can read the command line in the process list.");
+	}
+	else if (source == PGC_S_CLIENT || source == PGC_S_SESSION)
+	{
+		GUC_check_errmsg("S3 credentials cannot be set in a session");
+		GUC_check_errdetail("The statement's text can reach pg_stat_activity, pg_stat_statements and the server log, which roles other than superusers may read.");
+	}
+	else
+	{
+		GUC_check_errmsg("S3 credentials cannot be set with ALTER DATABASE, ALTER ROLE or a function's SET clause");
+		GUC_check_errdetail("Those values are stored in pg_db_role_setting or pg_proc, which every role can read.");
+	}
+	GUC_check_errhint("Put them in postgresql.conf or set them with ALTER SYSTEM (files only the server's OS user can read), "
+					  "give the server AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in its environment, "
+					  "or point interactions_cron.s3_credentials_file at an AWS credentials file.");
+	return false;
+}
+
+/*
+ * CheckCredentialsFile accepts an empty string (no file) or an absolute
+ * path; the file itself is checked and read when an export starts.
+ */
+static bool
+CheckCredentialsFile(char **newval, void **extra, GucSource source)
+{
+	if (**newval == '\0' || is_absolute_path(*newval))
+		return true;
+
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("interactions_cron.s3_credentials_file must be an absolute path");
+	GUC_check_errhint("For example /var/lib/postgresql/.aws/credentials, or an empty string for none.");
+	return false;
+}
+
+/*
+ * CheckProfileName accepts a profile name that can appear between the
+ * brackets of a section header.
+ */
+static bool
+CheckProfileName(char **newval, void **extra, GucSource source)
+{
+	if (**newval != '\0' && strpbrk(*newval, "[]\r\n") == NULL)
+		return true;
+
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("interactions_cron.s3_credentials_profile must be a profile name");
+	GUC_check_errhint("For example default, as in the section header [default].");
+	return false;
 }
 
 /*
@@ -337,13 +413,24 @@ DefineSettings(void)
 							   "S3 access key id; empty means AWS_ACCESS_KEY_ID from the server's environment.",
 							   NULL, &S3AccessKeyIdSetting, "",
 							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
-							   NULL, NULL, ShowAccessKeyId);
+							   CheckCredential, NULL, ShowAccessKeyId);
 
 	DefineCustomStringVariable("interactions_cron.s3_secret_access_key",
 							   "S3 secret access key; empty means AWS_SECRET_ACCESS_KEY from the server's environment.",
 							   NULL, &S3SecretAccessKeySetting, "",
 							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
-							   NULL, NULL, ShowSecretAccessKey);
+							   CheckCredential, NULL, ShowSecretAccessKey);
+
+	DefineCustomStringVariable("interactions_cron.s3_credentials_file",
+							   "AWS shared credentials file the S3 credentials are read from, when the settings hold none.",
+							   "It must be a regular file owned by the server's OS user, with permissions 0600 or stricter.",
+							   &S3CredentialsFileSetting, "",
+							   PGC_SUSET, 0, CheckCredentialsFile, NULL, NULL);
+
+	DefineCustomStringVariable("interactions_cron.s3_credentials_profile",
+							   "Profile (section) of interactions_cron.s3_credentials_file to use.",
+							   NULL, &S3CredentialsProfileSetting, "default",
+							   PGC_SUSET, 0, CheckProfileName, NULL, NULL);
 
 	DefineCustomIntVariable("interactions_cron.s3_multipart_threshold",
 							"Objects larger than this are uploaded in parts of this size.",

@@ -31,6 +31,7 @@
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/s3_client.h"
+#include "interactions_cron/s3_credentials.h"
 
 /* Attempts of one request before a transient failure becomes an error. */
 #define S3_MAX_ATTEMPTS 4
@@ -64,45 +65,10 @@ RequireSetting(const char *value, const char *settingName)
 }
 
 /*
- * FirstNonEmpty returns a setting, else an environment variable, else NULL.
- */
-static char *
-FirstNonEmpty(const char *setting, const char *environmentVariable)
-{
-	const char *environmentValue = getenv(environmentVariable);
-
-	if (setting != NULL && setting[0] != '\0')
-		return pstrdup(setting);
-	if (environmentValue != NULL && environmentValue[0] != '\0')
-		return pstrdup(environmentValue);
-	return NULL;
-}
-
-/*
- * RequireSafeCredentialSettings refuses credentials given as settings unless
- * the library is preloaded: in a session that has not loaded it, a value set
- * in postgresql.conf or by ALTER DATABASE/ROLE is a plain placeholder that
- * every role can SHOW.
- */
-static void
-RequireSafeCredentialSettings(void)
-{
-	bool		credentialSet = (S3AccessKeyIdSetting && S3AccessKeyIdSetting[0] != '\0') ||
-		(S3SecretAccessKeySetting && S3SecretAccessKeySetting[0] != '\0');
-
-	if (credentialSet && !LoadedAtServerStart)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("S3 credentials in settings require interactions_cron in shared_preload_libraries"),
-				 errdetail("Sessions that have not loaded the library see interactions_cron.s3_secret_access_key as a placeholder that every role can read."),
-				 errhint("Add interactions_cron to shared_preload_libraries and restart, or give the server AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in its environment.")));
-}
-
-/*
  * S3TargetAt returns the target for a bucket, prefix and endpoint (empty:
  * AWS in the configured region), with the configured region and
- * credentials.  Credentials come from the settings or else the server's
- * AWS_* environment; they never appear in a message.
+ * credentials (s3_credentials.c says from where); they never appear in a
+ * message.
  */
 S3Target *
 S3TargetAt(const char *endpoint, const char *bucket, const char *prefix)
@@ -124,16 +90,7 @@ S3TargetAt(const char *endpoint, const char *bucket, const char *prefix)
 	while (target->endpoint[0] != '\0' && target->endpoint[strlen(target->endpoint) - 1] == '/')
 		target->endpoint[strlen(target->endpoint) - 1] = '\0';
 
-	RequireSafeCredentialSettings();
-	target->accessKeyId = FirstNonEmpty(S3AccessKeyIdSetting, "AWS_ACCESS_KEY_ID");
-	target->secretAccessKey = FirstNonEmpty(S3SecretAccessKeySetting, "AWS_SECRET_ACCESS_KEY");
-	target->sessionToken = FirstNonEmpty(NULL, "AWS_SESSION_TOKEN");
-	if (target->accessKeyId == NULL || target->secretAccessKey == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-				 errmsg("interactions_cron.storage is 's3' but no S3 credentials are configured"),
-				 errhint("Set interactions_cron.s3_access_key_id and interactions_cron.s3_secret_access_key, "
-						 "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")));
+	S3ResolveCredentials(target);
 	return target;
 }
 

@@ -49,6 +49,8 @@ extern char *S3EndpointSetting;
 extern bool S3PathStyleSetting;
 extern char *S3AccessKeyIdSetting;
 extern char *S3SecretAccessKeySetting;
+extern char *S3CredentialsFileSetting;
+extern char *S3CredentialsProfileSetting;
 extern int	S3MultipartThresholdKb;
 extern int	S3RequestTimeoutMs;
 extern int	S3LowSpeedLimitBytes;

@@ -1,7 +1,7 @@
 -- pgTAP: every setting, its default, and who may change it.
 BEGIN;
 LOAD 'interactions_cron';
-SELECT plan(20);
+SELECT plan(23);
 
 SELECT results_eq(
     $$SELECT name, boot_val, context FROM pg_settings WHERE name LIKE 'interactions_cron.%' ORDER BY name$$,
@@ -17,6 +17,8 @@ SELECT results_eq(
              ('interactions_cron.premake_months', '3', 'superuser'),
              ('interactions_cron.run_history_retention_days', '30', 'superuser'),
              ('interactions_cron.s3_bucket', '', 'superuser'),
+             ('interactions_cron.s3_credentials_file', '', 'superuser'),
+             ('interactions_cron.s3_credentials_profile', 'default', 'superuser'),
              ('interactions_cron.s3_endpoint', '', 'superuser'),
              ('interactions_cron.s3_low_speed_limit', '1024', 'superuser'),
              ('interactions_cron.s3_low_speed_time', '30', 'superuser'),
@@ -50,8 +52,13 @@ SELECT lives_ok($$SET interactions_cron.partitioned_tables = 'public.a, "X".b'$$
 SELECT lives_ok($$SET interactions_cron.partitioned_tables = ''$$, 'an empty list turns partition maintenance off');
 SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'interactions_cron.s3_%access_key%'), 0,
           'the S3 credentials are not listed in pg_settings');
-SET LOCAL interactions_cron.s3_secret_access_key = 'do-not-show-me';
-SELECT is(current_setting('interactions_cron.s3_secret_access_key'), '(set)', 'a set credential shows only as (set)');
+SELECT throws_ok($$SET LOCAL interactions_cron.s3_secret_access_key = 'do-not-show-me'$$, '42501',
+                 'S3 credentials cannot be set in a session', 'a credential cannot be set in a session');
+SELECT lives_ok($$SET LOCAL interactions_cron.s3_secret_access_key = ''$$, 'but it can be cleared');
+SELECT throws_ok($$SET interactions_cron.s3_credentials_file = 'aws/credentials'$$, '22023', NULL,
+                 'the credentials file must be an absolute path');
+SELECT throws_ok($$SET interactions_cron.s3_credentials_profile = 'a]b'$$, '22023', NULL,
+                 'a profile name cannot hold a bracket');
 SELECT throws_ok($$SET interactions_cron.s3_endpoint = 'ftp://x'$$, '22023', NULL, 'the endpoint must be http(s)');
 SELECT throws_ok($$SET interactions_cron.s3_multipart_threshold = '1MB'$$, '22023', NULL, 'parts are at least 5 MB');
 SELECT throws_ok($$SET interactions_cron.storage = 'gcs'$$, '22023', NULL, 'only local and s3 storage');
