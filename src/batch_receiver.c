@@ -186,7 +186,7 @@ CreateBatchReceiver(MemoryContext batchContext, ExportSink *sink, const char *te
 	receiver->batchContext = batchContext;
 	MemoryContextSwitchTo(batchContext);
 	receiver->escapedTenantId = HiveEscapePathSegment(tenantId);
-	receiver->spoolDirectory = SinkSpoolDirectory(sink, receiver->escapedTenantId);
+	receiver->spoolDirectory = SinkSpoolDirectory(receiver->escapedTenantId);
 	receiver->rowContext = AllocSetContextCreate(batchContext,
 												 "interactions_cron row",
 												 ALLOCSET_DEFAULT_SIZES);

@@ -168,7 +168,8 @@ RemoveTemporary};
 
 /*
  * SinkFromSettings picks the run's sink from interactions_cron.storage and
- * checks its configuration, before any tenant is touched.
+ * checks its configuration (an export_dir that others may write to
+ * included), before any tenant is touched.
  */
 ExportSink *
 SinkFromSettings(bool dryRun)
@@ -177,9 +178,6 @@ SinkFromSettings(bool dryRun)
 
 	sink->localRoot = ResolvedExportDirectory();
 	sink->gzip = CompressionSetting == COMPRESSION_GZIP;
-	/* Both sinks write below export_dir (S3 spools there); a dry run does not. */
-	if (!dryRun)
-		(void) RequireSafeExportRoot(sink->localRoot);
 	if (dryRun)
 	{
 		sink->ops = &DryRunSinkOps;
@@ -187,12 +185,15 @@ SinkFromSettings(bool dryRun)
 	}
 	else if (StorageSetting == STORAGE_S3)
 	{
+		/* Rows are spooled below export_dir before they are uploaded. */
+		(void) RequireSafeExportRoot(sink->localRoot);
 		sink->ops = &S3SinkOps;
 		sink->storage = "s3";
 		sink->s3 = S3TargetFromSettings();
 	}
 	else
 	{
+		(void) RequireSafeExportRoot(sink->localRoot);
 		sink->ops = &LocalSinkOps;
 		sink->storage = "local";
 	}
@@ -290,7 +291,7 @@ SinkRelativeTemporaryPath(const ExportSink *sink, const char *temporaryPath)
  * one export_dir never empty each other's spool.
  */
 char *
-SinkSpoolDirectory(const ExportSink *sink, const char *escapedTenantId)
+SinkSpoolDirectory(const char *escapedTenantId)
 {
 	return psprintf(".spool/%s/%s",
 					HiveEscapePathSegment(get_database_name(MyDatabaseId)), escapedTenantId);
@@ -299,8 +300,8 @@ SinkSpoolDirectory(const ExportSink *sink, const char *escapedTenantId)
 /*
  * SinkPurgeSpool deletes every file left in a tenant's spool directory by a
  * batch that never finished; a symbolic link on the way is refused, not
- * followed, for it would delete another directory's files.  The caller holds the tenant's claim, so no
- * other export is writing there.
+ * followed, for it would delete another directory's files.  The caller
+ * holds the tenant's claim, so no other export is writing there.
  */
 void
 SinkPurgeSpool(const ExportSink *sink, const char *spoolRelative)

@@ -59,7 +59,7 @@ extern char *SinkLocation(const ExportSink *sink);
 extern void SinkCloseFile(SinkFile *file);
 extern void SinkAbortFiles(ExportSink *sink, List *files);
 extern char *SinkRelativeTemporaryPath(const ExportSink *sink, const char *temporaryPath);
-extern char *SinkSpoolDirectory(const ExportSink *sink, const char *escapedTenantId);
+extern char *SinkSpoolDirectory(const char *escapedTenantId);
 extern void SinkRemoveSpooled(ExportSink *sink, const char *relativeTemporaryPath);
 extern void SinkPurgeSpool(const ExportSink *sink, const char *spoolRelative);
 
