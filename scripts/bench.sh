@@ -215,9 +215,13 @@ s3rver_pid=$!
 trap 'kill "$s3rver_pid" 2>/dev/null || true; stop_cluster; release_huge_pages' EXIT
 sleep 2
 EXPORT_SQL="SELECT interactions_cron.export_interactions(batch_size => $ROWS_PER_TENANT) IS NOT NULL"
+# Credentials cannot be SET in a session; a private credentials file can be named there.
+printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' |
+    as_pg_user tee "$CLUSTER_DIR/aws-credentials" >/dev/null
+as_pg_user chmod 0600 "$CLUSTER_DIR/aws-credentials"
 S3_SETTINGS="SET interactions_cron.storage = 's3'; SET interactions_cron.s3_bucket = 'bench';
   SET interactions_cron.s3_endpoint = 'http://127.0.0.1:$S3_PORT'; SET interactions_cron.s3_path_style = on;
-  SET interactions_cron.s3_access_key_id = 'S3RVER'; SET interactions_cron.s3_secret_access_key = 'S3RVER';"
+  SET interactions_cron.s3_credentials_file = '$CLUSTER_DIR/aws-credentials';"
 reset_export; local_ms=$(time_ms "$EXPORT_SQL")
 local_bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
 reset_export; gzip_ms=$(time_ms "SET interactions_cron.compression = 'gzip'; $EXPORT_SQL")

@@ -4,6 +4,9 @@
 # downloaded objects (plain and gzip), a wrong bucket, the server down
 # (retries, then an error, checkpoint unmoved), the server back (exactly once
 # after the retry), a multipart upload, and missing credentials.
+# Credentials: only postgresql.conf/ALTER SYSTEM is accepted, no other role
+# can read them, and a credentials file is refused unless private to the
+# server's OS user and then signs with its profile's keys.
 # Every request goes through test/s3/verify-proxy.mjs, which checks its SigV4
 # signature with AWS's own signer as real S3 would (s3rver checks none): the
 # suite ends by asserting that no request of the extension was rejected.
@@ -98,13 +101,37 @@ acme_error='[t for t in d["tenants"] if t["tenantId"] == "acme"][0].get("error",
 ensure_s3rver
 ensure_duckdb
 
+# set_credentials ID SECRET [DB]: the credential settings by ALTER SYSTEM (the
+# only way they are accepted; empty resets them), once the server has
+# reloaded: a new session shows the secret as (set), or empty.
+set_credentials() {
+    local shown='(set)' statements=()
+    if [ -z "$2" ]; then
+        shown=
+        statements=(-c "ALTER SYSTEM RESET interactions_cron.s3_access_key_id" -c "ALTER SYSTEM RESET interactions_cron.s3_secret_access_key")
+    else
+        statements=(-c "ALTER SYSTEM SET interactions_cron.s3_access_key_id = '$1'" -c "ALTER SYSTEM SET interactions_cron.s3_secret_access_key = '$2'")
+    fi
+    # ALTER SYSTEM knows the settings only once the library is loaded.
+    psql -X -q -d postgres -c "LOAD 'interactions_cron'" "${statements[@]}" -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 100); do
+        # A session that has not loaded the library shows the placeholder's raw value.
+        case "$(psql -X -At -d "${3:-postgres}" -c "SHOW interactions_cron.s3_secret_access_key" 2>/dev/null)" in
+            "$shown" | "${2:-(set)}") return 0 ;;
+        esac
+        sleep 0.1
+    done
+    die "the credential settings were not reloaded"
+}
+
 # Credentials given as settings are refused unless the library is preloaded
 # (checked on the shared test cluster, which does not preload it).
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS interactions_cron_s3_refusal" -c "CREATE DATABASE interactions_cron_s3_refusal"
 psql -X -q -d interactions_cron_s3_refusal -c "CREATE EXTENSION interactions_cron" -f "$REPO_ROOT/reference/schema.sql" >/dev/null
+set_credentials y x interactions_cron_s3_refusal
 error=$(psql -X -At -d interactions_cron_s3_refusal -c "SET interactions_cron.storage = 's3'" -c "SET interactions_cron.s3_bucket = 'b'" \
-        -c "SET interactions_cron.s3_secret_access_key = 'x'" -c "SET interactions_cron.s3_access_key_id = 'y'" \
         -c "SELECT interactions_cron.export_interactions()" 2>&1 || true)
+set_credentials "" "" interactions_cron_s3_refusal
 expect "credential settings without preloading are refused" \
     "$(grep -c 'require interactions_cron in shared_preload_libraries' <<<"$error")" 1
 
@@ -148,7 +175,6 @@ operations_before=$(proxy_stat 'json.dumps(s["verifiedByOperation"], sort_keys=T
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 for setting in "storage = 's3'" "s3_bucket = '$BUCKET'" "s3_prefix = '$PREFIX'" \
                "s3_endpoint = 'http://127.0.0.1:$S3_PORT'" "s3_path_style = on" \
-               "s3_access_key_id = 'S3RVER'" "s3_secret_access_key = 'S3RVER'" \
                "export_dir = '$CLUSTER_DIR/s3_spool'"; do
     psql -X -q -d postgres -c "ALTER DATABASE $DB SET interactions_cron.$setting"
 done
@@ -162,8 +188,32 @@ SELECT t, timestamptz '2026-03-29 22:00:00+00' + g * interval '3 seconds', E'ema
 FROM unnest(ARRAY['acme', 'a/b c%']) t, generate_series(1, 3000) g;
 SQL
 
-# Credentials are never shown, to superusers neither.
+# Credentials are accepted from the configuration files only, and never
+# shown, to superusers neither.
+error=$(psql -X -q -d postgres -c "ALTER DATABASE $DB SET interactions_cron.s3_secret_access_key = 'S3RVER'" 2>&1 || true)
+expect "ALTER DATABASE SET of a credential is refused" \
+    "$(grep -c "S3 credentials cannot be set with ALTER DATABASE" <<<"$error")" 1
+set_credentials S3RVER S3RVER "$DB"
 expect "the secret key is not shown" "$(sql -c "SHOW interactions_cron.s3_secret_access_key")" "(set)"
+# No other role reads them: not through SHOW, current_setting, pg_settings,
+# pg_file_settings or pg_db_role_setting; a pg_read_all_settings member
+# learns only that they are set.
+sql -q -c "CREATE ROLE s3_reader LOGIN" -c "CREATE ROLE s3_monitor LOGIN IN ROLE pg_read_all_settings"
+as_reader() { psql -X -At -U "$1" -d "$DB" -c "$2" 2>&1 || true; }
+expect "SHOW is refused to another role" \
+    "$(as_reader s3_reader "SHOW interactions_cron.s3_secret_access_key" | grep -c 'must be superuser or have privileges of pg_read_all_settings')" 1
+expect "current_setting is refused to another role" \
+    "$(as_reader s3_reader "SELECT current_setting('interactions_cron.s3_access_key_id')" | grep -c 'must be superuser or have privileges of pg_read_all_settings')" 1
+for role in s3_reader s3_monitor; do
+    expect "pg_settings does not list them to $role" \
+        "$(as_reader $role "SELECT count(*) FROM pg_settings WHERE name LIKE 'interactions_cron.s3_%key%'")" 0
+    expect "pg_file_settings is refused to $role" \
+        "$(as_reader $role "SELECT count(*) FROM pg_file_settings" | grep -c 'permission denied')" 1
+    expect "pg_db_role_setting holds no credential for $role to read" \
+        "$(as_reader $role "SELECT count(*) FROM pg_db_role_setting WHERE setconfig::text LIKE '%S3RVER%'")" 0
+done
+expect "a pg_read_all_settings member sees only (set)" \
+    "$(as_reader s3_monitor "SELECT current_setting('interactions_cron.s3_secret_access_key')")" "(set)"
 
 # Upload and list back: the keys are the prefix plus the local layout.
 planned=$(export_run "dry_run => true" | python3 -c 'import json,sys; print("\n".join(sorted(f for t in json.load(sys.stdin)["tenants"] for f in t["files"])))')
@@ -243,7 +293,7 @@ expect "the object went up in 2 parts" \
 expect "it holds every row" "$(wc -l <"$DOWNLOADS/whale.json")" 20000
 
 # Missing credentials fail fast, before any tenant.
-error=$(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY psql -X -At -d "$DB" -c "SET interactions_cron.s3_access_key_id = ''" \
+error=$(psql -X -At -d "$DB" -c "SET interactions_cron.s3_access_key_id = ''" -c "SET interactions_cron.s3_secret_access_key = ''" \
         -c "SELECT interactions_cron.export_interactions()" 2>&1 || true)
 expect "missing credentials fail the run with a clear message" \
     "$(grep -c 'no S3 credentials are configured' <<<"$error")" 1
@@ -262,6 +312,58 @@ for operation in "PUT object" "POST multipart start" "PUT part" "POST multipart 
     [ "$verified" -gt 0 ] || die "no '$operation' request of the extension was verified"
     echo "ok: $verified '$operation' requests of the extension verified"
 done
+
+# --- The credentials in an AWS shared credentials file instead of settings:
+# refused unless private to the server's OS user; once it is, the profile's
+# keys sign the uploads (the proxy checks them: a profile with a wrong secret
+# fails).
+CREDENTIALS_FILE="$CLUSTER_DIR/aws-credentials"
+cat >"$CREDENTIALS_FILE" <<'CREDENTIALS'
+# a comment
+[default]
+aws_access_key_id = S3RVER
+aws_secret_access_key = not-the-secret
+
+[lake]
+region = us-east-1
+aws_access_key_id = S3RVER
+aws_secret_access_key = S3RVER
+CREDENTIALS
+[ "$(id -u)" -eq 0 ] && chown "$PG_OS_USER" "$CREDENTIALS_FILE"
+chmod 0644 "$CREDENTIALS_FILE"
+set_credentials "" "" "$DB"
+psql -X -q -d postgres -c "LOAD 'interactions_cron'" -c "ALTER SYSTEM SET interactions_cron.s3_credentials_file = '$CREDENTIALS_FILE'" \
+    -c "ALTER SYSTEM SET interactions_cron.s3_credentials_profile = 'lake'" -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 100); do
+    [ "$(sql -c "SHOW interactions_cron.s3_credentials_profile")" = lake ] && break
+    sleep 0.1
+done
+sql -q -c "INSERT INTO interaction_history (tenant_id, created_at) VALUES ('acme', now() - interval '20 seconds')"
+error=$(sql -c "SELECT interactions_cron.export_interactions()" 2>&1 || true)
+expect "a credentials file others can read is refused" "$(grep -c 'has group or world access' <<<"$error")" 1
+expect "with a hint" "$(grep -c "HINT:  chmod 0600" <<<"$error")" 1
+if [ "$(id -u)" -eq 0 ]; then
+    # Readable by the server, but another user's: whoever can write it chooses the keys.
+    chown root "$CREDENTIALS_FILE"
+    error=$(sql -c "SELECT interactions_cron.export_interactions()" 2>&1 || true)
+    expect "a credentials file of another OS user is refused" \
+        "$(grep -c "is not owned by the server's OS user" <<<"$error")" 1
+    chown "$PG_OS_USER" "$CREDENTIALS_FILE"
+fi
+chmod 0600 "$CREDENTIALS_FILE"
+verified_before=$(proxy_stat 's["verified"]')
+rejected_before=$(proxy_stat 's["rejected"]')
+result=$(export_run "")
+expect "the export signed with the file's keys is ok" "$(json_get 'd["ok"]' <<<"$result")" True
+expect "it exported the waiting row" "$(json_get 'd["totalExported"]' <<<"$result")" 1
+expect "the proxy verified its signatures" "$(( $(proxy_stat 's["verified"]') > verified_before ))" 1
+expect "and rejected none" "$(proxy_stat 's["rejected"]')" "$rejected_before"
+sql -q -c "INSERT INTO interaction_history (tenant_id, created_at) VALUES ('acme', now() - interval '10 seconds')"
+result=$(sql -c "SET interactions_cron.s3_credentials_profile = 'default'" -c "SELECT interactions_cron.export_interactions()" | tail -1)
+expect "the profile's wrong secret is refused by the store" "$(json_get "$acme_error" <<<"$result" | grep -c 'HTTP 403')" 1
+error=$(sql -c "SET interactions_cron.s3_credentials_profile = 'nope'" -c "SELECT interactions_cron.export_interactions()" 2>&1 || true)
+expect "a missing profile fails the run" "$(grep -c 'has no profile \[nope\]' <<<"$error")" 1
+expect "no secret of the file is in the server log" "$(grep -c 'not-the-secret' "$CLUSTER_DIR/server.log" || true)" 0
 
 # --- Deadlines and interrupts, against a misbehaving server on 127.0.0.1.
 # Each case has a tenant of its own, since a failed batch leaves an intent
