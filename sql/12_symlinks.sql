@@ -27,7 +27,9 @@ SELECT * FROM pg_temp.outside();
 SELECT status FROM interactions_cron.export_checkpoints WHERE tenant_id = 'acme';
 SELECT pg_temp.sh('rm exports/acme');
 
--- A link at a day's directory.
+-- A link at a day's directory.  (Each case brings a row of its own, so that
+-- it stands alone: code that followed the previous link exported the rows.)
+INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (11, 'acme', '2026-03-30 10:01:00+00');
 SELECT pg_temp.sh('mkdir -p exports/acme/interaction_history/year=2026/month=03 && ln -s ../../../../../../exports_outside exports/acme/interaction_history/year=2026/month=03/day=30');
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
 SELECT * FROM pg_temp.outside();
@@ -35,6 +37,7 @@ SELECT pg_temp.sh('rm exports/acme/interaction_history/year=2026/month=03/day=30
 
 -- A link at the tenant's spool directory: following it would empty the
 -- directory it points to.
+INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (12, 'acme', '2026-03-30 10:02:00+00');
 SELECT pg_temp.sh(format('rm -rf .spool/%1$s/acme && mkdir -p .spool/%1$s && ln -s ../../../exports_outside .spool/%1$s/acme',
                          current_database()));
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
@@ -42,6 +45,7 @@ SELECT * FROM pg_temp.outside();
 SELECT pg_temp.sh(format('rm .spool/%s/acme', current_database()));
 
 -- And at the spool itself.
+INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (13, 'acme', '2026-03-30 10:03:00+00');
 SELECT pg_temp.sh('mv .spool .spool.real && ln -s ../exports_outside .spool');
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
 SELECT * FROM pg_temp.outside();
