@@ -77,19 +77,20 @@ SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.e
 SELECT tenant_id, status, attempts, last_id FROM interactions_cron.export_checkpoints ORDER BY 1;
 
 -- The workers run with the caller's session settings and as the caller's
--- role (which cannot log in): a session-only history_table (a view that
--- shows current_user) and debug_fault reach them.
+-- role (which cannot log in): a session-only history_table and debug_fault
+-- reach them.  They read that table as its owner, whatever the caller: the
+-- view shows current_user.
 SELECT test_helpers.reset_all();
 INSERT INTO tenants (id, name) VALUES ('acme', 'Acme'), ('beta', 'Beta');
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES
     (1, 'acme', '2026-03-30 10:00:00+00'), (2, 'beta', '2026-03-30 10:00:00+00');
 CREATE VIEW public.history_seen_by AS SELECT h.*, current_user AS seen_by FROM public.interaction_history h;
-CREATE ROLE ic_caller;
-GRANT USAGE ON SCHEMA interactions_cron, test_helpers TO ic_caller;
-GRANT EXECUTE ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) TO ic_caller;
-GRANT SELECT, INSERT, UPDATE ON interactions_cron.export_checkpoints TO ic_caller;
-GRANT INSERT ON interactions_cron.job_runs TO ic_caller;
-GRANT SELECT ON public.tenants, public.interaction_history, public.history_seen_by TO ic_caller;
+CREATE ROLE ic_history_owner;
+GRANT SELECT ON public.interaction_history TO ic_history_owner;
+ALTER VIEW public.history_seen_by OWNER TO ic_history_owner;
+CREATE ROLE ic_caller IN ROLE interactions_cron_operator;
+GRANT USAGE ON SCHEMA test_helpers TO ic_caller;
+GRANT SELECT ON public.tenants, public.history_seen_by TO ic_caller;
 SET interactions_cron.history_table = 'public.history_seen_by';
 SET interactions_cron.debug_fault = 'error_before_place';
 SET ROLE ic_caller;
@@ -103,11 +104,10 @@ RESET ROLE;
 RESET interactions_cron.history_table;
 SELECT doc->>'id' AS id, doc->>'seen_by' AS seen_by FROM test_helpers.exported_rows() ORDER BY 1;
 SELECT tenant_id, status, attempts FROM interactions_cron.export_checkpoints ORDER BY 1;
-REVOKE ALL ON SCHEMA interactions_cron, test_helpers FROM ic_caller;
-REVOKE ALL ON ALL TABLES IN SCHEMA interactions_cron, public FROM ic_caller;
-REVOKE ALL ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) FROM ic_caller;
-DROP ROLE ic_caller;
 DROP VIEW public.history_seen_by;
+REVOKE ALL ON SCHEMA test_helpers FROM ic_caller;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ic_caller, ic_history_owner;
+DROP ROLE ic_caller, ic_history_owner;
 
 -- With export_dir empty, files go under the data directory, in a folder of
 -- this database's own: tenant ids are only unique within one database.

@@ -8,6 +8,10 @@
  * tenant look busy for ever.  Exports claim with SKIP LOCKED, so a tenant
  * held by another export is skipped rather than waited on; reset_checkpoint
  * waits.  A claim lasts one transaction: one tenant's batch.
+ *
+ * Every statement here runs as the extension's owner: callers may read the
+ * checkpoints, but only the functions move them, so a caller cannot move a
+ * checkpoint past rows that reset_checkpoint would refuse to skip, unrecorded.
  */
 #include "postgres.h"
 
@@ -72,8 +76,9 @@ PositionOfResult(uint64 rows)
 CheckpointPosition
 CheckpointRead(const char *tenantId)
 {
-	return PositionOfResult(RunTenantStatement(&readPlan, READ_SQL, tenantId, SPI_OK_SELECT,
-											   "read the export checkpoint"));
+	return PositionOfResult(RunTenantStatementAsOwner(&readPlan, READ_SQL, tenantId,
+													  SPI_OK_SELECT,
+													  "read the export checkpoint"));
 }
 
 /*
@@ -86,14 +91,15 @@ CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position)
 {
 	uint64		claimed;
 
-	(void) RunTenantStatement(&createPlan,
-							  "INSERT INTO interactions_cron.export_checkpoints (tenant_id)"
-							  " VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
-							  tenantId, SPI_OK_INSERT, "create the export checkpoint");
+	(void) RunTenantStatementAsOwner(&createPlan,
+									 "INSERT INTO interactions_cron.export_checkpoints (tenant_id)"
+									 " VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
+									 tenantId, SPI_OK_INSERT, "create the export checkpoint");
 	claimed = wait
-		? RunTenantStatement(&claimWaitingPlan, CLAIM_SQL, tenantId, SPI_OK_SELECT, "claim the tenant")
-		: RunTenantStatement(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId, SPI_OK_SELECT,
-							 "claim the tenant");
+		? RunTenantStatementAsOwner(&claimWaitingPlan, CLAIM_SQL, tenantId, SPI_OK_SELECT,
+									"claim the tenant")
+		: RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId, SPI_OK_SELECT,
+									"claim the tenant");
 	*position = PositionOfResult(claimed);
 	return claimed == 1;
 }
@@ -117,16 +123,16 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 		Int64GetDatum(filesWritten)
 	};
 
-	(void) RunStatement(&successPlan,
-						"UPDATE interactions_cron.export_checkpoints SET"
-						"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
-						"  attempts = 0, last_file = $4,"
-						"  rows_exported = rows_exported + $5,"
-						"  files_written = files_written + $6,"
-						"  last_success_at = pg_catalog.clock_timestamp(),"
-						"  updated_at = pg_catalog.clock_timestamp()"
-						" WHERE tenant_id = $1",
-						6, argumentTypes, values, NULL, SPI_OK_UPDATE, "update the export checkpoint");
+	(void) RunStatementAsOwner(&successPlan,
+							   "UPDATE interactions_cron.export_checkpoints SET"
+							   "  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
+							   "  attempts = 0, last_file = $4,"
+							   "  rows_exported = rows_exported + $5,"
+							   "  files_written = files_written + $6,"
+							   "  last_success_at = pg_catalog.clock_timestamp(),"
+							   "  updated_at = pg_catalog.clock_timestamp()"
+							   " WHERE tenant_id = $1",
+							   6, argumentTypes, values, NULL, SPI_OK_UPDATE, "update the export checkpoint");
 }
 
 /*
@@ -139,14 +145,14 @@ CheckpointRecordFailure(const char *tenantId, const char *error)
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(error)};
 
-	(void) RunStatement(&failurePlan,
-						"INSERT INTO interactions_cron.export_checkpoints AS c"
-						" (tenant_id, status, last_error, attempts, updated_at)"
-						" VALUES ($1, 'failed', $2, 1, pg_catalog.clock_timestamp())"
-						" ON CONFLICT (tenant_id) DO UPDATE SET"
-						"  status = 'failed', last_error = excluded.last_error,"
-						"  attempts = c.attempts + 1, updated_at = excluded.updated_at",
-						2, argumentTypes, values, NULL, SPI_OK_INSERT, "mark the export checkpoint failed");
+	(void) RunStatementAsOwner(&failurePlan,
+							   "INSERT INTO interactions_cron.export_checkpoints AS c"
+							   " (tenant_id, status, last_error, attempts, updated_at)"
+							   " VALUES ($1, 'failed', $2, 1, pg_catalog.clock_timestamp())"
+							   " ON CONFLICT (tenant_id) DO UPDATE SET"
+							   "  status = 'failed', last_error = excluded.last_error,"
+							   "  attempts = c.attempts + 1, updated_at = excluded.updated_at",
+							   2, argumentTypes, values, NULL, SPI_OK_INSERT, "mark the export checkpoint failed");
 }
 
 /*
@@ -214,6 +220,7 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 
 	ConnectSpi();
 	tenants = ResolveTenantsTable();
+	RequireCallerPrivileges(&tenants, ACL_SELECT, "SELECT");
 	RequireTenant(&tenants, tenantId, false);
 	(void) CheckpointClaim(tenantId, true, &current);
 	if (!force)
@@ -223,12 +230,12 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	values[0] = CStringGetTextDatum(tenantId);
 	values[1] = TimestampTzGetDatum(target.createdAt);
 	values[2] = Int64GetDatum(target.id);
-	(void) RunStatement(&resetPlan,
-						"UPDATE interactions_cron.export_checkpoints SET"
-						"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
-						"  attempts = 0, updated_at = pg_catalog.clock_timestamp()"
-						" WHERE tenant_id = $1",
-						3, argumentTypes, values, NULL, SPI_OK_UPDATE, "reset the export checkpoint");
+	(void) RunStatementAsOwner(&resetPlan,
+							   "UPDATE interactions_cron.export_checkpoints SET"
+							   "  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
+							   "  attempts = 0, updated_at = pg_catalog.clock_timestamp()"
+							   " WHERE tenant_id = $1",
+							   3, argumentTypes, values, NULL, SPI_OK_UPDATE, "reset the export checkpoint");
 	FinishSpi();
 	return ResetResultJson(tenantId, current, target, force, removedFiles);
 }

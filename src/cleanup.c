@@ -6,9 +6,12 @@
  * Deletes run leaf table by leaf table in statements of at most
  * interactions_cron.cleanup_batch_size rows, found through an index on the
  * retention column and deleted by ctid, so no statement's work grows with the
- * backlog.  Everything commits together: a real failure raises an error and
- * deletes nothing.  A second cleanup while one is running returns at once
- * with status "skipped".
+ * backlog.  Each leaf's deletes run as its owner in a security-restricted
+ * operation, for callers that may select and delete on the configured table
+ * themselves: a trigger on a platform table is its owner's code, and never
+ * runs with the rights of cleanup()'s caller, often a superuser.  Everything
+ * commits together: a real failure raises an error and deletes nothing.  A
+ * second cleanup while one is running returns at once with status "skipped".
  */
 #include "postgres.h"
 
@@ -43,9 +46,9 @@ typedef struct CleanupCounts
 } CleanupCounts;
 
 /*
- * LeafRelations returns the quoted names of a table's leaf partitions, or the
- * table itself when it is not partitioned (pg_partition_tree() then returns
- * no rows).
+ * LeafRelations returns a table's leaf partitions (each with its own owner),
+ * or the table itself when it is not partitioned (pg_partition_tree() then
+ * returns no rows).
  */
 static List *
 LeafRelations(const ConfiguredTable *table)
@@ -54,12 +57,13 @@ LeafRelations(const ConfiguredTable *table)
 	Oid			argumentTypes[1] = {REGCLASSOID};
 	Datum		values[1] = {ObjectIdGetDatum(table->relid)};
 	List	   *leaves = NIL;
-	int			code = SPI_execute_with_args("SELECT pg_catalog.quote_ident(n.nspname) || '.' ||"
+	int			code = SPI_execute_with_args("SELECT c.oid, c.relowner,"
+											 "       pg_catalog.quote_ident(n.nspname) || '.' ||"
 											 "       pg_catalog.quote_ident(c.relname)"
 											 " FROM pg_catalog.pg_partition_tree($1) t"
 											 " JOIN pg_catalog.pg_class c ON c.oid = t.relid"
 											 " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-											 " WHERE t.isleaf ORDER BY 1",
+											 " WHERE t.isleaf ORDER BY 3",
 											 1, argumentTypes, values, NULL, true, 0);
 
 	if (code != SPI_OK_SELECT)
@@ -67,15 +71,75 @@ LeafRelations(const ConfiguredTable *table)
 
 	MemoryContextSwitchTo(callerContext);
 	for (uint64 i = 0; i < SPI_processed; i++)
-		leaves = lappend(leaves, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[i];
+		TupleDesc	tupleDesc = SPI_tuptable->tupdesc;
+		ConfiguredTable *leaf = palloc(sizeof(ConfiguredTable));
+		bool		isNull;
+
+		leaf->relid = DatumGetObjectId(SPI_getbinval(tuple, tupleDesc, 1, &isNull));
+		leaf->owner = DatumGetObjectId(SPI_getbinval(tuple, tupleDesc, 2, &isNull));
+		leaf->quotedName = SPI_getvalue(tuple, tupleDesc, 3);
+		leaves = lappend(leaves, leaf);
+	}
 	SPI_freetuptable(SPI_tuptable);
-	return leaves != NIL ? leaves : list_make1(table->quotedName);
+	if (leaves == NIL)
+	{
+		ConfiguredTable *itself = palloc(sizeof(ConfiguredTable));
+
+		*itself = *table;
+		leaves = list_make1(itself);
+	}
+	return leaves;
+}
+
+/* One leaf's deletes, as RunAsRole hands them over. */
+typedef struct LeafDelete
+{
+	const char *leaf;
+	const char *condition;
+	Oid		   *argumentTypes;
+	Datum	   *values;
+	int64		deleted;
+} LeafDelete;
+
+/*
+ * DeleteFromLeaf deletes the matching rows of one leaf in bounded
+ * statements.
+ */
+static void
+DeleteFromLeaf(void *argument)
+{
+	LeafDelete *job = argument;
+	char	   *sql = psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
+							   "SELECT ctid FROM %s t WHERE %s LIMIT $2))",
+							   job->leaf, job->leaf, job->condition);
+	SPIPlanPtr	plan = SPI_prepare(sql, 2, job->argumentTypes);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+
+	for (;;)
+	{
+		int			code = SPI_execute_plan(plan, job->values, NULL, false, 0);
+
+		if (code != SPI_OK_DELETE)
+			elog(ERROR, "could not delete from %s: %s", job->leaf, SPI_result_code_string(code));
+		job->deleted += SPI_processed;
+		if (SPI_processed < (uint64) CleanupBatchSize)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (SPI_freeplan(plan) != 0)
+		elog(ERROR, "SPI_freeplan failed");
 }
 
 /*
  * DeleteInBatches deletes the rows of every leaf of table matching condition
- * (which may use $1, of type conditionType) in bounded statements, and
- * returns how many it deleted.
+ * (which may use $1, of type conditionType) in bounded statements, each leaf
+ * as its owner (see RunAsRole): a trigger on it runs with its owner's rights,
+ * not with those of cleanup()'s caller, often a superuser.  It returns how
+ * many rows it deleted.
  */
 static int64
 DeleteInBatches(const ConfiguredTable *table, const char *condition,
@@ -89,27 +153,11 @@ DeleteInBatches(const ConfiguredTable *table, const char *condition,
 
 	foreach(cell, leaves)
 	{
-		char	   *leaf = lfirst(cell);
-		char	   *sql = psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
-								   "SELECT ctid FROM %s t WHERE %s LIMIT $2))",
-								   leaf, leaf, condition);
-		SPIPlanPtr	plan = SPI_prepare(sql, 2, argumentTypes);
+		ConfiguredTable *leaf = lfirst(cell);
+		LeafDelete	job = {leaf->quotedName, condition, argumentTypes, values, 0};
 
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-
-		for (;;)
-		{
-			int			code = SPI_execute_plan(plan, values, NULL, false, 0);
-
-			if (code != SPI_OK_DELETE)
-				elog(ERROR, "could not delete from %s: %s", leaf, SPI_result_code_string(code));
-			deleted += SPI_processed;
-			if (SPI_processed < (uint64) CleanupBatchSize)
-				break;
-			CHECK_FOR_INTERRUPTS();
-		}
-		SPI_freeplan(plan);
+		RunAsRole(leaf->owner, DeleteFromLeaf, &job);
+		deleted += job.deleted;
 	}
 	return deleted;
 }
@@ -216,6 +264,9 @@ CleanupBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	suppressions = ResolveSuppressionsTable();
 	summaries = ResolveSummariesTable();
 	runHistory = ResolveConfiguredTable("interactions_cron.job_runs", "interactions_cron.job_runs");
+	/* job_runs is the extension's: cleanup() itself grants pruning it. */
+	RequireCallerPrivileges(&suppressions, ACL_SELECT | ACL_DELETE, "SELECT and DELETE");
+	RequireCallerPrivileges(&summaries, ACL_SELECT | ACL_DELETE, "SELECT and DELETE");
 
 	counts.expiredSuppressions =
 		DeleteInBatches(&suppressions, "t.expires_at < $1", TIMESTAMPTZOID, TimestampTzGetDatum(now));

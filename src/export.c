@@ -208,6 +208,8 @@ ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	ConnectSpi();
 	tenantsTable = ResolveTenantsTable();
 	historyTable = ResolveHistoryTable();
+	RequireCallerPrivileges(&tenantsTable, ACL_SELECT, "SELECT");
+	RequireCallerPrivileges(&historyTable, ACL_SELECT, "SELECT");
 	if (onlyTenantId != NULL)
 		RequireTenant(&tenantsTable, onlyTenantId, true);
 	run->watermark = ExportWatermark(&silentTransaction);

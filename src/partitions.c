@@ -21,6 +21,7 @@
 #include "nodes/makefuncs.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
@@ -33,6 +34,7 @@
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/partitions.h"
+#include "interactions_cron/spi_plans.h"
 #include "interactions_cron/subtransaction.h"
 
 /* A table cleanup() keeps partitioned, once checked. */
@@ -40,8 +42,16 @@ typedef struct MonthlyTable
 {
 	char	   *schemaName;
 	char	   *tableName;
+	Oid			owner;
 	Oid			keyType;
 } MonthlyTable;
+
+/* A partition's CREATE TABLE and the role it runs as. */
+typedef struct PartitionDdl
+{
+	Oid			owner;
+	const char *sql;
+} PartitionDdl;
 
 /*
  * AddWarning appends a formatted warning to the list in the caller's context.
@@ -112,6 +122,7 @@ CheckMonthlyTable(const char *qualifiedName, MonthlyTable *table, char **reason)
 	relation = OpenWithinLockTimeout(relid, qualifiedName);
 	table->schemaName = get_namespace_name(RelationGetNamespace(relation));
 	table->tableName = pstrdup(RelationGetRelationName(relation));
+	table->owner = relation->rd_rel->relowner;
 
 	if (relation->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		*reason = psprintf("%s is not partitioned; partition maintenance skipped", qualifiedName);
@@ -150,7 +161,7 @@ MonthStartLiteral(int year, int month, Oid keyType)
 }
 
 /*
- * ExecuteDdl is the body of a partition's subtransaction.
+ * ExecuteDdl runs a partition's CREATE TABLE.
  */
 static void
 ExecuteDdl(void *argument)
@@ -162,6 +173,38 @@ ExecuteDdl(void *argument)
 }
 
 /*
+ * ExecuteDdlAsOwner is the body of a partition's subtransaction: the
+ * CREATE TABLE runs as the partitioned table's owner (see RunAsRole), so the
+ * code it reaches (index expressions, the default partition's constraints)
+ * runs with that owner's rights, and the new partition is the owner's too.
+ */
+static void
+ExecuteDdlAsOwner(void *argument)
+{
+	PartitionDdl *ddl = argument;
+
+	RunAsRole(ddl->owner, ExecuteDdl, (void *) ddl->sql);
+}
+
+/*
+ * RequireCallerActsForOwner refuses a caller that is not the partitioned
+ * table's owner nor a member of its role: creating a partition takes
+ * ownership of the table, as it did when cleanup() ran the DDL as its caller.
+ */
+static void
+RequireCallerActsForOwner(const MonthlyTable *table)
+{
+	if (!has_privs_of_role(GetUserId(), table->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table %s to create its partitions",
+						quote_qualified_identifier(table->schemaName, table->tableName)),
+				 errdetail("cleanup() creates partitions as the table's owner, for its owner or members of the owner's role."),
+				 errhint("Call cleanup() as a member of role \"%s\", or remove the table from interactions_cron.partitioned_tables.",
+						 GetUserNameFromId(table->owner, false))));
+}
+
+/*
  * CreatePartition runs the CREATE TABLE ... PARTITION OF in a subtransaction.
  * It returns true when the partition was created, false (with a warning) when
  * the table's state does not allow it.
@@ -170,11 +213,15 @@ static bool
 CreatePartition(const MonthlyTable *table, const char *partitionName,
 				const char *lower, const char *upper, List **warnings)
 {
-	char	   *sql = psprintf("CREATE TABLE %s PARTITION OF %s FOR VALUES FROM (%s) TO (%s)",
-							   quote_qualified_identifier(table->schemaName, partitionName),
-							   quote_qualified_identifier(table->schemaName, table->tableName),
-							   quote_literal_cstr(lower), quote_literal_cstr(upper));
-	ErrorData  *error = RunInSubtransaction(ExecuteDdl, sql);
+	PartitionDdl ddl = {table->owner,
+		psprintf("CREATE TABLE %s PARTITION OF %s FOR VALUES FROM (%s) TO (%s)",
+				 quote_qualified_identifier(table->schemaName, partitionName),
+				 quote_qualified_identifier(table->schemaName, table->tableName),
+				 quote_literal_cstr(lower), quote_literal_cstr(upper))};
+	ErrorData  *error;
+
+	RequireCallerActsForOwner(table);
+	error = RunInSubtransaction(ExecuteDdlAsOwner, &ddl);
 
 	if (error == NULL)
 		return true;

@@ -9,12 +9,18 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/rls.h"
+#include "utils/syscache.h"
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/relations.h"
@@ -31,6 +37,22 @@ typedef struct ContractColumn
 	const Oid  *acceptedTypes;
 	int			acceptedTypeCount;
 } ContractColumn;
+
+/*
+ * RelationOwner returns the role that owns a relation.
+ */
+static Oid
+RelationOwner(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
 
 /*
  * ResolveConfiguredTable looks up the table a setting names and returns its
@@ -55,7 +77,39 @@ ResolveConfiguredTable(const char *settingName, const char *qualifiedName)
 	table.quotedName =
 		quote_qualified_identifier(get_namespace_name(get_rel_namespace(table.relid)),
 								   get_rel_name(table.relid));
+	table.owner = RelationOwner(table.relid);
 	return table;
+}
+
+/*
+ * RequireCallerPrivileges refuses a caller who could not run the job's
+ * statements on a platform table as itself.  The statements run as the
+ * table's owner (so that the owner's code never runs with the caller's
+ * rights), which would otherwise hand a caller the owner's rights: it must
+ * hold every one of the privileges on the table itself, and no row-level
+ * security policy may limit what it sees there, since the owner sees every
+ * row.
+ */
+void
+RequireCallerPrivileges(const ConfiguredTable *table, AclMode privileges,
+						const char *privilegeNames)
+{
+	Oid			caller = GetUserId();
+
+	if (pg_class_aclmask(table->relid, caller, privileges, ACLMASK_ALL) != privileges)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", table->quotedName),
+				 errdetail("interactions_cron works on this table as its owner, for roles that hold %s on it themselves.",
+						   privilegeNames),
+				 errhint("GRANT %s ON %s to the calling role.", privilegeNames, table->quotedName)));
+	if (check_enable_rls(table->relid, caller, true) == RLS_ENABLED)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("row-level security on table %s applies to role \"%s\"",
+						table->quotedName, GetUserNameFromId(caller, false)),
+				 errdetail("interactions_cron works on every row of this table, as its owner."),
+				 errhint("Call it as a role that bypasses the table's policies (BYPASSRLS, or the table's owner).")));
 }
 
 /*

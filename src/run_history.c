@@ -54,9 +54,13 @@ typedef struct FailedRun
 
 PGDLLEXPORT void RecordFailedRunMain(Datum argument);
 
+static SPIPlanPtr insertRunPlan = NULL;
+
 /*
  * InsertRunRow inserts one job_runs row through SPI in the current
- * transaction; summary and error may be NULL.
+ * transaction, as the extension's owner: callers may read the history but
+ * not write it, so no row can claim another role's run.  summary and error
+ * may be NULL.
  */
 static void
 InsertRunRow(const char *jobName, TimestampTz startedAt, bool ok,
@@ -72,12 +76,10 @@ InsertRunRow(const char *jobName, TimestampTz startedAt, bool ok,
 		DirectFunctionCall1(namein, CStringGetDatum(runBy))
 	};
 	char		nulls[6] = {' ', ' ', ' ', summary ? ' ' : 'n', error ? ' ' : 'n', ' '};
-	int			code;
 
 	ConnectSpi();
-	code = SPI_execute_with_args(INSERT_RUN_SQL, 6, argumentTypes, values, nulls, false, 0);
-	if (code != SPI_OK_INSERT)
-		elog(ERROR, "could not record the run of %s: %s", jobName, SPI_result_code_string(code));
+	(void) RunStatementAsOwner(&insertRunPlan, INSERT_RUN_SQL, 6, argumentTypes, values, nulls,
+							   SPI_OK_INSERT, "record the run");
 	FinishSpi();
 }
 
@@ -239,7 +241,8 @@ RunJobCall(void *argument)
 
 /*
  * RunRecordedJob runs a job's body in a subtransaction and records the call
- * with the caller as run_by: on success in the caller's transaction, on
+ * with the session user as run_by, the role that logged in (or pg_cron's
+ * job owner), whatever role it has SET ROLE to: on success in the caller's transaction, on
  * error through the recording worker, with what the body reports it had
  * done, before the error is raised again (with the body's own transaction's
  * work undone; work it committed elsewhere stays).
@@ -249,7 +252,7 @@ RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo)
 {
 	MemoryContext callerContext = CurrentMemoryContext;
 	TimestampTz startedAt = GetCurrentTimestamp();
-	char	   *runBy = GetUserNameFromId(GetUserId(), false);
+	char	   *runBy = GetUserNameFromId(GetSessionUserId(), false);
 	JobCall		call = {body, fcinfo, NULL, {NULL, NULL}};
 	ErrorData  *error = RunInSubtransaction(RunJobCall, &call);
 

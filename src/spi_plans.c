@@ -4,12 +4,15 @@
  *
  * The statements on the extension's tables never change, so each is prepared
  * once per backend and kept (SPI_keepplan); the plan cache replans them if a
- * table is altered.  Every call checks SPI's result code.
+ * table is altered.  Every call checks SPI's result code.  They run as the
+ * extension's owner, and statements on the platform's tables as those
+ * tables' owners, each in a security-restricted operation (RunAsRole).
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "miscadmin.h"
 
@@ -51,7 +54,7 @@ PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
  * and returns SPI_processed with the caller's memory context current again.
  * A SELECT's rows stay in SPI_tuptable.
  */
-uint64
+static uint64
 RunStatement(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *argumentTypes,
 			 Datum *values, const char *nulls, int expectedCode, const char *what)
 {
@@ -84,67 +87,107 @@ FinishSpi(void)
 }
 
 /*
- * RunStatementAsOwner is RunStatement executed as the extension's owner, in
- * a security-restricted operation, as VACUUM runs as a table's owner.  The
- * extension's bookkeeping tables (intents, job claims) need no grant to
- * callers, so no caller can forge what the export later acts on.
+ * RunAsRole calls body(argument) as roleId inside a security-restricted
+ * operation, as VACUUM, REINDEX and REFRESH MATERIALIZED VIEW run as a
+ * table's owner: whatever code the statement reaches (a trigger, a view, a
+ * function in a policy, an index expression) runs with that role's rights,
+ * never the caller's, and cannot SET ROLE, create temporary objects or leave
+ * settings behind.  Settings it changes are rolled back when it returns, so
+ * a changed search_path cannot redirect the statements that follow.  On an
+ * error the caller's identity is restored here and its settings by the
+ * (sub)transaction's abort.
  */
-uint64
-RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *argumentTypes,
-					Datum *values, const char *nulls, int expectedCode, const char *what)
+void
+RunAsRole(Oid roleId, RoleBody body, void *argument)
 {
 	Oid			callerUserId;
 	int			callerSecurityContext;
-	volatile uint64 processed = 0;
+	int			nestLevel;
 
 	GetUserIdAndSecContext(&callerUserId, &callerSecurityContext);
-	SetUserIdAndSecContext(ExtensionOwnerId(),
+	SetUserIdAndSecContext(roleId,
 						   callerSecurityContext | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	nestLevel = NewGUCNestLevel();
 	PG_TRY();
 	{
-		processed = RunStatement(cache, sql, argumentCount, argumentTypes, values, nulls,
-								 expectedCode, what);
+		body(argument);
+		AtEOXact_GUC(false, nestLevel);
 	}
 	PG_FINALLY();
 	{
 		SetUserIdAndSecContext(callerUserId, callerSecurityContext);
 	}
 	PG_END_TRY();
-	return processed;
+}
+
+/* A RunStatement call, as RunAsRole hands it over. */
+typedef struct StatementCall
+{
+	SPIPlanPtr *cache;
+	const char *sql;
+	int			argumentCount;
+	Oid		   *argumentTypes;
+	Datum	   *values;
+	const char *nulls;
+	int			expectedCode;
+	const char *what;
+	uint64		processed;
+} StatementCall;
+
+/*
+ * RunStatementCall is the body RunStatementAsRole runs as the role.
+ */
+static void
+RunStatementCall(void *argument)
+{
+	StatementCall *call = argument;
+
+	call->processed = RunStatement(call->cache, call->sql, call->argumentCount,
+								   call->argumentTypes, call->values, call->nulls,
+								   call->expectedCode, call->what);
 }
 
 /*
- * RunWithTenantId runs a statement whose only parameter is the tenant id
- * ($1, text), as the caller or as the extension's owner.
+ * RunStatementAsRole is RunStatement executed as roleId, in a
+ * security-restricted operation (see RunAsRole).
  */
 static uint64
-RunWithTenantId(bool asOwner, SPIPlanPtr *cache, const char *sql, const char *tenantId,
-				int expectedCode, const char *what)
+RunStatementAsRole(Oid roleId, SPIPlanPtr *cache, const char *sql, int argumentCount,
+				   Oid *argumentTypes, Datum *values, const char *nulls,
+				   int expectedCode, const char *what)
 {
-	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(tenantId)};
+	StatementCall call = {cache, sql, argumentCount, argumentTypes, values, nulls,
+	expectedCode, what, 0};
 
-	return asOwner
-		? RunStatementAsOwner(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what)
-		: RunStatement(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what);
+	RunAsRole(roleId, RunStatementCall, &call);
+	return call.processed;
 }
 
 /*
- * RunTenantStatement is RunStatement for a statement whose only parameter
- * is the tenant id; RunTenantStatementAsOwner runs it as the extension's
- * owner.
+ * RunStatementAsOwner is RunStatement executed as the extension's owner.
+ * The extension's tables (checkpoints, run history, intents, job claims)
+ * need no write grant to callers: the functions write them this way, so no
+ * caller can forge what the export later acts on or what the history says.
  */
 uint64
-RunTenantStatement(SPIPlanPtr *cache, const char *sql, const char *tenantId,
-				   int expectedCode, const char *what)
+RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *argumentTypes,
+					Datum *values, const char *nulls, int expectedCode, const char *what)
 {
-	return RunWithTenantId(false, cache, sql, tenantId, expectedCode, what);
+	return RunStatementAsRole(ExtensionOwnerId(), cache, sql, argumentCount, argumentTypes,
+							  values, nulls, expectedCode, what);
 }
 
+/*
+ * RunTenantStatementAsOwner runs, as the extension's owner, a statement
+ * whose only parameter is the tenant id ($1, text).
+ */
 uint64
 RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, const char *tenantId,
 						  int expectedCode, const char *what)
 {
-	return RunWithTenantId(true, cache, sql, tenantId, expectedCode, what);
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenantId)};
+
+	return RunStatementAsOwner(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what);
 }

@@ -141,10 +141,11 @@ CommitWithoutFlush(MemoryContext batchContext)
  * PrepareRowsPlan prepares the batch query, kept for the worker's life: the
  * tenant's rows after its position and before the watermark, in keyset
  * order, at most $5 of them.  Each tenant's execution is planned with its
- * values, so the partitions outside its range are pruned at plan time.
+ * values, so the partitions outside its range are pruned at plan time.  It
+ * sets *historyOwner to the role the query runs as.
  */
 static SPIPlanPtr
-PrepareRowsPlan(void)
+PrepareRowsPlan(Oid *historyOwner)
 {
 	ConfiguredTable history = ResolveHistoryTable();
 	char	   *sql = psprintf("SELECT h.* FROM %s h"
@@ -156,6 +157,7 @@ PrepareRowsPlan(void)
 							   history.quotedName);
 	SPIPlanPtr	plan = NULL;
 
+	*historyOwner = history.owner;
 	return PreparedPlan(&plan, sql, lengthof(RowsQueryTypes), (Oid *) RowsQueryTypes);
 }
 
@@ -181,20 +183,45 @@ CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun)
 	StartTenantTransaction("preparing an interactions_cron export");
 	MemoryContextSwitchTo(workerContext);
 	exporter->sink = SinkFromSettings(dryRun);
-	exporter->rowsPlan = PrepareRowsPlan();
+	exporter->rowsPlan = PrepareRowsPlan(&exporter->historyOwner);
 	CommitTenantTransaction(workerContext);
 	return exporter;
 }
 
+/* The batch query's execution, as RunAsRole hands it over. */
+typedef struct BatchQuery
+{
+	SPIPlanPtr	plan;
+	SPIExecuteOptions options;
+} BatchQuery;
+
 /*
- * StreamBatch runs the batch query with rows going straight to the receiver.
+ * ExecuteBatchQuery runs the batch query with its rows going to the receiver.
+ */
+static void
+ExecuteBatchQuery(void *argument)
+{
+	BatchQuery *query = argument;
+
+	/* SPI reports a SELECT whose rows went to a DestNone receiver as utility. */
+	int			code = SPI_execute_plan_extended(query->plan, &query->options);
+
+	if (code != SPI_OK_UTILITY)
+		elog(ERROR, "export query failed: %s", SPI_result_code_string(code));
+}
+
+/*
+ * StreamBatch runs the batch query with rows going straight to the receiver,
+ * as the history table's owner (see RunAsRole): a view, a policy or a type's
+ * output function behind it is that owner's code.  The caller's right to
+ * read the table was checked when the call began.
  */
 static void
 StreamBatch(TenantExporter *exporter, const char *tenantId, CheckpointPosition from,
 			BatchReceiver *receiver)
 {
 	ParamListInfo parameters = makeParamList(lengthof(RowsQueryTypes));
-	SPIExecuteOptions options;
+	BatchQuery	query;
 	Datum		values[lengthof(RowsQueryTypes)] = {
 		CStringGetTextDatum(tenantId),
 		TimestampTzGetDatum(from.createdAt),
@@ -202,7 +229,6 @@ StreamBatch(TenantExporter *exporter, const char *tenantId, CheckpointPosition f
 		TimestampTzGetDatum(exporter->watermark),
 		Int64GetDatum(exporter->batchSize)
 	};
-	int			code;
 
 	for (int i = 0; i < (int) lengthof(RowsQueryTypes); i++)
 	{
@@ -212,15 +238,12 @@ StreamBatch(TenantExporter *exporter, const char *tenantId, CheckpointPosition f
 		parameters->params[i].ptype = RowsQueryTypes[i];
 	}
 
-	memset(&options, 0, sizeof(options));
-	options.params = parameters;
-	options.read_only = false;	/* a fresh snapshot, taken after the watermark */
-	options.dest = (DestReceiver *) receiver;
-
-	/* SPI reports a SELECT whose rows went to a DestNone receiver as utility. */
-	code = SPI_execute_plan_extended(exporter->rowsPlan, &options);
-	if (code != SPI_OK_UTILITY)
-		elog(ERROR, "export query failed: %s", SPI_result_code_string(code));
+	memset(&query, 0, sizeof(query));
+	query.plan = exporter->rowsPlan;
+	query.options.params = parameters;
+	query.options.read_only = false;	/* a fresh snapshot, taken after the watermark */
+	query.options.dest = (DestReceiver *) receiver;
+	RunAsRole(exporter->historyOwner, ExecuteBatchQuery, &query);
 }
 
 /*

@@ -9,11 +9,11 @@
 
 extern SPIPlanPtr PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
 							   Oid *argumentTypes);
-extern uint64 RunStatement(SPIPlanPtr *cache, const char *sql, int argumentCount,
-						   Oid *argumentTypes, Datum *values, const char *nulls,
-						   int expectedCode, const char *what);
-extern uint64 RunTenantStatement(SPIPlanPtr *cache, const char *sql, const char *tenantId,
-								 int expectedCode, const char *what);
+
+/* Code to run as another role: see RunAsRole. */
+typedef void (*RoleBody) (void *argument);
+
+extern void RunAsRole(Oid roleId, RoleBody body, void *argument);
 extern uint64 RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
 								  Oid *argumentTypes, Datum *values, const char *nulls,
 								  int expectedCode, const char *what);

@@ -30,6 +30,7 @@ typedef struct TenantExporter
 {
 	ExportSink *sink;
 	SPIPlanPtr	rowsPlan;
+	Oid			historyOwner;	/* the batch query runs as this role */
 	TimestampTz watermark;
 	int64		batchSize;
 	bool		dryRun;

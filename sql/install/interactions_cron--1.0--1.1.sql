@@ -87,3 +87,35 @@ SET TimeZone = 'UTC'
 AS 'MODULE_PATHNAME', 'reset_checkpoint';
 COMMENT ON FUNCTION interactions_cron.reset_checkpoint(text, timestamptz, boolean) IS
     'Move a tenant''s export checkpoint back to since (NULL: the beginning) to replay its rows; with force, also forward past rows that cannot be exported';
+
+-- The run history records who logged in: a role reached by SET ROLE cannot
+-- pass its runs off as another's.  The functions always set run_by; this
+-- default only says what it means.
+ALTER TABLE interactions_cron.job_runs ALTER COLUMN run_by SET DEFAULT session_user;
+
+-- A role for operators.  Its members run both jobs, read the status and the
+-- history, and replay tenants; they cannot write job_runs or
+-- export_checkpoints themselves: the functions write them as the extension's
+-- owner, so the history is an audit trail and no checkpoint moves unrecorded.
+-- Roles belong to the cluster: a second database with the extension, or a
+-- DBA who made the role first, finds it there and it is used as it is.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'interactions_cron_operator') THEN
+        CREATE ROLE interactions_cron_operator NOLOGIN;
+    END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA interactions_cron TO interactions_cron_operator;
+GRANT EXECUTE ON FUNCTION
+    interactions_cron.export_interactions(integer, text, boolean),
+    interactions_cron.cleanup(),
+    interactions_cron.reset_checkpoint(text, timestamptz, boolean),
+    interactions_cron.export_status_rows(),
+    interactions_cron.require_pg_cron(),
+    interactions_cron.schedule(text, text),
+    interactions_cron.unschedule()
+    TO interactions_cron_operator;
+GRANT SELECT ON interactions_cron.job_runs, interactions_cron.export_checkpoints,
+    interactions_cron.export_status
+    TO interactions_cron_operator;

@@ -1,0 +1,150 @@
+-- Privilege boundaries (issue 10, items 1 and 3).  The jobs run each
+-- statement on a platform table as that table's owner in a security-restricted
+-- operation, so a table owner's code (a trigger, a view, a function) never runs
+-- with the caller's rights; callers must hold the rights themselves; and the
+-- operator role runs the jobs and reads the history but cannot write it.
+SELECT test_helpers.reset_all();
+TRUNCATE public.suppressions, public.interaction_summaries, interactions_cron.job_runs;
+INSERT INTO tenants (id, name) VALUES ('acme', 'Acme');
+INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (1, 'acme', '2026-03-30 10:00:00+00');
+INSERT INTO public.suppressions (tenant_id, contact_id, expires_at)
+VALUES ('acme', 'expired', now() - interval '1 day');
+
+-- An ordinary role that owns a platform table and plants code in it.
+CREATE ROLE app_owner NOLOGIN;
+GRANT USAGE, CREATE ON SCHEMA public TO app_owner;
+ALTER TABLE public.suppressions OWNER TO app_owner;
+GRANT SELECT ON public.tenants, public.interaction_history TO app_owner;
+SET ROLE app_owner;
+CREATE FUNCTION public.become_superuser() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    ALTER ROLE app_owner SUPERUSER;
+    RETURN true;
+END
+$$;
+CREATE FUNCTION public.become_superuser_on_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM public.become_superuser();
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER become_superuser BEFORE DELETE ON public.suppressions
+    FOR EACH ROW EXECUTE FUNCTION public.become_superuser_on_delete();
+RESET ROLE;
+
+-- cleanup() as a superuser (pg_cron, the HTTP shim): the trigger runs as
+-- app_owner, its ALTER ROLE is refused, cleanup fails, and nothing is deleted.
+SELECT test_helpers.error_of('SELECT interactions_cron.cleanup()');
+SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'app_owner';
+SELECT count(*) AS suppressions_kept FROM public.suppressions;
+SELECT job, ok, error FROM interactions_cron.job_runs ORDER BY id DESC LIMIT 1;
+DROP TRIGGER become_superuser ON public.suppressions;
+
+-- The export's tenant list: a view with a function, owned by app_owner.
+CREATE VIEW public.tenants_view AS
+    SELECT t.id, t.name, t.status FROM public.tenants t WHERE public.become_superuser();
+ALTER VIEW public.tenants_view OWNER TO app_owner;
+SET interactions_cron.tenants_table = 'public.tenants_view';
+SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
+SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'app_owner';
+RESET interactions_cron.tenants_table;
+DROP VIEW public.tenants_view;
+
+-- The per-tenant batch query, in the export's workers: a history view whose
+-- function escalates only there (not in the calling backend, whose PID the
+-- workers see in the caller's settings).  The tenant fails, the role stays
+-- ordinary, the checkpoint does not move.
+SELECT set_config('test.caller_pid', pg_backend_pid()::text, false) IS NOT NULL AS caller_pid_set;
+CREATE FUNCTION public.become_superuser_in_workers() RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF pg_catalog.pg_backend_pid()::text <> pg_catalog.current_setting('test.caller_pid') THEN
+        RETURN public.become_superuser();
+    END IF;
+    RETURN true;
+END
+$$;
+ALTER FUNCTION public.become_superuser_in_workers() OWNER TO app_owner;
+CREATE VIEW public.history_view AS
+    SELECT h.* FROM public.interaction_history h WHERE public.become_superuser_in_workers();
+ALTER VIEW public.history_view OWNER TO app_owner;
+SET interactions_cron.history_table = 'public.history_view';
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions());
+SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'app_owner';
+SELECT last_created_at, status FROM interactions_cron.export_checkpoints;
+RESET interactions_cron.history_table;
+DROP VIEW public.history_view;
+DROP FUNCTION public.become_superuser_in_workers();
+
+-- The operator role, created by the extension: NOLOGIN, not a superuser.
+SELECT rolcanlogin, rolsuper, rolcreaterole, rolcreatedb
+FROM pg_roles WHERE rolname = 'interactions_cron_operator';
+
+-- A member that logs in.  It reads the platform tables and deletes expired
+-- rows itself (the jobs act as the owners only for what the caller may do).
+CREATE ROLE ops_login LOGIN;
+CREATE ROLE ops_group NOLOGIN;
+GRANT interactions_cron_operator TO ops_group;
+GRANT ops_group TO ops_login;
+GRANT USAGE ON SCHEMA test_helpers TO ops_group;
+GRANT SELECT ON public.tenants, public.interaction_history TO ops_group;
+SET interactions_cron.partitioned_tables = '';  -- creating partitions needs their owner's role
+SET SESSION AUTHORIZATION ops_login;
+SET ROLE ops_group;
+
+-- Without rights on suppressions, cleanup() refuses before deleting anything,
+-- rather than delete as app_owner.
+SELECT test_helpers.error_of('SELECT interactions_cron.cleanup()');
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+GRANT SELECT, DELETE ON public.suppressions, public.interaction_summaries TO ops_group;
+SET SESSION AUTHORIZATION ops_login;
+SET ROLE ops_group;
+
+-- It runs both jobs and replays a tenant.
+SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions());
+SELECT interactions_cron.cleanup()->'cleaned'->'expiredSuppressions' AS expired_suppressions;
+SELECT interactions_cron.reset_checkpoint('acme');
+-- It reads the status and the history.
+SELECT tenant_id, last_created_at FROM interactions_cron.export_checkpoints;
+SELECT tenant_id, rows_waiting FROM interactions_cron.export_status;
+-- run_by is the role that logged in, not the role it SET ROLE to.
+SELECT job, ok, run_by FROM interactions_cron.job_runs ORDER BY id;
+-- A failed run is recorded with the session user too.
+SELECT test_helpers.error_of($$SELECT interactions_cron.reset_checkpoint('nobody')$$);
+SELECT job, ok, run_by, error FROM interactions_cron.job_runs ORDER BY id DESC LIMIT 1;
+
+-- It cannot write the history or the checkpoints itself.
+SELECT test_helpers.error_of($$INSERT INTO interactions_cron.job_runs
+    (job, started_at, finished_at, ok, run_by) VALUES ('export', now(), now(), true, 'postgres')$$);
+SELECT test_helpers.error_of($$UPDATE interactions_cron.export_checkpoints
+    SET last_created_at = 'infinity'$$);
+SELECT test_helpers.error_of($$DELETE FROM interactions_cron.job_runs$$);
+SELECT test_helpers.error_of($$SELECT 1 FROM interactions_cron.export_checkpoints FOR UPDATE$$);
+
+-- Nor read a platform table through the export that it may not read: the
+-- export would read it as its owner.
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+REVOKE SELECT ON public.interaction_history FROM ops_group;
+SET SESSION AUTHORIZATION ops_login;
+SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
+RESET SESSION AUTHORIZATION;
+
+-- A role that row-level security limits on a platform table is refused too:
+-- the owner would see every row.
+GRANT SELECT ON public.interaction_history TO ops_group;
+ALTER TABLE public.tenants ENABLE ROW LEVEL SECURITY;
+CREATE POLICY only_acme ON public.tenants USING (id = 'acme');
+SET SESSION AUTHORIZATION ops_login;
+SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
+RESET SESSION AUTHORIZATION;
+DROP POLICY only_acme ON public.tenants;
+ALTER TABLE public.tenants DISABLE ROW LEVEL SECURITY;
+
+RESET interactions_cron.partitioned_tables;
+ALTER TABLE public.suppressions OWNER TO CURRENT_USER;
+DROP FUNCTION public.become_superuser_on_delete();
+DROP FUNCTION public.become_superuser();
+REVOKE ALL ON SCHEMA public, test_helpers FROM app_owner, ops_group;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM app_owner, ops_group;
+DROP ROLE app_owner, ops_login, ops_group;
