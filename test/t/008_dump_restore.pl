@@ -49,16 +49,9 @@ app('CREATE EXTENSION interactions_cron');
 app(slurp_file('../reference/schema.sql'));
 # The README's grants for a role that runs the export, cleanup and resets.
 app(q{
-	GRANT USAGE ON SCHEMA interactions_cron TO exporter;
-	GRANT EXECUTE ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) TO exporter;
-	GRANT SELECT, INSERT, UPDATE ON interactions_cron.export_checkpoints TO exporter;
-	GRANT INSERT ON interactions_cron.job_runs TO exporter;
-	GRANT EXECUTE ON FUNCTION interactions_cron.cleanup() TO exporter;
-	GRANT SELECT, DELETE ON public.suppressions, public.interaction_summaries, interactions_cron.job_runs TO exporter;
-	GRANT EXECUTE ON FUNCTION interactions_cron.export_status_rows() TO exporter;
-	GRANT SELECT ON interactions_cron.export_status TO exporter;
+	GRANT interactions_cron_operator TO exporter;
 	GRANT SELECT ON public.tenants, public.interaction_history TO exporter;
-	GRANT EXECUTE ON FUNCTION interactions_cron.reset_checkpoint(text, timestamptz, boolean) TO exporter;
+	GRANT SELECT, DELETE ON public.suppressions, public.interaction_summaries TO exporter;
 });
 
 # add_rows inserts $per_tenant rows for each tenant of $tenants (an SQL
@@ -110,7 +103,7 @@ is(wait_for_stalled_group($node, 'app', $log_offset, 4), 4, 'the stalled export 
 # What the dump must carry, as the dump's snapshot sees it.
 my $before = extension_state($node, 'app');
 is(app('SELECT count(*) FROM interactions_cron.export_intents'), '4', 'four intents exist at the dump');
-like($before->{acls}, qr/exporter=X/, 'the members\' ACLs hold the grants to exporter');
+like($before->{acls}, qr/interactions_cron_operator=X/, 'the members\' ACLs hold the grants to the operator role');
 ok(app('SELECT max(id) FROM interactions_cron.job_runs') >= 4, 'the run history has rows');
 my $files_placed = read_lake($lake);
 ok(scalar(@{ $files_placed->{final_files} }) > 0, 'the stalled export placed files');
@@ -148,10 +141,11 @@ is(restored(q{SELECT last_value = (SELECT max(id) FROM interactions_cron.job_run
               FROM interactions_cron.job_runs_id_seq}),
 	't', 'the restored sequence continues from the last restored run id');
 is(restored(q{SELECT has_function_privilege('exporter', 'interactions_cron.export_interactions(integer, text, boolean)', 'EXECUTE')
-                 AND has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'UPDATE')
+                 AND has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'SELECT')
+                 AND NOT has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'UPDATE')
                  AND has_schema_privilege('exporter', 'interactions_cron', 'USAGE')
                  AND NOT has_function_privilege('public', 'interactions_cron.cleanup()', 'EXECUTE')}),
-	't', 'the restored grants: exporter has them, PUBLIC does not');
+	't', 'the restored grants: exporter has them (no write on checkpoints), PUBLIC does not');
 
 # More rows, then exports from the restored database until it catches up:
 # first as the granted role.
@@ -160,7 +154,7 @@ add_rows('restored', q{'{t1,t2,t3,t4,gone}'}, 25, 80);
 restored(q{INSERT INTO tenants (id, name) VALUES ('t5', 'T5')});
 add_rows('restored', q{'{t5}'}, 40, 10);
 my $as_exporter = psql_error($node, 'restored',
-	q{SET ROLE exporter; SELECT interactions_cron.export_interactions(batch_size => 30)});
+	q{SET SESSION AUTHORIZATION exporter; SELECT interactions_cron.export_interactions(batch_size => 30)});
 ok(!defined $as_exporter, 'exporter exports from the restored database') or diag $as_exporter;
 is(restored('SELECT count(*) FROM interactions_cron.export_intents'), '0',
 	'the first export of every tenant removed its restored intent');
@@ -198,7 +192,7 @@ is(restored(qq{SELECT count(*) || ' ' || bool_and(ok) || ' ' || count(DISTINCT i
 	"$calls true $calls " . ($max_run_before + 1),
 	'each export from the restored database has one ok run, numbered on from the dumped ones');
 is(restored(qq{SELECT string_agg(run_by, ',' ORDER BY id) FROM interactions_cron.job_runs
-               WHERE id = $max_run_before + 1}), 'exporter', 'the first restored run is the exporter\'s');
+               WHERE id = $max_run_before + 1}), 'exporter', 'the first restored run is the exporter\'s (its session user)');
 is(restored(q{SELECT count(*) FROM interactions_cron.job_runs r1 JOIN interactions_cron.job_runs r2
               ON r1.id < r2.id AND r1.started_at > r2.started_at}),
 	'0', 'run ids follow the order the runs started in');
