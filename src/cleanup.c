@@ -265,8 +265,8 @@ CleanupBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	summaries = ResolveSummariesTable();
 	runHistory = ResolveConfiguredTable("interactions_cron.job_runs", "interactions_cron.job_runs");
 	/* job_runs is the extension's: cleanup() itself grants pruning it. */
-	RequireCallerPrivileges(&suppressions, ACL_SELECT | ACL_DELETE, "SELECT and DELETE");
-	RequireCallerPrivileges(&summaries, ACL_SELECT | ACL_DELETE, "SELECT and DELETE");
+	RequireCallerPrivileges(&suppressions, ACL_SELECT | ACL_DELETE, "SELECT, DELETE");
+	RequireCallerPrivileges(&summaries, ACL_SELECT | ACL_DELETE, "SELECT, DELETE");
 
 	counts.expiredSuppressions =
 		DeleteInBatches(&suppressions, "t.expires_at < $1", TIMESTAMPTZOID, TimestampTzGetDatum(now));
