@@ -5,7 +5,7 @@
  * A worker takes the caller's identity and settings (as a parallel query
  * worker does), then takes tenant after tenant from the shared list, exports
  * each in transactions of its own, a group of tenants at a time, and sends
- * the caller one message per tenant when its group is finished.  It stops when the list is empty, when the caller is gone, or when
+ * the caller one message per tenant as soon as its batch has ended.  It stops when the list is empty, when the caller is gone, or when
  * it is told to (the caller was cancelled).
  */
 #include "postgres.h"
@@ -49,26 +49,20 @@ BecomeCaller(shm_toc *toc, const ExportRunShared *run)
 }
 
 /*
- * SendOutcomes sends the caller one message per tenant of a finished group;
- * it returns false if the caller detached (a cancelled or terminated call).
+ * SendOutcome sends the caller one tenant's outcome; it returns false if the
+ * caller detached (a cancelled or terminated call).
  */
 static bool
-SendOutcomes(shm_mq_handle *queue, List *outcomes)
+SendOutcome(void *queue, const TenantOutcome *outcome)
 {
 	StringInfoData message;
-	ListCell   *cell;
+	bool		sent;
 
 	initStringInfo(&message);
-	foreach(cell, outcomes)
-	{
-		TenantOutcome *outcome = lfirst(cell);
-
-		resetStringInfo(&message);
-		SerializeOutcome(&message, outcome);
-		if (shm_mq_send(queue, message.len, message.data, false, true) != SHM_MQ_SUCCESS)
-			return false;
-	}
-	return true;
+	SerializeOutcome(&message, outcome);
+	sent = shm_mq_send((shm_mq_handle *) queue, message.len, message.data, false, true) == SHM_MQ_SUCCESS;
+	pfree(message.data);
+	return sent;
 }
 
 /*
@@ -79,15 +73,14 @@ SendOutcomes(shm_mq_handle *queue, List *outcomes)
 static void
 ExportSharedTenants(ExportRunShared *run, const ExportTenantIds *tenants, shm_mq_handle *queue)
 {
-	TenantExporter *exporter = CreateTenantExporter(run->watermark, run->batchSize, run->dryRun);
+	TenantExporter *exporter = CreateTenantExporter(run->watermark, run->batchSize, run->dryRun,
+													SendOutcome, queue);
 	int			deferredIndex = -1;
 	bool		listEmpty = false;
 
-	while (!listEmpty || deferredIndex >= 0)
+	while ((!listEmpty || deferredIndex >= 0) && !exporter->callerGone)
 	{
-		bool		callerListens;
-
-		while (!TenantGroupIsFull(exporter))
+		while (!TenantGroupIsFull(exporter) && !exporter->callerGone)
 		{
 			uint32		index;
 
@@ -108,10 +101,8 @@ ExportSharedTenants(ExportRunShared *run, const ExportTenantIds *tenants, shm_mq
 				break;
 			}
 		}
-		callerListens = SendOutcomes(queue, TenantGroupFinish(exporter));
+		TenantGroupFinish(exporter);
 		TenantGroupReset(exporter);
-		if (!callerListens)
-			break;
 	}
 }
 

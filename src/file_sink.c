@@ -25,13 +25,13 @@
 #define WRITE_CHUNK_BYTES (256 * 1024)
 
 /*
- * SyncNewDirectories makes the entries of freshly created directories
- * durable, from the deepest one up to the export root itself.  A failure is
+ * SyncDirectoryPath makes the entries of the directories from the deepest
+ * one up to the export root itself durable.  A failure is
  * an ERROR for the tenant, never the PANIC that fsync_fname() would raise:
  * these are not the server's own files, and the retry writes them again.
  */
 void
-SyncNewDirectories(const char *exportRoot, const char *deepest)
+SyncDirectoryPath(const char *exportRoot, const char *deepest)
 {
 	char	   *path = pstrdup(deepest);
 	size_t		rootLength = strlen(exportRoot);
@@ -122,19 +122,17 @@ RequireOwnDirectory(const char *path, const struct stat *status)
  * WalkExportDirectory checks every directory from the export root down to
  * root/relative, one path component at a time with lstat, so that a planted
  * symbolic link at any level is refused rather than followed.  With create,
- * missing directories are made (for the server's user alone) and *created
- * says whether any was; without it, the walk stops at the first missing one
- * and returns false.
+ * missing directories are made (for the server's user alone); without it,
+ * the walk stops at the first missing one and returns false.
  */
 static bool
-WalkExportDirectory(const char *exportRoot, const char *relative, bool create, bool *created)
+WalkExportDirectory(const char *exportRoot, const char *relative, bool create)
 {
 	StringInfoData path;
 	char	   *components = pstrdup(relative);
 	char	   *savePointer = NULL;
 	struct stat status;
 
-	*created = false;
 	if (!RequireSafeExportRoot(exportRoot))
 	{
 		char	   *root = pstrdup(exportRoot);
@@ -145,7 +143,6 @@ WalkExportDirectory(const char *exportRoot, const char *relative, bool create, b
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not create export directory \"%s\": %m", exportRoot)));
-		*created = true;
 	}
 
 	initStringInfo(&path);
@@ -166,7 +163,6 @@ WalkExportDirectory(const char *exportRoot, const char *relative, bool create, b
 				ereport(ERROR,
 						(errcode_for_file_access(),
 						 errmsg("could not create export directory \"%s\": %m", path.data)));
-			*created = true;
 			if (lstat(path.data, &status) != 0)
 				ereport(ERROR,
 						(errcode_for_file_access(),
@@ -179,18 +175,15 @@ WalkExportDirectory(const char *exportRoot, const char *relative, bool create, b
 
 /*
  * EnsureExportDirectory creates root/relative and the directories above it
- * as needed, refusing any symbolic link below the root, and says whether it
- * had to create one.  Nothing is fsynced here: a new directory of the lake
- * is made durable with the files placed in it (SyncNewDirectories), and the
- * spool's never needs to be, its contents being disposable.
+ * as needed, refusing any symbolic link below the root.  Nothing is fsynced
+ * here: a new directory of the lake is made durable with the files placed
+ * in it (SyncDirectoryPath), and the spool's never needs to be, its
+ * contents being disposable.
  */
-bool
+void
 EnsureExportDirectory(const char *exportRoot, const char *relative)
 {
-	bool		created;
-
-	(void) WalkExportDirectory(exportRoot, relative, true, &created);
-	return created;
+	(void) WalkExportDirectory(exportRoot, relative, true);
 }
 
 /*
@@ -200,9 +193,7 @@ EnsureExportDirectory(const char *exportRoot, const char *relative)
 bool
 ExportDirectoryExists(const char *exportRoot, const char *relative)
 {
-	bool		created;
-
-	return WalkExportDirectory(exportRoot, relative, false, &created);
+	return WalkExportDirectory(exportRoot, relative, false);
 }
 
 /*

@@ -51,7 +51,7 @@ SpoolOpen(ExportSink *sink, SinkFile *file)
 {
 	const char *fileName = strrchr(file->relativePath, '/') + 1;
 
-	(void) EnsureExportDirectory(sink->localRoot, file->spoolDirectory);
+	EnsureExportDirectory(sink->localRoot, file->spoolDirectory);
 	file->temporaryPath = psprintf("%s/%s/%s", sink->localRoot, file->spoolDirectory,
 								   UniqueTemporaryName(fileName));
 	file->file = BatchFileCreate(file->temporaryPath, sink->gzip);
@@ -68,7 +68,7 @@ LocalPlace(ExportSink *sink, SinkFile *file)
 {
 	char	   *finalPath = psprintf("%s/%s", sink->localRoot, file->relativePath);
 
-	file->newDirectory = EnsureExportDirectory(sink->localRoot, DirectoryOf(file->relativePath));
+	EnsureExportDirectory(sink->localRoot, DirectoryOf(file->relativePath));
 	if (rename(file->temporaryPath, finalPath) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
@@ -77,30 +77,35 @@ LocalPlace(ExportSink *sink, SinkFile *file)
 }
 
 /*
- * LocalSync makes a placed file durable: its contents, then its directory's
- * entry for it, and the entries of the directories placing it created.
+ * LocalSync makes a placed file durable: its contents, then every directory
+ * entry on its path, up to the export root.  The whole path, not only the
+ * directories this batch created: an interrupted batch may have created
+ * them and never made them durable.  The fsyncs of directories already
+ * durable find nothing to write.
  */
 static void
 LocalSync(ExportSink *sink, SinkFile *file)
 {
-	char	   *directory = psprintf("%s/%s", sink->localRoot, DirectoryOf(file->relativePath));
-
 	fsync_fname_ext(psprintf("%s/%s", sink->localRoot, file->relativePath), false, false, ERROR);
-	if (file->newDirectory)
-		SyncNewDirectories(sink->localRoot, directory);
-	else
-		fsync_fname_ext(directory, true, false, ERROR);
+	SyncDirectoryPath(sink->localRoot,
+					  psprintf("%s/%s", sink->localRoot, DirectoryOf(file->relativePath)));
 }
 
 /*
  * LocalRemove deletes a placed file, unless its directory is gone already;
- * a symbolic link on the way is refused, not followed.
+ * a symbolic link on the way is refused, not followed.  The removal is made
+ * durable (its directory fsynced) before the intent naming the file can be
+ * deleted: a file that came back after a power loss would be named by no
+ * intent, and its rows would be in two files once the retry wrote its own.
  */
 static void
 LocalRemove(ExportSink *sink, const char *relativePath)
 {
 	if (ExportDirectoryExists(sink->localRoot, DirectoryOf(relativePath)))
+	{
 		RemoveFileIfPresent(psprintf("%s/%s", sink->localRoot, relativePath), ERROR);
+		fsync_fname_ext(psprintf("%s/%s", sink->localRoot, DirectoryOf(relativePath)), true, false, ERROR);
+	}
 }
 
 /*

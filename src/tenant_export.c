@@ -163,10 +163,13 @@ PrepareRowsPlan(Oid *historyOwner)
 
 /*
  * CreateTenantExporter sets up what a worker exports with: the sink and the
- * batch query, checked in a transaction of their own.
+ * batch query, checked in a transaction of their own.  report receives each
+ * tenant's outcome as soon as its batch has ended, with reportArgument; it
+ * returns false once nobody listens any more.
  */
 TenantExporter *
-CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun)
+CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun,
+					 TenantOutcomeReport report, void *reportArgument)
 {
 	MemoryContext workerContext = AllocSetContextCreate(TopMemoryContext,
 														"interactions_cron export worker",
@@ -176,6 +179,8 @@ CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun)
 	exporter->watermark = watermark;
 	exporter->batchSize = batchSize;
 	exporter->dryRun = dryRun;
+	exporter->report = report;
+	exporter->reportArgument = reportArgument;
 	exporter->groupContext = AllocSetContextCreate(workerContext,
 												   "interactions_cron tenant group",
 												   ALLOCSET_DEFAULT_SIZES);
@@ -389,43 +394,57 @@ ConfirmBatch(TenantExporter *exporter, TenantBatch *batch)
 	batch->pending = false;
 }
 
+/* A step of undoing a failed batch, run by RunUndoStep. */
+typedef void (*UndoStep) (TenantBatch *batch, const char *message);
+
 /*
- * RecordFailure marks the tenant failed, in a transaction of its own, unless
- * another export holds it by now.
+ * RecordFailure marks the tenant failed, unless another export holds it by
+ * now.
  */
 static void
 RecordFailure(TenantBatch *batch, const char *message)
 {
 	CheckpointPosition unused;
 
-	StartTenantTransaction("recording an interactions_cron tenant's failure");
 	if (CheckpointClaim(batch->tenantId, false, &unused))
 		CheckpointRecordFailure(batch->tenantId, message);
-	CommitTenantTransaction(batch->context);
 }
 
 /*
  * RemoveOwnIntentFiles removes what the batch placed, if it had committed
- * its intent, so that readers do not see those rows until the retry.  If
- * that fails too (the store is down), the intent stays, and the next claim
- * of the tenant removes the files before anything else.
+ * its intent, so that readers do not see those rows until the retry.
  */
 static void
-RemoveOwnIntentFiles(TenantBatch *batch)
+RemoveOwnIntentFiles(TenantBatch *batch, const char *message)
 {
 	CheckpointPosition unused;
 
+	if (CheckpointClaim(batch->tenantId, false, &unused) &&
+		IntentIsOurs(batch->tenantId, batch->intentToken))
+		(void) IntentClear(batch->tenantId);
+}
+
+/*
+ * RunUndoStep runs a step of undoing a failed batch in a transaction of its
+ * own.  If that fails too (the store is down, a lock wait timed out), the
+ * error is reported and the step given up: whatever the batch left, its
+ * intent names, and the next claim of the tenant removes it before anything
+ * else.  The worker goes on with the other tenants.
+ */
+static void
+RunUndoStep(TenantBatch *batch, const char *message, UndoStep step, const char *activity)
+{
 	PG_TRY();
 	{
-		StartTenantTransaction("undoing an interactions_cron tenant's batch");
-		if (CheckpointClaim(batch->tenantId, false, &unused) &&
-			IntentIsOurs(batch->tenantId, batch->intentToken))
-			(void) IntentClear(batch->tenantId);
+		StartTenantTransaction(activity);
+		step(batch, message);
 		CommitTenantTransaction(batch->context);
 	}
 	PG_CATCH();
 	{
 		MemoryContextSwitchTo(batch->context);
+		if (geterrcode() == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
@@ -446,9 +465,9 @@ UndoFailedBatch(TenantExporter *exporter, TenantBatch *batch, const char *messag
 		SinkAbortFiles(exporter->sink, batch->receiver->files);
 	if (exporter->dryRun)
 		return;
-	RecordFailure(batch, message);
+	RunUndoStep(batch, message, RecordFailure, "recording an interactions_cron tenant's failure");
 	if (batch->intentToken != NULL)
-		RemoveOwnIntentFiles(batch);
+		RunUndoStep(batch, message, RemoveOwnIntentFiles, "undoing an interactions_cron tenant's batch");
 }
 
 /*
@@ -494,12 +513,26 @@ WriteBatchWithLockWaitsCut(TenantExporter *exporter, TenantBatch *batch)
 }
 
 /*
- * RunBatchStep runs one step of a batch.  An error fails this tenant only:
- * its transaction is aborted and the batch undone.  A cancel or termination
- * ends the worker; the intents it leaves are undone by the next claims.
+ * ReportIfEnded hands the outcome of a batch that has ended (confirmed,
+ * failed, skipped, or with nothing to place) to the exporter's report
+ * function at once, so that the caller hears of every committed tenant even
+ * if the worker is stopped before its group is finished.
  */
 static void
-RunBatchStep(TenantExporter *exporter, TenantBatch *batch, BatchStep step)
+ReportIfEnded(TenantExporter *exporter, TenantBatch *batch)
+{
+	if (batch->pending || batch->deferred)
+		return;
+	if (!exporter->report(exporter->reportArgument, batch->outcome))
+		exporter->callerGone = true;
+}
+
+/*
+ * RunBatchStepCatchingErrors runs the step; on an error it defers the batch
+ * (a lock wait cut short in transaction A) or fails and undoes it.
+ */
+static void
+RunBatchStepCatchingErrors(TenantExporter *exporter, TenantBatch *batch, BatchStep step)
 {
 	MemoryContextSwitchTo(batch->context);
 	PG_TRY();
@@ -514,7 +547,8 @@ RunBatchStep(TenantExporter *exporter, TenantBatch *batch, BatchStep step)
 		error = CopyErrorData();
 		if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
 			PG_RE_THROW();
-		if (batch->lockWaitCut && error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		if (step == WriteBatchWithLockWaitsCut && batch->lockWaitCut &&
+			error->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 		{
 			DeferBatch(exporter, batch);
 			return;
@@ -532,6 +566,18 @@ RunBatchStep(TenantExporter *exporter, TenantBatch *batch, BatchStep step)
 		batch->outcome->files = NIL;
 	}
 	PG_END_TRY();
+}
+
+/*
+ * RunBatchStep runs one step of a batch.  An error fails this tenant only:
+ * its transaction is aborted and the batch undone.  A cancel or termination
+ * ends the worker; the intents it leaves are undone by the next claims.
+ */
+static void
+RunBatchStep(TenantExporter *exporter, TenantBatch *batch, BatchStep step)
+{
+	RunBatchStepCatchingErrors(exporter, batch, step);
+	ReportIfEnded(exporter, batch);
 }
 
 /*
@@ -615,23 +661,15 @@ RunPendingBatches(TenantExporter *exporter, BatchStep step)
 
 /*
  * TenantGroupFinish places every batch of the group, makes the files durable
- * and moves the checkpoints, and returns the group's outcomes in the order
- * its tenants were added.  They live until TenantGroupReset.
+ * and moves the checkpoints; each batch's outcome is reported as it ends.
  */
-List *
+void
 TenantGroupFinish(TenantExporter *exporter)
 {
-	List	   *outcomes = NIL;
-	ListCell   *cell;
-
 	MakeIntentsDurable(exporter);
 	RunPendingBatches(exporter, PlaceBatch);
 	RunPendingBatches(exporter, ConfirmBatch);
-
 	MemoryContextSwitchTo(exporter->groupContext);
-	foreach(cell, exporter->group)
-		outcomes = lappend(outcomes, ((TenantBatch *) lfirst(cell))->outcome);
-	return outcomes;
 }
 
 /*

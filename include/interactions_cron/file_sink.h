@@ -23,9 +23,9 @@ typedef struct BatchFile
 } BatchFile;
 
 extern bool RequireSafeExportRoot(const char *exportRoot);
-extern bool EnsureExportDirectory(const char *exportRoot, const char *relative);
+extern void EnsureExportDirectory(const char *exportRoot, const char *relative);
 extern bool ExportDirectoryExists(const char *exportRoot, const char *relative);
-extern void SyncNewDirectories(const char *exportRoot, const char *deepest);
+extern void SyncDirectoryPath(const char *exportRoot, const char *deepest);
 extern char *UniqueTemporaryName(const char *stem);
 extern BatchFile *BatchFileCreate(const char *temporaryPath, bool gzip);
 extern void BatchFileFlushIfFull(BatchFile *file);

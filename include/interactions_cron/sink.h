@@ -17,7 +17,6 @@ typedef struct SinkFile
 	const char *spoolDirectory; /* the tenant's, relative to export_dir */
 	char	   *temporaryPath;	/* absolute; NULL in a dry run */
 	BatchFile  *file;			/* open while rows are written into it */
-	bool		newDirectory;	/* placing it created its partition directory */
 } SinkFile;
 
 typedef struct ExportSink ExportSink;

@@ -25,6 +25,9 @@ typedef struct TenantOutcome
 	bool		reported;		/* an outcome arrived (leader side) */
 } TenantOutcome;
 
+/* Receives a tenant's outcome; false once nobody listens any more. */
+typedef bool (*TenantOutcomeReport) (void *argument, const TenantOutcome *outcome);
+
 /* What a worker exports with, fixed for the whole run. */
 typedef struct TenantExporter
 {
@@ -38,12 +41,16 @@ typedef struct TenantExporter
 	List	   *group;			/* the open group's batches, in order */
 	TimestampTz groupStarted;	/* when its first batch was written */
 	XLogRecPtr	intentsEnd;		/* end of the WAL of its last intent */
+	TenantOutcomeReport report; /* where outcomes go, as batches end */
+	void	   *reportArgument;
+	bool		callerGone;		/* report returned false */
 } TenantExporter;
 
-extern TenantExporter *CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun);
+extern TenantExporter *CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun,
+											 TenantOutcomeReport report, void *reportArgument);
 extern bool TenantGroupAdd(TenantExporter *exporter, int index, const char *tenantId);
 extern bool TenantGroupIsFull(const TenantExporter *exporter);
-extern List *TenantGroupFinish(TenantExporter *exporter);
+extern void TenantGroupFinish(TenantExporter *exporter);
 extern void TenantGroupReset(TenantExporter *exporter);
 
 #endif
