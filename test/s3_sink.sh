@@ -428,17 +428,26 @@ sql -q -c "INSERT INTO tenants (id, name) VALUES ('stalled', 'S'), ('endless', '
     -c "INSERT INTO interaction_history (tenant_id, created_at)
         SELECT t, now() - interval '1 minute' FROM unnest(ARRAY['stalled', 'endless', 'cancelled', 'timed-out']) t"
 
+# export_failing_fast MODE TENANT SETTING: with the misbehaving server in
+# MODE, exports TENANT under statement_timeout = 60s and SETTING; sets
+# $elapsed (ms) and $tenant_error.
+export_failing_fast() {
+    local result started
+    start_bad "$1"
+    started=$(now_ms)
+    result=$({ bad_sql -c "SET statement_timeout = '60s'" -c "$3" \
+               -c "SELECT interactions_cron.export_interactions(tenant_id => '$2')" 2>&1 || true; } | tail -1)
+    elapsed=$(( $(now_ms) - started ))
+    tenant_error=$(first_tenant_error <<<"$result")
+    echo "$1 server: tenant failed after ${elapsed} ms: $tenant_error"
+}
+
 # A server that reads the request and never answers: the low-speed limit
 # fails each attempt (it used to take 60 s each), so the tenant fails with a
 # clear error long before the statement_timeout.
-start_bad stall
-started=$(now_ms)
-result=$({ bad_sql -c "SET statement_timeout = '60s'" -c "SET interactions_cron.s3_low_speed_time = '1s'" \
-           -c "SELECT interactions_cron.export_interactions(tenant_id => 'stalled')" 2>&1 || true; } | tail -1)
-elapsed=$(( $(now_ms) - started ))
-echo "stalled server: tenant failed after ${elapsed} ms: $(first_tenant_error <<<"$result")"
+export_failing_fast stall stalled "SET interactions_cron.s3_low_speed_time = '1s'"
 expect "a stalled server fails the tenant once the transfer is too slow" \
-    "$(first_tenant_error <<<"$result" | grep -c 'failed after 4 attempts: Operation too slow')" 1
+    "$(grep -c 'failed after 4 attempts: Operation too slow' <<<"$tenant_error")" 1
 expect "the stalled upload took well under the statement_timeout (< 40 s)" "$(( elapsed < 40000 ))" 1
 expect "its checkpoint did not move" \
     "$(sql -c "SELECT rows_exported FROM interactions_cron.export_checkpoints WHERE tenant_id = 'stalled'")" 0
@@ -446,14 +455,9 @@ expect "its checkpoint did not move" \
 # A server that answers 200 at once and streams a body that never ends, fast
 # enough for any low-speed limit: the per-request deadline fails each
 # attempt (it used to run until the statement_timeout).
-start_bad endless
-started=$(now_ms)
-result=$({ bad_sql -c "SET statement_timeout = '60s'" -c "SET interactions_cron.s3_request_timeout = '1s'" \
-           -c "SELECT interactions_cron.export_interactions(tenant_id => 'endless')" 2>&1 || true; } | tail -1)
-elapsed=$(( $(now_ms) - started ))
-echo "endless response: tenant failed after ${elapsed} ms: $(first_tenant_error <<<"$result")"
+export_failing_fast endless endless "SET interactions_cron.s3_request_timeout = '1s'"
 expect "an endless response fails the tenant at the request deadline" \
-    "$(first_tenant_error <<<"$result" | grep -c 'failed after 4 attempts: Operation timed out after')" 1
+    "$(grep -c 'failed after 4 attempts: Operation timed out after' <<<"$tenant_error")" 1
 expect "the endless response took well under the statement_timeout (< 40 s)" "$(( elapsed < 40000 ))" 1
 
 # A cancelled call with an upload stalled at the default limits: the call and
