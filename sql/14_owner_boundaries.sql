@@ -40,6 +40,29 @@ SELECT count(*) AS suppressions_kept FROM public.suppressions;
 SELECT job, ok, error FROM interactions_cron.job_runs ORDER BY id DESC LIMIT 1;
 DROP TRIGGER become_superuser ON public.suppressions;
 
+-- The same owner, an operator too, has its trigger call reset_checkpoint(...,
+-- force => true) inside the superuser's cleanup(): the call would be recorded
+-- as the superuser's.  The jobs refuse to start inside a security-restricted
+-- operation, so the checkpoint stays and no reset is recorded.
+GRANT interactions_cron_operator TO app_owner;
+SET ROLE app_owner;
+CREATE FUNCTION public.skip_rows_on_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM interactions_cron.reset_checkpoint('acme', 'infinity', true);
+    RETURN OLD;
+END
+$$;
+CREATE TRIGGER skip_rows BEFORE DELETE ON public.suppressions
+    FOR EACH ROW EXECUTE FUNCTION public.skip_rows_on_delete();
+RESET ROLE;
+SELECT test_helpers.error_of('SELECT interactions_cron.cleanup()');
+SELECT count(*) AS checkpoints_moved_forward FROM interactions_cron.export_checkpoints
+WHERE last_created_at = 'infinity';
+SELECT count(*) AS resets_recorded FROM interactions_cron.job_runs WHERE job = 'reset_checkpoint';
+DROP TRIGGER skip_rows ON public.suppressions;
+DROP FUNCTION public.skip_rows_on_delete();
+REVOKE interactions_cron_operator FROM app_owner;
+
 -- The export's tenant list: a view with a function, owned by app_owner.
 CREATE VIEW public.tenants_view AS
     SELECT t.id, t.name, t.status FROM public.tenants t WHERE public.become_superuser();

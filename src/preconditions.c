@@ -12,6 +12,7 @@
 #include "catalog/pg_extension.h"
 #include "access/genam.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -80,16 +81,27 @@ ExtensionOwnerId(void)
 }
 
 /*
- * RequireUsableDatabase refuses to run during recovery (a hot standby), where
- * nothing can be recorded, before anything is written; and refuses SQL
- * objects older than this library (after an upgrade of the package, before
- * ALTER EXTENSION ... UPDATE), whose tables the jobs would miss.
+ * RequireUsableDatabase refuses to run inside a security-restricted
+ * operation, where a table owner's code (a trigger, a view) runs on behalf
+ * of another role's job and a job it started would be recorded as that
+ * role's; refuses to run during recovery (a hot standby), where nothing can
+ * be recorded, before anything is written; and refuses SQL objects older
+ * than this library (after an upgrade of the package, before ALTER
+ * EXTENSION ... UPDATE), whose tables the jobs would miss.
  */
 void
 RequireUsableDatabase(void)
 {
 	char	   *version;
 	Oid			owner;
+
+	if (InSecurityRestrictedOperation())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("interactions_cron jobs cannot start inside a security-restricted operation"),
+				 errdetail("Code that runs as a table's owner on behalf of another role's job "
+						   "(a trigger, a view, a policy) must not start jobs recorded as that role's."),
+				 errhint("Call the job directly, from a session of the role that should be recorded.")));
 
 	if (RecoveryInProgress())
 		ereport(ERROR,
