@@ -24,6 +24,7 @@ OBJS = \
 	src/export_worker.o \
 	src/worker_pool.o \
 	src/export.o \
+	src/export_status.o \
 	src/run_history.o \
 	src/partitions.o \
 	src/cleanup.o

@@ -49,10 +49,15 @@ SELECT * FROM test_helpers.rows_not_exported_once();
 
 -- The caller's transaction rolling back does not undo what the workers
 -- committed: the rows stay exported once, and the next run has nothing to do.
+-- Its job_runs row stays too: the run is recorded in a transaction of its
+-- own, since its files and checkpoints outlive the caller's transaction.
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (6, 'good', '2026-03-30 13:00:00+00');
+SELECT max(id) AS runs_before FROM interactions_cron.job_runs \gset
 BEGIN;
 SELECT tenant_id, exported, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
 ROLLBACK;
+SELECT job, ok, (result->>'totalExported')::int AS exported, run_by = session_user AS run_by_caller
+FROM interactions_cron.job_runs WHERE id > :runs_before ORDER BY id;
 SELECT tenant_id, exported, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
 SELECT count(*) AS files FROM test_helpers.export_files() f;
 SELECT * FROM test_helpers.rows_not_exported_once();

@@ -70,8 +70,22 @@ ALTER VIEW public.tenants_view OWNER TO app_owner;
 SET interactions_cron.tenants_table = 'public.tenants_view';
 SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
 SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'app_owner';
+-- Reading export_status through that view: a superuser's read runs the view
+-- as app_owner too, so the status fails and the role stays ordinary.
+SELECT test_helpers.error_of('SELECT count(*) FROM interactions_cron.export_status');
+SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'app_owner';
 RESET interactions_cron.tenants_table;
 DROP VIEW public.tenants_view;
+-- And through a history view whose function escalates: it runs as app_owner
+-- there too, and its ALTER ROLE is refused.
+CREATE VIEW public.history_status_view AS
+    SELECT h.* FROM public.interaction_history h WHERE public.become_superuser();
+ALTER VIEW public.history_status_view OWNER TO app_owner;
+SET interactions_cron.history_table = 'public.history_status_view';
+SELECT test_helpers.error_of('SELECT count(*) FROM interactions_cron.export_status');
+SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'app_owner';
+RESET interactions_cron.history_table;
+DROP VIEW public.history_status_view;
 
 -- The per-tenant batch query, in the export's workers: a history view whose
 -- function escalates only there (not in the calling backend, whose PID the
@@ -151,6 +165,8 @@ RESET SESSION AUTHORIZATION;
 REVOKE SELECT ON public.interaction_history FROM ops_group;
 SET SESSION AUTHORIZATION ops_login;
 SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
+-- Nor through the status, which counts its rows as the owner too.
+SELECT test_helpers.error_of('SELECT count(*) FROM interactions_cron.export_status');
 RESET SESSION AUTHORIZATION;
 
 -- A role that row-level security limits on a platform table is refused too:

@@ -252,6 +252,6 @@ Datum
 reset_checkpoint(PG_FUNCTION_ARGS)
 {
 	RequireUsableDatabase();
-	(void) RunRecordedJob("reset_checkpoint", ResetBody, fcinfo);
+	(void) RunRecordedJob("reset_checkpoint", ResetBody, fcinfo, false);
 	PG_RETURN_VOID();
 }

@@ -294,5 +294,5 @@ Datum
 cleanup(PG_FUNCTION_ARGS)
 {
 	RequireUsableDatabase();
-	PG_RETURN_JSONB_P(RunRecordedJob("cleanup", CleanupBody, fcinfo));
+	PG_RETURN_JSONB_P(RunRecordedJob("cleanup", CleanupBody, fcinfo, false));
 }

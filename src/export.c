@@ -242,5 +242,5 @@ Datum
 export_interactions(PG_FUNCTION_ARGS)
 {
 	RequireUsableDatabase();
-	PG_RETURN_JSONB_P(RunRecordedJob("export", ExportBody, fcinfo));
+	PG_RETURN_JSONB_P(RunRecordedJob("export", ExportBody, fcinfo, true));
 }

@@ -3,11 +3,15 @@
  *	  Recording every call of export_interactions() and cleanup() in
  *	  interactions_cron.job_runs, whoever made it (a DBA, pg_cron, HTTP).
  *
- * A finished call inserts its row in the caller's transaction, so the row
+ * A finished call of a job whose work is the caller's transaction's
+ * (cleanup, reset_checkpoint) inserts its row in that transaction, so the row
  * lives and dies with the work it describes.  A call that raises an error
- * cannot do that: its transaction is about to abort.  Its row is written by a
- * short-lived background worker in a transaction of its own, as pg_cron does
- * for job_run_details, and then the error is raised again.
+ * cannot do that: its transaction is about to abort.  Neither can the export,
+ * whose workers commit each tenant's batch on their own: a caller that rolls
+ * back (BEGIN; SELECT export_interactions(); ROLLBACK) keeps its files and
+ * moved checkpoints.  Those rows are written by a short-lived background
+ * worker in a transaction of its own, as pg_cron does for job_run_details,
+ * before the error, if any, is raised again.
  */
 #include "postgres.h"
 
@@ -38,21 +42,23 @@
 	"INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok, result, error, run_by)" \
 	" VALUES ($1, $2, pg_catalog.clock_timestamp(), $3, $4, $5, $6)"
 
-/* How long a failed call waits for its run to be recorded. */
+/* How long a call waits for its run to be recorded by the worker. */
 #define RECORDER_WAIT_MS 10000
 
-/* A failed run handed to the recording worker through shared memory. */
-typedef struct FailedRun
+/* A run handed to the recording worker through shared memory. */
+typedef struct RecordedRun
 {
 	Oid			databaseId;
 	TimestampTz startedAt;
+	bool		ok;
 	char		jobName[NAMEDATALEN];
 	char		runBy[NAMEDATALEN];
 	Size		summaryOffset;	/* 0: no summary; else the jsonb text at that offset */
+	bool		hasError;
 	char		error[FLEXIBLE_ARRAY_MEMBER];
-} FailedRun;
+} RecordedRun;
 
-PGDLLEXPORT void RecordFailedRunMain(Datum argument);
+PGDLLEXPORT void RecordRunMain(Datum argument);
 
 static SPIPlanPtr insertRunPlan = NULL;
 
@@ -84,14 +90,14 @@ InsertRunRow(const char *jobName, TimestampTz startedAt, bool ok,
 }
 
 /*
- * RecordFailedRunMain is the background worker that writes a failed run's
- * row and commits it, independently of the failing transaction.
+ * RecordRunMain is the background worker that writes a run's row and
+ * commits it, independently of the caller's transaction.
  */
 void
-RecordFailedRunMain(Datum argument)
+RecordRunMain(Datum argument)
 {
 	dsm_segment *segment;
-	FailedRun  *run;
+	RecordedRun *run;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -108,13 +114,13 @@ RecordFailedRunMain(Datum argument)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "recording a failed interactions_cron run");
+	pgstat_report_activity(STATE_RUNNING, "recording an interactions_cron run");
 
-	InsertRunRow(run->jobName, run->startedAt, false,
+	InsertRunRow(run->jobName, run->startedAt, run->ok,
 				 run->summaryOffset == 0 ? NULL :
 				 DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
 													CStringGetDatum((char *) run + run->summaryOffset))),
-				 run->error, run->runBy);
+				 run->hasError ? run->error : NULL, run->runBy);
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -138,7 +144,7 @@ WaitForRecorder(BackgroundWorkerHandle *handle, const char *jobName)
 		if (GetCurrentTimestamp() >= deadline)
 		{
 			ereport(WARNING,
-					(errmsg("the run history row of the failed %s call was not written within %d s",
+					(errmsg("the run history row of the %s call was not written within %d s",
 							jobName, RECORDER_WAIT_MS / 1000),
 					 errdetail("The recording worker (PID %d) goes on; a lock on interactions_cron.job_runs may hold it.",
 							   (int) pid)));
@@ -152,45 +158,51 @@ WaitForRecorder(BackgroundWorkerHandle *handle, const char *jobName)
 }
 
 /*
- * RecordFailedRun starts the recording worker for a failed run and waits for
- * it.  Without a free worker slot the run is only logged: the job's own
- * error, raised next, matters more than its history row.
+ * RecordRunOnItsOwn starts the recording worker for a run (error may be NULL)
+ * and waits for it.  Without a free worker slot it returns false, after a
+ * warning.
  */
-static void
-RecordFailedRun(const char *jobName, TimestampTz startedAt, const char *error,
-				Jsonb *summary, const char *runBy)
+static bool
+RecordRunOnItsOwn(const char *jobName, TimestampTz startedAt, bool ok, const char *error,
+				  Jsonb *summary, const char *runBy)
 {
-	Size		errorLength = strlen(error) + 1;
+	Size		errorLength = error ? strlen(error) + 1 : 1;
 	char	   *summaryText = summary ? JsonbToCString(NULL, &summary->root, VARSIZE(summary)) : NULL;
 	Size		summaryLength = summaryText ? strlen(summaryText) + 1 : 0;
-	dsm_segment *segment = dsm_create(offsetof(FailedRun, error) + errorLength + summaryLength, 0);
-	FailedRun  *run = dsm_segment_address(segment);
+	dsm_segment *segment = dsm_create(offsetof(RecordedRun, error) + errorLength + summaryLength, 0);
+	RecordedRun *run = dsm_segment_address(segment);
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
+	bool		started;
 
 	run->databaseId = MyDatabaseId;
 	run->startedAt = startedAt;
+	run->ok = ok;
+	run->hasError = error != NULL;
 	strlcpy(run->jobName, jobName, sizeof(run->jobName));
 	strlcpy(run->runBy, runBy, sizeof(run->runBy));
-	memcpy(run->error, error, errorLength);
+	memcpy(run->error, error ? error : "", errorLength);
 	run->summaryOffset = 0;
 	if (summaryText != NULL)
 	{
-		run->summaryOffset = offsetof(FailedRun, error) + errorLength;
+		run->summaryOffset = offsetof(RecordedRun, error) + errorLength;
 		memcpy((char *) run + run->summaryOffset, summaryText, summaryLength);
 	}
 
-	DescribeDynamicWorker(&worker, "RecordFailedRunMain", "interactions_cron run recorder", segment);
+	DescribeDynamicWorker(&worker, "RecordRunMain", "interactions_cron run recorder", segment);
 
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	started = RegisterDynamicBackgroundWorker(&worker, &handle);
+	if (!started)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not record the failed %s run in interactions_cron.job_runs", jobName),
+				 errmsg("could not start a worker to record the %s run in interactions_cron.job_runs",
+						jobName),
 				 errhint("Raise max_worker_processes.")));
 	else
 		WaitForRecorder(handle, jobName);
 
 	dsm_detach(segment);
+	return started;
 }
 
 /*
@@ -242,32 +254,37 @@ RunJobCall(void *argument)
 /*
  * RunRecordedJob runs a job's body in a subtransaction and records the call
  * with the session user as run_by, the role that logged in (or pg_cron's
- * job owner), whatever role it has SET ROLE to: on success in the caller's transaction, on
- * error through the recording worker, with what the body reports it had
- * done, before the error is raised again (with the body's own transaction's
- * work undone; work it committed elsewhere stays).
+ * job owner), whatever role it has SET ROLE to.  A failed call is recorded
+ * through the recording worker, with what the body reports it had done,
+ * before the error is raised again (with the body's own transaction's work
+ * undone; work it committed elsewhere stays).  A finished call is recorded in
+ * the caller's transaction, or, when workCommitsOnItsOwn, through the
+ * worker too (or, without a free worker slot, in the caller's transaction).
  */
 Jsonb *
-RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo)
+RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo,
+			   bool workCommitsOnItsOwn)
 {
 	MemoryContext callerContext = CurrentMemoryContext;
 	TimestampTz startedAt = GetCurrentTimestamp();
 	char	   *runBy = GetUserNameFromId(GetSessionUserId(), false);
 	JobCall		call = {body, fcinfo, NULL, {NULL, NULL}};
 	ErrorData  *error = RunInSubtransaction(RunJobCall, &call);
+	bool		ok;
 
 	if (error != NULL)
 	{
 		Jsonb	   *partial = call.progress.describe ? call.progress.describe(call.progress.state) : NULL;
 
-		RecordFailedRun(jobName, startedAt, error->message, partial, runBy);
+		(void) RecordRunOnItsOwn(jobName, startedAt, false, error->message, partial, runBy);
 		ReThrowError(error);
 	}
 
-	InsertRunRow(jobName, startedAt,
-				 JsonbFlag(call.summary, "ok", "true") || JsonbFlag(call.summary, "status", "ok") ||
-				 JsonbFlag(call.summary, "status", "skipped"),
-				 call.summary, NULL, runBy);
+	ok = JsonbFlag(call.summary, "ok", "true") || JsonbFlag(call.summary, "status", "ok") ||
+		JsonbFlag(call.summary, "status", "skipped");
+	if (!workCommitsOnItsOwn ||
+		!RecordRunOnItsOwn(jobName, startedAt, ok, NULL, call.summary, runBy))
+		InsertRunRow(jobName, startedAt, ok, call.summary, NULL, runBy);
 	MemoryContextSwitchTo(callerContext);
 	return call.summary;
 }

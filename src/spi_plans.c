@@ -178,6 +178,50 @@ RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *
 							  values, nulls, expectedCode, what);
 }
 
+/* A statement on a platform table, as RunAsRole hands it over. */
+typedef struct TableQuery
+{
+	const char *sql;
+	int			argumentCount;
+	Oid		   *argumentTypes;
+	Datum	   *values;
+	const char *nulls;
+	long		rowLimit;
+	const char *what;
+} TableQuery;
+
+/*
+ * RunTableQuery is the body RunQueryAsTableOwner runs as the table's owner.
+ */
+static void
+RunTableQuery(void *argument)
+{
+	TableQuery *query = argument;
+	int			code = SPI_execute_with_args(query->sql, query->argumentCount,
+											 query->argumentTypes, query->values,
+											 query->nulls, false, query->rowLimit);
+
+	if (code != SPI_OK_SELECT)
+		elog(ERROR, "could not %s: %s", query->what, SPI_result_code_string(code));
+}
+
+/*
+ * RunQueryAsTableOwner runs a query on a platform table, given as text (the
+ * table's name comes from a setting, so no plan is kept), as that table's
+ * owner in a security-restricted operation (see RunAsRole): a view, a policy
+ * or a function behind the table is its owner's code and never runs with the
+ * caller's rights.  Its rows stay in SPI_tuptable.
+ */
+void
+RunQueryAsTableOwner(const ConfiguredTable *table, const char *sql, int argumentCount,
+					 Oid *argumentTypes, Datum *values, const char *nulls, long rowLimit,
+					 const char *what)
+{
+	TableQuery	query = {sql, argumentCount, argumentTypes, values, nulls, rowLimit, what};
+
+	RunAsRole(table->owner, RunTableQuery, &query);
+}
+
 /*
  * RunTenantStatementAsOwner runs, as the extension's owner, a statement
  * whose only parameter is the tenant id ($1, text).

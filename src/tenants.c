@@ -28,54 +28,26 @@ ContainsString(List *strings, const char *value)
 	return false;
 }
 
-/* A statement on a platform table, as RunAsRole hands it over. */
-typedef struct TableQuery
-{
-	const char *sql;
-	int			argumentCount;
-	Oid		   *argumentTypes;
-	Datum	   *values;
-	const char *nulls;
-	long		rowLimit;
-	const char *what;
-} TableQuery;
-
-/*
- * RunTableQuery runs a query given as text; its rows stay in SPI_tuptable.
- */
-static void
-RunTableQuery(void *argument)
-{
-	TableQuery *query = argument;
-	int			code = SPI_execute_with_args(query->sql, query->argumentCount,
-											 query->argumentTypes, query->values,
-											 query->nulls, false, query->rowLimit);
-
-	if (code != SPI_OK_SELECT)
-		elog(ERROR, "could not %s: %s", query->what, SPI_result_code_string(code));
-}
-
 /*
  * ReadActiveTenants returns every active tenant (or only onlyTenantId), in id
  * order, copied into resultContext.  The query runs as the tenants table's
- * owner (see RunAsRole): a view or a function behind the table is its code.
+ * owner (see RunQueryAsTableOwner): a view or a function behind the table is
+ * its code.
  */
-static List *
+List *
 ReadActiveTenants(const ConfiguredTable *tenants, const char *onlyTenantId,
 				  MemoryContext resultContext)
 {
 	Oid			argumentTypes[1] = {TEXTOID};
 	Datum		values[1] = {onlyTenantId ? CStringGetTextDatum(onlyTenantId) : (Datum) 0};
 	char		nulls[1] = {onlyTenantId ? ' ' : 'n'};
-	TableQuery	query = {
-		psprintf("SELECT t.id::text, t.name::text FROM %s t"
-				 " WHERE t.status = 'active' AND ($1::text IS NULL OR t.id = $1)"
-				 " ORDER BY t.id", tenants->quotedName),
-		1, argumentTypes, values, nulls, 0, "list tenants"
-	};
 	List	   *result = NIL;
 
-	RunAsRole(tenants->owner, RunTableQuery, &query);
+	RunQueryAsTableOwner(tenants,
+						 psprintf("SELECT t.id::text, t.name::text FROM %s t"
+								  " WHERE t.status = 'active' AND ($1::text IS NULL OR t.id = $1)"
+								  " ORDER BY t.id", tenants->quotedName),
+						 1, argumentTypes, values, nulls, 0, "list tenants");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[i];
@@ -95,7 +67,7 @@ ReadActiveTenants(const ConfiguredTable *tenants, const char *onlyTenantId,
 /*
  * TenantIdArray returns the tenants' ids as a text[] datum, in list order.
  */
-static Datum
+Datum
 TenantIdArray(List *tenantList)
 {
 	Datum	   *ids = palloc(sizeof(Datum) * list_length(tenantList));
@@ -113,7 +85,7 @@ TenantIdArray(List *tenantList)
  * their checkpoint and before the watermark, with one query for all of
  * them, so that idle tenants cost an index probe and no further statement
  * or worker.  The checkpoints are read as the extension's owner, the history
- * as its table's owner (see RunAsRole); tenants with an unfinished batch to
+ * as its table's owner (see RunQueryAsTableOwner); tenants with an unfinished batch to
  * undo are marked too, since that batch's rows may have been deleted since.
  */
 static void
@@ -124,17 +96,6 @@ MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz
 	Datum		ids = TenantIdArray(tenantList);
 	Oid			pendingTypes[4] = {TIMESTAMPTZOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
 	Datum		pendingValues[4] = {TimestampTzGetDatum(watermark), ids, (Datum) 0, (Datum) 0};
-	TableQuery	pending = {
-		psprintf("SELECT EXISTS (SELECT 1 FROM %s h"
-				 "  WHERE h.tenant_id = t.id"
-				 "  AND (h.created_at, h.id) > (t.after_created_at, t.after_id)"
-				 "  AND h.created_at < $1)"
-				 " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
-				 "                 pg_catalog.unnest($4)) WITH ORDINALITY"
-				 "   AS t(id, after_created_at, after_id, n)"
-				 " ORDER BY t.n", history->quotedName),
-		4, pendingTypes, pendingValues, NULL, 0, "find tenants with rows waiting"
-	};
 	List	   *withIntents = TenantsWithIntents();
 	SPITupleTable *positions;
 	ListCell   *cell;
@@ -153,7 +114,16 @@ MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz
 	pendingValues[2] = SPI_getbinval(positions->vals[0], positions->tupdesc, 1, &isNull);
 	pendingValues[3] = SPI_getbinval(positions->vals[0], positions->tupdesc, 2, &isNull);
 
-	RunAsRole(history->owner, RunTableQuery, &pending);
+	RunQueryAsTableOwner(history,
+						 psprintf("SELECT EXISTS (SELECT 1 FROM %s h"
+								  "  WHERE h.tenant_id = t.id"
+								  "  AND (h.created_at, h.id) > (t.after_created_at, t.after_id)"
+								  "  AND h.created_at < $1)"
+								  " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
+								  "                 pg_catalog.unnest($4)) WITH ORDINALITY"
+								  "   AS t(id, after_created_at, after_id, n)"
+								  " ORDER BY t.n", history->quotedName),
+						 4, pendingTypes, pendingValues, NULL, 0, "find tenants with rows waiting");
 	foreach(cell, tenantList)
 	{
 		TenantToExport *tenant = lfirst(cell);
@@ -186,20 +156,19 @@ ListActiveTenants(const ConfiguredTable *tenants, const ConfiguredTable *history
 /*
  * RequireTenant raises a clear error when a tenant id given by the caller is
  * unknown, or (with mustBeActive) not active.  The lookup runs as the tenants
- * table's owner (see RunAsRole).
+ * table's owner (see RunQueryAsTableOwner).
  */
 void
 RequireTenant(const ConfiguredTable *tenants, const char *tenantId, bool mustBeActive)
 {
 	Oid			argumentTypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(tenantId)};
-	TableQuery	query = {
-		psprintf("SELECT t.status::text FROM %s t WHERE t.id = $1", tenants->quotedName),
-		1, argumentTypes, values, NULL, 1, "look up tenant"
-	};
 	char	   *status;
 
-	RunAsRole(tenants->owner, RunTableQuery, &query);
+	RunQueryAsTableOwner(tenants,
+						 psprintf("SELECT t.status::text FROM %s t WHERE t.id = $1",
+								  tenants->quotedName),
+						 1, argumentTypes, values, NULL, 1, "look up tenant");
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -21,6 +21,7 @@ typedef struct JobProgress
 /* A job's body: does the work and returns its summary. */
 typedef Jsonb *(*JobBody) (FunctionCallInfo fcinfo, JobProgress *progress);
 
-extern Jsonb *RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo);
+extern Jsonb *RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo,
+							 bool workCommitsOnItsOwn);
 
 #endif

@@ -7,6 +7,8 @@
 
 #include "executor/spi.h"
 
+#include "interactions_cron/relations.h"
+
 extern SPIPlanPtr PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
 							   Oid *argumentTypes);
 
@@ -14,6 +16,9 @@ extern SPIPlanPtr PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentC
 typedef void (*RoleBody) (void *argument);
 
 extern void RunAsRole(Oid roleId, RoleBody body, void *argument);
+extern void RunQueryAsTableOwner(const ConfiguredTable *table, const char *sql,
+								 int argumentCount, Oid *argumentTypes, Datum *values,
+								 const char *nulls, long rowLimit, const char *what);
 extern uint64 RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
 								  Oid *argumentTypes, Datum *values, const char *nulls,
 								  int expectedCode, const char *what);

@@ -18,6 +18,9 @@ typedef struct TenantToExport
 								 * or an unfinished batch */
 } TenantToExport;
 
+extern Datum TenantIdArray(List *tenantList);
+extern List *ReadActiveTenants(const ConfiguredTable *tenants, const char *onlyTenantId,
+							   MemoryContext resultContext);
 extern List *ListActiveTenants(const ConfiguredTable *tenants,
 							   const ConfiguredTable *history,
 							   TimestampTz watermark, const char *onlyTenantId,

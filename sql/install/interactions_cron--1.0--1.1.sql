@@ -119,3 +119,15 @@ GRANT EXECUTE ON FUNCTION
 GRANT SELECT ON interactions_cron.job_runs, interactions_cron.export_checkpoints,
     interactions_cron.export_status
     TO interactions_cron_operator;
+
+-- export_status reads the platform's tables as their owners (as the jobs do),
+-- in C: 1.0's PL/pgSQL version ran a view or function behind them with the
+-- reader's rights, a superuser's when pg_cron or a DBA read the status.
+CREATE OR REPLACE FUNCTION interactions_cron.export_status_rows()
+RETURNS TABLE (
+    tenant_id text, tenant_name text, status text,
+    last_created_at timestamptz, last_id bigint, attempts integer, last_error text,
+    last_file text, last_success_at timestamptz, rows_exported bigint,
+    rows_waiting bigint, backlog_exceeds_batch boolean, oldest_waiting_at timestamptz)
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'export_status_rows';

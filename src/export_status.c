@@ -1,0 +1,189 @@
+/*
+ * export_status.c
+ *	  interactions_cron.export_status_rows(), behind the export_status view:
+ *	  per active tenant, its checkpoint and the rows waiting after it.
+ *
+ * The status reads the platform's tables as the jobs do, each as its owner
+ * in a security-restricted operation: a view or a function behind the
+ * tenants or history table is its owner's code, and a superuser reading the
+ * status must not run it with superuser rights (1.0's PL/pgSQL version did).
+ * The checkpoints are read as the extension's owner.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+#include "interactions_cron/guc.h"
+#include "interactions_cron/relations.h"
+#include "interactions_cron/spi_plans.h"
+#include "interactions_cron/tenants.h"
+
+/*
+ * A status row: the tenant's id and name, the checkpoint query's first
+ * columns (its last two are the position to count from), the backlog query's.
+ */
+#define TENANT_COLUMNS 2
+#define CHECKPOINT_COLUMNS 8
+#define AFTER_CREATED_AT_COLUMN 9
+#define AFTER_ID_COLUMN 10
+#define BACKLOG_COLUMNS 3
+#define STATUS_COLUMNS (TENANT_COLUMNS + CHECKPOINT_COLUMNS + BACKLOG_COLUMNS)
+
+static SPIPlanPtr checkpointsPlan = NULL;
+
+/*
+ * ColumnArray returns one by-value column of SPI_tuptable as an array datum.
+ */
+static Datum
+ColumnArray(SPITupleTable *table, int column, Oid elementType)
+{
+	Datum	   *elements = palloc(sizeof(Datum) * Max(table->numvals, 1));
+	bool		isNull;
+
+	for (uint64 i = 0; i < table->numvals; i++)
+		elements[i] = SPI_getbinval(table->vals[i], table->tupdesc, column, &isNull);
+	return PointerGetDatum(construct_array(elements, (int) table->numvals, elementType,
+										   sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/*
+ * ReadCheckpoints returns, as the extension's owner, one row per tenant (in
+ * the order given) with the status columns that come from its checkpoint,
+ * and the position its waiting rows start after.
+ */
+static SPITupleTable *
+ReadCheckpoints(List *tenantList)
+{
+	Oid			argumentTypes[1] = {TEXTARRAYOID};
+	Datum		values[1] = {TenantIdArray(tenantList)};
+
+	(void) RunStatementAsOwner(&checkpointsPlan,
+							   "SELECT COALESCE(c.status, 'ok'),"
+							   "       c.last_created_at, c.last_id, COALESCE(c.attempts, 0),"
+							   "       c.last_error, c.last_file, c.last_success_at,"
+							   "       COALESCE(c.rows_exported, 0),"
+							   "       COALESCE(c.last_created_at, '-infinity'),"
+							   "       COALESCE(c.last_id, '-9223372036854775808')"
+							   " FROM pg_catalog.unnest($1) WITH ORDINALITY AS t(id, n)"
+							   " LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id"
+							   " ORDER BY t.n",
+							   1, argumentTypes, values, NULL, SPI_OK_SELECT,
+							   "read the export checkpoints");
+	return SPI_tuptable;
+}
+
+/*
+ * ReadBacklogs returns, as the history table's owner, one row per tenant (in
+ * the checkpoints' order): how many rows wait after its checkpoint, counted
+ * up to one more than a batch, whether that is more than a batch, and when
+ * the oldest was created.
+ */
+static SPITupleTable *
+ReadBacklogs(const ConfiguredTable *history, List *tenantList, SPITupleTable *checkpoints)
+{
+	Oid			argumentTypes[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8OID};
+	Datum		values[4];
+
+	values[0] = TenantIdArray(tenantList);
+	values[1] = ColumnArray(checkpoints, AFTER_CREATED_AT_COLUMN, TIMESTAMPTZOID);
+	values[2] = ColumnArray(checkpoints, AFTER_ID_COLUMN, INT8OID);
+	values[3] = Int64GetDatum(DefaultBatchSize);
+
+	RunQueryAsTableOwner(history,
+						 psprintf("SELECT w.waiting, w.waiting > $4, w.oldest"
+								  " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+								  "                 pg_catalog.unnest($3)) WITH ORDINALITY"
+								  "   AS t(id, after_created_at, after_id, n)"
+								  " CROSS JOIN LATERAL ("
+								  "   SELECT pg_catalog.count(*) AS waiting,"
+								  "          pg_catalog.min(p.created_at) AS oldest"
+								  "   FROM (SELECT h.created_at FROM %s h"
+								  "         WHERE h.tenant_id = t.id"
+								  "         AND (h.created_at, h.id) > (t.after_created_at, t.after_id)"
+								  "         ORDER BY h.created_at, h.id"
+								  "         LIMIT $4 + 1) p) w"
+								  " ORDER BY t.n", history->quotedName),
+						 4, argumentTypes, values, NULL, 0, "count the rows waiting");
+	return SPI_tuptable;
+}
+
+/*
+ * CopyColumns copies a row's first columnCount columns into values/nulls.
+ */
+static void
+CopyColumns(SPITupleTable *table, uint64 row, int columnCount, Datum *values, bool *nulls)
+{
+	for (int column = 0; column < columnCount; column++)
+		values[column] = SPI_getbinval(table->vals[row], table->tupdesc, column + 1,
+									   &nulls[column]);
+}
+
+/*
+ * PutStatusRows appends one status row per tenant to the result: its id and
+ * name, the checkpoint's columns, then the backlog's.
+ */
+static void
+PutStatusRows(ReturnSetInfo *resultInfo, List *tenantList, SPITupleTable *checkpoints,
+			  SPITupleTable *backlogs)
+{
+	Datum		values[STATUS_COLUMNS];
+	bool		nulls[STATUS_COLUMNS];
+	ListCell   *cell;
+
+	foreach(cell, tenantList)
+	{
+		TenantToExport *tenant = lfirst(cell);
+		uint64		row = foreach_current_index(cell);
+
+		values[0] = CStringGetTextDatum(tenant->id);
+		nulls[0] = false;
+		values[1] = tenant->name ? CStringGetTextDatum(tenant->name) : (Datum) 0;
+		nulls[1] = tenant->name == NULL;
+		CopyColumns(checkpoints, row, CHECKPOINT_COLUMNS,
+					values + TENANT_COLUMNS, nulls + TENANT_COLUMNS);
+		CopyColumns(backlogs, row, BACKLOG_COLUMNS,
+					values + TENANT_COLUMNS + CHECKPOINT_COLUMNS,
+					nulls + TENANT_COLUMNS + CHECKPOINT_COLUMNS);
+		tuplestore_putvalues(resultInfo->setResult, resultInfo->setDesc, values, nulls);
+	}
+}
+
+PG_FUNCTION_INFO_V1(export_status_rows);
+
+/*
+ * export_status_rows() returns, per active tenant in id order, its
+ * checkpoint, status, attempts, last error and file, last success, and the
+ * rows waiting.  The caller must be able to read the platform's tenants and
+ * history itself, as for the export.
+ */
+Datum
+export_status_rows(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *resultInfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext callContext = CurrentMemoryContext;
+	ConfiguredTable tenantsTable;
+	ConfiguredTable historyTable;
+	List	   *tenantList;
+
+	InitMaterializedSRF(fcinfo, 0);
+	ConnectSpi();
+	tenantsTable = ResolveTenantsTable();
+	historyTable = ResolveHistoryTable();
+	RequireCallerPrivileges(&tenantsTable, ACL_SELECT, "SELECT");
+	RequireCallerPrivileges(&historyTable, ACL_SELECT, "SELECT");
+	tenantList = ReadActiveTenants(&tenantsTable, NULL, callContext);
+	if (tenantList != NIL)
+	{
+		SPITupleTable *checkpoints = ReadCheckpoints(tenantList);
+
+		PutStatusRows(resultInfo, tenantList, checkpoints,
+					  ReadBacklogs(&historyTable, tenantList, checkpoints));
+	}
+	FinishSpi();
+	return (Datum) 0;
+}
