@@ -82,11 +82,19 @@ SELECT test_helpers.error_of($$SET interactions_cron.no_such_setting = 1$$);
 SET interactions_cron.history_table = 'public.missing_table';
 SELECT interactions_cron.export_interactions();
 RESET interactions_cron.history_table;
-CREATE TABLE public.bad_history (id text, tenant_id text, created_at timestamptz);
+-- An id column without a btree order (json) cannot be a keyset's tie-breaker.
+CREATE TABLE public.bad_history (id json, tenant_id text, created_at timestamptz);
 SET interactions_cron.history_table = 'public.bad_history';
 SELECT interactions_cron.export_interactions();
 RESET interactions_cron.history_table;
 DROP TABLE public.bad_history;
+-- A security_invoker view would have its tables' grants and policies apply
+-- to the caller, whom the jobs' reads as the view's owner would bypass.
+CREATE VIEW public.invoker_tenants WITH (security_invoker = true) AS SELECT * FROM public.tenants;
+SET interactions_cron.tenants_table = 'public.invoker_tenants';
+SELECT interactions_cron.export_interactions();
+RESET interactions_cron.tenants_table;
+DROP VIEW public.invoker_tenants;
 
 REVOKE ALL ON SCHEMA test_helpers FROM ic_operator;
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ic_operator;

@@ -144,6 +144,33 @@ SELECT interactions_cron.reset_checkpoint('acme');
 -- It reads the status and the history.
 SELECT tenant_id, last_created_at FROM interactions_cron.export_checkpoints;
 SELECT tenant_id, rows_waiting FROM interactions_cron.export_status;
+-- An operator on the reader's search_path never runs in the status's
+-- queries, which run as the tables' and the extension's owners: the
+-- function has its search_path pinned, as every function of the extension.
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+CREATE SCHEMA evil;
+CREATE FUNCTION evil.texteq_ran(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the reader''s operator ran as %', current_user;
+END
+$$;
+CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.texteq_ran);
+GRANT USAGE ON SCHEMA evil TO PUBLIC;
+SET SESSION AUTHORIZATION ops_login;
+SET ROLE ops_group;
+SET search_path = evil, pg_catalog, public;
+SELECT count(*) AS status_rows FROM interactions_cron.export_status;
+RESET search_path;
+RESET ROLE;
+RESET SESSION AUTHORIZATION;
+DROP SCHEMA evil CASCADE;
+SELECT count(*) AS functions_without_pinned_search_path
+FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'interactions_cron'
+WHERE NOT coalesce(p.proconfig, '{}') @> '{"search_path=pg_catalog, pg_temp"}';
+SET SESSION AUTHORIZATION ops_login;
+SET ROLE ops_group;
 -- run_by is the role that logged in, not the role it SET ROLE to.
 SELECT job, ok, run_by FROM interactions_cron.job_runs ORDER BY id;
 -- A failed run is recorded with the session user too.

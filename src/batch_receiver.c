@@ -14,6 +14,8 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -26,7 +28,7 @@
  * (createdAt, id), named after that row.
  */
 static void
-StartFile(BatchReceiver *receiver, TimestampTz createdAt, int64 id)
+StartFile(BatchReceiver *receiver, TimestampTz createdAt, const char *id)
 {
 	MemoryContext executorContext = MemoryContextSwitchTo(receiver->batchContext);
 	SinkFile   *file = palloc0(sizeof(SinkFile));
@@ -50,13 +52,14 @@ StartFile(BatchReceiver *receiver, TimestampTz createdAt, int64 id)
  * layout (created_at infinite or outside the years 1 to 9999), naming it.
  */
 static void
-RequireDayPartition(BatchReceiver *receiver, TimestampTz createdAt, int64 id)
+RequireDayPartition(BatchReceiver *receiver, TimestampTz createdAt, const char *id)
 {
 	if (!HasDayPartition(createdAt))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("row id " INT64_FORMAT " of tenant \"%s\" has created_at %s, which no day partition can hold",
-						id, receiver->tenantId, timestamptz_to_str(createdAt)),
+				 errmsg("row id %s of tenant \"%s\" has %s %s, which no day partition can hold",
+						id, receiver->tenantId, receiver->createdColumn,
+						timestamptz_to_str(createdAt)),
 				 errhint("Correct or delete the row, or move the tenant's checkpoint past it with "
 						 "interactions_cron.reset_checkpoint(tenant_id, since, force => true).")));
 }
@@ -81,28 +84,58 @@ static void
 ReceiverStartup(DestReceiver *self, int operation, TupleDesc tupleDesc)
 {
 	BatchReceiver *receiver = (BatchReceiver *) self;
+	Oid			idType;
+	Oid			outputFunction;
+	bool		isVarlena;
 
-	receiver->rowWriter = NdjsonCreateRowWriter(tupleDesc);
-	receiver->createdAtIndex = RequiredColumnIndex(tupleDesc, "created_at");
-	receiver->idIndex = RequiredColumnIndex(tupleDesc, "id");
-	receiver->idType = TupleDescAttr(tupleDesc, receiver->idIndex)->atttypid;
+	receiver->rowWriter = NdjsonCreateRowWriter(tupleDesc, receiver->localZone);
+	receiver->createdAtIndex = RequiredColumnIndex(tupleDesc, receiver->createdColumn);
+	receiver->idIndex = RequiredColumnIndex(tupleDesc, receiver->idColumn);
+	idType = TupleDescAttr(tupleDesc, receiver->idIndex)->atttypid;
+	getTypeOutputInfo(idType, &outputFunction, &isVarlena);
+	fmgr_info_cxt(outputFunction, &receiver->idOutput, receiver->batchContext);
+	get_typlenbyval(idType, &receiver->idLength, &receiver->idByValue);
 }
 
 /*
- * RowId reads the id of a row as int64 whatever integer type it has.
+ * RowCreatedAt returns a row's created instant: a timestamp column's value
+ * is a wall-clock time in interactions_cron.history_timezone.
  */
-static int64
-RowId(BatchReceiver *receiver, Datum value)
+static TimestampTz
+RowCreatedAt(BatchReceiver *receiver, Datum value)
 {
-	switch (receiver->idType)
+	if (receiver->localZone == NULL)
+		return DatumGetTimestampTz(value);
+	return LocalTimestampToInstant(DatumGetTimestamp(value), receiver->localZone);
+}
+
+/*
+ * KeepLastId keeps a copy of the row's id, which the checkpoint will record
+ * if the row is the batch's last; only one is ever kept.
+ */
+static void
+KeepLastId(BatchReceiver *receiver, Datum id)
+{
+	MemoryContext callerContext;
+
+	if (receiver->idByValue)
 	{
-		case INT2OID:
-			return DatumGetInt16(value);
-		case INT4OID:
-			return DatumGetInt32(value);
-		default:
-			return DatumGetInt64(value);
+		receiver->lastId = id;
+		return;
 	}
+	MemoryContextReset(receiver->lastIdContext);
+	callerContext = MemoryContextSwitchTo(receiver->lastIdContext);
+	receiver->lastId = datumCopy(id, false, receiver->idLength);
+	MemoryContextSwitchTo(callerContext);
+}
+
+/*
+ * IdText returns an id's text form, in the current memory context.
+ */
+static char *
+IdText(BatchReceiver *receiver, Datum id)
+{
+	return OutputFunctionCall(&receiver->idOutput, id);
 }
 
 /*
@@ -113,22 +146,28 @@ ReceiveRow(TupleTableSlot *slot, DestReceiver *self)
 {
 	BatchReceiver *receiver = (BatchReceiver *) self;
 	TimestampTz createdAt;
-	int64		id;
+	Datum		id;
 
 	slot_getallattrs(slot);
 	if (slot->tts_isnull[receiver->createdAtIndex] || slot->tts_isnull[receiver->idIndex])
 		ereport(ERROR,
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("interaction row with a NULL id or created_at cannot be exported"),
-				 errhint("The data contract requires id and created_at to be NOT NULL.")));
+				 errmsg("interaction row with a NULL %s or %s cannot be exported",
+						receiver->idColumn, receiver->createdColumn),
+				 errhint("The data contract requires the id and created columns to be NOT NULL.")));
 
-	createdAt = DatumGetTimestampTz(slot->tts_values[receiver->createdAtIndex]);
-	id = RowId(receiver, slot->tts_values[receiver->idIndex]);
+	createdAt = RowCreatedAt(receiver, slot->tts_values[receiver->createdAtIndex]);
+	id = slot->tts_values[receiver->idIndex];
 
 	if (receiver->rowCount == 0 || UtcDayNumber(createdAt) != receiver->openFileDay)
 	{
-		RequireDayPartition(receiver, createdAt, id);
-		StartFile(receiver, createdAt, id);
+		MemoryContext callerContext = MemoryContextSwitchTo(receiver->rowContext);
+		char	   *idText = IdText(receiver, id);
+
+		RequireDayPartition(receiver, createdAt, idText);
+		StartFile(receiver, createdAt, idText);
+		MemoryContextSwitchTo(callerContext);
+		MemoryContextReset(receiver->rowContext);
 	}
 
 	if (receiver->openFile->file != NULL)
@@ -144,7 +183,7 @@ ReceiveRow(TupleTableSlot *slot, DestReceiver *self)
 
 	receiver->rowCount++;
 	receiver->lastRow.createdAt = createdAt;
-	receiver->lastRow.id = id;
+	KeepLastId(receiver, id);
 	return true;
 }
 
@@ -171,8 +210,10 @@ ReceiverDestroy(DestReceiver *self)
  * the transaction's: the files are placed in the batch's second transaction.
  */
 BatchReceiver *
-CreateBatchReceiver(MemoryContext batchContext, ExportSink *sink, const char *tenantId)
+CreateBatchReceiver(MemoryContext batchContext, ExportSink *sink, const char *tenantId,
+					const ConfiguredTable *history)
 {
+	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
 	MemoryContext callerContext = CurrentMemoryContext;
 	BatchReceiver *receiver = MemoryContextAllocZero(batchContext, sizeof(BatchReceiver));
 
@@ -187,19 +228,34 @@ CreateBatchReceiver(MemoryContext batchContext, ExportSink *sink, const char *te
 	MemoryContextSwitchTo(batchContext);
 	receiver->escapedTenantId = HiveEscapePathSegment(tenantId);
 	receiver->spoolDirectory = SinkSpoolDirectory(receiver->escapedTenantId);
+	receiver->createdColumn = pstrdup(created->name);
+	receiver->idColumn = pstrdup(history->columns[HISTORY_ID_COLUMN].name);
+	receiver->localZone = getBaseType(created->type) == TIMESTAMPOID
+		? pg_tzset(HistoryTimezoneSetting) : NULL;
 	receiver->rowContext = AllocSetContextCreate(batchContext,
 												 "interactions_cron row",
 												 ALLOCSET_DEFAULT_SIZES);
+	receiver->lastIdContext = AllocSetContextCreate(batchContext,
+													"interactions_cron last id",
+													ALLOCSET_SMALL_SIZES);
 	MemoryContextSwitchTo(callerContext);
 	return receiver;
 }
 
 /*
- * BatchReceiverFinish closes the last file of the batch.
+ * BatchReceiverFinish closes the last file of the batch and sets the last
+ * row's position, its id in text form.
  */
 void
 BatchReceiverFinish(BatchReceiver *receiver)
 {
 	if (receiver->openFile != NULL)
 		SinkCloseFile(receiver->openFile);
+	if (receiver->rowCount > 0)
+	{
+		MemoryContext callerContext = MemoryContextSwitchTo(receiver->batchContext);
+
+		receiver->lastRow.id = IdText(receiver, receiver->lastId);
+		MemoryContextSwitchTo(callerContext);
+	}
 }

@@ -31,8 +31,8 @@
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/tenants.h"
 
-/* Before every row: created_at -infinity, smallest bigint. */
-const CheckpointPosition CheckpointStart = {DT_NOBEGIN, PG_INT64_MIN};
+/* Before every row: from created -infinity on, every id. */
+const CheckpointPosition CheckpointStart = {DT_NOBEGIN, NULL};
 
 static SPIPlanPtr readPlan = NULL;
 static SPIPlanPtr createPlan = NULL;
@@ -62,8 +62,11 @@ PositionOfResult(uint64 rows)
 		TupleDesc	tupleDesc = SPI_tuptable->tupdesc;
 		bool		isNull;
 
-		position.createdAt = DatumGetTimestampTz(SPI_getbinval(tuple, tupleDesc, 1, &isNull));
-		position.id = DatumGetInt64(SPI_getbinval(tuple, tupleDesc, 2, &isNull));
+		Datum		createdAt = SPI_getbinval(tuple, tupleDesc, 1, &isNull);
+
+		if (!isNull)
+			position.createdAt = DatumGetTimestampTz(createdAt);
+		position.id = SPI_getvalue(tuple, tupleDesc, 2);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return position;
@@ -113,11 +116,11 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 						int64 rowsExported, int64 filesWritten,
 						const char *lastFile)
 {
-	Oid			argumentTypes[6] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, INT8OID, INT8OID};
+	Oid			argumentTypes[6] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT8OID, INT8OID};
 	Datum		values[6] = {
 		CStringGetTextDatum(tenantId),
 		TimestampTzGetDatum(position.createdAt),
-		Int64GetDatum(position.id),
+		CStringGetTextDatum(position.id),
 		CStringGetTextDatum(lastFile),
 		Int64GetDatum(rowsExported),
 		Int64GetDatum(filesWritten)
@@ -186,7 +189,12 @@ ResetResultJson(const char *tenantId, CheckpointPosition from, CheckpointPositio
 	escape_json(&json, tenantId);
 	appendStringInfoString(&json, ", \"from\": ");
 	NdjsonAppendUtcTimestamp(&json, from.createdAt);
-	appendStringInfo(&json, ", \"fromId\": " INT64_FORMAT ", \"to\": ", from.id);
+	appendStringInfoString(&json, ", \"fromId\": ");
+	if (from.id != NULL)
+		escape_json(&json, from.id);
+	else
+		appendStringInfoString(&json, "null");
+	appendStringInfoString(&json, ", \"to\": ");
 	NdjsonAppendUtcTimestamp(&json, to.createdAt);
 	appendStringInfo(&json, ", \"force\": %s, \"removedFiles\": %d}",
 					 force ? "true" : "false", removedFiles);
@@ -205,8 +213,9 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	bool		force = PG_NARGS() > 2 && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	CheckpointPosition target = CheckpointStart;
 	CheckpointPosition current;
-	Oid			argumentTypes[3] = {TEXTOID, TIMESTAMPTZOID, INT8OID};
+	Oid			argumentTypes[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};
 	Datum		values[3];
+	char		nulls[3] = {' ', ' ', 'n'};
 	ConfiguredTable tenants;
 	int			removedFiles;
 
@@ -229,13 +238,13 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 
 	values[0] = CStringGetTextDatum(tenantId);
 	values[1] = TimestampTzGetDatum(target.createdAt);
-	values[2] = Int64GetDatum(target.id);
+	values[2] = (Datum) 0;		/* from `since` on, every id */
 	(void) RunStatementAsOwner(&resetPlan,
 							   "UPDATE interactions_cron.export_checkpoints SET"
 							   "  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
 							   "  attempts = 0, updated_at = pg_catalog.clock_timestamp()"
 							   " WHERE tenant_id = $1",
-							   3, argumentTypes, values, NULL, SPI_OK_UPDATE, "reset the export checkpoint");
+							   3, argumentTypes, values, nulls, SPI_OK_UPDATE, "reset the export checkpoint");
 	FinishSpi();
 	return ResetResultJson(tenantId, current, target, force, removedFiles);
 }

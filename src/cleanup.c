@@ -24,6 +24,7 @@
 #include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/guc.h"
@@ -163,6 +164,45 @@ DeleteInBatches(const ConfiguredTable *table, const char *condition,
 }
 
 /*
+ * DeleteExpiredSuppressions deletes the suppressions whose expiry, in its
+ * column's own type, is before now.
+ */
+static int64
+DeleteExpiredSuppressions(const ConfiguredTable *suppressions, TimestampTz now)
+{
+	const MappedColumn *expires = &suppressions->columns[SUPPRESSIONS_EXPIRES_COLUMN];
+
+	return DeleteInBatches(suppressions,
+						   psprintf("t.%s < %s", expires->quotedName,
+									InstantAsColumnType(expires, "$1")),
+						   TIMESTAMPTZOID, TimestampTzGetDatum(now));
+}
+
+/*
+ * DeleteOldDailySummaries deletes the daily summaries whose period starts
+ * before the UTC day cutoff, in the columns' own types: the daily value is
+ * given as text and converted to the period type's column (text or enum),
+ * the cutoff to the start's (a date, or the first instant of that UTC day,
+ * for a timestamp as the clocks of interactions_cron.history_timezone showed).
+ */
+static int64
+DeleteOldDailySummaries(const ConfiguredTable *summaries, DateADT cutoff)
+{
+	const MappedColumn *periodType = &summaries->columns[SUMMARIES_PERIOD_TYPE_COLUMN];
+	const MappedColumn *periodStart = &summaries->columns[SUMMARIES_PERIOD_START_COLUMN];
+	char	   *cutoffValue = getBaseType(periodStart->type) == DATEOID ? "$1"
+		: InstantAsColumnType(periodStart, "CAST($1 AS pg_catalog.timestamp) AT TIME ZONE 'UTC'");
+
+	return DeleteInBatches(summaries,
+						   psprintf("t.%s = %s AND t.%s < %s",
+									periodType->quotedName,
+									TextAsColumnType(periodType,
+													 quote_literal_cstr(SummariesDailyValueSetting)),
+									periodStart->quotedName, cutoffValue),
+						   DATEOID, DateADTGetDatum(cutoff));
+}
+
+/*
  * UtcDateDaysAgo returns the UTC calendar date `days` days before now.
  */
 static DateADT
@@ -268,11 +308,9 @@ CleanupBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	RequireCallerPrivileges(&suppressions, ACL_SELECT | ACL_DELETE, "SELECT, DELETE");
 	RequireCallerPrivileges(&summaries, ACL_SELECT | ACL_DELETE, "SELECT, DELETE");
 
-	counts.expiredSuppressions =
-		DeleteInBatches(&suppressions, "t.expires_at < $1", TIMESTAMPTZOID, TimestampTzGetDatum(now));
+	counts.expiredSuppressions = DeleteExpiredSuppressions(&suppressions, now);
 	counts.oldDailySummaries =
-		DeleteInBatches(&summaries, "t.period_type = 'daily' AND t.period_start < $1", DATEOID,
-						DateADTGetDatum(UtcDateDaysAgo(now, SummaryRetentionDays)));
+		DeleteOldDailySummaries(&summaries, UtcDateDaysAgo(now, SummaryRetentionDays));
 	counts.partitionsEnsured = EnsureMonthlyPartitions(now, &counts.warnings);
 	counts.oldRunHistory =
 		DeleteInBatches(&runHistory, "t.started_at < $1", TIMESTAMPTZOID,

@@ -16,6 +16,7 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
 
 #include "interactions_cron/guc.h"
@@ -23,38 +24,17 @@
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/tenants.h"
 
-/*
- * A status row: the tenant's id and name, the checkpoint query's first
- * columns (its last two are the position to count from), the backlog query's.
- */
+/* A status row: the tenant's id and name, the checkpoint's columns, the backlog's. */
 #define TENANT_COLUMNS 2
 #define CHECKPOINT_COLUMNS 8
-#define AFTER_CREATED_AT_COLUMN 9
-#define AFTER_ID_COLUMN 10
 #define BACKLOG_COLUMNS 3
 #define STATUS_COLUMNS (TENANT_COLUMNS + CHECKPOINT_COLUMNS + BACKLOG_COLUMNS)
 
 static SPIPlanPtr checkpointsPlan = NULL;
 
 /*
- * ColumnArray returns one by-value column of SPI_tuptable as an array datum.
- */
-static Datum
-ColumnArray(SPITupleTable *table, int column, Oid elementType)
-{
-	Datum	   *elements = palloc(sizeof(Datum) * Max(table->numvals, 1));
-	bool		isNull;
-
-	for (uint64 i = 0; i < table->numvals; i++)
-		elements[i] = SPI_getbinval(table->vals[i], table->tupdesc, column, &isNull);
-	return PointerGetDatum(construct_array(elements, (int) table->numvals, elementType,
-										   sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-}
-
-/*
  * ReadCheckpoints returns, as the extension's owner, one row per tenant (in
- * the order given) with the status columns that come from its checkpoint,
- * and the position its waiting rows start after.
+ * the order given) with the status columns that come from its checkpoint.
  */
 static SPITupleTable *
 ReadCheckpoints(List *tenantList)
@@ -66,9 +46,7 @@ ReadCheckpoints(List *tenantList)
 							   "SELECT COALESCE(c.status, 'ok'),"
 							   "       c.last_created_at, c.last_id, COALESCE(c.attempts, 0),"
 							   "       c.last_error, c.last_file, c.last_success_at,"
-							   "       COALESCE(c.rows_exported, 0),"
-							   "       COALESCE(c.last_created_at, '-infinity'),"
-							   "       COALESCE(c.last_id, '-9223372036854775808')"
+							   "       COALESCE(c.rows_exported, 0)"
 							   " FROM pg_catalog.unnest($1) WITH ORDINALITY AS t(id, n)"
 							   " LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id"
 							   " ORDER BY t.n",
@@ -79,21 +57,24 @@ ReadCheckpoints(List *tenantList)
 
 /*
  * ReadBacklogs returns, as the history table's owner, one row per tenant (in
- * the checkpoints' order): how many rows wait after its checkpoint, counted
- * up to one more than a batch, whether that is more than a batch, and when
- * the oldest was created.
+ * list order): how many rows wait after its checkpoint, counted up to one
+ * more than a batch, whether that is more than a batch, and when the oldest
+ * was created.
  */
 static SPITupleTable *
-ReadBacklogs(const ConfiguredTable *history, List *tenantList, SPITupleTable *checkpoints)
+ReadBacklogs(const ConfiguredTable *history, List *tenantList)
 {
-	Oid			argumentTypes[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID, INT8OID};
-	Datum		values[4];
+	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
+	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
+	Oid			argumentTypes[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8OID};
+	Datum		values[4] = {TenantIdArray(tenantList), (Datum) 0, (Datum) 0,
+	Int64GetDatum(DefaultBatchSize)};
+	SPITupleTable *positions = ReadCheckpointPositions(values[0], &values[1], &values[2]);
+	char	   *createdAt = psprintf("h.%s", created->quotedName);
 
-	values[0] = TenantIdArray(tenantList);
-	values[1] = ColumnArray(checkpoints, AFTER_CREATED_AT_COLUMN, TIMESTAMPTZOID);
-	values[2] = ColumnArray(checkpoints, AFTER_ID_COLUMN, INT8OID);
-	values[3] = Int64GetDatum(DefaultBatchSize);
-
+	if (getBaseType(created->type) == TIMESTAMPOID)
+		createdAt = psprintf("(%s AT TIME ZONE %s)", createdAt,
+							 quote_literal_cstr(HistoryTimezoneSetting));
 	RunQueryAsTableOwner(history,
 						 psprintf("SELECT w.waiting, w.waiting > $4, w.oldest"
 								  " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
@@ -102,13 +83,16 @@ ReadBacklogs(const ConfiguredTable *history, List *tenantList, SPITupleTable *ch
 								  " CROSS JOIN LATERAL ("
 								  "   SELECT pg_catalog.count(*) AS waiting,"
 								  "          pg_catalog.min(p.created_at) AS oldest"
-								  "   FROM (SELECT h.created_at FROM %s h"
-								  "         WHERE h.tenant_id = t.id"
-								  "         AND (h.created_at, h.id) > (t.after_created_at, t.after_id)"
-								  "         ORDER BY h.created_at, h.id"
+								  "   FROM (SELECT %s AS created_at FROM %s h"
+								  "         WHERE %s"
+								  "         ORDER BY h.%s, h.%s"
 								  "         LIMIT $4 + 1) p) w"
-								  " ORDER BY t.n", history->quotedName),
+								  " ORDER BY t.n",
+								  createdAt, history->quotedName,
+								  HistoryRowsAfter(history, "t.id", "t.after_created_at", "t.after_id"),
+								  created->quotedName, id->quotedName),
 						 4, argumentTypes, values, NULL, 0, "count the rows waiting");
+	SPI_freetuptable(positions);
 	return SPI_tuptable;
 }
 
@@ -182,7 +166,7 @@ export_status_rows(PG_FUNCTION_ARGS)
 		SPITupleTable *checkpoints = ReadCheckpoints(tenantList);
 
 		PutStatusRows(resultInfo, tenantList, checkpoints,
-					  ReadBacklogs(&historyTable, tenantList, checkpoints));
+					  ReadBacklogs(&historyTable, tenantList));
 	}
 	FinishSpi();
 	return (Datum) 0;

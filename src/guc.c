@@ -15,6 +15,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "parser/scansup.h"
+#include "pgtime.h"
 #include "utils/varlena.h"
 
 #include "interactions_cron/guc.h"
@@ -52,6 +53,17 @@ int			PremakeMonths = 3;
 int			RunHistoryRetentionDays = 30;
 int			CleanupBatchSize = 10000;
 int			PartitionLockTimeoutMs = 2000;
+char	   *TenantIdColumnSetting = NULL;
+char	   *TenantNameColumnSetting = NULL;
+char	   *ActiveTenantsFilterSetting = NULL;
+char	   *HistoryTenantColumnSetting = NULL;
+char	   *HistoryCreatedColumnSetting = NULL;
+char	   *HistoryIdColumnSetting = NULL;
+char	   *HistoryTimezoneSetting = NULL;
+char	   *SuppressionsExpiresColumnSetting = NULL;
+char	   *SummariesPeriodTypeColumnSetting = NULL;
+char	   *SummariesDailyValueSetting = NULL;
+char	   *SummariesPeriodStartColumnSetting = NULL;
 
 static const struct config_enum_entry debug_fault_options[] = {
 	{"none", DEBUG_FAULT_NONE, false},
@@ -295,6 +307,111 @@ CheckQualifiedTableList(char **newval, void **extra, GucSource source)
 }
 
 /*
+ * CheckColumnName accepts a column name as stored in the catalog (createdAt,
+ * not "createdAt"): not empty and short enough to be an identifier.  Whether
+ * the column exists is checked when a job uses it.
+ */
+static bool
+CheckColumnName(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && (*newval)[0] != '\0' && strlen(*newval) < NAMEDATALEN)
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("\"%s\" is not a column name", *newval ? *newval : "");
+	GUC_check_errhint("Give the column's name as stored, without quotes: createdAt, not \"createdAt\".");
+	return false;
+}
+
+/*
+ * CheckNotEmpty accepts any value but an empty one.
+ */
+static bool
+CheckNotEmpty(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && (*newval)[0] != '\0')
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("the value must not be empty");
+	return false;
+}
+
+/*
+ * CheckTimezone accepts a time zone name PostgreSQL knows (UTC,
+ * Europe/Berlin), as TimeZone does.
+ */
+static bool
+CheckTimezone(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && (*newval)[0] != '\0' && pg_tzset(*newval) != NULL)
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("\"%s\" is not a time zone name", *newval ? *newval : "");
+	GUC_check_errhint("Use a name from pg_timezone_names, such as UTC or Europe/Berlin.");
+	return false;
+}
+
+/*
+ * DefineColumnSetting defines one of the superuser-only settings that map a
+ * role of the data contract to a platform table's column.
+ */
+static void
+DefineColumnSetting(const char *name, const char *description, char **variable,
+					const char *defaultName)
+{
+	DefineCustomStringVariable(name, description,
+							   "The column's name as stored (createdAt, not \"createdAt\").",
+							   variable, defaultName, PGC_SUSET, 0,
+							   CheckColumnName, NULL, NULL);
+}
+
+/*
+ * DefineSchemaMappingSettings defines the settings that fit the jobs to the
+ * platform's own schema (column names, the active tenants, time zone,
+ * daily summaries' value).
+ */
+static void
+DefineSchemaMappingSettings(void)
+{
+	DefineColumnSetting("interactions_cron.tenant_id_column",
+						"Tenants table: the tenant key.", &TenantIdColumnSetting, "id");
+	DefineColumnSetting("interactions_cron.tenant_name_column",
+						"Tenants table: the name reported as tenantName.",
+						&TenantNameColumnSetting, "name");
+	DefineCustomStringVariable("interactions_cron.active_tenants_filter",
+							   "Boolean SQL expression over the tenants table's columns that selects the tenants to export.",
+							   "It runs as the tenants table's owner.",
+							   &ActiveTenantsFilterSetting, "status = 'active'",
+							   PGC_SUSET, 0, CheckNotEmpty, NULL, NULL);
+	DefineColumnSetting("interactions_cron.history_tenant_column",
+						"History table: the tenant key.", &HistoryTenantColumnSetting, "tenant_id");
+	DefineColumnSetting("interactions_cron.history_created_column",
+						"History table: the creation instant (timestamptz, or timestamp in history_timezone).",
+						&HistoryCreatedColumnSetting, "created_at");
+	DefineColumnSetting("interactions_cron.history_id_column",
+						"History table: the tie-breaker after the creation instant.",
+						&HistoryIdColumnSetting, "id");
+	DefineCustomStringVariable("interactions_cron.history_timezone",
+							   "Time zone in which timestamp without time zone values were written.",
+							   NULL,
+							   &HistoryTimezoneSetting, "UTC",
+							   PGC_SUSET, 0, CheckTimezone, NULL, NULL);
+	DefineColumnSetting("interactions_cron.suppressions_expires_column",
+						"Suppressions table: the expiry (timestamptz, timestamp or date).",
+						&SuppressionsExpiresColumnSetting, "expires_at");
+	DefineColumnSetting("interactions_cron.summaries_period_type_column",
+						"Summaries table: the period type (text or enum).",
+						&SummariesPeriodTypeColumnSetting, "period_type");
+	DefineCustomStringVariable("interactions_cron.summaries_daily_value",
+							   "Summaries table: the period type value meaning daily.",
+							   NULL,
+							   &SummariesDailyValueSetting, "daily",
+							   PGC_SUSET, 0, CheckNotEmpty, NULL, NULL);
+	DefineColumnSetting("interactions_cron.summaries_period_start_column",
+						"Summaries table: the period start (date, timestamp or timestamptz).",
+						&SummariesPeriodStartColumnSetting, "period_start");
+}
+
+/*
  * DefineSettings registers every interactions_cron.* setting and reserves the
  * prefix so that a misspelt setting is an error rather than a silent no-op.
  */
@@ -528,6 +645,7 @@ DefineSettings(void)
 							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineSchemaMappingSettings();
 	MarkGUCPrefixReserved("interactions_cron");
 }
 

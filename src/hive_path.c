@@ -9,6 +9,10 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
+#include "common/cryptohash.h"
+#include "common/sha2.h"
 #include "lib/stringinfo.h"
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
@@ -17,6 +21,13 @@
 
 /* Longest file name most file systems accept (NAME_MAX on Linux). */
 #define MAX_PATH_SEGMENT_BYTES 255
+
+/*
+ * Longest row id kept whole in a file name, once escaped; a longer one keeps
+ * this many bytes (whole escapes only) before its hash.
+ */
+#define MAX_FILE_NAME_ID_BYTES 64
+#define MAX_FILE_NAME_ID_PREFIX_BYTES 40
 
 /*
  * NeedsHiveEscape says whether Hive's FileUtils escapes this byte: control
@@ -118,23 +129,71 @@ BatchDirectory(const char *escapedTenantId, TimestampTz createdAt)
 }
 
 /*
- * BatchFileName names a file after its first row: the created_at instant to
+ * FileNameId returns a row id's text as it appears in file names: bytes
+ * other than letters, digits, "-", "_" and "." escaped as %XX, so that any
+ * id (text, uuid, numeric) gives a name that is safe in paths and S3 keys
+ * and distinct for distinct ids.  An id longer than MAX_FILE_NAME_ID_BYTES
+ * once escaped keeps its first bytes, then "~" (never part of an escaped
+ * id) and the first 16 hex digits of its SHA-256: bounded, deterministic,
+ * and distinct from every other id's form.
+ */
+static char *
+FileNameId(const char *id)
+{
+	StringInfoData escaped;
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	pg_cryptohash_ctx *hash;
+	int			kept = 0;
+
+	initStringInfo(&escaped);
+	for (const unsigned char *p = (const unsigned char *) id; *p != '\0'; p++)
+	{
+		if (isalnum(*p) && *p < 0x80)
+			appendStringInfoChar(&escaped, (char) *p);
+		else if (*p == '-' || *p == '_' || *p == '.')
+			appendStringInfoChar(&escaped, (char) *p);
+		else
+			appendStringInfo(&escaped, "%%%02X", *p);
+		if (escaped.len <= MAX_FILE_NAME_ID_PREFIX_BYTES)
+			kept = escaped.len;
+	}
+	if (escaped.len <= MAX_FILE_NAME_ID_BYTES)
+		return escaped.data;
+
+	hash = pg_cryptohash_create(PG_SHA256);
+	if (pg_cryptohash_init(hash) < 0 ||
+		pg_cryptohash_update(hash, (const uint8 *) id, strlen(id)) < 0 ||
+		pg_cryptohash_final(hash, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not compute the SHA-256 of a row id: %s", pg_cryptohash_error(hash));
+	pg_cryptohash_free(hash);
+
+	escaped.len = kept;
+	escaped.data[kept] = '\0';
+	appendStringInfoChar(&escaped, '~');
+	for (int i = 0; i < 8; i++)
+		appendStringInfo(&escaped, "%02x", digest[i]);
+	return escaped.data;
+}
+
+/*
+ * BatchFileName names a file after its first row: the created instant to
  * the microsecond (2026-03-30T02-00-00-000123Z; the seed's example stops at
- * milliseconds, which two distinct rows can share) and the row's id; gzip
- * files end in .json.gz.  (created_at, id) is unique, so two batches never
- * share a name, and a retry of the same rows reproduces the same name.
+ * milliseconds, which two distinct rows can share) and the row's id (see
+ * FileNameId); gzip files end in .json.gz.  (created, id) is unique, so two
+ * batches never share a name, and a retry of the same rows reproduces the
+ * same name.
  */
 char *
-BatchFileName(TimestampTz firstCreatedAt, int64 firstId, bool gzip)
+BatchFileName(TimestampTz firstCreatedAt, const char *firstId, bool gzip)
 {
 	struct pg_tm tm;
 	fsec_t		fractionUs;
 
 	RequireUtcDate(firstCreatedAt, &tm, &fractionUs);
-	return psprintf("batch-%04d-%02d-%02dT%02d-%02d-%02d-%06dZ-" INT64_FORMAT ".json%s",
+	return psprintf("batch-%04d-%02d-%02dT%02d-%02d-%02d-%06dZ-%s.json%s",
 					tm.tm_year, tm.tm_mon, tm.tm_mday,
 					tm.tm_hour, tm.tm_min, tm.tm_sec,
-					(int) fractionUs, firstId, gzip ? ".gz" : "");
+					(int) fractionUs, FileNameId(firstId), gzip ? ".gz" : "");
 }
 
 /*

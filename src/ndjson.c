@@ -6,7 +6,9 @@
  * per-row work is a switch and an append: no to_json calls, no catalog
  * lookups.  Values follow PostgreSQL's own to_json conventions where a lake
  * reader accepts them (non-finite numbers are strings, json is embedded), and
- * timestamps with time zone are always written in UTC with a trailing Z.
+ * timestamps with time zone are always written in UTC with a trailing Z, as
+ * are timestamps without, when the writer is told the zone they were written
+ * in (a Prisma-style table's UTC wall-clock times).
  */
 #include "postgres.h"
 
@@ -51,6 +53,7 @@ typedef struct JsonValueWriter
 {
 	JsonValueKind kind;
 	Oid			typeId;
+	pg_tz	   *localZone;		/* timestamp values: their zone, or NULL */
 	FmgrInfo	outputFunction;
 	struct JsonValueWriter *element;
 	int16		elementLength;
@@ -135,12 +138,13 @@ ClassifyType(Oid typeId)
  * InitValueWriter prepares the writer for one type, recursing into arrays.
  */
 static void
-InitValueWriter(JsonValueWriter *writer, Oid typeId)
+InitValueWriter(JsonValueWriter *writer, Oid typeId, pg_tz *localZone)
 {
 	Oid			outputFunctionId;
 	bool		isVarlena;
 
 	writer->typeId = typeId;
+	writer->localZone = localZone;
 	writer->kind = ClassifyType(typeId);
 	getTypeOutputInfo(typeId, &outputFunctionId, &isVarlena);
 	fmgr_info(outputFunctionId, &writer->outputFunction);
@@ -151,7 +155,7 @@ InitValueWriter(JsonValueWriter *writer, Oid typeId)
 		Oid			elementType = get_element_type(getBaseType(typeId));
 
 		writer->element = palloc(sizeof(JsonValueWriter));
-		InitValueWriter(writer->element, elementType);
+		InitValueWriter(writer->element, elementType, localZone);
 		get_typlenbyvalalign(elementType, &writer->elementLength,
 							 &writer->elementByValue, &writer->elementAlign);
 	}
@@ -159,10 +163,12 @@ InitValueWriter(JsonValueWriter *writer, Oid typeId)
 
 /*
  * NdjsonCreateRowWriter builds the per-column plan for rows of tupleDesc,
- * including the pre-escaped object keys.
+ * including the pre-escaped object keys.  With a localZone, timestamp
+ * (without time zone) values are read as wall-clock times in that zone and
+ * written as UTC instants.
  */
 NdjsonRowWriter *
-NdjsonCreateRowWriter(TupleDesc tupleDesc)
+NdjsonCreateRowWriter(TupleDesc tupleDesc, pg_tz *localZone)
 {
 	NdjsonRowWriter *writer = palloc0(sizeof(NdjsonRowWriter));
 
@@ -184,7 +190,7 @@ NdjsonCreateRowWriter(TupleDesc tupleDesc)
 		writer->keyPrefixes[i] = key.data;
 		writer->keyPrefixLengths[i] = key.len;
 
-		InitValueWriter(&writer->columns[i], attribute->atttypid);
+		InitValueWriter(&writer->columns[i], attribute->atttypid, localZone);
 	}
 
 	return writer;
@@ -330,6 +336,34 @@ AppendIsoTimestamp(StringInfo out, Timestamp value, bool isInstant)
 	*p++ = '"';
 	AppendBytes(out, text, p - text);
 	return true;
+}
+
+/*
+ * LocalTimestampToInstant returns the instant at which a zone's clocks
+ * showed a wall-clock time, as timestamp AT TIME ZONE does (in a gap or an
+ * overlap of daylight saving time, the same instant it picks).  Infinities
+ * stay infinite.
+ */
+TimestampTz
+LocalTimestampToInstant(Timestamp local, pg_tz *zone)
+{
+	struct pg_tm tm;
+	fsec_t		fractionUs;
+	int			offset;
+	TimestampTz instant;
+
+	if (TIMESTAMP_NOT_FINITE(local))
+		return local;
+	if (timestamp2tm(local, NULL, &tm, &fractionUs, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	offset = DetermineTimeZoneOffset(&tm, zone);
+	if (tm2timestamp(&tm, fractionUs, &offset, &instant) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	return instant;
 }
 
 /*
@@ -562,9 +596,14 @@ AppendValue(JsonValueWriter *writer, StringInfo out, Datum value)
 			AppendJsonb(out, DatumGetJsonbP(value));
 			return;
 		case JSON_VALUE_TIMESTAMPTZ:
+			if (AppendIsoTimestamp(out, DatumGetTimestampTz(value), true))
+				return;
+			break;
 		case JSON_VALUE_TIMESTAMP:
-			if (AppendIsoTimestamp(out, DatumGetTimestamp(value),
-								   writer->kind == JSON_VALUE_TIMESTAMPTZ))
+			if (writer->localZone == NULL
+				? AppendIsoTimestamp(out, DatumGetTimestamp(value), false)
+				: AppendIsoTimestamp(out, LocalTimestampToInstant(DatumGetTimestamp(value),
+																  writer->localZone), true))
 				return;
 			break;
 		case JSON_VALUE_ARRAY:

@@ -12,31 +12,50 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parser.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/rel.h"
+#include "access/relation.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/relations.h"
+#include "interactions_cron/spi_plans.h"
 
-static const Oid TextTypes[] = {TEXTOID, VARCHAROID};
-static const Oid IntegerTypes[] = {INT2OID, INT4OID, INT8OID};
-static const Oid InstantTypes[] = {TIMESTAMPTZOID};
-static const Oid DateTypes[] = {DATEOID};
+static const Oid KeyTypes[] = {TEXTOID, VARCHAROID, UUIDOID, INT2OID, INT4OID, INT8OID};
+static const Oid InstantTypes[] = {TIMESTAMPTZOID, TIMESTAMPOID};
+static const Oid DayTypes[] = {TIMESTAMPTZOID, TIMESTAMPOID, DATEOID};
+static const Oid LabelTypes[] = {TEXTOID, VARCHAROID};
 
-/* One column of the data contract and the types it may have. */
+/* A column role of the data contract: the setting naming it and the types it may have. */
 typedef struct ContractColumn
 {
-	const char *name;
-	const Oid  *acceptedTypes;
+	const char *settingName;
+	char	  **setting;
+	const Oid  *acceptedTypes;	/* NULL: see acceptsType */
 	int			acceptedTypeCount;
+	bool		(*acceptsType) (Oid type);
+	const char *typesWanted;	/* for the error */
 } ContractColumn;
+
+/*
+ * AnyType accepts every type (the tenant's name is reported as text).
+ */
+static bool
+AnyType(Oid type)
+{
+	return true;
+}
 
 /*
  * RelationOwner returns the role that owns a relation.
@@ -55,13 +74,35 @@ RelationOwner(Oid relid)
 }
 
 /*
+ * RefuseSecurityInvokerView refuses a security_invoker view: its base
+ * tables' grants and row-level security policies should apply to the
+ * caller, but the jobs read it as the view's owner.
+ */
+static void
+RefuseSecurityInvokerView(const ConfiguredTable *table, const char *settingName)
+{
+	Relation	relation = relation_open(table->relid, AccessShareLock);
+	bool		invokerView = relation->rd_rel->relkind == RELKIND_VIEW &&
+		RelationHasSecurityInvoker(relation);
+
+	relation_close(relation, AccessShareLock);
+	if (invokerView)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("view %s named by %s has security_invoker set", table->quotedName, settingName),
+				 errdetail("interactions_cron reads a configured table as its owner, which would bypass the grants and row-level security of the view's tables for the caller."),
+				 errhint("Point %s at the table itself, or at a view without security_invoker.",
+						 settingName)));
+}
+
+/*
  * ResolveConfiguredTable looks up the table a setting names and returns its
  * OID with a quoted name for use in query text.
  */
 ConfiguredTable
 ResolveConfiguredTable(const char *settingName, const char *qualifiedName)
 {
-	ConfiguredTable table;
+	ConfiguredTable table = {0};
 	List	   *names = stringToQualifiedNameList(qualifiedName);
 	RangeVar   *rangeVar = makeRangeVarFromNameList(names);
 
@@ -77,6 +118,7 @@ ResolveConfiguredTable(const char *settingName, const char *qualifiedName)
 	table.quotedName =
 		quote_qualified_identifier(get_namespace_name(get_rel_namespace(table.relid)),
 								   get_rel_name(table.relid));
+	RefuseSecurityInvokerView(&table, settingName);
 	table.owner = RelationOwner(table.relid);
 	return table;
 }
@@ -113,111 +155,342 @@ RequireCallerPrivileges(const ConfiguredTable *table, AclMode privileges,
 }
 
 /*
- * RequireColumn raises an error naming the data contract when a column the
- * jobs rely on is missing or has a type they cannot use.
+ * HasBtreeOrder says whether a type has a default btree operator class, so
+ * that rows can be ordered and compared by it (integers, numeric, text,
+ * uuid...).
  */
-static void
-RequireColumn(const ConfiguredTable *table, const char *column,
-			  const Oid *acceptedTypes, int acceptedTypeCount)
+static bool
+HasBtreeOrder(Oid type)
 {
-	AttrNumber	attnum = get_attnum(table->relid, column);
-	Oid			columnType;
+	return OidIsValid(GetDefaultOpClass(type, BTREE_AM_OID));
+}
+
+/*
+ * IsLabelType says whether a type can hold the daily period type: text,
+ * varchar or an enum.
+ */
+static bool
+IsLabelType(Oid type)
+{
+	for (int i = 0; i < (int) lengthof(LabelTypes); i++)
+		if (LabelTypes[i] == type)
+			return true;
+	return type_is_enum(type);
+}
+
+/*
+ * AcceptsType says whether a column's type (or its domain's base type) fits
+ * its role in the data contract.
+ */
+static bool
+AcceptsType(const ContractColumn *role, Oid type)
+{
+	Oid			baseType = getBaseType(type);
+
+	if (role->acceptsType != NULL)
+		return role->acceptsType(baseType);
+	for (int i = 0; i < role->acceptedTypeCount; i++)
+		if (role->acceptedTypes[i] == baseType)
+			return true;
+	return false;
+}
+
+/*
+ * MapColumn finds the column a setting names in a configured table and checks
+ * that its type fits its role, raising one error that names the setting
+ * otherwise.
+ */
+static MappedColumn
+MapColumn(const ConfiguredTable *table, const ContractColumn *role)
+{
+	MappedColumn column;
+	const char *name = *role->setting;
+	AttrNumber	attnum = get_attnum(table->relid, name);
 
 	if (attnum == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("table %s has no column \"%s\"", table->quotedName, column),
-				 errhint("See \"Data contract\" in the interactions_cron README.")));
+				 errmsg("table %s has no column \"%s\", named by %s",
+						table->quotedName, name, role->settingName),
+				 errhint("Set %s to the column's name as stored (createdAt, not \"createdAt\"); see \"Your schema\" in the interactions_cron README.",
+						 role->settingName)));
 
-	columnType = get_atttype(table->relid, attnum);
-	for (int i = 0; i < acceptedTypeCount; i++)
-	{
-		if (acceptedTypes[i] == columnType)
-			return;
-	}
-
-	ereport(ERROR,
-			(errcode(ERRCODE_DATATYPE_MISMATCH),
-			 errmsg("column \"%s\" of table %s has type %s, which interactions_cron cannot use",
-					column, table->quotedName, format_type_be(columnType)),
-			 errhint("See \"Data contract\" in the interactions_cron README.")));
+	column.settingName = role->settingName;
+	column.name = pstrdup(name);
+	column.quotedName = pstrdup(quote_identifier(name));
+	get_atttypetypmodcoll(table->relid, attnum, &column.type, &column.typmod, &(Oid){0});
+	if (!AcceptsType(role, column.type))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of table %s, named by %s, has type %s, which interactions_cron cannot use there",
+						name, table->quotedName, role->settingName, format_type_be(column.type)),
+				 errdetail("It must be %s.", role->typesWanted),
+				 errhint("See \"Your schema\" in the interactions_cron README.")));
+	column.typeName = format_type_be_qualified(column.type);
+	return column;
 }
 
 /*
- * ResolveContractTable resolves a configured table and checks each column
- * of its part of the data contract.
+ * ResolveMappedTable resolves a configured table and maps each column of its
+ * part of the data contract.
  */
 static ConfiguredTable
-ResolveContractTable(const char *settingName, const char *qualifiedName,
-					 const ContractColumn *columns, int columnCount)
+ResolveMappedTable(const char *settingName, const char *qualifiedName,
+				   const ContractColumn *roles, int roleCount)
 {
 	ConfiguredTable table = ResolveConfiguredTable(settingName, qualifiedName);
 
-	for (int i = 0; i < columnCount; i++)
-		RequireColumn(&table, columns[i].name, columns[i].acceptedTypes,
-					  columns[i].acceptedTypeCount);
+	for (int i = 0; i < roleCount; i++)
+		table.columns[i] = MapColumn(&table, &roles[i]);
 	return table;
 }
 
 /*
- * ResolveTenantsTable finds the tenants table and checks id, name and status.
+ * IsSingleExpression says whether a parsed "SELECT <filter>" is the filter
+ * as one expression and nothing else: no second statement or target, no
+ * FROM or other clause.  Parsed on its own, unparenthesised, a filter that
+ * passes stays one expression once spliced in parentheses into a query (an
+ * unbalanced parenthesis or a comment cutting the query short cannot).
+ */
+static bool
+IsSingleExpression(List *statements)
+{
+	SelectStmt *select;
+
+	if (list_length(statements) != 1 ||
+		!IsA(linitial_node(RawStmt, statements)->stmt, SelectStmt))
+		return false;
+	select = (SelectStmt *) linitial_node(RawStmt, statements)->stmt;
+	return list_length(select->targetList) == 1 && select->fromClause == NIL &&
+		select->whereClause == NULL && select->groupClause == NIL &&
+		select->havingClause == NULL && select->windowClause == NIL &&
+		select->sortClause == NIL && select->limitCount == NULL &&
+		select->limitOffset == NULL && select->lockingClause == NIL &&
+		select->withClause == NULL && select->op == SETOP_NONE &&
+		select->distinctClause == NIL && select->intoClause == NULL;
+}
+
+/* The filter's checks, as RunAsRole hands them over. */
+typedef struct FilterCheck
+{
+	const char *filter;
+	const char *query;			/* the filter in the tenants query's WHERE clause */
+	int			queryPrefixLength;	/* bytes before the filter in query */
+	int			parsedPrefixLength; /* the same, while being parsed alone */
+	bool		singleExpression;
+} FilterCheck;
+
+/*
+ * CheckFilter parses the filter alone, then plans it in the tenants query's
+ * WHERE clause, which checks its columns, functions and type.
+ */
+static void
+CheckFilter(void *argument)
+{
+	FilterCheck *check = argument;
+
+	check->parsedPrefixLength = strlen("SELECT ");
+	check->singleExpression =
+		IsSingleExpression(raw_parser(psprintf("SELECT %s", check->filter), RAW_PARSE_DEFAULT));
+	if (!check->singleExpression)
+		return;
+	check->parsedPrefixLength = check->queryPrefixLength;
+	if (SPI_prepare(check->query, 0, NULL) == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+}
+
+/*
+ * RequireUsableFilter refuses an active_tenants_filter that is not one
+ * boolean SQL expression over the tenants table, with one error naming the
+ * setting: the original SQLSTATE and message, and the position within the
+ * filter.  It is planned as the table's owner, as it will run.
+ */
+static void
+RequireUsableFilter(const ConfiguredTable *tenants, const char *filter)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	char	   *prefix = psprintf("SELECT 1 FROM %s t WHERE (\n", tenants->quotedName);
+	FilterCheck check = {filter, psprintf("%s%s\n)", prefix, filter), (int) strlen(prefix), 0, false};
+
+	PG_TRY();
+	{
+		RunAsRole(tenants->owner, CheckFilter, &check);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+		int			position;
+
+		MemoryContextSwitchTo(callerContext);
+		error = CopyErrorData();
+		FlushErrorState();
+		position = (error->internalpos > 0 ? error->internalpos : error->cursorpos) -
+			check.parsedPrefixLength;
+		ereport(ERROR,
+				(errcode(error->sqlerrcode),
+				 errmsg("interactions_cron.active_tenants_filter is not usable: %s", error->message),
+				 position > 0
+				 ? errdetail("At character %d of the filter \"%s\".", position, filter)
+				 : errdetail("The filter is \"%s\".", filter),
+				 errhint("Set it to a boolean expression over the columns of %s, such as status = 'active'.",
+						 tenants->quotedName)));
+	}
+	PG_END_TRY();
+
+	if (!check.singleExpression)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("interactions_cron.active_tenants_filter is not a single SQL expression"),
+				 errdetail("The filter is \"%s\".", filter),
+				 errhint("Set it to a boolean expression over the tenants table's columns, such as status = 'active' or \"deletedAt\" IS NULL AND status = 'ACTIVE'.")));
+}
+
+/*
+ * ResolveTenantsTable finds the tenants table, its key and name columns and
+ * checks the active tenants filter.
  */
 ConfiguredTable
 ResolveTenantsTable(void)
 {
-	static const ContractColumn columns[] = {
-		{"id", TextTypes, lengthof(TextTypes)},
-		{"name", TextTypes, lengthof(TextTypes)},
-		{"status", TextTypes, lengthof(TextTypes)},
+	const ContractColumn roles[] = {
+		{"interactions_cron.tenant_id_column", &TenantIdColumnSetting,
+		KeyTypes, lengthof(KeyTypes), NULL, "text, varchar, uuid or an integer type"},
+		{"interactions_cron.tenant_name_column", &TenantNameColumnSetting,
+		NULL, 0, AnyType, "any type"},
 	};
+	ConfiguredTable table = ResolveMappedTable("interactions_cron.tenants_table", TenantsTableSetting,
+											   roles, lengthof(roles));
 
-	return ResolveContractTable("interactions_cron.tenants_table", TenantsTableSetting,
-								columns, lengthof(columns));
+	RequireUsableFilter(&table, ActiveTenantsFilterSetting);
+	table.activeFilter = psprintf("(\n%s\n)", ActiveTenantsFilterSetting);
+	return table;
 }
 
 /*
- * ResolveHistoryTable finds the history table and checks the columns the
- * export orders and partitions by.
+ * ResolveHistoryTable finds the history table and maps the columns the
+ * export selects, orders and partitions by.
  */
 ConfiguredTable
 ResolveHistoryTable(void)
 {
-	static const ContractColumn columns[] = {
-		{"id", IntegerTypes, lengthof(IntegerTypes)},
-		{"tenant_id", TextTypes, lengthof(TextTypes)},
-		{"created_at", InstantTypes, lengthof(InstantTypes)},
+	const ContractColumn roles[] = {
+		{"interactions_cron.history_tenant_column", &HistoryTenantColumnSetting,
+		KeyTypes, lengthof(KeyTypes), NULL, "text, varchar, uuid or an integer type"},
+		{"interactions_cron.history_created_column", &HistoryCreatedColumnSetting,
+		InstantTypes, lengthof(InstantTypes), NULL, "timestamptz or timestamp"},
+		{"interactions_cron.history_id_column", &HistoryIdColumnSetting,
+		NULL, 0, HasBtreeOrder, "a type with a default btree operator class (integers, numeric, text, varchar, uuid)"},
 	};
 
-	return ResolveContractTable("interactions_cron.history_table", HistoryTableSetting,
-								columns, lengthof(columns));
+	return ResolveMappedTable("interactions_cron.history_table", HistoryTableSetting,
+							  roles, lengthof(roles));
 }
 
 /*
- * ResolveSuppressionsTable finds the suppressions table and checks expires_at.
+ * ResolveSuppressionsTable finds the suppressions table and its expiry.
  */
 ConfiguredTable
 ResolveSuppressionsTable(void)
 {
-	static const ContractColumn columns[] = {
-		{"expires_at", InstantTypes, lengthof(InstantTypes)},
+	const ContractColumn roles[] = {
+		{"interactions_cron.suppressions_expires_column", &SuppressionsExpiresColumnSetting,
+		DayTypes, lengthof(DayTypes), NULL, "timestamptz, timestamp or date"},
 	};
 
-	return ResolveContractTable("interactions_cron.suppressions_table", SuppressionsTableSetting,
-								columns, lengthof(columns));
+	return ResolveMappedTable("interactions_cron.suppressions_table", SuppressionsTableSetting,
+							  roles, lengthof(roles));
 }
 
 /*
- * ResolveSummariesTable finds the summaries table and checks period_type and
- * period_start.
+ * ResolveSummariesTable finds the summaries table, its period type and start.
  */
 ConfiguredTable
 ResolveSummariesTable(void)
 {
-	static const ContractColumn columns[] = {
-		{"period_type", TextTypes, lengthof(TextTypes)},
-		{"period_start", DateTypes, lengthof(DateTypes)},
+	const ContractColumn roles[] = {
+		{"interactions_cron.summaries_period_type_column", &SummariesPeriodTypeColumnSetting,
+		NULL, 0, IsLabelType, "text, varchar or an enum"},
+		{"interactions_cron.summaries_period_start_column", &SummariesPeriodStartColumnSetting,
+		DayTypes, lengthof(DayTypes), NULL, "date, timestamp or timestamptz"},
 	};
 
-	return ResolveContractTable("interactions_cron.summaries_table", SummariesTableSetting,
-								columns, lengthof(columns));
+	ConfiguredTable table = ResolveMappedTable("interactions_cron.summaries_table",
+											   SummariesTableSetting, roles, lengthof(roles));
+	Oid			periodType = getBaseType(table.columns[SUMMARIES_PERIOD_TYPE_COLUMN].type);
+
+	if (type_is_enum(periodType) &&
+		!SearchSysCacheExists2(ENUMTYPOIDNAME, ObjectIdGetDatum(periodType),
+							   CStringGetDatum(SummariesDailyValueSetting)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("interactions_cron.summaries_daily_value \"%s\" is not a value of enum %s",
+						SummariesDailyValueSetting, format_type_be(periodType)),
+				 errhint("Set it to the label meaning daily, such as DAILY.")));
+	return table;
+}
+
+/*
+ * TextAsColumnType returns SQL text converting a text expression (a query
+ * parameter) to a column's own type, so that comparisons with the column use
+ * its indexes: the column itself is never wrapped.
+ */
+char *
+TextAsColumnType(const MappedColumn *column, const char *textExpression)
+{
+	if (column->type == TEXTOID)
+		return pstrdup(textExpression);
+	return psprintf("CAST(%s AS %s)", textExpression, column->typeName);
+}
+
+/*
+ * InstantAsColumnType returns SQL text converting a timestamptz expression
+ * to a column's own type: a timestamp column holds wall-clock times in
+ * interactions_cron.history_timezone, a date column that zone's days.
+ */
+char *
+InstantAsColumnType(const MappedColumn *column, const char *instantExpression)
+{
+	Oid			baseType = getBaseType(column->type);
+	char	   *local;
+
+	if (baseType == TIMESTAMPTZOID)
+		return pstrdup(instantExpression);
+	local = psprintf("(%s) AT TIME ZONE %s", instantExpression,
+					 quote_literal_cstr(HistoryTimezoneSetting));
+	if (baseType == DATEOID)
+		return psprintf("CAST(%s AS pg_catalog.date)", local);
+	return psprintf("(%s)", local);
+}
+
+/*
+ * ColumnAsText returns SQL text reading a column of tableAlias as text.
+ */
+char *
+ColumnAsText(const MappedColumn *column, const char *tableAlias)
+{
+	return psprintf("%s.%s::pg_catalog.text", tableAlias, column->quotedName);
+}
+
+/*
+ * HistoryRowsAfter returns the SQL condition on history rows h of a tenant
+ * (tenantText, a text expression) that lie after a position: its created
+ * instant (a timestamptz expression) and last id (a text expression; NULL:
+ * from that instant on, every id).  The columns are compared in their own
+ * types, so the (tenant, created, id) index bounds the scan.
+ */
+char *
+HistoryRowsAfter(const ConfiguredTable *history, const char *tenantText,
+				 const char *afterCreatedAt, const char *afterIdText)
+{
+	const MappedColumn *tenant = &history->columns[HISTORY_TENANT_COLUMN];
+	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
+	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
+	char	   *createdValue = InstantAsColumnType(created, afterCreatedAt);
+
+	return psprintf("h.%s = %s AND h.%s >= %s"
+					" AND (%s IS NULL OR (h.%s, h.%s) > (%s, %s))",
+					tenant->quotedName, TextAsColumnType(tenant, tenantText),
+					created->quotedName, createdValue,
+					afterIdText, created->quotedName, id->quotedName,
+					createdValue, TextAsColumnType(id, afterIdText));
 }

@@ -55,6 +55,7 @@ typedef struct RecordedRun
 	char		runBy[NAMEDATALEN];
 	Size		summaryOffset;	/* 0: no summary; else the jsonb text at that offset */
 	bool		hasError;
+	bool		recorded;		/* set by the worker once its row committed */
 	char		error[FLEXIBLE_ARRAY_MEMBER];
 } RecordedRun;
 
@@ -108,6 +109,8 @@ RecordRunMain(Datum argument)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("interactions_cron run recorder could not attach to its shared memory")));
 	run = dsm_segment_address(segment);
+	/* Attached: the segment now lives as long as this worker needs it. */
+	dsm_unpin_segment(dsm_segment_handle(segment));
 
 	/* The caller's role may be NOLOGIN (reached by SET ROLE); the row is the extension's. */
 	BackgroundWorkerInitializeConnectionByOid(run->databaseId, BOOTSTRAP_SUPERUSERID, 0);
@@ -124,17 +127,19 @@ RecordRunMain(Datum argument)
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	run->recorded = true;
 	pgstat_report_activity(STATE_IDLE, NULL);
 	dsm_detach(segment);
 }
 
 /*
  * WaitForRecorder waits, at most RECORDER_WAIT_MS and cancellably, for the
- * recording worker to finish; once it has attached to the shared memory it
- * no longer needs the caller, so giving up early loses nothing.
+ * recording worker to finish, and says whether it recorded the run.  The
+ * segment is pinned until the worker attaches, so giving up early (a
+ * cancel) loses nothing: the worker goes on by itself.
  */
-static void
-WaitForRecorder(BackgroundWorkerHandle *handle, const char *jobName)
+static bool
+WaitForRecorder(BackgroundWorkerHandle *handle, const char *jobName, RecordedRun *run)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECORDER_WAIT_MS);
 	pid_t		pid;
@@ -148,19 +153,26 @@ WaitForRecorder(BackgroundWorkerHandle *handle, const char *jobName)
 							jobName, RECORDER_WAIT_MS / 1000),
 					 errdetail("The recording worker (PID %d) goes on; a lock on interactions_cron.job_runs may hold it.",
 							   (int) pid)));
-			return;
+			return true;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	if (!run->recorded)
+		ereport(WARNING,
+				(errmsg("the recording worker could not write the run history row of the %s call",
+						jobName),
+				 errhint("The server log holds its error.")));
+	return run->recorded;
 }
 
 /*
  * RecordRunOnItsOwn starts the recording worker for a run (error may be NULL)
- * and waits for it.  Without a free worker slot it returns false, after a
- * warning.
+ * and waits for it.  It returns false, after a warning, when no worker could
+ * start or the worker failed; true once the row is written, or when the
+ * worker goes on past the wait.
  */
 static bool
 RecordRunOnItsOwn(const char *jobName, TimestampTz startedAt, bool ok, const char *error,
@@ -173,7 +185,7 @@ RecordRunOnItsOwn(const char *jobName, TimestampTz startedAt, bool ok, const cha
 	RecordedRun *run = dsm_segment_address(segment);
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
-	bool		started;
+	bool		recorded;
 
 	run->databaseId = MyDatabaseId;
 	run->startedAt = startedAt;
@@ -189,20 +201,26 @@ RecordRunOnItsOwn(const char *jobName, TimestampTz startedAt, bool ok, const cha
 		memcpy((char *) run + run->summaryOffset, summaryText, summaryLength);
 	}
 
+	run->recorded = false;
 	DescribeDynamicWorker(&worker, "RecordRunMain", "interactions_cron run recorder", segment);
 
-	started = RegisterDynamicBackgroundWorker(&worker, &handle);
-	if (!started)
+	/* The worker unpins it once attached, whatever happens to this call meanwhile. */
+	dsm_pin_segment(segment);
+	recorded = RegisterDynamicBackgroundWorker(&worker, &handle);
+	if (!recorded)
+	{
+		dsm_unpin_segment(dsm_segment_handle(segment));
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not start a worker to record the %s run in interactions_cron.job_runs",
 						jobName),
 				 errhint("Raise max_worker_processes.")));
+	}
 	else
-		WaitForRecorder(handle, jobName);
+		recorded = WaitForRecorder(handle, jobName, run);
 
 	dsm_detach(segment);
-	return started;
+	return recorded;
 }
 
 /*

@@ -41,8 +41,11 @@
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/tenant_export.h"
 
-/* Parameters of the batch query: tenant, position (created_at, id), watermark, limit. */
-static const Oid RowsQueryTypes[5] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TIMESTAMPTZOID, INT8OID};
+/*
+ * Parameters of the batch query: tenant, position (created instant, id as
+ * text or NULL), watermark, limit.
+ */
+static const Oid RowsQueryTypes[5] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, INT8OID};
 
 /*
  * A group closes after this many tenants or this long after its first
@@ -140,24 +143,28 @@ CommitWithoutFlush(MemoryContext batchContext)
 /*
  * PrepareRowsPlan prepares the batch query, kept for the worker's life: the
  * tenant's rows after its position and before the watermark, in keyset
- * order, at most $5 of them.  Each tenant's execution is planned with its
- * values, so the partitions outside its range are pruned at plan time.  It
- * sets *historyOwner to the role the query runs as.
+ * order, at most $5 of them, with the mapped columns compared and ordered in
+ * their own types (the parameters are converted, never the columns), so the
+ * (tenant, created, id) index is used as it is.  Each tenant's execution is
+ * planned with its values, so the conversions fold into constants and the
+ * partitions outside its range are pruned at plan time.
  */
 static SPIPlanPtr
-PrepareRowsPlan(Oid *historyOwner)
+PrepareRowsPlan(const ConfiguredTable *history)
 {
-	ConfiguredTable history = ResolveHistoryTable();
+	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
+	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
 	char	   *sql = psprintf("SELECT h.* FROM %s h"
-							   " WHERE h.tenant_id = $1"
-							   " AND (h.created_at, h.id) > ($2, $3)"
-							   " AND h.created_at < $4"
-							   " ORDER BY h.created_at, h.id"
+							   " WHERE %s"
+							   " AND h.%s < %s"
+							   " ORDER BY h.%s, h.%s"
 							   " LIMIT $5",
-							   history.quotedName);
+							   history->quotedName,
+							   HistoryRowsAfter(history, "$1", "$2", "$3"),
+							   created->quotedName, InstantAsColumnType(created, "$4"),
+							   created->quotedName, id->quotedName);
 	SPIPlanPtr	plan = NULL;
 
-	*historyOwner = history.owner;
 	return PreparedPlan(&plan, sql, lengthof(RowsQueryTypes), (Oid *) RowsQueryTypes);
 }
 
@@ -188,7 +195,8 @@ CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun,
 	StartTenantTransaction("preparing an interactions_cron export");
 	MemoryContextSwitchTo(workerContext);
 	exporter->sink = SinkFromSettings(dryRun);
-	exporter->rowsPlan = PrepareRowsPlan(&exporter->historyOwner);
+	exporter->history = ResolveHistoryTable();
+	exporter->rowsPlan = PrepareRowsPlan(&exporter->history);
 	CommitTenantTransaction(workerContext);
 	return exporter;
 }
@@ -230,7 +238,7 @@ StreamBatch(TenantExporter *exporter, const char *tenantId, CheckpointPosition f
 	Datum		values[lengthof(RowsQueryTypes)] = {
 		CStringGetTextDatum(tenantId),
 		TimestampTzGetDatum(from.createdAt),
-		Int64GetDatum(from.id),
+		from.id != NULL ? CStringGetTextDatum(from.id) : (Datum) 0,
 		TimestampTzGetDatum(exporter->watermark),
 		Int64GetDatum(exporter->batchSize)
 	};
@@ -238,7 +246,7 @@ StreamBatch(TenantExporter *exporter, const char *tenantId, CheckpointPosition f
 	for (int i = 0; i < (int) lengthof(RowsQueryTypes); i++)
 	{
 		parameters->params[i].value = values[i];
-		parameters->params[i].isnull = false;
+		parameters->params[i].isnull = i == 2 && from.id == NULL;
 		parameters->params[i].pflags = PARAM_FLAG_CONST;
 		parameters->params[i].ptype = RowsQueryTypes[i];
 	}
@@ -248,7 +256,7 @@ StreamBatch(TenantExporter *exporter, const char *tenantId, CheckpointPosition f
 	query.options.params = parameters;
 	query.options.read_only = false;	/* a fresh snapshot, taken after the watermark */
 	query.options.dest = (DestReceiver *) receiver;
-	RunAsRole(exporter->historyOwner, ExecuteBatchQuery, &query);
+	RunAsRole(exporter->history.owner, ExecuteBatchQuery, &query);
 }
 
 /*
@@ -320,7 +328,8 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 	else
 		(void) IntentClear(batch->tenantId);
 
-	batch->receiver = CreateBatchReceiver(batch->context, exporter->sink, batch->tenantId);
+	batch->receiver = CreateBatchReceiver(batch->context, exporter->sink, batch->tenantId,
+										  &exporter->history);
 	SinkPurgeSpool(exporter->sink, batch->receiver->spoolDirectory);
 	StreamBatch(exporter, batch->tenantId, from, batch->receiver);
 	BatchReceiverFinish(batch->receiver);

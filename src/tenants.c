@@ -10,6 +10,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "interactions_cron/guc.h"
 #include "interactions_cron/intent.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/tenants.h"
@@ -43,10 +44,17 @@ ReadActiveTenants(const ConfiguredTable *tenants, const char *onlyTenantId,
 	char		nulls[1] = {onlyTenantId ? ' ' : 'n'};
 	List	   *result = NIL;
 
+	const MappedColumn *id = &tenants->columns[TENANT_ID_COLUMN];
+
 	RunQueryAsTableOwner(tenants,
-						 psprintf("SELECT t.id::text, t.name::text FROM %s t"
-								  " WHERE t.status = 'active' AND ($1::text IS NULL OR t.id = $1)"
-								  " ORDER BY t.id", tenants->quotedName),
+						 psprintf("SELECT %s, %s FROM %s t"
+								  " WHERE %s AND t.%s IS NOT NULL"
+								  " AND ($1::pg_catalog.text IS NULL OR %s = $1)"
+								  " ORDER BY t.%s",
+								  ColumnAsText(id, "t"),
+								  ColumnAsText(&tenants->columns[TENANT_NAME_COLUMN], "t"),
+								  tenants->quotedName, tenants->activeFilter, id->quotedName,
+								  ColumnAsText(id, "t"), id->quotedName),
 						 1, argumentTypes, values, nulls, 0, "list tenants");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -81,48 +89,62 @@ TenantIdArray(List *tenantList)
 }
 
 /*
- * MarkPendingTenants sets hasPendingRows on the tenants with rows after
- * their checkpoint and before the watermark, with one query for all of
- * them, so that idle tenants cost an index probe and no further statement
- * or worker.  The checkpoints are read as the extension's owner, the history
- * as its table's owner (see RunQueryAsTableOwner); tenants with an unfinished batch to
- * undo are marked too, since that batch's rows may have been deleted since.
+ * ReadCheckpointPositions reads, as the extension's owner, the checkpoint
+ * positions of the tenants whose ids are given (a text[] datum) as two
+ * arrays in the same order: created instants (-infinity without a
+ * checkpoint) and last ids (text, NULL: every id).  They live in the
+ * returned SPI tuple table, to be freed by the caller.
  */
-static void
-MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz watermark)
+SPITupleTable *
+ReadCheckpointPositions(Datum ids, Datum *createdAts, Datum *lastIds)
 {
 	static SPIPlanPtr positionsPlan = NULL;
 	Oid			positionTypes[1] = {TEXTARRAYOID};
-	Datum		ids = TenantIdArray(tenantList);
-	Oid			pendingTypes[4] = {TIMESTAMPTZOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID};
-	Datum		pendingValues[4] = {TimestampTzGetDatum(watermark), ids, (Datum) 0, (Datum) 0};
-	List	   *withIntents = TenantsWithIntents();
-	SPITupleTable *positions;
-	ListCell   *cell;
 	bool		isNull;
 
 	(void) RunStatementAsOwner(&positionsPlan,
 							   "SELECT pg_catalog.array_agg(COALESCE(c.last_created_at, '-infinity')"
 							   "                            ORDER BY t.n),"
-							   "       pg_catalog.array_agg(COALESCE(c.last_id, '-9223372036854775808')"
-							   "                            ORDER BY t.n)"
+							   "       pg_catalog.array_agg(c.last_id ORDER BY t.n)"
 							   " FROM pg_catalog.unnest($1) WITH ORDINALITY AS t(id, n)"
 							   " LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id",
 							   1, positionTypes, &ids, NULL, SPI_OK_SELECT,
 							   "read the export checkpoints");
-	positions = SPI_tuptable;
-	pendingValues[2] = SPI_getbinval(positions->vals[0], positions->tupdesc, 1, &isNull);
-	pendingValues[3] = SPI_getbinval(positions->vals[0], positions->tupdesc, 2, &isNull);
+	*createdAts = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isNull);
+	*lastIds = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isNull);
+	return SPI_tuptable;
+}
+
+/*
+ * MarkPendingTenants sets hasPendingRows on the tenants with rows after
+ * their checkpoint and before the watermark, with one query for all of
+ * them, so that idle tenants cost an index probe and no further statement
+ * or worker.  The history is read as its table's owner (see
+ * RunQueryAsTableOwner); tenants with an unfinished batch to undo are marked
+ * too, since that batch's rows may have been deleted since.
+ */
+static void
+MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz watermark)
+{
+	Oid			pendingTypes[4] = {TIMESTAMPTZOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID};
+	Datum		pendingValues[4] = {TimestampTzGetDatum(watermark), TenantIdArray(tenantList),
+	(Datum) 0, (Datum) 0};
+	List	   *withIntents = TenantsWithIntents();
+	SPITupleTable *positions = ReadCheckpointPositions(pendingValues[1], &pendingValues[2],
+													   &pendingValues[3]);
+	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
+	ListCell   *cell;
+	bool		isNull;
 
 	RunQueryAsTableOwner(history,
 						 psprintf("SELECT EXISTS (SELECT 1 FROM %s h"
-								  "  WHERE h.tenant_id = t.id"
-								  "  AND (h.created_at, h.id) > (t.after_created_at, t.after_id)"
-								  "  AND h.created_at < $1)"
+								  "  WHERE %s AND h.%s < %s)"
 								  " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
 								  "                 pg_catalog.unnest($4)) WITH ORDINALITY"
 								  "   AS t(id, after_created_at, after_id, n)"
-								  " ORDER BY t.n", history->quotedName),
+								  " ORDER BY t.n", history->quotedName,
+								  HistoryRowsAfter(history, "t.id", "t.after_created_at", "t.after_id"),
+								  created->quotedName, InstantAsColumnType(created, "$1")),
 						 4, pendingTypes, pendingValues, NULL, 0, "find tenants with rows waiting");
 	foreach(cell, tenantList)
 	{
@@ -163,24 +185,27 @@ RequireTenant(const ConfiguredTable *tenants, const char *tenantId, bool mustBeA
 {
 	Oid			argumentTypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(tenantId)};
-	char	   *status;
+	bool		isNull;
+	bool		active;
 
 	RunQueryAsTableOwner(tenants,
-						 psprintf("SELECT t.status::text FROM %s t WHERE t.id = $1",
-								  tenants->quotedName),
+						 psprintf("SELECT COALESCE(%s, false) FROM %s t WHERE %s = $1",
+								  tenants->activeFilter, tenants->quotedName,
+								  ColumnAsText(&tenants->columns[TENANT_ID_COLUMN], "t")),
 						 1, argumentTypes, values, NULL, 1, "look up tenant");
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tenant \"%s\" does not exist", tenantId),
-				 errdetail("No row of %s has id \"%s\".", tenants->quotedName, tenantId)));
+				 errdetail("No row of %s has %s \"%s\".", tenants->quotedName,
+						   tenants->columns[TENANT_ID_COLUMN].quotedName, tenantId)));
 
-	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	if (mustBeActive && (status == NULL || strcmp(status, "active") != 0))
+	active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isNull));
+	if (mustBeActive && !active)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tenant \"%s\" is not active", tenantId),
-				 errdetail("Its status is \"%s\"; only tenants with status 'active' are exported.",
-						   status ? status : "NULL")));
+				 errdetail("It does not match interactions_cron.active_tenants_filter (%s); only tenants that do are exported.",
+						   ActiveTenantsFilterSetting)));
 	SPI_freetuptable(SPI_tuptable);
 }

@@ -5,10 +5,13 @@
 #ifndef INTERACTIONS_CRON_BATCH_RECEIVER_H
 #define INTERACTIONS_CRON_BATCH_RECEIVER_H
 
+#include "fmgr.h"
+#include "pgtime.h"
 #include "tcop/dest.h"
 
 #include "interactions_cron/checkpoint.h"
 #include "interactions_cron/ndjson.h"
+#include "interactions_cron/relations.h"
 #include "interactions_cron/sink.h"
 
 typedef struct BatchReceiver
@@ -20,13 +23,20 @@ typedef struct BatchReceiver
 	const char *tenantId;
 	const char *escapedTenantId;
 	char	   *spoolDirectory;
+	const char *createdColumn;	/* the history's mapped columns, as named in the result */
+	const char *idColumn;
+	pg_tz	   *localZone;		/* created is a timestamp in this zone; NULL: timestamptz */
 
 	/* set at startup from the result's row type */
 	NdjsonRowWriter *rowWriter;
 	int			createdAtIndex;
 	int			idIndex;
-	Oid			idType;
+	FmgrInfo	idOutput;
+	bool		idByValue;
+	int16		idLength;
 	MemoryContext rowContext;	/* reset after every row */
+	MemoryContext lastIdContext;	/* holds the last row's id only */
+	Datum		lastId;
 	MemoryContext batchContext; /* files and paths: outlive the transaction */
 
 	/* progress */
@@ -38,7 +48,7 @@ typedef struct BatchReceiver
 } BatchReceiver;
 
 extern BatchReceiver *CreateBatchReceiver(MemoryContext batchContext, ExportSink *sink,
-										  const char *tenantId);
+										  const char *tenantId, const ConfiguredTable *history);
 extern void BatchReceiverFinish(BatchReceiver *receiver);
 
 #endif

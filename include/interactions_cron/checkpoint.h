@@ -7,11 +7,15 @@
 
 #include "datatype/timestamp.h"
 
-/* Position of the last exported row, in (created_at, id) keyset order. */
+/*
+ * Position of the last exported row, in (created, id) keyset order: the
+ * row's created instant and its id's text form.  A NULL id stands before
+ * every id of that instant: rows from createdAt on are still to export.
+ */
 typedef struct CheckpointPosition
 {
 	TimestampTz createdAt;
-	int64		id;
+	char	   *id;
 } CheckpointPosition;
 
 extern const CheckpointPosition CheckpointStart;

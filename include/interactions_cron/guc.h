@@ -72,6 +72,17 @@ extern int	PremakeMonths;
 extern int	RunHistoryRetentionDays;
 extern int	CleanupBatchSize;
 extern int	PartitionLockTimeoutMs;
+extern char *TenantIdColumnSetting;
+extern char *TenantNameColumnSetting;
+extern char *ActiveTenantsFilterSetting;
+extern char *HistoryTenantColumnSetting;
+extern char *HistoryCreatedColumnSetting;
+extern char *HistoryIdColumnSetting;
+extern char *HistoryTimezoneSetting;
+extern char *SuppressionsExpiresColumnSetting;
+extern char *SummariesPeriodTypeColumnSetting;
+extern char *SummariesDailyValueSetting;
+extern char *SummariesPeriodStartColumnSetting;
 
 extern bool LoadedAtServerStart;
 

@@ -10,7 +10,7 @@
 extern char *HiveEscapePathSegment(const char *value);
 extern bool HasDayPartition(TimestampTz value);
 extern char *BatchDirectory(const char *escapedTenantId, TimestampTz createdAt);
-extern char *BatchFileName(TimestampTz firstCreatedAt, int64 firstId, bool gzip);
+extern char *BatchFileName(TimestampTz firstCreatedAt, const char *firstId, bool gzip);
 extern int64 UtcDayNumber(TimestampTz value);
 
 #endif

@@ -8,12 +8,14 @@
 #include "access/tupdesc.h"
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
+#include "pgtime.h"
 
 typedef struct NdjsonRowWriter NdjsonRowWriter;
 
-extern NdjsonRowWriter *NdjsonCreateRowWriter(TupleDesc tupleDesc);
+extern NdjsonRowWriter *NdjsonCreateRowWriter(TupleDesc tupleDesc, pg_tz *localZone);
 extern void NdjsonAppendRow(NdjsonRowWriter *writer, StringInfo out,
 							TupleTableSlot *slot);
 extern void NdjsonAppendUtcTimestamp(StringInfo out, TimestampTz value);
+extern TimestampTz LocalTimestampToInstant(Timestamp local, pg_tz *zone);
 
 #endif

@@ -11,6 +11,7 @@
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
 
+#include "interactions_cron/relations.h"
 #include "interactions_cron/sink.h"
 
 /* What happened to one tenant, as reported in the run's result. */
@@ -33,7 +34,7 @@ typedef struct TenantExporter
 {
 	ExportSink *sink;
 	SPIPlanPtr	rowsPlan;
-	Oid			historyOwner;	/* the batch query runs as this role */
+	ConfiguredTable history;	/* the batch query runs as its owner */
 	TimestampTz watermark;
 	int64		batchSize;
 	bool		dryRun;

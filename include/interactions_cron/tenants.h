@@ -19,6 +19,8 @@ typedef struct TenantToExport
 } TenantToExport;
 
 extern Datum TenantIdArray(List *tenantList);
+extern struct SPITupleTable *ReadCheckpointPositions(Datum ids, Datum *createdAts,
+													  Datum *lastIds);
 extern List *ReadActiveTenants(const ConfiguredTable *tenants, const char *onlyTenantId,
 							   MemoryContext resultContext);
 extern List *ListActiveTenants(const ConfiguredTable *tenants,

@@ -93,6 +93,30 @@ COMMENT ON FUNCTION interactions_cron.reset_checkpoint(text, timestamptz, boolea
 -- default only says what it means.
 ALTER TABLE interactions_cron.job_runs ALTER COLUMN run_by SET DEFAULT session_user;
 
+-- export_status reads the platform's tables as their owners (as the jobs do),
+-- in C: 1.0's PL/pgSQL version ran a view or function behind them with the
+-- reader's rights, a superuser's when pg_cron or a DBA read the status.  Its
+-- last_id is text now, as in export_checkpoints, so view and function are
+-- made again.
+DROP VIEW interactions_cron.export_status;
+DROP FUNCTION interactions_cron.export_status_rows();
+CREATE FUNCTION interactions_cron.export_status_rows()
+RETURNS TABLE (
+    tenant_id text, tenant_name text, status text,
+    last_created_at timestamptz, last_id text, attempts integer, last_error text,
+    last_file text, last_success_at timestamptz, rows_exported bigint,
+    rows_waiting bigint, backlog_exceeds_batch boolean, oldest_waiting_at timestamptz)
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'export_status_rows';
+REVOKE ALL ON FUNCTION interactions_cron.export_status_rows() FROM PUBLIC;
+CREATE VIEW interactions_cron.export_status AS
+SELECT s.*, now() - s.oldest_waiting_at AS lag
+FROM interactions_cron.export_status_rows() s;
+COMMENT ON VIEW interactions_cron.export_status IS
+    'Per active tenant: checkpoint, status, attempts, last error and file, last success, and rows waiting';
+REVOKE ALL ON interactions_cron.export_status FROM PUBLIC;
+
 -- A role for operators.  Its members run both jobs, read the status and the
 -- history, and replay tenants; they cannot write job_runs or
 -- export_checkpoints themselves: the functions write them as the extension's
@@ -120,14 +144,15 @@ GRANT SELECT ON interactions_cron.job_runs, interactions_cron.export_checkpoints
     interactions_cron.export_status
     TO interactions_cron_operator;
 
--- export_status reads the platform's tables as their owners (as the jobs do),
--- in C: 1.0's PL/pgSQL version ran a view or function behind them with the
--- reader's rights, a superuser's when pg_cron or a DBA read the status.
-CREATE OR REPLACE FUNCTION interactions_cron.export_status_rows()
-RETURNS TABLE (
-    tenant_id text, tenant_name text, status text,
-    last_created_at timestamptz, last_id bigint, attempts integer, last_error text,
-    last_file text, last_success_at timestamptz, rows_exported bigint,
-    rows_waiting bigint, backlog_exceeds_batch boolean, oldest_waiting_at timestamptz)
-LANGUAGE C VOLATILE
-AS 'MODULE_PATHNAME', 'export_status_rows';
+-- A checkpoint's last id is kept as text: the history's id column may be of
+-- any type with a btree order (integers, numeric, text, uuid), and the export
+-- converts the text back to that type.  NULL stands before every id of
+-- last_created_at: 1.0 wrote the smallest bigint for that (no checkpoint yet,
+-- or reset_checkpoint).
+ALTER TABLE interactions_cron.export_checkpoints
+    ALTER COLUMN last_id DROP DEFAULT,
+    ALTER COLUMN last_id DROP NOT NULL,
+    ALTER COLUMN last_id TYPE text
+        USING CASE WHEN last_id = -9223372036854775808 THEN NULL ELSE last_id::text END;
+COMMENT ON COLUMN interactions_cron.export_checkpoints.last_id IS
+    'Text form of the last exported row''s id; NULL: every row from last_created_at on is still to export';
