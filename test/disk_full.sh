@@ -46,8 +46,8 @@ expect "big fails with ENOSPC" \
 expect "small still exports" \
     "$(sql -c "SELECT t->>'exported' FROM jsonb_array_elements('$result'::jsonb->'tenants') t WHERE t->>'tenantId' = 'small'")" 1
 expect "big's checkpoint is failed and unmoved" \
-    "$(sql -c "SELECT status || ' ' || last_id FROM interactions_cron.export_checkpoints WHERE tenant_id = 'big'")" \
-    "failed -9223372036854775808"
+    "$(sql -c "SELECT status || ' ' || coalesce(last_id, 'none') FROM interactions_cron.export_checkpoints WHERE tenant_id = 'big'")" \
+    "failed none"
 expect "no temporary file is left" "$(find "$MOUNT_DIR" -name '.*.tmp' | wc -l)" 0
 
 mount -o remount,size=16m "$MOUNT_DIR"

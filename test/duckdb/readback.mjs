@@ -2,22 +2,39 @@
 // what a lake reader sees, and writes the rows as CSV for a column-by-column
 // comparison with the source table in PostgreSQL.
 //
-// usage: node readback.mjs <export_dir> <out.csv> [json|json.gz]
+// usage: node readback.mjs <export_dir> <out.csv> [json|json.gz] [reference|prisma]
 // Prints one JSON object of findings; exits 1 when a check fails.
 import { DuckDBInstance } from '@duckdb/node-api';
 
-const [exportDir, csvPath, extension = 'json'] = process.argv.slice(2);
+const [exportDir, csvPath, extension = 'json', schema = 'reference'] = process.argv.slice(2);
 if (!exportDir || !csvPath) {
-  console.error('usage: node readback.mjs <export_dir> <out.csv>');
+  console.error('usage: node readback.mjs <export_dir> <out.csv> [json|json.gz] [reference|prisma]');
   process.exit(2);
 }
 
+// The history table's columns as each schema names them (the NDJSON keys).
+const schemas = {
+  reference: {
+    columns: `{id: 'BIGINT', tenant_id: 'VARCHAR', created_at: 'VARCHAR', contact_id: 'VARCHAR',
+               channel: 'VARCHAR', direction: 'VARCHAR', event_type: 'VARCHAR', score: 'DOUBLE',
+               metadata: 'JSON'}`,
+    select: 'id, tenant_id, created_at, contact_id, channel, direction, event_type, score, metadata',
+    tenant: 'tenant_id',
+    created: 'created_at',
+  },
+  prisma: {
+    columns: `{id: 'VARCHAR', tenantId: 'VARCHAR', channel: 'VARCHAR', payload: 'JSON',
+               createdAt: 'VARCHAR', updatedAt: 'VARCHAR'}`,
+    select: 'id, "tenantId", channel, payload, "createdAt", "updatedAt"',
+    tenant: '"tenantId"',
+    created: '"createdAt"',
+  },
+};
+const { columns, select, tenant, created } = schemas[schema];
+
 const quote = (text) => `'${text.replaceAll("'", "''")}'`;
 const source = `read_json(${quote(`${exportDir}/exports/*/interaction_history/*/*/*/*.${extension}`)},
-  format = 'newline_delimited', hive_partitioning = true, filename = true,
-  columns = {id: 'BIGINT', tenant_id: 'VARCHAR', created_at: 'VARCHAR', contact_id: 'VARCHAR',
-             channel: 'VARCHAR', direction: 'VARCHAR', event_type: 'VARCHAR', score: 'DOUBLE',
-             metadata: 'JSON'})`;
+  format = 'newline_delimited', hive_partitioning = true, filename = true, columns = ${columns})`;
 
 const instance = await DuckDBInstance.create(':memory:');
 const connection = await instance.connect();
@@ -27,16 +44,16 @@ const findings = await one(`
   SELECT count(*) AS rows,
          count(DISTINCT id) AS distinct_ids,
          count(DISTINCT filename) AS files,
-         count(*) FILTER (WHERE year <> substr(created_at, 1, 4)::INT
-                             OR month <> substr(created_at, 6, 2)::INT
-                             OR day <> substr(created_at, 9, 2)::INT) AS rows_in_wrong_partition,
+         count(*) FILTER (WHERE year <> substr(${created}, 1, 4)::INT
+                             OR month <> substr(${created}, 6, 2)::INT
+                             OR day <> substr(${created}, 9, 2)::INT) AS rows_in_wrong_partition,
          count(*) FILTER (WHERE url_decode(regexp_extract(filename, '/exports/([^/]+)/interaction_history/', 1))
-                             <> tenant_id) AS rows_in_wrong_tenant_directory,
-         count(*) FILTER (WHERE NOT ends_with(created_at, 'Z')) AS timestamps_without_z
+                             <> ${tenant}) AS rows_in_wrong_tenant_directory,
+         count(*) FILTER (WHERE NOT ends_with(${created}, 'Z')) AS timestamps_without_z
   FROM ${source}`);
 
 await connection.run(`COPY (
-    SELECT id, tenant_id, created_at, contact_id, channel, direction, event_type, score, metadata
+    SELECT ${select}
     FROM ${source} ORDER BY id)
   TO ${quote(csvPath)} (FORMAT csv, HEADER true)`);
 

@@ -80,3 +80,68 @@ SQL
 
 export_and_read_back none
 export_and_read_back gzip
+
+# The same on a Prisma-style schema (test/sql/prisma_schema.sql) mapped by
+# settings: text ids whose order is not insertion order, timestamp(3) UTC
+# wall-clock times written by sessions in UTC, ties of 300 rows per
+# createdAt, read back as UTC instants in UTC day partitions.
+PRISMA_DB=interactions_cron_readback_prisma
+psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $PRISMA_DB" -c "CREATE DATABASE $PRISMA_DB"
+psql -X -q -v ON_ERROR_STOP=1 -d "$PRISMA_DB" -c "SET client_min_messages = warning" \
+    -c "CREATE EXTENSION interactions_cron" -f "$REPO_ROOT/test/sql/prisma_schema.sql" >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 -d "$PRISMA_DB" <<'SQL'
+SET TimeZone = 'UTC';
+INSERT INTO app."Tenant" (id, "displayName") VALUES ('clxq1', 'Q'), ('clxa2', 'A'), ('clxz3', 'Z');
+INSERT INTO app."Interaction" (id, "tenantId", channel, payload, "createdAt", "updatedAt")
+SELECT 'ck' || md5(t.id || g), t.id, (ARRAY['email', 'sms'])[1 + g % 2],
+       CASE WHEN g % 5 = 0 THEN NULL ELSE jsonb_build_object('g', g) END,
+       timestamp '2026-03-30 23:00:00' + (g / 300) * interval '7 minutes 0.125 seconds',
+       timestamp '2026-04-01 00:00:00.5'
+FROM app."Tenant" t, generate_series(1, 3000) g;
+SQL
+prisma_dir="$CLUSTER_DIR/readback_prisma"
+psql -X -q -v ON_ERROR_STOP=1 -d postgres \
+    -c "ALTER DATABASE $PRISMA_DB SET interactions_cron.export_dir = '$prisma_dir'" \
+    -c "ALTER DATABASE $PRISMA_DB SET interactions_cron.tenants_table = 'app.\"Tenant\"'" \
+    -c "ALTER DATABASE $PRISMA_DB SET interactions_cron.tenant_name_column = 'displayName'" \
+    -c "ALTER DATABASE $PRISMA_DB SET interactions_cron.active_tenants_filter = 'status = ''ACTIVE'' AND \"deletedAt\" IS NULL'" \
+    -c "ALTER DATABASE $PRISMA_DB SET interactions_cron.history_table = 'app.\"Interaction\"'" \
+    -c "ALTER DATABASE $PRISMA_DB SET interactions_cron.history_tenant_column = 'tenantId'" \
+    -c "ALTER DATABASE $PRISMA_DB SET interactions_cron.history_created_column = 'createdAt'" \
+    -c "ALTER DATABASE $PRISMA_DB SET TimeZone = 'America/Los_Angeles'"
+log "exporting the Prisma-style schema in batches of 700"
+runs=0
+while :; do
+    exported=$(psql -X -At -v ON_ERROR_STOP=1 -d "$PRISMA_DB" \
+        -c "SELECT (interactions_cron.export_interactions(batch_size => 700)->>'totalExported')")
+    runs=$((runs + 1))
+    [ "$exported" = 0 ] && break
+    [ "$runs" -lt 100 ] || die "the export did not catch up"
+done
+log "reading the Prisma-style export back with DuckDB"
+findings=$(node "$REPO_ROOT/test/duckdb/readback.mjs" "$prisma_dir" "$CSV" json prisma) \
+    || die "DuckDB read-back checks failed: $findings"
+echo "duckdb (prisma): $findings"
+psql -X -q -v ON_ERROR_STOP=1 -d "$PRISMA_DB" <<SQL
+CREATE TEMP TABLE readback (id text, "tenantId" text, channel text, payload jsonb,
+                            "createdAt" timestamptz, "updatedAt" timestamptz);
+\\copy readback FROM '$CSV' WITH (FORMAT csv, HEADER true)
+DO \$\$
+DECLARE
+    source_rows bigint := (SELECT count(*) FROM app."Interaction");
+    differing bigint := (SELECT count(*) FROM (
+        (SELECT id, "tenantId", channel, payload, "createdAt" AT TIME ZONE 'UTC', "updatedAt" AT TIME ZONE 'UTC'
+         FROM app."Interaction" EXCEPT ALL TABLE readback)
+        UNION ALL
+        (TABLE readback EXCEPT ALL
+         SELECT id, "tenantId", channel, payload, "createdAt" AT TIME ZONE 'UTC', "updatedAt" AT TIME ZONE 'UTC'
+         FROM app."Interaction")) x);
+BEGIN
+    RAISE NOTICE 'source rows %, rows differing %', source_rows, differing;
+    IF differing <> 0 OR (SELECT count(*) FROM readback) <> source_rows THEN
+        RAISE EXCEPTION 'the Prisma-style read-back differs from the source table';
+    END IF;
+END
+\$\$;
+SQL
+echo "duckdb read-back (prisma): every row and column round-trips, times as UTC instants"

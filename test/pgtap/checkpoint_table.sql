@@ -14,7 +14,7 @@ SELECT columns_are('interactions_cron', 'export_checkpoints', ARRAY[
     'the checkpoint table has the documented columns');
 SELECT col_is_pk('interactions_cron', 'export_checkpoints', 'tenant_id', 'one checkpoint per tenant');
 SELECT col_type_is('interactions_cron', 'export_checkpoints', 'last_created_at', 'timestamp with time zone', 'position instant is timestamptz');
-SELECT col_type_is('interactions_cron', 'export_checkpoints', 'last_id', 'bigint', 'position id is bigint');
+SELECT col_type_is('interactions_cron', 'export_checkpoints', 'last_id', 'text', 'position id is the id''s text form, for any id type');
 SELECT col_default_is('interactions_cron', 'export_checkpoints', 'last_created_at', '-infinity', 'a new checkpoint starts before every row');
 SELECT col_not_null('interactions_cron', 'export_checkpoints', 'status', 'status is always set');
 SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, status) VALUES ('x', 'running')$$,
@@ -35,7 +35,7 @@ SELECT function_privs_are('interactions_cron', 'reset_checkpoint', ARRAY['text',
 SELECT is((interactions_cron.export_interactions(batch_size => 2)->>'totalExported')::int, 2, 'first batch of two');
 SELECT results_eq($$SELECT last_created_at, last_id, status, attempts, rows_exported, files_written
                     FROM interactions_cron.export_checkpoints WHERE tenant_id = 'tap'$$,
-                  $$VALUES ('2026-03-30 01:00:00+00'::timestamptz, 2::bigint, 'ok'::text, 0, 2::bigint, 1::bigint)$$,
+                  $$VALUES ('2026-03-30 01:00:00+00'::timestamptz, '2'::text, 'ok'::text, 0, 2::bigint, 1::bigint)$$,
                   'the position is the last exported (created_at, id)');
 SELECT is((SELECT last_success_at IS NOT NULL FROM interactions_cron.export_checkpoints WHERE tenant_id = 'tap'),
           true, 'last_success_at is recorded');
@@ -46,7 +46,7 @@ SELECT is((interactions_cron.export_interactions()->>'ok')::boolean, false, 'an 
 SELECT is((interactions_cron.export_interactions()->>'ok')::boolean, false, 'a second failure too');
 SET interactions_cron.debug_fault = 'none';
 SELECT results_eq($$SELECT last_id, status, attempts FROM interactions_cron.export_checkpoints WHERE tenant_id = 'tap'$$,
-                  $$VALUES (2::bigint, 'failed'::text, 2)$$,
+                  $$VALUES ('2'::text, 'failed'::text, 2)$$,
                   'a failed tenant keeps its position and counts its attempts');
 SELECT matches((SELECT last_error FROM interactions_cron.export_checkpoints WHERE tenant_id = 'tap'),
                '^injected fault error_after_place for tenant "tap"', 'the error is recorded');
@@ -54,14 +54,14 @@ SELECT matches((SELECT last_error FROM interactions_cron.export_checkpoints WHER
 SELECT is((interactions_cron.export_interactions()->>'totalExported')::int, 1, 'the retry exports the remaining row');
 SELECT results_eq($$SELECT last_id, status, attempts, last_error, rows_exported, files_written
                     FROM interactions_cron.export_checkpoints WHERE tenant_id = 'tap'$$,
-                  $$VALUES (3::bigint, 'ok'::text, 0, NULL::text, 3::bigint, 2::bigint)$$,
+                  $$VALUES ('3'::text, 'ok'::text, 0, NULL::text, 3::bigint, 2::bigint)$$,
                   'success clears the failure and adds to the totals');
 
 -- reset_checkpoint rewinds and clears.
 SELECT lives_ok($$SELECT interactions_cron.reset_checkpoint('tap', '2026-03-30 02:00:00+00')$$, 'reset to a past instant');
 SELECT results_eq($$SELECT last_created_at, last_id FROM interactions_cron.export_checkpoints WHERE tenant_id = 'tap'$$,
-                  $$VALUES ('2026-03-30 02:00:00+00'::timestamptz, '-9223372036854775808'::bigint)$$,
-                  'the position is just before the given instant');
+                  $$VALUES ('2026-03-30 02:00:00+00'::timestamptz, NULL::text)$$,
+                  'the position is the given instant, before every id');
 SELECT is((interactions_cron.export_interactions()->>'totalExported')::int, 1, 'rows from that instant on come again');
 SELECT throws_ok($$SELECT interactions_cron.reset_checkpoint('tap', '2030-01-01')$$, '22023', NULL,
                  'moving forward is refused');

@@ -1,16 +1,21 @@
 -- pgTAP: every setting, its default, and who may change it.
 BEGIN;
 LOAD 'interactions_cron';
-SELECT plan(23);
+SELECT plan(26);
 
 SELECT results_eq(
     $$SELECT name, boot_val, context FROM pg_settings WHERE name LIKE 'interactions_cron.%' ORDER BY name$$,
-    $$VALUES ('interactions_cron.batch_size', '10000', 'user'),
+    $$VALUES ('interactions_cron.active_tenants_filter', 'status = ''active''', 'superuser'),
+             ('interactions_cron.batch_size', '10000', 'user'),
              ('interactions_cron.cleanup_batch_size', '10000', 'superuser'),
              ('interactions_cron.compression', 'none', 'superuser'),
              ('interactions_cron.debug_fault', 'none', 'superuser'),
              ('interactions_cron.export_dir', '', 'superuser'),
+             ('interactions_cron.history_created_column', 'created_at', 'superuser'),
+             ('interactions_cron.history_id_column', 'id', 'superuser'),
              ('interactions_cron.history_table', 'public.interaction_history', 'superuser'),
+             ('interactions_cron.history_tenant_column', 'tenant_id', 'superuser'),
+             ('interactions_cron.history_timezone', 'UTC', 'superuser'),
              ('interactions_cron.max_workers', '2', 'superuser'),
              ('interactions_cron.partition_lock_timeout', '2000', 'superuser'),
              ('interactions_cron.partitioned_tables', 'public.interaction_history', 'superuser'),
@@ -28,9 +33,15 @@ SELECT results_eq(
              ('interactions_cron.s3_region', 'us-east-1', 'superuser'),
              ('interactions_cron.s3_request_timeout', '300000', 'superuser'),
              ('interactions_cron.storage', 'local', 'superuser'),
+             ('interactions_cron.summaries_daily_value', 'daily', 'superuser'),
+             ('interactions_cron.summaries_period_start_column', 'period_start', 'superuser'),
+             ('interactions_cron.summaries_period_type_column', 'period_type', 'superuser'),
              ('interactions_cron.summaries_table', 'public.interaction_summaries', 'superuser'),
              ('interactions_cron.summary_retention_days', '365', 'superuser'),
+             ('interactions_cron.suppressions_expires_column', 'expires_at', 'superuser'),
              ('interactions_cron.suppressions_table', 'public.suppressions', 'superuser'),
+             ('interactions_cron.tenant_id_column', 'id', 'superuser'),
+             ('interactions_cron.tenant_name_column', 'name', 'superuser'),
              ('interactions_cron.tenants_table', 'public.tenants', 'superuser'),
              ('interactions_cron.watermark_margin', '1000', 'superuser'),
              ('interactions_cron.watermark_wait', '10000', 'superuser')$$,
@@ -50,6 +61,9 @@ SELECT throws_ok($$SET interactions_cron.partitioned_tables = 'public.a, b'$$, '
                  'every partitioned table must be schema-qualified');
 SELECT lives_ok($$SET interactions_cron.partitioned_tables = 'public.a, "X".b'$$, 'a list of qualified names is accepted');
 SELECT lives_ok($$SET interactions_cron.partitioned_tables = ''$$, 'an empty list turns partition maintenance off');
+SELECT throws_ok($$SET interactions_cron.history_created_column = ''$$, '22023', NULL, 'a mapped column needs a name');
+SELECT throws_ok($$SET interactions_cron.history_timezone = 'Nowhere/Land'$$, '22023', NULL, 'history_timezone must be a known zone');
+SELECT lives_ok($$SET interactions_cron.history_created_column = 'createdAt'$$, 'a column is named as stored, unquoted');
 SELECT is((SELECT count(*)::int FROM pg_settings WHERE name LIKE 'interactions_cron.s3_%access_key%'), 0,
           'the S3 credentials are not listed in pg_settings');
 SELECT throws_ok($$SET LOCAL interactions_cron.s3_secret_access_key = 'do-not-show-me'$$, '42501',

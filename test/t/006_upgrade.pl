@@ -319,7 +319,7 @@ is(scalar(keys %$legacy_files), 5, 'the 1.0 export wrote 5 files');
 my $checkpoints_query = q{
 	SELECT tenant_id, last_created_at, last_id, status, last_error, attempts, last_file,
 	       rows_exported, files_written, last_success_at, updated_at
-	FROM interactions_cron.export_checkpoints ORDER BY tenant_id};
+	FROM interactions_cron.export_checkpoints WHERE tenant_id <> 'reset_in_1_0' ORDER BY tenant_id};
 my $job_runs_query = q{
 	SELECT id, job, started_at, finished_at, ok, result, error, run_by
 	FROM interactions_cron.job_runs ORDER BY id};
@@ -347,6 +347,13 @@ same_files(lake_files(), $legacy_files, 'before the update: nothing was written'
 
 my $job_runs_1_0 = upgraded($job_runs_query);
 
+# A 1.0 checkpoint at 1.0's "before every id" position (the smallest bigint,
+# as reset_checkpoint and a new checkpoint wrote it).
+upgraded(q{INSERT INTO interactions_cron.export_checkpoints (tenant_id, last_created_at)
+           VALUES ('reset_in_1_0', '2026-01-01 00:00:00+00')});
+is(upgraded(q{SELECT last_id FROM interactions_cron.export_checkpoints WHERE tenant_id = 'reset_in_1_0'}),
+	'-9223372036854775808', '1.0 stores "before every id" as the smallest bigint');
+
 # A role set up with the grants 1.0's README documented.
 upgraded(q{
 	CREATE ROLE exporter_1_0;
@@ -368,6 +375,13 @@ is($node->psql('upgraded', 'ALTER EXTENSION interactions_cron UPDATE',
 is(upgraded(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.1',
 	'upgraded: the extension is at 1.1');
 is(upgraded($checkpoints_query), $checkpoints_1_0, 'the update keeps every checkpoint row as it was');
+is(upgraded(q{SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+              WHERE attrelid = 'interactions_cron.export_checkpoints'::regclass AND attname = 'last_id'}),
+	'text', 'the update makes last_id the id\'s text form, for any id type');
+is(upgraded(q{SELECT (last_created_at = '2026-01-01 00:00:00+00') || ' ' || coalesce(last_id, 'NULL')
+              FROM interactions_cron.export_checkpoints WHERE tenant_id = 'reset_in_1_0'}),
+	'true NULL', 'the smallest bigint becomes NULL: every id from that instant on');
+upgraded(q{DELETE FROM interactions_cron.export_checkpoints WHERE tenant_id = 'reset_in_1_0'});
 is(upgraded($job_runs_query), $job_runs_1_0, 'the update keeps the run history');
 is(upgraded(q{SELECT to_regclass('interactions_cron.export_intents') IS NOT NULL}), 't', 'the intents table exists');
 is(upgraded(q{SELECT string_agg(p.oid::regprocedure::text, ' ') FROM pg_proc p
@@ -447,7 +461,7 @@ is(upgraded(q{
 	SELECT count(*) FROM tenants t
 	LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id
 	WHERE c.tenant_id IS NULL OR c.status <> 'ok' OR c.attempts <> 0 OR c.last_error IS NOT NULL
-	   OR (c.last_created_at, c.last_id) <> (SELECT h.created_at, h.id FROM interaction_history h
+	   OR (c.last_created_at, c.last_id::bigint) <> (SELECT h.created_at, h.id FROM interaction_history h
 	                                         WHERE h.tenant_id = t.id
 	                                         ORDER BY h.created_at DESC, h.id DESC LIMIT 1)}),
 	'0', 'every checkpoint is ok and at its tenant\'s last row (the failed 1.0 tenant recovered)');

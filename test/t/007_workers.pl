@@ -104,7 +104,7 @@ is($node->safe_psql('postgres', q{SELECT interactions_cron.export_interactions()
 	'2', 'once committed, the prepared row is exported with the other');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM interaction_history h
 	WHERE NOT EXISTS (SELECT 1 FROM interactions_cron.export_checkpoints c
-	                  WHERE c.tenant_id = h.tenant_id AND (c.last_created_at, c.last_id) >= (h.created_at, h.id))}),
+	                  WHERE c.tenant_id = h.tenant_id AND (c.last_created_at, c.last_id::bigint) >= (h.created_at, h.id))}),
 	'0', 'every row is behind its checkpoint');
 
 # The caller holds a share lock, a DDL statement (without a lock_timeout)

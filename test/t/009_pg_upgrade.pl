@@ -93,7 +93,7 @@ sub check_lake
 	is($node->safe_psql('app', q{SELECT count(*) FROM tenants t
 		LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id
 		WHERE t.status = 'active' AND (c.tenant_id IS NULL OR c.status <> 'ok' OR c.attempts <> 0
-		   OR (c.last_created_at, c.last_id) <> (SELECT h.created_at, h.id FROM interaction_history h
+		   OR (c.last_created_at, c.last_id::bigint) <> (SELECT h.created_at, h.id FROM interaction_history h
 		                                         WHERE h.tenant_id = t.id ORDER BY h.created_at DESC, h.id DESC LIMIT 1))}),
 		'0', "$label: every active tenant's checkpoint is ok and at its last row");
 	is($node->safe_psql('app', q{SELECT count(*) FROM interactions_cron.export_intents}), '0',
