@@ -212,7 +212,7 @@ ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	RequireCallerPrivileges(&historyTable, ACL_SELECT, "SELECT");
 	if (onlyTenantId != NULL)
 		RequireTenant(&tenantsTable, onlyTenantId, true);
-	run->watermark = ExportWatermark(&silentTransaction);
+	run->watermark = ExportWatermark(&silentTransaction) - CreatedRounding(&historyTable);
 	run->tenants = ListActiveTenants(&tenantsTable, &historyTable, run->watermark,
 									 onlyTenantId, runContext);
 	FinishSpi();

@@ -494,3 +494,23 @@ HistoryRowsAfter(const ConfiguredTable *history, const char *tenantText,
 					afterIdText, created->quotedName, id->quotedName,
 					createdValue, TextAsColumnType(id, afterIdText));
 }
+
+/*
+ * CreatedRounding returns how far a writer's start time can move when the
+ * history's created column stores it at a lower precision (timestamp(3)
+ * rounds to the millisecond, half a unit either way): the export keeps its
+ * watermark that much further back, so that a row of a transaction still
+ * running never rounds below it.  A full precision column needs nothing.
+ */
+TimeOffset
+CreatedRounding(const ConfiguredTable *history)
+{
+	int32		precision = history->columns[HISTORY_CREATED_COLUMN].typmod;
+	TimeOffset	unit = 1;
+
+	if (precision < 0 || precision >= MAX_TIMESTAMP_PRECISION)
+		return 0;
+	for (int digit = precision; digit < MAX_TIMESTAMP_PRECISION; digit++)
+		unit *= 10;
+	return unit;
+}

@@ -6,6 +6,7 @@
 #ifndef INTERACTIONS_CRON_RELATIONS_H
 #define INTERACTIONS_CRON_RELATIONS_H
 
+#include "datatype/timestamp.h"
 #include "nodes/parsenodes.h"
 
 /* A column of a platform table named by a setting, checked and ready for SQL text. */
@@ -53,6 +54,7 @@ extern char *TextAsColumnType(const MappedColumn *column, const char *textExpres
 extern char *InstantAsColumnType(const MappedColumn *column, const char *instantExpression);
 extern char *HistoryRowsAfter(const ConfiguredTable *history, const char *tenantText,
 							  const char *afterCreatedAt, const char *afterIdText);
+extern TimeOffset CreatedRounding(const ConfiguredTable *history);
 extern char *ColumnAsText(const MappedColumn *column, const char *tableAlias);
 
 #endif
