@@ -30,8 +30,13 @@ OBJS = \
 	src/cleanup.o
 
 DATA = $(wildcard sql/install/$(EXTENSION)--*.sql)
-PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server)
-PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+# PostgreSQL 15 loads libraries with RTLD_GLOBAL: only the entry points it
+# calls are exported (PGDLLEXPORT), so no other symbol can clash with
+# another extension's.
+PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server) \
+	-D'PGDLLEXPORT=__attribute__((visibility("default")))'
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+	-fvisibility=hidden
 SHLIB_LINK = -lz -lcurl
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))

@@ -3,12 +3,12 @@
 #   pg_regress, isolation specs, TAP crash tests, pgTAP, and the DuckDB
 #   read-back.  On a fresh Debian bookworm machine, as root, it installs what
 #   is missing first.  Usage: scripts/test.sh [suite ...]
-#   (suites: regress isolation tap pgtap disk_full duckdb s3 http pg_cron; default: all)
+#   (suites: symbols regress isolation tap pgtap disk_full duckdb s3 http pg_cron; default: all)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(regress isolation tap pgtap disk_full duckdb s3 http pg_cron)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(symbols regress isolation tap pgtap disk_full duckdb s3 http pg_cron)
 PGXS_DIR=$(dirname "$(pg_config --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")/..
 
 passed=0
@@ -85,6 +85,10 @@ run_http() {
 
 run_s3() {
     bash "$REPO_ROOT/test/s3_sink.sh"
+}
+
+run_symbols() {
+    bash "$REPO_ROOT/test/symbols.sh"
 }
 
 run_duckdb() {

@@ -249,6 +249,8 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	return ResetResultJson(tenantId, current, target, force, removedFiles);
 }
 
+/* PostgreSQL 15's PG_FUNCTION_INFO_V1 exports only the info function. */
+PGDLLEXPORT Datum reset_checkpoint(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(reset_checkpoint);
 
 /*

@@ -322,6 +322,8 @@ CleanupBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	return CleanupResultJson("ok", &counts, now);
 }
 
+/* PostgreSQL 15's PG_FUNCTION_INFO_V1 exports only the info function. */
+PGDLLEXPORT Datum cleanup(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(cleanup);
 
 /*

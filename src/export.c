@@ -232,6 +232,8 @@ ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	return RunResultJson(run);
 }
 
+/* PostgreSQL 15's PG_FUNCTION_INFO_V1 exports only the info function. */
+PGDLLEXPORT Datum export_interactions(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(export_interactions);
 
 /*

@@ -137,6 +137,8 @@ PutStatusRows(ReturnSetInfo *resultInfo, List *tenantList, SPITupleTable *checkp
 	}
 }
 
+/* PostgreSQL 15's PG_FUNCTION_INFO_V1 exports only the info function. */
+PGDLLEXPORT Datum export_status_rows(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(export_status_rows);
 
 /*

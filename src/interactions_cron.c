@@ -11,7 +11,7 @@
 
 PG_MODULE_MAGIC;
 
-void		_PG_init(void);
+PGDLLEXPORT void _PG_init(void);
 
 /*
  * _PG_init registers the extension's settings when the library is loaded,
