@@ -51,18 +51,24 @@ include $(PGXS)
 # PGXS does not track header dependencies; a struct change must rebuild all.
 $(OBJS): $(wildcard $(srcdir)/include/interactions_cron/*.h)
 
-# The optional HTTP shim is built and installed along with the extension.
-all: http-shim
-install: install-http-shim
-clean: clean-http-shim
-http-shim:
+# The optional HTTP shim needs libmicrohttpd and libpq headers, the extension
+# only the server headers, zlib and libcurl: `make shim` builds it, and `make`
+# and `make install` build and install it too when its headers are there.
+SHIM_HEADERS_PRESENT := $(shell printf '\043include <microhttpd.h>\n\043include <libpq-fe.h>\n' | \
+	$(CC) -E -I$(shell $(PG_CONFIG) --includedir) - >/dev/null 2>&1 && echo yes)
+ifeq ($(SHIM_HEADERS_PRESENT),yes)
+all: shim
+install: install-shim
+endif
+clean: clean-shim
+shim:
 	$(MAKE) -C $(srcdir)/http PG_CONFIG=$(PG_CONFIG)
-install-http-shim: http-shim
+install-shim: shim
 	$(MAKE) -C $(srcdir)/http install PG_CONFIG=$(PG_CONFIG)
-clean-http-shim:
+clean-shim:
 	$(MAKE) -C $(srcdir)/http clean
 
-.PHONY: test demo bench http-shim install-http-shim clean-http-shim
+.PHONY: test demo bench shim install-shim clean-shim
 test:
 	scripts/test.sh
 demo:
