@@ -48,6 +48,10 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Fixed database names: file paths in the expected outputs name the database.
+CONTRIB_TESTDB = interactions_cron_regress
+ISOLATION_TESTDB = interactions_cron_isolation
+
 # PGXS does not track header dependencies; a struct change must rebuild all.
 $(OBJS): $(wildcard $(srcdir)/include/interactions_cron/*.h)
 
@@ -56,7 +60,9 @@ $(OBJS): $(wildcard $(srcdir)/include/interactions_cron/*.h)
 # and `make install` build and install it too when its headers are there.
 SHIM_HEADERS_PRESENT := $(shell printf '\043include <microhttpd.h>\n\043include <libpq-fe.h>\n' | \
 	$(CC) -E -I$(shell $(PG_CONFIG) --includedir) - >/dev/null 2>&1 && echo yes)
-ifeq ($(SHIM_HEADERS_PRESENT),yes)
+# WITH_SHIM=no leaves it out (the Debian packaging builds it separately).
+WITH_SHIM ?= $(SHIM_HEADERS_PRESENT)
+ifeq ($(WITH_SHIM),yes)
 all: shim
 install: install-shim
 endif
@@ -68,7 +74,17 @@ install-shim: shim
 clean-shim:
 	$(MAKE) -C $(srcdir)/http clean
 
-.PHONY: test demo bench shim install-shim clean-shim
+# The TAP tests (test/t) start clusters of their own with
+# PostgreSQL::Test::Cluster, so they are not part of installcheck, which runs
+# against the server PG* names.  They run from test/, as PGXS's
+# prove_installcheck would run them from the top directory.
+prove_installcheck:
+	rm -rf '$(abspath $(srcdir))/test/tmp_check'
+	cd $(srcdir)/test && TESTDIR='$(abspath $(srcdir))/test' PATH="$(bindir):$$PATH" \
+		PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
+		$(PROVE) $(PG_PROVE_FLAGS) $(PROVE_FLAGS) $(if $(PROVE_TESTS),$(PROVE_TESTS),t/*.pl)
+
+.PHONY: test demo bench shim install-shim clean-shim prove_installcheck
 test:
 	scripts/test.sh
 demo:

@@ -3,25 +3,25 @@
 #   pg_regress, isolation specs, TAP crash tests, pgTAP, and the DuckDB
 #   read-back.  On a fresh Debian bookworm machine, as root, it installs what
 #   is missing first.  Usage: scripts/test.sh [suite ...]
-#   (suites: symbols regress isolation tap pgtap disk_full duckdb s3 http pg_cron; default: all)
+#   (suites: symbols regress isolation tap pgtap disk_full duckdb s3 http pg_cron package;
+#   default: all; package, last, installs the built Debian packages over `make install`'s files)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(symbols regress isolation tap pgtap disk_full duckdb s3 http pg_cron)
-PGXS_DIR=$(dirname "$(pg_config --pgxs 2>/dev/null || echo /usr/lib/postgresql/15/lib/pgxs/src/makefiles/pgxs.mk)")/..
-
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(symbols regress isolation tap pgtap disk_full duckdb s3 http pg_cron package)
 passed=0
 failed=0
 failed_names=()
 
-# WORK_DIR is a copy of the tests readable and writable by the cluster's OS
-# user, wherever the repository itself lives.
+# WORK_DIR is a copy of the tests (and the Makefile, for its test targets)
+# readable and writable by the cluster's OS user, wherever the repository
+# itself lives.
 prepare_work_dir() {
     WORK_DIR=$(mktemp -d /tmp/interactions_cron_tests.XXXXXX)
-    cp -r "$REPO_ROOT/sql" "$REPO_ROOT/expected" "$REPO_ROOT/test" "$REPO_ROOT/reference" "$WORK_DIR/"
-    rm -rf "$WORK_DIR/test/duckdb/node_modules" "$WORK_DIR/test/s3/node_modules"
-    mkdir -p "$WORK_DIR/results"
+    cp -r "$REPO_ROOT/Makefile" "$REPO_ROOT/sql" "$REPO_ROOT/expected" "$REPO_ROOT/test" \
+        "$REPO_ROOT/reference" "$WORK_DIR/"
+    rm -rf "$WORK_DIR/test/duckdb/node_modules" "$WORK_DIR/test/s3/node_modules" "$WORK_DIR/sql/install"
     chmod -R a+rX "$WORK_DIR"
     [ "$(id -u)" -eq 0 ] && chown -R "$PG_OS_USER" "$WORK_DIR"
     return 0
@@ -36,28 +36,23 @@ record() {
     fi
 }
 
+# The pg_regress, isolation and TAP suites are the Makefile's PGXS targets:
+# installcheck against the throwaway cluster (split in two suites), and
+# prove_installcheck, whose tests start clusters of their own.
+pgxs_target() {
+    as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" make -C "$WORK_DIR" -s "$@"
+}
+
 run_regress() {
-    local tests
-    tests=$(cd "$WORK_DIR" && ls sql/[0-9]*.sql | sed 's|sql/||; s|\.sql$||' | sort)
-    (cd "$WORK_DIR" && as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" \
-        "$PGXS_DIR/test/regress/pg_regress" --inputdir=. --outputdir=results/regress \
-        --bindir=/usr/lib/postgresql/15/bin --dbname=interactions_cron_regress \
-        $tests)
+    pgxs_target installcheck ISOLATION=
 }
 
 run_isolation() {
-    local specs
-    specs=$(cd "$WORK_DIR/test/isolation/specs" && ls *.spec | sed 's|\.spec$||' | sort)
-    (cd "$WORK_DIR" && as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" \
-        "$PGXS_DIR/test/isolation/pg_isolation_regress" --inputdir=test/isolation \
-        --outputdir=results/isolation --bindir=/usr/lib/postgresql/15/bin \
-        --dbname=interactions_cron_isolation $specs)
+    pgxs_target installcheck REGRESS=
 }
 
 run_tap() {
-    (cd "$WORK_DIR/test" && as_pg_user env PATH="/usr/lib/postgresql/15/bin:$PATH" \
-        PERL5LIB="$PGXS_DIR/test/perl" TESTDIR="$WORK_DIR/test" PG_REGRESS="$PGXS_DIR/test/regress/pg_regress" \
-        prove --timer -v t/*.pl)
+    pgxs_target prove_installcheck PROVE_FLAGS="--timer -v"
 }
 
 run_pgtap() {
@@ -87,6 +82,10 @@ run_s3() {
     bash "$REPO_ROOT/test/s3_sink.sh"
 }
 
+run_package() {
+    bash "$REPO_ROOT/test/package.sh"
+}
+
 run_symbols() {
     bash "$REPO_ROOT/test/symbols.sh"
 }
@@ -111,7 +110,7 @@ main() {
         set -e
         record "$suite" "$status"
         if [ "$status" -ne 0 ]; then
-            find "$WORK_DIR/results" -name regression.diffs -exec cat {} + 2>/dev/null | head -200
+            find "$WORK_DIR" -name regression.diffs -exec cat {} + 2>/dev/null | head -200
         fi
     done
 

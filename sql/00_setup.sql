@@ -11,10 +11,10 @@ SELECT extname, extversion, extrelocatable, nspname
 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 WHERE extname = 'interactions_cron';
 
--- The settings exist with their documented defaults (export_dir is set by
+-- The settings exist with their documented defaults (export_dir may be set by
 -- the test cluster).
 SELECT name, setting, context
 FROM pg_settings
 WHERE name LIKE 'interactions_cron.%' AND name <> 'interactions_cron.export_dir'
 ORDER BY name;
-SELECT current_setting('interactions_cron.export_dir') ~ '^/' AS export_dir_is_absolute;
+SELECT test_helpers.export_dir() ~ '^/' AS export_dir_is_absolute;

@@ -50,7 +50,7 @@ SET interactions_cron.history_table = 'public.typed_history';
 SELECT tenant_id, exported, files, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());
 
 -- The exact line written, and that it is one valid JSON object with a newline.
-SELECT replace(pg_read_file(current_setting('interactions_cron.export_dir') || '/' || f), E'\n', '<LF>') AS line
+SELECT replace(pg_read_file(test_helpers.export_dir() || '/' || f), E'\n', '<LF>') AS line
 FROM test_helpers.export_files() f;
 SELECT jsonb_typeof(doc) AS kind, (SELECT count(*) FROM jsonb_object_keys(doc)) AS keys
 FROM test_helpers.exported_rows();
@@ -90,7 +90,7 @@ FROM test_helpers.exported_rows() r JOIN public.typed_history h ON h.id = (r.doc
 ORDER BY 1;
 SELECT count(*) AS lines_with_whitespace_outside_strings
 FROM regexp_split_to_table(
-       (SELECT string_agg(pg_read_file(current_setting('interactions_cron.export_dir') || '/' || f), '')
+       (SELECT string_agg(pg_read_file(test_helpers.export_dir() || '/' || f), '')
         FROM test_helpers.export_files() f), E'\n') AS line
 WHERE regexp_replace(line, '"([^"\\]|\\.)*"', '', 'g') ~ '\s';
 

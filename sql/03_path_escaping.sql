@@ -18,9 +18,9 @@ SELECT split_part(f, '/', 2) AS tenant_directory, count(*) AS files
 FROM test_helpers.export_files() f GROUP BY 1 ORDER BY 1;
 
 -- Nothing landed where an unescaped ".." or "../../etc" would have put it.
-SELECT pg_stat_file(current_setting('interactions_cron.export_dir') || '/interaction_history', true) IS NULL AS nothing_above_exports,
-       pg_stat_file(current_setting('interactions_cron.export_dir') || '/exports/interaction_history', true) IS NULL AS nothing_in_exports_root,
-       pg_stat_file(current_setting('interactions_cron.export_dir') || '/../etc', true) IS NULL AS nothing_outside;
+SELECT pg_stat_file(test_helpers.export_dir() || '/interaction_history', true) IS NULL AS nothing_above_exports,
+       pg_stat_file(test_helpers.export_dir() || '/exports/interaction_history', true) IS NULL AS nothing_in_exports_root,
+       pg_stat_file(test_helpers.export_dir() || '/../etc', true) IS NULL AS nothing_outside;
 
 -- The tenants with unusable ids failed alone, their checkpoints unmoved.
 SELECT left(tenant_id, 20) AS tenant_id, status, attempts, last_id

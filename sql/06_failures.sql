@@ -11,9 +11,9 @@ INSERT INTO interaction_history (id, tenant_id, created_at) VALUES
 SELECT test_helpers.remove_exports();
 DO $$
 BEGIN
-    EXECUTE format('COPY (SELECT) TO PROGRAM %L',
+    EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L',
         format('mkdir -p ''%s/exports/locked'' && chmod 500 ''%s/exports/locked''',
-               current_setting('interactions_cron.export_dir'), current_setting('interactions_cron.export_dir')));
+               test_helpers.export_dir(), test_helpers.export_dir()));
 END $$;
 
 SELECT r->'ok' AS ok, r->'totalExported' AS total FROM interactions_cron.export_interactions() r;
@@ -25,8 +25,8 @@ SELECT f FROM test_helpers.export_files() f;
 -- Once the directory is writable again, the retry exports the same rows.
 DO $$
 BEGIN
-    EXECUTE format('COPY (SELECT) TO PROGRAM %L',
-        format('chmod 700 ''%s/exports/locked''', current_setting('interactions_cron.export_dir')));
+    EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L',
+        format('chmod 700 ''%s/exports/locked''', test_helpers.export_dir()));
 END $$;
 SELECT tenant_id, exported, files, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
 SELECT tenant_id, status, attempts, last_id, last_error FROM interactions_cron.export_checkpoints ORDER BY 1;

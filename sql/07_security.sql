@@ -25,7 +25,7 @@ GRANT interactions_cron_operator TO ic_operator;
 GRANT SELECT ON public.tenants, public.interaction_history TO ic_operator;
 SET ROLE ic_operator;
 SELECT tenant_id, exported, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());
-SELECT current_setting('interactions_cron.export_dir') <> '/tmp/elsewhere' AS export_dir_kept;
+SELECT test_helpers.export_dir() <> '/tmp/elsewhere' AS export_dir_kept;
 
 -- Once loaded, the settings that choose files and relations refuse other roles.
 SELECT test_helpers.error_of($$SET interactions_cron.export_dir = '/tmp/elsewhere'$$);
@@ -54,7 +54,7 @@ RESET ROLE;
 -- nothing is deleted.
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (2, 'acme', '2026-03-30 11:00:00+00');
 INSERT INTO interactions_cron.export_intents (tenant_id, token, storage, local_root, files, temporary_files, row_count)
-VALUES ('acme', 'forged', 'local', current_setting('interactions_cron.export_dir'),
+VALUES ('acme', 'forged', 'local', test_helpers.export_dir(),
         ARRAY['exports/acme/interaction_history/../../other/interaction_history/x.json'], '{}', 0);
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions());
 UPDATE interactions_cron.export_intents SET files = ARRAY['exports/other/interaction_history/x.json'];

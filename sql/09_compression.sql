@@ -19,7 +19,7 @@ BEGIN
     FOR f IN SELECT test_helpers.export_files() LOOP
         -- csv with bytes that never occur as delimiter or quote: lines verbatim
         EXECUTE format('COPY unzipped FROM PROGRAM %L WITH (FORMAT csv, DELIMITER %L, QUOTE %L)',
-                       'gzip -dc ''' || current_setting('interactions_cron.export_dir') || '/' || f || '''',
+                       'gzip -dc ''' || test_helpers.export_dir() || '/' || f || '''',
                        E'\x01', E'\x02');
     END LOOP;
 END $$;
@@ -30,7 +30,7 @@ LEFT JOIN unzipped u ON (u.line::jsonb->>'id')::bigint = h.id
 WHERE u.line IS NULL OR (u.line::jsonb->>'channel') <> h.channel OR (u.line::jsonb->'metadata') <> h.metadata;
 
 -- The files are far smaller than the JSON they hold.
-SELECT sum((pg_stat_file(current_setting('interactions_cron.export_dir') || '/' || f)).size) * 5
+SELECT sum((pg_stat_file(test_helpers.export_dir() || '/' || f)).size) * 5
        < sum(octet_length(u.line)) AS compressed_at_least_5x
 FROM test_helpers.export_files() f, (SELECT string_agg(line, E'\n') AS line FROM unzipped) u;
 

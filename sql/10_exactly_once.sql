@@ -118,7 +118,7 @@ SET interactions_cron.export_dir = '';
 SELECT tenant_id, exported FROM test_helpers.outcomes(interactions_cron.export_interactions());
 SELECT pg_ls_dir('interactions_cron/' || current_database() || '/exports/acme/interaction_history/year=2026/month=03/day=30') AS file_in_database_folder;
 DO $$ BEGIN
-    EXECUTE format('COPY (SELECT) TO PROGRAM %L',
+    EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L',
                    'rm -rf ''' || current_setting('data_directory') || '/interactions_cron''');
 END $$;
 RESET interactions_cron.export_dir;

@@ -7,16 +7,18 @@ INSERT INTO tenants (id, name) VALUES ('acme', 'Acme'), ('beta', 'Beta');
 INSERT INTO interaction_history (id, tenant_id, created_at)
 VALUES (1, 'acme', '2026-03-30 10:00:00+00'), (2, 'beta', '2026-03-30 10:00:00+00');
 
--- sh runs a shell command as the server's OS user, in export_dir.
+-- sh runs a shell command as the server's OS user, in export_dir (made
+-- first, mode 0700, when the server's default one does not exist yet).
 CREATE FUNCTION pg_temp.sh(command text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE format('COPY (SELECT) TO PROGRAM %L',
-                   format('cd %s && %s', current_setting('interactions_cron.export_dir'), command));
+    EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L',
+                   format('mkdir -p -m 700 %s && cd %s && %s',
+                          test_helpers.export_dir(), test_helpers.export_dir(), command));
 END
 $$;
 -- outside lists what is in the directory the links point to (next to export_dir).
 CREATE FUNCTION pg_temp.outside() RETURNS SETOF text LANGUAGE sql AS $$
-    SELECT f FROM pg_ls_dir(current_setting('interactions_cron.export_dir') || '_outside') f ORDER BY f
+    SELECT f FROM pg_ls_dir(test_helpers.export_dir() || '/../exports_outside') f ORDER BY f
 $$;
 SELECT pg_temp.sh('rm -rf ../exports_outside && mkdir ../exports_outside && echo keep > ../exports_outside/victim.txt');
 

@@ -84,6 +84,9 @@ FROM pg_stat_user_tables WHERE relid = 'app."Interaction"'::regclass;
 -- export_status and reset_checkpoint work on the mapped schema.
 SELECT tenant_id, tenant_name, last_id, rows_waiting FROM interactions_cron.export_status;
 SELECT interactions_cron.reset_checkpoint('clx1aa0tenanta', '2026-03-31 00:00:00+00');
+-- The run history reports the position it moved from, the text id included.
+SELECT result->>'fromId' AS from_id FROM interactions_cron.job_runs
+WHERE job = 'reset_checkpoint' ORDER BY id DESC LIMIT 1;
 SELECT tenant_id, rows_waiting, oldest_waiting_at AT TIME ZONE 'UTC' AS oldest_utc
 FROM interactions_cron.export_status WHERE tenant_id = 'clx1aa0tenanta';
 SELECT test_helpers.error_of($$SELECT interactions_cron.reset_checkpoint('clx5mm0tenantg_nope')$$);
@@ -121,6 +124,25 @@ SET interactions_cron.active_tenants_filter = 'status = ''ACTIVE''';
 SET interactions_cron.summaries_daily_value = 'daily';
 SELECT test_helpers.error_of('SELECT interactions_cron.cleanup()');
 SELECT test_helpers.error_of($$SET interactions_cron.history_timezone = 'Mars/Olympus'$$);
+-- A zone that changes its clocks cannot order wall-clock times.
+SELECT test_helpers.error_of($$SET interactions_cron.history_timezone = 'Europe/Berlin'$$);
+SELECT test_helpers.error_of($$SET interactions_cron.history_timezone = 'Etc/GMT-9'$$);
+-- A system column is no column of the data.
+SET interactions_cron.history_id_column = 'ctid';
+SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
+RESET interactions_cron.history_id_column;
+-- A case-insensitive tenant key would match one tenant's rows to another.
+CREATE COLLATION app.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE app.ci_history (id text PRIMARY KEY, "tenantId" text COLLATE app.ci NOT NULL,
+                             "createdAt" timestamp(3) NOT NULL);
+SET interactions_cron.history_table = 'app.ci_history';
+SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
+-- Tenant keys of different types never match: refused rather than never exported.
+CREATE TABLE app.uuid_history (id text PRIMARY KEY, "tenantId" uuid NOT NULL, "createdAt" timestamp(3) NOT NULL);
+SET interactions_cron.history_table = 'app.uuid_history';
+SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
+SELECT test_helpers.error_of('SELECT count(*) FROM interactions_cron.export_status');
+SET interactions_cron.history_table = 'app."Interaction"';
 SELECT test_helpers.error_of($$SET interactions_cron.history_id_column = ''$$);
 
 RESET ALL;

@@ -209,6 +209,7 @@ ResetResultJson(const char *tenantId, CheckpointPosition from, CheckpointPositio
 static Jsonb *
 ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 {
+	MemoryContext callerContext = CurrentMemoryContext;
 	char	   *tenantId;
 	bool		force = PG_NARGS() > 2 && !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
 	CheckpointPosition target = CheckpointStart;
@@ -232,6 +233,9 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	RequireCallerPrivileges(&tenants, ACL_SELECT, "SELECT");
 	RequireTenant(&tenants, tenantId, false);
 	(void) CheckpointClaim(tenantId, true, &current);
+	/* Read in SPI's context, the old position is reported after SPI_finish. */
+	if (current.id != NULL)
+		current.id = MemoryContextStrdup(callerContext, current.id);
 	if (!force)
 		RequireBackwardMove(tenantId, current, target);
 	removedFiles = IntentClear(tenantId);

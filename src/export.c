@@ -210,6 +210,7 @@ ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	historyTable = ResolveHistoryTable();
 	RequireCallerPrivileges(&tenantsTable, ACL_SELECT, "SELECT");
 	RequireCallerPrivileges(&historyTable, ACL_SELECT, "SELECT");
+	RequireMatchingTenantKeys(&tenantsTable, &historyTable);
 	if (onlyTenantId != NULL)
 		RequireTenant(&tenantsTable, onlyTenantId, true);
 	run->watermark = ExportWatermark(&silentTransaction) - CreatedRounding(&historyTable);

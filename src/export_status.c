@@ -59,7 +59,8 @@ ReadCheckpoints(List *tenantList)
  * ReadBacklogs returns, as the history table's owner, one row per tenant (in
  * list order): how many rows wait after its checkpoint, counted up to one
  * more than a batch, whether that is more than a batch, and when the oldest
- * was created.
+ * was created.  Of the two branches, the one for the tenant's kind of
+ * position reads rows, each bounded by the index (see HistoryRowsAfter).
  */
 static SPITupleTable *
 ReadBacklogs(const ConfiguredTable *history, List *tenantList)
@@ -83,13 +84,19 @@ ReadBacklogs(const ConfiguredTable *history, List *tenantList)
 								  " CROSS JOIN LATERAL ("
 								  "   SELECT pg_catalog.count(*) AS waiting,"
 								  "          pg_catalog.min(p.created_at) AS oldest"
-								  "   FROM (SELECT %s AS created_at FROM %s h"
-								  "         WHERE %s"
-								  "         ORDER BY h.%s, h.%s"
-								  "         LIMIT $4 + 1) p) w"
+								  "   FROM ((SELECT %s AS created_at FROM %s h"
+								  "          WHERE t.after_id IS NULL AND %s"
+								  "          ORDER BY h.%s, h.%s LIMIT $4 + 1)"
+								  "         UNION ALL"
+								  "         (SELECT %s FROM %s h"
+								  "          WHERE t.after_id IS NOT NULL AND %s"
+								  "          ORDER BY h.%s, h.%s LIMIT $4 + 1)) p) w"
 								  " ORDER BY t.n",
 								  createdAt, history->quotedName,
-								  HistoryRowsAfter(history, "t.id", "t.after_created_at", "t.after_id"),
+								  HistoryRowsFrom(history, "t.id", "t.after_created_at"),
+								  created->quotedName, id->quotedName,
+								  createdAt, history->quotedName,
+								  HistoryRowsPast(history, "t.id", "t.after_created_at", "t.after_id"),
 								  created->quotedName, id->quotedName),
 						 4, argumentTypes, values, NULL, 0, "count the rows waiting");
 	SPI_freetuptable(positions);
@@ -162,6 +169,7 @@ export_status_rows(PG_FUNCTION_ARGS)
 	historyTable = ResolveHistoryTable();
 	RequireCallerPrivileges(&tenantsTable, ACL_SELECT, "SELECT");
 	RequireCallerPrivileges(&historyTable, ACL_SELECT, "SELECT");
+	RequireMatchingTenantKeys(&tenantsTable, &historyTable);
 	tenantList = ReadActiveTenants(&tenantsTable, NULL, callContext);
 	if (tenantList != NIL)
 	{

@@ -336,18 +336,32 @@ CheckNotEmpty(char **newval, void **extra, GucSource source)
 }
 
 /*
- * CheckTimezone accepts a time zone name PostgreSQL knows (UTC,
- * Europe/Berlin), as TimeZone does.
+ * CheckTimezone accepts a time zone PostgreSQL knows whose offset from UTC
+ * never changed (UTC, Etc/GMT-9).  In a zone with daylight saving time the
+ * wall-clock times of the spring gap and of the autumn's repeated hour do
+ * not map back to the same position, and rows there could be skipped.
  */
 static bool
 CheckTimezone(char **newval, void **extra, GucSource source)
 {
-	if (*newval != NULL && (*newval)[0] != '\0' && pg_tzset(*newval) != NULL)
-		return true;
+	pg_tz	   *zone = (*newval != NULL && (*newval)[0] != '\0') ? pg_tzset(*newval) : NULL;
+	long		offset;
+
 	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
-	GUC_check_errmsg("\"%s\" is not a time zone name", *newval ? *newval : "");
-	GUC_check_errhint("Use a name from pg_timezone_names, such as UTC or Europe/Berlin.");
-	return false;
+	if (zone == NULL)
+	{
+		GUC_check_errmsg("\"%s\" is not a time zone name", *newval ? *newval : "");
+		GUC_check_errhint("Use UTC, or a fixed offset such as Etc/GMT-9.");
+		return false;
+	}
+	if (!pg_get_timezone_offset(zone, &offset))
+	{
+		GUC_check_errmsg("time zone \"%s\" does not keep one offset from UTC", *newval);
+		GUC_check_errdetail("Wall-clock times of a zone that changes its clocks (daylight saving time) cannot be ordered and resumed exactly.");
+		GUC_check_errhint("Use UTC, or a fixed offset such as Etc/GMT-9, and have the platform write its timestamp columns in it.");
+		return false;
+	}
+	return true;
 }
 
 /*

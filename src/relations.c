@@ -22,6 +22,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "catalog/pg_collation.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "access/relation.h"
@@ -46,6 +47,7 @@ typedef struct ContractColumn
 	int			acceptedTypeCount;
 	bool		(*acceptsType) (Oid type);
 	const char *typesWanted;	/* for the error */
+	bool		isKey;			/* compared for equality or order: a deterministic collation */
 } ContractColumn;
 
 /*
@@ -204,10 +206,12 @@ static MappedColumn
 MapColumn(const ConfiguredTable *table, const ContractColumn *role)
 {
 	MappedColumn column;
+	Oid			collation;
 	const char *name = *role->setting;
 	AttrNumber	attnum = get_attnum(table->relid, name);
 
-	if (attnum == InvalidAttrNumber)
+	/* A system column (ctid, xmin) changes under UPDATE and VACUUM FULL. */
+	if (attnum <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("table %s has no column \"%s\", named by %s",
@@ -218,7 +222,16 @@ MapColumn(const ConfiguredTable *table, const ContractColumn *role)
 	column.settingName = role->settingName;
 	column.name = pstrdup(name);
 	column.quotedName = pstrdup(quote_identifier(name));
-	get_atttypetypmodcoll(table->relid, attnum, &column.type, &column.typmod, &(Oid){0});
+	get_atttypetypmodcoll(table->relid, attnum, &column.type, &column.typmod, &collation);
+	if (column.typmod < 0)
+		(void) getBaseTypeAndTypmod(column.type, &column.typmod);
+	if (role->isKey && OidIsValid(collation) && !get_collation_isdeterministic(collation))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("column \"%s\" of table %s, named by %s, has the nondeterministic collation \"%s\"",
+						name, table->quotedName, role->settingName, get_collation_name(collation)),
+				 errdetail("Values that differ (\"acme\" and \"ACME\") would compare equal: one tenant's rows would be exported as another's, or rows of one created instant skipped."),
+				 errhint("Use a column with a deterministic collation, or a view that applies one (COLLATE \"C\").")));
 	if (!AcceptsType(role, column.type))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
@@ -354,7 +367,7 @@ ResolveTenantsTable(void)
 {
 	const ContractColumn roles[] = {
 		{"interactions_cron.tenant_id_column", &TenantIdColumnSetting,
-		KeyTypes, lengthof(KeyTypes), NULL, "text, varchar, uuid or an integer type"},
+		KeyTypes, lengthof(KeyTypes), NULL, "text, varchar, uuid or an integer type", true},
 		{"interactions_cron.tenant_name_column", &TenantNameColumnSetting,
 		NULL, 0, AnyType, "any type"},
 	};
@@ -375,11 +388,11 @@ ResolveHistoryTable(void)
 {
 	const ContractColumn roles[] = {
 		{"interactions_cron.history_tenant_column", &HistoryTenantColumnSetting,
-		KeyTypes, lengthof(KeyTypes), NULL, "text, varchar, uuid or an integer type"},
+		KeyTypes, lengthof(KeyTypes), NULL, "text, varchar, uuid or an integer type", true},
 		{"interactions_cron.history_created_column", &HistoryCreatedColumnSetting,
 		InstantTypes, lengthof(InstantTypes), NULL, "timestamptz or timestamp"},
 		{"interactions_cron.history_id_column", &HistoryIdColumnSetting,
-		NULL, 0, HasBtreeOrder, "a type with a default btree operator class (integers, numeric, text, varchar, uuid)"},
+		NULL, 0, HasBtreeOrder, "a type with a default btree operator class (integers, numeric, text, varchar, uuid)", true},
 	};
 
 	return ResolveMappedTable("interactions_cron.history_table", HistoryTableSetting,
@@ -472,27 +485,56 @@ ColumnAsText(const MappedColumn *column, const char *tableAlias)
 }
 
 /*
- * HistoryRowsAfter returns the SQL condition on history rows h of a tenant
- * (tenantText, a text expression) that lie after a position: its created
- * instant (a timestamptz expression) and last id (a text expression; NULL:
- * from that instant on, every id).  The columns are compared in their own
- * types, so the (tenant, created, id) index bounds the scan.
+ * HistoryRowsFrom returns the SQL condition on history rows h of a tenant
+ * (tenantText, a text expression) created at or after an instant (a
+ * timestamptz expression): the rows after a position without a last id.
+ */
+char *
+HistoryRowsFrom(const ConfiguredTable *history, const char *tenantText, const char *afterCreatedAt)
+{
+	const MappedColumn *tenant = &history->columns[HISTORY_TENANT_COLUMN];
+	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
+
+	return psprintf("h.%s = %s AND h.%s >= %s",
+					tenant->quotedName, TextAsColumnType(tenant, tenantText),
+					created->quotedName, InstantAsColumnType(created, afterCreatedAt));
+}
+
+/*
+ * HistoryRowsPast returns the SQL condition on history rows h of a tenant
+ * that lie after a position with a last id (a text expression): a row
+ * comparison in the columns' own types, which the (tenant, created, id)
+ * index takes as a bound, so a scan never reads the tie it has passed.
+ */
+char *
+HistoryRowsPast(const ConfiguredTable *history, const char *tenantText,
+				const char *afterCreatedAt, const char *afterIdText)
+{
+	const MappedColumn *tenant = &history->columns[HISTORY_TENANT_COLUMN];
+	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
+	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
+
+	return psprintf("h.%s = %s AND (h.%s, h.%s) > (%s, %s)",
+					tenant->quotedName, TextAsColumnType(tenant, tenantText),
+					created->quotedName, id->quotedName,
+					InstantAsColumnType(created, afterCreatedAt), TextAsColumnType(id, afterIdText));
+}
+
+/*
+ * HistoryRowsAfter returns the condition on history rows h after a position
+ * whose last id may be NULL, for a query planned with its parameters' values
+ * (the batch query): the test of afterIdText folds away, leaving one of the
+ * two conditions above.  Queries whose position comes from a table choose
+ * between them per row instead (CASE, UNION ALL), so that each keeps its
+ * index bounds.
  */
 char *
 HistoryRowsAfter(const ConfiguredTable *history, const char *tenantText,
 				 const char *afterCreatedAt, const char *afterIdText)
 {
-	const MappedColumn *tenant = &history->columns[HISTORY_TENANT_COLUMN];
-	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
-	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
-	char	   *createdValue = InstantAsColumnType(created, afterCreatedAt);
-
-	return psprintf("h.%s = %s AND h.%s >= %s"
-					" AND (%s IS NULL OR (h.%s, h.%s) > (%s, %s))",
-					tenant->quotedName, TextAsColumnType(tenant, tenantText),
-					created->quotedName, createdValue,
-					afterIdText, created->quotedName, id->quotedName,
-					createdValue, TextAsColumnType(id, afterIdText));
+	return psprintf("((%s IS NULL AND %s) OR (%s IS NOT NULL AND %s))",
+					afterIdText, HistoryRowsFrom(history, tenantText, afterCreatedAt),
+					afterIdText, HistoryRowsPast(history, tenantText, afterCreatedAt, afterIdText));
 }
 
 /*
@@ -513,4 +555,39 @@ CreatedRounding(const ConfiguredTable *history)
 	for (int digit = precision; digit < MAX_TIMESTAMP_PRECISION; digit++)
 		unit *= 10;
 	return unit;
+}
+
+/*
+ * TenantKeyCategory names what a tenant key's base type compares as: text
+ * and varchar alike, any other type as itself.
+ */
+static Oid
+TenantKeyCategory(const MappedColumn *key)
+{
+	Oid			baseType = getBaseType(key->type);
+
+	return baseType == VARCHAROID ? TEXTOID : baseType;
+}
+
+/*
+ * RequireMatchingTenantKeys refuses a tenants key and a history tenant
+ * column of different types: the history's values would be matched through
+ * the tenants key's text form (an upper-case uuid in a text column never
+ * equals a uuid's lower-case text), and a tenant's rows would silently never
+ * be exported.
+ */
+void
+RequireMatchingTenantKeys(const ConfiguredTable *tenants, const ConfiguredTable *history)
+{
+	const MappedColumn *tenantKey = &tenants->columns[TENANT_ID_COLUMN];
+	const MappedColumn *historyKey = &history->columns[HISTORY_TENANT_COLUMN];
+
+	if (TenantKeyCategory(tenantKey) != TenantKeyCategory(historyKey))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("the tenant keys have different types: %s.%s is %s, %s.%s is %s",
+						tenants->quotedName, tenantKey->quotedName, format_type_be(tenantKey->type),
+						history->quotedName, historyKey->quotedName, format_type_be(historyKey->type)),
+				 errhint("Map %s and %s to columns of one type.", tenantKey->settingName,
+						 historyKey->settingName)));
 }

@@ -124,27 +124,33 @@ ReadCheckpointPositions(Datum ids, Datum *createdAts, Datum *lastIds)
  * too, since that batch's rows may have been deleted since.
  */
 static void
-MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz watermark)
+MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz watermarkValue)
 {
 	Oid			pendingTypes[4] = {TIMESTAMPTZOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID};
-	Datum		pendingValues[4] = {TimestampTzGetDatum(watermark), TenantIdArray(tenantList),
+	Datum		pendingValues[4] = {TimestampTzGetDatum(watermarkValue), TenantIdArray(tenantList),
 	(Datum) 0, (Datum) 0};
 	List	   *withIntents = TenantsWithIntents();
 	SPITupleTable *positions = ReadCheckpointPositions(pendingValues[1], &pendingValues[2],
 													   &pendingValues[3]);
 	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
+	char	   *watermark = InstantAsColumnType(created, "$1");
 	ListCell   *cell;
 	bool		isNull;
 
 	RunQueryAsTableOwner(history,
-						 psprintf("SELECT EXISTS (SELECT 1 FROM %s h"
-								  "  WHERE %s AND h.%s < %s)"
+						 psprintf("SELECT CASE WHEN t.after_id IS NULL"
+								  "  THEN EXISTS (SELECT 1 FROM %s h WHERE %s AND h.%s < %s)"
+								  "  ELSE EXISTS (SELECT 1 FROM %s h WHERE %s AND h.%s < %s) END"
 								  " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
 								  "                 pg_catalog.unnest($4)) WITH ORDINALITY"
 								  "   AS t(id, after_created_at, after_id, n)"
-								  " ORDER BY t.n", history->quotedName,
-								  HistoryRowsAfter(history, "t.id", "t.after_created_at", "t.after_id"),
-								  created->quotedName, InstantAsColumnType(created, "$1")),
+								  " ORDER BY t.n",
+								  history->quotedName,
+								  HistoryRowsFrom(history, "t.id", "t.after_created_at"),
+								  created->quotedName, watermark,
+								  history->quotedName,
+								  HistoryRowsPast(history, "t.id", "t.after_created_at", "t.after_id"),
+								  created->quotedName, watermark),
 						 4, pendingTypes, pendingValues, NULL, 0, "find tenants with rows waiting");
 	foreach(cell, tenantList)
 	{

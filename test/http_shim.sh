@@ -11,7 +11,7 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/lib/common.sh"
 
-SHIM=${SHIM:-/usr/lib/postgresql/15/bin/interactions-cron-http}
+SHIM=${SHIM:-$(pg_config --bindir)/interactions-cron-http}
 HOSTILE="python3 $(dirname "$0")/http_hostile.py"
 DB=interactions_cron_http
 SECRET='s3cr3t-Value-for-tests'

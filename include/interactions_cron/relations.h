@@ -52,8 +52,14 @@ extern ConfiguredTable ResolveSuppressionsTable(void);
 extern ConfiguredTable ResolveSummariesTable(void);
 extern char *TextAsColumnType(const MappedColumn *column, const char *textExpression);
 extern char *InstantAsColumnType(const MappedColumn *column, const char *instantExpression);
+extern char *HistoryRowsFrom(const ConfiguredTable *history, const char *tenantText,
+							 const char *afterCreatedAt);
+extern char *HistoryRowsPast(const ConfiguredTable *history, const char *tenantText,
+							 const char *afterCreatedAt, const char *afterIdText);
 extern char *HistoryRowsAfter(const ConfiguredTable *history, const char *tenantText,
 							  const char *afterCreatedAt, const char *afterIdText);
+extern void RequireMatchingTenantKeys(const ConfiguredTable *tenants,
+									  const ConfiguredTable *history);
 extern TimeOffset CreatedRounding(const ConfiguredTable *history);
 extern char *ColumnAsText(const MappedColumn *column, const char *tableAlias);
 

@@ -3,18 +3,22 @@
 # user (postgres) in a throwaway directory, on a free port, with a socket
 # directory of their own, and are stopped when the calling script exits.
 
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_OS_USER=${PG_OS_USER:-postgres}
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# ensure_packages installs what is missing from Debian's archive (needs root).
+# pg_bin prints the directory of PostgreSQL's programs, from pg_config.
+pg_bin() {
+    pg_config --bindir
+}
+
+# ensure_packages installs what is missing from Debian's archive (needs root):
+# scripts/packages.txt, the one list .ci/run and the README use too.
 ensure_packages() {
-    local wanted=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
-                  libtap-parser-sourcehandler-pgtap-perl libipc-run-perl build-essential curl
-                  libpq-dev libmicrohttpd-dev libcurl4-openssl-dev zlib1g-dev)
+    local wanted
+    mapfile -t wanted < "$REPO_ROOT/scripts/packages.txt"
     local missing=()
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -58,7 +62,7 @@ start_cluster() {
     chmod 755 "$CLUSTER_DIR"
     [ "$(id -u)" -eq 0 ] && chown "$PG_OS_USER" "$CLUSTER_DIR"
     as_pg_user mkdir -p "$CLUSTER_DIR/socket" "$CLUSTER_DIR/exports"
-    as_pg_user "$PG_BIN/initdb" -D "$CLUSTER_DIR/data" -U postgres --auth=trust \
+    as_pg_user "$(pg_bin)/initdb" -D "$CLUSTER_DIR/data" -U postgres --auth=trust \
         --encoding=UTF8 --locale=C.UTF-8 >"$CLUSTER_DIR/initdb.log" 2>&1 \
         || { cat "$CLUSTER_DIR/initdb.log"; die "initdb failed"; }
     PGPORT=$(free_port)
@@ -70,7 +74,7 @@ start_cluster() {
         echo "fsync = on"
         for line in "$@"; do echo "$line"; done
     } | as_pg_user tee -a "$CLUSTER_DIR/data/postgresql.conf" >/dev/null
-    as_pg_user "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null \
+    as_pg_user "$(pg_bin)/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null \
         || { cat "$CLUSTER_DIR/server.log"; die "could not start PostgreSQL"; }
     export PGHOST="$CLUSTER_DIR/socket" PGPORT PGUSER=postgres PGDATABASE=postgres CLUSTER_DIR
     trap stop_cluster EXIT
@@ -79,7 +83,7 @@ start_cluster() {
 # stop_cluster stops the throwaway cluster and removes it unless KEEP_CLUSTER=1.
 stop_cluster() {
     [ -n "${CLUSTER_DIR:-}" ] && [ -d "$CLUSTER_DIR/data" ] || return 0
-    as_pg_user "$PG_BIN/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    as_pg_user "$(pg_bin)/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
     if [ "${KEEP_CLUSTER:-0}" = 1 ]; then
         log "cluster kept in $CLUSTER_DIR"
     else

@@ -1,12 +1,22 @@
 -- Helpers of the pg_regress suite: list and read what the export wrote.
 CREATE SCHEMA test_helpers;
 
+-- The directory the export writes to: interactions_cron.export_dir, or when
+-- it is empty (a server the tests did not configure, as under `make
+-- installcheck`) its default, a folder per database under the data directory.
+-- SECURITY DEFINER: the test roles that are not superusers mask messages too.
+CREATE FUNCTION test_helpers.export_dir()
+RETURNS text LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+    SELECT coalesce(nullif(current_setting('interactions_cron.export_dir', true), ''),
+                    current_setting('data_directory') || '/interactions_cron/' || current_database())
+$$;
+
 -- Every file under <export_dir>/exports, relative to export_dir, hidden ones
 -- (temporary files) included.
 CREATE FUNCTION test_helpers.export_files()
 RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
-    root text := current_setting('interactions_cron.export_dir');
+    root text := test_helpers.export_dir();
     pending text[] := ARRAY['exports'];
     dir text;
     entry text;
@@ -34,7 +44,7 @@ RETURNS TABLE (path text, line_number bigint, doc jsonb) LANGUAGE sql AS $$
     SELECT f, l.n, l.line::jsonb
     FROM test_helpers.export_files() f,
          LATERAL regexp_split_to_table(
-             rtrim(pg_read_file(current_setting('interactions_cron.export_dir') || '/' || f), E'\n'),
+             rtrim(pg_read_file(test_helpers.export_dir() || '/' || f), E'\n'),
              E'\n') WITH ORDINALITY AS l(line, n)
     WHERE f !~ '/\.[^/]*$'
 $$;
@@ -43,8 +53,8 @@ $$;
 CREATE FUNCTION test_helpers.remove_exports()
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    EXECUTE format('COPY (SELECT) TO PROGRAM %L',
-                   'rm -rf ''' || current_setting('interactions_cron.export_dir') || '/exports''');
+    EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L',
+                   'rm -rf ''' || test_helpers.export_dir() || '/exports''');
 END
 $$;
 
@@ -65,7 +75,7 @@ RETURNS jsonb LANGUAGE sql AS $$ SELECT result - 'watermark' $$;
 -- Replaces the absolute export directory in a message by <export_dir>.
 CREATE FUNCTION test_helpers.masked(message text)
 RETURNS text LANGUAGE sql AS $$
-    SELECT replace(message, current_setting('interactions_cron.export_dir'), '<export_dir>')
+    SELECT replace(message, test_helpers.export_dir(), '<export_dir>')
 $$;
 
 -- Rows of the history table that are not in exactly one exported line.

@@ -20,8 +20,7 @@ my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 # The lake lies outside every data directory: the default export_dir is
 # under the data directory, which pg_upgrade replaces.
 my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
-my $bindir = '/usr/lib/postgresql/15/bin';
-($bindir) = run_command([ 'pg_config', '--bindir' ]) unless -x "$bindir/pg_upgrade";
+my ($bindir) = run_command([ 'pg_config', '--bindir' ]);
 
 my $old = PostgreSQL::Test::Cluster->new('old');
 $old->init;
