@@ -6,7 +6,7 @@
 # this suite says so and is counted as failed rather than silently passing.
 # Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
-source "$(dirname "$0")/../scripts/lib/common.sh"
+source "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "the disk-full suite mounts a tmpfs and must run as root"
 
@@ -17,7 +17,6 @@ mount -t tmpfs -o size=256k,mode=0700 tmpfs "$MOUNT_DIR"
 trap 'umount "$MOUNT_DIR" 2>/dev/null || true' EXIT
 chown "$PG_OS_USER" "$MOUNT_DIR"
 
-sql() { psql -X -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB" \
     -c "ALTER DATABASE $DB SET interactions_cron.export_dir = '$MOUNT_DIR'"
@@ -32,11 +31,6 @@ FROM generate_series(1, 5000) g;
 INSERT INTO interaction_history (tenant_id, created_at) VALUES ('small', '2026-03-30 00:00:00+00');
 SQL
 
-expect() {
-    local what=$1 actual=$2 expected=$3
-    [ "$actual" = "$expected" ] || die "$what: expected '$expected', got '$actual'"
-    echo "ok: $what"
-}
 
 result=$(sql -c "SELECT interactions_cron.export_interactions()")
 echo "$result"

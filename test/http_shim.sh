@@ -9,7 +9,7 @@
 # never logged nor left in /proc/<pid>/environ, and SIGTERM.
 # Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
-source "$(dirname "$0")/../scripts/lib/common.sh"
+source "$(dirname "$0")/lib.sh"
 
 SHIM=${SHIM:-$(pg_config --bindir)/interactions-cron-http}
 HOSTILE="python3 $(dirname "$0")/http_hostile.py"
@@ -24,12 +24,6 @@ cleanup_shims() {
 }
 trap cleanup_shims EXIT
 
-sql() { psql -X -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-expect() {
-    local what=$1 actual=$2 expected=$3
-    [ "$actual" = "$expected" ] || die "$what: expected '$expected', got '$actual'"
-    echo "ok: $what"
-}
 is_json() { python3 -c 'import json, sys; json.loads(sys.stdin.read())' <<<"$1"; }
 
 # start_shim NAME PORT [VAR=VALUE ...]: runs the shim in the background,

@@ -6,16 +6,10 @@
 # Then unschedule() removes the jobs.  Without pg_cron, schedule() fails with
 # a hint.  Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
-source "$(dirname "$0")/../scripts/lib/common.sh"
+source "$(dirname "$0")/lib.sh"
 
 DB=postgres
 EXPORT_DIR="$CLUSTER_DIR/cron_exports"
-sql() { psql -X -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-expect() {
-    local what=$1 actual=$2 expected=$3
-    [ "$actual" = "$expected" ] || die "$what: expected '$expected', got '$actual'"
-    echo "ok: $what"
-}
 
 # Without pg_cron in the database, schedule() explains what to do.
 psql -X -q -d postgres -c "DROP DATABASE IF EXISTS interactions_cron_no_cron" -c "CREATE DATABASE interactions_cron_no_cron"

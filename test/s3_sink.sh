@@ -16,7 +16,7 @@
 # a stalled upload promptly, workers included.
 # Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
-source "$(dirname "$0")/../scripts/lib/common.sh"
+source "$(dirname "$0")/lib.sh"
 
 DB=interactions_cron_s3
 BUCKET=lake
@@ -86,12 +86,6 @@ download_all() {
         mkdir -p "$dir/$(dirname "$key")"
         s3_get "/$(url_path "$key")" >"$dir/$key"
     done < <(list_keys)
-}
-sql() { psql -X -At -v ON_ERROR_STOP=1 -d "$DB" "$@"; }
-expect() {
-    local what=$1 actual=$2 expected=$3
-    [ "$actual" = "$expected" ] || die "$what: expected '$expected', got '$actual'"
-    echo "ok: $what"
 }
 export_run() { sql -c "SELECT interactions_cron.export_interactions($1)"; }
 # json_get EXPRESSION: evaluates a Python expression over the JSON document d on stdin.

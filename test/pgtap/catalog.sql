@@ -1,0 +1,81 @@
+-- pgTAP: the extension's objects as a catalog contract (what pg_regress,
+-- which tests behaviour, does not check): tables, columns, types, defaults,
+-- constraints, the view, and each function's signature, language,
+-- volatility, security and pinned search_path.
+BEGIN;
+SELECT plan(32);
+
+SELECT has_extension('interactions_cron', 'the extension is installed');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'), '1.1', 'at version 1.1');
+SELECT tables_are('interactions_cron', ARRAY['export_checkpoints', 'job_runs', 'export_intents', 'job_claims'],
+                  'the extension owns four tables');
+SELECT views_are('interactions_cron', ARRAY['export_status'], 'and one view');
+
+-- Checkpoints: one per tenant, the position's id as text (any id type).
+SELECT columns_are('interactions_cron', 'export_checkpoints', ARRAY[
+    'tenant_id', 'last_created_at', 'last_id', 'status', 'last_error', 'attempts',
+    'last_file', 'rows_exported', 'files_written', 'last_success_at', 'updated_at'],
+    'the checkpoint table has the documented columns');
+SELECT col_is_pk('interactions_cron', 'export_checkpoints', 'tenant_id', 'one checkpoint per tenant');
+SELECT col_type_is('interactions_cron', 'export_checkpoints', 'last_created_at', 'timestamp with time zone',
+                   'the position instant is timestamptz');
+SELECT col_type_is('interactions_cron', 'export_checkpoints', 'last_id', 'text',
+                   'the position id is its text form, for any id type');
+SELECT col_is_null('interactions_cron', 'export_checkpoints', 'last_id', 'a NULL id stands before every id');
+SELECT col_default_is('interactions_cron', 'export_checkpoints', 'last_created_at', '-infinity',
+                      'a new checkpoint starts before every row');
+SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, status) VALUES ('x', 'running')$$,
+                 '23514', NULL, 'status is ok or failed only');
+SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, attempts) VALUES ('x', -1)$$,
+                 '23514', NULL, 'attempts cannot be negative');
+
+-- Run history.
+SELECT col_is_pk('interactions_cron', 'job_runs', 'id', 'runs have an id');
+SELECT col_default_is('interactions_cron', 'job_runs', 'run_by', 'SESSION_USER', 'run_by defaults to the session user');
+SELECT throws_ok($$INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok) VALUES ('vacuum', now(), now(), true)$$,
+                 '23514', NULL, 'only the three jobs are recorded');
+
+-- Intents and job claims.
+SELECT col_is_pk('interactions_cron', 'export_intents', 'tenant_id', 'at most one unfinished batch per tenant');
+SELECT col_type_is('interactions_cron', 'export_intents', 'files', 'text[]', 'an intent names its files');
+SELECT results_eq($$SELECT job FROM interactions_cron.job_claims$$, $$VALUES ('cleanup')$$,
+                  'cleanup has its claim row');
+
+-- The view over the C status function.
+SELECT columns_are('interactions_cron', 'export_status', ARRAY[
+    'tenant_id', 'tenant_name', 'status', 'last_created_at', 'last_id', 'attempts', 'last_error',
+    'last_file', 'last_success_at', 'rows_exported', 'rows_waiting', 'backlog_exceeds_batch',
+    'oldest_waiting_at', 'lag'], 'export_status has the documented columns');
+
+-- Functions: signatures, languages, and a pinned search_path for every one.
+SELECT functions_are('interactions_cron', ARRAY[
+    'export_interactions', 'cleanup', 'reset_checkpoint', 'export_status_rows',
+    'require_pg_cron', 'schedule', 'unschedule'], 'the extension has seven functions');
+SELECT function_returns('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'jsonb',
+                        'export_interactions(batch_size, tenant_id, dry_run) returns jsonb');
+SELECT function_returns('interactions_cron', 'cleanup', ARRAY[]::text[], 'jsonb', 'cleanup() returns jsonb');
+SELECT function_returns('interactions_cron', 'reset_checkpoint', ARRAY['text', 'timestamp with time zone', 'boolean'],
+                        'void', 'reset_checkpoint(tenant_id, since, force) returns void');
+SELECT function_returns('interactions_cron', 'export_status_rows', ARRAY[]::text[], 'setof record',
+                        'export_status_rows() returns a set');
+SELECT function_lang_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'c',
+                        'the export is C');
+SELECT function_lang_is('interactions_cron', 'cleanup', ARRAY[]::text[], 'c', 'cleanup is C');
+SELECT function_lang_is('interactions_cron', 'reset_checkpoint', ARRAY['text', 'timestamp with time zone', 'boolean'], 'c',
+                        'reset_checkpoint is C');
+SELECT function_lang_is('interactions_cron', 'export_status_rows', ARRAY[]::text[], 'c',
+                        'the status is C (it reads the platform tables as their owners)');
+SELECT volatility_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'volatile',
+                     'the export is volatile');
+SELECT isnt_definer('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'],
+                    'the export runs as its caller (it acts as table owners itself, after checking the caller)');
+SELECT is((SELECT count(*)::int FROM pg_proc p
+           WHERE p.pronamespace = 'interactions_cron'::regnamespace AND p.prosecdef), 0,
+          'no function is SECURITY DEFINER');
+SELECT is((SELECT count(*)::int FROM pg_proc p
+           WHERE p.pronamespace = 'interactions_cron'::regnamespace
+           AND NOT coalesce(p.proconfig, '{}') @> '{"search_path=pg_catalog, pg_temp"}'), 0,
+          'every function pins search_path to pg_catalog, pg_temp');
+
+SELECT * FROM finish();
+ROLLBACK;
