@@ -25,6 +25,7 @@ OBJS = \
 	src/worker_pool.o \
 	src/export.o \
 	src/export_status.o \
+	src/lake_sweep.o \
 	src/run_history.o \
 	src/partitions.o \
 	src/cleanup.o

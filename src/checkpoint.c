@@ -15,6 +15,7 @@
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
@@ -32,7 +33,7 @@
 #include "interactions_cron/tenants.h"
 
 /* Before every row: from created -infinity on, every id. */
-const CheckpointPosition CheckpointStart = {DT_NOBEGIN, NULL};
+const CheckpointPosition CheckpointStart = {DT_NOBEGIN, NULL, NULL};
 
 static SPIPlanPtr readPlan = NULL;
 static SPIPlanPtr createPlan = NULL;
@@ -43,7 +44,7 @@ static SPIPlanPtr failurePlan = NULL;
 static SPIPlanPtr resetPlan = NULL;
 
 #define READ_SQL \
-	"SELECT last_created_at, last_id FROM interactions_cron.export_checkpoints" \
+	"SELECT last_created_at, last_id, lake_epoch FROM interactions_cron.export_checkpoints" \
 	" WHERE tenant_id = $1"
 #define CLAIM_SQL READ_SQL " FOR UPDATE"
 
@@ -67,9 +68,40 @@ PositionOfResult(uint64 rows)
 		if (!isNull)
 			position.createdAt = DatumGetTimestampTz(createdAt);
 		position.id = SPI_getvalue(tuple, tupleDesc, 2);
+		position.lakeEpoch = SPI_getvalue(tuple, tupleDesc, 3);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return position;
+}
+
+/*
+ * CurrentLakeEpoch names the history this database writes: its system
+ * identifier and WAL timeline.  A promoted standby runs on a new timeline, a
+ * restored or upgraded cluster under a new identifier, so a checkpoint
+ * recorded under another epoch may be behind files the lost history placed.
+ */
+char *
+CurrentLakeEpoch(void)
+{
+	return psprintf(UINT64_FORMAT "/%u", GetSystemIdentifier(), GetWALInsertionTimeLine());
+}
+
+/*
+ * CheckpointRecordLakeEpoch marks the tenant's checkpoint as recorded in the
+ * current history, once its files named past it have been removed.
+ */
+void
+CheckpointRecordLakeEpoch(const char *tenantId)
+{
+	static SPIPlanPtr epochPlan = NULL;
+	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(CurrentLakeEpoch())};
+
+	(void) RunStatementAsOwner(&epochPlan,
+							   "UPDATE interactions_cron.export_checkpoints SET lake_epoch = $2"
+							   " WHERE tenant_id = $1",
+							   2, argumentTypes, values, NULL, SPI_OK_UPDATE,
+							   "record the checkpoint's lake history");
 }
 
 /*
@@ -116,14 +148,15 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 						int64 rowsExported, int64 filesWritten,
 						const char *lastFile)
 {
-	Oid			argumentTypes[6] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT8OID, INT8OID};
-	Datum		values[6] = {
+	Oid			argumentTypes[7] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, INT8OID, INT8OID, TEXTOID};
+	Datum		values[7] = {
 		CStringGetTextDatum(tenantId),
 		TimestampTzGetDatum(position.createdAt),
 		CStringGetTextDatum(position.id),
 		CStringGetTextDatum(lastFile),
 		Int64GetDatum(rowsExported),
-		Int64GetDatum(filesWritten)
+		Int64GetDatum(filesWritten),
+		CStringGetTextDatum(CurrentLakeEpoch())
 	};
 
 	(void) RunStatementAsOwner(&successPlan,
@@ -133,9 +166,9 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 							   "  rows_exported = rows_exported + $5,"
 							   "  files_written = files_written + $6,"
 							   "  last_success_at = pg_catalog.clock_timestamp(),"
-							   "  updated_at = pg_catalog.clock_timestamp()"
+							   "  updated_at = pg_catalog.clock_timestamp(), lake_epoch = $7"
 							   " WHERE tenant_id = $1",
-							   6, argumentTypes, values, NULL, SPI_OK_UPDATE, "update the export checkpoint");
+							   7, argumentTypes, values, NULL, SPI_OK_UPDATE, "update the export checkpoint");
 }
 
 /*

@@ -197,6 +197,65 @@ BatchFileName(TimestampTz firstCreatedAt, const char *firstId, bool gzip)
 }
 
 /*
+ * UnescapeFileNameId decodes a file name's id (see FileNameId), or returns
+ * NULL for a shortened one, whose full text the name does not hold.
+ */
+static char *
+UnescapeFileNameId(const char *escaped, int length)
+{
+	StringInfoData id;
+
+	if (memchr(escaped, '~', length) != NULL)
+		return NULL;
+	initStringInfo(&id);
+	for (int i = 0; i < length; i++)
+	{
+		unsigned int byte;
+
+		if (escaped[i] == '%' && i + 2 < length + 1 && sscanf(escaped + i + 1, "%2x", &byte) == 1)
+		{
+			appendStringInfoChar(&id, (char) byte);
+			i += 2;
+		}
+		else
+			appendStringInfoChar(&id, escaped[i]);
+	}
+	return id.data;
+}
+
+/*
+ * ParseBatchFileName reads back what BatchFileName put in a name: the first
+ * row's created instant and id (*firstId NULL when the name holds only a
+ * shortened id).  Names of any other form (1.0's millisecond names, files
+ * that are not ours) give false.
+ */
+bool
+ParseBatchFileName(const char *name, TimestampTz *firstCreatedAt, char **firstId)
+{
+	struct pg_tm tm;
+	int			fraction;
+	int			fractionStart = 0;
+	int			fractionEnd = 0;
+	int			idStart = 0;
+	const char *extension;
+
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(name, "batch-%4d-%2d-%2dT%2d-%2d-%2d-%n%6d%nZ-%n",
+			   &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
+			   &fractionStart, &fraction, &fractionEnd, &idStart) != 7 ||
+		idStart == 0 || fractionEnd - fractionStart != 6)
+		return false;
+	extension = strstr(name + idStart, ".json");
+	if (extension == NULL || extension == name + idStart ||
+		(strcmp(extension, ".json") != 0 && strcmp(extension, ".json.gz") != 0))
+		return false;
+	if (tm2timestamp(&tm, fraction, NULL, firstCreatedAt) != 0)
+		return false;
+	*firstId = UnescapeFileNameId(name + idStart, extension - (name + idStart));
+	return true;
+}
+
+/*
  * UtcDayNumber returns the number of the UTC day holding value, so that rows
  * can be compared by day without breaking each one into calendar fields.
  */

@@ -317,16 +317,7 @@ List *
 TenantsWithIntents(void)
 {
 	static SPIPlanPtr listPlan = NULL;
-	MemoryContext callerContext = CurrentMemoryContext;
-	uint64		count = RunStatementAsOwner(&listPlan,
-											"SELECT tenant_id FROM interactions_cron.export_intents",
-											0, NULL, NULL, NULL, SPI_OK_SELECT, "list export intents");
-	List	   *tenantIds = NIL;
 
-	for (uint64 i = 0; i < count; i++)
-		tenantIds = lappend(tenantIds, MemoryContextStrdup(callerContext,
-														   SPI_getvalue(SPI_tuptable->vals[i],
-																		SPI_tuptable->tupdesc, 1)));
-	SPI_freetuptable(SPI_tuptable);
-	return tenantIds;
+	return TextColumnAsOwner(&listPlan, "SELECT tenant_id FROM interactions_cron.export_intents",
+							 0, NULL, NULL, "list export intents");
 }

@@ -240,6 +240,7 @@ MapColumn(const ConfiguredTable *table, const ContractColumn *role)
 				 errdetail("It must be %s.", role->typesWanted),
 				 errhint("See \"Your schema\" in the interactions_cron README.")));
 	column.typeName = format_type_be_qualified(column.type);
+	column.collation = collation;
 	return column;
 }
 
@@ -590,4 +591,29 @@ RequireMatchingTenantKeys(const ConfiguredTable *tenants, const ConfiguredTable 
 						history->quotedName, historyKey->quotedName, format_type_be(historyKey->type)),
 				 errhint("Map %s and %s to columns of one type.", tenantKey->settingName,
 						 historyKey->settingName)));
+}
+
+/*
+ * ColumnCollateClause returns " COLLATE schema.name" for a column of a
+ * collatable type, so that values compared outside the table order as the
+ * column does; an empty string otherwise.
+ */
+char *
+ColumnCollateClause(const MappedColumn *column)
+{
+	HeapTuple	tuple;
+	Form_pg_collation collation;
+	char	   *clause;
+
+	if (!OidIsValid(column->collation))
+		return "";
+	tuple = SearchSysCache1(COLLOID, ObjectIdGetDatum(column->collation));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for collation %u", column->collation);
+	collation = (Form_pg_collation) GETSTRUCT(tuple);
+	clause = psprintf(" COLLATE %s",
+					  quote_qualified_identifier(get_namespace_name(collation->collnamespace),
+												 NameStr(collation->collname)));
+	ReleaseSysCache(tuple);
+	return clause;
 }

@@ -609,3 +609,92 @@ S3DeleteObject(const S3Target *target, const char *key)
 	SendAccepting(target, psprintf("delete of %s", key), "DELETE", ObjectUrl(target, key, NULL),
 				  "", 0, "application/octet-stream", &response, 404);
 }
+
+/*
+ * XmlUnescape returns an XML text with its five predefined entities decoded.
+ */
+static char *
+XmlUnescape(const char *text)
+{
+	static const char *const entities[][2] = {
+		{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}
+	};
+	StringInfoData result;
+
+	initStringInfo(&result);
+	while (*text != '\0')
+	{
+		int			i;
+
+		for (i = 0; i < (int) lengthof(entities); i++)
+			if (strncmp(text, entities[i][0], strlen(entities[i][0])) == 0)
+				break;
+		if (i < (int) lengthof(entities))
+		{
+			appendStringInfoString(&result, entities[i][1]);
+			text += strlen(entities[i][0]);
+		}
+		else
+			appendStringInfoChar(&result, *text++);
+	}
+	return result.data;
+}
+
+/*
+ * ListQuery returns ListObjectsV2's query string for a prefix, its
+ * parameters in SigV4's canonical (sorted) order and encoded as it wants.
+ */
+static char *
+ListQuery(const char *prefix, const char *continuationToken)
+{
+	StringInfoData query;
+
+	initStringInfo(&query);
+	if (continuationToken != NULL)
+	{
+		appendStringInfoString(&query, "continuation-token=");
+		AppendUriEncoded(&query, continuationToken, false);
+		appendStringInfoChar(&query, '&');
+	}
+	appendStringInfoString(&query, "list-type=2&prefix=");
+	AppendUriEncoded(&query, prefix, false);
+	return query.data;
+}
+
+/*
+ * S3ListKeys returns every key that starts with prefix (ListObjectsV2, page
+ * after page).
+ */
+List *
+S3ListKeys(const S3Target *target, const char *prefix)
+{
+	List	   *keys = NIL;
+	char	   *continuationToken = NULL;
+
+	do
+	{
+		S3Response response;
+		const char *cursor;
+		char	   *truncated;
+
+		initStringInfo(&response.body);
+		Send(target, psprintf("list of %s", prefix), "GET",
+			 ObjectUrl(target, "", ListQuery(prefix, continuationToken)),
+			 "", 0, "application/octet-stream", &response);
+		for (cursor = strstr(response.body.data, "<Key>"); cursor != NULL;
+			 cursor = strstr(cursor, "<Key>"))
+		{
+			char	   *key = XmlElement(cursor, "Key");
+
+			if (key == NULL)
+				break;
+			keys = lappend(keys, XmlUnescape(key));
+			cursor += strlen("<Key>");
+		}
+		truncated = XmlElement(response.body.data, "IsTruncated");
+		continuationToken = (truncated != NULL && strcmp(truncated, "true") == 0)
+			? XmlElement(response.body.data, "NextContinuationToken") : NULL;
+		CHECK_FOR_INTERRUPTS();
+	} while (continuationToken != NULL);
+	return keys;
+}

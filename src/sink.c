@@ -166,10 +166,99 @@ DryRunRemove(ExportSink *sink, const char *relativePath)
 {
 }
 
-static const ExportSinkOps LocalSinkOps = {SpoolOpen, LocalPlace, LocalSync, LocalRemove, RemoveTemporary};
-static const ExportSinkOps S3SinkOps = {SpoolOpen, S3Place, NothingToSync, S3Remove, RemoveTemporary};
+/*
+ * IsHiddenName says whether a file or directory name is one lake readers
+ * skip (a temporary file of ours starts with a dot).
+ */
+static bool
+IsHiddenName(const char *name)
+{
+	return name[0] == '.' || name[0] == '_';
+}
+
+/*
+ * ListLocalFiles appends to files the relative paths of the regular files
+ * below root/relative, hidden ones excepted; a symbolic link is neither
+ * followed nor listed.
+ */
+static List *
+ListLocalFiles(const char *root, const char *relative, List *files)
+{
+	char	   *directoryPath = psprintf("%s/%s", root, relative);
+	DIR		   *directory = AllocateDir(directoryPath);
+	struct dirent *entry;
+
+	while ((entry = ReadDir(directory, directoryPath)) != NULL)
+	{
+		char	   *child = psprintf("%s/%s", relative, entry->d_name);
+		struct stat status;
+
+		if (IsHiddenName(entry->d_name))
+			continue;
+		if (lstat(psprintf("%s/%s", root, child), &status) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not stat file \"%s/%s\": %m", root, child)));
+		if (S_ISDIR(status.st_mode))
+			files = ListLocalFiles(root, child, files);
+		else if (S_ISREG(status.st_mode))
+			files = lappend(files, child);
+		CHECK_FOR_INTERRUPTS();
+	}
+	FreeDir(directory);
+	return files;
+}
+
+/*
+ * LocalList lists the files below a directory of the lake, if it exists
+ * (a symbolic link on the way is refused, not followed).
+ */
+static List *
+LocalList(ExportSink *sink, const char *relativeDirectory)
+{
+	if (!ExportDirectoryExists(sink->localRoot, relativeDirectory))
+		return NIL;
+	return ListLocalFiles(sink->localRoot, relativeDirectory, NIL);
+}
+
+/*
+ * S3List lists the objects below a directory of the lake, as relative
+ * paths, hidden ones excepted.
+ */
+static List *
+S3List(ExportSink *sink, const char *relativeDirectory)
+{
+	List	   *keys = S3ListKeys(sink->s3, ObjectKey(sink, psprintf("%s/", relativeDirectory)));
+	Size		prefixLength = strlen(sink->s3->prefix);
+	List	   *files = NIL;
+	ListCell   *cell;
+
+	foreach(cell, keys)
+	{
+		char	   *relativePath = (char *) lfirst(cell) + prefixLength;
+		const char *name = strrchr(relativePath, '/');
+
+		if (!IsHiddenName(name != NULL ? name + 1 : relativePath))
+			files = lappend(files, relativePath);
+	}
+	return files;
+}
+
+/*
+ * DryRunList lists nothing: a dry run removes nothing.
+ */
+static List *
+DryRunList(ExportSink *sink, const char *relativeDirectory)
+{
+	return NIL;
+}
+
+static const ExportSinkOps LocalSinkOps = {SpoolOpen, LocalPlace, LocalSync, LocalRemove, RemoveTemporary,
+LocalList};
+static const ExportSinkOps S3SinkOps = {SpoolOpen, S3Place, NothingToSync, S3Remove, RemoveTemporary,
+S3List};
 static const ExportSinkOps DryRunSinkOps = {DryRunOpen, DryRunPlace, NothingToSync, DryRunRemove,
-RemoveTemporary};
+RemoveTemporary, DryRunList};
 
 /*
  * SinkFromSettings picks the run's sink from interactions_cron.storage and

@@ -235,3 +235,25 @@ RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, const char *tenant
 
 	return RunStatementAsOwner(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what);
 }
+
+/*
+ * TextColumnAsOwner runs a statement as the extension's owner (see
+ * RunStatementAsOwner) and returns its first column's values as C strings,
+ * in the caller's memory context.
+ */
+List *
+TextColumnAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *argumentTypes,
+				  Datum *values, const char *what)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	uint64		count = RunStatementAsOwner(cache, sql, argumentCount, argumentTypes, values, NULL,
+											SPI_OK_SELECT, what);
+	List	   *texts = NIL;
+
+	for (uint64 i = 0; i < count; i++)
+		texts = lappend(texts, MemoryContextStrdup(callerContext,
+												   SPI_getvalue(SPI_tuptable->vals[i],
+																SPI_tuptable->tupdesc, 1)));
+	SPI_freetuptable(SPI_tuptable);
+	return texts;
+}

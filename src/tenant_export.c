@@ -36,7 +36,9 @@
 #include "interactions_cron/batch_receiver.h"
 #include "interactions_cron/checkpoint.h"
 #include "interactions_cron/guc.h"
+#include "interactions_cron/hive_path.h"
 #include "interactions_cron/intent.h"
+#include "interactions_cron/lake_sweep.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/tenant_export.h"
@@ -196,6 +198,7 @@ CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun,
 	MemoryContextSwitchTo(workerContext);
 	exporter->sink = SinkFromSettings(dryRun);
 	exporter->history = ResolveHistoryTable();
+	exporter->lakeEpoch = CurrentLakeEpoch();
 	exporter->rowsPlan = PrepareRowsPlan(&exporter->history);
 	CommitTenantTransaction(workerContext);
 	return exporter;
@@ -307,6 +310,22 @@ ReclaimBatch(TenantExporter *exporter, TenantBatch *batch)
 }
 
 /*
+ * SweepIfAnotherHistory removes, once per history, the tenant's files that
+ * a lost history placed past its checkpoint (see lake_sweep.c), when the
+ * checkpoint was recorded in another history (or none), and marks it as
+ * recorded in this one.
+ */
+static void
+SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
+{
+	if (checkpoint.lakeEpoch != NULL && strcmp(checkpoint.lakeEpoch, exporter->lakeEpoch) == 0)
+		return;
+	(void) SweepLostFiles(exporter->sink, &exporter->history, HiveEscapePathSegment(tenantId),
+						  checkpoint);
+	CheckpointRecordLakeEpoch(tenantId);
+}
+
+/*
  * WriteBatch is transaction A: claim, undo an unfinished batch, stream the
  * rows into temporary files, and commit the intent to place them.  The
  * batch stays pending when there is something to place.
@@ -326,7 +345,10 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 		return;
 	}
 	else
+	{
 		(void) IntentClear(batch->tenantId);
+		SweepIfAnotherHistory(exporter, batch->tenantId, from);
+	}
 
 	batch->receiver = CreateBatchReceiver(batch->context, exporter->sink, batch->tenantId,
 										  &exporter->history);

@@ -10,6 +10,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "interactions_cron/checkpoint.h"
 #include "interactions_cron/guc.h"
 #include "interactions_cron/intent.h"
 #include "interactions_cron/spi_plans.h"
@@ -116,12 +117,33 @@ ReadCheckpointPositions(Datum ids, Datum *createdAts, Datum *lastIds)
 }
 
 /*
+ * TenantsFromAnotherHistory returns the ids of the tenants whose checkpoint
+ * was recorded in another history than this database's (a failover, a
+ * restore): each is visited once, rows or not, so that files a lost history
+ * placed past its checkpoint are removed (see lake_sweep.c).  Checkpoints
+ * of no recorded history (1.0's) wait for their tenant's next rows.
+ */
+static List *
+TenantsFromAnotherHistory(void)
+{
+	static SPIPlanPtr otherHistoryPlan = NULL;
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(CurrentLakeEpoch())};
+
+	return TextColumnAsOwner(&otherHistoryPlan,
+							 "SELECT tenant_id FROM interactions_cron.export_checkpoints"
+							 " WHERE lake_epoch <> $1",
+							 1, argumentTypes, values, "list checkpoints of another history");
+}
+
+/*
  * MarkPendingTenants sets hasPendingRows on the tenants with rows after
  * their checkpoint and before the watermark, with one query for all of
  * them, so that idle tenants cost an index probe and no further statement
  * or worker.  The history is read as its table's owner (see
- * RunQueryAsTableOwner); tenants with an unfinished batch to undo are marked
- * too, since that batch's rows may have been deleted since.
+ * RunQueryAsTableOwner); tenants with an unfinished batch to undo, or a
+ * checkpoint of another history, are marked too, since the rows of what
+ * they undo may have been deleted since.
  */
 static void
 MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz watermarkValue)
@@ -129,7 +151,7 @@ MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz
 	Oid			pendingTypes[4] = {TIMESTAMPTZOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID};
 	Datum		pendingValues[4] = {TimestampTzGetDatum(watermarkValue), TenantIdArray(tenantList),
 	(Datum) 0, (Datum) 0};
-	List	   *withIntents = TenantsWithIntents();
+	List	   *toRevisit = list_concat(TenantsWithIntents(), TenantsFromAnotherHistory());
 	SPITupleTable *positions = ReadCheckpointPositions(pendingValues[1], &pendingValues[2],
 													   &pendingValues[3]);
 	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
@@ -159,7 +181,7 @@ MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz
 		tenant->hasPendingRows =
 			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[foreach_current_index(cell)],
 									   SPI_tuptable->tupdesc, 1, &isNull)) ||
-			ContainsString(withIntents, tenant->id);
+			ContainsString(toRevisit, tenant->id);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	SPI_freetuptable(positions);

@@ -16,11 +16,14 @@ typedef struct CheckpointPosition
 {
 	TimestampTz createdAt;
 	char	   *id;
+	char	   *lakeEpoch;		/* the history it was recorded in (see CurrentLakeEpoch) */
 } CheckpointPosition;
 
 extern const CheckpointPosition CheckpointStart;
 
+extern char *CurrentLakeEpoch(void);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
+extern void CheckpointRecordLakeEpoch(const char *tenantId);
 extern bool CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position);
 extern void CheckpointRecordSuccess(const char *tenantId,
 									CheckpointPosition position,

@@ -11,6 +11,7 @@ extern char *HiveEscapePathSegment(const char *value);
 extern bool HasDayPartition(TimestampTz value);
 extern char *BatchDirectory(const char *escapedTenantId, TimestampTz createdAt);
 extern char *BatchFileName(TimestampTz firstCreatedAt, const char *firstId, bool gzip);
+extern bool ParseBatchFileName(const char *name, TimestampTz *firstCreatedAt, char **firstId);
 extern int64 UtcDayNumber(TimestampTz value);
 
 #endif

@@ -17,6 +17,7 @@ typedef struct MappedColumn
 	char	   *quotedName;		/* quoted, safe to splice into SQL */
 	Oid			type;
 	int32		typmod;
+	Oid			collation;		/* InvalidOid for a type without one */
 	char	   *typeName;		/* schema-qualified, for CAST(... AS ...) */
 } MappedColumn;
 
@@ -61,6 +62,7 @@ extern char *HistoryRowsAfter(const ConfiguredTable *history, const char *tenant
 extern void RequireMatchingTenantKeys(const ConfiguredTable *tenants,
 									  const ConfiguredTable *history);
 extern TimeOffset CreatedRounding(const ConfiguredTable *history);
+extern char *ColumnCollateClause(const MappedColumn *column);
 extern char *ColumnAsText(const MappedColumn *column, const char *tableAlias);
 
 #endif

@@ -5,6 +5,8 @@
 #ifndef INTERACTIONS_CRON_S3_CLIENT_H
 #define INTERACTIONS_CRON_S3_CLIENT_H
 
+#include "nodes/pg_list.h"
+
 /* Where and how objects are uploaded, checked once per run. */
 typedef struct S3Target
 {
@@ -28,5 +30,6 @@ extern char *S3Location(const S3Target *target);
 extern void S3UploadFile(const S3Target *target, const char *key, const char *path,
 						 const char *contentType);
 extern void S3DeleteObject(const S3Target *target, const char *key);
+extern List *S3ListKeys(const S3Target *target, const char *prefix);
 
 #endif

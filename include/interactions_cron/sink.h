@@ -39,6 +39,8 @@ typedef struct ExportSinkOps
 	void		(*remove) (ExportSink *sink, const char *relativePath);
 	/* delete a temporary file that will not be placed */
 	void		(*abort) (ExportSink *sink, const char *temporaryPath);
+	/* the relative paths of the lake's files under a relative directory */
+	List	   *(*list) (ExportSink *sink, const char *relativeDirectory);
 } ExportSinkOps;
 
 struct ExportSink

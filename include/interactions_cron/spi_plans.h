@@ -24,6 +24,8 @@ extern uint64 RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argume
 								  int expectedCode, const char *what);
 extern uint64 RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, const char *tenantId,
 										int expectedCode, const char *what);
+extern List *TextColumnAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
+							   Oid *argumentTypes, Datum *values, const char *what);
 extern void ConnectSpi(void);
 extern void FinishSpi(void);
 

@@ -35,6 +35,7 @@ typedef struct TenantExporter
 	ExportSink *sink;
 	SPIPlanPtr	rowsPlan;
 	ConfiguredTable history;	/* the batch query runs as its owner */
+	char	   *lakeEpoch;		/* this database's history (CurrentLakeEpoch) */
 	TimestampTz watermark;
 	int64		batchSize;
 	bool		dryRun;

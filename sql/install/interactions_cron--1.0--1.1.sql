@@ -156,3 +156,13 @@ ALTER TABLE interactions_cron.export_checkpoints
         USING CASE WHEN last_id = -9223372036854775808 THEN NULL ELSE last_id::text END;
 COMMENT ON COLUMN interactions_cron.export_checkpoints.last_id IS
     'Text form of the last exported row''s id; NULL: every row from last_created_at on is still to export';
+
+-- The lake history a checkpoint belongs to: the cluster's system identifier
+-- and timeline when the tenant last exported.  A checkpoint recorded in
+-- another history (after a failover that lost commits, a restore, a
+-- reinstall; NULL: none or 1.0's) has the tenant's files named past it
+-- removed before it exports again, since no intent of this database names
+-- them.
+ALTER TABLE interactions_cron.export_checkpoints ADD COLUMN lake_epoch text;
+COMMENT ON COLUMN interactions_cron.export_checkpoints.lake_epoch IS
+    'System identifier/timeline of the history the checkpoint was recorded in';

@@ -14,7 +14,7 @@ SELECT views_are('interactions_cron', ARRAY['export_status'], 'and one view');
 -- Checkpoints: one per tenant, the position's id as text (any id type).
 SELECT columns_are('interactions_cron', 'export_checkpoints', ARRAY[
     'tenant_id', 'last_created_at', 'last_id', 'status', 'last_error', 'attempts',
-    'last_file', 'rows_exported', 'files_written', 'last_success_at', 'updated_at'],
+    'last_file', 'rows_exported', 'files_written', 'last_success_at', 'updated_at', 'lake_epoch'],
     'the checkpoint table has the documented columns');
 SELECT col_is_pk('interactions_cron', 'export_checkpoints', 'tenant_id', 'one checkpoint per tenant');
 SELECT col_type_is('interactions_cron', 'export_checkpoints', 'last_created_at', 'timestamp with time zone',

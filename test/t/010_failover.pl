@@ -20,9 +20,9 @@
 #      lake.  Its replay, in other batches, would not rewrite every lost
 #      file: the second lost batch starts mid-day, and its file (rows that
 #      the replay writes into a file named after an earlier row) would stay,
-#      15 rows twice.  The README's procedure (remove the files named past
-#      each tenant's checkpoint before the first export) removes exactly the
-#      files of the lost runs, and the exports go on exactly once.
+#      15 rows twice.  The first export on the new timeline removes, tenant
+#      by tenant, the files named past the checkpoint (lake_sweep.c): exactly
+#      the files of the lost runs, and the exports go on exactly once.
 # Then case 2 again with the S3 sink, against s3rver on 127.0.0.1.
 use strict;
 use warnings;
@@ -255,8 +255,12 @@ my @new_files = sort grep { !$files_at_cut{$_} } @{ $lake_two_lost->{final_files
 ok(scalar(@lost_files) >= 2 * @tenants, 'two runs lost: the files of both lost runs are past the checkpoints');
 is_deeply(\@lost_files, \@new_files,
 	'two runs lost: the files named past the checkpoints are exactly those the lost runs placed');
-unlink map { "$lake/$_" } @lost_files;
+# No manual step: the first export on the new timeline removes, tenant by
+# tenant, the files named past the checkpoint, then writes the rows again.
 export_all($node_d, 1000, 'two runs lost');
+my @swept = slurp_file($node_d->logfile) =~ /removing "([^"]+)", named past its tenant's checkpoint/g;
+is_deeply([ sort @swept ], \@lost_files,
+	'two runs lost: the new primary removed exactly the files of the lost runs');
 check_lake($node_d, read_lake($lake), 'two runs lost');
 $node_d->stop;
 
