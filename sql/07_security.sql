@@ -8,22 +8,22 @@ SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_c
 FROM pg_proc p WHERE p.pronamespace = 'interactions_cron'::regnamespace ORDER BY 1;
 SELECT has_table_privilege('public', 'interactions_cron.export_checkpoints', 'SELECT') AS public_can_read_checkpoints;
 
-CREATE ROLE ic_operator;
-GRANT USAGE ON SCHEMA test_helpers TO ic_operator;
+CREATE ROLE regress_ic_operator;
+GRANT USAGE ON SCHEMA test_helpers TO regress_ic_operator;
 
 -- Before the library is loaded a SET only makes a placeholder, which the
 -- server discards (with a warning) when the library loads: the export still
 -- writes to the superuser's directory.
-SET ROLE ic_operator;
+SET ROLE regress_ic_operator;
 SET interactions_cron.export_dir = '/tmp/elsewhere';
 SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
 RESET ROLE;
 
 -- The documented grants let a role run the export: membership in the
 -- operator role, and the right to read the platform tables.
-GRANT interactions_cron_operator TO ic_operator;
-GRANT SELECT ON public.tenants, public.interaction_history TO ic_operator;
-SET ROLE ic_operator;
+GRANT interactions_cron_operator TO regress_ic_operator;
+GRANT SELECT ON public.tenants, public.interaction_history TO regress_ic_operator;
+SET ROLE regress_ic_operator;
 SELECT tenant_id, exported, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());
 SELECT test_helpers.export_dir() <> '/tmp/elsewhere' AS export_dir_kept;
 
@@ -42,7 +42,7 @@ SELECT run_by, ok FROM interactions_cron.job_runs ORDER BY id DESC LIMIT 1;
 
 -- The export's own bookkeeping needs no grant, and callers cannot forge it:
 -- an intent names files the next export deletes, as the server's OS user.
-SET ROLE ic_operator;
+SET ROLE regress_ic_operator;
 SELECT test_helpers.error_of($$INSERT INTO interactions_cron.export_intents
     (tenant_id, token, storage, local_root, files, temporary_files, row_count)
     VALUES ('acme', 'x', 'local', '/', ARRAY['etc/passwd'], '{}', 0)$$);
@@ -96,6 +96,6 @@ SELECT interactions_cron.export_interactions();
 RESET interactions_cron.tenants_table;
 DROP VIEW public.invoker_tenants;
 
-REVOKE ALL ON SCHEMA test_helpers FROM ic_operator;
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ic_operator;
-DROP ROLE ic_operator;
+REVOKE ALL ON SCHEMA test_helpers FROM regress_ic_operator;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM regress_ic_operator;
+DROP ROLE regress_ic_operator;

@@ -85,29 +85,29 @@ INSERT INTO tenants (id, name) VALUES ('acme', 'Acme'), ('beta', 'Beta');
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES
     (1, 'acme', '2026-03-30 10:00:00+00'), (2, 'beta', '2026-03-30 10:00:00+00');
 CREATE VIEW public.history_seen_by AS SELECT h.*, current_user AS seen_by FROM public.interaction_history h;
-CREATE ROLE ic_history_owner;
-GRANT SELECT ON public.interaction_history TO ic_history_owner;
-ALTER VIEW public.history_seen_by OWNER TO ic_history_owner;
-CREATE ROLE ic_caller IN ROLE interactions_cron_operator;
-GRANT USAGE ON SCHEMA test_helpers TO ic_caller;
-GRANT SELECT ON public.tenants, public.history_seen_by TO ic_caller;
+CREATE ROLE regress_ic_history_owner;
+GRANT SELECT ON public.interaction_history TO regress_ic_history_owner;
+ALTER VIEW public.history_seen_by OWNER TO regress_ic_history_owner;
+CREATE ROLE regress_ic_caller IN ROLE interactions_cron_operator;
+GRANT USAGE ON SCHEMA test_helpers TO regress_ic_caller;
+GRANT SELECT ON public.tenants, public.history_seen_by TO regress_ic_caller;
 SET interactions_cron.history_table = 'public.history_seen_by';
 SET interactions_cron.debug_fault = 'error_before_place';
-SET ROLE ic_caller;
+SET ROLE regress_ic_caller;
 SELECT r->'workers' AS workers, t.tenant_id, t.error
 FROM interactions_cron.export_interactions() r, test_helpers.outcomes(r) t ORDER BY 2;
 RESET ROLE;
 RESET interactions_cron.debug_fault;
-SET ROLE ic_caller;
+SET ROLE regress_ic_caller;
 SELECT tenant_id, exported, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
 RESET ROLE;
 RESET interactions_cron.history_table;
 SELECT doc->>'id' AS id, doc->>'seen_by' AS seen_by FROM test_helpers.exported_rows() ORDER BY 1;
 SELECT tenant_id, status, attempts FROM interactions_cron.export_checkpoints ORDER BY 1;
 DROP VIEW public.history_seen_by;
-REVOKE ALL ON SCHEMA test_helpers FROM ic_caller;
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM ic_caller, ic_history_owner;
-DROP ROLE ic_caller, ic_history_owner;
+REVOKE ALL ON SCHEMA test_helpers FROM regress_ic_caller;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM regress_ic_caller, regress_ic_history_owner;
+DROP ROLE regress_ic_caller, regress_ic_history_owner;
 
 -- With export_dir empty, files go under the data directory, in a folder of
 -- this database's own: tenant ids are only unique within one database.
@@ -119,6 +119,6 @@ SELECT tenant_id, exported FROM test_helpers.outcomes(interactions_cron.export_i
 SELECT pg_ls_dir('interactions_cron/' || current_database() || '/exports/acme/interaction_history/year=2026/month=03/day=30') AS file_in_database_folder;
 DO $$ BEGIN
     EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L',
-                   'rm -rf ''' || current_setting('data_directory') || '/interactions_cron''');
+                   'rm -rf ''' || current_setting('data_directory') || '/interactions_cron/' || current_database() || '''');
 END $$;
 RESET interactions_cron.export_dir;

@@ -2,9 +2,9 @@
 -- written: files and paths are UTF-8, and values are not converted.
 \set regress_database :DBNAME
 SET client_min_messages = warning;
-DROP DATABASE IF EXISTS interactions_cron_latin1;
-CREATE DATABASE interactions_cron_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
-\c interactions_cron_latin1
+DROP DATABASE IF EXISTS regression_interactions_cron_latin1;
+CREATE DATABASE regression_interactions_cron_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;
+\c regression_interactions_cron_latin1
 SET client_min_messages = warning;
 CREATE EXTENSION interactions_cron;
 \i reference/schema.sql
@@ -17,4 +17,4 @@ SELECT interactions_cron.export_interactions();
 SELECT count(*) AS checkpoints FROM interactions_cron.export_checkpoints;
 SELECT count(*) AS failed_runs_recorded FROM interactions_cron.job_runs WHERE NOT ok;
 \c :regress_database
-DROP DATABASE interactions_cron_latin1;
+DROP DATABASE regression_interactions_cron_latin1;

@@ -11,14 +11,14 @@ INSERT INTO public.suppressions (tenant_id, contact_id, expires_at)
 VALUES ('acme', 'expired', now() - interval '1 day');
 
 -- An ordinary role that owns a platform table and plants code in it.
-CREATE ROLE app_owner NOLOGIN;
-GRANT USAGE, CREATE ON SCHEMA public TO app_owner;
-ALTER TABLE public.suppressions OWNER TO app_owner;
-GRANT SELECT ON public.tenants, public.interaction_history TO app_owner;
-SET ROLE app_owner;
+CREATE ROLE regress_app_owner NOLOGIN;
+GRANT USAGE, CREATE ON SCHEMA public TO regress_app_owner;
+ALTER TABLE public.suppressions OWNER TO regress_app_owner;
+GRANT SELECT ON public.tenants, public.interaction_history TO regress_app_owner;
+SET ROLE regress_app_owner;
 CREATE FUNCTION public.become_superuser() RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    ALTER ROLE app_owner SUPERUSER;
+    ALTER ROLE regress_app_owner SUPERUSER;
     RETURN true;
 END
 $$;
@@ -33,9 +33,9 @@ CREATE TRIGGER become_superuser BEFORE DELETE ON public.suppressions
 RESET ROLE;
 
 -- cleanup() as a superuser (pg_cron, the HTTP shim): the trigger runs as
--- app_owner, its ALTER ROLE is refused, cleanup fails, and nothing is deleted.
+-- regress_app_owner, its ALTER ROLE is refused, cleanup fails, and nothing is deleted.
 SELECT test_helpers.error_of('SELECT interactions_cron.cleanup()');
-SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'app_owner';
+SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'regress_app_owner';
 SELECT count(*) AS suppressions_kept FROM public.suppressions;
 SELECT job, ok, error FROM interactions_cron.job_runs ORDER BY id DESC LIMIT 1;
 DROP TRIGGER become_superuser ON public.suppressions;
@@ -44,8 +44,8 @@ DROP TRIGGER become_superuser ON public.suppressions;
 -- force => true) inside the superuser's cleanup(): the call would be recorded
 -- as the superuser's.  The jobs refuse to start inside a security-restricted
 -- operation, so the checkpoint stays and no reset is recorded.
-GRANT interactions_cron_operator TO app_owner;
-SET ROLE app_owner;
+GRANT interactions_cron_operator TO regress_app_owner;
+SET ROLE regress_app_owner;
 CREATE FUNCTION public.skip_rows_on_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM interactions_cron.reset_checkpoint('acme', 'infinity', true);
@@ -61,29 +61,29 @@ WHERE last_created_at = 'infinity';
 SELECT count(*) AS resets_recorded FROM interactions_cron.job_runs WHERE job = 'reset_checkpoint';
 DROP TRIGGER skip_rows ON public.suppressions;
 DROP FUNCTION public.skip_rows_on_delete();
-REVOKE interactions_cron_operator FROM app_owner;
+REVOKE interactions_cron_operator FROM regress_app_owner;
 
--- The export's tenant list: a view with a function, owned by app_owner.
+-- The export's tenant list: a view with a function, owned by regress_app_owner.
 CREATE VIEW public.tenants_view AS
     SELECT t.id, t.name, t.status FROM public.tenants t WHERE public.become_superuser();
-ALTER VIEW public.tenants_view OWNER TO app_owner;
+ALTER VIEW public.tenants_view OWNER TO regress_app_owner;
 SET interactions_cron.tenants_table = 'public.tenants_view';
 SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
-SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'app_owner';
+SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'regress_app_owner';
 -- Reading export_status through that view: a superuser's read runs the view
--- as app_owner too, so the status fails and the role stays ordinary.
+-- as regress_app_owner too, so the status fails and the role stays ordinary.
 SELECT test_helpers.error_of('SELECT count(*) FROM interactions_cron.export_status');
-SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'app_owner';
+SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'regress_app_owner';
 RESET interactions_cron.tenants_table;
 DROP VIEW public.tenants_view;
--- And through a history view whose function escalates: it runs as app_owner
+-- And through a history view whose function escalates: it runs as regress_app_owner
 -- there too, and its ALTER ROLE is refused.
 CREATE VIEW public.history_status_view AS
     SELECT h.* FROM public.interaction_history h WHERE public.become_superuser();
-ALTER VIEW public.history_status_view OWNER TO app_owner;
+ALTER VIEW public.history_status_view OWNER TO regress_app_owner;
 SET interactions_cron.history_table = 'public.history_status_view';
 SELECT test_helpers.error_of('SELECT count(*) FROM interactions_cron.export_status');
-SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'app_owner';
+SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'regress_app_owner';
 RESET interactions_cron.history_table;
 DROP VIEW public.history_status_view;
 
@@ -100,13 +100,13 @@ BEGIN
     RETURN true;
 END
 $$;
-ALTER FUNCTION public.become_superuser_in_workers() OWNER TO app_owner;
+ALTER FUNCTION public.become_superuser_in_workers() OWNER TO regress_app_owner;
 CREATE VIEW public.history_view AS
     SELECT h.* FROM public.interaction_history h WHERE public.become_superuser_in_workers();
-ALTER VIEW public.history_view OWNER TO app_owner;
+ALTER VIEW public.history_view OWNER TO regress_app_owner;
 SET interactions_cron.history_table = 'public.history_view';
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions());
-SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'app_owner';
+SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'regress_app_owner';
 SELECT last_created_at, status FROM interactions_cron.export_checkpoints;
 RESET interactions_cron.history_table;
 DROP VIEW public.history_view;
@@ -118,24 +118,24 @@ FROM pg_roles WHERE rolname = 'interactions_cron_operator';
 
 -- A member that logs in.  It reads the platform tables and deletes expired
 -- rows itself (the jobs act as the owners only for what the caller may do).
-CREATE ROLE ops_login LOGIN;
-CREATE ROLE ops_group NOLOGIN;
-GRANT interactions_cron_operator TO ops_group;
-GRANT ops_group TO ops_login;
-GRANT USAGE ON SCHEMA test_helpers TO ops_group;
-GRANT SELECT ON public.tenants, public.interaction_history TO ops_group;
+CREATE ROLE regress_ops_login LOGIN;
+CREATE ROLE regress_ops_group NOLOGIN;
+GRANT interactions_cron_operator TO regress_ops_group;
+GRANT regress_ops_group TO regress_ops_login;
+GRANT USAGE ON SCHEMA test_helpers TO regress_ops_group;
+GRANT SELECT ON public.tenants, public.interaction_history TO regress_ops_group;
 SET interactions_cron.partitioned_tables = '';  -- creating partitions needs their owner's role
-SET SESSION AUTHORIZATION ops_login;
-SET ROLE ops_group;
+SET SESSION AUTHORIZATION regress_ops_login;
+SET ROLE regress_ops_group;
 
 -- Without rights on suppressions, cleanup() refuses before deleting anything,
--- rather than delete as app_owner.
+-- rather than delete as regress_app_owner.
 SELECT test_helpers.error_of('SELECT interactions_cron.cleanup()');
 RESET ROLE;
 RESET SESSION AUTHORIZATION;
-GRANT SELECT, DELETE ON public.suppressions, public.interaction_summaries TO ops_group;
-SET SESSION AUTHORIZATION ops_login;
-SET ROLE ops_group;
+GRANT SELECT, DELETE ON public.suppressions, public.interaction_summaries TO regress_ops_group;
+SET SESSION AUTHORIZATION regress_ops_login;
+SET ROLE regress_ops_group;
 
 -- It runs both jobs and replays a tenant.
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions());
@@ -157,8 +157,8 @@ END
 $$;
 CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.texteq_ran);
 GRANT USAGE ON SCHEMA evil TO PUBLIC;
-SET SESSION AUTHORIZATION ops_login;
-SET ROLE ops_group;
+SET SESSION AUTHORIZATION regress_ops_login;
+SET ROLE regress_ops_group;
 SET search_path = evil, pg_catalog, public;
 SELECT count(*) AS status_rows FROM interactions_cron.export_status;
 RESET search_path;
@@ -169,8 +169,8 @@ SELECT count(*) AS functions_without_pinned_search_path
 FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
 JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'interactions_cron'
 WHERE NOT coalesce(p.proconfig, '{}') @> '{"search_path=pg_catalog, pg_temp"}';
-SET SESSION AUTHORIZATION ops_login;
-SET ROLE ops_group;
+SET SESSION AUTHORIZATION regress_ops_login;
+SET ROLE regress_ops_group;
 -- run_by is the role that logged in, not the role it SET ROLE to.
 SELECT job, ok, run_by FROM interactions_cron.job_runs ORDER BY id;
 -- A failed run is recorded with the session user too.
@@ -189,8 +189,8 @@ SELECT test_helpers.error_of($$SELECT 1 FROM interactions_cron.export_checkpoint
 -- export would read it as its owner.
 RESET ROLE;
 RESET SESSION AUTHORIZATION;
-REVOKE SELECT ON public.interaction_history FROM ops_group;
-SET SESSION AUTHORIZATION ops_login;
+REVOKE SELECT ON public.interaction_history FROM regress_ops_group;
+SET SESSION AUTHORIZATION regress_ops_login;
 SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
 -- Nor through the status, which counts its rows as the owner too.
 SELECT test_helpers.error_of('SELECT count(*) FROM interactions_cron.export_status');
@@ -198,10 +198,10 @@ RESET SESSION AUTHORIZATION;
 
 -- A role that row-level security limits on a platform table is refused too:
 -- the owner would see every row.
-GRANT SELECT ON public.interaction_history TO ops_group;
+GRANT SELECT ON public.interaction_history TO regress_ops_group;
 ALTER TABLE public.tenants ENABLE ROW LEVEL SECURITY;
 CREATE POLICY only_acme ON public.tenants USING (id = 'acme');
-SET SESSION AUTHORIZATION ops_login;
+SET SESSION AUTHORIZATION regress_ops_login;
 SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
 RESET SESSION AUTHORIZATION;
 DROP POLICY only_acme ON public.tenants;
@@ -211,6 +211,6 @@ RESET interactions_cron.partitioned_tables;
 ALTER TABLE public.suppressions OWNER TO CURRENT_USER;
 DROP FUNCTION public.become_superuser_on_delete();
 DROP FUNCTION public.become_superuser();
-REVOKE ALL ON SCHEMA public, test_helpers FROM app_owner, ops_group;
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM app_owner, ops_group;
-DROP ROLE app_owner, ops_login, ops_group;
+REVOKE ALL ON SCHEMA public, test_helpers FROM regress_app_owner, regress_ops_group;
+REVOKE ALL ON ALL TABLES IN SCHEMA public FROM regress_app_owner, regress_ops_group;
+DROP ROLE regress_app_owner, regress_ops_login, regress_ops_group;

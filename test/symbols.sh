@@ -12,8 +12,8 @@ expected=$(
     {
         echo _PG_init
         echo Pg_magic_func
-        sed -n 's/^PG_FUNCTION_INFO_V1(\([a-z_]*\));/\1\npg_finfo_\1/p' "$REPO_ROOT"/src/*.c
-        sed -n 's/.*DescribeDynamicWorker(&worker, "\([A-Za-z]*\)".*/\1/p' "$REPO_ROOT"/src/*.c
+        sed -n 's/^PG_FUNCTION_INFO_V1(\([A-Za-z0-9_]*\));/\1\npg_finfo_\1/p' "$REPO_ROOT"/src/*.c
+        sed -n 's/.*DescribeDynamicWorker(&worker, "\([A-Za-z0-9_]*\)".*/\1/p' "$REPO_ROOT"/src/*.c
     } | sort -u)
 exported=$(nm -D --defined-only "$library" | awk '{print $3}' | sort -u)
 
