@@ -26,6 +26,7 @@ OBJS = \
 	src/export.o \
 	src/export_status.o \
 	src/lake_sweep.o \
+	src/tenant_state.o \
 	src/run_history.o \
 	src/partitions.o \
 	src/cleanup.o

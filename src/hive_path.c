@@ -237,6 +237,7 @@ ParseBatchFileName(const char *name, TimestampTz *firstCreatedAt, char **firstId
 	int			fractionStart = 0;
 	int			fractionEnd = 0;
 	int			idStart = 0;
+	size_t		length;
 	const char *extension;
 
 	memset(&tm, 0, sizeof(tm));
@@ -245,9 +246,15 @@ ParseBatchFileName(const char *name, TimestampTz *firstCreatedAt, char **firstId
 			   &fractionStart, &fraction, &fractionEnd, &idStart) != 7 ||
 		idStart == 0 || fractionEnd - fractionStart != 6)
 		return false;
-	extension = strstr(name + idStart, ".json");
-	if (extension == NULL || extension == name + idStart ||
-		(strcmp(extension, ".json") != 0 && strcmp(extension, ".json.gz") != 0))
+	/* The extension is the name's end: an id may itself hold ".json". */
+	length = strlen(name);
+	if (length > 8 && strcmp(name + length - 8, ".json.gz") == 0)
+		extension = name + length - 8;
+	else if (length > 5 && strcmp(name + length - 5, ".json") == 0)
+		extension = name + length - 5;
+	else
+		return false;
+	if (extension <= name + idStart)
 		return false;
 	if (tm2timestamp(&tm, fraction, NULL, firstCreatedAt) != 0)
 		return false;

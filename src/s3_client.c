@@ -694,6 +694,11 @@ S3ListKeys(const S3Target *target, const char *prefix)
 		truncated = XmlElement(response.body.data, "IsTruncated");
 		continuationToken = (truncated != NULL && strcmp(truncated, "true") == 0)
 			? XmlElement(response.body.data, "NextContinuationToken") : NULL;
+		if (truncated != NULL && strcmp(truncated, "true") == 0 && continuationToken == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("S3 list of %s is truncated without a continuation token", prefix),
+					 errhint("The store must support ListObjectsV2 (list-type=2).")));
 		CHECK_FOR_INTERRUPTS();
 	} while (continuationToken != NULL);
 	return keys;

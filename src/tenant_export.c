@@ -312,16 +312,16 @@ ReclaimBatch(TenantExporter *exporter, TenantBatch *batch)
 /*
  * SweepIfAnotherHistory removes, once per history, the tenant's files that
  * a lost history placed past its checkpoint (see lake_sweep.c), when the
- * checkpoint was recorded in another history (or none), and marks it as
- * recorded in this one.
+ * checkpoint was recorded in another history, and marks it as recorded in
+ * this one (a checkpoint of no recorded history is only marked).
  */
 static void
 SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
 {
 	if (checkpoint.lakeEpoch != NULL && strcmp(checkpoint.lakeEpoch, exporter->lakeEpoch) == 0)
 		return;
-	(void) SweepLostFiles(exporter->sink, &exporter->history, HiveEscapePathSegment(tenantId),
-						  checkpoint);
+	if (checkpoint.lakeEpoch != NULL)
+		(void) SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint);
 	CheckpointRecordLakeEpoch(tenantId);
 }
 

@@ -10,6 +10,6 @@
 #include "interactions_cron/sink.h"
 
 extern int	SweepLostFiles(ExportSink *sink, const ConfiguredTable *history,
-						   const char *escapedTenantId, CheckpointPosition checkpoint);
+						   const char *tenantId, CheckpointPosition checkpoint);
 
 #endif

@@ -39,7 +39,7 @@ REVOKE ALL ON interactions_cron.job_claims FROM PUBLIC;
 -- Resets are recorded in the run history too.
 ALTER TABLE interactions_cron.job_runs DROP CONSTRAINT job_runs_job_check;
 ALTER TABLE interactions_cron.job_runs ADD CONSTRAINT job_runs_job_check
-    CHECK (job IN ('export', 'cleanup', 'reset_checkpoint'));
+    CHECK (job IN ('export', 'cleanup', 'reset_checkpoint', 'adopt_tenant_state'));
 
 -- pg_dump keeps an extension's sequence state only when it is marked: without
 -- this, ids restart at 1 after a restore and collide with the dumped rows.
@@ -117,6 +117,26 @@ COMMENT ON VIEW interactions_cron.export_status IS
     'Per active tenant: checkpoint, status, attempts, last error and file, last success, and rows waiting';
 REVOKE ALL ON interactions_cron.export_status FROM PUBLIC;
 
+-- A tenant's export state travels with the tenant to another database or
+-- shard sharing the lake (README, "Moving a tenant").
+CREATE FUNCTION interactions_cron.tenant_state(tenant_id text)
+RETURNS jsonb
+LANGUAGE C VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'tenant_state';
+COMMENT ON FUNCTION interactions_cron.tenant_state(text) IS
+    'The tenant''s checkpoint and unfinished batch as JSON, the tenant claimed until the end of the transaction';
+REVOKE ALL ON FUNCTION interactions_cron.tenant_state(text) FROM PUBLIC;
+
+CREATE FUNCTION interactions_cron.adopt_tenant_state(state jsonb, force boolean DEFAULT false)
+RETURNS jsonb
+LANGUAGE C VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'adopt_tenant_state';
+COMMENT ON FUNCTION interactions_cron.adopt_tenant_state(jsonb, boolean) IS
+    'Install a tenant''s state taken with tenant_state() in another database; recorded in job_runs';
+REVOKE ALL ON FUNCTION interactions_cron.adopt_tenant_state(jsonb, boolean) FROM PUBLIC;
+
 -- A role for operators.  Its members run both jobs, read the status and the
 -- history, and replay tenants; they cannot write job_runs or
 -- export_checkpoints themselves: the functions write them as the extension's
@@ -136,6 +156,8 @@ GRANT EXECUTE ON FUNCTION
     interactions_cron.cleanup(),
     interactions_cron.reset_checkpoint(text, timestamptz, boolean),
     interactions_cron.export_status_rows(),
+    interactions_cron.tenant_state(text),
+    interactions_cron.adopt_tenant_state(jsonb, boolean),
     interactions_cron.require_pg_cron(),
     interactions_cron.schedule(text, text),
     interactions_cron.unschedule()

@@ -50,7 +50,8 @@ SELECT columns_are('interactions_cron', 'export_status', ARRAY[
 -- Functions: signatures, languages, and a pinned search_path for every one.
 SELECT functions_are('interactions_cron', ARRAY[
     'export_interactions', 'cleanup', 'reset_checkpoint', 'export_status_rows',
-    'require_pg_cron', 'schedule', 'unschedule'], 'the extension has seven functions');
+    'tenant_state', 'adopt_tenant_state', 'require_pg_cron', 'schedule', 'unschedule'],
+    'the extension has nine functions');
 SELECT function_returns('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'jsonb',
                         'export_interactions(batch_size, tenant_id, dry_run) returns jsonb');
 SELECT function_returns('interactions_cron', 'cleanup', ARRAY[]::text[], 'jsonb', 'cleanup() returns jsonb');

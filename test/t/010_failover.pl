@@ -29,7 +29,6 @@ use warnings;
 
 use File::Basename qw(basename);
 use FindBin;
-use IO::Socket::INET;
 use IPC::Run;
 use lib $FindBin::RealBin;
 use LakeCheck;
@@ -265,30 +264,7 @@ check_lake($node_d, read_lake($lake), 'two runs lost');
 $node_d->stop;
 
 #### The S3 sink: the same asynchronous failover (case 2), the lake a bucket.
-my $s3rver = $ENV{S3RVER} // "$FindBin::RealBin/../s3/node_modules/.bin/s3rver";
-if (!-x $s3rver)
-{
-	# The suite runner copies test/s3 without its node_modules.
-	my ($out, $err);
-	IPC::Run::run([ 'npm', 'ci', '--no-audit', '--no-fund', '--loglevel=error' ], '>', \$out, '2>', \$err,
-		init => sub { chdir "$FindBin::RealBin/../s3" or die $! });
-	note "npm ci: $out$err";
-}
-ok(-x $s3rver, "s3rver is installed ($s3rver)") or BAIL_OUT('s3rver is needed for the S3 failover');
-my $s3_dir = PostgreSQL::Test::Utils::tempdir();
-my $s3_port = PostgreSQL::Test::Cluster::get_free_port();
-my $s3_log = "$s3_dir.log";
-my $s3 = IPC::Run::start(
-	[ $s3rver, '-d', "$s3_dir/store", '-a', '127.0.0.1', '-p', $s3_port, '--configure-bucket', 'lake' ],
-	'>', $s3_log, '2>&1');
-my $s3_up = 0;
-for (1 .. 10 * $timeout)
-{
-	last if $s3_up = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $s3_port, Proto => 'tcp') ? 1 : 0;
-	select(undef, undef, undef, 0.1);
-}
-ok($s3_up, 's3rver listens') or BAIL_OUT('s3rver did not start: ' . slurp_file($s3_log));
-
+my ($s3, $s3_port, $s3_dir) = start_s3rver();
 # Credentials from the server's environment (settings would need the
 # library preloaded); both nodes start with it.
 local $ENV{AWS_ACCESS_KEY_ID} = 'S3RVER';

@@ -16,8 +16,12 @@ use File::Basename ();
 use File::Copy ();
 use File::Find;
 use File::Path ();
+use FindBin;
+use IO::Socket::INET;
+use IPC::Run;
 use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
 use JSON::PP;
+use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
@@ -32,6 +36,7 @@ our @EXPORT = qw(
   end_session
   wait_for_stalled_group
   read_s3rver_lake
+  start_s3rver
   extension_state);
 
 # read_lake walks <export_dir>/exports (or <export_dir>/<under> with
@@ -216,6 +221,39 @@ sub wait_for_stalled_group
 		select(undef, undef, undef, 0.1);
 	}
 	return $intents;
+}
+
+# start_s3rver starts s3rver (test/s3, installed with npm ci when missing)
+# on 127.0.0.1 with a bucket named lake, and returns its IPC::Run handle,
+# its port and its directory (the store is <dir>/store); it bails out if the
+# server does not listen.  The caller stops it with kill_kill.
+sub start_s3rver
+{
+	my $timeout = $PostgreSQL::Test::Utils::timeout_default;
+	my $s3rver = $ENV{S3RVER} // "$FindBin::RealBin/../s3/node_modules/.bin/s3rver";
+	if (!-x $s3rver)
+	{
+		# The suite runner copies test/s3 without its node_modules.
+		my ($out, $err);
+		IPC::Run::run([ 'npm', 'ci', '--no-audit', '--no-fund', '--loglevel=error' ], '>', \$out, '2>', \$err,
+			init => sub { chdir "$FindBin::RealBin/../s3" or die $! });
+		Test::More::note("npm ci: $out$err");
+	}
+	Test::More::ok(-x $s3rver, "s3rver is installed ($s3rver)") or Test::More::BAIL_OUT('s3rver is needed');
+	my $dir = PostgreSQL::Test::Utils::tempdir();
+	my $port = PostgreSQL::Test::Cluster::get_free_port();
+	my $log = "$dir.log";
+	my $handle = IPC::Run::start(
+		[ $s3rver, '-d', "$dir/store", '-a', '127.0.0.1', '-p', $port, '--configure-bucket', 'lake' ],
+		'>', $log, '2>&1');
+	my $up = 0;
+	for (1 .. 10 * $timeout)
+	{
+		last if $up = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp') ? 1 : 0;
+		select(undef, undef, undef, 0.1);
+	}
+	Test::More::ok($up, 's3rver listens') or Test::More::BAIL_OUT('s3rver did not start: ' . PostgreSQL::Test::Utils::slurp_file($log));
+	return ($handle, $port, $dir);
 }
 
 # read_s3rver_lake reads the objects an s3rver (filesystem store, in
