@@ -206,11 +206,7 @@ ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	run->sink = SinkFromSettings(run->dryRun);
 
 	ConnectSpi();
-	tenantsTable = ResolveTenantsTable();
-	historyTable = ResolveHistoryTable();
-	RequireCallerPrivileges(&tenantsTable, ACL_SELECT, "SELECT");
-	RequireCallerPrivileges(&historyTable, ACL_SELECT, "SELECT");
-	RequireMatchingTenantKeys(&tenantsTable, &historyTable);
+	ResolveExportTables(&tenantsTable, &historyTable);
 	if (onlyTenantId != NULL)
 		RequireTenant(&tenantsTable, onlyTenantId, true);
 	run->watermark = ExportWatermark(&silentTransaction) - CreatedRounding(&historyTable);

@@ -165,11 +165,7 @@ export_status_rows(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	ConnectSpi();
-	tenantsTable = ResolveTenantsTable();
-	historyTable = ResolveHistoryTable();
-	RequireCallerPrivileges(&tenantsTable, ACL_SELECT, "SELECT");
-	RequireCallerPrivileges(&historyTable, ACL_SELECT, "SELECT");
-	RequireMatchingTenantKeys(&tenantsTable, &historyTable);
+	ResolveExportTables(&tenantsTable, &historyTable);
 	tenantList = ReadActiveTenants(&tenantsTable, NULL, callContext);
 	if (tenantList != NIL)
 	{

@@ -617,3 +617,18 @@ ColumnCollateClause(const MappedColumn *column)
 	ReleaseSysCache(tuple);
 	return clause;
 }
+
+/*
+ * ResolveExportTables resolves the tenants and history tables the export and
+ * its status read, and checks that the caller may read both itself and that
+ * their tenant keys match.
+ */
+void
+ResolveExportTables(ConfiguredTable *tenants, ConfiguredTable *history)
+{
+	*tenants = ResolveTenantsTable();
+	*history = ResolveHistoryTable();
+	RequireCallerPrivileges(tenants, ACL_SELECT, "SELECT");
+	RequireCallerPrivileges(history, ACL_SELECT, "SELECT");
+	RequireMatchingTenantKeys(tenants, history);
+}

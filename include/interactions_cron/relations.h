@@ -59,6 +59,7 @@ extern char *HistoryRowsPast(const ConfiguredTable *history, const char *tenantT
 							 const char *afterCreatedAt, const char *afterIdText);
 extern char *HistoryRowsAfter(const ConfiguredTable *history, const char *tenantText,
 							  const char *afterCreatedAt, const char *afterIdText);
+extern void ResolveExportTables(ConfiguredTable *tenants, ConfiguredTable *history);
 extern void RequireMatchingTenantKeys(const ConfiguredTable *tenants,
 									  const ConfiguredTable *history);
 extern TimeOffset CreatedRounding(const ConfiguredTable *history);

@@ -31,6 +31,20 @@ SELECT t.id,
 FROM tenants t, generate_series(1, 4000) g;
 SQL
 
+# export_until_caught_up DATABASE exports in batches of 700 until a call
+# exports nothing, and prints how many calls it took.
+export_until_caught_up() {
+    local database=$1 runs=0 exported
+    while :; do
+        exported=$(psql -X -At -v ON_ERROR_STOP=1 -d "$database" \
+            -c "SELECT (interactions_cron.export_interactions(batch_size => 700)->>'totalExported')")
+        runs=$((runs + 1))
+        [ "$exported" = 0 ] && break
+        [ "$runs" -lt 100 ] || die "the export did not catch up"
+    done
+    echo "export runs: $runs"
+}
+
 # export_and_read_back COMPRESSION: exports everything again into its own
 # directory, reads it back with DuckDB and compares every column.
 export_and_read_back() {
@@ -42,15 +56,8 @@ export_and_read_back() {
     psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "TRUNCATE interactions_cron.export_checkpoints"
 
     log "exporting in batches of 700 (compression: $compression)"
-    local runs=0 exported
-    while :; do
-        exported=$(psql -X -At -v ON_ERROR_STOP=1 -d "$DB" \
-            -c "SELECT (interactions_cron.export_interactions(batch_size => 700)->>'totalExported')")
-        runs=$((runs + 1))
-        [ "$exported" = 0 ] && break
-        [ "$runs" -lt 100 ] || die "the export did not catch up"
-    done
-    echo "export runs: $runs; files: $(find "$dir/exports" -name "*.$extension" | wc -l) *.$extension"
+    export_until_caught_up "$DB"
+    echo "files: $(find "$dir/exports" -name "*.$extension" | wc -l) *.$extension"
 
     log "reading back with DuckDB"
     local findings
@@ -110,14 +117,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d postgres \
     -c "ALTER DATABASE $PRISMA_DB SET interactions_cron.history_created_column = 'createdAt'" \
     -c "ALTER DATABASE $PRISMA_DB SET TimeZone = 'America/Los_Angeles'"
 log "exporting the Prisma-style schema in batches of 700"
-runs=0
-while :; do
-    exported=$(psql -X -At -v ON_ERROR_STOP=1 -d "$PRISMA_DB" \
-        -c "SELECT (interactions_cron.export_interactions(batch_size => 700)->>'totalExported')")
-    runs=$((runs + 1))
-    [ "$exported" = 0 ] && break
-    [ "$runs" -lt 100 ] || die "the export did not catch up"
-done
+export_until_caught_up "$PRISMA_DB"
 log "reading the Prisma-style export back with DuckDB"
 findings=$(node "$REPO_ROOT/test/duckdb/readback.mjs" "$prisma_dir" "$CSV" json prisma) \
     || die "DuckDB read-back checks failed: $findings"
