@@ -135,6 +135,8 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'adopt_tenant_state';
 COMMENT ON FUNCTION interactions_cron.adopt_tenant_state(jsonb, boolean) IS
     'Install a tenant''s state taken with tenant_state() in another database; recorded in job_runs';
+-- Not the operator's: an adopted intent names lake files that the next
+-- export deletes, so adopting is for the DBA who moves the tenant.
 REVOKE ALL ON FUNCTION interactions_cron.adopt_tenant_state(jsonb, boolean) FROM PUBLIC;
 
 -- A role for operators.  Its members run both jobs, read the status and the
@@ -157,7 +159,6 @@ GRANT EXECUTE ON FUNCTION
     interactions_cron.reset_checkpoint(text, timestamptz, boolean),
     interactions_cron.export_status_rows(),
     interactions_cron.tenant_state(text),
-    interactions_cron.adopt_tenant_state(jsonb, boolean),
     interactions_cron.require_pg_cron(),
     interactions_cron.schedule(text, text),
     interactions_cron.unschedule()
