@@ -230,8 +230,7 @@ CreateBatchReceiver(MemoryContext batchContext, ExportSink *sink, const char *te
 	receiver->spoolDirectory = SinkSpoolDirectory(receiver->escapedTenantId);
 	receiver->createdColumn = pstrdup(created->name);
 	receiver->idColumn = pstrdup(history->columns[HISTORY_ID_COLUMN].name);
-	receiver->localZone = getBaseType(created->type) == TIMESTAMPOID
-		? pg_tzset(HistoryTimezoneSetting) : NULL;
+	receiver->localZone = IsLocalTimestamp(created) ? pg_tzset(HistoryTimezoneSetting) : NULL;
 	receiver->rowContext = AllocSetContextCreate(batchContext,
 												 "interactions_cron row",
 												 ALLOCSET_DEFAULT_SIZES);

@@ -16,7 +16,6 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
 
 #include "interactions_cron/guc.h"
@@ -71,11 +70,8 @@ ReadBacklogs(const ConfiguredTable *history, List *tenantList)
 	Datum		values[4] = {TenantIdArray(tenantList), (Datum) 0, (Datum) 0,
 	Int64GetDatum(DefaultBatchSize)};
 	SPITupleTable *positions = ReadCheckpointPositions(values[0], &values[1], &values[2]);
-	char	   *createdAt = psprintf("h.%s", created->quotedName);
+	char	   *createdAt = ColumnAsInstant(created, "h");
 
-	if (getBaseType(created->type) == TIMESTAMPOID)
-		createdAt = psprintf("(%s AT TIME ZONE %s)", createdAt,
-							 quote_literal_cstr(HistoryTimezoneSetting));
 	RunQueryAsTableOwner(history,
 						 psprintf("SELECT w.waiting, w.waiting > $4, w.oldest"
 								  " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"

@@ -10,9 +10,11 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_class.h"
 #include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "executor/spi.h"
@@ -22,10 +24,8 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "catalog/pg_collation.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
-#include "access/relation.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
 
@@ -474,6 +474,31 @@ InstantAsColumnType(const MappedColumn *column, const char *instantExpression)
 	if (baseType == DATEOID)
 		return psprintf("CAST(%s AS pg_catalog.date)", local);
 	return psprintf("(%s)", local);
+}
+
+/*
+ * ColumnAsInstant returns SQL text reading a created column of tableAlias as
+ * an instant: a timestamp column's wall-clock time in
+ * interactions_cron.history_timezone (the inverse of InstantAsColumnType).
+ */
+char *
+ColumnAsInstant(const MappedColumn *column, const char *tableAlias)
+{
+	char	   *value = psprintf("%s.%s", tableAlias, column->quotedName);
+
+	if (!IsLocalTimestamp(column))
+		return value;
+	return psprintf("(%s AT TIME ZONE %s)", value, quote_literal_cstr(HistoryTimezoneSetting));
+}
+
+/*
+ * IsLocalTimestamp says whether a created column holds wall-clock times (a
+ * timestamp without time zone, read in interactions_cron.history_timezone).
+ */
+bool
+IsLocalTimestamp(const MappedColumn *column)
+{
+	return getBaseType(column->type) == TIMESTAMPOID;
 }
 
 /*

@@ -43,9 +43,8 @@ ReadActiveTenants(const ConfiguredTable *tenants, const char *onlyTenantId,
 	Oid			argumentTypes[1] = {TEXTOID};
 	Datum		values[1] = {onlyTenantId ? CStringGetTextDatum(onlyTenantId) : (Datum) 0};
 	char		nulls[1] = {onlyTenantId ? ' ' : 'n'};
-	List	   *result = NIL;
-
 	const MappedColumn *id = &tenants->columns[TENANT_ID_COLUMN];
+	List	   *result = NIL;
 
 	RunQueryAsTableOwner(tenants,
 						 psprintf("SELECT %s, %s FROM %s t"

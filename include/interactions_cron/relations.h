@@ -64,6 +64,8 @@ extern void RequireMatchingTenantKeys(const ConfiguredTable *tenants,
 									  const ConfiguredTable *history);
 extern TimeOffset CreatedRounding(const ConfiguredTable *history);
 extern char *ColumnCollateClause(const MappedColumn *column);
+extern bool IsLocalTimestamp(const MappedColumn *column);
+extern char *ColumnAsInstant(const MappedColumn *column, const char *tableAlias);
 extern char *ColumnAsText(const MappedColumn *column, const char *tableAlias);
 
 #endif
