@@ -38,4 +38,20 @@ SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(jsonb
     interactions_cron.tenant_state('acme'), '{intent}',
     '{"token": "t", "storage": "local", "local_root": "/elsewhere", "files": [], "temporary_files": [], "row_count": 0}'))$$);
 SELECT count(*) AS intents FROM interactions_cron.export_intents;
+-- An intent whose files leave the tenant's directory is refused when
+-- adopted, not only when the next export would undo it.
+SELECT test_helpers.error_of(format($$SELECT interactions_cron.adopt_tenant_state(jsonb_set(
+    interactions_cron.tenant_state('acme'), '{intent}', %L::jsonb))$$,
+    jsonb_build_object('token', 't', 'storage', 'local', 'local_root', test_helpers.export_dir(),
+                       'files', ARRAY['exports/acme/interaction_history/../../beta/interaction_history/x.json'],
+                       'temporary_files', ARRAY[]::text[], 'row_count', 0, 'created_at', now())));
+SELECT count(*) AS intents FROM interactions_cron.export_intents;
+
+-- Releasing hands the state over: refused while the tenant is exported here;
+-- once it is out of the export, its checkpoint and intent are gone here.
+SELECT test_helpers.error_of($$SELECT interactions_cron.tenant_state('acme', release => true)$$);
+UPDATE tenants SET status = 'moving' WHERE id = 'acme';
+SELECT s->'checkpoint'->>'last_id' AS handed_over_last_id
+FROM interactions_cron.tenant_state('acme', release => true) s;
+SELECT count(*) AS acme_checkpoints FROM interactions_cron.export_checkpoints WHERE tenant_id = 'acme';
 SELECT test_helpers.reset_all();

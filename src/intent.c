@@ -249,15 +249,14 @@ RequireSpoolPath(const char *path, const char *escapedTenantId)
 }
 
 /*
- * IntentRemoveFiles removes every file the intent names, placed or only
- * temporary, at the location recorded in it.
+ * RequireIntentPaths refuses an intent naming a path the export could not
+ * have written for this tenant (see RequireIntentPath).
  */
-static int
-IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
+static void
+RequireIntentPaths(const char *tenantId, const ExportIntent *intent)
 {
 	char	   *escapedTenantId = HiveEscapePathSegment(tenantId);
 	char	   *lakePrefix = psprintf("exports/%s/interaction_history/", escapedTenantId);
-	ExportSink *sink;
 	ListCell   *cell;
 
 	if (!is_absolute_path(intent->localRoot))
@@ -266,7 +265,19 @@ IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
 		RequireIntentPath(lfirst(cell), lakePrefix);
 	foreach(cell, intent->temporaryFiles)
 		RequireSpoolPath(lfirst(cell), escapedTenantId);
+}
 
+/*
+ * IntentRemoveFiles removes every file the intent names, placed or only
+ * temporary, at the location recorded in it.
+ */
+static int
+IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
+{
+	ExportSink *sink;
+	ListCell   *cell;
+
+	RequireIntentPaths(tenantId, intent);
 	sink = SinkAtLocation(intent->storage, intent->localRoot, intent->s3Endpoint,
 						  intent->s3Bucket, intent->s3Prefix);
 	foreach(cell, intent->files)
@@ -307,6 +318,20 @@ IntentForget(const char *tenantId)
 	(void) RunTenantStatementAsOwner(&deletePlan,
 							  "DELETE FROM interactions_cron.export_intents WHERE tenant_id = $1",
 							  tenantId, SPI_OK_DELETE, "delete the export intent");
+}
+
+/*
+ * IntentRequireValid refuses the tenant's outstanding intent, if it names a
+ * path the export could not have written for this tenant: an adopted one is
+ * checked before it is committed, not only when it is undone.
+ */
+void
+IntentRequireValid(const char *tenantId)
+{
+	ExportIntent *intent = IntentRead(tenantId);
+
+	if (intent != NULL)
+		RequireIntentPaths(tenantId, intent);
 }
 
 /*

@@ -8,7 +8,8 @@
  * without one, the new database would export its whole history again.  The
  * state is the checkpoint row and any outstanding intent, as JSON.  Taking
  * it claims the tenant until the caller's transaction ends, so no batch of
- * the source is halfway through a transaction meanwhile; adopting it
+ * the source is halfway through a transaction meanwhile, and releasing it
+ * deletes it there, so that it is handed over rather than copied; adopting it
  * refuses to move an existing checkpoint unless told to (force), and is
  * recorded in the run history.  An adopted intent names the source's
  * placed files in the shared lake, so the new database undoes them at its
@@ -43,37 +44,65 @@ static SPIPlanPtr intentLocationPlan = NULL;
 
 /*
  * RequireKnownTenant checks that the caller may read the tenants table and
- * that the tenant is one of its rows (active or not).
+ * that the tenant is one of its rows (active or not), and returns the table.
  */
-static void
+static ConfiguredTable
 RequireKnownTenant(const char *tenantId)
 {
 	ConfiguredTable tenants = ResolveTenantsTable();
 
 	RequireCallerPrivileges(&tenants, ACL_SELECT, "SELECT");
 	RequireTenant(&tenants, tenantId, false);
+	return tenants;
 }
 
 PGDLLEXPORT Datum tenant_state(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(tenant_state);
 
 /*
- * tenant_state(tenant_id) returns the tenant's checkpoint and outstanding
- * intent as JSON, having claimed the tenant until the end of the caller's
- * transaction (waiting for an export's transaction on it to end).
+ * ReleaseTenant deletes the tenant's checkpoint and intent here, once its
+ * state is taken: the state is handed over, not copied.  A stale intent left
+ * behind would, were the tenant ever moved back, undo files the other
+ * database had placed under the same names.  Only a tenant out of the
+ * export (not matching active_tenants_filter) is released, or the next run
+ * would export it again from its first row.
+ */
+static void
+ReleaseTenant(const ConfiguredTable *tenants, const char *tenantId)
+{
+	static SPIPlanPtr releasePlan = NULL;
+
+	if (TenantIsActive(tenants, tenantId))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("tenant \"%s\" is still exported here", tenantId),
+				 errhint("Take it out of the export first (make it fail interactions_cron.active_tenants_filter), then release its state.")));
+	IntentForget(tenantId);
+	(void) RunTenantStatementAsOwner(&releasePlan,
+									 "DELETE FROM interactions_cron.export_checkpoints WHERE tenant_id = $1",
+									 tenantId, SPI_OK_DELETE, "release the checkpoint");
+}
+
+/*
+ * tenant_state(tenant_id, release) returns the tenant's checkpoint and
+ * outstanding intent as JSON, having claimed the tenant until the end of
+ * the caller's transaction (waiting for an export's transaction on it to
+ * end); with release, they are deleted here in the same transaction.
  */
 Datum
 tenant_state(PG_FUNCTION_ARGS)
 {
 	MemoryContext callerContext = CurrentMemoryContext;
 	char	   *tenantId = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		release = PG_GETARG_BOOL(1);
+	ConfiguredTable tenants;
 	CheckpointPosition unused;
 	bool		isNull;
 	Datum		state;
 
 	RequireUsableDatabase();
 	ConnectSpi();
-	RequireKnownTenant(tenantId);
+	tenants = RequireKnownTenant(tenantId);
 	(void) CheckpointClaim(tenantId, true, &unused);
 	(void) RunTenantStatementAsOwner(&statePlan,
 									 "SELECT pg_catalog.jsonb_build_object("
@@ -88,6 +117,8 @@ tenant_state(PG_FUNCTION_ARGS)
 	state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isNull);
 	MemoryContextSwitchTo(callerContext);
 	state = datumCopy(state, false, -1);
+	if (release)
+		ReleaseTenant(&tenants, tenantId);
 	FinishSpi();
 	PG_RETURN_DATUM(state);
 }
@@ -244,7 +275,7 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 				 errmsg("the state of tenant \"%s\" has no checkpoint", tenantId)));
 
 	ConnectSpi();
-	RequireKnownTenant(tenantId);
+	(void) RequireKnownTenant(tenantId);
 	(void) CheckpointClaim(tenantId, true, &current);
 	if (!force)
 		RequireUnmovedCheckpoint(tenantId, current, checkpoint);
@@ -276,6 +307,7 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 								   "        i.s3_prefix, i.files, '{}', i.row_count, i.created_at"
 								   " FROM pg_catalog.jsonb_populate_record(NULL::interactions_cron.export_intents, $2) i",
 								   2, argumentTypes, values, NULL, SPI_OK_INSERT, "adopt the intent");
+		IntentRequireValid(tenantId);
 	}
 	FinishSpi();
 

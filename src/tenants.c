@@ -203,36 +203,61 @@ ListActiveTenants(const ConfiguredTable *tenants, const ConfiguredTable *history
 }
 
 /*
- * RequireTenant raises a clear error when a tenant id given by the caller is
- * unknown, or (with mustBeActive) not active.  The lookup runs as the tenants
- * table's owner (see RunQueryAsTableOwner).
+ * ReadTenantActivity looks a tenant up by its id's text form, as the tenants
+ * table's owner (see RunQueryAsTableOwner), and says whether it exists and
+ * whether it matches the active tenants filter.
  */
-void
-RequireTenant(const ConfiguredTable *tenants, const char *tenantId, bool mustBeActive)
+static bool
+ReadTenantActivity(const ConfiguredTable *tenants, const char *tenantId, bool *active)
 {
 	Oid			argumentTypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(tenantId)};
 	bool		isNull;
-	bool		active;
+	bool		found;
 
 	RunQueryAsTableOwner(tenants,
 						 psprintf("SELECT COALESCE(%s, false) FROM %s t WHERE %s = $1",
 								  tenants->activeFilter, tenants->quotedName,
 								  ColumnAsText(&tenants->columns[TENANT_ID_COLUMN], "t")),
 						 1, argumentTypes, values, NULL, 1, "look up tenant");
-	if (SPI_processed == 0)
+	found = SPI_processed > 0;
+	*active = found &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isNull));
+	SPI_freetuptable(SPI_tuptable);
+	return found;
+}
+
+/*
+ * TenantIsActive says whether a tenant exists and matches the active
+ * tenants filter.
+ */
+bool
+TenantIsActive(const ConfiguredTable *tenants, const char *tenantId)
+{
+	bool		active;
+
+	return ReadTenantActivity(tenants, tenantId, &active) && active;
+}
+
+/*
+ * RequireTenant raises a clear error when a tenant id given by the caller is
+ * unknown, or (with mustBeActive) not active.
+ */
+void
+RequireTenant(const ConfiguredTable *tenants, const char *tenantId, bool mustBeActive)
+{
+	bool		active;
+
+	if (!ReadTenantActivity(tenants, tenantId, &active))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("tenant \"%s\" does not exist", tenantId),
 				 errdetail("No row of %s has %s \"%s\".", tenants->quotedName,
 						   tenants->columns[TENANT_ID_COLUMN].quotedName, tenantId)));
-
-	active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isNull));
 	if (mustBeActive && !active)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("tenant \"%s\" is not active", tenantId),
 				 errdetail("It does not match interactions_cron.active_tenants_filter (%s); only tenants that do are exported.",
 						   ActiveTenantsFilterSetting)));
-	SPI_freetuptable(SPI_tuptable);
 }

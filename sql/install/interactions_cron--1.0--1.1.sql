@@ -119,14 +119,14 @@ REVOKE ALL ON interactions_cron.export_status FROM PUBLIC;
 
 -- A tenant's export state travels with the tenant to another database or
 -- shard sharing the lake (README, "Moving a tenant").
-CREATE FUNCTION interactions_cron.tenant_state(tenant_id text)
+CREATE FUNCTION interactions_cron.tenant_state(tenant_id text, release boolean DEFAULT false)
 RETURNS jsonb
 LANGUAGE C VOLATILE STRICT
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'tenant_state';
-COMMENT ON FUNCTION interactions_cron.tenant_state(text) IS
-    'The tenant''s checkpoint and unfinished batch as JSON, the tenant claimed until the end of the transaction';
-REVOKE ALL ON FUNCTION interactions_cron.tenant_state(text) FROM PUBLIC;
+COMMENT ON FUNCTION interactions_cron.tenant_state(text, boolean) IS
+    'The tenant''s checkpoint and unfinished batch as JSON, the tenant claimed until the end of the transaction; release deletes them here';
+REVOKE ALL ON FUNCTION interactions_cron.tenant_state(text, boolean) FROM PUBLIC;
 
 CREATE FUNCTION interactions_cron.adopt_tenant_state(state jsonb, force boolean DEFAULT false)
 RETURNS jsonb
@@ -135,8 +135,10 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'adopt_tenant_state';
 COMMENT ON FUNCTION interactions_cron.adopt_tenant_state(jsonb, boolean) IS
     'Install a tenant''s state taken with tenant_state() in another database; recorded in job_runs';
--- Not the operator's: an adopted intent names lake files that the next
--- export deletes, so adopting is for the DBA who moves the tenant.
+-- Neither is the operator's: moving a tenant is the DBA's.  An adopted
+-- intent names lake files that the next export deletes, a released state
+-- leaves the source without the tenant's checkpoint, and a state shows
+-- where the lake is (the S3 endpoint, bucket and prefix).
 REVOKE ALL ON FUNCTION interactions_cron.adopt_tenant_state(jsonb, boolean) FROM PUBLIC;
 
 -- A role for operators.  Its members run both jobs, read the status and the
@@ -158,7 +160,6 @@ GRANT EXECUTE ON FUNCTION
     interactions_cron.cleanup(),
     interactions_cron.reset_checkpoint(text, timestamptz, boolean),
     interactions_cron.export_status_rows(),
-    interactions_cron.tenant_state(text),
     interactions_cron.require_pg_cron(),
     interactions_cron.schedule(text, text),
     interactions_cron.unschedule()

@@ -30,8 +30,8 @@ SELECT table_privs_are('interactions_cron', 'job_claims', 'interactions_cron_ope
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
            WHERE p.pronamespace = 'interactions_cron'::regnamespace
            AND NOT has_function_privilege('interactions_cron_operator', p.oid, 'EXECUTE')),
-          ARRAY['adopt_tenant_state'],
-          'the operator may execute every function but adopt_tenant_state (its intent deletes lake files)');
+          ARRAY['adopt_tenant_state', 'tenant_state'],
+          'the operator may execute every function but the tenant moves, which are the DBA''s');
 SELECT ok(has_schema_privilege('interactions_cron_operator', 'interactions_cron', 'USAGE'),
           'the operator may use the schema');
 SELECT ok(NOT has_schema_privilege('interactions_cron_operator', 'interactions_cron', 'CREATE'),

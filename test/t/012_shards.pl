@@ -167,8 +167,11 @@ sub scenario
 	# copy its rows, move its state, make it active on b, delete it on a.
 	sql($a, q{UPDATE tenants SET status = 'moving' WHERE id = 'mover'});
 	my $rows = sql($a, q{COPY (SELECT * FROM interaction_history WHERE tenant_id = 'mover' ORDER BY id) TO STDOUT});
-	my $state = sql($a, q{SELECT interactions_cron.tenant_state('mover')});
+	my $state = sql($a, q{SELECT interactions_cron.tenant_state('mover', release => true)});
 	like($state, qr/"intent": \{/, 'the state carries the unfinished batch');
+	is(sql($a, q{SELECT (SELECT count(*) FROM interactions_cron.export_intents WHERE tenant_id = 'mover')
+	             + (SELECT count(*) FROM interactions_cron.export_checkpoints WHERE tenant_id = 'mover')}),
+		'0', 'a: the released state is gone there (handed over, not copied)');
 	sql($b, q{INSERT INTO tenants (id, name, status) VALUES ('mover', 'Mover', 'suspended')});
 	sql($b, "COPY interaction_history FROM STDIN;\n$rows\n\\.\n");
 	like(sql($b, "SELECT interactions_cron.adopt_tenant_state(\$state\$$state\$state\$::jsonb)"),
@@ -196,6 +199,21 @@ sub scenario
 	is(sql($b, q{SELECT count(*) FROM interactions_cron.export_intents}), '0', 'b: no intent left');
 	my @mover_files = grep { m{^exports/mover/} } @{ current_lake()->{final_files} };
 	ok(@mover_files > 0, 'the mover\'s files are in the lake');
+
+	# And back to a, the same way: nothing a kept of the tenant undoes b's files.
+	sql($b, q{UPDATE tenants SET status = 'moving' WHERE id = 'mover'});
+	$rows = sql($b, q{COPY (SELECT * FROM interaction_history WHERE tenant_id = 'mover' ORDER BY id) TO STDOUT});
+	$state = sql($b, q{SELECT interactions_cron.tenant_state('mover', release => true)});
+	sql($a, q{INSERT INTO tenants (id, name, status) VALUES ('mover', 'Mover', 'suspended')});
+	sql($a, "COPY interaction_history FROM STDIN;\n$rows\n\\.\n");
+	like(sql($a, "SELECT interactions_cron.adopt_tenant_state(\$state\$$state\$state\$::jsonb)"),
+		qr/"ok": true/, 'a adopts the state back without force');
+	sql($a, q{UPDATE tenants SET status = 'active' WHERE id = 'mover'});
+	sql($b, q{DELETE FROM interaction_history WHERE tenant_id = 'mover'; DELETE FROM tenants WHERE id = 'mover'});
+	add_rows($a, 6, 80, qw(mover));
+	export_all($a, 4, "$kind: moved back, a");
+	export_all($b, 4, "$kind: moved back, b");
+	check_lake('moved back', $a, $b);
 	$a->stop;
 	$b->stop;
 }
