@@ -34,12 +34,19 @@ SELECT last_created_at AT TIME ZONE 'UTC' AS position, last_id, status, attempts
 FROM interactions_cron.export_checkpoints WHERE tenant_id = 'acme';
 SELECT tenant_id, exported, files, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());
 
--- Replay from the beginning writes the same rows under the same name: the
--- file is replaced, not duplicated.
+-- Replay from the beginning writes the same rows under the same name: a
+-- placed file never replaces another, so the replay fails the tenant while
+-- the first export's file is there (it stays as it was), and writes it
+-- again once the file is removed, as the README says to.
 SELECT test_helpers.remove_exports();
 SELECT interactions_cron.reset_checkpoint('acme');
 SELECT tenant_id, exported, files, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());
 SELECT interactions_cron.reset_checkpoint('acme');
+SELECT r->'tenants'->0->>'error' AS replay_into_a_taken_name
+FROM interactions_cron.export_interactions() r;
+SELECT f FROM test_helpers.export_files() f;
+SELECT count(*) AS intents FROM interactions_cron.export_intents;
+SELECT test_helpers.remove_exports();
 SELECT tenant_id, exported, files, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());
 SELECT f FROM test_helpers.export_files() f;
 SELECT * FROM test_helpers.rows_not_exported_once();

@@ -34,7 +34,9 @@ SELECT sum((pg_stat_file(test_helpers.export_dir() || '/' || f)).size) * 5
        < sum(octet_length(u.line)) AS compressed_at_least_5x
 FROM test_helpers.export_files() f, (SELECT string_agg(line, E'\n') AS line FROM unzipped) u;
 
--- A replay writes the same .json.gz names again.
+-- A replay writes the same .json.gz names again, once the old files are
+-- removed (a placed file never replaces another).
+SELECT test_helpers.remove_exports();
 SELECT interactions_cron.reset_checkpoint('zip');
 SELECT tenant_id, exported, files, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());
 SELECT count(*) AS files FROM test_helpers.export_files();

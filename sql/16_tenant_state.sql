@@ -48,10 +48,21 @@ SELECT test_helpers.error_of(format($$SELECT interactions_cron.adopt_tenant_stat
 SELECT count(*) AS intents FROM interactions_cron.export_intents;
 
 -- Releasing hands the state over: refused while the tenant is exported here;
--- once it is out of the export, its checkpoint and intent are gone here.
+-- once it is out of the export, its intent is gone here and its checkpoint
+-- is a released marker: not taken twice, not exported here when the filter
+-- lets the tenant in again, not reset without force, until a state is
+-- adopted here.
 SELECT test_helpers.error_of($$SELECT interactions_cron.tenant_state('acme', release => true)$$);
 UPDATE tenants SET status = 'moving' WHERE id = 'acme';
 SELECT s->'checkpoint'->>'last_id' AS handed_over_last_id
 FROM interactions_cron.tenant_state('acme', release => true) s;
-SELECT count(*) AS acme_checkpoints FROM interactions_cron.export_checkpoints WHERE tenant_id = 'acme';
+SELECT status AS acme_checkpoint, (SELECT count(*) FROM interactions_cron.export_intents) AS intents
+FROM interactions_cron.export_checkpoints WHERE tenant_id = 'acme';
+SELECT test_helpers.error_of($$SELECT interactions_cron.tenant_state('acme')$$);
+SELECT test_helpers.error_of($$SELECT interactions_cron.reset_checkpoint('acme')$$);
+UPDATE tenants SET status = 'active' WHERE id = 'acme';
+INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (9999, 'acme', '2026-04-01 00:00:00+00');
+SELECT r->'tenants'->0->>'reason' AS released_tenant, r->'totalExported' AS exported
+FROM interactions_cron.export_interactions(tenant_id => 'acme') r;
+UPDATE tenants SET status = 'moving' WHERE id = 'acme';
 SELECT test_helpers.reset_all();

@@ -15,11 +15,20 @@ CREATE FUNCTION pg_temp.export_in_ones() RETURNS bigint LANGUAGE sql AS $$
     SELECT sum((interactions_cron.export_interactions(batch_size => 1)->>'totalExported')::bigint)
     FROM generate_series(1, 3) g
 $$;
--- plant writes a file of one line under a name of the tenant's day.
-CREATE FUNCTION pg_temp.plant(name text) RETURNS void LANGUAGE plpgsql AS $$
+-- plant writes a file of the given lines under a name of the tenant's day.
+CREATE FUNCTION pg_temp.plant(name text, lines text[] DEFAULT ARRAY['{"id": 0}']) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('COPY (SELECT pg_catalog.unnest(%L::text[])) TO %L', lines,
+                   format('%s/exports/acme/interaction_history/year=2026/month=03/day=30/%s',
+                          test_helpers.export_dir(), name));
+END
+$$;
+-- unplant removes such a file.
+CREATE FUNCTION pg_temp.unplant(name text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L',
-                   format('echo ''{"id": 0}'' > %s/exports/acme/interaction_history/year=2026/month=03/day=30/%s',
+                   format('rm %s/exports/acme/interaction_history/year=2026/month=03/day=30/%s',
                           test_helpers.export_dir(), name));
 END
 $$;
@@ -31,24 +40,38 @@ CREATE FUNCTION pg_temp.copies() RETURNS TABLE (id bigint, copies bigint) LANGUA
 $$;
 
 -- A checkpoint of no recorded history (a reinstall, or 1.0's) sweeps
--- nothing: another database may share the lake, so row 3 is in two files.
+-- nothing: another database may share the lake.  The replay's file takes
+-- the name of row 2's old file, which a placed file never replaces: the
+-- tenant fails, and nothing is written twice.
 SELECT pg_temp.export_in_ones() AS exported;
 UPDATE interactions_cron.export_checkpoints
 SET last_created_at = '2026-03-30 10:00:00+00', last_id = '1', lake_epoch = NULL;
-SELECT r->'totalExported' AS replayed FROM interactions_cron.export_interactions(batch_size => 2) r;
+SELECT r->'totalExported' AS replayed, r->'tenants'->0->>'error' ~ 'already exists' AS name_taken
+FROM interactions_cron.export_interactions(batch_size => 2) r;
 SELECT * FROM pg_temp.copies();
 SELECT lake_epoch IS NOT NULL AS history_recorded FROM interactions_cron.export_checkpoints;
 
 -- Another recorded history (a promoted standby, a restore): the first claim
--- removes row 3's file, whose first row is in the table past the
--- checkpoint, and keeps the files it cannot judge.
+-- judges each file named at or past the checkpoint by the rows it holds.
+-- Row 3's old file goes (the table holds row 3 past the checkpoint), and so
+-- does a file whose first row (50) the table never had but which also holds
+-- row 3 (issue 19, 3); a file of rows the table lacks only (99) stays.  A
+-- file that cannot be judged (an id that is no bigint) leaves the history
+-- unrecorded and the tenant unexported, and the result says so (issue 19,
+-- 2); once it is gone, the next claim sweeps again and exports.
 SELECT test_helpers.remove_exports();
 UPDATE interactions_cron.export_checkpoints SET last_created_at = '-infinity', last_id = NULL;
 SELECT pg_temp.export_in_ones() AS exported;
-SELECT pg_temp.plant('batch-2026-03-30T13-00-00-000000Z-99.json');    -- row 99: not in the table
-SELECT pg_temp.plant('batch-2026-03-30T12-30-00-000000Z-x.json.json'); -- id "x.json": no bigint
+SELECT pg_temp.plant('batch-2026-03-30T13-00-00-000000Z-99.json', ARRAY['{"id": 99}']);
+SELECT pg_temp.plant('batch-2026-03-30T11-30-00-000000Z-50.json', ARRAY['{"id": 50}', '{"id": 3}']);
+SELECT pg_temp.plant('batch-2026-03-30T12-30-00-000000Z-x.json.json', ARRAY['{"id": "x"}']);
 UPDATE interactions_cron.export_checkpoints
 SET last_created_at = '2026-03-30 10:00:00+00', last_id = '1', lake_epoch = 'another/1';
+SELECT r->'totalExported' AS replayed, r->'ok' AS ok,
+       regexp_replace(r->'tenants'->0->>'error', ', "[^"]*" first.*', '') AS error
+FROM interactions_cron.export_interactions(batch_size => 2) r;
+SELECT lake_epoch = 'another/1' AS history_still_unrecorded, status FROM interactions_cron.export_checkpoints;
+SELECT pg_temp.unplant('batch-2026-03-30T12-30-00-000000Z-x.json.json');
 SELECT r->'totalExported' AS replayed FROM interactions_cron.export_interactions(batch_size => 2) r;
 SELECT regexp_replace(f, '.*/', '') AS file FROM test_helpers.export_files() f;
 SELECT * FROM pg_temp.copies();

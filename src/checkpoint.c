@@ -33,19 +33,20 @@
 #include "interactions_cron/tenants.h"
 
 /* Before every row: from created -infinity on, every id. */
-const CheckpointPosition CheckpointStart = {DT_NOBEGIN, NULL, NULL};
+const CheckpointPosition CheckpointStart = {DT_NOBEGIN, NULL, NULL, false};
 
 static SPIPlanPtr readPlan = NULL;
 static SPIPlanPtr createPlan = NULL;
 static SPIPlanPtr claimPlan = NULL;
 static SPIPlanPtr claimWaitingPlan = NULL;
+static SPIPlanPtr reclaimPlan = NULL;
 static SPIPlanPtr successPlan = NULL;
 static SPIPlanPtr failurePlan = NULL;
 static SPIPlanPtr resetPlan = NULL;
 
 #define READ_SQL \
-	"SELECT last_created_at, last_id, lake_epoch FROM interactions_cron.export_checkpoints" \
-	" WHERE tenant_id = $1"
+	"SELECT last_created_at, last_id, lake_epoch, status = 'released'" \
+	" FROM interactions_cron.export_checkpoints WHERE tenant_id = $1"
 #define CLAIM_SQL READ_SQL " FOR UPDATE"
 
 /*
@@ -69,6 +70,7 @@ PositionOfResult(uint64 rows)
 			position.createdAt = DatumGetTimestampTz(createdAt);
 		position.id = SPI_getvalue(tuple, tupleDesc, 2);
 		position.lakeEpoch = SPI_getvalue(tuple, tupleDesc, 3);
+		position.released = DatumGetBool(SPI_getbinval(tuple, tupleDesc, 4, &isNull));
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return position;
@@ -140,6 +142,42 @@ CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position)
 }
 
 /*
+ * CheckpointClaimForExport claims the tenant for an export's batch, without
+ * waiting, only while it is still exported here: it matches the active
+ * tenants filter now, in this transaction, and its state has not been
+ * released to another database (tenant_state(release => true)).  A call
+ * lists its tenants when it starts; a tenant moved away meanwhile must
+ * neither get a new checkpoint here nor be exported again from its first
+ * row.  The filter is read before the checkpoint is created, and the
+ * released state under the claim: a release commits only after its tenant
+ * left the filter, and holds the claim while it marks the checkpoint.
+ */
+ExportClaim
+CheckpointClaimForExport(const ConfiguredTable *tenants, const char *tenantId,
+						 CheckpointPosition *position)
+{
+	if (!TenantIsActive(tenants, tenantId))
+		return EXPORT_CLAIM_NOT_EXPORTED;
+	if (!CheckpointClaim(tenantId, false, position))
+		return EXPORT_CLAIM_BUSY;
+	return position->released ? EXPORT_CLAIM_NOT_EXPORTED : EXPORT_CLAIM_TAKEN;
+}
+
+/*
+ * CheckpointReclaim claims again, without waiting and without creating it,
+ * the checkpoint of a tenant whose batch this export has begun, and says
+ * whether it got it and the tenant is still exported here (not released).
+ */
+bool
+CheckpointReclaim(const char *tenantId)
+{
+	uint64		claimed = RunTenantStatementAsOwner(&reclaimPlan, CLAIM_SQL " SKIP LOCKED", tenantId,
+												SPI_OK_SELECT, "claim the tenant again");
+
+	return claimed == 1 && !PositionOfResult(claimed).released;
+}
+
+/*
  * CheckpointRecordSuccess moves the tenant's position past the rows just
  * placed and clears any earlier failure.
  */
@@ -187,7 +225,8 @@ CheckpointRecordFailure(const char *tenantId, const char *error)
 							   " VALUES ($1, 'failed', $2, 1, pg_catalog.clock_timestamp())"
 							   " ON CONFLICT (tenant_id) DO UPDATE SET"
 							   "  status = 'failed', last_error = excluded.last_error,"
-							   "  attempts = c.attempts + 1, updated_at = excluded.updated_at",
+							   "  attempts = c.attempts + 1, updated_at = excluded.updated_at"
+							   " WHERE c.status <> 'released'",
 							   2, argumentTypes, values, NULL, SPI_OK_INSERT, "mark the export checkpoint failed");
 }
 
@@ -206,6 +245,22 @@ RequireBackwardMove(const char *tenantId, CheckpointPosition current, Checkpoint
 				 errdetail("The tenant has been exported up to %s; moving past that would skip rows that were never exported.",
 						   timestamptz_to_str(current.createdAt)),
 				 errhint("To skip rows on purpose (a row that cannot be exported), call reset_checkpoint(tenant_id, since, force => true); the move is recorded in interactions_cron.job_runs.")));
+}
+
+/*
+ * RequireUnreleasedForReset refuses, without force, to reset the checkpoint
+ * of a tenant whose state was released to another database: the reset would
+ * make this database export it again, beside the one that adopted it.
+ */
+static void
+RequireUnreleasedForReset(const char *tenantId, CheckpointPosition current)
+{
+	if (current.released)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the state of tenant \"%s\" was released to another database", tenantId),
+				 errdetail("Its export goes on where its state was adopted."),
+				 errhint("To export it here again, adopt its state back with adopt_tenant_state; reset_checkpoint(tenant_id, since, force => true) exports it here from since.")));
 }
 
 /*
@@ -270,7 +325,10 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	if (current.id != NULL)
 		current.id = MemoryContextStrdup(callerContext, current.id);
 	if (!force)
+	{
+		RequireUnreleasedForReset(tenantId, current);
 		RequireBackwardMove(tenantId, current, target);
+	}
 	removedFiles = IntentClear(tenantId);
 
 	values[0] = CStringGetTextDatum(tenantId);

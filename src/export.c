@@ -90,6 +90,8 @@ AppendTenantJson(StringInfo json, const TenantToExport *tenant, const TenantOutc
 		appendStringInfoString(json, ", \"batchFull\": true");
 	if (outcome->skipped)
 		appendStringInfoString(json, ", \"skipped\": true, \"reason\": \"tenant is being exported by another session\"");
+	if (outcome->notExported)
+		appendStringInfoString(json, ", \"skipped\": true, \"reason\": \"tenant is no longer exported here: out of the active tenants filter, or its state released to another database\"");
 	if (outcome->error != NULL)
 	{
 		appendStringInfoString(json, ", \"error\": ");

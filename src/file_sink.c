@@ -388,3 +388,82 @@ RemoveFileIfPresent(const char *path, int elevel)
 				(errcode_for_file_access(),
 				 errmsg("could not remove export file \"%s\": %m", path)));
 }
+
+/*
+ * LakeFileRead returns the whole content of a file of the lake, refusing a
+ * symbolic link in its last component as the writer does.
+ */
+StringInfo
+LakeFileRead(const char *path)
+{
+	StringInfo	content = makeStringInfo();
+	int			fd = OpenTransientFile(path, O_RDONLY | O_NOFOLLOW | PG_BINARY);
+	char	   *buffer = palloc(WRITE_CHUNK_BYTES);
+	ssize_t		length;
+
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open export file \"%s\": %m", path)));
+	while ((length = read(fd, buffer, WRITE_CHUNK_BYTES)) != 0)
+	{
+		if (length < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read export file \"%s\": %m", path)));
+		}
+		appendBinaryStringInfo(content, buffer, length);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (CloseTransientFile(fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close export file \"%s\": %m", path)));
+	return content;
+}
+
+/*
+ * GunzipIfCompressed returns a file's content decompressed when it is gzip
+ * (it starts with gzip's magic bytes), else as it is.
+ */
+StringInfo
+GunzipIfCompressed(StringInfo content, const char *name)
+{
+	StringInfo	plain;
+	z_stream	stream;
+	char	   *chunk;
+	int			status = Z_OK;
+
+	if (content->len < 2 || (unsigned char) content->data[0] != 0x1f ||
+		(unsigned char) content->data[1] != 0x8b)
+		return content;
+
+	plain = makeStringInfo();
+	chunk = palloc(WRITE_CHUNK_BYTES);
+	memset(&stream, 0, sizeof(stream));
+	stream.zalloc = GzipAllocate;
+	stream.zfree = GzipFree;
+	stream.opaque = CurrentMemoryContext;
+	if (inflateInit2(&stream, 15 + 16) != Z_OK)
+		elog(ERROR, "could not start gzip decompression: %s", stream.msg ? stream.msg : "");
+	stream.next_in = (Bytef *) content->data;
+	stream.avail_in = content->len;
+	while (status != Z_STREAM_END)
+	{
+		stream.next_out = (Bytef *) chunk;
+		stream.avail_out = WRITE_CHUNK_BYTES;
+		status = inflate(&stream, Z_NO_FLUSH);
+		if (status != Z_OK && status != Z_STREAM_END)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("could not decompress export file \"%s\": %s", name,
+							stream.msg ? stream.msg : "truncated gzip data")));
+		appendBinaryStringInfo(plain, chunk, WRITE_CHUNK_BYTES - stream.avail_out);
+		CHECK_FOR_INTERRUPTS();
+	}
+	inflateEnd(&stream);
+	return plain;
+}

@@ -40,21 +40,6 @@ typedef struct ExportIntent
 } ExportIntent;
 
 /*
- * TextArray builds a text[] from a list of C strings.
- */
-static Datum
-TextArray(List *strings)
-{
-	Datum	   *elements = palloc(sizeof(Datum) * Max(list_length(strings), 1));
-	ListCell   *cell;
-
-	foreach(cell, strings)
-		elements[foreach_current_index(cell)] = CStringGetTextDatum(lfirst(cell));
-	return PointerGetDatum(construct_array(elements, list_length(strings), TEXTOID, -1, false,
-										   TYPALIGN_INT));
-}
-
-/*
  * TextArrayList returns the elements of a text[] as C strings.
  */
 static List *
@@ -123,8 +108,8 @@ IntentRecord(const char *tenantId, const ExportSink *sink, List *sinkFiles, uint
 		values[6] = CStringGetTextDatum(sink->s3->prefix);
 		nulls[4] = nulls[5] = nulls[6] = ' ';
 	}
-	values[7] = TextArray(files);
-	values[8] = TextArray(temporaryFiles);
+	values[7] = TextArrayParameter(files);
+	values[8] = TextArrayParameter(temporaryFiles);
 	values[9] = Int64GetDatum((int64) rowCount);
 
 	(void) RunStatementAsOwner(&insertPlan,
@@ -306,6 +291,25 @@ IntentClear(const char *tenantId)
 	removed = IntentRemoveFiles(tenantId, intent);
 	IntentForget(tenantId);
 	return removed;
+}
+
+/*
+ * IntentKeepFiles shortens the tenant's intent to the first placedCount of
+ * its lake files, those its batch placed before it met a name taken by
+ * another file, which its undo must not remove.
+ */
+void
+IntentKeepFiles(const char *tenantId, int placedCount)
+{
+	static SPIPlanPtr keepPlan = NULL;
+	Oid			argumentTypes[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {CStringGetTextDatum(tenantId), Int32GetDatum(placedCount)};
+
+	(void) RunStatementAsOwner(&keepPlan,
+							   "UPDATE interactions_cron.export_intents SET files = files[1:$2]"
+							   " WHERE tenant_id = $1",
+							   2, argumentTypes, values, NULL, SPI_OK_UPDATE,
+							   "shorten the export intent");
 }
 
 /*

@@ -8,134 +8,200 @@
  * intent reached the new primary.  The next export writes those rows again,
  * in batches that need not start at the same rows, so their old files would
  * hold them a second time.  Once per tenant and history (see
- * CurrentLakeEpoch), under the tenant's claim, every file named after a
- * first row past the checkpoint, a row the export will write again, is
- * removed: no committed batch of this history can have one, and no other
+ * CurrentLakeEpoch), under the tenant's claim, every file named at or past
+ * the checkpoint is judged by what it holds: if the table holds any of its
+ * rows past the checkpoint, rows the export will write again, the file is
+ * removed.  No committed batch of this history can have one, and no other
  * export is placing files for the tenant.  Only a change from one recorded
  * history to another sweeps: a tenant that has none (new, reinstalled, or
  * last exported by 1.0) may share the lake with files of another database.
+ *
+ * A removed file may also hold lines of rows the table does not have (a
+ * long transaction whose commit never reached the new primary): they leave
+ * the lake with it, as they left the database.  A file none of whose rows
+ * the table holds past the checkpoint stays, lines and all: nothing will
+ * write them again.  A file that cannot be judged (unreadable, a line that
+ * is not a row of ours, an id the column's type no longer reads, a lock
+ * wait cut short) fails the sweep: the history stays unrecorded and the
+ * tenant unexported, so that the next claim sweeps again.
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/checkpoint.h"
+#include "interactions_cron/file_sink.h"
 #include "interactions_cron/hive_path.h"
 #include "interactions_cron/lake_sweep.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/subtransaction.h"
 
-/* A file's first row, judged against the checkpoint in a subtransaction. */
-typedef struct FirstRowCheck
+/* A file of the tenant, judged by its rows in a subtransaction. */
+typedef struct FileCheck
 {
+	ExportSink *sink;
 	const ConfiguredTable *history;
 	const char *tenantId;
-	TimestampTz createdAt;
-	const char *id;
+	const char *relativePath;
 	CheckpointPosition checkpoint;
-	bool		rewritten;		/* the verdict: the export will write this row again */
-} FirstRowCheck;
+	bool		rewritten;		/* the verdict: the export will write some of its rows again */
+} FileCheck;
 
 /*
- * JudgeFirstRow sets check->rewritten when the file's first row exists in
- * the history table and lies past the checkpoint (ties on the created
- * instant compared in the id column's type and collation, as the export
- * orders): the export will write it again, so its old file is a duplicate.
- * A first row the table does not have (a row the lost history had, or one
- * of another database that shares the lake) keeps its file.  It runs as the
+ * LineId returns the text form of a line's value under the id column's
+ * name: a JSON number or string, as the export writes ids.
+ */
+static char *
+LineId(const char *line, const char *idKey, const char *relativePath, int lineNumber)
+{
+	Jsonb	   *row = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(line)));
+	JsonbValue	key;
+	JsonbValue *value;
+
+	key.type = jbvString;
+	key.val.string.val = (char *) idKey;
+	key.val.string.len = strlen(idKey);
+	value = JB_ROOT_IS_OBJECT(row)
+		? findJsonbValueFromContainer(&row->root, JB_FOBJECT, &key) : NULL;
+	if (value != NULL && value->type == jbvString)
+		return pnstrdup(value->val.string.val, value->val.string.len);
+	if (value != NULL && value->type == jbvNumeric)
+		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value->val.numeric)));
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("line %d of \"%s\" has no id \"%s\"", lineNumber, relativePath, idKey)));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/*
+ * FileRowIds returns the ids of the rows a file holds, one a line.
+ */
+static List *
+FileRowIds(StringInfo content, const char *idKey, const char *relativePath)
+{
+	List	   *ids = NIL;
+	char	   *line = content->data;
+	char	   *end = content->data + content->len;
+	int			lineNumber = 0;
+
+	while (line < end)
+	{
+		char	   *newline = memchr(line, '\n', end - line);
+		char	   *lineEnd = newline != NULL ? newline : end;
+
+		lineNumber++;
+		if (lineEnd > line)
+			ids = lappend(ids, LineId(pnstrdup(line, lineEnd - line), idKey, relativePath, lineNumber));
+		line = lineEnd + 1;
+	}
+	return ids;
+}
+
+/*
+ * JudgeFileRows sets check->rewritten when the table holds, past the
+ * checkpoint, any row the file holds (its id, of the tenant, ordered as the
+ * export orders, ties on the created instant compared in the id column's
+ * type): the export will write it again, so the file is a duplicate.  The
+ * file is read whole (decompressed when gzip); the query runs as the
  * history table's owner: the type's input function is code.
  */
 static void
-JudgeFirstRow(void *argument)
+JudgeFileRows(void *argument)
 {
-	FirstRowCheck *check = argument;
+	FileCheck  *check = argument;
 	const ConfiguredTable *history = check->history;
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
-	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
-	Oid			argumentTypes[4] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
-	Datum		values[4] = {CStringGetTextDatum(check->tenantId), TimestampTzGetDatum(check->createdAt),
-		CStringGetTextDatum(check->id),
-		check->checkpoint.id ? CStringGetTextDatum(check->checkpoint.id) : (Datum) 0};
-	char		nulls[4] = {' ', ' ', ' ', check->checkpoint.id ? ' ' : 'n'};
+	StringInfo	content = GunzipIfCompressed(check->sink->ops->read(check->sink, check->relativePath),
+											 check->relativePath);
+	List	   *ids = FileRowIds(content, id->name, check->relativePath);
+	Oid			argumentTypes[4] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID};
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', check->checkpoint.id ? ' ' : 'n', ' '};
 	bool		isNull;
+
+	if (ids == NIL)
+		return;
+	values[0] = CStringGetTextDatum(check->tenantId);
+	values[1] = TimestampTzGetDatum(check->checkpoint.createdAt);
+	values[2] = check->checkpoint.id ? CStringGetTextDatum(check->checkpoint.id) : (Datum) 0;
+	values[3] = TextArrayParameter(ids);
 
 	ConnectSpi();
 	RunQueryAsTableOwner(history,
-						 psprintf("SELECT EXISTS (SELECT 1 FROM %s h WHERE %s AND h.%s = %s AND h.%s = %s)"
-								  " AND ($4 IS NULL OR %s%s > %s%s)",
+						 psprintf("SELECT EXISTS (SELECT 1 FROM %s h WHERE %s"
+								  " AND h.%s = ANY (ARRAY(SELECT %s FROM pg_catalog.unnest($4) u)))",
 								  history->quotedName,
-								  HistoryRowsFrom(history, "$1", "$2"),
-								  created->quotedName, InstantAsColumnType(created, "$2"),
-								  id->quotedName, TextAsColumnType(id, "$3"),
-								  TextAsColumnType(id, "$3"), ColumnCollateClause(id),
-								  TextAsColumnType(id, "$4"), ColumnCollateClause(id)),
-						 4, argumentTypes, values, nulls, 1, "judge a file's first row");
+								  HistoryRowsAfter(history, "$1", "$2", "$3"),
+								  id->quotedName, TextAsColumnType(id, "u")),
+						 4, argumentTypes, values, nulls, 1, "judge a file's rows");
 	check->rewritten = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 												  &isNull)) && !isNull;
 	FinishSpi();
 }
 
 /*
- * IsLostDuplicate says whether a file of the tenant was placed by a lost
- * history: named after a first row past the checkpoint that the export
- * will write again.  A name that is not ours, a shortened id (its full text
- * is not in the name), or a first row that cannot be judged (an id the
- * column's type no longer reads) keeps its file, the last with a warning.
+ * NamedPastCheckpoint says whether a file's name is one of ours naming a
+ * first row at or past the checkpoint's instant: a file a lost history may
+ * have placed.  Every other file (not ours, or a committed batch of an
+ * earlier instant) is left alone unread.
  */
 static bool
-IsLostDuplicate(const ConfiguredTable *history, const char *tenantId, const char *relativePath,
-				CheckpointPosition checkpoint)
+NamedPastCheckpoint(const char *relativePath, CheckpointPosition checkpoint)
 {
 	const char *name = strrchr(relativePath, '/');
-	FirstRowCheck check = {history, tenantId, 0, NULL, checkpoint, false};
+	TimestampTz firstCreatedAt;
 	char	   *firstId;
-	ErrorData  *error;
 
-	if (!ParseBatchFileName(name != NULL ? name + 1 : relativePath, &check.createdAt, &firstId) ||
-		firstId == NULL || check.createdAt < checkpoint.createdAt)
-		return false;
-	check.id = firstId;
-	if (check.createdAt > checkpoint.createdAt)
-		check.checkpoint.id = NULL;	/* past whatever the ids */
-	error = RunInSubtransaction(JudgeFirstRow, &check);
-	if (error != NULL)
-	{
-		ereport(WARNING,
-				(errmsg("interactions_cron: kept \"%s\": its first row could not be judged: %s",
-						relativePath, error->message)));
-		return false;
-	}
-	return check.rewritten;
+	return ParseBatchFileName(name != NULL ? name + 1 : relativePath, &firstCreatedAt, &firstId) &&
+		firstCreatedAt >= checkpoint.createdAt;
 }
 
 /*
  * SweepLostFiles removes the tenant's files that a lost history placed past
- * its checkpoint (see IsLostDuplicate) and returns how many.  The caller
- * holds the tenant's claim.
+ * its checkpoint (see JudgeFileRows) and reports how many, and how many it
+ * could not judge, with the first such file and its error.  The caller holds
+ * the tenant's claim; a cancel ends the sweep at once.
  */
-int
+LakeSweep
 SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *tenantId,
 			   CheckpointPosition checkpoint)
 {
 	List	   *files = sink->ops->list(sink, psprintf("exports/%s/interaction_history",
 													   HiveEscapePathSegment(tenantId)));
+	LakeSweep	sweep = {0, 0, NULL, NULL};
 	ListCell   *cell;
-	int			removed = 0;
 
 	foreach(cell, files)
 	{
-		const char *relativePath = lfirst(cell);
+		FileCheck	check = {sink, history, tenantId, lfirst(cell), checkpoint, false};
+		ErrorData  *error;
 
-		if (!IsLostDuplicate(history, tenantId, relativePath, checkpoint))
+		if (!NamedPastCheckpoint(check.relativePath, checkpoint))
+			continue;
+		error = RunInSubtransaction(JudgeFileRows, &check);
+		if (error != NULL)
+		{
+			if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
+				ReThrowError(error);
+			if (sweep.unjudged++ == 0)
+			{
+				sweep.firstUnjudged = check.relativePath;
+				sweep.firstError = error;
+			}
+			continue;
+		}
+		if (!check.rewritten)
 			continue;
 		ereport(LOG,
-				(errmsg("interactions_cron: removing \"%s\", named past its tenant's checkpoint by an export this database's history lost",
-						relativePath)));
-		sink->ops->remove(sink, relativePath);
-		removed++;
+				(errmsg("interactions_cron: removing \"%s\", which holds rows past its tenant's checkpoint that an export this database's history lost wrote",
+						check.relativePath)));
+		sink->ops->remove(sink, check.relativePath);
+		sweep.removed++;
 	}
-	return removed;
+	return sweep;
 }

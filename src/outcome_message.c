@@ -15,6 +15,7 @@
 #define OUTCOME_SKIPPED 0x01
 #define OUTCOME_BATCH_FULL 0x02
 #define OUTCOME_ERROR 0x04
+#define OUTCOME_NOT_EXPORTED 0x08
 
 /*
  * SharedTenantId returns the id of the index-th tenant of the run.
@@ -57,7 +58,8 @@ SerializeOutcome(StringInfo message, const TenantOutcome *outcome)
 	ListCell   *cell;
 	int			flags = (outcome->skipped ? OUTCOME_SKIPPED : 0) |
 		(outcome->batchFull ? OUTCOME_BATCH_FULL : 0) |
-		(outcome->error != NULL ? OUTCOME_ERROR : 0);
+		(outcome->error != NULL ? OUTCOME_ERROR : 0) |
+		(outcome->notExported ? OUTCOME_NOT_EXPORTED : 0);
 
 	pq_sendint32(message, outcome->tenantIndex);
 	pq_sendint64(message, (int64) outcome->exported);
@@ -84,6 +86,7 @@ DeserializeOutcome(StringInfo message, TenantOutcome *outcome)
 	flags = pq_getmsgbyte(message);
 	outcome->skipped = (flags & OUTCOME_SKIPPED) != 0;
 	outcome->batchFull = (flags & OUTCOME_BATCH_FULL) != 0;
+	outcome->notExported = (flags & OUTCOME_NOT_EXPORTED) != 0;
 	outcome->error = (flags & OUTCOME_ERROR) ? GetCountedString(message) : NULL;
 	fileCount = pq_getmsgint(message, 4);
 	outcome->files = NIL;

@@ -350,6 +350,8 @@ RequireUsableFilter(const ConfiguredTable *tenants, const char *filter)
 						 tenants->quotedName)));
 	}
 	PG_END_TRY();
+	/* SPI_prepare returns in SPI's memory, gone at SPI_finish. */
+	MemoryContextSwitchTo(callerContext);
 
 	if (!check.singleExpression)
 		ereport(ERROR,

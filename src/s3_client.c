@@ -38,6 +38,8 @@
 #define S3_FIRST_BACKOFF_MS 200
 /* Keep at most this much of an error response. */
 #define S3_MAX_RESPONSE_BYTES (64 * 1024)
+/* Read at most this much of an object (a lake file, whole). */
+#define S3_MAX_OBJECT_BYTES (512 * 1024 * 1024)
 
 /* What one request came back with. */
 typedef struct S3Response
@@ -47,6 +49,7 @@ typedef struct S3Response
 	bool		setupFailed;	/* libcurl refused the request's options */
 	char		transportError[CURL_ERROR_SIZE];
 	StringInfoData body;
+	bool		wholeBody;		/* keep the whole body (an object read), not its start */
 	char	   *etag;
 } S3Response;
 
@@ -193,14 +196,24 @@ Sha256Hex(const char *data, size_t length)
 }
 
 /*
- * CollectBody keeps the start of a response body (for error messages).
+ * CollectBody keeps the start of a response body (for error messages), or
+ * the whole body of an object read, up to S3_MAX_OBJECT_BYTES (past that,
+ * it ends the transfer, which fails).
  */
 static size_t
 CollectBody(char *data, size_t size, size_t count, void *userdata)
 {
-	StringInfo	body = userdata;
+	S3Response *response = userdata;
+	StringInfo	body = &response->body;
 	size_t		length = size * count;
 
+	if (response->wholeBody)
+	{
+		if (length > (size_t) (S3_MAX_OBJECT_BYTES - body->len))
+			return 0;
+		appendBinaryStringInfo(body, data, length);
+		return length;
+	}
 	if (body->len < S3_MAX_RESPONSE_BYTES)
 		appendBinaryStringInfo(body, data, Min(length, (size_t) (S3_MAX_RESPONSE_BYTES - body->len)));
 	return length;
@@ -327,7 +340,7 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	SET_CURL_OPTION(CURLOPT_AWS_SIGV4, provider);
 	SET_CURL_OPTION(CURLOPT_USERPWD, credentials);
 	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, CollectBody);
-	SET_CURL_OPTION(CURLOPT_WRITEDATA, &response->body);
+	SET_CURL_OPTION(CURLOPT_WRITEDATA, response);
 	SET_CURL_OPTION(CURLOPT_HEADERFUNCTION, CollectEtag);
 	SET_CURL_OPTION(CURLOPT_HEADERDATA, response);
 	SET_CURL_OPTION(CURLOPT_ERRORBUFFER, response->transportError);
@@ -512,7 +525,7 @@ static void
 UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 			off_t size, const char *contentType)
 {
-	S3Response response;
+	S3Response response = {0};
 	char	   *uploadId;
 	StringInfoData completion;
 
@@ -582,7 +595,7 @@ S3UploadFile(const S3Target *target, const char *key, const char *path, const ch
 
 	if ((Size) status.st_size <= target->partBytes)
 	{
-		S3Response response;
+		S3Response response = {0};
 		char	   *payload = ReadChunk(fd, path, 0, status.st_size);
 
 		initStringInfo(&response.body);
@@ -603,11 +616,30 @@ S3UploadFile(const S3Target *target, const char *key, const char *path, const ch
 void
 S3DeleteObject(const S3Target *target, const char *key)
 {
-	S3Response response;
+	S3Response response = {0};
 
 	initStringInfo(&response.body);
 	SendAccepting(target, psprintf("delete of %s", key), "DELETE", ObjectUrl(target, key, NULL),
 				  "", 0, "application/octet-stream", &response, 404);
+}
+
+/*
+ * S3GetObject returns the whole content of an object, read for the lake
+ * sweep (lake_sweep.c).
+ */
+StringInfo
+S3GetObject(const S3Target *target, const char *key)
+{
+	S3Response response = {0};
+	StringInfo	content;
+
+	initStringInfo(&response.body);
+	response.wholeBody = true;
+	Send(target, psprintf("read of %s", key), "GET", ObjectUrl(target, key, NULL), "", 0,
+		 "application/octet-stream", &response);
+	content = palloc(sizeof(StringInfoData));
+	*content = response.body;
+	return content;
 }
 
 /*
@@ -673,7 +705,7 @@ S3ListKeys(const S3Target *target, const char *prefix)
 
 	do
 	{
-		S3Response response;
+		S3Response response = {0};
 		const char *cursor;
 		char	   *truncated;
 

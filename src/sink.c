@@ -13,7 +13,10 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
@@ -58,22 +61,53 @@ SpoolOpen(ExportSink *sink, SinkFile *file)
 }
 
 /*
- * LocalPlace renames the temporary file to its final name, creating the
- * partition directory first.  Nothing is fsynced yet: LocalSync does that
- * for a whole group of batches at once, after the kernel has had time to
- * write them back, and before any checkpoint moves past their rows.
+ * RenameWithoutReplacing gives a file a new name unless that name is taken,
+ * and says whether it did: renameat2(RENAME_NOREPLACE) where the kernel and
+ * the file system have it, else link() and unlink() of the old name, which
+ * fail the same way on a taken name.
  */
-static void
-LocalPlace(ExportSink *sink, SinkFile *file)
+static bool
+RenameWithoutReplacing(const char *oldPath, const char *newPath)
 {
-	char	   *finalPath = psprintf("%s/%s", sink->localRoot, file->relativePath);
-
-	EnsureExportDirectory(sink->localRoot, DirectoryOf(file->relativePath));
-	if (rename(file->temporaryPath, finalPath) != 0)
+#ifdef RENAME_NOREPLACE
+	if (renameat2(AT_FDCWD, oldPath, AT_FDCWD, newPath, RENAME_NOREPLACE) == 0)
+		return true;
+	if (errno == EEXIST)
+		return false;
+	if (errno != EINVAL && errno != ENOSYS)
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not rename export file \"%s\" to \"%s\": %m",
-						file->temporaryPath, finalPath)));
+				 errmsg("could not rename export file \"%s\" to \"%s\": %m", oldPath, newPath)));
+#endif
+	if (link(oldPath, newPath) != 0)
+	{
+		if (errno == EEXIST)
+			return false;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not link export file \"%s\" to \"%s\": %m", oldPath, newPath)));
+	}
+	if (unlink(oldPath) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not remove file \"%s\": %m", oldPath)));
+	return true;
+}
+
+/*
+ * LocalPlace renames the temporary file to its final name, creating the
+ * partition directory first, and returns false, having placed nothing, when
+ * a file has that name already: a placed file never replaces another.
+ * Nothing is fsynced yet: LocalSync does that for a whole group of batches
+ * at once, after the kernel has had time to write them back, and before any
+ * checkpoint moves past their rows.
+ */
+static bool
+LocalPlace(ExportSink *sink, SinkFile *file)
+{
+	EnsureExportDirectory(sink->localRoot, DirectoryOf(file->relativePath));
+	return RenameWithoutReplacing(file->temporaryPath,
+								  psprintf("%s/%s", sink->localRoot, file->relativePath));
 }
 
 /*
@@ -109,6 +143,15 @@ LocalRemove(ExportSink *sink, const char *relativePath)
 }
 
 /*
+ * LocalRead returns the content of a file of the lake, as it is stored.
+ */
+static StringInfo
+LocalRead(ExportSink *sink, const char *relativePath)
+{
+	return LakeFileRead(psprintf("%s/%s", sink->localRoot, relativePath));
+}
+
+/*
  * RemoveTemporary deletes a temporary file, local or spooled alike.  It runs
  * on error paths, so a failure is only a warning.
  */
@@ -121,12 +164,13 @@ RemoveTemporary(ExportSink *sink, const char *temporaryPath)
 /*
  * S3Place uploads the spool file as its object and deletes it.
  */
-static void
+static bool
 S3Place(ExportSink *sink, SinkFile *file)
 {
 	S3UploadFile(sink->s3, ObjectKey(sink, file->relativePath), file->temporaryPath,
 				 sink->gzip ? "application/gzip" : "application/x-ndjson");
 	RemoveFileIfPresent(file->temporaryPath, WARNING);
+	return true;
 }
 
 /*
@@ -139,6 +183,15 @@ S3Remove(ExportSink *sink, const char *relativePath)
 }
 
 /*
+ * S3Read returns the content of an object, as it is stored.
+ */
+static StringInfo
+S3Read(ExportSink *sink, const char *relativePath)
+{
+	return S3GetObject(sink->s3, ObjectKey(sink, relativePath));
+}
+
+/*
  * NothingToSync is the sync of sinks whose place is already durable (an S3
  * upload is acknowledged once stored) or that write nothing.
  */
@@ -148,22 +201,29 @@ NothingToSync(ExportSink *sink, SinkFile *file)
 }
 
 /*
- * DryRunOpen, DryRunPlace and DryRunRemove make a sink that writes nothing:
- * a dry run only names the files.
+ * DryRunOpen, DryRunPlace, DryRunRemove and DryRunRead make a sink that
+ * writes nothing: a dry run only names the files (and never sweeps).
  */
 static void
 DryRunOpen(ExportSink *sink, SinkFile *file)
 {
 }
 
-static void
+static bool
 DryRunPlace(ExportSink *sink, SinkFile *file)
 {
+	return true;
 }
 
 static void
 DryRunRemove(ExportSink *sink, const char *relativePath)
 {
+}
+
+static StringInfo
+DryRunRead(ExportSink *sink, const char *relativePath)
+{
+	return makeStringInfo();
 }
 
 /*
@@ -254,11 +314,11 @@ DryRunList(ExportSink *sink, const char *relativeDirectory)
 }
 
 static const ExportSinkOps LocalSinkOps = {SpoolOpen, LocalPlace, LocalSync, LocalRemove, RemoveTemporary,
-LocalList};
+LocalList, LocalRead};
 static const ExportSinkOps S3SinkOps = {SpoolOpen, S3Place, NothingToSync, S3Remove, RemoveTemporary,
-S3List};
+S3List, S3Read};
 static const ExportSinkOps DryRunSinkOps = {DryRunOpen, DryRunPlace, NothingToSync, DryRunRemove,
-RemoveTemporary, DryRunList};
+RemoveTemporary, DryRunList, DryRunRead};
 
 /*
  * SinkFromSettings picks the run's sink from interactions_cron.storage and

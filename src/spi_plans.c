@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -256,4 +257,19 @@ TextColumnAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *ar
 																SPI_tuptable->tupdesc, 1)));
 	SPI_freetuptable(SPI_tuptable);
 	return texts;
+}
+
+/*
+ * TextArrayParameter builds a text[] parameter from a list of C strings.
+ */
+Datum
+TextArrayParameter(List *strings)
+{
+	Datum	   *elements = palloc(sizeof(Datum) * Max(list_length(strings), 1));
+	ListCell   *cell;
+
+	foreach(cell, strings)
+		elements[foreach_current_index(cell)] = CStringGetTextDatum(lfirst(cell));
+	return PointerGetDatum(construct_array(elements, list_length(strings), TEXTOID, -1, false,
+										   TYPALIGN_INT));
 }

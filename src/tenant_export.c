@@ -42,6 +42,7 @@
 #include "interactions_cron/relations.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/tenant_export.h"
+#include "interactions_cron/tenants.h"
 
 /*
  * Parameters of the batch query: tenant, position (created instant, id as
@@ -197,6 +198,7 @@ CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun,
 	StartTenantTransaction("preparing an interactions_cron export");
 	MemoryContextSwitchTo(workerContext);
 	exporter->sink = SinkFromSettings(dryRun);
+	exporter->tenants = ResolveTenantsTable();
 	exporter->history = ResolveHistoryTable();
 	exporter->lakeEpoch = CurrentLakeEpoch();
 	exporter->rowsPlan = PrepareRowsPlan(&exporter->history);
@@ -300,9 +302,7 @@ SkipBatch(TenantExporter *exporter, TenantBatch *batch)
 static bool
 ReclaimBatch(TenantExporter *exporter, TenantBatch *batch)
 {
-	CheckpointPosition unused;
-
-	if (CheckpointClaim(batch->tenantId, false, &unused) &&
+	if (CheckpointReclaim(batch->tenantId) &&
 		IntentIsOurs(batch->tenantId, batch->intentToken))
 		return true;
 	SkipBatch(exporter, batch);
@@ -313,16 +313,65 @@ ReclaimBatch(TenantExporter *exporter, TenantBatch *batch)
  * SweepIfAnotherHistory removes, once per history, the tenant's files that
  * a lost history placed past its checkpoint (see lake_sweep.c), when the
  * checkpoint was recorded in another history, and marks it as recorded in
- * this one (a checkpoint of no recorded history is only marked).
+ * this one (a checkpoint of no recorded history is only marked).  A sweep
+ * that could not judge every file fails the tenant's batch, with the SQLSTATE
+ * of the first file's error (a lock wait cut short defers the tenant): the
+ * history stays unrecorded, so the next claim sweeps again.
  */
 static void
 SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
 {
+	LakeSweep	sweep;
+
 	if (checkpoint.lakeEpoch != NULL && strcmp(checkpoint.lakeEpoch, exporter->lakeEpoch) == 0)
 		return;
 	if (checkpoint.lakeEpoch != NULL)
-		(void) SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint);
+	{
+		sweep = SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint);
+		if (sweep.unjudged > 0)
+			ereport(ERROR,
+					(errcode(sweep.firstError->sqlerrcode),
+					 errmsg("not exported: the lake sweep after a change of history could not judge %d of the tenant's files, \"%s\" first: %s",
+							sweep.unjudged, sweep.firstUnjudged, sweep.firstError->message),
+					 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
+					 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
+	}
 	CheckpointRecordLakeEpoch(tenantId);
+}
+
+/*
+ * ReadForDryRun reads the tenant's position for a dry run, which claims
+ * nothing, and says whether the tenant is still exported here (see
+ * CheckpointClaimForExport).
+ */
+static ExportClaim
+ReadForDryRun(TenantExporter *exporter, const char *tenantId, CheckpointPosition *from)
+{
+	*from = CheckpointRead(tenantId);
+	return !from->released && TenantIsActive(&exporter->tenants, tenantId)
+		? EXPORT_CLAIM_TAKEN : EXPORT_CLAIM_NOT_EXPORTED;
+}
+
+/*
+ * RequireCheckpointBehindClock holds back a tenant whose checkpoint is
+ * ahead of this server's clock: a switchover to a server whose clock is
+ * behind the old primary's, or a clock stepped back.  Rows written now get
+ * created values behind the checkpoint, which the export would never reach;
+ * the tenant fails, loudly, every run until the clock has passed its
+ * checkpoint, and the README says how to export those rows.
+ */
+static void
+RequireCheckpointBehindClock(const char *tenantId, CheckpointPosition checkpoint)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (checkpoint.createdAt > now)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("not exported: the checkpoint of tenant \"%s\" (%s) is ahead of this server's clock (%s)",
+						tenantId, timestamptz_to_str(checkpoint.createdAt), timestamptz_to_str(now)),
+				 errdetail("Rows written while the clock is behind the checkpoint get created values the export has moved past."),
+				 errhint("Correct the server's clock (NTP); then export the rows written since the switchover with reset_checkpoint, as the README's \"Clock behind a checkpoint\" says.")));
 }
 
 /*
@@ -334,17 +383,20 @@ static void
 WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 {
 	CheckpointPosition from;
+	ExportClaim claim;
 
 	StartTenantTransaction("exporting an interactions_cron tenant");
-	if (exporter->dryRun)
-		from = CheckpointRead(batch->tenantId);
-	else if (!CheckpointClaim(batch->tenantId, false, &from))
+	claim = exporter->dryRun ? ReadForDryRun(exporter, batch->tenantId, &from)
+		: CheckpointClaimForExport(&exporter->tenants, batch->tenantId, &from);
+	if (claim != EXPORT_CLAIM_TAKEN)
 	{
-		batch->outcome->skipped = true;
+		batch->outcome->skipped = claim == EXPORT_CLAIM_BUSY;
+		batch->outcome->notExported = claim == EXPORT_CLAIM_NOT_EXPORTED;
 		CommitTenantTransaction(batch->context);
 		return;
 	}
-	else
+	RequireCheckpointBehindClock(batch->tenantId, from);
+	if (!exporter->dryRun)
 	{
 		(void) IntentClear(batch->tenantId);
 		SweepIfAnotherHistory(exporter, batch->tenantId, from);
@@ -372,6 +424,27 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 }
 
 /*
+ * FailOnTakenName fails a batch one of whose names another file has in the
+ * lake, once its intent, which names no longer that file nor the ones after
+ * it, is committed and durable: the batch's undo removes the files the
+ * intent names, and must never remove a file it did not place.  The file
+ * there may be another database's (a tenant exported by two) or a replay's
+ * (reset_checkpoint into names still in the lake); either way it stays, and
+ * the tenant fails until someone looks.
+ */
+static void
+FailOnTakenName(const char *relativePath)
+{
+	XLogFlush(XactLastCommitEnd);
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_FILE),
+			 errmsg("export file \"%s\" already exists in the lake", relativePath),
+			 errdetail("A placed file never replaces another; this batch placed nothing more, and the file stays as it was."),
+			 errhint("Another database may export this tenant too, or a replay (reset_checkpoint) writes names still in the lake: "
+					 "see \"Moving a tenant to another database\" and \"Replaying\" in the README.")));
+}
+
+/*
  * PlaceBatch is transaction B1: claim again, check that nobody took over
  * the intent while no claim was held, and make the files visible, one after
  * the other.
@@ -380,6 +453,7 @@ static void
 PlaceBatch(TenantExporter *exporter, TenantBatch *batch)
 {
 	ListCell   *cell;
+	const char *taken = NULL;
 
 	StartTenantTransaction("placing an interactions_cron tenant's files");
 	if (ReclaimBatch(exporter, batch))
@@ -387,12 +461,21 @@ PlaceBatch(TenantExporter *exporter, TenantBatch *batch)
 		InjectFault(FAULT_POINT_BEFORE_PLACE, batch->tenantId);
 		foreach(cell, batch->receiver->files)
 		{
+			SinkFile   *file = lfirst(cell);
+
 			if (foreach_current_index(cell) > 0)
 				InjectFault(FAULT_POINT_BETWEEN_FILES, batch->tenantId);
-			exporter->sink->ops->place(exporter->sink, lfirst(cell));
+			if (!exporter->sink->ops->place(exporter->sink, file))
+			{
+				taken = file->relativePath;
+				IntentKeepFiles(batch->tenantId, foreach_current_index(cell));
+				break;
+			}
 		}
 	}
 	CommitTenantTransaction(batch->context);
+	if (taken != NULL)
+		FailOnTakenName(taken);
 }
 
 /*
@@ -426,18 +509,18 @@ ConfirmBatch(TenantExporter *exporter, TenantBatch *batch)
 }
 
 /* A step of undoing a failed batch, run by RunUndoStep. */
-typedef void (*UndoStep) (TenantBatch *batch, const char *message);
+typedef void (*UndoStep) (TenantExporter *exporter, TenantBatch *batch, const char *message);
 
 /*
  * RecordFailure marks the tenant failed, unless another export holds it by
  * now.
  */
 static void
-RecordFailure(TenantBatch *batch, const char *message)
+RecordFailure(TenantExporter *exporter, TenantBatch *batch, const char *message)
 {
 	CheckpointPosition unused;
 
-	if (CheckpointClaim(batch->tenantId, false, &unused))
+	if (CheckpointClaimForExport(&exporter->tenants, batch->tenantId, &unused) == EXPORT_CLAIM_TAKEN)
 		CheckpointRecordFailure(batch->tenantId, message);
 }
 
@@ -446,12 +529,9 @@ RecordFailure(TenantBatch *batch, const char *message)
  * its intent, so that readers do not see those rows until the retry.
  */
 static void
-RemoveOwnIntentFiles(TenantBatch *batch, const char *message)
+RemoveOwnIntentFiles(TenantExporter *exporter, TenantBatch *batch, const char *message)
 {
-	CheckpointPosition unused;
-
-	if (CheckpointClaim(batch->tenantId, false, &unused) &&
-		IntentIsOurs(batch->tenantId, batch->intentToken))
+	if (CheckpointReclaim(batch->tenantId) && IntentIsOurs(batch->tenantId, batch->intentToken))
 		(void) IntentClear(batch->tenantId);
 }
 
@@ -463,12 +543,13 @@ RemoveOwnIntentFiles(TenantBatch *batch, const char *message)
  * else.  The worker goes on with the other tenants.
  */
 static void
-RunUndoStep(TenantBatch *batch, const char *message, UndoStep step, const char *activity)
+RunUndoStep(TenantExporter *exporter, TenantBatch *batch, const char *message, UndoStep step,
+			const char *activity)
 {
 	PG_TRY();
 	{
 		StartTenantTransaction(activity);
-		step(batch, message);
+		step(exporter, batch, message);
 		CommitTenantTransaction(batch->context);
 	}
 	PG_CATCH();
@@ -496,9 +577,9 @@ UndoFailedBatch(TenantExporter *exporter, TenantBatch *batch, const char *messag
 		SinkAbortFiles(exporter->sink, batch->receiver->files);
 	if (exporter->dryRun)
 		return;
-	RunUndoStep(batch, message, RecordFailure, "recording an interactions_cron tenant's failure");
+	RunUndoStep(exporter, batch, message, RecordFailure, "recording an interactions_cron tenant's failure");
 	if (batch->intentToken != NULL)
-		RunUndoStep(batch, message, RemoveOwnIntentFiles, "undoing an interactions_cron tenant's batch");
+		RunUndoStep(exporter, batch, message, RemoveOwnIntentFiles, "undoing an interactions_cron tenant's batch");
 }
 
 /*

@@ -60,17 +60,23 @@ PGDLLEXPORT Datum tenant_state(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(tenant_state);
 
 /*
- * ReleaseTenant deletes the tenant's checkpoint and intent here, once its
- * state is taken: the state is handed over, not copied.  A stale intent left
- * behind would, were the tenant ever moved back, undo files the other
- * database had placed under the same names.  Only a tenant out of the
- * export (not matching active_tenants_filter) is released, or the next run
- * would export it again from its first row.
+ * ReleaseTenant deletes the tenant's intent here and marks its checkpoint
+ * released, once its state is taken: the state is handed over, not copied.
+ * A stale intent left behind would, were the tenant ever moved back, undo
+ * files the other database had placed under the same names.  The released
+ * checkpoint stays as a marker: no export claims the tenant here again, not
+ * a call that listed it before the move nor one after the filter lets it in
+ * again, until a state is adopted here (or reset_checkpoint is forced).
+ * Only a tenant out of the export (not matching active_tenants_filter) is
+ * released.  With 1.1's SQL objects, which have no released state, the
+ * checkpoint is deleted, as 1.1 did; the export's claims still re-read the
+ * filter.
  */
 static void
 ReleaseTenant(const ConfiguredTable *tenants, const char *tenantId)
 {
 	static SPIPlanPtr releasePlan = NULL;
+	static SPIPlanPtr deletePlan = NULL;
 
 	if (TenantIsActive(tenants, tenantId))
 		ereport(ERROR,
@@ -78,9 +84,32 @@ ReleaseTenant(const ConfiguredTable *tenants, const char *tenantId)
 				 errmsg("tenant \"%s\" is still exported here", tenantId),
 				 errhint("Take it out of the export first (make it fail interactions_cron.active_tenants_filter), then release its state.")));
 	IntentForget(tenantId);
-	(void) RunTenantStatementAsOwner(&releasePlan,
-									 "DELETE FROM interactions_cron.export_checkpoints WHERE tenant_id = $1",
-									 tenantId, SPI_OK_DELETE, "release the checkpoint");
+	if (SqlHasReleasedState())
+		(void) RunTenantStatementAsOwner(&releasePlan,
+										 "UPDATE interactions_cron.export_checkpoints SET"
+										 "  status = 'released', last_error = NULL, attempts = 0,"
+										 "  updated_at = pg_catalog.clock_timestamp()"
+										 " WHERE tenant_id = $1",
+										 tenantId, SPI_OK_UPDATE, "release the checkpoint");
+	else
+		(void) RunTenantStatementAsOwner(&deletePlan,
+										 "DELETE FROM interactions_cron.export_checkpoints WHERE tenant_id = $1",
+										 tenantId, SPI_OK_DELETE, "release the checkpoint");
+}
+
+/*
+ * RequireUnreleased refuses to take the state of a tenant released here:
+ * it lives in the database that adopted it.
+ */
+static void
+RequireUnreleased(const char *tenantId, CheckpointPosition checkpoint)
+{
+	if (checkpoint.released)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the state of tenant \"%s\" was released from this database", tenantId),
+				 errdetail("tenant_state(release => true) handed it over; the database that adopted it holds it."),
+				 errhint("Take the state from that database and adopt it here with adopt_tenant_state.")));
 }
 
 /*
@@ -96,14 +125,15 @@ tenant_state(PG_FUNCTION_ARGS)
 	char	   *tenantId = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		release = PG_GETARG_BOOL(1);
 	ConfiguredTable tenants;
-	CheckpointPosition unused;
+	CheckpointPosition checkpoint;
 	bool		isNull;
 	Datum		state;
 
 	RequireUsableDatabase();
 	ConnectSpi();
 	tenants = RequireKnownTenant(tenantId);
-	(void) CheckpointClaim(tenantId, true, &unused);
+	(void) CheckpointClaim(tenantId, true, &checkpoint);
+	RequireUnreleased(tenantId, checkpoint);
 	(void) RunTenantStatementAsOwner(&statePlan,
 									 "SELECT pg_catalog.jsonb_build_object("
 									 "  'tenantId', $1, 'format', 1,"
@@ -213,7 +243,8 @@ RequireSameLake(const char *tenantId, Datum intent)
 
 /*
  * RequireUnmovedCheckpoint refuses, without force, to replace a checkpoint
- * that has moved (a tenant that exported here) by another position.
+ * that has moved (a tenant that exported here) by another position.  A
+ * released checkpoint is a marker only: its state was handed over.
  */
 static void
 RequireUnmovedCheckpoint(const char *tenantId, CheckpointPosition current, Jsonb *checkpoint)
@@ -224,7 +255,7 @@ RequireUnmovedCheckpoint(const char *tenantId, CheckpointPosition current, Jsonb
 		? DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(createdAtText),
 												  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)))
 		: DT_NOBEGIN;
-	bool		moved = current.createdAt != DT_NOBEGIN || current.id != NULL;
+	bool		moved = !current.released && (current.createdAt != DT_NOBEGIN || current.id != NULL);
 	bool		same = current.createdAt == createdAt &&
 		((current.id == NULL && id == NULL) ||
 		 (current.id != NULL && id != NULL && strcmp(current.id, id) == 0));

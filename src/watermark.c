@@ -15,8 +15,9 @@
  * Start times come from the backends' advertised status.  A backend with
  * track_activities off advertises none, yet it can be inside a transaction
  * (it has a virtual transaction id in the proc array): the export waits for
- * such a transaction to end, at most interactions_cron.watermark_wait, and
- * past that refuses to export rather than miss its rows.  A prepared
+ * such a transaction, if it was running when the watermark was taken, to
+ * end, at most interactions_cron.watermark_wait, and past that refuses to
+ * export rather than miss its rows.  A prepared
  * transaction (two-phase commit) advertises no start either, and is treated
  * the same way.
  */
@@ -97,30 +98,40 @@ AdvertisesTransactionStart(int pid)
 }
 
 /*
- * FindSilentTransaction returns a transaction of this database (other than
- * the caller's own, and vacuum's) whose start time nobody advertises, with
- * its backend's PID (0 for a prepared transaction, which has no backend);
- * false when there is none.  A backend that is only between getting its
- * transaction id and advertising it gets a short grace.
+ * TransactionsRunningNow returns the virtual transaction ids of the
+ * transactions of this database running now (other than the caller's own,
+ * and vacuum's), in *count.
+ */
+static VirtualTransactionId *
+TransactionsRunningNow(int *count)
+{
+	return GetCurrentVirtualXIDs(InvalidTransactionId, false, false,
+								 PROC_IS_AUTOVACUUM | PROC_IN_VACUUM, count);
+}
+
+/*
+ * FindSilentTransaction looks through running[*next..count) for a
+ * transaction still running whose start time nobody advertises, and returns
+ * it with its backend's PID (0 for a prepared transaction, which has no
+ * backend), *next set past it; false when there is none left.  A backend
+ * that is only between getting its transaction id and advertising it gets
+ * a short grace.
  */
 static bool
-FindSilentTransaction(VirtualTransactionId *silent, int *pid)
+FindSilentTransaction(const VirtualTransactionId *running, int count, int *next,
+					  VirtualTransactionId *silent, int *pid)
 {
-	int			count;
-	VirtualTransactionId *running = GetCurrentVirtualXIDs(InvalidTransactionId, false, false,
-														   PROC_IS_AUTOVACUUM | PROC_IN_VACUUM,
-														   &count);
-
-	for (int i = 0; i < count; i++)
+	for (; *next < count; (*next)++)
 	{
-		PGPROC	   *proc = BackendIdGetProc(running[i].backendId);
+		VirtualTransactionId vxid = running[*next];
+		PGPROC	   *proc = BackendIdGetProc(vxid.backendId);
 
 		/*
 		 * A prepared transaction keeps the virtual transaction id of the
 		 * backend that prepared it, which has moved on (or the slot was
 		 * reused): that backend's start time is not this transaction's.
 		 */
-		int			backendPid = (proc != NULL && proc->lxid == running[i].localTransactionId)
+		int			backendPid = (proc != NULL && proc->lxid == vxid.localTransactionId)
 			? proc->pid : 0;
 
 		if (backendPid != 0 && AdvertisesTransactionStart(backendPid))
@@ -128,10 +139,11 @@ FindSilentTransaction(VirtualTransactionId *silent, int *pid)
 		if (backendPid != 0)
 			pg_usleep(ADVERTISE_GRACE_MS * 1000L);
 		if ((backendPid != 0 && AdvertisesTransactionStart(backendPid)) ||
-			VirtualXactLock(running[i], false))
+			VirtualXactLock(vxid, false))
 			continue;
-		*silent = running[i];
+		*silent = vxid;
 		*pid = backendPid;
+		(*next)++;
 		return true;
 	}
 	return false;
@@ -199,7 +211,12 @@ WaitForTransactionEnd(VirtualTransactionId vxid, int timeoutMs)
 /*
  * ExportWatermark returns the watermark of a run.  If a silent transaction
  * outlives interactions_cron.watermark_wait, *silentTransaction is set to the
- * error that fails the run's tenants; else it is NULL.
+ * error that fails the run's tenants (all of them: nothing tells which
+ * tenants' rows it wrote); else it is NULL.
+ *
+ * Only the transactions running when the watermark is taken are waited for:
+ * one that starts later stamps its rows with a later time, past the
+ * watermark, so busy short writers never keep a run waiting.
  */
 TimestampTz
 ExportWatermark(char **silentTransaction)
@@ -209,14 +226,18 @@ ExportWatermark(char **silentTransaction)
 	/*
 	 * The advertised starts are read first: a transaction seen advertising
 	 * bounds the watermark even if it prepares (and stops advertising) a
-	 * moment later, and one that was already silent is still found below.
+	 * moment later, and one that was already silent is in the list taken
+	 * right after.
 	 */
 	TimestampTz watermark = AdvertisedWatermark();
+	int			count;
+	VirtualTransactionId *running = TransactionsRunningNow(&count);
+	int			next = 0;
 	VirtualTransactionId silent;
 	int			pid;
 
 	*silentTransaction = NULL;
-	while (FindSilentTransaction(&silent, &pid))
+	while (FindSilentTransaction(running, count, &next, &silent, &pid))
 	{
 		long		remainingMs = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 

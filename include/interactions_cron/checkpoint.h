@@ -7,6 +7,8 @@
 
 #include "datatype/timestamp.h"
 
+#include "interactions_cron/relations.h"
+
 /*
  * Position of the last exported row, in (created, id) keyset order: the
  * row's created instant and its id's text form.  A NULL id stands before
@@ -17,7 +19,16 @@ typedef struct CheckpointPosition
 	TimestampTz createdAt;
 	char	   *id;
 	char	   *lakeEpoch;		/* the history it was recorded in (see CurrentLakeEpoch) */
+	bool		released;		/* handed over to another database (tenant_state) */
 } CheckpointPosition;
+
+/* What an export's claim of a tenant found. */
+typedef enum ExportClaim
+{
+	EXPORT_CLAIM_TAKEN,			/* claimed: export it */
+	EXPORT_CLAIM_BUSY,			/* another export holds it */
+	EXPORT_CLAIM_NOT_EXPORTED	/* out of the filter, or released, by now */
+} ExportClaim;
 
 extern const CheckpointPosition CheckpointStart;
 
@@ -25,6 +36,9 @@ extern char *CurrentLakeEpoch(void);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
 extern void CheckpointRecordLakeEpoch(const char *tenantId);
 extern bool CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position);
+extern ExportClaim CheckpointClaimForExport(const ConfiguredTable *tenants, const char *tenantId,
+											CheckpointPosition *position);
+extern bool CheckpointReclaim(const char *tenantId);
 extern void CheckpointRecordSuccess(const char *tenantId,
 									CheckpointPosition position,
 									int64 rowsExported, int64 filesWritten,

@@ -31,5 +31,7 @@ extern BatchFile *BatchFileCreate(const char *temporaryPath, bool gzip);
 extern void BatchFileFlushIfFull(BatchFile *file);
 extern void BatchFileClose(BatchFile *file);
 extern void RemoveFileIfPresent(const char *path, int elevel);
+extern StringInfo LakeFileRead(const char *path);
+extern StringInfo GunzipIfCompressed(StringInfo content, const char *name);
 
 #endif

@@ -15,6 +15,7 @@ extern char *IntentRecord(const char *tenantId, const ExportSink *sink,
 extern bool IntentIsOurs(const char *tenantId, const char *token);
 extern int	IntentClear(const char *tenantId);
 extern void IntentForget(const char *tenantId);
+extern void IntentKeepFiles(const char *tenantId, int placedCount);
 extern void IntentRequireValid(const char *tenantId);
 extern List *TenantsWithIntents(void);
 

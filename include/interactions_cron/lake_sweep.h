@@ -9,7 +9,16 @@
 #include "interactions_cron/relations.h"
 #include "interactions_cron/sink.h"
 
-extern int	SweepLostFiles(ExportSink *sink, const ConfiguredTable *history,
-						   const char *tenantId, CheckpointPosition checkpoint);
+/* What a sweep did. */
+typedef struct LakeSweep
+{
+	int			removed;		/* files removed */
+	int			unjudged;		/* files that could not be judged, and stay */
+	const char *firstUnjudged;	/* the first of them */
+	ErrorData  *firstError;		/* and why */
+} LakeSweep;
+
+extern LakeSweep SweepLostFiles(ExportSink *sink, const ConfiguredTable *history,
+								const char *tenantId, CheckpointPosition checkpoint);
 
 #endif

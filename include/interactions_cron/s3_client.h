@@ -5,6 +5,7 @@
 #ifndef INTERACTIONS_CRON_S3_CLIENT_H
 #define INTERACTIONS_CRON_S3_CLIENT_H
 
+#include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
 /* Where and how objects are uploaded, checked once per run. */
@@ -30,6 +31,7 @@ extern char *S3Location(const S3Target *target);
 extern void S3UploadFile(const S3Target *target, const char *key, const char *path,
 						 const char *contentType);
 extern void S3DeleteObject(const S3Target *target, const char *key);
+extern StringInfo S3GetObject(const S3Target *target, const char *key);
 extern List *S3ListKeys(const S3Target *target, const char *prefix);
 
 #endif

@@ -31,8 +31,11 @@ typedef struct ExportSinkOps
 {
 	/* create the temporary file of a new file of the batch */
 	void		(*open) (ExportSink *sink, SinkFile *file);
-	/* make a closed temporary file visible under its relative path */
-	void		(*place) (ExportSink *sink, SinkFile *file);
+	/*
+	 * make a closed temporary file visible under its relative path; false,
+	 * having placed nothing, when a file has that name already
+	 */
+	bool		(*place) (ExportSink *sink, SinkFile *file);
 	/* make a placed file durable, with its name */
 	void		(*sync) (ExportSink *sink, SinkFile *file);
 	/* delete a file of the lake (one a failed batch may have placed) */
@@ -41,6 +44,8 @@ typedef struct ExportSinkOps
 	void		(*abort) (ExportSink *sink, const char *temporaryPath);
 	/* the relative paths of the lake's files under a relative directory */
 	List	   *(*list) (ExportSink *sink, const char *relativeDirectory);
+	/* the content of a file of the lake, as stored (gzip or not) */
+	StringInfo	(*read) (ExportSink *sink, const char *relativePath);
 } ExportSinkOps;
 
 struct ExportSink

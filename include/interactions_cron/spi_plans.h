@@ -26,6 +26,7 @@ extern uint64 RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, cons
 										int expectedCode, const char *what);
 extern List *TextColumnAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
 							   Oid *argumentTypes, Datum *values, const char *what);
+extern Datum TextArrayParameter(List *strings);
 extern void ConnectSpi(void);
 extern void FinishSpi(void);
 

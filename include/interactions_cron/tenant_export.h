@@ -22,6 +22,7 @@ typedef struct TenantOutcome
 	List	   *files;			/* relative paths, in order */
 	char	   *error;			/* NULL unless it failed */
 	bool		skipped;		/* another export held it */
+	bool		notExported;	/* out of the filter, or released, by its claim */
 	bool		batchFull;		/* more rows may be waiting */
 	bool		reported;		/* an outcome arrived (leader side) */
 } TenantOutcome;
@@ -34,6 +35,7 @@ typedef struct TenantExporter
 {
 	ExportSink *sink;
 	SPIPlanPtr	rowsPlan;
+	ConfiguredTable tenants;	/* a claim re-reads the active tenants filter */
 	ConfiguredTable history;	/* the batch query runs as its owner */
 	char	   *lakeEpoch;		/* this database's history (CurrentLakeEpoch) */
 	TimestampTz watermark;

@@ -1,7 +1,10 @@
 # Upgrade from 1.0: a 1.0 install that has exported keeps its checkpoints
 # and files through ALTER EXTENSION ... UPDATE, goes on exporting exactly
-# once, and ends with the same catalog objects as a fresh 1.1 install.
-# Before the update, the 1.1 library refuses to work on the 1.0 objects.
+# once, and ends with the same catalog objects as a fresh install (1.2).
+# Before the update, the library refuses to work on the 1.0 objects.  A 1.1
+# install works with the 1.2 library (a released tenant's checkpoint is
+# deleted, as 1.1 did), and its update to 1.2 keeps its checkpoints and ends
+# with the objects of a fresh install too.
 use strict;
 use warnings;
 
@@ -240,8 +243,8 @@ $node->safe_psql('postgres', 'CREATE DATABASE upgraded');
 
 # fresh: the default version.
 fresh('CREATE EXTENSION interactions_cron');
-is(fresh(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.1',
-	'fresh: CREATE EXTENSION installs 1.1');
+is(fresh(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.2',
+	'fresh: CREATE EXTENSION installs 1.2');
 
 # upgraded: 1.0, with data a 1.0 install has partly exported.
 upgraded(q{CREATE EXTENSION interactions_cron VERSION '1.0'});
@@ -327,7 +330,7 @@ my $checkpoints_1_0 = upgraded($checkpoints_query);
 my @checkpoint_lines = split /\n/, $checkpoints_1_0;
 is(scalar(@checkpoint_lines), 3, 'three 1.0 checkpoints');
 
-# The 1.1 library with the 1.0 objects: every entry point refuses to run.
+# The library with the 1.0 objects: every entry point refuses to run.
 for my $call (
 	'SELECT interactions_cron.export_interactions()',
 	q{SELECT interactions_cron.export_interactions(tenant_id => 'tenant_1')},
@@ -372,8 +375,8 @@ my ($stdout, $stderr);
 is($node->psql('upgraded', 'ALTER EXTENSION interactions_cron UPDATE',
 		stdout => \$stdout, stderr => \$stderr, timeout => $timeout),
 	0, 'ALTER EXTENSION interactions_cron UPDATE succeeds') or diag $stderr;
-is(upgraded(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.1',
-	'upgraded: the extension is at 1.1');
+is(upgraded(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.2',
+	'upgraded: the extension is at 1.2');
 is(upgraded($checkpoints_query), $checkpoints_1_0, 'the update keeps every checkpoint row as it was');
 is(upgraded(q{SELECT format_type(atttypid, atttypmod) FROM pg_attribute
               WHERE attrelid = 'interactions_cron.export_checkpoints'::regclass AND attname = 'last_id'}),
@@ -408,14 +411,14 @@ upgraded(q{
 	DROP ROLE exporter_1_0;
 });
 
-# The same catalog as a fresh 1.1 install.
+# The same catalog as a fresh install.
 my $fresh_catalog = fresh($describe_extension);
 my $upgraded_catalog = upgraded($describe_extension);
 like($fresh_catalog, qr/^== table interactions_cron\.export_intents$/m, 'the description covers export_intents');
 like($fresh_catalog, qr/^== function interactions_cron\.export_interactions\(/m,
 	'the description covers export_interactions()');
 compare_text($upgraded_catalog, $fresh_catalog, 'upgraded.txt', 'fresh.txt',
-	'the upgraded extension has the same objects as a fresh 1.1 install');
+	'the upgraded extension has the same objects as a fresh install');
 
 # Export after the update: from the 1.0 positions on, exactly once.
 upgraded(q{
@@ -475,6 +478,35 @@ else
 }
 my $cleanup = error_of('upgraded', 'SELECT interactions_cron.cleanup()');
 ok(!defined $cleanup, 'after the update: cleanup() works') or diag $cleanup;
+
+# 1.1 to 1.2: the 1.2 library exports and releases with 1.1's objects, and
+# the update keeps the checkpoints and ends with a fresh install's objects.
+$node->safe_psql('postgres', 'CREATE DATABASE at_1_1');
+sub at_1_1 { return $node->safe_psql('at_1_1', $_[0], timeout => $timeout); }
+at_1_1(q{CREATE EXTENSION interactions_cron VERSION '1.1'});
+at_1_1(slurp_file('../reference/schema.sql'));
+at_1_1(q{
+	INSERT INTO tenants (id, name) VALUES ('stays', 'Stays'), ('leaves', 'Leaves');
+	INSERT INTO interaction_history (tenant_id, created_at, channel)
+	SELECT t, now() - interval '1 day' + g * interval '1 minute', 'sms'
+	FROM unnest(ARRAY['stays', 'leaves']) t, generate_series(1, 20) g});
+my $at_1_1_export = error_of('at_1_1', q{SET interactions_cron.export_dir = '} . $node->basedir . q{/lake_1_1';
+	SELECT interactions_cron.export_interactions(batch_size => 7);
+	SELECT interactions_cron.export_interactions(batch_size => 7);
+	SELECT interactions_cron.export_interactions(batch_size => 7)});
+ok(!defined $at_1_1_export, 'the 1.2 library exports with 1.1\'s objects') or diag $at_1_1_export;
+at_1_1(q{UPDATE tenants SET status = 'moving' WHERE id = 'leaves';
+         SELECT interactions_cron.tenant_state('leaves', release => true)});
+is(at_1_1(q{SELECT string_agg(tenant_id, ',') FROM interactions_cron.export_checkpoints}), 'stays',
+	'with 1.1\'s objects, a released tenant\'s checkpoint is deleted');
+my $checkpoints_1_1 = at_1_1($checkpoints_query);
+like($checkpoints_1_1, qr/^stays\|/, 'the 1.1 install has exported');
+at_1_1('ALTER EXTENSION interactions_cron UPDATE');
+is(at_1_1(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.2',
+	'1.1 is updated to 1.2');
+is(at_1_1($checkpoints_query), $checkpoints_1_1, 'the update from 1.1 keeps every checkpoint');
+compare_text(at_1_1($describe_extension), $fresh_catalog, 'from_1_1.txt', 'fresh.txt',
+	'the extension updated from 1.1 has the same objects as a fresh install');
 
 $node->stop;
 done_testing();
