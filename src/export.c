@@ -174,6 +174,39 @@ AssignPendingTenants(ExportRun *run, int64 batchSize)
 }
 
 /*
+ * HoldTenantsAheadOfClock fails, unexported, the tenants whose checkpoint is
+ * ahead of this server's clock (a switchover to a server whose clock is
+ * behind the old primary's, or a clock stepped back), with a warning: rows
+ * written now get created values behind their checkpoint, which the export
+ * has moved past.  They are held back every run until the clock has passed
+ * their checkpoint; the README says how to export those rows.
+ */
+static void
+HoldTenantsAheadOfClock(ExportRun *run)
+{
+	ListCell   *cell;
+	int			held = 0;
+
+	foreach(cell, run->tenants)
+	{
+		TenantToExport *tenant = lfirst(cell);
+
+		if (!tenant->aheadOfClock)
+			continue;
+		tenant->hasPendingRows = false;
+		run->outcomes[foreach_current_index(cell)]->error =
+			"not exported: its checkpoint is ahead of this server's clock, and rows written now would lie behind it";
+		held++;
+	}
+	if (held > 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("interactions_cron: %d tenants held back: their checkpoint is ahead of this server's clock", held),
+				 errdetail("Rows written while the clock is behind a checkpoint get created values the export has moved past."),
+				 errhint("Correct the server's clock (NTP); then export the rows written since the switchover as the README's \"Clock behind a checkpoint\" says.")));
+}
+
+/*
  * FailAll fails every assigned tenant with one error, exporting nothing.
  */
 static void
@@ -223,6 +256,7 @@ ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	progress->describe = RunResultJson;
 	progress->state = run;
 
+	HoldTenantsAheadOfClock(run);
 	run->assignment = AssignPendingTenants(run, batchSize);
 	if (silentTransaction != NULL)
 		FailAll(run->assignment, silentTransaction);

@@ -33,7 +33,9 @@ static SPIPlanPtr checkpointsPlan = NULL;
 
 /*
  * ReadCheckpoints returns, as the extension's owner, one row per tenant (in
- * the order given) with the status columns that come from its checkpoint.
+ * the order given) with the status columns that come from its checkpoint;
+ * a checkpoint ahead of this server's clock shows as held (see
+ * HoldTenantsAheadOfClock).
  */
 static SPITupleTable *
 ReadCheckpoints(List *tenantList)
@@ -42,12 +44,16 @@ ReadCheckpoints(List *tenantList)
 	Datum		values[1] = {TenantIdArray(tenantList)};
 
 	(void) RunStatementAsOwner(&checkpointsPlan,
-							   "SELECT COALESCE(c.status, 'ok'),"
+							   "SELECT CASE WHEN c.ahead THEN 'held' ELSE COALESCE(c.status, 'ok') END,"
 							   "       c.last_created_at, c.last_id, COALESCE(c.attempts, 0),"
-							   "       c.last_error, c.last_file, c.last_success_at,"
+							   "       CASE WHEN c.ahead THEN 'the checkpoint is ahead of this server''s clock:"
+							   " the export holds the tenant back' ELSE c.last_error END,"
+							   "       c.last_file, c.last_success_at,"
 							   "       COALESCE(c.rows_exported, 0)"
 							   " FROM pg_catalog.unnest($1) WITH ORDINALITY AS t(id, n)"
-							   " LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id"
+							   " LEFT JOIN (SELECT c.*, c.status <> 'released'"
+							   "                   AND c.last_created_at > pg_catalog.clock_timestamp() AS ahead"
+							   "            FROM interactions_cron.export_checkpoints c) c ON c.tenant_id = t.id"
 							   " ORDER BY t.n",
 							   1, argumentTypes, values, NULL, SPI_OK_SELECT,
 							   "read the export checkpoints");

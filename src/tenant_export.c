@@ -353,28 +353,6 @@ ReadForDryRun(TenantExporter *exporter, const char *tenantId, CheckpointPosition
 }
 
 /*
- * RequireCheckpointBehindClock holds back a tenant whose checkpoint is
- * ahead of this server's clock: a switchover to a server whose clock is
- * behind the old primary's, or a clock stepped back.  Rows written now get
- * created values behind the checkpoint, which the export would never reach;
- * the tenant fails, loudly, every run until the clock has passed its
- * checkpoint, and the README says how to export those rows.
- */
-static void
-RequireCheckpointBehindClock(const char *tenantId, CheckpointPosition checkpoint)
-{
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (checkpoint.createdAt > now)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("not exported: the checkpoint of tenant \"%s\" (%s) is ahead of this server's clock (%s)",
-						tenantId, timestamptz_to_str(checkpoint.createdAt), timestamptz_to_str(now)),
-				 errdetail("Rows written while the clock is behind the checkpoint get created values the export has moved past."),
-				 errhint("Correct the server's clock (NTP); then export the rows written since the switchover with reset_checkpoint, as the README's \"Clock behind a checkpoint\" says.")));
-}
-
-/*
  * WriteBatch is transaction A: claim, undo an unfinished batch, stream the
  * rows into temporary files, and commit the intent to place them.  The
  * batch stays pending when there is something to place.
@@ -395,7 +373,6 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 		CommitTenantTransaction(batch->context);
 		return;
 	}
-	RequireCheckpointBehindClock(batch->tenantId, from);
 	if (!exporter->dryRun)
 	{
 		(void) IntentClear(batch->tenantId);

@@ -142,9 +142,9 @@ TenantsFromAnotherHistory(void)
  * or worker.  The history is read as its table's owner (see
  * RunQueryAsTableOwner); tenants with an unfinished batch to undo, or a
  * checkpoint of another history, are marked too, since the rows of what
- * they undo may have been deleted since, and so are those whose checkpoint
- * is ahead of this server's clock, for their claim to hold them back (see
- * RequireCheckpointBehindClock).
+ * they undo may have been deleted since.  It also sets aheadOfClock on the
+ * tenants whose checkpoint is ahead of this server's clock (see
+ * HoldTenantsAheadOfClock in export.c).
  */
 static void
 MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz watermarkValue)
@@ -163,8 +163,8 @@ MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz
 	RunQueryAsTableOwner(history,
 						 psprintf("SELECT CASE WHEN t.after_id IS NULL"
 								  "  THEN EXISTS (SELECT 1 FROM %s h WHERE %s AND h.%s < %s)"
-								  "  ELSE EXISTS (SELECT 1 FROM %s h WHERE %s AND h.%s < %s) END"
-								  "  OR t.after_created_at > pg_catalog.clock_timestamp()"
+								  "  ELSE EXISTS (SELECT 1 FROM %s h WHERE %s AND h.%s < %s) END,"
+								  "  t.after_created_at > pg_catalog.clock_timestamp()"
 								  " FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3),"
 								  "                 pg_catalog.unnest($4)) WITH ORDINALITY"
 								  "   AS t(id, after_created_at, after_id, n)"
@@ -184,6 +184,9 @@ MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz
 			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[foreach_current_index(cell)],
 									   SPI_tuptable->tupdesc, 1, &isNull)) ||
 			ContainsString(toRevisit, tenant->id);
+		tenant->aheadOfClock =
+			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[foreach_current_index(cell)],
+									   SPI_tuptable->tupdesc, 2, &isNull));
 	}
 	SPI_freetuptable(SPI_tuptable);
 	SPI_freetuptable(positions);

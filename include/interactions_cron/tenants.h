@@ -16,6 +16,7 @@ typedef struct TenantToExport
 	char	   *name;
 	bool		hasPendingRows; /* rows past its checkpoint and below the watermark,
 								 * or an unfinished batch */
+	bool		aheadOfClock;	/* its checkpoint is ahead of this server's clock */
 } TenantToExport;
 
 extern Datum TenantIdArray(List *tenantList);
