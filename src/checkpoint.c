@@ -143,24 +143,25 @@ CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position)
 
 /*
  * CheckpointClaimForExport claims the tenant for an export's batch, without
- * waiting, only while it is still exported here: it matches the active
- * tenants filter now, in this transaction, and its state has not been
- * released to another database (tenant_state(release => true)).  A call
- * lists its tenants when it starts; a tenant moved away meanwhile must
- * neither get a new checkpoint here nor be exported again from its first
- * row.  The filter is read before the checkpoint is created, and the
- * released state under the claim: a release commits only after its tenant
- * left the filter, and holds the claim while it marks the checkpoint.
+ * waiting, only while it is still exported here: its state has not been
+ * released to another database (tenant_state(release => true)), and it
+ * matches the active tenants filter now.  A call lists its tenants when it
+ * starts; a tenant moved away meanwhile must not be exported again from its
+ * first row.  Both are read under the claim, the filter by a statement of
+ * its own: a release takes the claim, and commits only after its tenant
+ * left the filter, so a claim granted after it sees both.  A released
+ * checkpoint is a row, so the claim never creates one in its place (with
+ * 1.1's objects, which delete it, the filter still turns the claim away).
  */
 ExportClaim
 CheckpointClaimForExport(const ConfiguredTable *tenants, const char *tenantId,
 						 CheckpointPosition *position)
 {
-	if (!TenantIsActive(tenants, tenantId))
-		return EXPORT_CLAIM_NOT_EXPORTED;
 	if (!CheckpointClaim(tenantId, false, position))
 		return EXPORT_CLAIM_BUSY;
-	return position->released ? EXPORT_CLAIM_NOT_EXPORTED : EXPORT_CLAIM_TAKEN;
+	if (position->released || !TenantIsActive(tenants, tenantId))
+		return EXPORT_CLAIM_NOT_EXPORTED;
+	return EXPORT_CLAIM_TAKEN;
 }
 
 /*

@@ -31,6 +31,7 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -173,7 +174,10 @@ SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *ten
 {
 	List	   *files = sink->ops->list(sink, psprintf("exports/%s/interaction_history",
 													   HiveEscapePathSegment(tenantId)));
-	LakeSweep	sweep = {0, 0, NULL, NULL};
+	LakeSweep	sweep = {0, 0, NULL, 0, NULL};
+	MemoryContext sweepContext = CurrentMemoryContext;
+	MemoryContext fileContext = AllocSetContextCreate(sweepContext, "interactions_cron lake sweep file",
+													  ALLOCSET_DEFAULT_SIZES);
 	ListCell   *cell;
 
 	foreach(cell, files)
@@ -183,7 +187,11 @@ SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *ten
 
 		if (!NamedPastCheckpoint(check.relativePath, checkpoint))
 			continue;
+		/* A file is read whole: its memory goes before the next one is read. */
+		MemoryContextReset(fileContext);
+		MemoryContextSwitchTo(fileContext);
 		error = RunInSubtransaction(JudgeFileRows, &check);
+		MemoryContextSwitchTo(sweepContext);
 		if (error != NULL)
 		{
 			if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
@@ -191,7 +199,8 @@ SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *ten
 			if (sweep.unjudged++ == 0)
 			{
 				sweep.firstUnjudged = check.relativePath;
-				sweep.firstError = error;
+				sweep.firstErrorCode = error->sqlerrcode;
+				sweep.firstErrorMessage = pstrdup(error->message);
 			}
 			continue;
 		}
@@ -203,5 +212,6 @@ SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *ten
 		sink->ops->remove(sink, check.relativePath);
 		sweep.removed++;
 	}
+	MemoryContextDelete(fileContext);
 	return sweep;
 }

@@ -45,6 +45,12 @@
 /* How long a call waits for its run to be recorded by the worker. */
 #define RECORDER_WAIT_MS 10000
 
+/*
+ * How long a call waits for a worker slot for the recorder: the slots of
+ * its own export workers are free only once the postmaster has reaped them.
+ */
+#define RECORDER_SLOT_WAIT_MS 5000
+
 /* A run handed to the recording worker through shared memory. */
 typedef struct RecordedRun
 {
@@ -169,9 +175,30 @@ WaitForRecorder(BackgroundWorkerHandle *handle, const char *jobName, RecordedRun
 }
 
 /*
+ * RegisterRecorder starts the recording worker, waiting (cancellably) up to
+ * RECORDER_SLOT_WAIT_MS for a free worker slot, and says whether it started.
+ */
+static bool
+RegisterRecorder(BackgroundWorker *worker, BackgroundWorkerHandle **handle)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECORDER_SLOT_WAIT_MS);
+
+	while (!RegisterDynamicBackgroundWorker(worker, handle))
+	{
+		if (GetCurrentTimestamp() >= deadline)
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return true;
+}
+
+/*
  * RecordRunOnItsOwn starts the recording worker for a run (error may be NULL)
- * and waits for it.  It returns false, after a warning, when no worker could
- * start or the worker failed; true once the row is written, or when the
+ * and waits for it.  It returns false, after a warning, when no worker slot
+ * came free within RECORDER_SLOT_WAIT_MS or the worker failed; true once the row is written, or when the
  * worker goes on past the wait.
  */
 static bool
@@ -206,7 +233,7 @@ RecordRunOnItsOwn(const char *jobName, TimestampTz startedAt, bool ok, const cha
 
 	/* The worker unpins it once attached, whatever happens to this call meanwhile. */
 	dsm_pin_segment(segment);
-	recorded = RegisterDynamicBackgroundWorker(&worker, &handle);
+	recorded = RegisterRecorder(&worker, &handle);
 	if (!recorded)
 	{
 		dsm_unpin_segment(dsm_segment_handle(segment));

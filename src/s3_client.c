@@ -27,6 +27,7 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "utils/memutils.h"
 #include "utils/wait_event.h"
 
 #include "interactions_cron/guc.h"
@@ -38,8 +39,10 @@
 #define S3_FIRST_BACKOFF_MS 200
 /* Keep at most this much of an error response. */
 #define S3_MAX_RESPONSE_BYTES (64 * 1024)
+/* S3's answer to If-None-Match: * when the key exists: nothing was written. */
+#define S3_PRECONDITION_FAILED 412
 /* Read at most this much of an object (a lake file, whole). */
-#define S3_MAX_OBJECT_BYTES (512 * 1024 * 1024)
+#define S3_MAX_OBJECT_BYTES (256 * 1024 * 1024)
 
 /* What one request came back with. */
 typedef struct S3Response
@@ -50,6 +53,8 @@ typedef struct S3Response
 	char		transportError[CURL_ERROR_SIZE];
 	StringInfoData body;
 	bool		wholeBody;		/* keep the whole body (an object read), not its start */
+	bool		createOnly;		/* If-None-Match: *, so that an existing object stays */
+	bool		maybeApplied;	/* an earlier attempt failed after it may have taken effect */
 	char	   *etag;
 } S3Response;
 
@@ -196,6 +201,35 @@ Sha256Hex(const char *data, size_t length)
 }
 
 /*
+ * AppendWithoutError appends to a whole object's body and returns length,
+ * or 0 (which ends the transfer, and fails it) past S3_MAX_OBJECT_BYTES or
+ * when memory runs out: no error may be raised through libcurl.
+ */
+static size_t
+AppendWithoutError(StringInfo body, const char *data, size_t length)
+{
+	if (length >= (size_t) (S3_MAX_OBJECT_BYTES - body->len))
+		return 0;
+	if ((size_t) body->len + length + 1 > (size_t) body->maxlen)
+	{
+		Size		grown = Max((Size) body->maxlen * 2, (Size) body->len + length + 1);
+		char	   *larger = MemoryContextAllocExtended(GetMemoryChunkContext(body->data), grown,
+														MCXT_ALLOC_NO_OOM);
+
+		if (larger == NULL)
+			return 0;
+		memcpy(larger, body->data, body->len + 1);
+		pfree(body->data);
+		body->data = larger;
+		body->maxlen = grown;
+	}
+	memcpy(body->data + body->len, data, length);
+	body->len += length;
+	body->data[body->len] = '\0';
+	return length;
+}
+
+/*
  * CollectBody keeps the start of a response body (for error messages), or
  * the whole body of an object read, up to S3_MAX_OBJECT_BYTES (past that,
  * it ends the transfer, which fails).
@@ -208,12 +242,7 @@ CollectBody(char *data, size_t size, size_t count, void *userdata)
 	size_t		length = size * count;
 
 	if (response->wholeBody)
-	{
-		if (length > (size_t) (S3_MAX_OBJECT_BYTES - body->len))
-			return 0;
-		appendBinaryStringInfo(body, data, length);
-		return length;
-	}
+		return AppendWithoutError(body, data, length);
 	if (body->len < S3_MAX_RESPONSE_BYTES)
 		appendBinaryStringInfo(body, data, Min(length, (size_t) (S3_MAX_RESPONSE_BYTES - body->len)));
 	return length;
@@ -329,6 +358,8 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	headers = AppendHeader(headers, typeHeader, &headersFailed);
 	if (tokenHeader != NULL)
 		headers = AppendHeader(headers, tokenHeader, &headersFailed);
+	if (response->createOnly)
+		headers = AppendHeader(headers, "If-None-Match: *", &headersFailed);
 	if (headersFailed)
 		code = CURLE_OUT_OF_MEMORY;
 
@@ -410,8 +441,10 @@ IsTransient(const S3Response *response)
 {
 	if (response->setupFailed)
 		return false;
+	/* 409: a conditional write of the same key was in flight (S3's ConditionalRequestConflict). */
 	return response->status == 0 || response->status >= 500 ||
-		response->status == 408 || response->status == 429;
+		response->status == 408 || response->status == 429 ||
+		(response->createOnly && response->status == 409);
 }
 
 static void SendAccepting(const S3Target *target, const char *what, const char *method,
@@ -449,6 +482,8 @@ SendAccepting(const S3Target *target, const char *what, const char *method, cons
 			return;
 		if (!IsTransient(response) || attempt == S3_MAX_ATTEMPTS)
 			break;
+		/* No answer, or a server error: the request may have taken effect all the same. */
+		response->maybeApplied = true;
 		ereport(LOG,
 				(errmsg("interactions_cron: S3 %s failed (%s), retrying in %d ms",
 						what, response->status ? psprintf("HTTP %ld", response->status) : response->transportError,
@@ -518,16 +553,72 @@ ReadChunk(int fd, const char *path, off_t offset, size_t length)
 }
 
 /*
- * UploadParts sends a large file as a multipart upload, aborting the upload
- * if a part or the completion fails so that no partial object remains.
+ * ObjectHolds says whether the object key holds exactly these bytes: an
+ * upload answered "exists" after an attempt that may have taken effect is
+ * this upload's own when it does.
  */
-static void
-UploadParts(const S3Target *target, const char *key, int fd, const char *path,
-			off_t size, const char *contentType)
+static bool
+ObjectHolds(const S3Target *target, const char *key, const char *data, size_t length)
+{
+	StringInfo	stored = S3GetObject(target, key);
+
+	return (size_t) stored->len == length && memcmp(stored->data, data, length) == 0;
+}
+
+/*
+ * UploadedOrOurs turns the answer to a create-only upload into whether the
+ * object now holds the upload: yes unless S3 answered that the key exists,
+ * and then only when an earlier attempt may have written it and it holds
+ * exactly this content (read whole by *content, called only then).
+ */
+static bool
+UploadedOrOurs(const S3Target *target, const char *key, const S3Response *response,
+			   char *(*content) (void *argument, size_t *length), void *argument)
+{
+	char	   *data;
+	size_t		length;
+
+	if (response->status != S3_PRECONDITION_FAILED)
+		return true;
+	if (!response->maybeApplied)
+		return false;
+	data = content(argument, &length);
+	return ObjectHolds(target, key, data, length);
+}
+
+/* A spool file, as UploadedOrOurs reads it back. */
+typedef struct SpoolFile
+{
+	int			fd;
+	const char *path;
+	off_t		size;
+} SpoolFile;
+
+/*
+ * SpoolFileContent reads a whole spool file for UploadedOrOurs.
+ */
+static char *
+SpoolFileContent(void *argument, size_t *length)
+{
+	SpoolFile  *file = argument;
+
+	*length = file->size;
+	return ReadChunk(file->fd, file->path, 0, file->size);
+}
+
+/*
+ * UploadParts sends a large file as a multipart upload, its completion
+ * create-only, and says whether the object holds it (see UploadedOrOurs).
+ * The upload is aborted if a part or the completion fails, or the key
+ * exists already, so that no partial upload remains.
+ */
+static bool
+UploadParts(const S3Target *target, const char *key, SpoolFile *file, const char *contentType)
 {
 	S3Response response = {0};
 	char	   *uploadId;
 	StringInfoData completion;
+	volatile bool placed;
 
 	initStringInfo(&response.body);
 	Send(target, psprintf("multipart start of %s", key), "POST",
@@ -544,10 +635,10 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 	{
 		int			partNumber = 1;
 
-		for (off_t offset = 0; offset < size; offset += target->partBytes, partNumber++)
+		for (off_t offset = 0; offset < file->size; offset += target->partBytes, partNumber++)
 		{
-			size_t		length = Min((off_t) target->partBytes, size - offset);
-			char	   *part = ReadChunk(fd, path, offset, length);
+			size_t		length = Min((off_t) target->partBytes, file->size - offset);
+			char	   *part = ReadChunk(file->fd, file->path, offset, length);
 
 			Send(target, psprintf("part %d of %s", partNumber, key), "PUT",
 				 ObjectUrl(target, key, UploadIdQuery(partNumber, uploadId)),
@@ -557,41 +648,60 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 							 partNumber, response.etag ? response.etag : "");
 		}
 		appendStringInfoString(&completion, "</CompleteMultipartUpload>");
-		Send(target, psprintf("multipart completion of %s", key), "POST",
-			 ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
-			 completion.data, completion.len, "application/xml", &response);
-		if (strstr(response.body.data, "<Error>") != NULL)
+		response.createOnly = true;
+		SendAccepting(target, psprintf("multipart completion of %s", key), "POST",
+					  ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
+					  completion.data, completion.len, "application/xml", &response,
+					  S3_PRECONDITION_FAILED);
+		if (response.status != S3_PRECONDITION_FAILED && strstr(response.body.data, "<Error>") != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 					 errmsg("S3 multipart completion of %s failed: %s", key,
 							XmlElement(response.body.data, "Code") ? XmlElement(response.body.data, "Code") : "(no error code)")));
+		placed = UploadedOrOurs(target, key, &response, SpoolFileContent, file);
+		if (!placed)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_FILE),
+					 errmsg("S3 object %s exists already", key)));
 	}
 	PG_CATCH();
 	{
-		S3Response abortResponse;
+		S3Response abortResponse = {0};
 
 		initStringInfo(&abortResponse.body);
 		SendOnce(target, "DELETE", ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
 				 "", 0, contentType, &abortResponse);
-		PG_RE_THROW();
+		if (geterrcode() != ERRCODE_DUPLICATE_FILE)
+			PG_RE_THROW();
+		FlushErrorState();
+		placed = false;
 	}
 	PG_END_TRY();
+	return placed;
 }
 
 /*
- * S3UploadFile uploads a spool file as the object key: one PUT up to the
- * part size, a multipart upload above it.
+ * S3UploadFile uploads a spool file as the object key, create-only (with
+ * If-None-Match: *, on the PUT or on the multipart completion): one PUT up to
+ * the part size, a multipart upload above it.  It returns false, having
+ * written nothing, when an object of that key exists already: a placed file
+ * never replaces another.  A store that ignores If-None-Match replaces it.
  */
-void
+bool
 S3UploadFile(const S3Target *target, const char *key, const char *path, const char *contentType)
 {
 	int			fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
 	struct stat status;
+	SpoolFile	file;
+	bool		placed;
 
 	if (fd < 0 || fstat(fd, &status) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open spool file \"%s\": %m", path)));
+	file.fd = fd;
+	file.path = path;
+	file.size = status.st_size;
 
 	if ((Size) status.st_size <= target->partBytes)
 	{
@@ -599,14 +709,17 @@ S3UploadFile(const S3Target *target, const char *key, const char *path, const ch
 		char	   *payload = ReadChunk(fd, path, 0, status.st_size);
 
 		initStringInfo(&response.body);
-		Send(target, psprintf("upload of %s", key), "PUT", ObjectUrl(target, key, NULL),
-			 payload, status.st_size, contentType, &response);
+		response.createOnly = true;
+		SendAccepting(target, psprintf("upload of %s", key), "PUT", ObjectUrl(target, key, NULL),
+					  payload, status.st_size, contentType, &response, S3_PRECONDITION_FAILED);
 		pfree(payload);
+		placed = UploadedOrOurs(target, key, &response, SpoolFileContent, &file);
 	}
 	else
-		UploadParts(target, key, fd, path, status.st_size, contentType);
+		placed = UploadParts(target, key, &file, contentType);
 
 	CloseTransientFile(fd);
+	return placed;
 }
 
 /*

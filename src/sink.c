@@ -162,13 +162,15 @@ RemoveTemporary(ExportSink *sink, const char *temporaryPath)
 }
 
 /*
- * S3Place uploads the spool file as its object and deletes it.
+ * S3Place uploads the spool file as its object, create-only, and deletes it;
+ * false when an object of that key exists already (see S3UploadFile).
  */
 static bool
 S3Place(ExportSink *sink, SinkFile *file)
 {
-	S3UploadFile(sink->s3, ObjectKey(sink, file->relativePath), file->temporaryPath,
-				 sink->gzip ? "application/gzip" : "application/x-ndjson");
+	if (!S3UploadFile(sink->s3, ObjectKey(sink, file->relativePath), file->temporaryPath,
+					  sink->gzip ? "application/gzip" : "application/x-ndjson"))
+		return false;
 	RemoveFileIfPresent(file->temporaryPath, WARNING);
 	return true;
 }

@@ -330,9 +330,9 @@ SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, Checkpoint
 		sweep = SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint);
 		if (sweep.unjudged > 0)
 			ereport(ERROR,
-					(errcode(sweep.firstError->sqlerrcode),
+					(errcode(sweep.firstErrorCode),
 					 errmsg("not exported: the lake sweep after a change of history could not judge %d of the tenant's files, \"%s\" first: %s",
-							sweep.unjudged, sweep.firstUnjudged, sweep.firstError->message),
+							sweep.unjudged, sweep.firstUnjudged, sweep.firstErrorMessage),
 					 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
 					 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
 	}
@@ -417,8 +417,8 @@ FailOnTakenName(const char *relativePath)
 			(errcode(ERRCODE_DUPLICATE_FILE),
 			 errmsg("export file \"%s\" already exists in the lake", relativePath),
 			 errdetail("A placed file never replaces another; this batch placed nothing more, and the file stays as it was."),
-			 errhint("Another database may export this tenant too, or a replay (reset_checkpoint) writes names still in the lake: "
-					 "see \"Moving a tenant to another database\" and \"Replaying\" in the README.")));
+			 errhint("This database is behind its lake (a replay into names still there, or a restore), or another exports this tenant too: "
+					 "see \"Reinstall and replay\", \"Restores that keep the identity\" and \"Moving a tenant to another database\" in the README.")));
 }
 
 /*

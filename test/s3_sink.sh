@@ -286,6 +286,33 @@ expect "the object went up in 2 parts" \
     "$(grep -c 'exports/whale/.*?partNumber=[0-9]*&uploadId=[0-9a-f]* 200 ' "$CLUSTER_DIR/s3rver.log")" 2
 expect "it holds every row" "$(wc -l <"$DOWNLOADS/whale.json")" 20000
 
+# A placed object never replaces another (If-None-Match: *, on the PUT and on
+# the multipart completion; the proxy answers 412 as S3 does, since s3rver
+# would write): a replay into keys still in the bucket fails the tenant, the
+# object stays as it was, no intent names it, and the refused multipart
+# upload is aborted.  Then the checkpoints are moved past the rows again.
+sql -q -c "INSERT INTO tenants (id, name) VALUES ('twice', 'Twice')" \
+    -c "INSERT INTO interaction_history (tenant_id, created_at) VALUES ('twice', '2026-03-30 05:00:00+00')"
+expect "a single-object tenant exports" "$(json_get 'd["totalExported"]' <<<"$(export_run "tenant_id => 'twice'")")" 1
+refused_before=$(proxy_stat 's.get("preconditionFailed", 0)')
+aborts_before=$(proxy_stat 's["verifiedByOperation"].get("DELETE multipart abort", 0)')
+whale_before=$(md5sum <"$DOWNLOADS/whale.json")
+sql -q -c "SELECT interactions_cron.reset_checkpoint('twice')" -c "SELECT interactions_cron.reset_checkpoint('whale')"
+result=$(export_run "tenant_id => 'twice'")
+expect "a replay into an existing key fails the tenant" \
+    "$(json_get 'd["tenants"][0].get("error", "")' <<<"$result" | grep -c 'already exists in the lake')" 1
+result=$(sql -c "SET interactions_cron.s3_multipart_threshold = '5MB'" -c "SELECT interactions_cron.export_interactions(tenant_id => 'whale', batch_size => 20000)" | tail -1)
+expect "so does a multipart replay" \
+    "$(json_get 'd["tenants"][0].get("error", "")' <<<"$result" | grep -c 'already exists in the lake')" 1
+expect "the store refused both create-only writes" "$(( $(proxy_stat 's.get("preconditionFailed", 0)') - refused_before ))" 2
+expect "the multipart object is untouched" \
+    "$(s3_get "/$(url_path "$key")" | md5sum)" "$whale_before"
+expect "no intent names them" "$(sql -c "SELECT count(*) FROM interactions_cron.export_intents WHERE tenant_id IN ('twice', 'whale') AND files <> '{}'")" 0
+expect "the refused multipart upload is aborted" \
+    "$(( $(proxy_stat 's["verifiedByOperation"].get("DELETE multipart abort", 0)') - aborts_before ))" 1
+sql -q -c "SELECT interactions_cron.reset_checkpoint('twice', '2026-03-31', force => true)" \
+    -c "SELECT interactions_cron.reset_checkpoint('whale', '2026-03-31', force => true)"
+
 # Missing credentials fail fast, before any tenant.
 error=$(psql -X -At -d "$DB" -c "SET interactions_cron.s3_access_key_id = ''" -c "SET interactions_cron.s3_secret_access_key = ''" \
         -c "SELECT interactions_cron.export_interactions()" 2>&1 || true)

@@ -15,7 +15,8 @@ typedef struct LakeSweep
 	int			removed;		/* files removed */
 	int			unjudged;		/* files that could not be judged, and stay */
 	const char *firstUnjudged;	/* the first of them */
-	ErrorData  *firstError;		/* and why */
+	int			firstErrorCode; /* and why: its SQLSTATE */
+	const char *firstErrorMessage;	/* and message */
 } LakeSweep;
 
 extern LakeSweep SweepLostFiles(ExportSink *sink, const ConfiguredTable *history,

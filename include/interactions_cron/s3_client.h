@@ -28,7 +28,7 @@ typedef struct S3Target
 extern S3Target *S3TargetFromSettings(void);
 extern S3Target *S3TargetAt(const char *endpoint, const char *bucket, const char *prefix);
 extern char *S3Location(const S3Target *target);
-extern void S3UploadFile(const S3Target *target, const char *key, const char *path,
+extern bool S3UploadFile(const S3Target *target, const char *key, const char *path,
 						 const char *contentType);
 extern void S3DeleteObject(const S3Target *target, const char *key);
 extern StringInfo S3GetObject(const S3Target *target, const char *key);

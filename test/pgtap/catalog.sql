@@ -6,7 +6,7 @@ BEGIN;
 SELECT plan(32);
 
 SELECT has_extension('interactions_cron', 'the extension is installed');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'), '1.1', 'at version 1.1');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'), '1.2', 'at version 1.2');
 SELECT tables_are('interactions_cron', ARRAY['export_checkpoints', 'job_runs', 'export_intents', 'job_claims'],
                   'the extension owns four tables');
 SELECT views_are('interactions_cron', ARRAY['export_status'], 'and one view');
@@ -25,7 +25,7 @@ SELECT col_is_null('interactions_cron', 'export_checkpoints', 'last_id', 'a NULL
 SELECT col_default_is('interactions_cron', 'export_checkpoints', 'last_created_at', '-infinity',
                       'a new checkpoint starts before every row');
 SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, status) VALUES ('x', 'running')$$,
-                 '23514', NULL, 'status is ok or failed only');
+                 '23514', NULL, 'status is ok, failed or released only');
 SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, attempts) VALUES ('x', -1)$$,
                  '23514', NULL, 'attempts cannot be negative');
 

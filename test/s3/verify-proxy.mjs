@@ -4,6 +4,8 @@
 // is checked against the body, before it is forwarded to s3rver, which
 // checks no V4 signature at all.  A request that real S3 would refuse is
 // answered as S3 would (403/400 with an XML error) and counted as rejected.
+// A create-only write (If-None-Match: *) of an existing key is answered 412,
+// as S3 does, since s3rver would write it.
 //
 // usage: node verify-proxy.mjs --listen PORT --backend PORT --stats FILE
 //                              [--access-key ID --secret-key KEY --region R]
@@ -210,6 +212,35 @@ function forward(req, res, body) {
   upstream.end(body);
 }
 
+// objectExists asks s3rver whether the request's object exists (s3rver
+// ignores If-None-Match on writes; S3 and MinIO honour it).
+function objectExists(req) {
+  return new Promise((resolve) => {
+    const head = http.request(
+      { host: "127.0.0.1", port: Number(options.backend), method: "HEAD", path: req.url.split("?")[0],
+        headers: { host: req.headers.host }, timeout: 60000 },
+      (answer) => {
+        answer.resume();
+        resolve(answer.statusCode === 200);
+      },
+    );
+    head.on("timeout", () => head.destroy(new Error("backend timed out")));
+    head.on("error", () => resolve(false));
+    head.end();
+  });
+}
+
+// preconditionFailed answers a create-only write of an existing key as S3 does.
+function preconditionFailed(res, req) {
+  stats.preconditionFailed = (stats.preconditionFailed || 0) + 1;
+  saveStats();
+  const xml = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>PreconditionFailed</Code>` +
+    `<Message>At least one of the pre-conditions you specified did not hold</Message>` +
+    `<Condition>If-None-Match</Condition><Resource>${xmlEscape(req.url)}</Resource></Error>`;
+  res.writeHead(412, { "Content-Type": "application/xml", "Content-Length": Buffer.byteLength(xml) });
+  res.end(xml);
+}
+
 const server = http.createServer((req, res) => {
   const chunks = [];
   let size = 0;
@@ -231,6 +262,9 @@ const server = http.createServer((req, res) => {
     stats.verified += 1;
     stats.verifiedByOperation[kind] = (stats.verifiedByOperation[kind] || 0) + 1;
     saveStats();
+    if (req.headers["if-none-match"] === "*" && (kind === "PUT object" || kind === "POST multipart completion")) {
+      if (await objectExists(req)) return preconditionFailed(res, req);
+    }
     forward(req, res, body);
   });
 });

@@ -257,7 +257,7 @@ is_deeply(\@lost_files, \@new_files,
 # No manual step: the first export on the new timeline removes, tenant by
 # tenant, the files named past the checkpoint, then writes the rows again.
 export_all($node_d, 1000, 'two runs lost');
-my @swept = slurp_file($node_d->logfile) =~ /removing "([^"]+)", named past its tenant's checkpoint/g;
+my @swept = slurp_file($node_d->logfile) =~ /removing "([^"]+)", which holds rows past its tenant's checkpoint/g;
 is_deeply([ sort @swept ], \@lost_files,
 	'two runs lost: the new primary removed exactly the files of the lost runs');
 check_lake($node_d, read_lake($lake), 'two runs lost');
