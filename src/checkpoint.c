@@ -249,19 +249,19 @@ RequireBackwardMove(const char *tenantId, CheckpointPosition current, Checkpoint
 }
 
 /*
- * RequireUnreleasedForReset refuses, without force, to reset the checkpoint
- * of a tenant whose state was released to another database: the reset would
- * make this database export it again, beside the one that adopted it.
+ * CheckpointRequireUnreleased refuses to go on with a tenant whose state was
+ * released to another database (tenant_state(release => true)), with hint
+ * saying what to do instead.
  */
-static void
-RequireUnreleasedForReset(const char *tenantId, CheckpointPosition current)
+void
+CheckpointRequireUnreleased(const char *tenantId, CheckpointPosition checkpoint, const char *hint)
 {
-	if (current.released)
+	if (checkpoint.released)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the state of tenant \"%s\" was released to another database", tenantId),
-				 errdetail("Its export goes on where its state was adopted."),
-				 errhint("To export it here again, adopt its state back with adopt_tenant_state; reset_checkpoint(tenant_id, since, force => true) exports it here from since.")));
+				 errdetail("tenant_state(release => true) handed it over; the database that adopted it exports it."),
+				 errhint("%s", hint)));
 }
 
 /*
@@ -327,7 +327,10 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 		current.id = MemoryContextStrdup(callerContext, current.id);
 	if (!force)
 	{
-		RequireUnreleasedForReset(tenantId, current);
+		/* A reset would export it here again, beside the database that adopted it. */
+		CheckpointRequireUnreleased(tenantId, current,
+									"To export it here again, adopt its state back with adopt_tenant_state; "
+									"reset_checkpoint(tenant_id, since, force => true) exports it here from since.");
 		RequireBackwardMove(tenantId, current, target);
 	}
 	removedFiles = IntentClear(tenantId);

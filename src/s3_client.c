@@ -607,6 +607,20 @@ SpoolFileContent(void *argument, size_t *length)
 }
 
 /*
+ * AbortUpload aborts a multipart upload, so that its parts do not linger; a
+ * failure is left to the bucket's lifecycle rules.
+ */
+static void
+AbortUpload(const S3Target *target, const char *key, const char *uploadId, const char *contentType)
+{
+	S3Response response = {0};
+
+	initStringInfo(&response.body);
+	SendOnce(target, "DELETE", ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
+			 "", 0, contentType, &response);
+}
+
+/*
  * UploadParts sends a large file as a multipart upload, its completion
  * create-only, and says whether the object holds it (see UploadedOrOurs).
  * The upload is aborted if a part or the completion fails, or the key
@@ -618,7 +632,7 @@ UploadParts(const S3Target *target, const char *key, SpoolFile *file, const char
 	S3Response response = {0};
 	char	   *uploadId;
 	StringInfoData completion;
-	volatile bool placed;
+	bool		placed;
 
 	initStringInfo(&response.body);
 	Send(target, psprintf("multipart start of %s", key), "POST",
@@ -658,25 +672,17 @@ UploadParts(const S3Target *target, const char *key, SpoolFile *file, const char
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 					 errmsg("S3 multipart completion of %s failed: %s", key,
 							XmlElement(response.body.data, "Code") ? XmlElement(response.body.data, "Code") : "(no error code)")));
-		placed = UploadedOrOurs(target, key, &response, SpoolFileContent, file);
-		if (!placed)
-			ereport(ERROR,
-					(errcode(ERRCODE_DUPLICATE_FILE),
-					 errmsg("S3 object %s exists already", key)));
 	}
 	PG_CATCH();
 	{
-		S3Response abortResponse = {0};
-
-		initStringInfo(&abortResponse.body);
-		SendOnce(target, "DELETE", ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
-				 "", 0, contentType, &abortResponse);
-		if (geterrcode() != ERRCODE_DUPLICATE_FILE)
-			PG_RE_THROW();
-		FlushErrorState();
-		placed = false;
+		AbortUpload(target, key, uploadId, contentType);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+
+	placed = UploadedOrOurs(target, key, &response, SpoolFileContent, file);
+	if (!placed)
+		AbortUpload(target, key, uploadId, contentType);
 	return placed;
 }
 

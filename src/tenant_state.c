@@ -98,21 +98,6 @@ ReleaseTenant(const ConfiguredTable *tenants, const char *tenantId)
 }
 
 /*
- * RequireUnreleased refuses to take the state of a tenant released here:
- * it lives in the database that adopted it.
- */
-static void
-RequireUnreleased(const char *tenantId, CheckpointPosition checkpoint)
-{
-	if (checkpoint.released)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the state of tenant \"%s\" was released from this database", tenantId),
-				 errdetail("tenant_state(release => true) handed it over; the database that adopted it holds it."),
-				 errhint("Take the state from that database and adopt it here with adopt_tenant_state.")));
-}
-
-/*
  * tenant_state(tenant_id, release) returns the tenant's checkpoint and
  * outstanding intent as JSON, having claimed the tenant until the end of
  * the caller's transaction (waiting for an export's transaction on it to
@@ -133,7 +118,8 @@ tenant_state(PG_FUNCTION_ARGS)
 	ConnectSpi();
 	tenants = RequireKnownTenant(tenantId);
 	(void) CheckpointClaim(tenantId, true, &checkpoint);
-	RequireUnreleased(tenantId, checkpoint);
+	CheckpointRequireUnreleased(tenantId, checkpoint,
+								"Take the state from the database that adopted it, and adopt it here with adopt_tenant_state.");
 	(void) RunTenantStatementAsOwner(&statePlan,
 									 "SELECT pg_catalog.jsonb_build_object("
 									 "  'tenantId', $1, 'format', 1,"

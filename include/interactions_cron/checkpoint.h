@@ -39,6 +39,8 @@ extern bool CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition 
 extern ExportClaim CheckpointClaimForExport(const ConfiguredTable *tenants, const char *tenantId,
 											CheckpointPosition *position);
 extern bool CheckpointReclaim(const char *tenantId);
+extern void CheckpointRequireUnreleased(const char *tenantId, CheckpointPosition checkpoint,
+										const char *hint);
 extern void CheckpointRecordSuccess(const char *tenantId,
 									CheckpointPosition position,
 									int64 rowsExported, int64 filesWritten,
