@@ -20,6 +20,7 @@
 #include "storage/fd.h"
 
 #include "interactions_cron/file_sink.h"
+#include "interactions_cron/guc.h"
 
 /* Write to the kernel in chunks of about this size. */
 #define WRITE_CHUNK_BYTES (256 * 1024)
@@ -119,6 +120,31 @@ RequireOwnDirectory(const char *path, const struct stat *status)
 }
 
 /*
+ * MakeExportRoot creates the export root and its missing parents, as
+ * pg_mkdir_p does: it stops at the first mkdir that fails.
+ */
+static int
+MakeExportRoot(char *root)
+{
+	struct stat status;
+
+	for (char *slash = strchr(root + 1, '/');; slash = strchr(slash + 1, '/'))
+	{
+		if (slash != NULL)
+			*slash = '\0';
+		if (stat(root, &status) != 0)
+		{
+			InjectConcurrentMkdir(root);
+			if (mkdir(root, pg_dir_create_mode) != 0)
+				return -1;
+		}
+		if (slash == NULL)
+			return 0;
+		*slash = '/';
+	}
+}
+
+/*
  * WalkExportDirectory checks every directory from the export root down to
  * root/relative, one path component at a time with lstat, so that a planted
  * symbolic link at any level is refused rather than followed.  With create,
@@ -139,7 +165,7 @@ WalkExportDirectory(const char *exportRoot, const char *relative, bool create)
 
 		if (!create)
 			return false;
-		if (pg_mkdir_p(root, pg_dir_create_mode) != 0 && errno != EEXIST)
+		if (MakeExportRoot(root) != 0 && errno != EEXIST)
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not create export directory \"%s\": %m", exportRoot)));
@@ -159,6 +185,7 @@ WalkExportDirectory(const char *exportRoot, const char *relative, bool create)
 						 errmsg("could not stat export directory \"%s\": %m", path.data)));
 			if (!create)
 				return false;
+			InjectConcurrentMkdir(path.data);
 			if (mkdir(path.data, pg_dir_create_mode) != 0 && errno != EEXIST)
 				ereport(ERROR,
 						(errcode_for_file_access(),

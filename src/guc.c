@@ -8,6 +8,9 @@
 #include "postgres.h"
 
 #include <limits.h>
+#include <sys/stat.h>
+
+#include "common/file_perm.h"
 
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -73,6 +76,7 @@ static const struct config_enum_entry debug_fault_options[] = {
 	{"sleep_before_place", DEBUG_FAULT_SLEEP_BEFORE_PLACE, false},
 	{"sleep_between_files", DEBUG_FAULT_SLEEP_BETWEEN_FILES, false},
 	{"sleep_after_place", DEBUG_FAULT_SLEEP_AFTER_PLACE, false},
+	{"concurrent_mkdir", DEBUG_FAULT_CONCURRENT_MKDIR, false},
 	{NULL, 0, false}
 };
 
@@ -709,4 +713,17 @@ InjectFault(FaultPoint point, const char *tenantId)
 			pg_usleep(100 * 1000L);
 		}
 	}
+}
+
+/*
+ * InjectConcurrentMkdir creates a directory just before the export's own
+ * mkdir of it when interactions_cron.debug_fault = concurrent_mkdir, as
+ * another worker or call that won the race would: the tests then see every
+ * creation of a missing directory lose that race, deterministically.
+ */
+void
+InjectConcurrentMkdir(const char *path)
+{
+	if (DebugFaultSetting == DEBUG_FAULT_CONCURRENT_MKDIR)
+		(void) mkdir(path, pg_dir_create_mode);
 }

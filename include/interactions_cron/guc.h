@@ -16,7 +16,8 @@ typedef enum DebugFault
 	DEBUG_FAULT_ERROR_AFTER_PLACE,
 	DEBUG_FAULT_SLEEP_BEFORE_PLACE,
 	DEBUG_FAULT_SLEEP_BETWEEN_FILES,
-	DEBUG_FAULT_SLEEP_AFTER_PLACE
+	DEBUG_FAULT_SLEEP_AFTER_PLACE,
+	DEBUG_FAULT_CONCURRENT_MKDIR
 } DebugFault;
 
 /* Where in a tenant's export a fault can be injected. */
@@ -89,6 +90,7 @@ extern bool LoadedAtServerStart;
 extern void DefineSettings(void);
 extern char *ResolvedExportDirectory(void);
 extern void InjectFault(FaultPoint point, const char *tenantId);
+extern void InjectConcurrentMkdir(const char *path);
 extern List *SplitQualifiedNameList(const char *rawList);
 
 #endif
