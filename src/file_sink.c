@@ -120,28 +120,61 @@ RequireOwnDirectory(const char *path, const struct stat *status)
 }
 
 /*
- * MakeExportRoot creates the export root and its missing parents, as
- * pg_mkdir_p does: it stops at the first mkdir that fails.
+ * CreateDirectory makes one directory for the server's user alone.  One that
+ * another worker or call created first is no error: the caller stats what
+ * is there now and checks it.
  */
-static int
-MakeExportRoot(char *root)
+static void
+CreateDirectory(const char *path)
 {
-	struct stat status;
+	InjectConcurrentMkdir(path);
+	if (mkdir(path, pg_dir_create_mode) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create export directory \"%s\": %m", path)));
+}
 
-	for (char *slash = strchr(root + 1, '/');; slash = strchr(slash + 1, '/'))
+/*
+ * MakeExportRoot creates the export root and its missing parents, one
+ * component at a time.  Unlike pg_mkdir_p, which gives up when another
+ * process creates a parent between its stat and its mkdir, it carries on
+ * below that parent, so the whole path exists afterwards whoever made each
+ * part.  The parents may be symbolic links (the superuser chose the path);
+ * each must lead to a directory.
+ */
+static void
+MakeExportRoot(const char *exportRoot)
+{
+	char	   *path = pstrdup(exportRoot);
+
+	for (char *slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/'))
 	{
+		struct stat status;
+
 		if (slash != NULL)
 			*slash = '\0';
-		if (stat(root, &status) != 0)
+		if (stat(path, &status) != 0)
 		{
-			InjectConcurrentMkdir(root);
-			if (mkdir(root, pg_dir_create_mode) != 0)
-				return -1;
+			if (errno != ENOENT)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not stat export directory \"%s\": %m", path)));
+			CreateDirectory(path);
+			if (stat(path, &status) != 0)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not stat export directory \"%s\": %m", path)));
 		}
+		if (!S_ISDIR(status.st_mode))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("\"%s\" on the path of the export directory is not a directory", path),
+					 errhint("Point interactions_cron.export_dir at a directory.")));
 		if (slash == NULL)
-			return 0;
+			break;
 		*slash = '/';
 	}
+	pfree(path);
 }
 
 /*
@@ -161,14 +194,11 @@ WalkExportDirectory(const char *exportRoot, const char *relative, bool create)
 
 	if (!RequireSafeExportRoot(exportRoot))
 	{
-		char	   *root = pstrdup(exportRoot);
-
 		if (!create)
 			return false;
-		if (MakeExportRoot(root) != 0 && errno != EEXIST)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not create export directory \"%s\": %m", exportRoot)));
+		MakeExportRoot(exportRoot);
+		/* whoever created it, it must be as safe as one found in place */
+		(void) RequireSafeExportRoot(exportRoot);
 	}
 
 	initStringInfo(&path);
@@ -185,11 +215,7 @@ WalkExportDirectory(const char *exportRoot, const char *relative, bool create)
 						 errmsg("could not stat export directory \"%s\": %m", path.data)));
 			if (!create)
 				return false;
-			InjectConcurrentMkdir(path.data);
-			if (mkdir(path.data, pg_dir_create_mode) != 0 && errno != EEXIST)
-				ereport(ERROR,
-						(errcode_for_file_access(),
-						 errmsg("could not create export directory \"%s\": %m", path.data)));
+			CreateDirectory(path.data);
 			if (lstat(path.data, &status) != 0)
 				ereport(ERROR,
 						(errcode_for_file_access(),
