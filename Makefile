@@ -16,6 +16,7 @@ OBJS = \
 	src/ndjson.o \
 	src/xml_response.o \
 	src/http_request.o \
+	src/sigv4.o \
 	src/s3_client.o \
 	src/s3_credentials.o \
 	src/aws_credentials_answer.o \

@@ -161,7 +161,7 @@ FetchContainerCredentials(AwsCredentials *credentials, char **problem)
 
 	*problem = NULL;
 	if (!answered || response.status != 200)
-		*problem = psprintf("the container credentials endpoint %s answered %s", uri, HttpFailure(&response));
+		*problem = psprintf("the container credentials endpoint %s %s", uri, HttpFailure(&response));
 	else if (!AwsCredentialsFromJson(response.body.data, response.body.len, credentials, problem))
 		*problem = psprintf("the container credentials endpoint %s: %s", uri, *problem);
 	HttpForgetResponse(&response);

@@ -72,7 +72,7 @@ AskMetadata(const char *method, const char *path, List *headers, char **problem)
 	request.timeoutMs = IMDS_TIMEOUT_MS;
 	request.attempts = 1;
 	if (!HttpPerform(&request, &response) || response.status != 200)
-		*problem = psprintf("EC2 instance metadata at %s answered %s", request.url, HttpFailure(&response));
+		*problem = psprintf("EC2 instance metadata at %s %s", request.url, HttpFailure(&response));
 	else
 		answer = pnstrdup(response.body.data, response.body.len);
 	HttpForgetResponse(&response);

@@ -149,7 +149,7 @@ FetchWebIdentityCredentials(AwsCredentials *credentials, char **problem)
 	HttpForgetResponse(&response);
 	*problem = NULL;
 	if (response.status == 0)
-		*problem = psprintf("STS at %s did not answer: %s", request.url, HttpFailure(&response));
+		*problem = psprintf("STS at %s %s", request.url, HttpFailure(&response));
 	else if (!parsed)
 		*problem = psprintf("STS at %s answered HTTP %ld with no XML", request.url, response.status);
 	else if (response.status != 200)

@@ -157,15 +157,15 @@ HttpPerform(const HttpRequest *request, HttpResponse *response)
 }
 
 /*
- * HttpFailure describes an attempt that was not answered, or answered with
- * a status, without the body (which may hold secrets).
+ * HttpFailure says how a request failed ("did not answer (why)", "answered
+ * HTTP 404"), without the body, which may hold secrets.
  */
 char *
 HttpFailure(const HttpResponse *response)
 {
 	if (response->status == 0)
-		return pstrdup(response->transportError);
-	return psprintf("HTTP %ld", response->status);
+		return psprintf("did not answer (%s)", response->transportError);
+	return psprintf("answered HTTP %ld", response->status);
 }
 
 /*

@@ -2,7 +2,7 @@
  * s3_client.c
  *	  PutObject and multipart uploads to S3 or an S3-compatible store.
  *
- * Requests are signed by libcurl (CURLOPT_AWS_SIGV4) and carry the payload's
+ * Requests are signed with SigV4 (sigv4.c) and carry the payload's
  * SHA-256 in x-amz-content-sha256 so that the store can verify it.  Memory
  * is bounded by one part: a file up to the part size is sent in one PUT, a
  * larger one in parts of that size read from the spool file in turn.
@@ -45,6 +45,7 @@
 #include "interactions_cron/http_request.h"
 #include "interactions_cron/s3_client.h"
 #include "interactions_cron/s3_credentials.h"
+#include "interactions_cron/sigv4.h"
 
 /* Attempts of one request before a transient failure becomes an error. */
 #define S3_MAX_ATTEMPTS 4
@@ -189,37 +190,6 @@ UploadIdQuery(int partNumber, const char *uploadId)
 	appendStringInfoString(&query, "uploadId=");
 	AppendUriEncoded(&query, uploadId, false);
 	return query.data;
-}
-
-/*
- * ComputeDigest computes a payload's digest with one of PostgreSQL's hashes.
- */
-static void
-ComputeDigest(pg_cryptohash_type type, const char *data, size_t length, uint8 *digest,
-			  size_t digestLength)
-{
-	pg_cryptohash_ctx *context = pg_cryptohash_create(type);
-
-	if (context == NULL || pg_cryptohash_init(context) < 0 ||
-		pg_cryptohash_update(context, (const uint8 *) data, length) < 0 ||
-		pg_cryptohash_final(context, digest, digestLength) < 0)
-		elog(ERROR, "could not compute a digest: %s", pg_cryptohash_error(context));
-	pg_cryptohash_free(context);
-}
-
-/*
- * Sha256Hex returns the lowercase hex SHA-256 of a payload.
- */
-static char *
-Sha256Hex(const char *data, size_t length)
-{
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
-
-	ComputeDigest(PG_SHA256, data, length, digest, sizeof(digest));
-	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
-		sprintf(hex + i * 2, "%02x", digest[i]);
-	return hex;
 }
 
 /*
@@ -374,19 +344,25 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 {
 	/* Everything that may raise an error is made before curl has memory. */
 	const AwsCredentials *signing = S3CredentialsForRequest(target->credentials);
-	char	   *hashHeader = psprintf("x-amz-content-sha256: %s", Sha256Hex(payload, length));
-	char	   *typeHeader = psprintf("Content-Type: %s", contentType);
-	char	   *tokenHeader = signing->sessionToken
-		? psprintf("x-amz-security-token: %s", signing->sessionToken) : NULL;
-	char	   *ownerHeader = target->expectedBucketOwner[0] != '\0'
-		? psprintf("x-amz-expected-bucket-owner: %s", target->expectedBucketOwner) : NULL;
-	char	   *provider = psprintf("aws:amz:%s:s3", target->region);
-	char	   *credentials = psprintf("%s:%s", signing->accessKeyId, signing->secretAccessKey);
-	CURL	   *curl = curl_easy_init();
+	char	   *payloadHash = Sha256Hex(payload, length);
+	List	   *lines = list_make2(psprintf("x-amz-content-sha256: %s", payloadHash),
+								   psprintf("Content-Type: %s", contentType));
+	CURL	   *curl;
 	struct curl_slist *headers = NULL;
 	bool		headersFailed = false;
 	CURLcode	code = CURLE_OK;
 	ListCell   *cell;
+	char	   *tokenLine = NULL;
+
+	if (signing->sessionToken != NULL)
+	{
+		tokenLine = psprintf("x-amz-security-token: %s", signing->sessionToken);
+		lines = lappend(lines, tokenLine);
+	}
+	if (target->expectedBucketOwner[0] != '\0')
+		lines = lappend(lines, psprintf("x-amz-expected-bucket-owner: %s", target->expectedBucketOwner));
+	lines = list_concat(lines, extraHeaders);
+	lines = SigV4SignedHeaders(method, url, lines, payloadHash, target->region, signing);
 
 	resetStringInfo(&response->body);
 	response->status = 0;
@@ -394,31 +370,21 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	response->transportCode = CURLE_OK;
 	response->setupFailed = false;
 	response->transportError[0] = '\0';
+	curl = curl_easy_init();
 	if (curl == NULL)
 	{
 		strlcpy(response->transportError, "could not initialise libcurl", CURL_ERROR_SIZE);
-		memset(credentials, 0, strlen(credentials));
-		if (tokenHeader != NULL)
-			memset(tokenHeader, 0, strlen(tokenHeader));
+		if (tokenLine != NULL)
+			explicit_bzero(tokenLine, strlen(tokenLine));
 		return;
 	}
 
 	/*
-	 * No "Expect:" line here, although it is how libcurl is usually told not
-	 * to send "Expect: 100-continue": libcurl 7.88 (Debian bookworm) signs
-	 * every header of this list, that one too, so each request would list
-	 * expect in SignedHeaders without sending it, and S3 rejects that.  Left
-	 * alone, libcurl sends the 100-continue only for bodies above 1 MB, and
-	 * unsigned, as the AWS SDKs do; S3 accepts it, and answers a refusal
-	 * before the part is sent.
+	 * Only the signed lines are given; libcurl adds Content-Length and, for
+	 * bodies above 1 MB, "Expect: 100-continue" (unsigned, as the AWS SDKs
+	 * send it; S3 answers a refusal before the part is sent).
 	 */
-	headers = AppendHeader(headers, hashHeader, &headersFailed);
-	headers = AppendHeader(headers, typeHeader, &headersFailed);
-	if (tokenHeader != NULL)
-		headers = AppendHeader(headers, tokenHeader, &headersFailed);
-	if (ownerHeader != NULL)
-		headers = AppendHeader(headers, ownerHeader, &headersFailed);
-	foreach(cell, extraHeaders)
+	foreach(cell, lines)
 		headers = AppendHeader(headers, lfirst(cell), &headersFailed);
 	if (headersFailed)
 		code = CURLE_OUT_OF_MEMORY;
@@ -428,8 +394,6 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	SET_CURL_OPTION(CURLOPT_POSTFIELDS, payload);
 	SET_CURL_OPTION(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) length);
 	SET_CURL_OPTION(CURLOPT_HTTPHEADER, headers);
-	SET_CURL_OPTION(CURLOPT_AWS_SIGV4, provider);
-	SET_CURL_OPTION(CURLOPT_USERPWD, credentials);
 	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, CollectBody);
 	SET_CURL_OPTION(CURLOPT_WRITEDATA, &response->body);
 	SET_CURL_OPTION(CURLOPT_HEADERFUNCTION, CollectEtag);
@@ -467,9 +431,8 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
-	memset(credentials, 0, strlen(credentials));
-	if (tokenHeader != NULL)
-		memset(tokenHeader, 0, strlen(tokenHeader));
+	if (tokenLine != NULL)
+		explicit_bzero(tokenLine, strlen(tokenLine));
 	CHECK_FOR_INTERRUPTS();
 }
 
@@ -569,8 +532,7 @@ SendRequest(const S3Target *target, const char *what, const char *method, const 
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("S3 %s failed: %s", what, response->transportError),
-				 errhint("libcurl refused the request's options: it ran out of memory, or it is older "
-						 "than 7.75, which brought SigV4 signing.")));
+				 errhint("libcurl refused the request's options: it ran out of memory.")));
 	if (response->status == 0 && response->transportCode == CURLE_OPERATION_TIMEDOUT)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),

@@ -71,7 +71,7 @@ const stats = existsSync(options.stats)
   ? JSON.parse(readFileSync(options.stats, "utf8"))
   : { verified: 0, rejected: 0, verifiedByOperation: {}, rejections: [] };
 for (const [name, initial] of [["refusedByPolicy", 0], ["expiredTokenAnswered", 0], ["headers", {}],
-                               ["signedWithIssued", 0], ["partChecksums", {}]])
+                               ["signedWithIssued", 0], ["partChecksums", {}], ["accessKeys", {}]])
   if (stats[name] === undefined) stats[name] = initial;
 // The headers whose presence stats.headers counts per operation.
 const WATCHED_HEADERS = ["x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id",
@@ -340,6 +340,7 @@ const server = http.createServer((req, res) => {
     stats.verified += 1;
     stats.verifiedByOperation[kind] = (stats.verifiedByOperation[kind] || 0) + 1;
     if (credentials.sessionToken !== undefined) stats.signedWithIssued += 1;
+    stats.accessKeys[credentials.accessKeyId] = (stats.accessKeys[credentials.accessKeyId] || 0) + 1;
     stats.headers[kind] = stats.headers[kind] || {};
     for (const name of WATCHED_HEADERS)
       if (req.headers[name] !== undefined) stats.headers[kind][name] = (stats.headers[kind][name] || 0) + 1;
