@@ -181,24 +181,9 @@ CheckCredential(char **newval, void **extra, GucSource source)
 }
 
 /*
- * CheckCredentialsFile accepts an empty string (no file) or an absolute
- * path; the file itself is checked and read when an export starts.
- */
-static bool
-CheckCredentialsFile(char **newval, void **extra, GucSource source)
-{
-	if (**newval == '\0' || is_absolute_path(*newval))
-		return true;
-
-	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
-	GUC_check_errmsg("interactions_cron.s3_credentials_file must be an absolute path");
-	GUC_check_errhint("For example /var/lib/postgresql/.aws/credentials, or an empty string for none.");
-	return false;
-}
-
-/*
- * CheckOptionalAbsolutePath accepts an empty string (none: the server's
- * environment decides) or an absolute path.
+ * CheckOptionalAbsolutePath accepts an empty string (none, or the server's
+ * environment's) or an absolute path, for the files of credentials and
+ * tokens; the file itself is checked and read when an export uses it.
  */
 static bool
 CheckOptionalAbsolutePath(char **newval, void **extra, GucSource source)
@@ -207,8 +192,8 @@ CheckOptionalAbsolutePath(char **newval, void **extra, GucSource source)
 		return true;
 
 	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
-	GUC_check_errmsg("the path must be absolute");
-	GUC_check_errhint("Give an absolute path, or an empty string to use the server's environment.");
+	GUC_check_errmsg("\"%s\" is not an absolute path", *newval);
+	GUC_check_errhint("For example /var/lib/postgresql/.aws/credentials, or an empty string for none.");
 	return false;
 }
 
@@ -745,7 +730,7 @@ DefineSettings(void)
 							   "AWS shared credentials file the S3 credentials are read from, when the settings hold none.",
 							   "It must be a regular file owned by the server's OS user, with permissions 0600 or stricter.",
 							   &S3CredentialsFileSetting, "",
-							   PGC_SUSET, 0, CheckCredentialsFile, NULL, NULL);
+							   PGC_SUSET, 0, CheckOptionalAbsolutePath, NULL, NULL);
 
 	DefineCustomStringVariable("interactions_cron.s3_credentials_profile",
 							   "Profile (section) of interactions_cron.s3_credentials_file to use.",

@@ -19,7 +19,7 @@
 
 #include "interactions_cron/http_request.h"
 
-/* Keep at most this much of an answer: credentials are a few kB. */
+/* Keep at most this much of an answer: credentials and S3's errors are a few kB. */
 #define HTTP_MAX_RESPONSE_BYTES (64 * 1024)
 #define HTTP_FIRST_BACKOFF_MS 200
 
@@ -42,10 +42,11 @@ HttpStopOnInterrupt(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
 }
 
 /*
- * CollectAnswer keeps the start of a response body.
+ * HttpCollectBody is libcurl's write callback that keeps the start of a
+ * response body in a StringInfo.
  */
-static size_t
-CollectAnswer(char *data, size_t size, size_t count, void *userdata)
+size_t
+HttpCollectBody(char *data, size_t size, size_t count, void *userdata)
 {
 	StringInfo	body = userdata;
 	size_t		length = size * count;
@@ -99,7 +100,7 @@ PerformOnce(const HttpRequest *request, HttpResponse *response)
 		SET_CURL_OPTION(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) request->bodyLength);
 	}
 	SET_CURL_OPTION(CURLOPT_HTTPHEADER, headers);
-	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, CollectAnswer);
+	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, HttpCollectBody);
 	SET_CURL_OPTION(CURLOPT_WRITEDATA, &response->body);
 	SET_CURL_OPTION(CURLOPT_ERRORBUFFER, response->transportError);
 	SET_CURL_OPTION(CURLOPT_NOSIGNAL, 1L);

@@ -50,8 +50,6 @@
 /* Attempts of one request before a transient failure becomes an error. */
 #define S3_MAX_ATTEMPTS 4
 #define S3_FIRST_BACKOFF_MS 200
-/* Keep at most this much of an error response. */
-#define S3_MAX_RESPONSE_BYTES (64 * 1024)
 
 /* What one request came back with. */
 typedef struct S3Response
@@ -275,20 +273,6 @@ ObjectCreationHeaders(const S3Target *target)
 }
 
 /*
- * CollectBody keeps the start of a response body (for error messages).
- */
-static size_t
-CollectBody(char *data, size_t size, size_t count, void *userdata)
-{
-	StringInfo	body = userdata;
-	size_t		length = size * count;
-
-	if (body->len < S3_MAX_RESPONSE_BYTES)
-		appendBinaryStringInfo(body, data, Min(length, (size_t) (S3_MAX_RESPONSE_BYTES - body->len)));
-	return length;
-}
-
-/*
  * CollectEtag keeps the ETag header of an uploaded part.
  */
 static size_t
@@ -394,7 +378,7 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	SET_CURL_OPTION(CURLOPT_POSTFIELDS, payload);
 	SET_CURL_OPTION(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) length);
 	SET_CURL_OPTION(CURLOPT_HTTPHEADER, headers);
-	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, CollectBody);
+	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, HttpCollectBody);
 	SET_CURL_OPTION(CURLOPT_WRITEDATA, &response->body);
 	SET_CURL_OPTION(CURLOPT_HEADERFUNCTION, CollectEtag);
 	SET_CURL_OPTION(CURLOPT_HEADERDATA, response);

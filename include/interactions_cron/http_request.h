@@ -33,6 +33,7 @@ typedef struct HttpResponse
 
 extern int	HttpStopOnInterrupt(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
 								curl_off_t ultotal, curl_off_t ulnow);
+extern size_t HttpCollectBody(char *data, size_t size, size_t count, void *userdata);
 extern bool HttpPerform(const HttpRequest *request, HttpResponse *response);
 extern char *HttpFailure(const HttpResponse *response);
 extern void HttpForgetResponse(HttpResponse *response);
