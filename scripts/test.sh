@@ -79,7 +79,7 @@ run_http() {
 }
 
 run_s3() {
-    bash "$REPO_ROOT/test/s3_sink.sh"
+    bash "$REPO_ROOT/test/s3_sink.sh" && bash "$REPO_ROOT/test/s3_credentials.sh"
 }
 
 run_package() {

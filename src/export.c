@@ -128,6 +128,9 @@ RunResultJson(void *state)
 	{
 		appendStringInfoString(&json, ", \"storage\": \"s3\", \"location\": ");
 		escape_json(&json, SinkLocation(run->sink));
+		/* Where the credentials came from, never what they are. */
+		appendStringInfoString(&json, ", \"credentials\": ");
+		escape_json(&json, S3CredentialsSourceName(run->sink->s3->credentials));
 	}
 	if (run->dryRun)
 		appendStringInfoString(&json, ", \"dryRun\": true");

@@ -35,6 +35,14 @@ typedef enum CompressionKind
 	COMPRESSION_GZIP
 } CompressionKind;
 
+/* Which checksum S3 uploads carry. */
+typedef enum S3ChecksumKind
+{
+	S3_CHECKSUM_NONE,
+	S3_CHECKSUM_CRC32C,
+	S3_CHECKSUM_MD5
+} S3ChecksumKind;
+
 /* Where export files go. */
 typedef enum StorageKind
 {
@@ -52,6 +60,21 @@ extern char *S3AccessKeyIdSetting;
 extern char *S3SecretAccessKeySetting;
 extern char *S3CredentialsFileSetting;
 extern char *S3CredentialsProfileSetting;
+extern char *S3WebIdentityTokenFileSetting;
+extern char *S3RoleArnSetting;
+extern char *S3RoleSessionNameSetting;
+extern char *S3StsEndpointSetting;
+extern char *S3ContainerCredentialsFullUriSetting;
+extern char *S3ContainerCredentialsRelativeUriSetting;
+extern char *S3ContainerAuthorizationTokenSetting;
+extern char *S3ContainerAuthorizationTokenFileSetting;
+extern char *S3Ec2MetadataEndpointSetting;
+extern bool S3Ec2MetadataDisabledSetting;
+extern char *S3SseSetting;
+extern char *S3SseKmsKeyIdSetting;
+extern char *S3StorageClassSetting;
+extern int	S3ChecksumSetting;
+extern char *S3ExpectedBucketOwnerSetting;
 extern int	S3MultipartThresholdKb;
 extern int	S3RequestTimeoutMs;
 extern int	S3LowSpeedLimitBytes;
