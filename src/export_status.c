@@ -18,6 +18,7 @@
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
+#include "interactions_cron/export_status.h"
 #include "interactions_cron/guc.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/spi_plans.h"
@@ -57,18 +58,19 @@ ReadCheckpoints(List *tenantList)
 /*
  * ReadBacklogs returns, as the history table's owner, one row per tenant (in
  * list order): how many rows wait after its checkpoint, counted up to one
- * more than a batch, whether that is more than a batch, and when the oldest
- * was created.  Of the two branches, the one for the tenant's kind of
- * position reads rows, each bounded by the index (see HistoryRowsAfter).
+ * more than countLimit, whether that is more than countLimit, and when the
+ * oldest was created.  Of the two branches, the one for the tenant's kind of
+ * position reads rows, each bounded by the index (see HistoryRowsAfter):
+ * with countLimit 0, one index probe a tenant finds its oldest waiting row.
  */
-static SPITupleTable *
-ReadBacklogs(const ConfiguredTable *history, List *tenantList)
+SPITupleTable *
+ReadBacklogs(const ConfiguredTable *history, List *tenantList, int64 countLimit)
 {
 	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
 	Oid			argumentTypes[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8OID};
 	Datum		values[4] = {TenantIdArray(tenantList), (Datum) 0, (Datum) 0,
-	Int64GetDatum(DefaultBatchSize)};
+	Int64GetDatum(countLimit)};
 	SPITupleTable *positions = ReadCheckpointPositions(values[0], &values[1], &values[2]);
 	char	   *createdAt = ColumnAsInstant(created, "h");
 
@@ -168,7 +170,7 @@ export_status_rows(PG_FUNCTION_ARGS)
 		SPITupleTable *checkpoints = ReadCheckpoints(tenantList);
 
 		PutStatusRows(resultInfo, tenantList, checkpoints,
-					  ReadBacklogs(&historyTable, tenantList));
+					  ReadBacklogs(&historyTable, tenantList, DefaultBatchSize));
 	}
 	FinishSpi();
 	return (Datum) 0;
