@@ -30,10 +30,10 @@
 #define METRICS_CACHE_MS 1000
 
 #define METRICS_QUERY \
-	"SELECT metric, type, help, tenant_id, job, outcome, kind, value FROM interactions_cron.metrics()"
+	"SELECT metric, type, help, tenant_id, job_name, outcome, kind, value FROM interactions_cron.metrics()"
 
 /* The label names of the query's label columns, in column order. */
-static const char *const labelNames[] = {"tenant_id", "job", "outcome", "kind"};
+static const char *const labelNames[] = {"tenant_id", "job_name", "outcome", "kind"};
 #define FIRST_LABEL_COLUMN 3
 #define VALUE_COLUMN 7
 

@@ -29,7 +29,11 @@
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/tenants.h"
 
-/* The columns of a sample: metric, type, help, the four labels, value. */
+/*
+ * The columns of a sample: metric, type, help, the four labels (tenant_id,
+ * job_name, outcome, kind), value.  job_name, not job: a scraper sets job
+ * and instance itself.
+ */
 #define SAMPLE_COLUMNS 8
 #define LABEL_COLUMNS 4
 
@@ -186,7 +190,7 @@ ReadTenantTotals(List *tenantList)
 }
 
 /*
- * PutSample appends one sample; labels are tenant, job, outcome and kind,
+ * PutSample appends one sample; labels are tenant, job name, outcome and kind,
  * each NULL when the family has no such label.
  */
 static void
@@ -283,8 +287,9 @@ PutTenantSamples(ReturnSetInfo *resultInfo, const ConfiguredTable *history, List
 
 /*
  * PutJobSamples appends the per-job samples, read as the extension's owner
- * from job_run_totals and cleanup_totals, family by family: runs by outcome,
- * when each outcome last ran, how long the last run took, and what the
+ * from job_run_totals, cleanup_totals and (the failures since the last
+ * success) job_runs, family by family: runs by outcome, when each outcome
+ * last ran, how long the last run took, the failures in a row, and what the
  * cleanups did.
  */
 static void
@@ -293,11 +298,11 @@ PutJobSamples(ReturnSetInfo *resultInfo)
 	SPITupleTable *samples;
 
 	(void) RunStatementAsOwner(&jobSamplesPlan,
-							   "SELECT s.metric, s.type, s.help, s.job, s.outcome, s.kind, s.value"
+							   "SELECT s.metric, s.type, s.help, s.job_name, s.outcome, s.kind, s.value"
 							   " FROM ("
 							   "  SELECT 1 AS family, 'interactions_cron_job_runs_total' AS metric,"
 							   "    'counter' AS type, 'Runs of the job by outcome (ok, failed, skipped).' AS help,"
-							   "    t.job, t.outcome, NULL::text AS kind, t.runs::float8 AS value"
+							   "    t.job AS job_name, t.outcome, NULL::text AS kind, t.runs::float8 AS value"
 							   "  FROM interactions_cron.job_run_totals t"
 							   "  UNION ALL"
 							   "  SELECT 2, 'interactions_cron_job_last_run_timestamp_seconds', 'gauge',"
@@ -313,17 +318,28 @@ PutJobSamples(ReturnSetInfo *resultInfo)
 							   "        FROM interactions_cron.job_run_totals t"
 							   "        ORDER BY t.job, t.last_finished_at DESC) l"
 							   "  UNION ALL"
-							   "  SELECT 4, 'interactions_cron_cleanup_rows_deleted_total', 'counter',"
+							   /* Read back to the last success only (job_runs' index). */
+							   "  SELECT 4, 'interactions_cron_job_consecutive_failures', 'gauge',"
+							   "    'Failed runs of the job since its last successful one.',"
+							   "    j.job, NULL, NULL, f.failures::float8"
+							   "  FROM (SELECT DISTINCT t.job FROM interactions_cron.job_run_totals t) j"
+							   "  CROSS JOIN LATERAL ("
+							   "    SELECT pg_catalog.count(*) FROM interactions_cron.job_runs r"
+							   "    WHERE r.job = j.job AND NOT r.ok AND r.started_at >"
+							   "      COALESCE((SELECT pg_catalog.max(o.started_at) FROM interactions_cron.job_runs o"
+							   "                WHERE o.job = j.job AND o.ok), '-infinity')) AS f(failures)"
+							   "  UNION ALL"
+							   "  SELECT 5, 'interactions_cron_cleanup_rows_deleted_total', 'counter',"
 							   "    'Rows deleted by cleanup() by kind.',"
-							   "    'cleanup', NULL, c.kind, c.total::float8"
+							   "    NULL, NULL, c.kind, c.total::float8"
 							   "  FROM interactions_cron.cleanup_totals c WHERE c.kind <> 'partitions_ensured'"
 							   "  UNION ALL"
-							   "  SELECT 5, 'interactions_cron_cleanup_partitions_ensured_total', 'counter',"
+							   "  SELECT 6, 'interactions_cron_cleanup_partitions_ensured_total', 'counter',"
 							   "    'Partitions cleanup() ensured exist, summed over its runs.',"
-							   "    'cleanup', NULL, NULL, c.total::float8"
+							   "    NULL, NULL, NULL, c.total::float8"
 							   "  FROM interactions_cron.cleanup_totals c WHERE c.kind = 'partitions_ensured'"
 							   " ) s"
-							   " ORDER BY s.family, s.job, s.outcome, s.kind",
+							   " ORDER BY s.family, s.job_name, s.outcome, s.kind",
 							   0, NULL, NULL, NULL, SPI_OK_SELECT, "read the job totals");
 	samples = SPI_tuptable;
 	for (uint64 row = 0; row < SPI_processed; row++)

@@ -84,13 +84,14 @@ CREATE TRIGGER note_checkpoint_failure
     EXECUTE FUNCTION interactions_cron.note_checkpoint_failure();
 
 -- One row per sample: per tenant (the most lagging ones, at most
--- interactions_cron.metrics_max_tenants of them) and per job.  It reads the
--- platform's tables as export_status does, and needs what export_status
--- needs; it writes nothing.
+-- interactions_cron.metrics_max_tenants of them) and per job, each metric's
+-- samples together.  The label columns are named as the labels (job_name:
+-- a scraper sets job itself).  It reads the platform's tables as
+-- export_status does, and needs what export_status needs; it writes nothing.
 CREATE FUNCTION interactions_cron.metrics()
 RETURNS TABLE (
     metric text, type text, help text,
-    tenant_id text, job text, outcome text, kind text,
+    tenant_id text, job_name text, outcome text, kind text,
     value double precision)
 LANGUAGE C VOLATILE
 SET search_path = pg_catalog, pg_temp
