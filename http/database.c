@@ -348,8 +348,8 @@ CheckDatabaseHealth(const ShimConfig *config)
 }
 
 /*
- * QueryReadOnly runs one query in a read-only session, UTF-8 encoded,
- * connecting and answering within timeoutMs in all: the server ends the
+ * QueryReadOnly runs one query in a read-only session, connecting and
+ * answering within timeoutMs in all: the server ends the
  * statement then, and the shim stops waiting.  It returns the result (the
  * caller checks its status and clears it), or NULL, logged, when the
  * database could not be reached or did not answer in time.  A read-only
@@ -360,7 +360,7 @@ QueryReadOnly(const ShimConfig *config, const char *sql, int timeoutMs)
 {
 	long		deadlineMs = MonotonicMs() + timeoutMs;
 	PGconn	   *connection = Connect(config, timeoutMs,
-									 "-c default_transaction_read_only=on -c client_encoding=UTF8",
+									 "-c default_transaction_read_only=on",
 									 deadlineMs, -1);
 	PGresult   *result;
 	WaitResult	why;

@@ -40,8 +40,9 @@ call() {
     curl -sS -o "$WORK/body" -w '%{http_code}' "$@" "http://127.0.0.1:$port$path" >"$WORK/status"
     printf '%s %s' "$(cat "$WORK/status")" "$(cat "$WORK/body")"
 }
-status_of() { cut -d' ' -f1 <<<"$1"; }
-body_of() { cut -d' ' -f2- <<<"$1"; }
+# status_of / body_of split call's "STATUS BODY" (a body may have many lines).
+status_of() { printf '%s' "${1%% *}"; }
+body_of() { printf '%s' "${1#* }"; }
 # within SECONDS COMMAND...: true once COMMAND succeeds, false if it still
 # fails after SECONDS (checked every 0.1 s).
 within() {
