@@ -33,23 +33,21 @@
 static SPIPlanPtr checkpointsPlan = NULL;
 
 /*
- * ReadCheckpoints returns, as the extension's owner, one row per tenant (in
- * the order given) with the status columns that come from its checkpoint.
+ * ReadTenantCheckpoints returns, as the extension's owner, one row per
+ * tenant (in list order) with the given columns of its checkpoint ("c"; all
+ * NULL for a tenant without one), through the plan cached in *cache.
  */
-static SPITupleTable *
-ReadCheckpoints(List *tenantList)
+SPITupleTable *
+ReadTenantCheckpoints(SPIPlanPtr *cache, const char *columns, List *tenantList)
 {
 	Oid			argumentTypes[1] = {TEXTARRAYOID};
 	Datum		values[1] = {TenantIdArray(tenantList)};
 
-	(void) RunStatementAsOwner(&checkpointsPlan,
-							   "SELECT COALESCE(c.status, 'ok'),"
-							   "       c.last_created_at, c.last_id, COALESCE(c.attempts, 0),"
-							   "       c.last_error, c.last_file, c.last_success_at,"
-							   "       COALESCE(c.rows_exported, 0)"
-							   " FROM pg_catalog.unnest($1) WITH ORDINALITY AS t(id, n)"
-							   " LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id"
-							   " ORDER BY t.n",
+	(void) RunStatementAsOwner(cache,
+							   psprintf("SELECT %s"
+										" FROM pg_catalog.unnest($1) WITH ORDINALITY AS t(id, n)"
+										" LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id"
+										" ORDER BY t.n", columns),
 							   1, argumentTypes, values, NULL, SPI_OK_SELECT,
 							   "read the export checkpoints");
 	return SPI_tuptable;
@@ -142,6 +140,25 @@ PutStatusRows(ReturnSetInfo *resultInfo, List *tenantList, SPITupleTable *checkp
 	}
 }
 
+/*
+ * StartStatusRead begins a set-returning function that reads the export's
+ * status (export_status_rows, metrics): it connects to SPI, resolves the
+ * tenants and history tables, checking that the caller may read them, and
+ * returns the active tenants, in the function's memory.  The caller ends
+ * with FinishSpi.
+ */
+List *
+StartStatusRead(FunctionCallInfo fcinfo, ConfiguredTable *history)
+{
+	MemoryContext callContext = CurrentMemoryContext;
+	ConfiguredTable tenants;
+
+	InitMaterializedSRF(fcinfo, 0);
+	ConnectSpi();
+	ResolveExportTables(&tenants, history);
+	return ReadActiveTenants(&tenants, NULL, callContext);
+}
+
 /* PostgreSQL 15's PG_FUNCTION_INFO_V1 exports only the info function. */
 PGDLLEXPORT Datum export_status_rows(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(export_status_rows);
@@ -156,18 +173,18 @@ Datum
 export_status_rows(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *resultInfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext callContext = CurrentMemoryContext;
-	ConfiguredTable tenantsTable;
 	ConfiguredTable historyTable;
-	List	   *tenantList;
+	List	   *tenantList = StartStatusRead(fcinfo, &historyTable);
 
-	InitMaterializedSRF(fcinfo, 0);
-	ConnectSpi();
-	ResolveExportTables(&tenantsTable, &historyTable);
-	tenantList = ReadActiveTenants(&tenantsTable, NULL, callContext);
 	if (tenantList != NIL)
 	{
-		SPITupleTable *checkpoints = ReadCheckpoints(tenantList);
+		SPITupleTable *checkpoints =
+			ReadTenantCheckpoints(&checkpointsPlan,
+								  "COALESCE(c.status, 'ok'),"
+								  " c.last_created_at, c.last_id, COALESCE(c.attempts, 0),"
+								  " c.last_error, c.last_file, c.last_success_at,"
+								  " COALESCE(c.rows_exported, 0)",
+								  tenantList);
 
 		PutStatusRows(resultInfo, tenantList, checkpoints,
 					  ReadBacklogs(&historyTable, tenantList, DefaultBatchSize));

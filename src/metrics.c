@@ -16,7 +16,6 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -170,23 +169,15 @@ MostLaggingTenants(const ConfiguredTable *history, List *tenantList, int maxTena
 static SPITupleTable *
 ReadTenantTotals(List *tenantList)
 {
-	Oid			argumentTypes[1] = {TEXTARRAYOID};
-	Datum		values[1] = {TenantIdArray(tenantList)};
-
-	(void) RunStatementAsOwner(&tenantTotalsPlan,
-							   "SELECT COALESCE(c.rows_exported, 0)::float8,"
-							   "       COALESCE(c.files_written, 0)::float8,"
-							   "       CASE WHEN pg_catalog.isfinite(c.last_created_at)"
-							   "            THEN pg_catalog.date_part('epoch', c.last_created_at) END,"
-							   "       pg_catalog.date_part('epoch', c.last_success_at),"
-							   "       pg_catalog.date_part('epoch', c.last_failure_at),"
-							   "       COALESCE(c.attempts, 0)::float8"
-							   " FROM pg_catalog.unnest($1) WITH ORDINALITY AS t(id, n)"
-							   " LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id"
-							   " ORDER BY t.n",
-							   1, argumentTypes, values, NULL, SPI_OK_SELECT,
-							   "read the export checkpoints");
-	return SPI_tuptable;
+	return ReadTenantCheckpoints(&tenantTotalsPlan,
+								 "COALESCE(c.rows_exported, 0)::float8,"
+								 " COALESCE(c.files_written, 0)::float8,"
+								 " CASE WHEN pg_catalog.isfinite(c.last_created_at)"
+								 "      THEN pg_catalog.date_part('epoch', c.last_created_at) END,"
+								 " pg_catalog.date_part('epoch', c.last_success_at),"
+								 " pg_catalog.date_part('epoch', c.last_failure_at),"
+								 " COALESCE(c.attempts, 0)::float8",
+								 tenantList);
 }
 
 /*
@@ -372,17 +363,11 @@ Datum
 metrics(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *resultInfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext callContext = CurrentMemoryContext;
 	const char *noLabels[LABEL_COLUMNS] = {NULL};
-	ConfiguredTable tenantsTable;
 	ConfiguredTable historyTable;
-	List	   *tenantList;
+	List	   *tenantList = StartStatusRead(fcinfo, &historyTable);
 	List	   *reported;
 
-	InitMaterializedSRF(fcinfo, 0);
-	ConnectSpi();
-	ResolveExportTables(&tenantsTable, &historyTable);
-	tenantList = ReadActiveTenants(&tenantsTable, NULL, callContext);
 	reported = MostLaggingTenants(&historyTable, tenantList, MetricsMaxTenants);
 	PutSample(resultInfo, &activeTenantsFamily, noLabels, list_length(tenantList));
 	PutSample(resultInfo, &reportedTenantsFamily, noLabels, list_length(reported));

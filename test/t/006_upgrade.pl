@@ -198,12 +198,7 @@ upgraded(q{
 });
 
 # The update.
-my ($stdout, $stderr);
-is($node->psql('upgraded', 'ALTER EXTENSION interactions_cron UPDATE',
-		stdout => \$stdout, stderr => \$stderr, timeout => $timeout),
-	0, 'ALTER EXTENSION interactions_cron UPDATE succeeds') or diag $stderr;
-is(upgraded(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), $latest,
-	"upgraded: the extension is at $latest");
+update_extension_ok($node, 'upgraded', $latest);
 is(upgraded($checkpoints_query), $checkpoints_1_0, 'the update keeps every checkpoint row as it was');
 is(upgraded(q{SELECT format_type(atttypid, atttypmod) FROM pg_attribute
               WHERE attrelid = 'interactions_cron.export_checkpoints'::regclass AND attname = 'last_id'}),

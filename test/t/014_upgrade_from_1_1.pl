@@ -64,12 +64,7 @@ my $checkpoints_1_1 = upgraded($checkpoints_query);
 my $job_runs_1_1 = upgraded($job_runs_query);
 my $files_1_1 = read_lake($export_dir)->{final_files};
 
-my ($stdout, $stderr);
-is($node->psql('upgraded', 'ALTER EXTENSION interactions_cron UPDATE',
-		stdout => \$stdout, stderr => \$stderr, timeout => $timeout),
-	0, 'ALTER EXTENSION interactions_cron UPDATE succeeds') or diag $stderr;
-is(upgraded(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), $latest,
-	"upgraded: the extension is at $latest");
+update_extension_ok($node, 'upgraded', $latest);
 is(upgraded($checkpoints_query), $checkpoints_1_1, 'the update keeps every checkpoint as it was');
 is(upgraded($job_runs_query), $job_runs_1_1, 'and the run history');
 is_deeply(read_lake($export_dir)->{final_files}, $files_1_1, 'and writes no file');

@@ -1,6 +1,7 @@
 # ExtensionCatalog: the extension's catalog objects described as one text,
 # to compare a fresh install with an upgraded one (006_upgrade,
-# 014_upgrade_from_1_1), and a comparison of two texts that shows a diff.
+# 014_upgrade_from_1_1), a comparison of two texts that shows a diff, and
+# the update itself.
 #
 # Load it with:
 #   use FindBin;
@@ -15,7 +16,7 @@ use Exporter 'import';
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(describe_extension_sql compare_text);
+our @EXPORT = qw(describe_extension_sql compare_text update_extension_ok);
 
 # describe_extension describes every member object of the extension and the
 # extension's own configuration, as one text sorted by object identity.
@@ -195,6 +196,21 @@ sub compare_text
 sub describe_extension_sql
 {
 	return $describe_extension;
+}
+
+# update_extension_ok runs ALTER EXTENSION interactions_cron UPDATE in $db
+# and checks that it succeeds and reaches $version.
+sub update_extension_ok
+{
+	my ($node, $db, $version) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my ($stdout, $stderr);
+	is($node->psql($db, 'ALTER EXTENSION interactions_cron UPDATE',
+			stdout => \$stdout, stderr => \$stderr, timeout => $PostgreSQL::Test::Utils::timeout_default),
+		0, 'ALTER EXTENSION interactions_cron UPDATE succeeds') or diag $stderr;
+	is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'},
+			timeout => $PostgreSQL::Test::Utils::timeout_default),
+		$version, "$db: the extension is at $version");
 }
 
 1;
