@@ -32,6 +32,7 @@ OBJS = \
 	src/worker_pool.o \
 	src/export.o \
 	src/export_status.o \
+	src/metrics.o \
 	src/lake_sweep.o \
 	src/tenant_state.o \
 	src/run_history.o \

@@ -160,6 +160,9 @@ LoadConfig(void)
 
 	config.cronSecret = LoadSecret();
 	config.cronSecretLength = config.cronSecret ? strlen(config.cronSecret) : 0;
+	config.metricsSecret = TakeFromEnvironment("METRICS_SECRET");
+	config.metricsSecretLength = config.metricsSecret ? strlen(config.metricsSecret) : 0;
+	config.metricsTimeoutMs = (int) IntegerFromEnvironment("METRICS_TIMEOUT_MS", 5000, 600000);
 	config.allowUnauthenticated = FlagFromEnvironment("ALLOW_UNAUTHENTICATED");
 	/* DATABASE_URL may carry a password, so it is scrubbed as well. */
 	config.databaseUrl = databaseUrl ? databaseUrl : "";

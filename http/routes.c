@@ -18,19 +18,28 @@ typedef struct RequestState
 	unsigned int status;
 } RequestState;
 
-/* One endpoint: its path, whether it needs the secret, and its work. */
+/* What an endpoint does. */
+typedef enum RouteKind
+{
+	ROUTE_JOB,					/* runs its SQL; needs the jobs' secret */
+	ROUTE_HEALTH,				/* no secret */
+	ROUTE_METRICS				/* needs the metrics' secret (see auth.c) */
+} RouteKind;
+
+/* One endpoint: its path, its kind, and a job's SQL. */
 typedef struct Route
 {
 	const char *path;
-	bool		needsSecret;
-	const char *sql;			/* NULL: the health check */
+	RouteKind	kind;
+	const char *sql;
 } Route;
 
 static const Route routes[] = {
-	{"/api/v1/cron/export-interactions", true,
+	{"/api/v1/cron/export-interactions", ROUTE_JOB,
 	"SELECT interactions_cron.export_interactions()::text"},
-	{"/api/v1/cron/cleanup", true, "SELECT interactions_cron.cleanup()::text"},
-	{"/healthz", false, NULL},
+	{"/api/v1/cron/cleanup", ROUTE_JOB, "SELECT interactions_cron.cleanup()::text"},
+	{"/healthz", ROUTE_HEALTH, NULL},
+	{"/metrics", ROUTE_METRICS, NULL},
 };
 
 static atomic_int requestsInFlight;
@@ -72,20 +81,21 @@ StaticResponse(unsigned int status, const char *body)
 }
 
 /*
- * Respond queues a JSON response (taking ownership of its body), with an
- * Allow or WWW-Authenticate header when given.  A 413, and every answer
- * once the shim is stopping, closes the connection after it: an unread body
- * cannot be parsed as a next request, and a stopping shim serves no more.
+ * RespondWith queues a response (taking ownership of its body) of the
+ * given type, with an Allow or WWW-Authenticate header when given.  A 413,
+ * and every answer once the shim is stopping, closes the connection after
+ * it: an unread body cannot be parsed as a next request, and a stopping
+ * shim serves no more.
  */
 static enum MHD_Result
-Respond(struct MHD_Connection *connection, RequestState *state, JsonResponse answer,
-		const char *headerName, const char *headerValue)
+RespondWith(struct MHD_Connection *connection, RequestState *state, JsonResponse answer,
+			const char *contentType, const char *headerName, const char *headerValue)
 {
 	struct MHD_Response *response =
 		MHD_create_response_from_buffer(strlen(answer.body), answer.body, MHD_RESPMEM_MUST_FREE);
 	enum MHD_Result queued;
 
-	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, contentType);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (headerName != NULL)
 		MHD_add_response_header(response, headerName, headerValue);
@@ -95,6 +105,32 @@ Respond(struct MHD_Connection *connection, RequestState *state, JsonResponse ans
 	queued = MHD_queue_response(connection, answer.status, response);
 	MHD_destroy_response(response);
 	return queued;
+}
+
+/*
+ * Respond queues a JSON response (see RespondWith).
+ */
+static enum MHD_Result
+Respond(struct MHD_Connection *connection, RequestState *state, JsonResponse answer,
+		const char *headerName, const char *headerValue)
+{
+	return RespondWith(connection, state, answer, "application/json", headerName, headerValue);
+}
+
+/*
+ * RespondMetrics queues the /metrics page, in OpenMetrics when the request's
+ * Accept header asks for it, else in Prometheus's text format.
+ */
+static enum MHD_Result
+RespondMetrics(const ShimConfig *config, struct MHD_Connection *connection, RequestState *state)
+{
+	bool		openMetrics = AcceptsOpenMetrics(MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+																			   MHD_HTTP_HEADER_ACCEPT));
+	JsonResponse page = {200, MetricsPage(config, openMetrics)};
+
+	return RespondWith(connection, state, page,
+					   openMetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+					   : "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
 }
 
 /*
@@ -143,9 +179,27 @@ ClientSocket(struct MHD_Connection *connection)
 }
 
 /*
+ * RouteIsAuthorized says whether a request carries the secret its route
+ * needs, if any.
+ */
+static bool
+RouteIsAuthorized(const ShimConfig *config, const Route *route, struct MHD_Connection *connection)
+{
+	const char *authorization = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+															MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *secretHeader = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Cron-Secret");
+
+	if (route->kind == ROUTE_HEALTH)
+		return true;
+	if (route->kind == ROUTE_METRICS)
+		return MetricsRequestIsAuthorized(config, authorization, secretHeader);
+	return RequestIsAuthorized(config, authorization, secretHeader);
+}
+
+/*
  * Answer decides a request without a body: 503 while stopping, 404 for
- * unknown paths, 405 for methods other than GET, 401 without the secret,
- * else the endpoint's JSON.
+ * unknown paths, 405 for methods other than GET, 401 without the secret
+ * the route needs, else the endpoint's JSON, or the metrics.
  */
 static enum MHD_Result
 Answer(const ShimConfig *config, struct MHD_Connection *connection, RequestState *state,
@@ -164,16 +218,17 @@ Answer(const ShimConfig *config, struct MHD_Connection *connection, RequestState
 		return Respond(connection, state,
 					   StaticResponse(405, "{\"ok\": false, \"error\": \"method not allowed\"}"),
 					   MHD_HTTP_HEADER_ALLOW, MHD_HTTP_METHOD_GET);
-	if (route->needsSecret &&
-		!RequestIsAuthorized(config,
-							 MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-							 MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Cron-Secret")))
+	if (!RouteIsAuthorized(config, route, connection))
 		return Respond(connection, state,
-					   StaticResponse(401, "{\"ok\": false, \"error\": \"invalid or missing CRON_SECRET\"}"),
+					   StaticResponse(401, route->kind == ROUTE_METRICS ?
+									  "{\"ok\": false, \"error\": \"invalid or missing secret\"}" :
+									  "{\"ok\": false, \"error\": \"invalid or missing CRON_SECRET\"}"),
 					   MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 
+	if (route->kind == ROUTE_METRICS)
+		return RespondMetrics(config, connection, state);
 	return Respond(connection, state,
-				   route->sql ? RunSqlJob(config, route->sql, ClientSocket(connection))
+				   route->kind == ROUTE_JOB ? RunSqlJob(config, route->sql, ClientSocket(connection))
 				   : CheckDatabaseHealth(config),
 				   NULL, NULL);
 }

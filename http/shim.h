@@ -19,6 +19,9 @@ typedef struct ShimConfig
 {
 	const char *cronSecret;		/* NULL: development mode, endpoints open */
 	size_t		cronSecretLength;
+	const char *metricsSecret;	/* NULL: /metrics takes cronSecret */
+	size_t		metricsSecretLength;
+	int			metricsTimeoutMs;	/* bound of a /metrics answer */
 	bool		allowUnauthenticated;	/* development mode beyond loopback */
 	const char *databaseUrl;	/* libpq conninfo or URI; "" means the PG* variables */
 	const char *host;
@@ -40,6 +43,8 @@ typedef struct JsonResponse
 /* auth.c */
 extern bool RequestIsAuthorized(const ShimConfig *config, const char *authorization,
 								const char *cronSecretHeader);
+extern bool MetricsRequestIsAuthorized(const ShimConfig *config, const char *authorization,
+									   const char *secretHeader);
 
 /* config.c */
 extern ShimConfig LoadConfig(void);
@@ -61,12 +66,17 @@ extern bool ShimStopping(void);
 /* database.c */
 extern JsonResponse RunSqlJob(const ShimConfig *config, const char *sql, int clientSocket);
 extern JsonResponse CheckDatabaseHealth(const ShimConfig *config);
+extern struct pg_result *QueryReadOnly(const ShimConfig *config, const char *sql, int timeoutMs);
 
 /* log.c */
 extern char *LogQuoted(const char *text);
 extern void ShimLogV(const char *format, va_list arguments) __attribute__((format(printf, 1, 0)));
 extern void ShimLog(const char *format,...) __attribute__((format(printf, 1, 2)));
 extern void LogFromMhd(void *cls, const char *format, va_list arguments);
+
+/* metrics.c */
+extern char *MetricsPage(const ShimConfig *config, bool openMetrics);
+extern bool AcceptsOpenMetrics(const char *accept);
 
 /* routes.c */
 extern enum MHD_Result HandleRequest(void *cls, struct MHD_Connection *connection,

@@ -70,6 +70,7 @@ int			SummaryRetentionDays = 365;
 int			PremakeMonths = 3;
 int			RunHistoryRetentionDays = 30;
 int			CleanupBatchSize = 10000;
+int			MetricsMaxTenants = 100;
 int			PartitionLockTimeoutMs = 2000;
 char	   *TenantIdColumnSetting = NULL;
 char	   *TenantNameColumnSetting = NULL;
@@ -839,6 +840,16 @@ DefineSettings(void)
 
 	DefineS3RoleSettings();
 	DefineS3BucketPolicySettings();
+
+	DefineCustomIntVariable("interactions_cron.metrics_max_tenants",
+							"Most tenants interactions_cron.metrics() reports, the most lagging first.",
+							"Each reported tenant costs an index range scan of up to batch_size + 1 rows "
+							"and a few samples; 0 reports none.",
+							&MetricsMaxTenants,
+							100, 0, 1000000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	DefineSchemaMappingSettings();
 	MarkGUCPrefixReserved("interactions_cron");
 }

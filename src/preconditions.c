@@ -20,8 +20,13 @@
 
 #include "interactions_cron/preconditions.h"
 
-/* The version of the SQL objects this library's functions rely on. */
+/*
+ * The versions of the SQL objects this library's functions work with: 1.2
+ * brought the run totals (see SqlHasRunTotals); with 1.1's objects the runs
+ * are recorded in job_runs only.
+ */
 #define REQUIRED_SQL_VERSION "1.1"
+#define CURRENT_SQL_VERSION "1.2"
 
 /*
  * InstalledExtension reads interactions_cron's row of pg_extension in this
@@ -111,11 +116,12 @@ RequireUsableDatabase(void)
 				 errhint("Run the jobs on the primary.")));
 
 	version = InstalledExtension(&owner);
-	if (version != NULL && strcmp(version, REQUIRED_SQL_VERSION) != 0)
+	if (version != NULL && strcmp(version, REQUIRED_SQL_VERSION) != 0 &&
+		strcmp(version, CURRENT_SQL_VERSION) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("interactions_cron's SQL objects are version %s, but its library needs %s",
-						version, REQUIRED_SQL_VERSION),
+				 errmsg("interactions_cron's SQL objects are version %s, but its library needs %s or %s",
+						version, REQUIRED_SQL_VERSION, CURRENT_SQL_VERSION),
 				 errdetail("Nothing was exported or deleted, and no checkpoint changed."),
 				 errhint("Run ALTER EXTENSION interactions_cron UPDATE in this database.")));
 }
@@ -135,4 +141,17 @@ RequireUtf8Database(void)
 						GetDatabaseEncodingName()),
 				 errdetail("Exported files and their paths are UTF-8."),
 				 errhint("Export from a database created with ENCODING 'UTF8'.")));
+}
+
+/*
+ * SqlHasRunTotals says whether the installed SQL objects have the run
+ * totals, job_run_totals and cleanup_totals (1.2 on).
+ */
+bool
+SqlHasRunTotals(void)
+{
+	Oid			owner;
+	char	   *version = InstalledExtension(&owner);
+
+	return version != NULL && strcmp(version, CURRENT_SQL_VERSION) == 0;
 }

@@ -6,64 +6,16 @@
 # blocking health checks, malformed, oversized and slow requests, caps and
 # deadlines against hostile clients (test/http_hostile.py), a database that
 # never answers, clients that leave mid-call, escaped log lines, the secret
-# never logged nor left in /proc/<pid>/environ, and SIGTERM.
+# never logged nor left in /proc/<pid>/environ, SIGTERM, and /metrics linted
+# by promtool.
 # Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/http_lib.sh"
 
-SHIM=${SHIM:-$(pg_config --bindir)/interactions-cron-http}
-HOSTILE="python3 $(dirname "$0")/http_hostile.py"
 DB=interactions_cron_http
 SECRET='s3cr3t-Value-for-tests'
-WORK=$(mktemp -d /tmp/interactions_cron_http.XXXXXX)
-shim_pids=()
-helper_pids=()
-cleanup_shims() {
-    for pid in "${shim_pids[@]}" "${helper_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup_shims EXIT
 
-is_json() { python3 -c 'import json, sys; json.loads(sys.stdin.read())' <<<"$1"; }
-
-# start_shim NAME PORT [VAR=VALUE ...]: runs the shim in the background,
-# logging to $WORK/NAME.log, and waits until it listens; its pid is then in
-# $shim_pid.
-start_shim() {
-    local name=$1 port=$2
-    shift 2
-    env -i PATH="$PATH" HOST=127.0.0.1 PORT="$port" STATEMENT_TIMEOUT_MS=60000 "$@" \
-        "$SHIM" 2>"$WORK/$name.log" &
-    shim_pid=$!
-    shim_pids+=($!)
-    for _ in $(seq 50); do
-        grep -q listening "$WORK/$name.log" && return 0
-        sleep 0.1
-    done
-    cat "$WORK/$name.log"
-    die "shim $name did not start"
-}
-
-# call PORT PATH [curl args]: prints "STATUS BODY".
-call() {
-    local port=$1 path=$2
-    shift 2
-    curl -sS -o "$WORK/body" -w '%{http_code}' "$@" "http://127.0.0.1:$port$path" >"$WORK/status"
-    printf '%s %s' "$(cat "$WORK/status")" "$(cat "$WORK/body")"
-}
-status_of() { cut -d' ' -f1 <<<"$1"; }
-body_of() { cut -d' ' -f2- <<<"$1"; }
-# within SECONDS COMMAND...: true once COMMAND succeeds, false if it still
-# fails after SECONDS (checked every 0.1 s).
-within() {
-    local tries=$(($1 * 10))
-    shift
-    for _ in $(seq "$tries"); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
 threads_of() { ls "/proc/$1/task" | wc -l; }
 shim_backends() { psql -X -At -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'interactions-cron-http'"; }
 
@@ -122,6 +74,14 @@ r=$(call "$PORT_DOWN" /healthz); expect "health with the database down: 503" "$(
 r=$(call "$PORT_DOWN" "$EXPORT" -H "Authorization: Bearer $SECRET")
 expect "export with the database down: 500" "$(status_of "$r")" 500
 expect "the 500 names no connection detail" "$(body_of "$r" | grep -c "$DEAD_PG\|host=\|user=" || true)" 0
+
+# /metrics takes the jobs' secret, and its text passes Prometheus's own lint
+# (the metrics suite, test/metrics.sh, tests the rest).
+expect "/metrics without the secret: 401" "$(status_of "$(call "$PORT_A" /metrics)")" 401
+curl -sS -H "Authorization: Bearer $SECRET" "http://127.0.0.1:$PORT_A/metrics" >"$WORK/metrics.txt"
+expect "/metrics reads the database" "$(grep -c '^interactions_cron_up 1$' "$WORK/metrics.txt")" 1
+promtool check metrics <"$WORK/metrics.txt" || die "promtool check metrics: the exposition has problems"
+echo "ok: promtool check metrics accepts /metrics"
 
 # A failing SQL call answers 500 with PostgreSQL's message and SQLSTATE.
 sql -q -c "ALTER DATABASE $DB SET interactions_cron.partitioned_tables = 'public.no_such_table'"

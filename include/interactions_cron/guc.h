@@ -95,6 +95,7 @@ extern int	SummaryRetentionDays;
 extern int	PremakeMonths;
 extern int	RunHistoryRetentionDays;
 extern int	CleanupBatchSize;
+extern int	MetricsMaxTenants;
 extern int	PartitionLockTimeoutMs;
 extern char *TenantIdColumnSetting;
 extern char *TenantNameColumnSetting;

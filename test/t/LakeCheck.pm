@@ -285,7 +285,7 @@ sub read_s3rver_lake
 
 # extension_state returns {name => text} of the state of the extension in
 # $db that must survive a dump and restore, a pg_upgrade or a failover: the
-# rows of its tables, job_runs_id_seq, its config tables and their filters,
+# rows of its tables (the metrics' totals too), job_runs_id_seq, its config tables and their filters,
 # and the ACL of each of its objects (grants to other roles included).
 sub extension_state
 {
@@ -295,6 +295,8 @@ sub extension_state
 		intents => q{SELECT * FROM interactions_cron.export_intents ORDER BY tenant_id},
 		job_runs => q{SELECT * FROM interactions_cron.job_runs ORDER BY id},
 		job_claims => q{SELECT * FROM interactions_cron.job_claims ORDER BY job},
+		run_totals => q{SELECT * FROM interactions_cron.job_run_totals ORDER BY job, outcome},
+		cleanup_totals => q{SELECT * FROM interactions_cron.cleanup_totals ORDER BY kind},
 		sequence => q{SELECT last_value, is_called FROM interactions_cron.job_runs_id_seq},
 		config => q{SELECT u.cfg::regclass, u.cond
 		            FROM pg_extension e, unnest(e.extconfig, e.extcondition) u(cfg, cond)
