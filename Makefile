@@ -20,6 +20,7 @@ OBJS = \
 	src/sink.o \
 	src/batch_receiver.o \
 	src/tenant_export.o \
+	src/tenant_queue.o \
 	src/outcome_message.o \
 	src/export_worker.o \
 	src/worker_pool.o \

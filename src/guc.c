@@ -32,6 +32,7 @@ int			DefaultBatchSize = 10000;
 int			WatermarkMarginMs = 1000;
 int			WatermarkWaitMs = 10000;
 int			MaxExportWorkers = 2;
+int			MaxRuntimeMs = 0;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
 int			CompressionSetting = COMPRESSION_NONE;
 int			StorageSetting = STORAGE_LOCAL;
@@ -490,6 +491,16 @@ DefineSettings(void)
 							&MaxExportWorkers,
 							2, 1, 64,
 							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.max_runtime",
+							"Time budget of an export call for catching up: further batches of tenants "
+							"whose batch was full start until it is spent.",
+							"0 means off: one batch per tenant per call. export_interactions(max_runtime => ...) "
+							"overrides it for one call.",
+							&MaxRuntimeMs,
+							0, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("interactions_cron.debug_fault",

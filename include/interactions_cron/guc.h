@@ -64,6 +64,7 @@ extern int	DefaultBatchSize;
 extern int	WatermarkMarginMs;
 extern int	WatermarkWaitMs;
 extern int	MaxExportWorkers;
+extern int	MaxRuntimeMs;
 extern int	DebugFaultSetting;
 extern char *SuppressionsTableSetting;
 extern char *SummariesTableSetting;
