@@ -6,7 +6,7 @@ BEGIN;
 SELECT plan(32);
 
 SELECT has_extension('interactions_cron', 'the extension is installed');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'), '1.1', 'at version 1.1');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'), '1.2', 'at version 1.2');
 SELECT tables_are('interactions_cron', ARRAY['export_checkpoints', 'job_runs', 'export_intents', 'job_claims'],
                   'the extension owns four tables');
 SELECT views_are('interactions_cron', ARRAY['export_status'], 'and one view');
@@ -52,23 +52,23 @@ SELECT functions_are('interactions_cron', ARRAY[
     'export_interactions', 'cleanup', 'reset_checkpoint', 'export_status_rows',
     'tenant_state', 'adopt_tenant_state', 'require_pg_cron', 'schedule', 'unschedule'],
     'the extension has nine functions');
-SELECT function_returns('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'jsonb',
-                        'export_interactions(batch_size, tenant_id, dry_run) returns jsonb');
+SELECT function_returns('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'], 'jsonb',
+                        'export_interactions(batch_size, tenant_id, dry_run, max_runtime) returns jsonb');
 SELECT function_returns('interactions_cron', 'cleanup', ARRAY[]::text[], 'jsonb', 'cleanup() returns jsonb');
 SELECT function_returns('interactions_cron', 'reset_checkpoint', ARRAY['text', 'timestamp with time zone', 'boolean'],
                         'void', 'reset_checkpoint(tenant_id, since, force) returns void');
 SELECT function_returns('interactions_cron', 'export_status_rows', ARRAY[]::text[], 'setof record',
                         'export_status_rows() returns a set');
-SELECT function_lang_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'c',
+SELECT function_lang_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'], 'c',
                         'the export is C');
 SELECT function_lang_is('interactions_cron', 'cleanup', ARRAY[]::text[], 'c', 'cleanup is C');
 SELECT function_lang_is('interactions_cron', 'reset_checkpoint', ARRAY['text', 'timestamp with time zone', 'boolean'], 'c',
                         'reset_checkpoint is C');
 SELECT function_lang_is('interactions_cron', 'export_status_rows', ARRAY[]::text[], 'c',
                         'the status is C (it reads the platform tables as their owners)');
-SELECT volatility_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'volatile',
+SELECT volatility_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'], 'volatile',
                      'the export is volatile');
-SELECT isnt_definer('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'],
+SELECT isnt_definer('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'],
                     'the export runs as its caller (it acts as table owners itself, after checking the caller)');
 SELECT is((SELECT count(*)::int FROM pg_proc p
            WHERE p.pronamespace = 'interactions_cron'::regnamespace AND p.prosecdef), 0,

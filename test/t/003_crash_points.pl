@@ -222,7 +222,7 @@ sub check_exactly_once
 
 $node->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
 $node->safe_psql('postgres', slurp_file('../reference/schema.sql'));
-is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.1', 'version 1.1 is installed');
+is(sql(q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}), '1.2', 'version 1.2 is installed');
 is(sql(q{SELECT to_regclass('interactions_cron.export_intents') IS NOT NULL}), 't', 'the intents table exists');
 
 # Final files of a killed tenant at each point: none placed yet, the first of
