@@ -55,6 +55,7 @@ typedef struct OutcomeDestination
 {
 	shm_mq_handle *caller;
 	TenantQueue *tenantQueue;
+	int			workerNumber;
 	bool		dryRun;
 } OutcomeDestination;
 
@@ -75,7 +76,7 @@ SendOutcome(void *argument, const TenantOutcome *outcome)
 	SerializeOutcome(&message, outcome);
 	sent = shm_mq_send(destination->caller, message.len, message.data, false, true) == SHM_MQ_SUCCESS;
 	pfree(message.data);
-	TenantQueueBatchEnded(destination->tenantQueue, outcome->tenantIndex,
+	TenantQueueBatchEnded(destination->tenantQueue, destination->workerNumber, outcome->tenantIndex,
 						  sent && outcome->batchFull && outcome->error == NULL &&
 						  !outcome->skipped && !destination->dryRun);
 	return sent;
@@ -101,7 +102,7 @@ ExportQueuedTenants(ExportRunShared *run, const ExportTenantIds *tenants,
 		while (!TenantGroupIsFull(exporter) && !exporter->callerGone)
 		{
 			int			index = deferredIndex >= 0 ? deferredIndex
-				: TenantQueueTake(destination->tenantQueue);
+				: TenantQueueTake(destination->tenantQueue, destination->workerNumber);
 
 			deferredIndex = -1;
 			queueEmpty = index < 0;
@@ -156,6 +157,7 @@ ExportWorkerMain(Datum argument)
 	shm_mq_set_sender(queue, MyProc);
 	destination.caller = shm_mq_attach(queue, segment, NULL);
 	destination.tenantQueue = shm_toc_lookup(toc, EXPORT_KEY_TENANT_QUEUE, false);
+	destination.workerNumber = workerNumber;
 	destination.dryRun = run->dryRun;
 
 	BackgroundWorkerInitializeConnectionByOid(run->databaseId, run->authenticatedUserId, 0);

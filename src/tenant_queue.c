@@ -44,6 +44,15 @@ QueueBatchesTaken(TenantQueue *queue)
 }
 
 /*
+ * QueueInFlight returns each worker's count of batches taken and not ended.
+ */
+static int *
+QueueInFlight(TenantQueue *queue)
+{
+	return (int *) (queue->data + (sizeof(int) + sizeof(uint32)) * queue->tenantCount);
+}
+
+/*
  * DrainGoesOn says whether further batches may still start.
  */
 static bool
@@ -53,13 +62,15 @@ DrainGoesOn(const TenantQueue *queue)
 }
 
 /*
- * TenantQueueSize returns the bytes a queue of tenantCount tenants takes.
+ * TenantQueueSize returns the bytes a queue of tenantCount tenants for
+ * workerCount workers takes.
  */
 Size
-TenantQueueSize(int tenantCount)
+TenantQueueSize(int tenantCount, int workerCount)
 {
-	return add_size(offsetof(TenantQueue, data),
-					mul_size(sizeof(int) + sizeof(uint32), tenantCount));
+	return add_size(add_size(offsetof(TenantQueue, data),
+							 mul_size(sizeof(int) + sizeof(uint32), tenantCount)),
+					mul_size(sizeof(int), workerCount));
 }
 
 /*
@@ -67,19 +78,21 @@ TenantQueueSize(int tenantCount)
  * drainDeadline is when the time budget ends, or 0 for one batch each.
  */
 void
-TenantQueueInit(TenantQueue *queue, int tenantCount, TimestampTz drainDeadline)
+TenantQueueInit(TenantQueue *queue, int tenantCount, int workerCount, TimestampTz drainDeadline)
 {
 	SpinLockInit(&queue->mutex);
 	queue->head = 0;
 	queue->tail = tenantCount;
-	queue->inFlight = 0;
 	queue->tenantCount = tenantCount;
+	queue->workerCount = workerCount;
 	queue->drainDeadline = drainDeadline;
 	for (int i = 0; i < tenantCount; i++)
 	{
 		QueueRing(queue)[i] = i;
 		QueueBatchesTaken(queue)[i] = 0;
 	}
+	for (int i = 0; i < workerCount; i++)
+		QueueInFlight(queue)[i] = 0;
 }
 
 /*
@@ -88,7 +101,7 @@ TenantQueueInit(TenantQueue *queue, int tenantCount, TimestampTz drainDeadline)
  * are dropped from the queue: no batch of the drain starts after the budget.
  */
 int
-TenantQueueTake(TenantQueue *queue)
+TenantQueueTake(TenantQueue *queue, int workerNumber)
 {
 	bool		budgetSpent = queue->drainDeadline != 0 && !DrainGoesOn(queue);
 	int			taken = -1;
@@ -102,7 +115,7 @@ TenantQueueTake(TenantQueue *queue)
 		if (budgetSpent && QueueBatchesTaken(queue)[index] > 0)
 			continue;
 		QueueBatchesTaken(queue)[index]++;
-		queue->inFlight++;
+		QueueInFlight(queue)[workerNumber]++;
 		taken = index;
 		break;
 	}
@@ -116,7 +129,7 @@ TenantQueueTake(TenantQueue *queue)
  * and the budget allows another batch.
  */
 void
-TenantQueueBatchEnded(TenantQueue *queue, int tenantIndex, bool moreWaiting)
+TenantQueueBatchEnded(TenantQueue *queue, int workerNumber, int tenantIndex, bool moreWaiting)
 {
 	bool		again = moreWaiting && DrainGoesOn(queue);
 
@@ -126,13 +139,26 @@ TenantQueueBatchEnded(TenantQueue *queue, int tenantIndex, bool moreWaiting)
 		QueueRing(queue)[queue->tail % queue->tenantCount] = tenantIndex;
 		queue->tail++;
 	}
-	queue->inFlight--;
+	QueueInFlight(queue)[workerNumber]--;
+	SpinLockRelease(&queue->mutex);
+}
+
+/*
+ * TenantQueueWorkerGone forgets the batches a worker that exited had taken:
+ * they will not end in this call (their intents are undone by the next
+ * claims), and the other workers must not wait for them.
+ */
+void
+TenantQueueWorkerGone(TenantQueue *queue, int workerNumber)
+{
+	SpinLockAcquire(&queue->mutex);
+	QueueInFlight(queue)[workerNumber] = 0;
 	SpinLockRelease(&queue->mutex);
 }
 
 /*
  * TenantQueueAwaitMore is for a worker that found the queue empty: while
- * other workers' batches may still queue their tenants again, it waits,
+ * batches of other workers may still queue their tenants again, it waits,
  * cancellably, and returns true as soon as something is queued; it returns
  * false when nothing more can come (no drain, no batch in flight, or the
  * budget spent).
@@ -143,11 +169,12 @@ TenantQueueAwaitMore(TenantQueue *queue)
 	for (;;)
 	{
 		bool		queued;
-		bool		inFlight;
+		bool		inFlight = false;
 
 		SpinLockAcquire(&queue->mutex);
 		queued = queue->head < queue->tail;
-		inFlight = queue->inFlight > 0;
+		for (int i = 0; i < queue->workerCount; i++)
+			inFlight = inFlight || QueueInFlight(queue)[i] > 0;
 		SpinLockRelease(&queue->mutex);
 		if (queued)
 			return true;

@@ -110,7 +110,7 @@ CreateRunSegment(const WorkerAssignment *assignment, int workerCount, shm_mq ***
 	shm_toc_estimator estimator;
 	Size		settingsSize = EstimateGUCStateSpace();
 	Size		tenantsSize = TenantIdsSize(assignment);
-	Size		tenantQueueSize = TenantQueueSize(assignment->tenantCount);
+	Size		tenantQueueSize = TenantQueueSize(assignment->tenantCount, workerCount);
 	dsm_segment *segment;
 	shm_toc    *toc;
 	char	   *settings;
@@ -143,7 +143,7 @@ CreateRunSegment(const WorkerAssignment *assignment, int workerCount, shm_mq ***
 	shm_toc_insert(toc, EXPORT_KEY_TENANTS, tenants);
 
 	*tenantQueue = shm_toc_allocate(toc, tenantQueueSize);
-	TenantQueueInit(*tenantQueue, assignment->tenantCount, assignment->drainDeadline);
+	TenantQueueInit(*tenantQueue, assignment->tenantCount, workerCount, assignment->drainDeadline);
 	shm_toc_insert(toc, EXPORT_KEY_TENANT_QUEUE, *tenantQueue);
 
 	*queues = palloc(sizeof(shm_mq *) * workerCount);
@@ -264,11 +264,11 @@ AddBatchOutcome(TenantOutcome *tenant, const TenantOutcome *batch)
 
 /*
  * ReceiveOutcomes reads every message waiting in the workers' queues into
- * the assignment's outcomes, and notes the workers that are gone.  It
- * returns whether anything happened.
+ * the assignment's outcomes, and notes the workers that are gone, in the
+ * tenant queue too.  It returns whether anything happened.
  */
 static bool
-ReceiveOutcomes(WorkerPool *pool, WorkerAssignment *assignment)
+ReceiveOutcomes(WorkerPool *pool, WorkerAssignment *assignment, TenantQueue *tenantQueue)
 {
 	bool		progressed = false;
 
@@ -299,6 +299,7 @@ ReceiveOutcomes(WorkerPool *pool, WorkerAssignment *assignment)
 		else if (result == SHM_MQ_DETACHED)
 		{
 			pool->finished[i] = true;
+			TenantQueueWorkerGone(tenantQueue, i);
 			progressed = true;
 		}
 	}
@@ -477,7 +478,7 @@ RunExportWorkers(WorkerAssignment *assignment)
 
 	while (!AllFinished(pool))
 	{
-		if (!ReceiveOutcomes(pool, assignment))
+		if (!ReceiveOutcomes(pool, assignment, tenantQueue))
 		{
 			int			events = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 										   WORKER_CHECK_MS, PG_WAIT_EXTENSION);
