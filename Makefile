@@ -16,6 +16,7 @@ OBJS = \
 	src/ndjson.o \
 	src/s3_client.o \
 	src/s3_credentials.o \
+	src/compression.o \
 	src/file_sink.o \
 	src/sink.o \
 	src/batch_receiver.o \
@@ -40,7 +41,7 @@ PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server) \
 	-D'PGDLLEXPORT=__attribute__((visibility("default")))'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-fvisibility=hidden
-SHLIB_LINK = -lz -lcurl
+SHLIB_LINK = -lz -lzstd -lcurl
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql
