@@ -7,32 +7,37 @@ SELECT g, 'zip', timestamptz '2026-03-30 23:00:00+00' + g * interval '1 second',
        jsonb_build_object('g', g, 'pad', repeat('x', 100))
 FROM generate_series(1, 5000) g;
 
-SET interactions_cron.compression = 'gzip';
-SELECT tenant_id, exported, files, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());
-SELECT f FROM test_helpers.export_files() f;
-
--- Decompressed, the files hold every row once, as the same JSON.
+-- Decompressed by the codec's tool, the files hold every row once, as the
+-- same JSON, and are far smaller than the JSON they hold.
 CREATE TEMP TABLE unzipped (line text);
-DO $$
+CREATE FUNCTION pg_temp.check_decompressed(tool text)
+RETURNS TABLE (lines bigint, distinct_ids bigint, rows_differing bigint, compressed_at_least_5x boolean)
+LANGUAGE plpgsql AS $$
 DECLARE f text;
 BEGIN
+    TRUNCATE unzipped;
     FOR f IN SELECT test_helpers.export_files() LOOP
         -- csv with bytes that never occur as delimiter or quote: lines verbatim
         EXECUTE format('COPY unzipped FROM PROGRAM %L WITH (FORMAT csv, DELIMITER %L, QUOTE %L)',
-                       'gzip -dc ''' || test_helpers.export_dir() || '/' || f || '''',
+                       tool || ' -dc ''' || test_helpers.export_dir() || '/' || f || '''',
                        E'\x01', E'\x02');
     END LOOP;
+    RETURN QUERY SELECT
+        (SELECT count(*) FROM unzipped),
+        (SELECT count(DISTINCT (u.line::jsonb->>'id')) FROM unzipped u),
+        (SELECT count(*) FROM interaction_history h
+         LEFT JOIN unzipped u ON (u.line::jsonb->>'id')::bigint = h.id
+         WHERE u.line IS NULL OR (u.line::jsonb->>'channel') <> h.channel
+            OR (u.line::jsonb->'metadata') <> h.metadata),
+        (SELECT sum((pg_stat_file(test_helpers.export_dir() || '/' || e)).size) * 5
+                < (SELECT sum(octet_length(u.line) + 1) FROM unzipped u)
+         FROM test_helpers.export_files() e);
 END $$;
-SELECT count(*) AS lines, count(DISTINCT (line::jsonb->>'id')) AS distinct_ids FROM unzipped;
-SELECT count(*) AS rows_differing
-FROM interaction_history h
-LEFT JOIN unzipped u ON (u.line::jsonb->>'id')::bigint = h.id
-WHERE u.line IS NULL OR (u.line::jsonb->>'channel') <> h.channel OR (u.line::jsonb->'metadata') <> h.metadata;
 
--- The files are far smaller than the JSON they hold.
-SELECT sum((pg_stat_file(test_helpers.export_dir() || '/' || f)).size) * 5
-       < sum(octet_length(u.line)) AS compressed_at_least_5x
-FROM test_helpers.export_files() f, (SELECT string_agg(line, E'\n') AS line FROM unzipped) u;
+SET interactions_cron.compression = 'gzip';
+SELECT tenant_id, exported, files, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());
+SELECT f FROM test_helpers.export_files() f;
+SELECT * FROM pg_temp.check_decompressed('gzip');
 
 -- A replay writes the same .json.gz names again.
 SELECT interactions_cron.reset_checkpoint('zip');
@@ -51,24 +56,7 @@ FROM generate_series(1, 5000) g;
 SET interactions_cron.compression = 'zstd';
 SELECT tenant_id, exported, files, file_path FROM test_helpers.outcomes(interactions_cron.export_interactions());
 SELECT f FROM test_helpers.export_files() f;
-TRUNCATE unzipped;
-DO $$
-DECLARE f text;
-BEGIN
-    FOR f IN SELECT test_helpers.export_files() LOOP
-        EXECUTE format('COPY unzipped FROM PROGRAM %L WITH (FORMAT csv, DELIMITER %L, QUOTE %L)',
-                       'zstd -qdc ''' || test_helpers.export_dir() || '/' || f || '''',
-                       E'\x01', E'\x02');
-    END LOOP;
-END $$;
-SELECT count(*) AS lines, count(DISTINCT (line::jsonb->>'id')) AS distinct_ids FROM unzipped;
-SELECT count(*) AS rows_differing
-FROM interaction_history h
-LEFT JOIN unzipped u ON (u.line::jsonb->>'id')::bigint = h.id
-WHERE u.line IS NULL OR (u.line::jsonb->>'channel') <> h.channel OR (u.line::jsonb->'metadata') <> h.metadata;
-SELECT sum((pg_stat_file(test_helpers.export_dir() || '/' || f)).size) * 5
-       < sum(octet_length(u.line)) AS compressed_at_least_5x
-FROM test_helpers.export_files() f, (SELECT string_agg(line, E'\n') AS line FROM unzipped) u;
+SELECT * FROM pg_temp.check_decompressed('zstd -q');
 
 -- A retry after a compression change stays exactly once: a batch fails
 -- after placing its .json.zst files, and the retry writes .json.gz names;
