@@ -23,10 +23,12 @@ OBJS = \
 	src/aws_web_identity.o \
 	src/aws_container_credentials.o \
 	src/aws_instance_metadata.o \
+	src/compression.o \
 	src/file_sink.o \
 	src/sink.o \
 	src/batch_receiver.o \
 	src/tenant_export.o \
+	src/tenant_queue.o \
 	src/outcome_message.o \
 	src/export_worker.o \
 	src/worker_pool.o \
@@ -47,7 +49,7 @@ PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server) $(shell xml2-con
 	-D'PGDLLEXPORT=__attribute__((visibility("default")))'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-fvisibility=hidden
-SHLIB_LINK = -lz -lcurl -lxml2
+SHLIB_LINK = -lz -lzstd -lcurl -lxml2
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql

@@ -169,6 +169,15 @@ LoadConfig(void)
 	config.host = (host != NULL && host[0] != '\0') ? host : "127.0.0.1";
 	config.port = (uint16_t) IntegerFromEnvironment("PORT", 8787, 65535);
 	config.statementTimeoutMs = (int) IntegerFromEnvironment("STATEMENT_TIMEOUT_MS", 600000, 86400000);
+	config.maxRuntimeLimitMs = (int) IntegerFromEnvironment("MAX_RUNTIME_LIMIT_MS",
+															config.statementTimeoutMs / 2, 86400000);
+	/* A budget the statement timeout cuts short would end every drain in an error. */
+	if (config.maxRuntimeLimitMs >= config.statementTimeoutMs)
+	{
+		ShimLog("MAX_RUNTIME_LIMIT_MS (%d) must be less than STATEMENT_TIMEOUT_MS (%d)",
+				config.maxRuntimeLimitMs, config.statementTimeoutMs);
+		exit(2);
+	}
 	config.connectTimeoutMs = (int) IntegerFromEnvironment("CONNECT_TIMEOUT_MS", 10000, 600000);
 	config.headerTimeoutMs = (int) IntegerFromEnvironment("HEADER_TIMEOUT_MS", 10000, 600000);
 	config.maxConnections = (int) IntegerFromEnvironment("MAX_CONNECTIONS", 256, 10000);

@@ -210,17 +210,25 @@ AwaitResult(PGconn *connection, int clientSocket, long deadlineMs)
 }
 
 /*
- * Execute runs one statement and returns its last result, as PQexec would,
- * or NULL with *why saying why it was given up.
+ * Execute runs one statement, with its one text parameter $1 unless that is
+ * NULL, and returns its last result, as PQexec would, or NULL with *why
+ * saying why it was given up.
  */
 static PGresult *
-Execute(PGconn *connection, const char *sql, int clientSocket, long deadlineMs, WaitResult *why)
+Execute(PGconn *connection, const char *sql, const char *parameter, int clientSocket,
+		long deadlineMs, WaitResult *why)
 {
 	PGresult   *result = NULL;
 	PGresult   *next;
+	int			sent;
 
 	*why = WAIT_READY;
-	if (PQsetnonblocking(connection, 1) != 0 || !PQsendQuery(connection, sql))
+	if (PQsetnonblocking(connection, 1) != 0)
+		return PQmakeEmptyPGresult(connection, PGRES_FATAL_ERROR);
+	sent = parameter != NULL
+		? PQsendQueryParams(connection, sql, 1, NULL, &parameter, NULL, NULL, 0)
+		: PQsendQuery(connection, sql);
+	if (!sent)
 		return PQmakeEmptyPGresult(connection, PGRES_FATAL_ERROR);
 	for (;;)
 	{
@@ -239,13 +247,13 @@ Execute(PGconn *connection, const char *sql, int clientSocket, long deadlineMs, 
 }
 
 /*
- * RunSqlJob runs one job function and answers 200 with its JSON, or 500
- * with the error PostgreSQL reported.  The server ends the statement at
- * the statement timeout; the shim waits CONNECT_TIMEOUT_MS longer for a
- * server that cannot even do that.
+ * RunSqlJob runs one job function (with its parameter, or NULL) and answers
+ * 200 with its JSON, or 500 with the error PostgreSQL reported.  The server
+ * ends the statement at the statement timeout; the shim waits
+ * CONNECT_TIMEOUT_MS longer for a server that cannot even do that.
  */
 JsonResponse
-RunSqlJob(const ShimConfig *config, const char *sql, int clientSocket)
+RunSqlJob(const ShimConfig *config, const char *sql, const char *parameter, int clientSocket)
 {
 	PGconn	   *connection = Connect(config, config->statementTimeoutMs, "",
 									 MonotonicMs() + config->connectTimeoutMs, clientSocket);
@@ -256,7 +264,7 @@ RunSqlJob(const ShimConfig *config, const char *sql, int clientSocket)
 	if (connection == NULL)
 		return ErrorResponse(500, "database unavailable", NULL);
 
-	result = Execute(connection, sql, clientSocket,
+	result = Execute(connection, sql, parameter, clientSocket,
 					 MonotonicMs() + config->statementTimeoutMs + config->connectTimeoutMs, &why);
 	if (result == NULL)
 	{
@@ -303,7 +311,7 @@ QueryDatabaseHealth(const ShimConfig *config)
 	{
 		result = Execute(connection,
 						 "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'interactions_cron'",
-						 -1, MonotonicMs() + config->connectTimeoutMs, &why);
+						 NULL, -1, MonotonicMs() + config->connectTimeoutMs, &why);
 		if (result == NULL)
 			LogAbandoned(why, "the health check was");
 		if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1)
@@ -367,7 +375,7 @@ QueryReadOnly(const ShimConfig *config, const char *sql, int timeoutMs)
 
 	if (connection == NULL)
 		return NULL;
-	result = Execute(connection, sql, -1, deadlineMs, &why);
+	result = Execute(connection, sql, NULL, -1, deadlineMs, &why);
 	if (result == NULL)
 		LogAbandoned(why, "the query was");
 	PQfinish(connection);

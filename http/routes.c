@@ -3,6 +3,7 @@
  *	  Routing, authentication and the per-request log line.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,21 +27,29 @@ typedef enum RouteKind
 	ROUTE_METRICS				/* needs the metrics' secret (see auth.c) */
 } RouteKind;
 
-/* One endpoint: its path, its kind, and a job's SQL. */
+/*
+ * One endpoint: its path, its kind, and a job's SQL without and with a time
+ * budget ($1, from ?max_runtime=).
+ */
 typedef struct Route
 {
 	const char *path;
 	RouteKind	kind;
 	const char *sql;
+	const char *sqlWithBudget;	/* NULL: takes no max_runtime */
 } Route;
 
 static const Route routes[] = {
 	{"/api/v1/cron/export-interactions", ROUTE_JOB,
-	"SELECT interactions_cron.export_interactions()::text"},
-	{"/api/v1/cron/cleanup", ROUTE_JOB, "SELECT interactions_cron.cleanup()::text"},
-	{"/healthz", ROUTE_HEALTH, NULL},
-	{"/metrics", ROUTE_METRICS, NULL},
+		"SELECT interactions_cron.export_interactions()::text",
+	"SELECT interactions_cron.export_interactions(max_runtime => $1::pg_catalog.interval)::text"},
+	{"/api/v1/cron/cleanup", ROUTE_JOB, "SELECT interactions_cron.cleanup()::text", NULL},
+	{"/healthz", ROUTE_HEALTH, NULL, NULL},
+	{"/metrics", ROUTE_METRICS, NULL, NULL},
 };
+
+/* Room for "<up to 9 digits> seconds". */
+#define BUDGET_BYTES 32
 
 static atomic_int requestsInFlight;
 
@@ -197,15 +206,56 @@ RouteIsAuthorized(const ShimConfig *config, const Route *route, struct MHD_Conne
 }
 
 /*
+ * ReadBudget turns ?max_runtime=<whole seconds> into the interval text
+ * "<n> seconds" in budget, and says whether it is one the shim allows: at
+ * most MAX_RUNTIME_LIMIT_MS, so that no caller holds a connection and a
+ * database session longer than the operator allows.
+ */
+static bool
+ReadBudget(const ShimConfig *config, const char *requested, char budget[BUDGET_BYTES])
+{
+	long		seconds;
+
+	if (requested[0] == '\0' || strlen(requested) > 9 ||
+		requested[strspn(requested, "0123456789")] != '\0')
+		return false;
+	seconds = strtol(requested, NULL, 10);
+	if (seconds * 1000 > config->maxRuntimeLimitMs)
+		return false;
+	snprintf(budget, BUDGET_BYTES, "%ld seconds", seconds);
+	return true;
+}
+
+/*
+ * BudgetRefused answers 400 to a max_runtime the route does not take or the
+ * shim does not allow, saying what it allows.
+ */
+static JsonResponse
+BudgetRefused(const ShimConfig *config, const Route *route)
+{
+	char		body[200];
+
+	if (route->sqlWithBudget == NULL)
+		return StaticResponse(400, "{\"ok\": false, \"error\": \"this endpoint takes no max_runtime\"}");
+	snprintf(body, sizeof(body),
+			 "{\"ok\": false, \"error\": \"max_runtime must be whole seconds from 0 to %d "
+			 "(MAX_RUNTIME_LIMIT_MS)\"}", config->maxRuntimeLimitMs / 1000);
+	return StaticResponse(400, body);
+}
+
+/*
  * Answer decides a request without a body: 503 while stopping, 404 for
  * unknown paths, 405 for methods other than GET, 401 without the secret
- * the route needs, else the endpoint's JSON, or the metrics.
+ * the route needs, 400 for a max_runtime not allowed, else the endpoint's
+ * JSON, or the metrics.
  */
 static enum MHD_Result
 Answer(const ShimConfig *config, struct MHD_Connection *connection, RequestState *state,
 	   const char *url, const char *method)
 {
 	const Route *route = FindRoute(url);
+	const char *requestedBudget;
+	char		budget[BUDGET_BYTES];
 
 	if (ShimStopping())
 		return Respond(connection, state,
@@ -225,11 +275,19 @@ Answer(const ShimConfig *config, struct MHD_Connection *connection, RequestState
 									  "{\"ok\": false, \"error\": \"invalid or missing CRON_SECRET\"}"),
 					   MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 
+	requestedBudget = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "max_runtime");
+	if (requestedBudget != NULL &&
+		(route->sqlWithBudget == NULL || !ReadBudget(config, requestedBudget, budget)))
+		return Respond(connection, state, BudgetRefused(config, route), NULL, NULL);
+
 	if (route->kind == ROUTE_METRICS)
 		return RespondMetrics(config, connection, state);
+	if (route->kind == ROUTE_HEALTH)
+		return Respond(connection, state, CheckDatabaseHealth(config), NULL, NULL);
 	return Respond(connection, state,
-				   route->kind == ROUTE_JOB ? RunSqlJob(config, route->sql, ClientSocket(connection))
-				   : CheckDatabaseHealth(config),
+				   requestedBudget != NULL
+				   ? RunSqlJob(config, route->sqlWithBudget, budget, ClientSocket(connection))
+				   : RunSqlJob(config, route->sql, NULL, ClientSocket(connection)),
 				   NULL, NULL);
 }
 

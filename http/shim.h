@@ -27,6 +27,7 @@ typedef struct ShimConfig
 	const char *host;
 	uint16_t	port;
 	int			statementTimeoutMs;
+	int			maxRuntimeLimitMs;	/* the largest ?max_runtime= a caller may ask */
 	int			connectTimeoutMs;	/* bound of every database wait but a job's */
 	int			headerTimeoutMs;	/* absolute deadline of a request head */
 	int			maxConnections;
@@ -64,7 +65,8 @@ extern void StopServingRequests(void);
 extern bool ShimStopping(void);
 
 /* database.c */
-extern JsonResponse RunSqlJob(const ShimConfig *config, const char *sql, int clientSocket);
+extern JsonResponse RunSqlJob(const ShimConfig *config, const char *sql, const char *parameter,
+							  int clientSocket);
 extern JsonResponse CheckDatabaseHealth(const ShimConfig *config);
 extern struct pg_result *QueryReadOnly(const ShimConfig *config, const char *sql, int timeoutMs);
 

@@ -32,8 +32,10 @@ int			DefaultBatchSize = 10000;
 int			WatermarkMarginMs = 1000;
 int			WatermarkWaitMs = 10000;
 int			MaxExportWorkers = 2;
+int			MaxRuntimeMs = 0;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
 int			CompressionSetting = COMPRESSION_NONE;
+int			CompressionLevelSetting = 0;
 int			StorageSetting = STORAGE_LOCAL;
 char	   *S3BucketSetting = NULL;
 char	   *S3PrefixSetting = NULL;
@@ -99,6 +101,7 @@ static const struct config_enum_entry debug_fault_options[] = {
 static const struct config_enum_entry compression_options[] = {
 	{"none", COMPRESSION_NONE, false},
 	{"gzip", COMPRESSION_GZIP, false},
+	{"zstd", COMPRESSION_ZSTD, false},
 	{NULL, 0, false}
 };
 
@@ -667,6 +670,16 @@ DefineSettings(void)
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("interactions_cron.max_runtime",
+							"Time budget of an export call for catching up: further batches of tenants "
+							"whose batch was full start until it is spent.",
+							"0 means off: one batch per tenant per call. export_interactions(max_runtime => ...) "
+							"overrides it for one call.",
+							&MaxRuntimeMs,
+							0, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomEnumVariable("interactions_cron.debug_fault",
 							 "Injects a failure or a stall at a point of a tenant's export (tests only).",
 							 NULL,
@@ -677,13 +690,21 @@ DefineSettings(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("interactions_cron.compression",
-							 "Compression of exported files: none (.json) or gzip (.json.gz).",
+							 "Compression of exported files: none (.json), gzip (.json.gz) or zstd (.json.zst).",
 							 NULL,
 							 &CompressionSetting,
 							 COMPRESSION_NONE,
 							 compression_options,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.compression_level",
+							"Level of gzip (1-9) or zstd (1-19) compression; 0 is the measured default (1 for both).",
+							NULL,
+							&CompressionLevelSetting,
+							0, 0, 19,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("interactions_cron.storage",
 							 "Where exported files go: local (export_dir) or s3.",

@@ -21,12 +21,13 @@
 #include "interactions_cron/preconditions.h"
 
 /*
- * The versions of the SQL objects this library's functions work with: 1.2
- * brought the run totals (see SqlHasRunTotals); with 1.1's objects the runs
- * are recorded in job_runs only.
+ * The versions of the SQL objects this library serves: its own, and 1.1.
+ * 1.2 brought export_interactions()'s max_runtime (the library reads it only
+ * when the function has it) and the run totals (see SqlHasRunTotals); with
+ * 1.1's objects the runs are recorded in job_runs only.
  */
-#define REQUIRED_SQL_VERSION "1.1"
 #define CURRENT_SQL_VERSION "1.2"
+#define OLDEST_SERVED_SQL_VERSION "1.1"
 
 /*
  * InstalledExtension reads interactions_cron's row of pg_extension in this
@@ -116,12 +117,12 @@ RequireUsableDatabase(void)
 				 errhint("Run the jobs on the primary.")));
 
 	version = InstalledExtension(&owner);
-	if (version != NULL && strcmp(version, REQUIRED_SQL_VERSION) != 0 &&
-		strcmp(version, CURRENT_SQL_VERSION) != 0)
+	if (version != NULL && strcmp(version, CURRENT_SQL_VERSION) != 0 &&
+		strcmp(version, OLDEST_SERVED_SQL_VERSION) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("interactions_cron's SQL objects are version %s, but its library needs %s or %s",
-						version, REQUIRED_SQL_VERSION, CURRENT_SQL_VERSION),
+						version, OLDEST_SERVED_SQL_VERSION, CURRENT_SQL_VERSION),
 				 errdetail("Nothing was exported or deleted, and no checkpoint changed."),
 				 errhint("Run ALTER EXTENSION interactions_cron UPDATE in this database.")));
 }

@@ -54,7 +54,7 @@ SpoolOpen(ExportSink *sink, SinkFile *file)
 	EnsureExportDirectory(sink->localRoot, file->spoolDirectory);
 	file->temporaryPath = psprintf("%s/%s/%s", sink->localRoot, file->spoolDirectory,
 								   UniqueTemporaryName(fileName));
-	file->file = BatchFileCreate(file->temporaryPath, sink->gzip);
+	file->file = BatchFileCreate(file->temporaryPath, sink->compression, sink->compressionLevel);
 }
 
 /*
@@ -125,7 +125,7 @@ static void
 S3Place(ExportSink *sink, SinkFile *file)
 {
 	S3UploadFile(sink->s3, ObjectKey(sink, file->relativePath), file->temporaryPath,
-				 sink->gzip ? "application/gzip" : "application/x-ndjson");
+				 CompressionContentType(sink->compression));
 	RemoveFileIfPresent(file->temporaryPath, WARNING);
 }
 
@@ -271,7 +271,8 @@ SinkFromSettings(bool dryRun)
 	ExportSink *sink = palloc0(sizeof(ExportSink));
 
 	sink->localRoot = ResolvedExportDirectory();
-	sink->gzip = CompressionSetting == COMPRESSION_GZIP;
+	sink->compression = CompressionSetting;
+	sink->compressionLevel = CompressionLevel(sink->compression, CompressionLevelSetting);
 	if (dryRun)
 	{
 		sink->ops = &DryRunSinkOps;

@@ -2,7 +2,8 @@
 # The HTTP shim with real curl on 127.0.0.1: authentication (Bearer,
 # X-Cron-Secret, CRON_SECRET_FILE, wrong and missing secrets, development
 # mode and where it may listen), 404, 405, 413 for any body, health with the
-# database up and down and cached, SQL failures as 500, a long export not
+# database up and down and cached, SQL failures as 500, ?max_runtime= within
+# MAX_RUNTIME_LIMIT_MS, a long export not
 # blocking health checks, malformed, oversized and slow requests, caps and
 # deadlines against hostile clients (test/http_hostile.py), a database that
 # never answers, clients that leave mid-call, escaped log lines, the secret
@@ -110,7 +111,7 @@ expect "between them the new row was exported once" \
     "$(python3 -c 'import json,sys; print(sum(json.load(open(f))["totalExported"] for f in sys.argv[1:]))' "$WORK/long_body" "$WORK/second_body")" 1
 expect "no row is in two files" \
     "$(duplicated_ids_and_lines "$CLUSTER_DIR/http_exports")" \
-    "0 201"
+    "0 $(sql -c "SELECT count(*) FROM interaction_history")"
 
 # Malformed, oversized and slow requests get 4xx and leave the daemon alive.
 # raw_status_line REQUEST: sends raw bytes and prints the response's status line.
@@ -149,6 +150,30 @@ printf 'GET /healthz HTTP/1.1\r\nHost: x\r\n' >&4
 expect "a slow client does not block others" "$(status_of "$(call "$PORT_A" /healthz)")" 200
 exec 4<&-
 expect "the daemon is alive after all of that" "$(status_of "$(call "$PORT_A" /healthz)")" 200
+
+# A time budget: ?max_runtime=<seconds> drains busy tenants, bounded by
+# MAX_RUNTIME_LIMIT_MS (here half the 60 s statement timeout: 30 s).
+sql -q -c "ALTER DATABASE $DB SET interactions_cron.batch_size = 10" \
+    -c "INSERT INTO interaction_history (tenant_id, created_at) SELECT 'tenant_001', now() - interval '30 minutes' + g * interval '1 second'
+        FROM generate_series(1, 35) g"
+tenant_001_of() { python3 -c 'import json,sys; t=[t for t in json.loads(sys.stdin.read())["tenants"] if t["tenantId"]=="tenant_001"][0]; print(t["exported"], t["batches"], t["caughtUp"])'; }
+r=$(call "$PORT_A" "$EXPORT?max_runtime=0" -H "Authorization: Bearer $SECRET")
+expect "max_runtime=0: one batch, not caught up" "$(status_of "$r") $(tenant_001_of <<<"$(body_of "$r")")" "200 10 1 False"
+r=$(call "$PORT_A" "$EXPORT?max_runtime=30" -H "Authorization: Bearer $SECRET")
+expect "max_runtime=30 (the limit): every batch until caught up" "$(status_of "$r") $(tenant_001_of <<<"$(body_of "$r")")" "200 25 3 True"
+expect "the budgeted call is recorded with its batches" \
+    "$(sql -c "SELECT result->'tenants'->0->>'batches' FROM interactions_cron.job_runs WHERE job = 'export' ORDER BY id DESC LIMIT 1")" 3
+runs_before=$(sql -c "SELECT count(*) FROM interactions_cron.job_runs")
+for refused in 31 -1 1.5 10s "1%20hour" "" 9999999999; do
+    r=$(call "$PORT_A" "$EXPORT?max_runtime=$refused" -H "Authorization: Bearer $SECRET")
+    expect "max_runtime=$refused: 400" "$(status_of "$r")" 400; is_json "$(body_of "$r")"
+done
+expect "the 400 says the limit" "$(body_of "$r" | grep -c 'from 0 to 30 (MAX_RUNTIME_LIMIT_MS)')" 1
+r=$(call "$PORT_A" "$CLEANUP?max_runtime=5" -H "Authorization: Bearer $SECRET")
+expect "cleanup takes no max_runtime: 400" "$(status_of "$r")" 400
+expect "a refused budget needs the secret first: 401" "$(status_of "$(call "$PORT_A" "$EXPORT?max_runtime=31")")" 401
+expect "refused budgets ran nothing" "$(sql -c "SELECT count(*) FROM interactions_cron.job_runs")" "$runs_before"
+sql -q -c "ALTER DATABASE $DB RESET interactions_cron.batch_size"
 
 # The secret never reaches a log; every request has one line.
 expect "the secret is never logged" "$(cat "$WORK"/*.log | grep -c -- "$SECRET" || true)" 0
@@ -198,6 +223,8 @@ expect "an empty CRON_SECRET_FILE: refused, not development mode" \
     "$(start_refused empty CRON_SECRET_FILE="$WORK/empty_secret") $(grep -c 'is empty' "$WORK/empty.log")" "2 1"
 expect "a missing CRON_SECRET_FILE: refused" \
     "$(start_refused missing CRON_SECRET_FILE="$WORK/no_such_file") $(grep -c 'could not open' "$WORK/missing.log")" "2 1"
+expect "MAX_RUNTIME_LIMIT_MS not below STATEMENT_TIMEOUT_MS: refused" \
+    "$(start_refused budget CRON_SECRET=x STATEMENT_TIMEOUT_MS=60000 MAX_RUNTIME_LIMIT_MS=60000) $(grep -c 'must be less than STATEMENT_TIMEOUT_MS' "$WORK/budget.log")" "2 1"
 # 192.0.2.1 (TEST-NET-1) is on no interface: nothing listens beyond loopback.
 expect "development mode on a non-loopback HOST: refused" \
     "$(start_refused open_host HOST=192.0.2.1) $(grep -c 'refusing to listen on 192.0.2.1 without CRON_SECRET' "$WORK/open_host.log")" "2 1"

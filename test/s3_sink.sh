@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The S3 sink against a real S3-compatible server (npm s3rver) on 127.0.0.1:
 # upload and list back, keys equal to the local layout, DuckDB reading the
-# downloaded objects (plain and gzip), a wrong bucket, the server down
+# downloaded objects (plain, gzip and zstd), a wrong bucket, the server down
 # (retries, then an error, checkpoint unmoved), the server back (exactly once
 # after the retry), a multipart upload, and missing credentials.
 # Credentials: only postgresql.conf/ALTER SYSTEM is accepted, no other role
@@ -174,14 +174,17 @@ findings=$(node "$REPO_ROOT/test/duckdb/readback.mjs" "$DOWNLOADS/plain/$PREFIX"
 echo "duckdb: $findings"
 expect "DuckDB reads every row once" "$(json_get 'd["rows"] + "/" + d["distinct_ids"]' <<<"$findings")" "6000/6000"
 
-# gzip objects read back too.
-sql -q -c "TRUNCATE interactions_cron.export_checkpoints"
-psql -X -q -d postgres -c "ALTER DATABASE $DB SET interactions_cron.s3_prefix = 'gz/'" \
-    -c "ALTER DATABASE $DB SET interactions_cron.compression = 'gzip'"
-expect "the gzip export is ok" "$(json_get 'd["ok"]' <<<"$(export_run "")")" True
-download_all "$DOWNLOADS/all"
-findings=$(node "$REPO_ROOT/test/duckdb/readback.mjs" "$DOWNLOADS/all/gz" "$DOWNLOADS/gz.csv" json.gz)
-expect "DuckDB reads every gzip row once" "$(json_get 'd["rows"] + "/" + d["distinct_ids"]' <<<"$findings")" "6000/6000"
+# gzip and zstd objects read back too, each under a prefix of its own.
+for codec in gzip:gz:json.gz zstd:zst:json.zst; do
+    IFS=: read -r compression prefix extension <<<"$codec"
+    sql -q -c "TRUNCATE interactions_cron.export_checkpoints"
+    psql -X -q -d postgres -c "ALTER DATABASE $DB SET interactions_cron.s3_prefix = '$prefix/'" \
+        -c "ALTER DATABASE $DB SET interactions_cron.compression = '$compression'"
+    expect "the $compression export is ok" "$(json_get 'd["ok"]' <<<"$(export_run "")")" True
+    download_all "$DOWNLOADS/all"
+    findings=$(node "$REPO_ROOT/test/duckdb/readback.mjs" "$DOWNLOADS/all/$prefix" "$DOWNLOADS/$prefix.csv" "$extension")
+    expect "DuckDB reads every $compression row once" "$(json_get 'd["rows"] + "/" + d["distinct_ids"]' <<<"$findings")" "6000/6000"
+done
 psql -X -q -d postgres -c "ALTER DATABASE $DB RESET interactions_cron.compression" \
     -c "ALTER DATABASE $DB SET interactions_cron.s3_prefix = '$PREFIX'"
 

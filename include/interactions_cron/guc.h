@@ -7,6 +7,8 @@
 
 #include "nodes/pg_list.h"
 
+#include "interactions_cron/compression.h"
+
 /* Fault points used only by the crash and failure tests. */
 typedef enum DebugFault
 {
@@ -27,13 +29,6 @@ typedef enum FaultPoint
 	FAULT_POINT_BETWEEN_FILES,
 	FAULT_POINT_AFTER_PLACE
 } FaultPoint;
-
-/* How export files are compressed. */
-typedef enum CompressionKind
-{
-	COMPRESSION_NONE,
-	COMPRESSION_GZIP
-} CompressionKind;
 
 /* Which checksum S3 uploads carry. */
 typedef enum S3ChecksumKind
@@ -81,12 +76,14 @@ extern int	S3LowSpeedLimitBytes;
 extern int	S3LowSpeedTimeSeconds;
 extern char *ExportDirectorySetting;
 extern int	CompressionSetting;
+extern int	CompressionLevelSetting;
 extern char *TenantsTableSetting;
 extern char *HistoryTableSetting;
 extern int	DefaultBatchSize;
 extern int	WatermarkMarginMs;
 extern int	WatermarkWaitMs;
 extern int	MaxExportWorkers;
+extern int	MaxRuntimeMs;
 extern int	DebugFaultSetting;
 extern char *SuppressionsTableSetting;
 extern char *SummariesTableSetting;

@@ -49,7 +49,8 @@ struct ExportSink
 	const char *storage;		/* "local", "s3" or "none" (dry run) */
 	char	   *localRoot;		/* export_dir: local files, temporaries, spool */
 	S3Target   *s3;				/* NULL unless storage is s3 */
-	bool		gzip;
+	CompressionKind compression;
+	int			compressionLevel;
 };
 
 extern ExportSink *SinkFromSettings(bool dryRun);

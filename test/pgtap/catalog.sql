@@ -65,8 +65,8 @@ SELECT functions_are('interactions_cron', ARRAY[
     'tenant_state', 'adopt_tenant_state', 'require_pg_cron', 'schedule', 'unschedule',
     'metrics', 'note_checkpoint_failure'],
     'the extension has eleven functions');
-SELECT function_returns('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'jsonb',
-                        'export_interactions(batch_size, tenant_id, dry_run) returns jsonb');
+SELECT function_returns('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'], 'jsonb',
+                        'export_interactions(batch_size, tenant_id, dry_run, max_runtime) returns jsonb');
 SELECT function_returns('interactions_cron', 'cleanup', ARRAY[]::text[], 'jsonb', 'cleanup() returns jsonb');
 SELECT function_returns('interactions_cron', 'reset_checkpoint', ARRAY['text', 'timestamp with time zone', 'boolean'],
                         'void', 'reset_checkpoint(tenant_id, since, force) returns void');
@@ -76,16 +76,16 @@ SELECT function_returns('interactions_cron', 'metrics', ARRAY[]::text[], 'setof 
                         'metrics() returns a set of samples');
 SELECT function_lang_is('interactions_cron', 'metrics', ARRAY[]::text[], 'c',
                         'the metrics are C (they read the platform tables as their owners)');
-SELECT function_lang_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'c',
+SELECT function_lang_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'], 'c',
                         'the export is C');
 SELECT function_lang_is('interactions_cron', 'cleanup', ARRAY[]::text[], 'c', 'cleanup is C');
 SELECT function_lang_is('interactions_cron', 'reset_checkpoint', ARRAY['text', 'timestamp with time zone', 'boolean'], 'c',
                         'reset_checkpoint is C');
 SELECT function_lang_is('interactions_cron', 'export_status_rows', ARRAY[]::text[], 'c',
                         'the status is C (it reads the platform tables as their owners)');
-SELECT volatility_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'volatile',
+SELECT volatility_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'], 'volatile',
                      'the export is volatile');
-SELECT isnt_definer('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'],
+SELECT isnt_definer('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'],
                     'the export runs as its caller (it acts as table owners itself, after checking the caller)');
 SELECT is((SELECT count(*)::int FROM pg_proc p
            WHERE p.pronamespace = 'interactions_cron'::regnamespace AND p.prosecdef), 0,

@@ -157,7 +157,7 @@ my $checkpoints_1_0 = upgraded($checkpoints_query);
 my @checkpoint_lines = split /\n/, $checkpoints_1_0;
 is(scalar(@checkpoint_lines), 3, 'three 1.0 checkpoints');
 
-# The 1.1 library with the 1.0 objects: every entry point refuses to run.
+# The library with the 1.0 objects: every entry point refuses to run.
 for my $call (
 	'SELECT interactions_cron.export_interactions()',
 	q{SELECT interactions_cron.export_interactions(tenant_id => 'tenant_1')},

@@ -141,7 +141,7 @@ is($after->{version}, $latest, "the restored extension is at the default version
 is(restored(q{SELECT last_value = (SELECT max(id) FROM interactions_cron.job_runs) AND is_called
               FROM interactions_cron.job_runs_id_seq}),
 	't', 'the restored sequence continues from the last restored run id');
-is(restored(q{SELECT has_function_privilege('exporter', 'interactions_cron.export_interactions(integer, text, boolean)', 'EXECUTE')
+is(restored(q{SELECT has_function_privilege('exporter', 'interactions_cron.export_interactions(integer, text, boolean, interval)', 'EXECUTE')
                  AND has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'SELECT')
                  AND NOT has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'UPDATE')
                  AND has_schema_privilege('exporter', 'interactions_cron', 'USAGE')

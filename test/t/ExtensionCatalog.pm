@@ -1,6 +1,6 @@
 # ExtensionCatalog: the extension's catalog objects described as one text,
 # to compare a fresh install with an upgraded one (006_upgrade,
-# 014_upgrade_from_1_1), a comparison of two texts that shows a diff, and
+# 013_upgrade_1_2 and 015_upgrade_from_1_1), a comparison of two texts that shows a diff, and
 # the update itself.
 #
 # Load it with:

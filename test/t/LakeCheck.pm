@@ -74,13 +74,20 @@ sub read_lake
 			next;
 		}
 		push @{ $lake{final_files} }, $path;
-		push @{ $lake{other_files} }, $path unless $path =~ /\.json(?:\.gz)?\z/;
+		push @{ $lake{other_files} }, $path unless $path =~ /\.json(?:\.gz|\.zst)?\z/;
 
 		my $content;
 		if ($path =~ /\.gz\z/)
 		{
 			gunzip($file => \$content, MultiStream => 1, Transparent => 0)
 			  or die "cannot gunzip $file: $GunzipError";
+		}
+		elsif ($path =~ /\.zst\z/)
+		{
+			# zstd checks the frame's content checksum as it decompresses.
+			my $stderr;
+			IPC::Run::run([ 'zstd', '-dc', '--', $file ], '>', \$content, '2>', \$stderr)
+			  or die "cannot unzstd $file: $stderr";
 		}
 		else
 		{
