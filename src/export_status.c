@@ -159,6 +159,7 @@ export_status_rows(PG_FUNCTION_ARGS)
 	ConfiguredTable historyTable;
 	List	   *tenantList;
 
+	RequireNoTemporaryObjects();
 	InitMaterializedSRF(fcinfo, 0);
 	ConnectSpi();
 	ResolveExportTables(&tenantsTable, &historyTable);
