@@ -19,6 +19,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -30,6 +31,7 @@
 #include "interactions_cron/relations.h"
 #include "interactions_cron/run_history.h"
 #include "interactions_cron/spi_plans.h"
+#include "interactions_cron/subtransaction.h"
 #include "interactions_cron/tenants.h"
 
 /* Before every row: from created -infinity on, every id. */
@@ -47,6 +49,9 @@ static SPIPlanPtr resetPlan = NULL;
 	"SELECT last_created_at, last_id, lake_epoch FROM interactions_cron.export_checkpoints" \
 	" WHERE tenant_id = $1"
 #define CLAIM_SQL READ_SQL " FOR UPDATE"
+#define CREATE_SQL \
+	"INSERT INTO interactions_cron.export_checkpoints (tenant_id)" \
+	" VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING"
 
 /*
  * PositionOfResult returns the position in the single row SPI returned, or
@@ -117,24 +122,83 @@ CheckpointRead(const char *tenantId)
 }
 
 /*
+ * InsertCheckpointRow is the body of CreateCheckpointWithoutWaiting's
+ * subtransaction: the insert, under a lock_timeout of one millisecond.
+ */
+static void
+InsertCheckpointRow(void *tenantId)
+{
+	int			nestLevel = NewGUCNestLevel();
+
+	(void) set_config_option("lock_timeout", "1", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) RunTenantStatementAsOwner(&createPlan, CREATE_SQL, tenantId, SPI_OK_INSERT,
+									 "create the export checkpoint");
+	AtEOXact_GUC(true, nestLevel);
+}
+
+/*
+ * CreateCheckpointWithoutWaiting creates the tenant's checkpoint row if it
+ * does not exist, and returns false at once when another transaction is
+ * inserting it: an insert into a unique index waits for an uncommitted row
+ * of the same key, and lock_timeout is the only bound PostgreSQL puts on
+ * that wait.
+ */
+static bool
+CreateCheckpointWithoutWaiting(const char *tenantId)
+{
+	ErrorData  *error = RunInSubtransaction(InsertCheckpointRow, (void *) tenantId);
+
+	if (error == NULL)
+		return true;
+	if (error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+		ReThrowError(error);
+	return false;
+}
+
+/*
+ * ClaimWithoutWaiting is CheckpointClaim for the exports, which skip a
+ * tenant another transaction holds.  It locks the row first (SKIP LOCKED
+ * passes over a row another transaction has locked or updated, such as a
+ * reset_checkpoint not yet committed or rolled back); only when there is no
+ * row to see does it create one, without waiting either.
+ */
+static bool
+ClaimWithoutWaiting(const char *tenantId, CheckpointPosition *position)
+{
+	uint64		claimed = RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId,
+													SPI_OK_SELECT, "claim the tenant");
+
+	if (claimed == 0)
+	{
+		bool		exists = RunTenantStatementAsOwner(&readPlan, READ_SQL, tenantId, SPI_OK_SELECT,
+													   "read the export checkpoint") == 1;
+
+		SPI_freetuptable(SPI_tuptable);
+		if (!exists && CreateCheckpointWithoutWaiting(tenantId))
+			claimed = RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId,
+												SPI_OK_SELECT, "claim the tenant");
+	}
+	*position = PositionOfResult(claimed);
+	return claimed == 1;
+}
+
+/*
  * CheckpointClaim locks the tenant's checkpoint row until the end of the
  * transaction and returns its position.  Without wait it returns false at
- * once when another transaction holds the row.
+ * once when another transaction holds the row (see ClaimWithoutWaiting).
  */
 bool
 CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position)
 {
 	uint64		claimed;
 
-	(void) RunTenantStatementAsOwner(&createPlan,
-									 "INSERT INTO interactions_cron.export_checkpoints (tenant_id)"
-									 " VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
-									 tenantId, SPI_OK_INSERT, "create the export checkpoint");
-	claimed = wait
-		? RunTenantStatementAsOwner(&claimWaitingPlan, CLAIM_SQL, tenantId, SPI_OK_SELECT,
-									"claim the tenant")
-		: RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId, SPI_OK_SELECT,
-									"claim the tenant");
+	if (!wait)
+		return ClaimWithoutWaiting(tenantId, position);
+	(void) RunTenantStatementAsOwner(&createPlan, CREATE_SQL, tenantId, SPI_OK_INSERT,
+									 "create the export checkpoint");
+	claimed = RunTenantStatementAsOwner(&claimWaitingPlan, CLAIM_SQL, tenantId, SPI_OK_SELECT,
+										"claim the tenant");
 	*position = PositionOfResult(claimed);
 	return claimed == 1;
 }
