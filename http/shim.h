@@ -69,6 +69,7 @@ extern void ShimLog(const char *format,...) __attribute__((format(printf, 1, 2))
 extern void LogFromMhd(void *cls, const char *format, va_list arguments);
 
 /* routes.c */
+extern void *RequestArrived(void *cls, const char *uri, struct MHD_Connection *connection);
 extern enum MHD_Result HandleRequest(void *cls, struct MHD_Connection *connection,
 									 const char *url, const char *method,
 									 const char *version, const char *uploadData,
