@@ -46,6 +46,14 @@ SELECT test_helpers.error_of(format($$SELECT interactions_cron.adopt_tenant_stat
                        'files', ARRAY['exports/acme/interaction_history/../../beta/interaction_history/x.json'],
                        'temporary_files', ARRAY[]::text[], 'row_count', 0, 'created_at', now())));
 SELECT count(*) AS intents FROM interactions_cron.export_intents;
+-- So is one naming a directory ('.' segment): every later export of the
+-- tenant would fail to remove it.
+SELECT test_helpers.error_of(format($$SELECT interactions_cron.adopt_tenant_state(jsonb_set(
+    interactions_cron.tenant_state('acme'), '{intent}', %L::jsonb))$$,
+    jsonb_build_object('token', 't', 'storage', 'local', 'local_root', test_helpers.export_dir(),
+                       'files', ARRAY['exports/acme/interaction_history/year=2026/month=03/day=06/.'],
+                       'temporary_files', ARRAY[]::text[], 'row_count', 0, 'created_at', now())));
+SELECT count(*) AS intents FROM interactions_cron.export_intents;
 
 -- Releasing hands the state over: refused while the tenant is exported here;
 -- once it is out of the export, its checkpoint and intent are gone here.
