@@ -15,6 +15,7 @@ OBJS = \
 	src/hive_path.o \
 	src/ndjson.o \
 	src/s3_client.o \
+	src/s3_xml.o \
 	src/s3_credentials.o \
 	src/file_sink.o \
 	src/sink.o \
@@ -35,11 +36,11 @@ DATA = $(wildcard sql/install/$(EXTENSION)--*.sql)
 # PostgreSQL 15 loads libraries with RTLD_GLOBAL: only the entry points it
 # calls are exported (PGDLLEXPORT), so no other symbol can clash with
 # another extension's.
-PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server) \
+PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server) $(shell xml2-config --cflags) \
 	-D'PGDLLEXPORT=__attribute__((visibility("default")))'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-fvisibility=hidden
-SHLIB_LINK = -lz -lcurl
+SHLIB_LINK = -lz -lcurl $(shell xml2-config --libs)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql
@@ -59,7 +60,7 @@ ISOLATION_TESTDB = interactions_cron_isolation
 $(OBJS): $(wildcard $(srcdir)/include/interactions_cron/*.h)
 
 # The optional HTTP shim needs libmicrohttpd and libpq headers, the extension
-# only the server headers, zlib and libcurl: `make shim` builds it, and `make`
+# only the server headers, zlib, libcurl and libxml2: `make shim` builds it, and `make`
 # and `make install` build and install it too when its headers are there.
 SHIM_HEADERS_PRESENT := $(shell printf '\043include <microhttpd.h>\n\043include <libpq-fe.h>\n' | \
 	$(CC) -E -I$(shell $(PG_CONFIG) --includedir) - >/dev/null 2>&1 && echo yes)

@@ -27,17 +27,30 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "utils/memutils.h"
 #include "utils/wait_event.h"
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/s3_client.h"
 #include "interactions_cron/s3_credentials.h"
+#include "interactions_cron/s3_xml.h"
 
 /* Attempts of one request before a transient failure becomes an error. */
 #define S3_MAX_ATTEMPTS 4
 #define S3_FIRST_BACKOFF_MS 200
 /* Keep at most this much of an error response. */
 #define S3_MAX_RESPONSE_BYTES (64 * 1024)
+/*
+ * A listing page asks for at most this many keys (S3's own maximum); an
+ * answer of more, or longer than the bytes below (1,000 keys of 1,024 bytes
+ * with their metadata take about 1.5 MB), is refused, not cut.  A listing
+ * of more pages than that is refused too, as is a page that hands back the
+ * continuation token it was asked with: a store that never ends a listing
+ * fails the tenant instead of holding it for ever.
+ */
+#define S3_LIST_MAX_KEYS 1000
+#define S3_LIST_MAX_PAGE_BYTES (8 * 1024 * 1024)
+#define S3_LIST_MAX_PAGES 10000
 
 /* What one request came back with. */
 typedef struct S3Response
@@ -47,6 +60,8 @@ typedef struct S3Response
 	bool		setupFailed;	/* libcurl refused the request's options */
 	char		transportError[CURL_ERROR_SIZE];
 	StringInfoData body;
+	size_t		wholeBodyLimit; /* 0: keep the start; else the whole, or fail past it */
+	bool		bodyTooLarge;	/* the body went past wholeBodyLimit */
 	char	   *etag;
 } S3Response;
 
@@ -193,15 +208,43 @@ Sha256Hex(const char *data, size_t length)
 }
 
 /*
- * CollectBody keeps the start of a response body (for error messages).
+ * InitResponse prepares a response for SendOnce; wholeBodyLimit as in
+ * CollectBody.  A whole body's room is allocated here, so that CollectBody,
+ * called by libcurl, never needs memory it could fail to get: an error must
+ * not unwind through libcurl.
+ */
+static void
+InitResponse(S3Response *response, size_t wholeBodyLimit)
+{
+	initStringInfo(&response->body);
+	if (wholeBodyLimit > 0)
+		enlargeStringInfo(&response->body, (int) wholeBodyLimit);
+	response->wholeBodyLimit = wholeBodyLimit;
+	response->bodyTooLarge = false;
+}
+
+/*
+ * CollectBody keeps the start of a response body (for error messages), or,
+ * with a wholeBodyLimit (a listing), all of it, stopping the transfer once
+ * it goes past that limit: a listing cut short would hide keys.
  */
 static size_t
 CollectBody(char *data, size_t size, size_t count, void *userdata)
 {
-	StringInfo	body = userdata;
+	S3Response *response = userdata;
+	StringInfo	body = &response->body;
 	size_t		length = size * count;
 
-	if (body->len < S3_MAX_RESPONSE_BYTES)
+	if (response->wholeBodyLimit > 0)
+	{
+		if (length > response->wholeBodyLimit - body->len)
+		{
+			response->bodyTooLarge = true;
+			return 0;			/* libcurl ends the transfer: CURLE_WRITE_ERROR */
+		}
+		appendBinaryStringInfo(body, data, length);
+	}
+	else if (body->len < S3_MAX_RESPONSE_BYTES)
 		appendBinaryStringInfo(body, data, Min(length, (size_t) (S3_MAX_RESPONSE_BYTES - body->len)));
 	return length;
 }
@@ -289,6 +332,7 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	CURLcode	code = CURLE_OK;
 
 	resetStringInfo(&response->body);
+	response->bodyTooLarge = false;
 	response->status = 0;
 	response->etag = NULL;
 	response->transportCode = CURLE_OK;
@@ -327,7 +371,7 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	SET_CURL_OPTION(CURLOPT_AWS_SIGV4, provider);
 	SET_CURL_OPTION(CURLOPT_USERPWD, credentials);
 	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, CollectBody);
-	SET_CURL_OPTION(CURLOPT_WRITEDATA, &response->body);
+	SET_CURL_OPTION(CURLOPT_WRITEDATA, response);
 	SET_CURL_OPTION(CURLOPT_HEADERFUNCTION, CollectEtag);
 	SET_CURL_OPTION(CURLOPT_HEADERDATA, response);
 	SET_CURL_OPTION(CURLOPT_ERRORBUFFER, response->transportError);
@@ -372,21 +416,13 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 #undef SET_CURL_OPTION
 
 /*
- * XmlElement returns the text of the first <name> element of a response.
+ * ResponseElement returns the text of the first element of a local name in a
+ * response's XML body, or NULL.
  */
 static char *
-XmlElement(const char *xml, const char *name)
+ResponseElement(const S3Response *response, const char *name)
 {
-	char	   *open = psprintf("<%s>", name);
-	char	   *close = psprintf("</%s>", name);
-	const char *start = strstr(xml, open);
-	const char *end;
-
-	if (start == NULL)
-		return NULL;
-	start += strlen(open);
-	end = strstr(start, close);
-	return end ? pnstrdup(start, end - start) : NULL;
+	return S3XmlElementText(response->body.data, response->body.len, name);
 }
 
 /*
@@ -395,7 +431,7 @@ XmlElement(const char *xml, const char *name)
 static bool
 IsTransient(const S3Response *response)
 {
-	if (response->setupFailed)
+	if (response->setupFailed || response->bodyTooLarge)
 		return false;
 	return response->status == 0 || response->status >= 500 ||
 		response->status == 408 || response->status == 429;
@@ -427,6 +463,8 @@ SendAccepting(const S3Target *target, const char *what, const char *method, cons
 			  long acceptedStatus)
 {
 	int			backoffMs = S3_FIRST_BACKOFF_MS;
+	char	   *code;
+	char	   *message;
 
 	for (int attempt = 1;; attempt++)
 	{
@@ -448,6 +486,12 @@ SendAccepting(const S3Target *target, const char *what, const char *method, cons
 		backoffMs *= 2;
 	}
 
+	if (response->bodyTooLarge)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("S3 %s failed: the answer is longer than %zu bytes", what,
+						response->wholeBodyLimit),
+				 errhint("The store must answer ListObjectsV2 with at most max-keys keys per page.")));
 	if (response->setupFailed)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
@@ -472,11 +516,12 @@ SendAccepting(const S3Target *target, const char *what, const char *method, cons
 				 errmsg("S3 %s failed after %d attempts: %s", what, S3_MAX_ATTEMPTS,
 						response->transportError),
 				 errhint("Check interactions_cron.s3_endpoint and that the store is reachable.")));
+	code = ResponseElement(response, "Code");
+	message = ResponseElement(response, "Message");
 	ereport(ERROR,
 			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 			 errmsg("S3 %s failed: HTTP %ld %s: %s%s", what, response->status,
-					XmlElement(response->body.data, "Code") ? XmlElement(response->body.data, "Code") : "(no error code)",
-					XmlElement(response->body.data, "Message") ? XmlElement(response->body.data, "Message") : "",
+					code ? code : "(no error code)", message ? message : "",
 					IsTransient(response) ? psprintf(" (after %d attempts)", S3_MAX_ATTEMPTS) : "")));
 }
 
@@ -516,10 +561,10 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 	char	   *uploadId;
 	StringInfoData completion;
 
-	initStringInfo(&response.body);
+	InitResponse(&response, 0);
 	Send(target, psprintf("multipart start of %s", key), "POST",
 		 ObjectUrl(target, key, "uploads="), "", 0, contentType, &response);
-	uploadId = XmlElement(response.body.data, "UploadId");
+	uploadId = ResponseElement(&response, "UploadId");
 	if (uploadId == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
@@ -530,6 +575,7 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 	PG_TRY();
 	{
 		int			partNumber = 1;
+		char	   *errorCode;
 
 		for (off_t offset = 0; offset < size; offset += target->partBytes, partNumber++)
 		{
@@ -547,17 +593,18 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 		Send(target, psprintf("multipart completion of %s", key), "POST",
 			 ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
 			 completion.data, completion.len, "application/xml", &response);
-		if (strstr(response.body.data, "<Error>") != NULL)
+		/* A completion can fail after its 200 has been sent: the body then holds an Error. */
+		errorCode = ResponseElement(&response, "Code");
+		if (errorCode != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("S3 multipart completion of %s failed: %s", key,
-							XmlElement(response.body.data, "Code") ? XmlElement(response.body.data, "Code") : "(no error code)")));
+					 errmsg("S3 multipart completion of %s failed: %s", key, errorCode)));
 	}
 	PG_CATCH();
 	{
 		S3Response abortResponse;
 
-		initStringInfo(&abortResponse.body);
+		InitResponse(&abortResponse, 0);
 		SendOnce(target, "DELETE", ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
 				 "", 0, contentType, &abortResponse);
 		PG_RE_THROW();
@@ -585,7 +632,7 @@ S3UploadFile(const S3Target *target, const char *key, const char *path, const ch
 		S3Response response;
 		char	   *payload = ReadChunk(fd, path, 0, status.st_size);
 
-		initStringInfo(&response.body);
+		InitResponse(&response, 0);
 		Send(target, psprintf("upload of %s", key), "PUT", ObjectUrl(target, key, NULL),
 			 payload, status.st_size, contentType, &response);
 		pfree(payload);
@@ -605,39 +652,9 @@ S3DeleteObject(const S3Target *target, const char *key)
 {
 	S3Response response;
 
-	initStringInfo(&response.body);
+	InitResponse(&response, 0);
 	SendAccepting(target, psprintf("delete of %s", key), "DELETE", ObjectUrl(target, key, NULL),
 				  "", 0, "application/octet-stream", &response, 404);
-}
-
-/*
- * XmlUnescape returns an XML text with its five predefined entities decoded.
- */
-static char *
-XmlUnescape(const char *text)
-{
-	static const char *const entities[][2] = {
-		{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}
-	};
-	StringInfoData result;
-
-	initStringInfo(&result);
-	while (*text != '\0')
-	{
-		int			i;
-
-		for (i = 0; i < (int) lengthof(entities); i++)
-			if (strncmp(text, entities[i][0], strlen(entities[i][0])) == 0)
-				break;
-		if (i < (int) lengthof(entities))
-		{
-			appendStringInfoString(&result, entities[i][1]);
-			text += strlen(entities[i][0]);
-		}
-		else
-			appendStringInfoChar(&result, *text++);
-	}
-	return result.data;
 }
 
 /*
@@ -656,50 +673,80 @@ ListQuery(const char *prefix, const char *continuationToken)
 		AppendUriEncoded(&query, continuationToken, false);
 		appendStringInfoChar(&query, '&');
 	}
-	appendStringInfoString(&query, "list-type=2&prefix=");
+	appendStringInfo(&query, "list-type=2&max-keys=%d&prefix=", S3_LIST_MAX_KEYS);
 	AppendUriEncoded(&query, prefix, false);
 	return query.data;
 }
 
 /*
- * S3ListKeys returns every key that starts with prefix (ListObjectsV2, page
- * after page).
+ * RequireListProgress refuses a listing that does not end: a truncated page
+ * without a continuation token, one that hands back the token it was asked
+ * with, or more pages than S3_LIST_MAX_PAGES.
  */
-List *
-S3ListKeys(const S3Target *target, const char *prefix)
+static void
+RequireListProgress(const char *prefix, const S3ListPage *page, const char *askedToken, int pages)
 {
-	List	   *keys = NIL;
+	if (!page->truncated)
+		return;
+	if (page->nextToken == NULL || page->nextToken[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("S3 list of %s is truncated without a continuation token", prefix),
+				 errhint("The store must support ListObjectsV2 (list-type=2).")));
+	if (askedToken != NULL && strcmp(page->nextToken, askedToken) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("S3 list of %s does not end: page %d hands back the continuation token it was asked with",
+						prefix, pages)));
+	if (pages >= S3_LIST_MAX_PAGES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("S3 list of %s has more than %d pages of %d keys", prefix,
+						S3_LIST_MAX_PAGES, S3_LIST_MAX_KEYS)));
+}
+
+/*
+ * S3ListKeys calls visit(key, argument) for every key that the store lists
+ * under prefix (ListObjectsV2, page after page), in the caller's memory
+ * context; a key lasts only as long as that call.  Each page is read, parsed
+ * and freed in a context of its own, so memory stays that of one page
+ * however long the listing.  The keys are the store's: the caller checks
+ * them.
+ */
+void
+S3ListKeys(const S3Target *target, const char *prefix, S3KeyVisitor visit, void *argument)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	MemoryContext pageContext = AllocSetContextCreate(CurrentMemoryContext, "interactions_cron S3 list page",
+													  ALLOCSET_DEFAULT_SIZES);
 	char	   *continuationToken = NULL;
+	int			pages = 0;
 
 	do
 	{
 		S3Response response;
-		const char *cursor;
-		char	   *truncated;
+		S3ListPage page;
+		ListCell   *cell;
 
-		initStringInfo(&response.body);
+		MemoryContextSwitchTo(pageContext);
+		InitResponse(&response, S3_LIST_MAX_PAGE_BYTES);
 		Send(target, psprintf("list of %s", prefix), "GET",
 			 ObjectUrl(target, "", ListQuery(prefix, continuationToken)),
 			 "", 0, "application/octet-stream", &response);
-		for (cursor = strstr(response.body.data, "<Key>"); cursor != NULL;
-			 cursor = strstr(cursor, "<Key>"))
-		{
-			char	   *key = XmlElement(cursor, "Key");
-
-			if (key == NULL)
-				break;
-			keys = lappend(keys, XmlUnescape(key));
-			cursor += strlen("<Key>");
-		}
-		truncated = XmlElement(response.body.data, "IsTruncated");
-		continuationToken = (truncated != NULL && strcmp(truncated, "true") == 0)
-			? XmlElement(response.body.data, "NextContinuationToken") : NULL;
-		if (truncated != NULL && strcmp(truncated, "true") == 0 && continuationToken == NULL)
+		pages++;
+		if (!S3XmlParseListPage(response.body.data, response.body.len, S3_LIST_MAX_KEYS, &page))
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("S3 list of %s is truncated without a continuation token", prefix),
-					 errhint("The store must support ListObjectsV2 (list-type=2).")));
+					 errmsg("S3 list of %s returned no ListObjectsV2 page of at most %d keys", prefix,
+							S3_LIST_MAX_KEYS)));
+		RequireListProgress(prefix, &page, continuationToken, pages);
+
+		MemoryContextSwitchTo(callerContext);
+		foreach(cell, page.keys)
+			visit(lfirst(cell), argument);
+		continuationToken = page.truncated ? MemoryContextStrdup(callerContext, page.nextToken) : NULL;
+		MemoryContextReset(pageContext);
 		CHECK_FOR_INTERRUPTS();
 	} while (continuationToken != NULL);
-	return keys;
+	MemoryContextDelete(pageContext);
 }

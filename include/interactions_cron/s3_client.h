@@ -30,6 +30,10 @@ extern char *S3Location(const S3Target *target);
 extern void S3UploadFile(const S3Target *target, const char *key, const char *path,
 						 const char *contentType);
 extern void S3DeleteObject(const S3Target *target, const char *key);
-extern List *S3ListKeys(const S3Target *target, const char *prefix);
+/* Called by S3ListKeys with each key listed. */
+typedef void (*S3KeyVisitor) (const char *key, void *argument);
+
+extern void S3ListKeys(const S3Target *target, const char *prefix, S3KeyVisitor visit,
+					   void *argument);
 
 #endif

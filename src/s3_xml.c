@@ -1,0 +1,161 @@
+/*
+ * s3_xml.c
+ *	  Reading S3's XML answers with libxml2: a listing page's keys, an error's
+ *	  code and message, a multipart upload's id.
+ *
+ * A store's answer is untrusted: it is parsed with no network access, no DTD
+ * loaded and no entity substituted (a document with a DTD is refused), and
+ * only text and CDATA nodes are read, so no entity reference is expanded.
+ * libxml2 allocates with malloc: every document is freed before an error can
+ * be raised, and what is kept is copied into palloc'd memory first.
+ */
+#include "postgres.h"
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#include "lib/stringinfo.h"
+
+#include "interactions_cron/s3_xml.h"
+
+#define S3_XML_PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+
+/*
+ * ParseDocument parses an answer, or returns NULL for one that is not
+ * well-formed XML or has a DTD.
+ */
+static xmlDocPtr
+ParseDocument(const char *xml, size_t length)
+{
+	xmlDocPtr	document;
+
+	if (length == 0 || length > (size_t) INT_MAX)
+		return NULL;
+	document = xmlReadMemory(xml, (int) length, NULL, NULL, S3_XML_PARSE_OPTIONS);
+	if (document != NULL && (document->intSubset != NULL || document->extSubset != NULL ||
+							 xmlDocGetRootElement(document) == NULL))
+	{
+		xmlFreeDoc(document);
+		return NULL;
+	}
+	return document;
+}
+
+/*
+ * IsElement says whether a node is an element of the given local name (S3
+ * puts its answers in its own XML namespace).
+ */
+static bool
+IsElement(xmlNodePtr node, const char *name)
+{
+	return node->type == XML_ELEMENT_NODE && xmlStrcmp(node->name, (const xmlChar *) name) == 0;
+}
+
+/*
+ * ElementText returns an element's text, in palloc'd memory: its text and
+ * CDATA children only, never an entity's expansion.
+ */
+static char *
+ElementText(xmlNodePtr element)
+{
+	StringInfoData text;
+
+	initStringInfo(&text);
+	for (xmlNodePtr child = element->children; child != NULL; child = child->next)
+		if ((child->type == XML_TEXT_NODE || child->type == XML_CDATA_SECTION_NODE) &&
+			child->content != NULL)
+			appendStringInfoString(&text, (const char *) child->content);
+	return text.data;
+}
+
+/*
+ * FindElement returns the first element of a local name at or below node,
+ * in document order, or NULL.
+ */
+static xmlNodePtr
+FindElement(xmlNodePtr node, const char *name)
+{
+	for (; node != NULL; node = node->next)
+	{
+		xmlNodePtr	found;
+
+		if (node->type != XML_ELEMENT_NODE)
+			continue;
+		if (IsElement(node, name))
+			return node;
+		found = FindElement(node->children, name);
+		if (found != NULL)
+			return found;
+	}
+	return NULL;
+}
+
+/*
+ * S3XmlElementText returns the text of the first element of a local name in
+ * an answer (an error's Code or Message, an UploadId), or NULL when the
+ * answer is not XML or has no such element.
+ */
+char *
+S3XmlElementText(const char *xml, size_t length, const char *name)
+{
+	xmlDocPtr	document = ParseDocument(xml, length);
+	xmlNodePtr	element;
+	char	   *text = NULL;
+
+	if (document == NULL)
+		return NULL;
+	element = FindElement(xmlDocGetRootElement(document), name);
+	if (element != NULL)
+		text = ElementText(element);
+	xmlFreeDoc(document);
+	return text;
+}
+
+/*
+ * CollectPage reads a ListBucketResult's children into page: each Contents'
+ * Key, IsTruncated and NextContinuationToken.  It returns false when a
+ * Contents has no Key or the page holds more than maxKeys keys.
+ */
+static bool
+CollectPage(xmlNodePtr root, int maxKeys, S3ListPage *page)
+{
+	for (xmlNodePtr child = root->children; child != NULL; child = child->next)
+	{
+		if (IsElement(child, "Contents"))
+		{
+			xmlNodePtr	key = FindElement(child->children, "Key");
+
+			if (key == NULL || list_length(page->keys) >= maxKeys)
+				return false;
+			page->keys = lappend(page->keys, ElementText(key));
+		}
+		else if (IsElement(child, "IsTruncated"))
+			page->truncated = strcmp(ElementText(child), "true") == 0;
+		else if (IsElement(child, "NextContinuationToken"))
+			page->nextToken = ElementText(child);
+	}
+	return true;
+}
+
+/*
+ * S3XmlParseListPage reads one ListObjectsV2 page into page, and returns
+ * false when the answer is not a ListBucketResult of at most maxKeys keys,
+ * each with its Key.
+ */
+bool
+S3XmlParseListPage(const char *xml, size_t length, int maxKeys, S3ListPage *page)
+{
+	xmlDocPtr	document = ParseDocument(xml, length);
+	xmlNodePtr	root;
+	bool		parsed;
+
+	page->keys = NIL;
+	page->truncated = false;
+	page->nextToken = NULL;
+	if (document == NULL)
+		return false;
+	root = xmlDocGetRootElement(document);
+	parsed = IsElement(root, "ListBucketResult") && CollectPage(root, maxKeys, page);
+	xmlFreeDoc(document);
+	return parsed;
+}
