@@ -213,6 +213,8 @@ HandleRequest(void *cls, struct MHD_Connection *connection, const char *url,
 	(void) url;
 	(void) version;
 	(void) uploadData;
+	if (state == NULL)
+		return MHD_NO;			/* RequestArrived always made one */
 	if (state->method == NULL)
 	{
 		StartRequest(state, method);

@@ -707,11 +707,11 @@ RequireListProgress(const char *prefix, const S3ListPage *page, const char *aske
 
 /*
  * S3ListKeys calls visit(key, argument) for every key that the store lists
- * under prefix (ListObjectsV2, page after page), in the caller's memory
- * context; a key lasts only as long as that call.  Each page is read, parsed
- * and freed in a context of its own, so memory stays that of one page
- * however long the listing.  The keys are the store's: the caller checks
- * them.
+ * under prefix (ListObjectsV2, page after page).  Each page is read, parsed
+ * and visited in a memory context of its own, reset after the page, so that
+ * memory stays that of one page however long the listing: visit must copy
+ * into a context of its own whatever it keeps.  The keys are the store's:
+ * the caller checks them.
  */
 void
 S3ListKeys(const S3Target *target, const char *prefix, S3KeyVisitor visit, void *argument)
@@ -741,10 +741,12 @@ S3ListKeys(const S3Target *target, const char *prefix, S3KeyVisitor visit, void 
 							S3_LIST_MAX_KEYS)));
 		RequireListProgress(prefix, &page, continuationToken, pages);
 
-		MemoryContextSwitchTo(callerContext);
 		foreach(cell, page.keys)
 			visit(lfirst(cell), argument);
+		if (continuationToken != NULL)
+			pfree(continuationToken);
 		continuationToken = page.truncated ? MemoryContextStrdup(callerContext, page.nextToken) : NULL;
+		MemoryContextSwitchTo(callerContext);
 		MemoryContextReset(pageContext);
 		CHECK_FOR_INTERRUPTS();
 	} while (continuationToken != NULL);

@@ -6,8 +6,8 @@
  * A store's answer is untrusted: it is parsed with no network access, no DTD
  * loaded and no entity substituted (a document with a DTD is refused), and
  * only text and CDATA nodes are read, so no entity reference is expanded.
- * libxml2 allocates with malloc: every document is freed before an error can
- * be raised, and what is kept is copied into palloc'd memory first.
+ * libxml2 allocates with malloc: every document is freed, whatever error is
+ * raised, and what is kept is copied into palloc'd memory first.
  */
 #include "postgres.h"
 
@@ -104,10 +104,17 @@ S3XmlElementText(const char *xml, size_t length, const char *name)
 
 	if (document == NULL)
 		return NULL;
-	element = FindElement(xmlDocGetRootElement(document), name);
-	if (element != NULL)
-		text = ElementText(element);
-	xmlFreeDoc(document);
+	PG_TRY();
+	{
+		element = FindElement(xmlDocGetRootElement(document), name);
+		if (element != NULL)
+			text = ElementText(element);
+	}
+	PG_FINALLY();
+	{
+		xmlFreeDoc(document);
+	}
+	PG_END_TRY();
 	return text;
 }
 
@@ -147,15 +154,22 @@ S3XmlParseListPage(const char *xml, size_t length, int maxKeys, S3ListPage *page
 {
 	xmlDocPtr	document = ParseDocument(xml, length);
 	xmlNodePtr	root;
-	bool		parsed;
+	volatile bool parsed = false;
 
 	page->keys = NIL;
 	page->truncated = false;
 	page->nextToken = NULL;
 	if (document == NULL)
 		return false;
-	root = xmlDocGetRootElement(document);
-	parsed = IsElement(root, "ListBucketResult") && CollectPage(root, maxKeys, page);
-	xmlFreeDoc(document);
+	PG_TRY();
+	{
+		root = xmlDocGetRootElement(document);
+		parsed = IsElement(root, "ListBucketResult") && CollectPage(root, maxKeys, page);
+	}
+	PG_FINALLY();
+	{
+		xmlFreeDoc(document);
+	}
+	PG_END_TRY();
 	return parsed;
 }

@@ -30,7 +30,7 @@ extern char *S3Location(const S3Target *target);
 extern void S3UploadFile(const S3Target *target, const char *key, const char *path,
 						 const char *contentType);
 extern void S3DeleteObject(const S3Target *target, const char *key);
-/* Called by S3ListKeys with each key listed. */
+/* Called by S3ListKeys with each key listed, in a context reset after each page. */
 typedef void (*S3KeyVisitor) (const char *key, void *argument);
 
 extern void S3ListKeys(const S3Target *target, const char *prefix, S3KeyVisitor visit,

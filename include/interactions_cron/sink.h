@@ -27,7 +27,10 @@ typedef struct ExportSink ExportSink;
  * (<export_dir>/.spool/<database>/<tenant>); nothing becomes visible to lake readers
  * before place, which runs at batch end, outside the executor.
  */
-/* Called by a sink's list with each relative path, valid during the call. */
+/*
+ * Called by a sink's list with each relative path, in a memory context that
+ * may be reset once it returns: it copies whatever it keeps.
+ */
 typedef void (*SinkFileVisitor) (const char *relativePath, void *argument);
 
 typedef struct ExportSinkOps
