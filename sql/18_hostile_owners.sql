@@ -6,11 +6,10 @@
 --    clones of the table owner's, so the jobs refuse such a table.
 SELECT test_helpers.reset_all();
 TRUNCATE public.suppressions, public.interaction_summaries, interactions_cron.job_runs;
+SET interactions_cron.partitioned_tables = '';
 INSERT INTO tenants (id, name) VALUES ('acme', 'Acme');
-INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (1, 'acme', '2026-03-30 10:00:00+00');
 INSERT INTO public.suppressions (tenant_id, contact_id, expires_at)
 VALUES ('acme', 'expired', now() - interval '1 day');
-SET interactions_cron.partitioned_tables = '';
 
 -- The owner (a superuser here) archives deleted suppressions, with its
 -- search_path pinned as it should be.
