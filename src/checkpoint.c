@@ -15,13 +15,23 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/skey.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
+#include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/checkpoint.h"
@@ -31,7 +41,6 @@
 #include "interactions_cron/relations.h"
 #include "interactions_cron/run_history.h"
 #include "interactions_cron/spi_plans.h"
-#include "interactions_cron/subtransaction.h"
 #include "interactions_cron/tenants.h"
 
 /* Before every row: from created -infinity on, every id. */
@@ -122,38 +131,35 @@ CheckpointRead(const char *tenantId)
 }
 
 /*
- * InsertCheckpointRow is the body of CreateCheckpointWithoutWaiting's
- * subtransaction: the insert, under a lock_timeout of one millisecond.
- */
-static void
-InsertCheckpointRow(void *tenantId)
-{
-	int			nestLevel = NewGUCNestLevel();
-
-	(void) set_config_option("lock_timeout", "1", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) RunTenantStatementAsOwner(&createPlan, CREATE_SQL, tenantId, SPI_OK_INSERT,
-									 "create the export checkpoint");
-	AtEOXact_GUC(true, nestLevel);
-}
-
-/*
- * CreateCheckpointWithoutWaiting creates the tenant's checkpoint row if it
- * does not exist, and returns false at once when another transaction is
- * inserting it: an insert into a unique index waits for an uncommitted row
- * of the same key, and lock_timeout is the only bound PostgreSQL puts on
- * that wait.
+ * CheckpointRowBeingCreated says whether another transaction is inserting
+ * the tenant's checkpoint row and has not committed yet: a probe of the
+ * primary key with a dirty snapshot, which sees such a row (an insert into
+ * a unique index would wait for that transaction).
  */
 static bool
-CreateCheckpointWithoutWaiting(const char *tenantId)
+CheckpointRowBeingCreated(const char *tenantId)
 {
-	ErrorData  *error = RunInSubtransaction(InsertCheckpointRow, (void *) tenantId);
+	Oid			relid = get_relname_relid("export_checkpoints",
+										  get_namespace_oid("interactions_cron", false));
+	Relation	checkpoints = table_open(relid, AccessShareLock);
+	Relation	primaryKey = index_open(RelationGetPrimaryKeyIndex(checkpoints), AccessShareLock);
+	SnapshotData dirty;
+	ScanKeyData key;
+	IndexScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(checkpoints, NULL);
+	bool		found;
 
-	if (error == NULL)
-		return true;
-	if (error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
-		ReThrowError(error);
-	return false;
+	InitDirtySnapshot(dirty);
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   primaryKey->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(tenantId));
+	scan = index_beginscan(checkpoints, primaryKey, &dirty, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(primaryKey, AccessShareLock);
+	table_close(checkpoints, AccessShareLock);
+	return found;
 }
 
 /*
@@ -161,7 +167,7 @@ CreateCheckpointWithoutWaiting(const char *tenantId)
  * tenant another transaction holds.  It locks the row first (SKIP LOCKED
  * passes over a row another transaction has locked or updated, such as a
  * reset_checkpoint not yet committed or rolled back); only when there is no
- * row to see does it create one, without waiting either.
+ * row, and none being inserted, does it create one.
  */
 static bool
 ClaimWithoutWaiting(const char *tenantId, CheckpointPosition *position)
@@ -169,15 +175,13 @@ ClaimWithoutWaiting(const char *tenantId, CheckpointPosition *position)
 	uint64		claimed = RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId,
 													SPI_OK_SELECT, "claim the tenant");
 
-	if (claimed == 0)
+	if (claimed == 0 && !CheckpointRowBeingCreated(tenantId))
 	{
-		bool		exists = RunTenantStatementAsOwner(&readPlan, READ_SQL, tenantId, SPI_OK_SELECT,
-													   "read the export checkpoint") == 1;
-
 		SPI_freetuptable(SPI_tuptable);
-		if (!exists && CreateCheckpointWithoutWaiting(tenantId))
-			claimed = RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId,
-												SPI_OK_SELECT, "claim the tenant");
+		(void) RunTenantStatementAsOwner(&createPlan, CREATE_SQL, tenantId, SPI_OK_INSERT,
+										 "create the export checkpoint");
+		claimed = RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId,
+											SPI_OK_SELECT, "claim the tenant");
 	}
 	*position = PositionOfResult(claimed);
 	return claimed == 1;
