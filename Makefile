@@ -49,7 +49,7 @@ PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server) $(shell xml2-con
 	-D'PGDLLEXPORT=__attribute__((visibility("default")))'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-fvisibility=hidden
-SHLIB_LINK = -lz -lzstd -lcurl -lxml2
+SHLIB_LINK = -lz -lzstd -lcurl $(shell xml2-config --libs)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql

@@ -130,14 +130,22 @@ ReadSecretFile(const char *path)
 
 /*
  * LoadSecret returns the secret from CRON_SECRET or CRON_SECRET_FILE (not
- * both), or NULL for development mode.
+ * both), or NULL for development mode, which only an unset secret means: a
+ * CRON_SECRET set but empty (an unfilled template, a missing substitution)
+ * stops the shim, as an empty CRON_SECRET_FILE does.
  */
 static char *
 LoadSecret(void)
 {
+	bool		secretSet = getenv("CRON_SECRET") != NULL;
 	char	   *secret = TakeFromEnvironment("CRON_SECRET");
 	const char *path = getenv("CRON_SECRET_FILE");
 
+	if (secretSet && secret == NULL)
+	{
+		ShimLog("CRON_SECRET is set but empty; unset it for development mode");
+		exit(2);
+	}
 	if (path == NULL || path[0] == '\0')
 		return secret;
 	if (secret != NULL)

@@ -57,6 +57,7 @@ StartDaemon(ShimConfig *config, const struct sockaddr_storage *address)
 							(unsigned int) (config->headerTimeoutMs + 999) / 1000,
 							MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_BYTES,
 							MHD_OPTION_CONNECTION_LIMIT, (unsigned int) config->maxConnections * 2,
+							MHD_OPTION_URI_LOG_CALLBACK, RequestArrived, NULL,
 							MHD_OPTION_NOTIFY_COMPLETED, RequestCompleted, NULL,
 							MHD_OPTION_NOTIFY_CONNECTION, NotifyConnection, NULL,
 							MHD_OPTION_END);

@@ -14,8 +14,8 @@
 typedef struct RequestState
 {
 	struct timespec started;
-	char	   *method;
-	char	   *path;
+	char	   *method;			/* NULL until the head has arrived */
+	char	   *path;			/* as the client sent it, %-escapes and all */
 	unsigned int status;
 } RequestState;
 
@@ -143,22 +143,38 @@ RespondMetrics(const ShimConfig *config, struct MHD_Connection *connection, Requ
 }
 
 /*
- * StartRequest records what the log line needs.
+ * RequestArrived is libmicrohttpd's URI callback (MHD_OPTION_URI_LOG_CALLBACK),
+ * called with the request's target as the client sent it, before
+ * libmicrohttpd decodes its %-escapes (a %00 would cut the decoded path
+ * short): its path is what the request is routed by and logged as.
  */
-static RequestState *
-StartRequest(const char *method, const char *url)
+void *
+RequestArrived(void *cls, const char *uri, struct MHD_Connection *connection)
 {
 	RequestState *state = calloc(1, sizeof(RequestState));
 
+	(void) cls;
+	(void) connection;
 	if (state == NULL)
 		abort();
+	state->path = strndup(uri, strcspn(uri, "?"));
+	if (state->path == NULL)
+		abort();
+	return state;
+}
+
+/*
+ * StartRequest records the method and start of a request whose head has
+ * arrived.
+ */
+static void
+StartRequest(RequestState *state, const char *method)
+{
 	clock_gettime(CLOCK_MONOTONIC, &state->started);
 	state->method = strdup(method);
-	state->path = strdup(url);
-	if (state->method == NULL || state->path == NULL)
+	if (state->method == NULL)
 		abort();
 	atomic_fetch_add(&requestsInFlight, 1);
-	return state;
 }
 
 /*
@@ -251,9 +267,9 @@ BudgetRefused(const ShimConfig *config, const Route *route)
  */
 static enum MHD_Result
 Answer(const ShimConfig *config, struct MHD_Connection *connection, RequestState *state,
-	   const char *url, const char *method)
+	   const char *method)
 {
-	const Route *route = FindRoute(url);
+	const Route *route = FindRoute(state->path);
 	const char *requestedBudget;
 	char		budget[BUDGET_BYTES];
 
@@ -307,12 +323,14 @@ HandleRequest(void *cls, struct MHD_Connection *connection, const char *url,
 	RequestState *state = *requestState;
 	enum MHD_Result queued;
 
+	(void) url;
 	(void) version;
 	(void) uploadData;
 	if (state == NULL)
+		return MHD_NO;			/* RequestArrived always made one */
+	if (state->method == NULL)
 	{
-		state = StartRequest(method, url);
-		*requestState = state;
+		StartRequest(state, method);
 		ConnectionRunning(connection);
 		if (!AnnouncesBody(connection))
 			return MHD_YES;
@@ -324,7 +342,7 @@ HandleRequest(void *cls, struct MHD_Connection *connection, const char *url,
 	else if (*uploadDataSize != 0 || state->status != 0)
 		return MHD_NO;			/* body bytes without a body announced: drop the connection */
 	else
-		queued = Answer(cls, connection, state, url, method);
+		queued = Answer(cls, connection, state, method);
 	ConnectionSending(connection);
 	return queued;
 }
@@ -347,6 +365,14 @@ RequestCompleted(void *cls, struct MHD_Connection *connection, void **requestSta
 	(void) code;
 	if (state == NULL)
 		return;
+	if (state->method == NULL)
+	{
+		/* Refused by libmicrohttpd before its head was complete: never reached a route. */
+		free(state->path);
+		free(state);
+		*requestState = NULL;
+		return;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &finished);
 	method = LogQuoted(state->method);
 	path = LogQuoted(state->path);

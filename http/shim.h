@@ -81,6 +81,7 @@ extern char *MetricsPage(const ShimConfig *config, bool openMetrics);
 extern bool AcceptsOpenMetrics(const char *accept);
 
 /* routes.c */
+extern void *RequestArrived(void *cls, const char *uri, struct MHD_Connection *connection);
 extern enum MHD_Result HandleRequest(void *cls, struct MHD_Connection *connection,
 									 const char *url, const char *method,
 									 const char *version, const char *uploadData,

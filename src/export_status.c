@@ -142,10 +142,11 @@ PutStatusRows(ReturnSetInfo *resultInfo, List *tenantList, SPITupleTable *checkp
 
 /*
  * StartStatusRead begins a set-returning function that reads the export's
- * status (export_status_rows, metrics): it connects to SPI, resolves the
- * tenants and history tables, checking that the caller may read them, and
- * returns the active tenants, in the function's memory.  The caller ends
- * with FinishSpi.
+ * status (export_status_rows, metrics): it refuses a session whose
+ * temporary schema holds objects (owner code runs here), connects to SPI,
+ * resolves the tenants and history tables, checking that the caller may
+ * read them, and returns the active tenants, in the function's memory.  The
+ * caller ends with FinishSpi.
  */
 List *
 StartStatusRead(FunctionCallInfo fcinfo, ConfiguredTable *history)
@@ -153,6 +154,7 @@ StartStatusRead(FunctionCallInfo fcinfo, ConfiguredTable *history)
 	MemoryContext callContext = CurrentMemoryContext;
 	ConfiguredTable tenants;
 
+	RequireNoTemporaryObjects();
 	InitMaterializedSRF(fcinfo, 0);
 	ConnectSpi();
 	ResolveExportTables(&tenants, history);

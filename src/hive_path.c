@@ -40,6 +40,31 @@ NeedsHiveEscape(unsigned char c)
 }
 
 /*
+ * IsPlainRelativePath says whether a path, relative to the lake's root, names
+ * a file the way the export does: segments separated by single slashes, none
+ * empty, "." or "..".  Paths read back (an intent's, a listing's keys) are
+ * checked with it before a file they name is removed: "." or ".." would name
+ * a directory, or climb out of the tenant's (a store normalises them too).
+ */
+bool
+IsPlainRelativePath(const char *path)
+{
+	const char *segment = path;
+
+	for (;;)
+	{
+		size_t		length = strcspn(segment, "/");
+
+		if (length == 0 || (length == 1 && segment[0] == '.') ||
+			(length == 2 && segment[0] == '.' && segment[1] == '.'))
+			return false;
+		if (segment[length] == '\0')
+			return true;
+		segment += length + 1;
+	}
+}
+
+/*
  * HiveEscapePathSegment escapes a tenant id into one safe path segment.  A
  * leading "_" or "." is escaped (%5F, %2E): Hadoop's, Spark's and Hive's file
  * listings skip such names as hidden, and "." and ".." could name the current

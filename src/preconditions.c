@@ -19,6 +19,7 @@
 #include "utils/rel.h"
 
 #include "interactions_cron/preconditions.h"
+#include "interactions_cron/spi_plans.h"
 
 /*
  * The versions of the SQL objects this library serves: its own, and 1.1.
@@ -90,8 +91,10 @@ ExtensionOwnerId(void)
  * RequireUsableDatabase refuses to run inside a security-restricted
  * operation, where a table owner's code (a trigger, a view) runs on behalf
  * of another role's job and a job it started would be recorded as that
- * role's; refuses to run during recovery (a hot standby), where nothing can
- * be recorded, before anything is written; and refuses SQL objects older
+ * role's; refuses a session with temporary objects, which table owners'
+ * code would find (see RequireNoTemporaryObjects); refuses to run during
+ * recovery (a hot standby), where nothing can be recorded, before anything
+ * is written; and refuses SQL objects older
  * than this library (after an upgrade of the package, before ALTER
  * EXTENSION ... UPDATE), whose tables the jobs would miss.
  */
@@ -108,6 +111,8 @@ RequireUsableDatabase(void)
 				 errdetail("Code that runs as a table's owner on behalf of another role's job "
 						   "(a trigger, a view, a policy) must not start jobs recorded as that role's."),
 				 errhint("Call the job directly, from a session of the role that should be recorded.")));
+
+	RequireNoTemporaryObjects();
 
 	if (RecoveryInProgress())
 		ereport(ERROR,

@@ -39,6 +39,7 @@
 #include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "utils/memutils.h"
 #include "utils/wait_event.h"
 
 #include "interactions_cron/guc.h"
@@ -46,10 +47,22 @@
 #include "interactions_cron/s3_client.h"
 #include "interactions_cron/s3_credentials.h"
 #include "interactions_cron/sigv4.h"
+#include "interactions_cron/xml_response.h"
 
 /* Attempts of one request before a transient failure becomes an error. */
 #define S3_MAX_ATTEMPTS 4
 #define S3_FIRST_BACKOFF_MS 200
+/*
+ * A listing page asks for at most this many keys (S3's own maximum); an
+ * answer of more, or longer than the bytes below (1,000 keys of 1,024 bytes
+ * with their metadata take about 1.5 MB), is refused, not cut.  A listing
+ * of more pages than that is refused too, as is a page that hands back the
+ * continuation token it was asked with: a store that never ends a listing
+ * fails the tenant instead of holding it for ever.
+ */
+#define S3_LIST_MAX_KEYS 1000
+#define S3_LIST_MAX_PAGE_BYTES (8 * 1024 * 1024)
+#define S3_LIST_MAX_PAGES 10000
 
 /* What one request came back with. */
 typedef struct S3Response
@@ -59,6 +72,8 @@ typedef struct S3Response
 	bool		setupFailed;	/* libcurl refused the request's options */
 	char		transportError[CURL_ERROR_SIZE];
 	StringInfoData body;
+	size_t		wholeBodyLimit; /* 0: keep the start; else the whole, or fail past it */
+	bool		bodyTooLarge;	/* the body went past wholeBodyLimit */
 	char	   *etag;
 } S3Response;
 
@@ -273,6 +288,44 @@ ObjectCreationHeaders(const S3Target *target)
 }
 
 /*
+ * InitResponse prepares a response for SendOnce; wholeBodyLimit as in
+ * CollectBody.  A whole body's room is allocated here, so that CollectBody,
+ * called by libcurl, never needs memory it could fail to get: an error must
+ * not unwind through libcurl.
+ */
+static void
+InitResponse(S3Response *response, size_t wholeBodyLimit)
+{
+	initStringInfo(&response->body);
+	if (wholeBodyLimit > 0)
+		enlargeStringInfo(&response->body, (int) wholeBodyLimit);
+	response->wholeBodyLimit = wholeBodyLimit;
+	response->bodyTooLarge = false;
+}
+
+/*
+ * CollectBody keeps the start of a response body (for error messages), or,
+ * with a wholeBodyLimit (a listing), all of it, stopping the transfer once
+ * it goes past that limit: a listing cut short would hide keys.
+ */
+static size_t
+CollectBody(char *data, size_t size, size_t count, void *userdata)
+{
+	S3Response *response = userdata;
+	size_t		length = size * count;
+
+	if (response->wholeBodyLimit == 0)
+		return HttpCollectBody(data, size, count, &response->body);
+	if (length > response->wholeBodyLimit - response->body.len)
+	{
+		response->bodyTooLarge = true;
+		return 0;				/* libcurl ends the transfer: CURLE_WRITE_ERROR */
+	}
+	appendBinaryStringInfo(&response->body, data, length);
+	return length;
+}
+
+/*
  * CollectEtag keeps the ETag header of an uploaded part.
  */
 static size_t
@@ -349,6 +402,7 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	lines = SigV4SignedHeaders(method, url, lines, payloadHash, target->region, signing);
 
 	resetStringInfo(&response->body);
+	response->bodyTooLarge = false;
 	response->status = 0;
 	response->etag = NULL;
 	response->transportCode = CURLE_OK;
@@ -378,8 +432,8 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	SET_CURL_OPTION(CURLOPT_POSTFIELDS, payload);
 	SET_CURL_OPTION(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) length);
 	SET_CURL_OPTION(CURLOPT_HTTPHEADER, headers);
-	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, HttpCollectBody);
-	SET_CURL_OPTION(CURLOPT_WRITEDATA, &response->body);
+	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, CollectBody);
+	SET_CURL_OPTION(CURLOPT_WRITEDATA, response);
 	SET_CURL_OPTION(CURLOPT_HEADERFUNCTION, CollectEtag);
 	SET_CURL_OPTION(CURLOPT_HEADERDATA, response);
 	SET_CURL_OPTION(CURLOPT_ERRORBUFFER, response->transportError);
@@ -423,21 +477,16 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 #undef SET_CURL_OPTION
 
 /*
- * XmlElement returns the text of the first <name> element of a response.
+ * ResponseElement returns the text of the first element of a local name in
+ * a response's XML body (read with libxml2), or NULL.
  */
 static char *
-XmlElement(const char *xml, const char *name)
+ResponseElement(const S3Response *response, const char *name)
 {
-	char	   *open = psprintf("<%s>", name);
-	char	   *close = psprintf("</%s>", name);
-	const char *start = strstr(xml, open);
-	const char *end;
+	char	   *text;
 
-	if (start == NULL)
-		return NULL;
-	start += strlen(open);
-	end = strstr(start, close);
-	return end ? pnstrdup(start, end - start) : NULL;
+	(void) XmlResponseTexts(response->body.data, response->body.len, 1, &name, &text);
+	return text;
 }
 
 /*
@@ -446,7 +495,7 @@ XmlElement(const char *xml, const char *name)
 static bool
 IsTransient(const S3Response *response)
 {
-	if (response->setupFailed)
+	if (response->setupFailed || response->bodyTooLarge)
 		return false;
 	return response->status == 0 || response->status >= 500 ||
 		response->status == 408 || response->status == 429;
@@ -463,7 +512,7 @@ RefusedAsExpired(const S3Response *response)
 
 	if (response->status != 400 && response->status != 403)
 		return false;
-	code = XmlElement(response->body.data, "Code");
+	code = ResponseElement(response, "Code");
 	return code != NULL && (strcmp(code, "ExpiredToken") == 0 || strcmp(code, "InvalidToken") == 0 ||
 							strcmp(code, "TokenRefreshRequired") == 0);
 }
@@ -482,6 +531,8 @@ SendRequest(const S3Target *target, const char *what, const char *method, const 
 {
 	int			backoffMs = S3_FIRST_BACKOFF_MS;
 	bool		renewed = false;
+	char	   *code;
+	char	   *message;
 
 	for (int attempt = 1;; attempt++)
 	{
@@ -493,7 +544,7 @@ SendRequest(const S3Target *target, const char *what, const char *method, const 
 		{
 			ereport(LOG,
 					(errmsg("interactions_cron: S3 %s refused the credentials (%s); renewed them, sending it again",
-							what, XmlElement(response->body.data, "Code"))));
+							what, ResponseElement(response, "Code"))));
 			renewed = true;
 			attempt--;
 			continue;
@@ -512,6 +563,12 @@ SendRequest(const S3Target *target, const char *what, const char *method, const 
 		backoffMs *= 2;
 	}
 
+	if (response->bodyTooLarge)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("S3 %s failed: the answer is longer than %zu bytes", what,
+						response->wholeBodyLimit),
+				 errhint("The store must answer ListObjectsV2 with at most max-keys keys per page.")));
 	if (response->setupFailed)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
@@ -539,15 +596,16 @@ SendRequest(const S3Target *target, const char *what, const char *method, const 
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("S3 %s failed: HTTP %ld %s: the credentials from %s are expired or invalid",
-						what, response->status, XmlElement(response->body.data, "Code"),
+						what, response->status, ResponseElement(response, "Code"),
 						S3CredentialsSourceName(target->credentials)),
 				 errhint("Credentials with a session token from settings, a credentials file or the environment "
 						 "cannot be renewed: replace them, or let the server take a role's credentials.")));
+	code = ResponseElement(response, "Code");
+	message = ResponseElement(response, "Message");
 	ereport(ERROR,
 			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 			 errmsg("S3 %s failed: HTTP %ld %s: %s%s", what, response->status,
-					XmlElement(response->body.data, "Code") ? XmlElement(response->body.data, "Code") : "(no error code)",
-					XmlElement(response->body.data, "Message") ? XmlElement(response->body.data, "Message") : "",
+					code ? code : "(no error code)", message ? message : "",
 					IsTransient(response) ? psprintf(" (after %d attempts)", S3_MAX_ATTEMPTS) : "")));
 }
 
@@ -612,11 +670,11 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 	char	   *uploadId;
 	StringInfoData completion;
 
-	initStringInfo(&response.body);
+	InitResponse(&response, 0);
 	SendRequest(target, psprintf("multipart start of %s", key), "POST",
 				ObjectUrl(target, key, "uploads="), "", 0, contentType,
 				MultipartStartHeaders(target), &response, 0);
-	uploadId = XmlElement(response.body.data, "UploadId");
+	uploadId = ResponseElement(&response, "UploadId");
 	if (uploadId == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
@@ -627,6 +685,7 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 	PG_TRY();
 	{
 		int			partNumber = 1;
+		char	   *errorCode;
 
 		for (off_t offset = 0; offset < size; offset += target->partBytes, partNumber++)
 		{
@@ -653,17 +712,18 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 					target->checksum == S3_CHECKSUM_MD5
 					? ChecksumHeaders(target, completion.data, completion.len, NULL) : NIL,
 					&response, 0);
-		if (strstr(response.body.data, "<Error>") != NULL)
+		/* A completion can fail after its 200 has been sent: the body then holds an Error. */
+		errorCode = ResponseElement(&response, "Code");
+		if (errorCode != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("S3 multipart completion of %s failed: %s", key,
-							XmlElement(response.body.data, "Code") ? XmlElement(response.body.data, "Code") : "(no error code)")));
+					 errmsg("S3 multipart completion of %s failed: %s", key, errorCode)));
 	}
 	PG_CATCH();
 	{
 		S3Response abortResponse;
 
-		initStringInfo(&abortResponse.body);
+		InitResponse(&abortResponse, 0);
 		SendOnce(target, "DELETE", ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
 				 "", 0, contentType, NIL, &abortResponse);
 		PG_RE_THROW();
@@ -691,7 +751,7 @@ S3UploadFile(const S3Target *target, const char *key, const char *path, const ch
 		S3Response response;
 		char	   *payload = ReadChunk(fd, path, 0, status.st_size);
 
-		initStringInfo(&response.body);
+		InitResponse(&response, 0);
 		SendRequest(target, psprintf("upload of %s", key), "PUT", ObjectUrl(target, key, NULL),
 					payload, status.st_size, contentType,
 					list_concat(ObjectCreationHeaders(target),
@@ -714,39 +774,9 @@ S3DeleteObject(const S3Target *target, const char *key)
 {
 	S3Response response;
 
-	initStringInfo(&response.body);
+	InitResponse(&response, 0);
 	SendRequest(target, psprintf("delete of %s", key), "DELETE", ObjectUrl(target, key, NULL),
 				"", 0, "application/octet-stream", NIL, &response, 404);
-}
-
-/*
- * XmlUnescape returns an XML text with its five predefined entities decoded.
- */
-static char *
-XmlUnescape(const char *text)
-{
-	static const char *const entities[][2] = {
-		{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}
-	};
-	StringInfoData result;
-
-	initStringInfo(&result);
-	while (*text != '\0')
-	{
-		int			i;
-
-		for (i = 0; i < (int) lengthof(entities); i++)
-			if (strncmp(text, entities[i][0], strlen(entities[i][0])) == 0)
-				break;
-		if (i < (int) lengthof(entities))
-		{
-			appendStringInfoString(&result, entities[i][1]);
-			text += strlen(entities[i][0]);
-		}
-		else
-			appendStringInfoChar(&result, *text++);
-	}
-	return result.data;
 }
 
 /*
@@ -765,50 +795,82 @@ ListQuery(const char *prefix, const char *continuationToken)
 		AppendUriEncoded(&query, continuationToken, false);
 		appendStringInfoChar(&query, '&');
 	}
-	appendStringInfoString(&query, "list-type=2&prefix=");
+	appendStringInfo(&query, "list-type=2&max-keys=%d&prefix=", S3_LIST_MAX_KEYS);
 	AppendUriEncoded(&query, prefix, false);
 	return query.data;
 }
 
 /*
- * S3ListKeys returns every key that starts with prefix (ListObjectsV2, page
- * after page).
+ * RequireListProgress refuses a listing that does not end: a truncated page
+ * without a continuation token, one that hands back the token it was asked
+ * with, or more pages than S3_LIST_MAX_PAGES.
  */
-List *
-S3ListKeys(const S3Target *target, const char *prefix)
+static void
+RequireListProgress(const char *prefix, const XmlListPage *page, const char *askedToken, int pages)
 {
-	List	   *keys = NIL;
+	if (!page->truncated)
+		return;
+	if (page->nextToken == NULL || page->nextToken[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("S3 list of %s is truncated without a continuation token", prefix),
+				 errhint("The store must support ListObjectsV2 (list-type=2).")));
+	if (askedToken != NULL && strcmp(page->nextToken, askedToken) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("S3 list of %s does not end: page %d hands back the continuation token it was asked with",
+						prefix, pages)));
+	if (pages >= S3_LIST_MAX_PAGES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("S3 list of %s has more than %d pages of %d keys", prefix,
+						S3_LIST_MAX_PAGES, S3_LIST_MAX_KEYS)));
+}
+
+/*
+ * S3ListKeys calls visit(key, argument) for every key that the store lists
+ * under prefix (ListObjectsV2, page after page).  Each page is read, parsed
+ * and visited in a memory context of its own, reset after the page, so that
+ * memory stays that of one page however long the listing: visit must copy
+ * into a context of its own whatever it keeps.  The keys are the store's:
+ * the caller checks them.
+ */
+void
+S3ListKeys(const S3Target *target, const char *prefix, S3KeyVisitor visit, void *argument)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	MemoryContext pageContext = AllocSetContextCreate(CurrentMemoryContext, "interactions_cron S3 list page",
+													  ALLOCSET_DEFAULT_SIZES);
 	char	   *continuationToken = NULL;
+	int			pages = 0;
 
 	do
 	{
 		S3Response response;
-		const char *cursor;
-		char	   *truncated;
+		XmlListPage page;
+		ListCell   *cell;
 
-		initStringInfo(&response.body);
+		MemoryContextSwitchTo(pageContext);
+		InitResponse(&response, S3_LIST_MAX_PAGE_BYTES);
 		Send(target, psprintf("list of %s", prefix), "GET",
 			 ObjectUrl(target, "", ListQuery(prefix, continuationToken)),
 			 "", 0, "application/octet-stream", &response);
-		for (cursor = strstr(response.body.data, "<Key>"); cursor != NULL;
-			 cursor = strstr(cursor, "<Key>"))
-		{
-			char	   *key = XmlElement(cursor, "Key");
-
-			if (key == NULL)
-				break;
-			keys = lappend(keys, XmlUnescape(key));
-			cursor += strlen("<Key>");
-		}
-		truncated = XmlElement(response.body.data, "IsTruncated");
-		continuationToken = (truncated != NULL && strcmp(truncated, "true") == 0)
-			? XmlElement(response.body.data, "NextContinuationToken") : NULL;
-		if (truncated != NULL && strcmp(truncated, "true") == 0 && continuationToken == NULL)
+		pages++;
+		if (!XmlReadListPage(response.body.data, response.body.len, S3_LIST_MAX_KEYS, &page))
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("S3 list of %s is truncated without a continuation token", prefix),
-					 errhint("The store must support ListObjectsV2 (list-type=2).")));
+					 errmsg("S3 list of %s returned no ListObjectsV2 page of at most %d keys", prefix,
+							S3_LIST_MAX_KEYS)));
+		RequireListProgress(prefix, &page, continuationToken, pages);
+
+		foreach(cell, page.keys)
+			visit(lfirst(cell), argument);
+		if (continuationToken != NULL)
+			pfree(continuationToken);
+		continuationToken = page.truncated ? MemoryContextStrdup(callerContext, page.nextToken) : NULL;
+		MemoryContextSwitchTo(callerContext);
+		MemoryContextReset(pageContext);
 		CHECK_FOR_INTERRUPTS();
 	} while (continuationToken != NULL);
-	return keys;
+	MemoryContextDelete(pageContext);
 }

@@ -185,8 +185,18 @@ call "$PORT_A" /x -X $'G\e[31mET' >/dev/null
 call "$PORT_A" '/y%1b%5b31m%0dFAKE%0a' >/dev/null
 within 2 grep -qF '"G\x1b[31mET" "/x" 404 ' "$WORK/main.log" || die "no escaped log line for a method with an escape sequence"
 echo "ok: a method with an escape sequence is logged escaped"
-within 2 grep -qF '"GET" "/y\x1b[31m\x0dFAKE\x0a" 404 ' "$WORK/main.log" || die "no escaped log line for a path with control bytes"
+within 2 grep -qF '"GET" "/y%1b%5b31m%0dFAKE%0a" 404 ' "$WORK/main.log" || die "no log line with the raw %-escaped path"
+echo "ok: a path with %-escaped control bytes is logged as sent"
+raw_status_code 'GET /z\x1b[31m\x7f HTTP/1.1\r\nHost: x\r\n\r\n' >/dev/null
+within 2 grep -qF '"GET" "/z\x1b[31m\x7f" 404 ' "$WORK/main.log" || die "no escaped log line for a path with control bytes"
 echo "ok: a path with control bytes is logged escaped"
+# The path is logged as the client sent it: a NUL it escapes does not cut
+# the logged path short (libmicrohttpd decodes %00 into one), and the
+# request is routed by that path too.
+r=$(call "$PORT_A" '/healthz%00x')
+expect "a path with an escaped NUL is not /healthz: 404" "$(status_of "$r")" 404
+within 2 grep -qF '"GET" "/healthz%00x" 404 ' "$WORK/main.log" || die "no log line with the raw path /healthz%00x"
+echo "ok: a path with an escaped NUL is logged as sent"
 expect "no log holds a control byte" "$(cat "$WORK"/*.log | LC_ALL=C grep -c $'[\x01-\x09\x0b-\x1f\x7f]' || true)" 0
 
 # The secret (and DATABASE_URL, which may hold a password) is gone from the
@@ -219,6 +229,8 @@ start_refused() {
 : >"$WORK/empty_secret"
 expect "CRON_SECRET and CRON_SECRET_FILE both set: refused" \
     "$(start_refused both CRON_SECRET=x CRON_SECRET_FILE="$WORK/secret") $(grep -c 'not both' "$WORK/both.log")" "2 1"
+expect "an empty CRON_SECRET: refused, not development mode" \
+    "$(start_refused empty_env CRON_SECRET=) $(grep -c 'CRON_SECRET is set but empty' "$WORK/empty_env.log") $(grep -c 'DEVELOPMENT MODE' "$WORK/empty_env.log" || true)" "2 1 0"
 expect "an empty CRON_SECRET_FILE: refused, not development mode" \
     "$(start_refused empty CRON_SECRET_FILE="$WORK/empty_secret") $(grep -c 'is empty' "$WORK/empty.log")" "2 1"
 expect "a missing CRON_SECRET_FILE: refused" \

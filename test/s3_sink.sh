@@ -326,7 +326,7 @@ start_bad() {
     stop_bad
     : >"$BAD_LOG"
     node "$REPO_ROOT/test/s3/misbehaving-server.mjs" --port "$BAD_PORT" --mode "$1" --log "$BAD_LOG" \
-        --lifetime 600 >>"$CLUSTER_DIR/misbehaving.log" 2>&1 &
+        --keys "$DOWNLOADS/listed-keys" --lifetime 600 >>"$CLUSTER_DIR/misbehaving.log" 2>&1 &
     bad_pid=$!
     for _ in $(seq 100); do
         grep -q '^listening' "$BAD_LOG" 2>/dev/null && return 0
@@ -438,4 +438,66 @@ expect "the stalled upload was under way" "$(( $(requests_seen) > seen ))" 1
 expect "statement_timeout ends the call" "$(grep -c 'canceling statement due to statement timeout' <<<"$error")" 1
 expect "statement_timeout ends a stalled upload promptly (< 10 s)" "$(( elapsed < 10000 ))" 1
 expect_workers_gone "after a statement_timeout"
+
+# --- The lake sweep's listing (after a failover: a checkpoint recorded in
+# another history), answered by the misbehaving server.  Tenant "wide" has
+# rows 900001 and 900002; its checkpoint is at the first, so a file named
+# after the second was placed by the lost history and must be deleted.
+KEYS_FILE="$DOWNLOADS/listed-keys"
+LAKE_DIR="${PREFIX}exports/wide/interaction_history/year=2026/month=03/day=30"
+LOST_KEY="$LAKE_DIR/batch-2026-03-30T12-00-00-000000Z-900002.json"
+sql -q -c "INSERT INTO tenants (id, name) VALUES ('wide', 'W')" \
+    -c "INSERT INTO interaction_history (id, tenant_id, created_at) VALUES
+        (900001, 'wide', '2026-03-30 10:00:00+00'), (900002, 'wide', '2026-03-30 12:00:00+00')"
+# after_failover: puts wide's checkpoint back at its first row, recorded in another history.
+after_failover() {
+    sql -q -c "INSERT INTO interactions_cron.export_checkpoints (tenant_id) VALUES ('wide') ON CONFLICT DO NOTHING" \
+        -c "UPDATE interactions_cron.export_checkpoints SET last_created_at = '2026-03-30 10:00:00+00',
+            last_id = '900001', lake_epoch = 'another/1', status = 'ok' WHERE tenant_id = 'wide'"
+}
+# sweep_wide MODE: lists wide's files from the server in MODE, then exports
+# wide (bounded by a statement_timeout); sets $tenant_error.
+sweep_wide() {
+    start_bad "$1"
+    after_failover
+    tenant_error=$({ bad_sql -c "SET statement_timeout = '60s'" \
+                     -c "SELECT interactions_cron.export_interactions(tenant_id => 'wide')" 2>&1 || true; } |
+                   tail -1 | first_tenant_error)
+    echo "$1 listing: ${tenant_error:-no error}"
+}
+deletes_of() { grep -c "^request DELETE /$BUCKET/$(url_path "$1") " "$BAD_LOG" || true; }
+
+# A page of 1,000 keys (about 300 kB): the lost file, listed last, is seen
+# and deleted (the listing used to be cut at 64 kB).
+{
+    for i in $(seq 1 999); do echo "$LAKE_DIR/batch-2026-03-30T11-00-00-000000Z-$((100000 + i)).json"; done
+    echo "$LOST_KEY"
+} >"$KEYS_FILE"
+expect "the page of 1,000 keys is larger than 64 kB" "$(( $(wc -c <"$KEYS_FILE") > 65536 ))" 1
+sweep_wide list
+expect "the tenant's export after the sweep is ok" "$tenant_error" ""
+expect "the lost file listed last is deleted" "$(deletes_of "$LOST_KEY")" 1
+expect "the files it cannot judge are kept" "$(grep -c '^request DELETE' "$BAD_LOG")" 1
+
+# Keys outside the tenant's prefix, with '.' or '..' segments, or shorter
+# than the prefix, are ignored with a warning: nothing else is deleted.
+printf '%s\n' "$LAKE_DIR/../../../../../../victim-bucket/backups/batch-2026-03-30T12-00-00-000000Z-900002.json" \
+    "$LAKE_DIR/./batch-2026-03-30T12-00-00-000000Z-900002.json" \
+    "${PREFIX}exports/other/interaction_history/year=2026/month=03/day=30/batch-2026-03-30T12-00-00-000000Z-900002.json" \
+    "w" "$LOST_KEY" >"$KEYS_FILE"
+warnings_before=$(grep -c 'ignored the key' "$CLUSTER_DIR/server.log" || true)
+sweep_wide list
+expect "with keys outside the prefix, the export is ok" "$tenant_error" ""
+expect "only the tenant's own lost file is deleted" "$(grep '^request DELETE' "$BAD_LOG" | sed 's/ HTTP.*//')" \
+    "request DELETE /$BUCKET/$(url_path "$LOST_KEY")"
+expect "each key outside the prefix is warned about" \
+    "$(( $(grep -c 'ignored the key' "$CLUSTER_DIR/server.log") - warnings_before ))" 4
+
+# A store that never ends a listing (truncated, the same continuation token
+# every time) fails the tenant at once instead of holding it for ever.
+sweep_wide list-endless
+expect "a listing that does not end fails the tenant" \
+    "$(grep -c 'hands back the continuation token it was asked with' <<<"$tenant_error")" 1
+expect "after two pages" "$(grep -c '^request GET' "$BAD_LOG")" 2
+expect_workers_gone "after a listing that does not end"
 stop_bad

@@ -10,6 +10,7 @@
 #include "interactions_cron/compression.h"
 
 extern char *HiveEscapePathSegment(const char *value);
+extern bool IsPlainRelativePath(const char *path);
 extern bool HasDayPartition(TimestampTz value);
 extern char *BatchDirectory(const char *escapedTenantId, TimestampTz createdAt);
 extern char *BatchFileName(TimestampTz firstCreatedAt, const char *firstId,

@@ -37,6 +37,10 @@ extern void S3UploadFile(const S3Target *target, const char *key, const char *pa
 						 const char *contentType);
 extern void S3DeleteObject(const S3Target *target, const char *key);
 extern void AppendUriEncoded(StringInfo url, const char *key, bool keepSlash);
-extern List *S3ListKeys(const S3Target *target, const char *prefix);
+/* Called by S3ListKeys with each key listed, in a context reset after each page. */
+typedef void (*S3KeyVisitor) (const char *key, void *argument);
+
+extern void S3ListKeys(const S3Target *target, const char *prefix, S3KeyVisitor visit,
+					   void *argument);
 
 #endif
