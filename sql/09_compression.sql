@@ -9,7 +9,7 @@ FROM generate_series(1, 5000) g;
 
 -- Decompressed by the codec's tool, the files hold every row once, as the
 -- same JSON, and are far smaller than the JSON they hold.  (Not in pg_temp:
--- the jobs refuse a session with temporary objects, see 18_hostile_owners.)
+-- the jobs refuse a session with temporary objects, see 19_hostile_owners.)
 CREATE SCHEMA regress_local;
 CREATE TABLE regress_local.unzipped (line text);
 CREATE FUNCTION regress_local.check_decompressed(tool text)
@@ -77,22 +77,22 @@ SELECT count(*) AS outstanding_intents FROM interactions_cron.export_intents;
 
 -- compression_level: 0 is the measured default (1); a higher level gives
 -- smaller files of the same rows; a level the codec lacks is an error.
-CREATE TEMP TABLE sizes (level int, bytes bigint);
+CREATE TABLE regress_local.sizes (level int, bytes bigint);
 SHOW interactions_cron.compression_level;
 SELECT test_helpers.remove_exports();
 SELECT interactions_cron.reset_checkpoint('zip');
 SET interactions_cron.compression_level = 1;
 SELECT interactions_cron.export_interactions()->'totalExported' AS exported;
-INSERT INTO sizes SELECT 1, sum((pg_stat_file(test_helpers.export_dir() || '/' || f)).size)
+INSERT INTO regress_local.sizes SELECT 1, sum((pg_stat_file(test_helpers.export_dir() || '/' || f)).size)
 FROM test_helpers.export_files() f;
 SELECT test_helpers.remove_exports();
 SELECT interactions_cron.reset_checkpoint('zip');
 SET interactions_cron.compression_level = 9;
 SELECT interactions_cron.export_interactions()->'totalExported' AS exported;
-INSERT INTO sizes SELECT 9, sum((pg_stat_file(test_helpers.export_dir() || '/' || f)).size)
+INSERT INTO regress_local.sizes SELECT 9, sum((pg_stat_file(test_helpers.export_dir() || '/' || f)).size)
 FROM test_helpers.export_files() f;
 RESET interactions_cron.compression_level;
-SELECT (SELECT bytes FROM sizes WHERE level = 9) < (SELECT bytes FROM sizes WHERE level = 1) AS level_9_is_smaller;
+SELECT (SELECT bytes FROM regress_local.sizes WHERE level = 9) < (SELECT bytes FROM regress_local.sizes WHERE level = 1) AS level_9_is_smaller;
 SET interactions_cron.compression_level = 12;
 SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
 -- 12 is a zstd level.

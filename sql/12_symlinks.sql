@@ -8,7 +8,7 @@ INSERT INTO interaction_history (id, tenant_id, created_at)
 VALUES (1, 'acme', '2026-03-30 10:00:00+00'), (2, 'beta', '2026-03-30 10:00:00+00');
 
 -- The helpers are in a schema of their own: the jobs refuse a session with
--- temporary objects (see 18_hostile_owners).
+-- temporary objects (see 19_hostile_owners).
 CREATE SCHEMA regress_local;
 -- sh runs a shell command as the server's OS user, in export_dir (made
 -- first, mode 0700, when the server's default one does not exist yet).

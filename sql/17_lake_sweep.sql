@@ -11,7 +11,7 @@ INSERT INTO interaction_history (id, tenant_id, created_at) VALUES
     (3, 'acme', '2026-03-30 12:00:00+00');
 
 -- The helpers are in a schema of their own: the jobs refuse a session with
--- temporary objects (see 18_hostile_owners).
+-- temporary objects (see 19_hostile_owners).
 CREATE SCHEMA regress_local;
 -- export_in_ones exports the three rows in batches of one, from scratch.
 CREATE FUNCTION regress_local.export_in_ones() RETURNS bigint LANGUAGE sql AS $$

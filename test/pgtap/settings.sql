@@ -52,7 +52,7 @@ SELECT throws_ok($$SET interactions_cron.s3_checksum = 'crc32'$$, '22023', NULL,
 SELECT is((SELECT setting FROM pg_settings WHERE name = 'interactions_cron.s3_checksum'), 'none',
           'no checksum header by default (stores refuse unknown ones)');
 SELECT throws_ok($$SET interactions_cron.storage = 'gcs'$$, '22023', NULL, 'only local and s3 storage');
-SELECT throws_ok($$SET interactions_cron.compression = 'zstd'$$, '22023', NULL, 'only none and gzip compression');
+SELECT throws_ok($$SET interactions_cron.compression = 'brotli'$$, '22023', NULL, 'only none, gzip and zstd compression');
 SELECT throws_ok($$SET interactions_cron.summary_retention_days = 0$$, '22023', NULL, 'retention is at least one day');
 
 SELECT * FROM finish();
