@@ -10,13 +10,16 @@ INSERT INTO interaction_history (id, tenant_id, created_at) VALUES
     (1, 'acme', '2026-03-30 10:00:00+00'), (2, 'acme', '2026-03-30 11:00:00+00'),
     (3, 'acme', '2026-03-30 12:00:00+00');
 
+-- The helpers are in a schema of their own: the jobs refuse a session with
+-- temporary objects (see 19_hostile_owners).
+CREATE SCHEMA regress_local;
 -- export_in_ones exports the three rows in batches of one, from scratch.
-CREATE FUNCTION pg_temp.export_in_ones() RETURNS bigint LANGUAGE sql AS $$
+CREATE FUNCTION regress_local.export_in_ones() RETURNS bigint LANGUAGE sql AS $$
     SELECT sum((interactions_cron.export_interactions(batch_size => 1)->>'totalExported')::bigint)
     FROM generate_series(1, 3) g
 $$;
 -- plant writes a file of the given lines under a name of the tenant's day.
-CREATE FUNCTION pg_temp.plant(name text, lines text[] DEFAULT ARRAY['{"id": 0}']) RETURNS void
+CREATE FUNCTION regress_local.plant(name text, lines text[] DEFAULT ARRAY['{"id": 0}']) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE format('COPY (SELECT pg_catalog.unnest(%L::text[])) TO %L', lines,
@@ -25,7 +28,7 @@ BEGIN
 END
 $$;
 -- unplant removes such a file.
-CREATE FUNCTION pg_temp.unplant(name text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION regress_local.unplant(name text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L',
                    format('rm %s/exports/acme/interaction_history/year=2026/month=03/day=30/%s',
@@ -33,7 +36,7 @@ BEGIN
 END
 $$;
 -- copies counts, per row of the table, the lines holding it.
-CREATE FUNCTION pg_temp.copies() RETURNS TABLE (id bigint, copies bigint) LANGUAGE sql AS $$
+CREATE FUNCTION regress_local.copies() RETURNS TABLE (id bigint, copies bigint) LANGUAGE sql AS $$
     SELECT h.id, count(r.doc) FROM public.interaction_history h
     LEFT JOIN test_helpers.exported_rows() r ON (r.doc->>'id')::bigint = h.id
     GROUP BY h.id ORDER BY h.id
@@ -43,12 +46,12 @@ $$;
 -- nothing: another database may share the lake.  The replay's file takes
 -- the name of row 2's old file, which a placed file never replaces: the
 -- tenant fails, and nothing is written twice.
-SELECT pg_temp.export_in_ones() AS exported;
+SELECT regress_local.export_in_ones() AS exported;
 UPDATE interactions_cron.export_checkpoints
 SET last_created_at = '2026-03-30 10:00:00+00', last_id = '1', lake_epoch = NULL;
 SELECT r->'totalExported' AS replayed, r->'tenants'->0->>'error' ~ 'already exists' AS name_taken
 FROM interactions_cron.export_interactions(batch_size => 2) r;
-SELECT * FROM pg_temp.copies();
+SELECT * FROM regress_local.copies();
 SELECT lake_epoch IS NOT NULL AS history_recorded FROM interactions_cron.export_checkpoints;
 
 -- Another recorded history (a promoted standby, a restore): the first claim
@@ -61,19 +64,20 @@ SELECT lake_epoch IS NOT NULL AS history_recorded FROM interactions_cron.export_
 -- 2); once it is gone, the next claim sweeps again and exports.
 SELECT test_helpers.remove_exports();
 UPDATE interactions_cron.export_checkpoints SET last_created_at = '-infinity', last_id = NULL;
-SELECT pg_temp.export_in_ones() AS exported;
-SELECT pg_temp.plant('batch-2026-03-30T13-00-00-000000Z-99.json', ARRAY['{"id": 99}']);
-SELECT pg_temp.plant('batch-2026-03-30T11-30-00-000000Z-50.json', ARRAY['{"id": 50}', '{"id": 3}']);
-SELECT pg_temp.plant('batch-2026-03-30T12-30-00-000000Z-x.json.json', ARRAY['{"id": "x"}']);
+SELECT regress_local.export_in_ones() AS exported;
+SELECT regress_local.plant('batch-2026-03-30T13-00-00-000000Z-99.json', ARRAY['{"id": 99}']);
+SELECT regress_local.plant('batch-2026-03-30T11-30-00-000000Z-50.json', ARRAY['{"id": 50}', '{"id": 3}']);
+SELECT regress_local.plant('batch-2026-03-30T12-30-00-000000Z-x.json.json', ARRAY['{"id": "x"}']);
 UPDATE interactions_cron.export_checkpoints
 SET last_created_at = '2026-03-30 10:00:00+00', last_id = '1', lake_epoch = 'another/1';
 SELECT r->'totalExported' AS replayed, r->'ok' AS ok,
        regexp_replace(r->'tenants'->0->>'error', ', "[^"]*" first.*', '') AS error
 FROM interactions_cron.export_interactions(batch_size => 2) r;
 SELECT lake_epoch = 'another/1' AS history_still_unrecorded, status FROM interactions_cron.export_checkpoints;
-SELECT pg_temp.unplant('batch-2026-03-30T12-30-00-000000Z-x.json.json');
+SELECT regress_local.unplant('batch-2026-03-30T12-30-00-000000Z-x.json.json');
 SELECT r->'totalExported' AS replayed FROM interactions_cron.export_interactions(batch_size => 2) r;
 SELECT regexp_replace(f, '.*/', '') AS file FROM test_helpers.export_files() f;
-SELECT * FROM pg_temp.copies();
+SELECT * FROM regress_local.copies();
 SELECT lake_epoch <> 'another/1' AS history_now_this_one FROM interactions_cron.export_checkpoints;
 SELECT test_helpers.reset_all();
+DROP SCHEMA regress_local CASCADE;

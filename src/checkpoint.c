@@ -15,12 +15,23 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/skey.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/checkpoint.h"
@@ -39,7 +50,6 @@ static SPIPlanPtr readPlan = NULL;
 static SPIPlanPtr createPlan = NULL;
 static SPIPlanPtr claimPlan = NULL;
 static SPIPlanPtr claimWaitingPlan = NULL;
-static SPIPlanPtr reclaimPlan = NULL;
 static SPIPlanPtr successPlan = NULL;
 static SPIPlanPtr failurePlan = NULL;
 static SPIPlanPtr resetPlan = NULL;
@@ -48,6 +58,9 @@ static SPIPlanPtr resetPlan = NULL;
 	"SELECT last_created_at, last_id, lake_epoch, status = 'released'" \
 	" FROM interactions_cron.export_checkpoints WHERE tenant_id = $1"
 #define CLAIM_SQL READ_SQL " FOR UPDATE"
+#define CREATE_SQL \
+	"INSERT INTO interactions_cron.export_checkpoints (tenant_id)" \
+	" VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING"
 
 /*
  * PositionOfResult returns the position in the single row SPI returned, or
@@ -119,46 +132,98 @@ CheckpointRead(const char *tenantId)
 }
 
 /*
- * CheckpointClaim locks the tenant's checkpoint row until the end of the
- * transaction and returns its position.  Without wait it returns false at
- * once when another transaction holds the row.
+ * CheckpointRowBeingCreated says whether the tenant has a checkpoint row
+ * that a lock with SKIP LOCKED passed over: one another transaction is
+ * inserting and has not committed yet, or one it holds.  It is a probe of
+ * the primary key with a dirty snapshot, which sees such a row (an insert
+ * into a unique index would wait for that transaction).
  */
-bool
-CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position)
+static bool
+CheckpointRowBeingCreated(const char *tenantId)
 {
-	uint64		claimed;
+	Oid			relid = get_relname_relid("export_checkpoints",
+										  get_namespace_oid("interactions_cron", false));
+	Relation	checkpoints = table_open(relid, AccessShareLock);
+	Relation	primaryKey = index_open(RelationGetPrimaryKeyIndex(checkpoints), AccessShareLock);
+	SnapshotData dirty;
+	ScanKeyData key;
+	IndexScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(checkpoints, NULL);
+	bool		found;
 
-	(void) RunTenantStatementAsOwner(&createPlan,
-									 "INSERT INTO interactions_cron.export_checkpoints (tenant_id)"
-									 " VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
-									 tenantId, SPI_OK_INSERT, "create the export checkpoint");
-	claimed = wait
-		? RunTenantStatementAsOwner(&claimWaitingPlan, CLAIM_SQL, tenantId, SPI_OK_SELECT,
-									"claim the tenant")
-		: RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId, SPI_OK_SELECT,
-									"claim the tenant");
+	InitDirtySnapshot(dirty);
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   primaryKey->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(tenantId));
+	scan = index_beginscan(checkpoints, primaryKey, &dirty, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(primaryKey, AccessShareLock);
+	table_close(checkpoints, AccessShareLock);
+	return found;
+}
+
+/*
+ * LockWithoutWaiting locks the tenant's checkpoint row with SKIP LOCKED,
+ * which passes over a row another transaction has locked or updated (such
+ * as a reset_checkpoint not yet committed or rolled back), and says whether
+ * it got it, with its position.
+ */
+static bool
+LockWithoutWaiting(const char *tenantId, CheckpointPosition *position)
+{
+	uint64		claimed = RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId,
+													SPI_OK_SELECT, "claim the tenant");
+
 	*position = PositionOfResult(claimed);
 	return claimed == 1;
 }
 
 /*
- * CheckpointClaimForExport claims the tenant for an export's batch, without
- * waiting, only while it is still exported here: its state has not been
- * released to another database (tenant_state(release => true)), and it
- * matches the active tenants filter now.  A call lists its tenants when it
- * starts; a tenant moved away meanwhile must not be exported again from its
- * first row.  Both are read under the claim, the filter by a statement of
- * its own: a release takes the claim, and commits only after its tenant
- * left the filter, so a claim granted after it sees both.  A released
- * checkpoint is a row, so the claim never creates one in its place (with
- * 1.1's objects, which delete it, the filter still turns the claim away).
+ * CheckpointClaim locks the tenant's checkpoint row until the end of the
+ * transaction, creating it if need be, waiting for another transaction that
+ * holds it, and returns its position.  The exports never wait: see
+ * CheckpointClaimForExport.
+ */
+void
+CheckpointClaim(const char *tenantId, CheckpointPosition *position)
+{
+	(void) RunTenantStatementAsOwner(&createPlan, CREATE_SQL, tenantId, SPI_OK_INSERT,
+									 "create the export checkpoint");
+	*position = PositionOfResult(RunTenantStatementAsOwner(&claimWaitingPlan, CLAIM_SQL, tenantId,
+														   SPI_OK_SELECT, "claim the tenant"));
+}
+
+/*
+ * CheckpointClaimForExport is the exports' claim of a tenant for a batch,
+ * which never waits: a tenant another transaction holds (its row locked, or
+ * being inserted) is busy.  It claims the tenant only while it is still
+ * exported here: its state has not been released to another database
+ * (tenant_state(release => true)), and it matches the active tenants filter
+ * now.  A call lists its tenants when it starts; a tenant moved away
+ * meanwhile must not be exported again from its first row.  Both are read
+ * under the claim, the filter by a statement of its own: a release takes
+ * the claim, and commits only after its tenant left the filter, so a claim
+ * granted after it sees both.  A released checkpoint is a row, so the claim
+ * never creates one in its place; a missing row is created only for a
+ * tenant the filter lets in (with 1.1's objects a release deletes the row).
  */
 ExportClaim
 CheckpointClaimForExport(const ConfiguredTable *tenants, const char *tenantId,
 						 CheckpointPosition *position)
 {
-	if (!CheckpointClaim(tenantId, false, position))
-		return EXPORT_CLAIM_BUSY;
+	if (!LockWithoutWaiting(tenantId, position))
+	{
+		if (CheckpointRowBeingCreated(tenantId))
+			return EXPORT_CLAIM_BUSY;
+		if (!TenantIsActive(tenants, tenantId))
+			return EXPORT_CLAIM_NOT_EXPORTED;
+		(void) RunTenantStatementAsOwner(&createPlan, CREATE_SQL, tenantId, SPI_OK_INSERT,
+										 "create the export checkpoint");
+		if (!LockWithoutWaiting(tenantId, position))
+			return EXPORT_CLAIM_BUSY;
+	}
 	if (position->released || !TenantIsActive(tenants, tenantId))
 		return EXPORT_CLAIM_NOT_EXPORTED;
 	return EXPORT_CLAIM_TAKEN;
@@ -172,10 +237,9 @@ CheckpointClaimForExport(const ConfiguredTable *tenants, const char *tenantId,
 bool
 CheckpointReclaim(const char *tenantId)
 {
-	uint64		claimed = RunTenantStatementAsOwner(&reclaimPlan, CLAIM_SQL " SKIP LOCKED", tenantId,
-												SPI_OK_SELECT, "claim the tenant again");
+	CheckpointPosition position;
 
-	return claimed == 1 && !PositionOfResult(claimed).released;
+	return LockWithoutWaiting(tenantId, &position) && !position.released;
 }
 
 /*
@@ -321,7 +385,7 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	tenants = ResolveTenantsTable();
 	RequireCallerPrivileges(&tenants, ACL_SELECT, "SELECT");
 	RequireTenant(&tenants, tenantId, false);
-	(void) CheckpointClaim(tenantId, true, &current);
+	CheckpointClaim(tenantId, &current);
 	/* Read in SPI's context, the old position is reported after SPI_finish. */
 	if (current.id != NULL)
 		current.id = MemoryContextStrdup(callerContext, current.id);

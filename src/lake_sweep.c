@@ -117,7 +117,7 @@ JudgeFileRows(void *argument)
 	FileCheck  *check = argument;
 	const ConfiguredTable *history = check->history;
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
-	StringInfo	content = GunzipIfCompressed(check->sink->ops->read(check->sink, check->relativePath),
+	StringInfo	content = DecompressedContent(check->sink->ops->read(check->sink, check->relativePath),
 											 check->relativePath);
 	List	   *ids = FileRowIds(content, id->name, check->relativePath);
 	Oid			argumentTypes[4] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID};
@@ -162,6 +162,61 @@ NamedPastCheckpoint(const char *relativePath, CheckpointPosition checkpoint)
 		firstCreatedAt >= checkpoint.createdAt;
 }
 
+/* A sweep of one tenant's files, as the sink's list hands them over. */
+typedef struct FileSweep
+{
+	ExportSink *sink;
+	const ConfiguredTable *history;
+	const char *tenantId;
+	CheckpointPosition checkpoint;
+	MemoryContext sweepContext; /* where the result lives */
+	MemoryContext fileContext;	/* one file's content, reset before the next */
+	LakeSweep	result;
+} FileSweep;
+
+/*
+ * SweepFile judges one listed file named past the checkpoint by its rows
+ * (see JudgeFileRows) and removes it if the export will write some of them
+ * again; a file it cannot judge is counted, the first with its error, and
+ * stays.  A cancel ends the sweep at once.
+ */
+static void
+SweepFile(const char *relativePath, void *argument)
+{
+	FileSweep  *sweep = argument;
+	FileCheck	check = {sweep->sink, sweep->history, sweep->tenantId, relativePath,
+	sweep->checkpoint, false};
+	MemoryContext listContext = CurrentMemoryContext;
+	ErrorData  *error;
+
+	if (!NamedPastCheckpoint(relativePath, sweep->checkpoint))
+		return;
+	/* A file is read whole: its memory goes before the next one is read. */
+	MemoryContextReset(sweep->fileContext);
+	MemoryContextSwitchTo(sweep->fileContext);
+	error = RunInSubtransaction(JudgeFileRows, &check);
+	MemoryContextSwitchTo(listContext);
+	if (error != NULL)
+	{
+		if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ReThrowError(error);
+		if (sweep->result.unjudged++ == 0)
+		{
+			sweep->result.firstUnjudged = MemoryContextStrdup(sweep->sweepContext, relativePath);
+			sweep->result.firstErrorCode = error->sqlerrcode;
+			sweep->result.firstErrorMessage = MemoryContextStrdup(sweep->sweepContext, error->message);
+		}
+		return;
+	}
+	if (!check.rewritten)
+		return;
+	ereport(LOG,
+			(errmsg("interactions_cron: removing \"%s\", which holds rows past its tenant's checkpoint that an export this database's history lost wrote",
+					relativePath)));
+	sweep->sink->ops->remove(sweep->sink, relativePath);
+	sweep->result.removed++;
+}
+
 /*
  * SweepLostFiles removes the tenant's files that a lost history placed past
  * its checkpoint (see JudgeFileRows) and reports how many, and how many it
@@ -172,46 +227,12 @@ LakeSweep
 SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *tenantId,
 			   CheckpointPosition checkpoint)
 {
-	List	   *files = sink->ops->list(sink, psprintf("exports/%s/interaction_history",
-													   HiveEscapePathSegment(tenantId)));
-	LakeSweep	sweep = {0, 0, NULL, 0, NULL};
-	MemoryContext sweepContext = CurrentMemoryContext;
-	MemoryContext fileContext = AllocSetContextCreate(sweepContext, "interactions_cron lake sweep file",
-													  ALLOCSET_DEFAULT_SIZES);
-	ListCell   *cell;
+	FileSweep	sweep = {sink, history, tenantId, checkpoint, CurrentMemoryContext, NULL, {0, 0, NULL, 0, NULL}};
 
-	foreach(cell, files)
-	{
-		FileCheck	check = {sink, history, tenantId, lfirst(cell), checkpoint, false};
-		ErrorData  *error;
-
-		if (!NamedPastCheckpoint(check.relativePath, checkpoint))
-			continue;
-		/* A file is read whole: its memory goes before the next one is read. */
-		MemoryContextReset(fileContext);
-		MemoryContextSwitchTo(fileContext);
-		error = RunInSubtransaction(JudgeFileRows, &check);
-		MemoryContextSwitchTo(sweepContext);
-		if (error != NULL)
-		{
-			if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
-				ReThrowError(error);
-			if (sweep.unjudged++ == 0)
-			{
-				sweep.firstUnjudged = check.relativePath;
-				sweep.firstErrorCode = error->sqlerrcode;
-				sweep.firstErrorMessage = pstrdup(error->message);
-			}
-			continue;
-		}
-		if (!check.rewritten)
-			continue;
-		ereport(LOG,
-				(errmsg("interactions_cron: removing \"%s\", which holds rows past its tenant's checkpoint that an export this database's history lost wrote",
-						check.relativePath)));
-		sink->ops->remove(sink, check.relativePath);
-		sweep.removed++;
-	}
-	MemoryContextDelete(fileContext);
-	return sweep;
+	sweep.fileContext = AllocSetContextCreate(CurrentMemoryContext, "interactions_cron lake sweep file",
+											  ALLOCSET_DEFAULT_SIZES);
+	sink->ops->list(sink, psprintf("exports/%s/interaction_history", HiveEscapePathSegment(tenantId)),
+					SweepFile, &sweep);
+	MemoryContextDelete(sweep.fileContext);
+	return sweep.result;
 }

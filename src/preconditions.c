@@ -19,14 +19,18 @@
 #include "utils/rel.h"
 
 #include "interactions_cron/preconditions.h"
+#include "interactions_cron/spi_plans.h"
 
 /*
- * The versions of the SQL objects this library's functions work with: 1.2
- * brought the released state of a checkpoint (see SqlHasReleasedState);
- * with 1.1's objects a released tenant's checkpoint is deleted as 1.1 did.
+ * The versions of the SQL objects this library serves: its own, and 1.1.
+ * 1.2 brought export_interactions()'s max_runtime (the library reads it only
+ * when the function has it), the run totals and the released state of a
+ * checkpoint (see SqlObjectsAre1_2); with 1.1's objects the runs are
+ * recorded in job_runs only, and a released tenant's checkpoint is deleted
+ * as 1.1 did.
  */
-#define REQUIRED_SQL_VERSION "1.1"
 #define CURRENT_SQL_VERSION "1.2"
+#define OLDEST_SERVED_SQL_VERSION "1.1"
 
 /*
  * InstalledExtension reads interactions_cron's row of pg_extension in this
@@ -89,8 +93,10 @@ ExtensionOwnerId(void)
  * RequireUsableDatabase refuses to run inside a security-restricted
  * operation, where a table owner's code (a trigger, a view) runs on behalf
  * of another role's job and a job it started would be recorded as that
- * role's; refuses to run during recovery (a hot standby), where nothing can
- * be recorded, before anything is written; and refuses SQL objects older
+ * role's; refuses a session with temporary objects, which table owners'
+ * code would find (see RequireNoTemporaryObjects); refuses to run during
+ * recovery (a hot standby), where nothing can be recorded, before anything
+ * is written; and refuses SQL objects older
  * than this library (after an upgrade of the package, before ALTER
  * EXTENSION ... UPDATE), whose tables the jobs would miss.
  */
@@ -108,6 +114,8 @@ RequireUsableDatabase(void)
 						   "(a trigger, a view, a policy) must not start jobs recorded as that role's."),
 				 errhint("Call the job directly, from a session of the role that should be recorded.")));
 
+	RequireNoTemporaryObjects();
+
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -116,12 +124,12 @@ RequireUsableDatabase(void)
 				 errhint("Run the jobs on the primary.")));
 
 	version = InstalledExtension(&owner);
-	if (version != NULL && strcmp(version, REQUIRED_SQL_VERSION) != 0 &&
-		strcmp(version, CURRENT_SQL_VERSION) != 0)
+	if (version != NULL && strcmp(version, CURRENT_SQL_VERSION) != 0 &&
+		strcmp(version, OLDEST_SERVED_SQL_VERSION) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("interactions_cron's SQL objects are version %s, but its library needs %s or %s",
-						version, REQUIRED_SQL_VERSION, CURRENT_SQL_VERSION),
+						version, OLDEST_SERVED_SQL_VERSION, CURRENT_SQL_VERSION),
 				 errdetail("Nothing was exported or deleted, and no checkpoint changed."),
 				 errhint("Run ALTER EXTENSION interactions_cron UPDATE in this database.")));
 }
@@ -144,14 +152,15 @@ RequireUtf8Database(void)
 }
 
 /*
- * SqlHasReleasedState says whether the installed SQL objects know the
- * released state of a checkpoint (1.2 on); 1.1's allow only ok and failed.
+ * SqlObjectsAre1_2 says whether the installed SQL objects are 1.2's: they
+ * have the run totals (job_run_totals, cleanup_totals) and the released
+ * state of a checkpoint, where 1.1's allow only ok and failed.
  */
 bool
-SqlHasReleasedState(void)
+SqlObjectsAre1_2(void)
 {
 	Oid			owner;
 	char	   *version = InstalledExtension(&owner);
 
-	return version != NULL && strcmp(version, REQUIRED_SQL_VERSION) != 0;
+	return version != NULL && strcmp(version, CURRENT_SQL_VERSION) == 0;
 }

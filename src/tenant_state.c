@@ -84,7 +84,7 @@ ReleaseTenant(const ConfiguredTable *tenants, const char *tenantId)
 				 errmsg("tenant \"%s\" is still exported here", tenantId),
 				 errhint("Take it out of the export first (make it fail interactions_cron.active_tenants_filter), then release its state.")));
 	IntentForget(tenantId);
-	if (SqlHasReleasedState())
+	if (SqlObjectsAre1_2())
 		(void) RunTenantStatementAsOwner(&releasePlan,
 										 "UPDATE interactions_cron.export_checkpoints SET"
 										 "  status = 'released', last_error = NULL, attempts = 0,"
@@ -117,7 +117,7 @@ tenant_state(PG_FUNCTION_ARGS)
 	RequireUsableDatabase();
 	ConnectSpi();
 	tenants = RequireKnownTenant(tenantId);
-	(void) CheckpointClaim(tenantId, true, &checkpoint);
+	CheckpointClaim(tenantId, &checkpoint);
 	CheckpointRequireUnreleased(tenantId, checkpoint,
 								"Take the state from the database that adopted it, and adopt it here with adopt_tenant_state.");
 	(void) RunTenantStatementAsOwner(&statePlan,
@@ -293,7 +293,7 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 
 	ConnectSpi();
 	(void) RequireKnownTenant(tenantId);
-	(void) CheckpointClaim(tenantId, true, &current);
+	CheckpointClaim(tenantId, &current);
 	if (!force)
 		RequireUnmovedCheckpoint(tenantId, current, checkpoint);
 	if (intent != NULL)

@@ -35,7 +35,7 @@ extern const CheckpointPosition CheckpointStart;
 extern char *CurrentLakeEpoch(void);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
 extern void CheckpointRecordLakeEpoch(const char *tenantId);
-extern bool CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position);
+extern void CheckpointClaim(const char *tenantId, CheckpointPosition *position);
 extern ExportClaim CheckpointClaimForExport(const ConfiguredTable *tenants, const char *tenantId,
 											CheckpointPosition *position);
 extern bool CheckpointReclaim(const char *tenantId);

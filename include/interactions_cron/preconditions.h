@@ -8,6 +8,6 @@
 extern void RequireUsableDatabase(void);
 extern void RequireUtf8Database(void);
 extern Oid	ExtensionOwnerId(void);
-extern bool SqlHasReleasedState(void);
+extern bool SqlObjectsAre1_2(void);
 
 #endif

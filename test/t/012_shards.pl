@@ -55,47 +55,17 @@ sub sql
 	return $node->safe_psql('postgres', $query, timeout => $timeout);
 }
 
-# new_shard starts a cluster exporting into the shared lake, with the
-# reference schema and its own range of history ids.
+# new_shard starts a cluster exporting into the shared lake, with its own
+# range of history ids.
 sub new_shard
 {
 	my ($name, $first_id) = @_;
-	my $node = PostgreSQL::Test::Cluster->new("${name}_$kind");
-	my $spool = PostgreSQL::Test::Utils::tempdir();
-	$node->init;
-	$node->append_conf('postgresql.conf', lake_settings($spool) . qq{
+	return new_tenant_database("${name}_$kind", $first_id,
+		lake_settings(PostgreSQL::Test::Utils::tempdir()) . qq{
 interactions_cron.max_workers = 2
 max_worker_processes = 16
 restart_after_crash = on
 });
-	$node->start;
-	sql($node, 'CREATE EXTENSION interactions_cron');
-	sql($node, slurp_file('../reference/schema.sql'));
-	sql($node, "ALTER SEQUENCE interaction_history_id_seq RESTART $first_id");
-	return $node;
-}
-
-# add_rows inserts $count rows for each of @tenants on $node, 7 minutes apart
-# from $offset steps after midnight (UTC) two days ago.
-sub add_rows
-{
-	my ($node, $count, $offset, @tenants) = @_;
-	my $list = join(', ', map { "'$_'" } @tenants);
-	sql($node, qq{
-		INSERT INTO interaction_history (tenant_id, created_at, channel)
-		SELECT t, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days'
-		          + ($offset + g) * interval '7 minutes 0.25 seconds', 'sms'
-		FROM unnest(ARRAY[$list]) t, generate_series(1, $count) g ORDER BY g, t});
-}
-
-# export_all exports from $node in batches of $batch until a call exports nothing.
-sub export_all
-{
-	my ($node, $batch, $label) = @_;
-	my ($caught_up, @problems) = export_until_done(
-		sub { sql($node, "SELECT interactions_cron.export_interactions(batch_size => $batch)") }, 60);
-	ok($caught_up, "$label: the exports caught up");
-	is(scalar(@problems), 0, "$label: every export succeeded for every tenant") or diag join("\n", @problems);
 }
 
 # active_ids returns {id => 1} for every row of an active tenant on the shards.
@@ -139,15 +109,15 @@ sub scenario
 	my $b = new_shard('shard_b', 1_000_000);
 	sql($a, q{INSERT INTO tenants (id, name) VALUES ('a1', 'A1'), ('a2', 'A2'), ('mover', 'Mover')});
 	sql($b, q{INSERT INTO tenants (id, name) VALUES ('b1', 'B1'), ('b2', 'B2')});
-	add_rows($a, 30, 0, qw(a1 a2 mover));
-	add_rows($b, 30, 0, qw(b1 b2));
+	add_tenant_rows($a, 30, 0, qw(a1 a2 mover));
+	add_tenant_rows($b, 30, 0, qw(b1 b2));
 	export_all($a, 20, "$kind: shard a");
 	export_all($b, 25, "$kind: shard b");
 	check_lake('two shards', $a, $b);
 
 	# The mover gets rows on a, whose next export of it is cut short by a crash
 	# after its files are placed: its intent names them, its checkpoint lags.
-	add_rows($a, 12, 40, qw(mover a1));
+	add_tenant_rows($a, 12, 40, qw(mover a1));
 	$a->append_conf('postgresql.conf', "interactions_cron.debug_fault = 'sleep_after_place'\n");
 	$a->reload;
 	my $log_offset = -s $a->logfile;
@@ -192,8 +162,8 @@ sub scenario
 	like($stderr, qr/already has a checkpoint here/, 'moving an existing checkpoint needs force');
 
 	# New rows after the move, on both sides; both shards export on.
-	add_rows($b, 9, 60, qw(mover b1));
-	add_rows($a, 9, 60, qw(a2));
+	add_tenant_rows($b, 9, 60, qw(mover b1));
+	add_tenant_rows($a, 9, 60, qw(a2));
 	export_all($b, 7, "$kind: after the move, b");
 	export_all($a, 7, "$kind: after the move, a");
 	check_lake('after the move', $a, $b);
@@ -211,7 +181,7 @@ sub scenario
 		qr/"ok": true/, 'a adopts the state back without force');
 	sql($a, q{UPDATE tenants SET status = 'active' WHERE id = 'mover'});
 	sql($b, q{DELETE FROM interaction_history WHERE tenant_id = 'mover'; DELETE FROM tenants WHERE id = 'mover'});
-	add_rows($a, 6, 80, qw(mover));
+	add_tenant_rows($a, 6, 80, qw(mover));
 	export_all($a, 4, "$kind: moved back, a");
 	export_all($b, 4, "$kind: moved back, b");
 	check_lake('moved back', $a, $b);

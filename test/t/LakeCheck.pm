@@ -30,6 +30,9 @@ our @EXPORT = qw(
   compare_ids
   lake_rows_once_ok
   export_until_done
+  export_all
+  new_tenant_database
+  add_tenant_rows
   bounded_psql
   psql_error
   wait_for_restart
@@ -74,13 +77,20 @@ sub read_lake
 			next;
 		}
 		push @{ $lake{final_files} }, $path;
-		push @{ $lake{other_files} }, $path unless $path =~ /\.json(?:\.gz)?\z/;
+		push @{ $lake{other_files} }, $path unless $path =~ /\.json(?:\.gz|\.zst)?\z/;
 
 		my $content;
 		if ($path =~ /\.gz\z/)
 		{
 			gunzip($file => \$content, MultiStream => 1, Transparent => 0)
 			  or die "cannot gunzip $file: $GunzipError";
+		}
+		elsif ($path =~ /\.zst\z/)
+		{
+			# zstd checks the frame's content checksum as it decompresses.
+			my $stderr;
+			IPC::Run::run([ 'zstd', '-dc', '--', $file ], '>', \$content, '2>', \$stderr)
+			  or die "cannot unzstd $file: $stderr";
 		}
 		else
 		{
@@ -131,6 +141,52 @@ sub lake_rows_once_ok
 	is(scalar(@duplicated), 0, "no row$of is in more than one line") or diag "duplicated ids: @duplicated";
 	is(scalar(@{ $lake->{hidden_files} }), 0, "no temporary file$of is left behind")
 	  or diag explain $lake->{hidden_files};
+}
+
+# export_all exports from $node in batches of $batch until a call exports
+# nothing, and checks that it did and that every call succeeded.
+sub export_all
+{
+	my ($node, $batch, $label) = @_;
+	my ($caught_up, @problems) = export_until_done(
+		sub {
+			$node->safe_psql('postgres', "SELECT interactions_cron.export_interactions(batch_size => $batch)",
+				timeout => $PostgreSQL::Test::Utils::timeout_default);
+		},
+		60);
+	ok($caught_up, "$label: the exports caught up");
+	is(scalar(@problems), 0, "$label: every export succeeded for every tenant") or diag join("\n", @problems);
+	return;
+}
+
+# new_tenant_database starts a cluster with $settings (postgresql.conf
+# lines), the extension and the reference schema, its history ids starting
+# at $first_id: one of several databases exporting into one lake.
+sub new_tenant_database
+{
+	my ($name, $first_id, $settings) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', $settings);
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
+	$node->safe_psql('postgres', PostgreSQL::Test::Utils::slurp_file('../reference/schema.sql'));
+	$node->safe_psql('postgres', "ALTER SEQUENCE interaction_history_id_seq RESTART $first_id");
+	return $node;
+}
+
+# add_tenant_rows inserts $count rows for each of @tenants on $node, 7
+# minutes apart from $offset steps after midnight (UTC) two days ago.
+sub add_tenant_rows
+{
+	my ($node, $count, $offset, @tenants) = @_;
+	my $list = join(', ', map { "'$_'" } @tenants);
+	$node->safe_psql('postgres', qq{
+		INSERT INTO interaction_history (tenant_id, created_at, channel)
+		SELECT t, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days'
+		          + ($offset + g) * interval '7 minutes 0.25 seconds', 'sms'
+		FROM unnest(ARRAY[$list]) t, generate_series(1, $count) g ORDER BY g, t});
+	return;
 }
 
 # export_until_done calls $export (which runs export_interactions() once and
@@ -285,7 +341,7 @@ sub read_s3rver_lake
 
 # extension_state returns {name => text} of the state of the extension in
 # $db that must survive a dump and restore, a pg_upgrade or a failover: the
-# rows of its tables, job_runs_id_seq, its config tables and their filters,
+# rows of its tables (the metrics' totals too), job_runs_id_seq, its config tables and their filters,
 # and the ACL of each of its objects (grants to other roles included).
 sub extension_state
 {
@@ -295,6 +351,8 @@ sub extension_state
 		intents => q{SELECT * FROM interactions_cron.export_intents ORDER BY tenant_id},
 		job_runs => q{SELECT * FROM interactions_cron.job_runs ORDER BY id},
 		job_claims => q{SELECT * FROM interactions_cron.job_claims ORDER BY job},
+		run_totals => q{SELECT * FROM interactions_cron.job_run_totals ORDER BY job, outcome},
+		cleanup_totals => q{SELECT * FROM interactions_cron.cleanup_totals ORDER BY kind},
 		sequence => q{SELECT last_value, is_called FROM interactions_cron.job_runs_id_seq},
 		config => q{SELECT u.cfg::regclass, u.cond
 		            FROM pg_extension e, unnest(e.extconfig, e.extcondition) u(cfg, cond)

@@ -30,44 +30,15 @@ sub sql
 	return $node->safe_psql('postgres', $query, timeout => $timeout);
 }
 
-# new_database starts a cluster exporting into the shared lake, with the
-# reference schema and its own range of history ids.
+# new_database starts a cluster exporting into the shared lake, with its
+# own range of history ids.
 sub new_database
 {
 	my ($name, $first_id) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	$node->append_conf('postgresql.conf', qq{
+	return new_tenant_database($name, $first_id, qq{
 interactions_cron.export_dir = '$lake'
 max_worker_processes = 16
 });
-	$node->start;
-	sql($node, 'CREATE EXTENSION interactions_cron');
-	sql($node, slurp_file('../reference/schema.sql'));
-	sql($node, "ALTER SEQUENCE interaction_history_id_seq RESTART $first_id");
-	return $node;
-}
-
-# add_rows inserts $count rows for each of @tenants, 7 minutes apart from
-# $offset steps after midnight (UTC) two days ago.
-sub add_rows
-{
-	my ($node, $count, $offset, @tenants) = @_;
-	my $list = join(', ', map { "'$_'" } @tenants);
-	sql($node, qq{
-		INSERT INTO interaction_history (tenant_id, created_at, channel)
-		SELECT t, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days'
-		          + ($offset + g) * interval '7 minutes', 'sms'
-		FROM unnest(ARRAY[$list]) t, generate_series(1, $count) g ORDER BY g, t});
-}
-
-sub export_all
-{
-	my ($node, $batch, $label) = @_;
-	my ($caught_up, @problems) = export_until_done(
-		sub { sql($node, "SELECT interactions_cron.export_interactions(batch_size => $batch)") }, 60);
-	ok($caught_up, "$label: the exports caught up");
-	is(scalar(@problems), 0, "$label: every export succeeded for every tenant") or diag join("\n", @problems);
 }
 
 # check_lake checks the lake against the rows of the active tenants of both.
@@ -91,7 +62,7 @@ sub check_lake
 my $a = new_database('source', 1);
 my $b = new_database('destination', 1_000_000);
 sql($a, q{INSERT INTO tenants (id, name) VALUES ('a1', 'A1'), ('mover', 'Mover')});
-add_rows($a, 35, 0, qw(a1 mover));
+add_tenant_rows($a, 35, 0, qw(a1 mover));
 export_all($a, 25, 'before the move');
 check_lake('before the move', $a, $b);
 
@@ -99,7 +70,7 @@ check_lake('before the move', $a, $b);
 # by a policy that waits for the test's advisory lock in workers only (a
 # security definer function: the owner could not see its backend type), so
 # that the call has listed the mover before the move and reaches it after.
-add_rows($a, 10, 40, qw(a1 mover));
+add_tenant_rows($a, 10, 40, qw(a1 mover));
 sql($a, q{
 	CREATE ROLE history_owner;
 	CREATE FUNCTION public.hold_workers(tenant text) RETURNS boolean LANGUAGE plpgsql VOLATILE
@@ -156,7 +127,7 @@ check_lake('after the move', $a, $b);
 # The mover's state cannot be taken again where it was released, and a
 # reset there needs force.
 sql($a, q{INSERT INTO tenants (id, name) VALUES ('mover', 'Mover')});
-add_rows($a, 1, 90, qw(mover));
+add_tenant_rows($a, 1, 90, qw(mover));
 like(psql_error($a, 'postgres', q{SELECT interactions_cron.tenant_state('mover')}) // '',
 	qr/55000: the state of tenant "mover" was released/, 'a released state is not taken twice');
 like(psql_error($a, 'postgres', q{SELECT interactions_cron.reset_checkpoint('mover')}) // '',
@@ -172,7 +143,7 @@ sql($a, q{DELETE FROM interaction_history WHERE tenant_id = 'mover'; DELETE FROM
 # A placed file never replaces one in the lake: a file already at the name
 # the next batch of a1 takes fails a1, stays as it was, and is named by no
 # intent, so nothing undoes it; once it is gone, a1 exports.
-add_rows($a, 3, 60, qw(a1));
+add_tenant_rows($a, 3, 60, qw(a1));
 my $dry = decode_json(sql($a, q{SELECT interactions_cron.export_interactions(tenant_id => 'a1', dry_run => true)}));
 my $next_file = $dry->{tenants}[0]{files}[0];
 ok(defined $next_file, "the next file of a1 is $next_file");
