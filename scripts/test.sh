@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test suite of interactions_cron against throwaway clusters:
 #   pg_regress, isolation specs, TAP crash tests, pgTAP, and the DuckDB
-#   read-back.  On a fresh Debian bookworm machine, as root, it installs what
-#   is missing first.  Usage: scripts/test.sh [suite ...]
+#   read-back, on each PostgreSQL major the project supports: the host's own
+#   (15 on Debian bookworm) and the others (17, 18) in Debian chroots that
+#   scripts/lib/chroot.sh makes once and reuses.  On a fresh Debian machine,
+#   as root, it installs what is missing first.
+#   Usage: [PG_VERSIONS="15 17 18"] scripts/test.sh [suite ...]
 #   (suites: symbols regress isolation tap pgtap disk_full duckdb s3 http pg_cron package;
 #   default: all; package, last, installs the built Debian packages over `make install`'s files)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/chroot.sh"
 
 SUITES=("$@")
 [ ${#SUITES[@]} -gt 0 ] || SUITES=(symbols regress isolation tap pgtap disk_full duckdb s3 http pg_cron package)
@@ -95,7 +99,9 @@ run_duckdb() {
     bash "$REPO_ROOT/test/duckdb/readback.sh"
 }
 
-main() {
+# run_suites_here runs the suites on this machine's PostgreSQL (the host's,
+# or a chroot's when scripts/test.sh runs inside one).
+run_suites_here() {
     ensure_packages
     build_and_install
     prepare_work_dir
@@ -103,7 +109,7 @@ main() {
         "cron.use_background_workers = on" "max_worker_processes = 16"
 
     for suite in "${SUITES[@]}"; do
-        log "suite: $suite"
+        log "suite: $suite (PostgreSQL $(pg_config --version | awk '{print $2}'))"
         set +e
         "run_$suite"
         status=$?
@@ -121,4 +127,55 @@ main() {
     [ "$failed" -eq 0 ]
 }
 
-main
+# run_version VERSION runs the suites on PostgreSQL VERSION: on the host when
+# it is the host's, else in that version's chroot; its output goes to the
+# terminal and to $VERSION_LOG.
+run_version() {
+    local version=$1
+    if [ "$version" = "$(host_pg_version)" ]; then
+        env PG_VERSIONS="$version" "$REPO_ROOT/scripts/test.sh" "${SUITES[@]}"
+    else
+        [ "$(id -u)" -eq 0 ] || die "PostgreSQL $version runs in a chroot, which needs root"
+        trap chroot_unmount_all EXIT
+        ensure_chroot "$version"
+        run_in_chroot "$version" "${SUITES[@]}"
+    fi
+}
+
+# run_versions runs the suites on each of PG_VERSIONS in turn and sums up
+# each version's suites and time.
+run_versions() {
+    local version start status summary version_passed version_failed lines=() log_file
+    log_file=$(mktemp /tmp/interactions_cron_versions.XXXXXX)
+    for version in $PG_VERSIONS; do
+        log "PostgreSQL $version"
+        start=$SECONDS
+        set +e
+        (run_version "$version") 2>&1 | tee "$log_file"
+        status=${PIPESTATUS[0]}
+        set -e
+        summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log_file" | tail -1)
+        version_passed=0
+        version_failed=0
+        [ -z "$summary" ] || read -r version_passed _ version_failed _ <<< "${summary/,/}"
+        # A run that stopped outside its suites (a build, a chroot) counts as one failed suite.
+        [ "$status" -eq 0 ] || [ "$version_failed" -gt 0 ] || version_failed=1
+        passed=$((passed + version_passed))
+        failed=$((failed + version_failed))
+        [ "$status" -eq 0 ] || failed_names+=("$version")
+        lines+=("PostgreSQL $version: $version_passed passed, $version_failed failed, in $((SECONDS - start)) s")
+    done
+    rm -f "$log_file"
+    echo
+    printf '%s\n' "${lines[@]}"
+    [ ${#failed_names[@]} -eq 0 ] || echo "failed on PostgreSQL ${failed_names[*]}"
+    echo "$passed passed, $failed failed"
+    [ ${#failed_names[@]} -eq 0 ]
+}
+
+PG_VERSIONS=${PG_VERSIONS:-$SUPPORTED_PG_VERSIONS}
+if [ "$(echo $PG_VERSIONS)" = "$(host_pg_version)" ]; then
+    run_suites_here
+else
+    run_versions
+fi
