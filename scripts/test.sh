@@ -55,8 +55,13 @@ run_isolation() {
     pgxs_target installcheck REGRESS=
 }
 
+# An older major installed beside this one (OLDER_PG_VERSION) is where the
+# major-upgrade tests (008, 009) start their old cluster.
 run_tap() {
-    pgxs_target prove_installcheck PROVE_FLAGS="--timer -v"
+    local older=()
+    [ -z "${OLDER_PG_VERSION:-}" ] || older=(OLDER_PG_INSTALL="/usr/lib/postgresql/$OLDER_PG_VERSION")
+    as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" "${older[@]}" \
+        make -C "$WORK_DIR" -s prove_installcheck PROVE_FLAGS="--timer -v"
 }
 
 run_pgtap() {

@@ -7,6 +7,11 @@
 
 CHROOT_CACHE_DIR=${CHROOT_CACHE_DIR:-/var/cache/interactions_cron}
 CHROOT_MOUNTS=()
+# The older major each chroot holds beside its own, from the older suite
+# (apt pinned so that it brings only what its own suite lacks), for the TAP
+# tests that move a database to a newer major: trixie holds bookworm's 15
+# (dump and restore, pg_upgrade 15 to 17), sid trixie's 17 (17 to 18).
+declare -A OLDER_PG_BESIDE=([17]=15 [18]=17)
 
 # debian_suite_for_pg VERSION prints the Debian suite whose PostgreSQL is VERSION.
 debian_suite_for_pg() {
@@ -38,6 +43,9 @@ chroot_dir() {
 # lacking the rest (Debian's Node.js and npm for the DuckDB and S3 suites).
 chroot_packages() {
     package_list "$1"
+    if [ -n "${OLDER_PG_BESIDE[$1]:-}" ]; then
+        printf '%s\n' "postgresql-${OLDER_PG_BESIDE[$1]}" "postgresql-server-dev-${OLDER_PG_BESIDE[$1]}"
+    fi
     printf '%s\n' ca-certificates procps python3 nodejs npm
 }
 
@@ -71,12 +79,18 @@ chroot_unmount_all() {
 }
 
 # in_chroot DIR COMMAND... runs COMMAND as root inside DIR with a clean
-# environment.
+# environment.  Where the host trusts extra certificate authorities for
+# Node.js (NODE_EXTRA_CA_CERTS: a proxy's, say), npm in the chroot trusts
+# them too, from a copy of that file.
 in_chroot() {
-    local dir=$1
+    local dir=$1 ca=()
     shift
+    if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+        cp "$NODE_EXTRA_CA_CERTS" "$dir/etc/ssl/host-extra-ca.crt"
+        ca=(NODE_EXTRA_CA_CERTS=/etc/ssl/host-extra-ca.crt npm_config_cafile=/etc/ssl/host-extra-ca.crt)
+    fi
     env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-        DEBIAN_FRONTEND=noninteractive CI="${CI:-}" chroot "$dir" "$@"
+        DEBIAN_FRONTEND=noninteractive CI="${CI:-}" "${ca[@]}" chroot "$dir" "$@"
 }
 
 # ensure_chroot VERSION makes VERSION's chroot unless a complete one with
@@ -104,6 +118,13 @@ ensure_chroot() {
     echo 'Acquire::Check-Valid-Until "false";' > "$dir/etc/apt/apt.conf.d/99interactions-cron"
     printf '#!/bin/sh\nexit 101\n' > "$dir/usr/sbin/policy-rc.d"
     chmod 755 "$dir/usr/sbin/policy-rc.d"
+    local older=${OLDER_PG_BESIDE[$version]:-} older_suite
+    if [ -n "$older" ]; then
+        older_suite=$(debian_suite_for_pg "$older")
+        echo "deb $(debian_mirror) $older_suite main" > "$dir/etc/apt/sources.list.d/$older_suite.list"
+        printf 'Package: *\nPin: release n=%s\nPin-Priority: 100\n' "$older_suite" \
+            > "$dir/etc/apt/preferences.d/$older_suite"
+    fi
     mkdir -p "$dir/etc/postgresql-common/createcluster.d"
     echo 'create_main_cluster = false' > "$dir/etc/postgresql-common/createcluster.d/interactions-cron.conf"
     log "installing PostgreSQL $version and the test packages into $dir"
@@ -131,7 +152,8 @@ run_in_chroot() {
     chroot_mount "$dir"
     chroot_bind "$copy" "$dir" /src
     set +e
-    in_chroot "$dir" env HOST_PG_VERSION="$version" PG_VERSIONS="$version" /src/scripts/test.sh "$@"
+    in_chroot "$dir" env HOST_PG_VERSION="$version" PG_VERSIONS="$version" \
+        OLDER_PG_VERSION="${OLDER_PG_BESIDE[$version]:-}" /src/scripts/test.sh "$@"
     status=$?
     set -e
     chroot_unmount_all

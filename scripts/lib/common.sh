@@ -57,8 +57,17 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 }
 
-# build_and_install builds the extension with PGXS and installs it (needs root).
+# build_and_install builds the extension with PGXS and installs it (needs root);
+# first for OLDER_PG_VERSION too, when an older major is installed beside
+# (in a chroot: the major-upgrade TAP tests start its clusters).
 build_and_install() {
+    if [ -n "${OLDER_PG_VERSION:-}" ]; then
+        log "building and installing interactions_cron for PostgreSQL $OLDER_PG_VERSION"
+        local older_pg_config=/usr/lib/postgresql/$OLDER_PG_VERSION/bin/pg_config
+        make -C "$REPO_ROOT" -s clean PG_CONFIG="$older_pg_config" >/dev/null
+        make -C "$REPO_ROOT" -s PG_CONFIG="$older_pg_config"
+        make -C "$REPO_ROOT" -s install PG_CONFIG="$older_pg_config" >/dev/null
+    fi
     log "building and installing interactions_cron"
     make -C "$REPO_ROOT" -s clean >/dev/null
     make -C "$REPO_ROOT" -s

@@ -12,6 +12,13 @@
 # tenant's state, intents, run history, job_claims, the extension's config
 # tables and their filters, grants on its objects to a role), and that a
 # role with the documented grants exports from the restored database.
+#
+# When OLDER_PG_INSTALL names an older major installed beside this one
+# (scripts/test.sh sets it in a chroot that holds two: 15 beside 17 in
+# trixie's, 17 beside 18 in sid's), the dumped database runs on that major
+# and is restored into a cluster of this one with this one's pg_dump and
+# pg_restore, as pg_upgradecluster --method=dump does; without it, into
+# another database of the same cluster.
 use strict;
 use warnings;
 
@@ -22,7 +29,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('dump_restore');
+my $older_install = $ENV{OLDER_PG_INSTALL};
+my $node = PostgreSQL::Test::Cluster->new('dump_restore',
+	$older_install ? (install_path => $older_install) : ());
 $node->init;
 my $lake = $node->basedir . '/lake';
 # One worker per tenant, so that every tenant is at the fault when the dump
@@ -35,7 +44,15 @@ $node->start;
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 sub app { return $node->safe_psql('app', $_[0], timeout => $timeout); }
-sub restored { return $node->safe_psql('restored', $_[0], timeout => $timeout); }
+# The cluster the dump is restored into.
+my $new = $node;
+if ($older_install)
+{
+	$new = PostgreSQL::Test::Cluster->new('restored');
+	$new->init;
+	$new->start;
+}
+sub restored { return $new->safe_psql('restored', $_[0], timeout => $timeout); }
 
 # The export directory is a per-database setting: the default one is named
 # after the database, so a restored database under another name would write
@@ -109,7 +126,7 @@ my $files_placed = read_lake($lake);
 ok(scalar(@{ $files_placed->{final_files} }) > 0, 'the stalled export placed files');
 
 my $dump = $node->basedir . '/app.dump';
-$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('app'), '-f', $dump ],
+$new->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('app'), '-f', $dump ],
 	'pg_dump -Fc while an export is stalled');
 my ($toc) = run_command([ 'pg_restore', '-l', $dump ]);
 like($toc, qr/SEQUENCE SET interactions_cron job_runs_id_seq/, 'the dump sets job_runs_id_seq');
@@ -126,15 +143,18 @@ wait_for_restart($node, $kill_offset);
 end_session($export);
 is(read_lake($lake)->{lines}, $files_placed->{lines}, 'the killed export\'s files stay in the lake');
 
-# Restore into a new database with the same export directory.
-$node->safe_psql('postgres', qq{
+# Restore into a new database with the same export directory (on another
+# major, the roles first, as pg_dumpall --globals-only would bring them).
+$node->stop if $new != $node;
+$new->safe_psql('postgres', 'CREATE ROLE exporter') if $new != $node;
+$new->safe_psql('postgres', qq{
 	CREATE DATABASE restored;
 	ALTER DATABASE restored SET interactions_cron.export_dir = '$lake';
 });
-$node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('restored'), $dump ],
+$new->command_ok([ 'pg_restore', '--exit-on-error', '-d', $new->connstr('restored'), $dump ],
 	'pg_restore into a new database succeeds without an error');
 
-my $after = extension_state($node, 'restored');
+my $after = extension_state($new, 'restored');
 is($after->{$_}, $before->{$_}, "the restore keeps $_ as the dump saw it") for sort keys %$before;
 is($after->{version}, '1.1', 'the restored extension is 1.1');
 is(restored(q{SELECT last_value = (SELECT max(id) FROM interactions_cron.job_runs) AND is_called
@@ -153,7 +173,7 @@ my $max_run_before = restored('SELECT max(id) FROM interactions_cron.job_runs');
 add_rows('restored', q{'{t1,t2,t3,t4,gone}'}, 25, 80);
 restored(q{INSERT INTO tenants (id, name) VALUES ('t5', 'T5')});
 add_rows('restored', q{'{t5}'}, 40, 10);
-my $as_exporter = psql_error($node, 'restored',
+my $as_exporter = psql_error($new, 'restored',
 	q{SET SESSION AUTHORIZATION exporter; SELECT interactions_cron.export_interactions(batch_size => 30)});
 ok(!defined $as_exporter, 'exporter exports from the restored database') or diag $as_exporter;
 is(restored('SELECT count(*) FROM interactions_cron.export_intents'), '0',
@@ -164,7 +184,7 @@ my ($caught_up, @problems) = export_until_done(
 ok($caught_up, 'the restored database caught up');
 is(scalar(@problems), 0, 'every export from the restored database succeeded for every tenant')
   or diag join("\n", @problems);
-my $cleanup = psql_error($node, 'restored', 'SELECT interactions_cron.cleanup()');
+my $cleanup = psql_error($new, 'restored', 'SELECT interactions_cron.cleanup()');
 ok(!defined $cleanup, 'cleanup() runs in the restored database (job_claims came through)') or diag $cleanup;
 
 # The lake: every row of an active tenant of the restored database, once.
@@ -201,39 +221,39 @@ is(restored(q{SELECT count(*) FROM interactions_cron.job_runs r1 JOIN interactio
 # it).  pg_restore creates the extension at the default version and loads
 # 1.0's rows into it: the next run collides with a restored id, until the
 # README's setval() puts the sequence past them.
-my $legacy_lake = $node->basedir . '/legacy_lake';
-$node->safe_psql('postgres', qq{
+my $legacy_lake = $new->basedir . '/legacy_lake';
+$new->safe_psql('postgres', qq{
 	CREATE DATABASE legacy;
 	CREATE DATABASE legacy_restored;
 	ALTER DATABASE legacy_restored SET interactions_cron.export_dir = '$legacy_lake';
 });
-$node->safe_psql('legacy', q{CREATE EXTENSION interactions_cron VERSION '1.0'});
-$node->safe_psql('legacy', slurp_file('../reference/schema.sql'));
-$node->safe_psql('legacy', q{
+$new->safe_psql('legacy', q{CREATE EXTENSION interactions_cron VERSION '1.0'});
+$new->safe_psql('legacy', slurp_file('../reference/schema.sql'));
+$new->safe_psql('legacy', q{
 	INSERT INTO tenants (id, name) VALUES ('l1', 'L1');
 	INSERT INTO interaction_history (tenant_id, created_at) SELECT 'l1', now() - g * interval '1 minute'
 	FROM generate_series(2, 11) g;
 	INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok)
 	SELECT 'export', now(), now(), true FROM generate_series(1, 3);
 });
-my $legacy_dump = $node->basedir . '/legacy.dump';
-$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('legacy'), '-f', $legacy_dump ], 'pg_dump of a 1.0 database');
+my $legacy_dump = $new->basedir . '/legacy.dump';
+$new->command_ok([ 'pg_dump', '-Fc', '-d', $new->connstr('legacy'), '-f', $legacy_dump ], 'pg_dump of a 1.0 database');
 ($toc) = run_command([ 'pg_restore', '-l', $legacy_dump ]);
 unlike($toc, qr/SEQUENCE SET interactions_cron job_runs_id_seq/, 'the 1.0 dump does not set job_runs_id_seq');
-$node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('legacy_restored'), $legacy_dump ],
+$new->command_ok([ 'pg_restore', '--exit-on-error', '-d', $new->connstr('legacy_restored'), $legacy_dump ],
 	'pg_restore of the 1.0 dump');
-is($node->safe_psql('legacy_restored', q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}),
+is($new->safe_psql('legacy_restored', q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}),
 	'1.1', 'the restore of a 1.0 dump creates the extension at 1.1');
-like(psql_error($node, 'legacy_restored', 'SELECT interactions_cron.export_interactions()') // '',
+like(psql_error($new, 'legacy_restored', 'SELECT interactions_cron.export_interactions()') // '',
 	qr/job_runs_pkey/, 'without the fix, the run history collides with the restored ids (the 1.0 bug)');
-$node->safe_psql('legacy_restored',
+$new->safe_psql('legacy_restored',
 	q{SELECT setval('interactions_cron.job_runs_id_seq', max(id)) FROM interactions_cron.job_runs});
 # (The failed call's workers had committed the tenant: only its record failed.)
-is($node->safe_psql('legacy_restored', q{SELECT interactions_cron.export_interactions()->>'ok'}),
+is($new->safe_psql('legacy_restored', q{SELECT interactions_cron.export_interactions()->>'ok'}),
 	'true', 'after the README\'s setval() the restored 1.0 database\'s export succeeds');
-is($node->safe_psql('legacy_restored', q{SELECT string_agg(id::text, ',' ORDER BY id) FROM interactions_cron.job_runs}),
+is($new->safe_psql('legacy_restored', q{SELECT string_agg(id::text, ',' ORDER BY id) FROM interactions_cron.job_runs}),
 	'1,2,3,4', 'and records its run after the restored ones');
 lake_rows_once_ok(read_lake($legacy_lake), 10, ' of the restored 1.0 database');
 
-$node->stop;
+$new->stop;
 done_testing();
