@@ -132,21 +132,6 @@ run_suites_here() {
     [ "$failed" -eq 0 ]
 }
 
-# run_version VERSION runs the suites on PostgreSQL VERSION: on the host when
-# it is the host's, else in that version's chroot; its output goes to the
-# terminal and to $VERSION_LOG.
-run_version() {
-    local version=$1
-    if [ "$version" = "$(host_pg_version)" ]; then
-        env PG_VERSIONS="$version" "$REPO_ROOT/scripts/test.sh" "${SUITES[@]}"
-    else
-        [ "$(id -u)" -eq 0 ] || die "PostgreSQL $version runs in a chroot, which needs root"
-        trap chroot_unmount_all EXIT
-        ensure_chroot "$version"
-        run_in_chroot "$version" "${SUITES[@]}"
-    fi
-}
-
 # run_versions runs the suites on each of PG_VERSIONS in turn and sums up
 # each version's suites and time.
 run_versions() {
@@ -156,7 +141,7 @@ run_versions() {
         log "PostgreSQL $version"
         start=$SECONDS
         set +e
-        (run_version "$version") 2>&1 | tee "$log_file"
+        (run_on_version "$version" scripts/test.sh "${SUITES[@]}") 2>&1 | tee "$log_file"
         status=${PIPESTATUS[0]}
         set -e
         summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log_file" | tail -1)

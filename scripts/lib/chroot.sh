@@ -103,7 +103,8 @@ ensure_chroot() {
     if [ -f "$dir/.interactions_cron_packages" ] && [ "$(cat "$dir/.interactions_cron_packages")" = "$wanted" ]; then
         return 0
     fi
-    command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
+    command -v debootstrap >/dev/null || { apt-get update && apt-get install -y debootstrap; } >/dev/null \
+        || die "could not install debootstrap"
     if [ ! -f "$dir/.interactions_cron_debootstrapped" ]; then
         log "debootstrap $suite into $dir"
         rm -rf "$dir"
@@ -139,12 +140,13 @@ ensure_chroot() {
     echo "$wanted" > "$dir/.interactions_cron_packages"
 }
 
-# run_in_chroot VERSION SUITE... copies the repository into a fresh
-# directory, bind-mounts it at /src inside VERSION's chroot and runs
-# scripts/test.sh SUITE... there, on that chroot's PostgreSQL.
+# run_in_chroot VERSION SCRIPT ARG... copies the repository into a fresh
+# directory, bind-mounts it at /src inside VERSION's chroot and runs SCRIPT
+# (scripts/test.sh, scripts/bench.sh) there with ARG..., on that chroot's
+# PostgreSQL; the BENCH_* and KEEP_CLUSTER settings go along.
 run_in_chroot() {
-    local version=$1 dir copy status
-    shift
+    local version=$1 script=$2 dir copy status
+    shift 2
     dir=$(chroot_dir "$version")
     copy=$(mktemp -d /tmp/interactions_cron_src.XXXXXX)
     chmod 755 "$copy"
@@ -152,13 +154,31 @@ run_in_chroot() {
     chroot_mount "$dir"
     chroot_bind "$copy" "$dir" /src
     set +e
+    # shellcheck disable=SC2046
     in_chroot "$dir" env HOST_PG_VERSION="$version" PG_VERSIONS="$version" \
-        OLDER_PG_VERSION="${OLDER_PG_BESIDE[$version]:-}" /src/scripts/test.sh "$@"
+        OLDER_PG_VERSION="${OLDER_PG_BESIDE[$version]:-}" $(env | grep -E '^(BENCH_[A-Z_]+|KEEP_CLUSTER)=' || true) \
+        "/src/$script" "$@"
     status=$?
     set -e
     chroot_unmount_all
     rm -rf "$copy"
     return $status
+}
+
+# run_on_version VERSION SCRIPT ARG... runs SCRIPT with ARG... on PostgreSQL
+# VERSION: on the host when it is the host's, else in that version's chroot
+# (made first if need be).
+run_on_version() {
+    local version=$1 script=$2
+    shift 2
+    if [ "$version" = "$(host_pg_version)" ]; then
+        env PG_VERSIONS="$version" "$REPO_ROOT/$script" "$@"
+    else
+        [ "$(id -u)" -eq 0 ] || die "PostgreSQL $version runs in a chroot, which needs root"
+        trap chroot_unmount_all EXIT
+        ensure_chroot "$version"
+        run_in_chroot "$version" "$script" "$@"
+    fi
 }
 
 # copy_repository DEST copies the repository's tracked files, as they are in
