@@ -151,15 +151,23 @@ signed_put() {
     curl -sS -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" -X PUT \
         --data-binary @"$DOWNLOADS/hello" "$@" "http://127.0.0.1:$S3_PORT/$BUCKET/proxy-check"
 }
-expect "the proxy rejects a signed but unsent Expect header" \
-    "$(signed_put --user S3RVER:S3RVER -H "x-amz-content-sha256: $hello_sha" -H "Expect:")" 403
+# (Later libcurls, trixie's 8.14 on, no longer sign the header they remove:
+# there the request is a good one and nothing is left to reject.)
+put_status=$(signed_put --user S3RVER:S3RVER -H "x-amz-content-sha256: $hello_sha" -H "Expect:" -v 2>"$DOWNLOADS/trace")
+expected_rejections=2
+if grep -q '^> Authorization: .*SignedHeaders=[^,]*expect' "$DOWNLOADS/trace"; then
+    expect "the proxy rejects a signed but unsent Expect header" "$put_status" 403
+    expected_rejections=3
+else
+    expect "this libcurl signs only what it sends: the request without Expect is forwarded" "$put_status" 200
+fi
 expect "the proxy rejects a wrong secret" \
     "$(signed_put --user S3RVER:wrong -H "x-amz-content-sha256: $hello_sha")" 403
 expect "the proxy rejects a body that is not the one signed" \
     "$(signed_put --user S3RVER:S3RVER -H "x-amz-content-sha256: $EMPTY_SHA")" 400
 expect "the proxy forwards a correctly signed request" \
     "$(signed_put --user S3RVER:S3RVER -H "x-amz-content-sha256: $hello_sha")" 200
-expect "the proxy counted the three rejections" "$(proxy_stat 's["rejected"]')" 3
+expect "the proxy counted the $expected_rejections rejections" "$(proxy_stat 's["rejected"]')" "$expected_rejections"
 s3_get "/proxy-check" >/dev/null
 curl -sS --fail -o /dev/null -X DELETE --aws-sigv4 "aws:amz:us-east-1:s3" --user "S3RVER:S3RVER" \
     -H "x-amz-content-sha256: $EMPTY_SHA" "http://127.0.0.1:$S3_PORT/$BUCKET/proxy-check"

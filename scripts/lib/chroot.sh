@@ -162,6 +162,7 @@ run_in_chroot() {
     set -e
     chroot_unmount_all
     rm -rf "$copy"
+    [ $status -eq 0 ] || log "PostgreSQL $version: the /tmp paths above are under $dir"
     return $status
 }
 

@@ -143,10 +143,17 @@ wait_for_restart($node, $kill_offset);
 end_session($export);
 is(read_lake($lake)->{lines}, $files_placed->{lines}, 'the killed export\'s files stay in the lake');
 
-# Restore into a new database with the same export directory (on another
-# major, the roles first, as pg_dumpall --globals-only would bring them).
-$node->stop if $new != $node;
-$new->safe_psql('postgres', 'CREATE ROLE exporter') if $new != $node;
+# Restore into a new database with the same export directory; into another
+# cluster, the roles first, with pg_dumpall --roles-only (whose CREATE ROLE
+# postgres fails there, as it exists).
+if ($new != $node)
+{
+	my $roles = $node->basedir . '/roles.sql';
+	$new->command_ok([ 'pg_dumpall', '--roles-only', '-d', $node->connstr('postgres'), '-f', $roles ],
+		'pg_dumpall --roles-only of the old cluster');
+	$new->psql('postgres', slurp_file($roles));
+	$node->stop;
+}
 $new->safe_psql('postgres', qq{
 	CREATE DATABASE restored;
 	ALTER DATABASE restored SET interactions_cron.export_dir = '$lake';

@@ -300,9 +300,11 @@ sub extension_state
 		            FROM pg_extension e, unnest(e.extconfig, e.extcondition) u(cfg, cond)
 		            WHERE e.extname = 'interactions_cron' ORDER BY 1::text},
 		# A NULL ACL is the default one spelt out (pg_upgrade writes an
-		# ACL equal to the default one as NULL).
+		# ACL equal to the default one as NULL).  MAINTAIN (m, 17+) is
+		# left out: a move from 15 to 17 gives it to the owner.
 		acls => q{SELECT pg_describe_object(d.classid, d.objid, 0),
-		                 coalesce(coalesce(c.relacl, acldefault((CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))::text,
+		                 coalesce(regexp_replace(coalesce(c.relacl, acldefault((CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))::text,
+		                                         'm(\*?)/', '\1/', 'g'),
 		                          coalesce(p.proacl, acldefault('f', p.proowner))::text,
 		                          coalesce(n.nspacl, acldefault('n', n.nspowner))::text, '-')
 		          FROM pg_depend d
