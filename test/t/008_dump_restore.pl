@@ -51,6 +51,8 @@ if ($older_install)
 	$new = PostgreSQL::Test::Cluster->new('restored');
 	$new->init;
 	$new->start;
+	my $refused = column_options_refused($node, $new);
+	plan skip_all => $refused if $refused;
 }
 sub restored { return $new->safe_psql('restored', $_[0], timeout => $timeout); }
 

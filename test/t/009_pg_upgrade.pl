@@ -33,6 +33,17 @@ my $old_bindir = $older_install ? "$older_install/bin" : $bindir;
 # and pg_upgrade needs the old and new clusters to agree.
 my $old = PostgreSQL::Test::Cluster->new('old', $older_install ? (install_path => $older_install) : ());
 $old->init(extra => ['--data-checksums']);
+if ($older_install)
+{
+	my $probe = PostgreSQL::Test::Cluster->new('probe');
+	$probe->init;
+	$probe->start;
+	$old->start;
+	my $refused = column_options_refused($old, $probe);
+	$old->stop;
+	$probe->stop;
+	plan skip_all => $refused if $refused;
+}
 $old->append_conf('postgresql.conf', qq{
 interactions_cron.max_workers = 3
 restart_after_crash = on

@@ -37,7 +37,8 @@ our @EXPORT = qw(
   wait_for_stalled_group
   read_s3rver_lake
   start_s3rver
-  extension_state);
+  extension_state
+  column_options_refused);
 
 # read_lake walks <export_dir>/exports (or <export_dir>/<under> with
 # under => 'exports/<tenant>', say, or the whole export directory with
@@ -281,6 +282,26 @@ sub read_s3rver_lake
 		File::Copy::copy($object, $target) or die "cannot copy $object: $!";
 	}
 	return read_lake($mirror, %options);
+}
+
+# column_options_refused says why $new's PostgreSQL refuses the options
+# that $old's gives every new column, or returns undef when it takes them
+# (or there are none).  Then no dump of $old restores into $new, and no
+# pg_upgrade succeeds, whatever the database: in this Debian archive,
+# trixie's 17.12 gives each column a pg_attver option that sid's 18.6 does
+# not know.
+sub column_options_refused
+{
+	my ($old, $new) = @_;
+	my $options = $old->safe_psql('postgres', q{CREATE TABLE move_probe (a int);
+		SELECT coalesce(array_to_string(attoptions, ', '), '') FROM pg_attribute
+		WHERE attrelid = 'move_probe'::regclass AND attname = 'a';
+		DROP TABLE move_probe});
+	return undef if $options eq '';
+	my ($status, $stdout, $stderr) = $new->psql('postgres',
+		"BEGIN; CREATE TABLE move_probe (a int); ALTER TABLE move_probe ALTER COLUMN a SET ($options); ROLLBACK");
+	return $status == 0 ? undef
+	  : "the old PostgreSQL gives every column the options ($options), which the new one refuses: $stderr";
 }
 
 # extension_state returns {name => text} of the state of the extension in
