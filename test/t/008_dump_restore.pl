@@ -22,6 +22,7 @@
 use strict;
 use warnings;
 
+use File::Basename ();
 use FindBin;
 use lib $FindBin::RealBin;
 use LakeCheck;
@@ -48,7 +49,10 @@ sub app { return $node->safe_psql('app', $_[0], timeout => $timeout); }
 my $new = $node;
 if ($older_install)
 {
-	$new = PostgreSQL::Test::Cluster->new('restored');
+	# This major's programs by full path too: IPC::Run caches a program
+	# found on the PATH, which the old node's commands had changed.
+	my ($bindir) = run_command([ 'pg_config', '--bindir' ]);
+	$new = PostgreSQL::Test::Cluster->new('restored', install_path => File::Basename::dirname($bindir));
 	$new->init;
 	$new->start;
 	my $refused = column_options_refused($node, $new);
@@ -74,11 +78,12 @@ app(q{
 });
 
 # add_rows inserts $per_tenant rows for each tenant of $tenants (an SQL
-# array), spread over the two UTC days before today's, $offset minutes in.
+# array) into $db ('app' on the old cluster, 'restored' on the new one),
+# spread over the two UTC days before today's, $offset minutes in.
 sub add_rows
 {
 	my ($db, $tenants, $per_tenant, $offset) = @_;
-	$node->safe_psql($db, qq{
+	($db eq 'app' ? $node : $new)->safe_psql($db, qq{
 		INSERT INTO interaction_history (tenant_id, created_at, channel, metadata)
 		SELECT t, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days'
 		          + ($offset + g) * interval '17 minutes 3.25 seconds',
@@ -153,7 +158,7 @@ if ($new != $node)
 	my $roles = $node->basedir . '/roles.sql';
 	$new->command_ok([ 'pg_dumpall', '--roles-only', '-d', $node->connstr('postgres'), '-f', $roles ],
 		'pg_dumpall --roles-only of the old cluster');
-	$new->psql('postgres', slurp_file($roles));
+	$new->psql('postgres', slurp_file($roles), on_error_stop => 0);
 	$node->stop;
 }
 $new->safe_psql('postgres', qq{
@@ -169,12 +174,12 @@ is($after->{version}, '1.1', 'the restored extension is 1.1');
 is(restored(q{SELECT last_value = (SELECT max(id) FROM interactions_cron.job_runs) AND is_called
               FROM interactions_cron.job_runs_id_seq}),
 	't', 'the restored sequence continues from the last restored run id');
-is(restored(q{SELECT has_function_privilege('exporter', 'interactions_cron.export_interactions(integer, text, boolean)', 'EXECUTE')
-                 AND has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'SELECT')
-                 AND NOT has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'UPDATE')
-                 AND has_schema_privilege('exporter', 'interactions_cron', 'USAGE')
-                 AND NOT has_function_privilege('public', 'interactions_cron.cleanup()', 'EXECUTE')}),
-	't', 'the restored grants: exporter has them (no write on checkpoints), PUBLIC does not');
+is(restored(q{SELECT has_function_privilege('exporter', 'interactions_cron.export_interactions(integer, text, boolean)', 'EXECUTE'),
+                 has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'SELECT'),
+                 NOT has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'UPDATE'),
+                 has_schema_privilege('exporter', 'interactions_cron', 'USAGE'),
+                 NOT has_function_privilege('public', 'interactions_cron.cleanup()', 'EXECUTE')}),
+	't|t|t|t|t', 'the restored grants: exporter has them (no write on checkpoints), PUBLIC does not');
 
 # More rows, then exports from the restored database until it catches up:
 # first as the granted role.

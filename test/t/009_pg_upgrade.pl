@@ -14,6 +14,7 @@
 use strict;
 use warnings;
 
+use File::Basename ();
 use FindBin;
 use lib $FindBin::RealBin;
 use LakeCheck;
@@ -28,6 +29,10 @@ my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
 my ($bindir) = run_command([ 'pg_config', '--bindir' ]);
 my $older_install = $ENV{OLDER_PG_INSTALL};
 my $old_bindir = $older_install ? "$older_install/bin" : $bindir;
+# Beside an older major, this major's nodes run its programs by full path
+# too: IPC::Run caches a program found on the PATH, which the old node's
+# commands change.
+my @this_install = $older_install ? (install_path => File::Basename::dirname($bindir)) : ();
 
 # Data checksums on in every cluster: 18's initdb turns them on by default,
 # and pg_upgrade needs the old and new clusters to agree.
@@ -35,7 +40,7 @@ my $old = PostgreSQL::Test::Cluster->new('old', $older_install ? (install_path =
 $old->init(extra => ['--data-checksums']);
 if ($older_install)
 {
-	my $probe = PostgreSQL::Test::Cluster->new('probe');
+	my $probe = PostgreSQL::Test::Cluster->new('probe', @this_install);
 	$probe->init;
 	$probe->start;
 	$old->start;
@@ -126,7 +131,7 @@ sub check_lake
 sub upgrade
 {
 	my ($from, $from_bindir, $name, $mode) = @_;
-	my $to = PostgreSQL::Test::Cluster->new($name);
+	my $to = PostgreSQL::Test::Cluster->new($name, @this_install);
 	$to->init(extra => ['--data-checksums']);
 	# pg_upgrade writes its logs below the new data directory, and a script
 	# or two into the working directory.

@@ -322,7 +322,8 @@ sub extension_state
 		            WHERE e.extname = 'interactions_cron' ORDER BY 1::text},
 		# A NULL ACL is the default one spelt out (pg_upgrade writes an
 		# ACL equal to the default one as NULL).  MAINTAIN (m, 17+) is
-		# left out: a move from 15 to 17 gives it to the owner.
+		# left out: a move from 15 to 17 gives it to the owner; so are the
+		# tables' row types, members of a restored extension from 17 on.
 		acls => q{SELECT pg_describe_object(d.classid, d.objid, 0),
 		                 coalesce(regexp_replace(coalesce(c.relacl, acldefault((CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))::text,
 		                                         'm(\*?)/', '\1/', 'g'),
@@ -333,6 +334,7 @@ sub extension_state
 		          LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
 		          LEFT JOIN pg_namespace n ON d.classid = 'pg_namespace'::regclass AND n.oid = d.objid
 		          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+		            AND d.classid IN ('pg_class'::regclass, 'pg_proc'::regclass, 'pg_namespace'::regclass)
 		            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'interactions_cron')
 		          ORDER BY 1},
 		schema_acl => q{SELECT coalesce(nspacl, acldefault('n', nspowner)) FROM pg_namespace WHERE nspname = 'interactions_cron'},
