@@ -44,6 +44,7 @@
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/http_request.h"
+#include "interactions_cron/pg_compat.h"
 #include "interactions_cron/s3_client.h"
 #include "interactions_cron/s3_credentials.h"
 #include "interactions_cron/sigv4.h"
@@ -213,7 +214,7 @@ Base64(const uint8 *bytes, int length)
 {
 	int			encodedLength = pg_b64_enc_len(length);
 	char	   *encoded = palloc(encodedLength + 1);
-	int			written = pg_b64_encode((const char *) bytes, length, encoded, encodedLength);
+	int			written = Base64Encode(bytes, length, encoded, encodedLength);
 
 	if (written < 0)
 		elog(ERROR, "could not encode a checksum in base64");

@@ -31,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "interactions_cron/guc.h"
+#include "interactions_cron/pg_compat.h"
 #include "interactions_cron/subtransaction.h"
 #include "interactions_cron/watermark.h"
 
@@ -57,7 +58,7 @@ AdvertisedWatermark(void)
 
 	for (int backendIndex = 1; backendIndex <= backendCount; backendIndex++)
 	{
-		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(backendIndex);
+		LocalPgBackendStatus *local = LocalBackendStatusByIndex(backendIndex);
 		PgBackendStatus *backend;
 
 		if (local == NULL)
@@ -88,7 +89,7 @@ AdvertisesTransactionStart(int pid)
 	backendCount = pgstat_fetch_stat_numbackends();
 	for (int backendIndex = 1; backendIndex <= backendCount; backendIndex++)
 	{
-		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(backendIndex);
+		LocalPgBackendStatus *local = LocalBackendStatusByIndex(backendIndex);
 
 		if (local != NULL && local->backendStatus.st_procpid == pid)
 			return local->backendStatus.st_xact_start_timestamp != 0;
@@ -113,14 +114,14 @@ FindSilentTransaction(VirtualTransactionId *silent, int *pid)
 
 	for (int i = 0; i < count; i++)
 	{
-		PGPROC	   *proc = BackendIdGetProc(running[i].backendId);
+		PGPROC	   *proc = VirtualTransactionProc(running[i]);
 
 		/*
 		 * A prepared transaction keeps the virtual transaction id of the
 		 * backend that prepared it, which has moved on (or the slot was
 		 * reused): that backend's start time is not this transaction's.
 		 */
-		int			backendPid = (proc != NULL && proc->lxid == running[i].localTransactionId)
+		int			backendPid = (proc != NULL && ProcLocalTransactionId(proc) == running[i].localTransactionId)
 			? proc->pid : 0;
 
 		if (backendPid != 0 && AdvertisesTransactionStart(backendPid))
