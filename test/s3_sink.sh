@@ -79,6 +79,25 @@ error=$(psql -X -At -d interactions_cron_s3_refusal -c "SET interactions_cron.st
 set_credentials "" "" interactions_cron_s3_refusal
 expect "credential settings without preloading are refused" \
     "$(grep -c 'require interactions_cron in shared_preload_libraries' <<<"$error")" 1
+# So is the container authorization token given as a setting: without
+# preloading, every role could SHOW it.  (Port 9 on loopback: nothing is
+# asked before the refusal.)
+psql -X -q -d postgres -c "LOAD 'interactions_cron'" \
+    -c "ALTER SYSTEM SET interactions_cron.s3_container_credentials_full_uri = 'http://127.0.0.1:9/credentials'" \
+    -c "ALTER SYSTEM SET interactions_cron.s3_container_authorization_token = 'container-token-secret'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 100); do
+    [ "$(psql -X -At -d interactions_cron_s3_refusal -c "SHOW interactions_cron.s3_container_authorization_token" 2>/dev/null)" = \
+        container-token-secret ] && break
+    sleep 0.1
+done
+error=$(psql -X -At -d interactions_cron_s3_refusal -c "SET interactions_cron.storage = 's3'" -c "SET interactions_cron.s3_bucket = 'b'" \
+        -c "SELECT interactions_cron.export_interactions()" 2>&1 || true)
+psql -X -q -d postgres -c "LOAD 'interactions_cron'" \
+    -c "ALTER SYSTEM RESET interactions_cron.s3_container_credentials_full_uri" \
+    -c "ALTER SYSTEM RESET interactions_cron.s3_container_authorization_token" -c "SELECT pg_reload_conf()" >/dev/null
+expect "a container authorization token setting without preloading is refused" \
+    "$(grep -c 's3_container_authorization_token as a placeholder' <<<"$error")" 1
 
 # This suite's own cluster preloads the library, so the credential settings
 # are defined, and masked, in every session.
