@@ -90,10 +90,13 @@ clean-shim:
 # The TAP tests (test/t) start clusters of their own with
 # PostgreSQL::Test::Cluster, so they are not part of installcheck, which runs
 # against the server PG* names.  They run from test/, as PGXS's
-# prove_installcheck would run them from the top directory.
+# prove_installcheck would run them from the top directory; their data and
+# logs go to test/tmp_check by absolute path (TESTDATADIR, TESTLOGDIR: from
+# 17, a cluster's directory is relative without them).
 prove_installcheck:
 	rm -rf '$(abspath $(srcdir))/test/tmp_check'
 	cd $(srcdir)/test && TESTDIR='$(abspath $(srcdir))/test' PATH="$(bindir):$$PATH" \
+		TESTDATADIR='$(abspath $(srcdir))/test/tmp_check' TESTLOGDIR='$(abspath $(srcdir))/test/tmp_check/log' \
 		PG_REGRESS='$(top_builddir)/src/test/regress/pg_regress' \
 		$(PROVE) $(PG_PROVE_FLAGS) $(PROVE_FLAGS) $(if $(PROVE_TESTS),$(PROVE_TESTS),t/*.pl)
 

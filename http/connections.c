@@ -175,14 +175,18 @@ static TrackedConnection *
 ConnectionStarted(struct MHD_Connection *connection)
 {
 	TrackedConnection *tracked = calloc(1, sizeof(TrackedConnection));
-	const union MHD_ConnectionInfo *socketInfo =
-		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-	const union MHD_ConnectionInfo *addressInfo =
-		MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const union MHD_ConnectionInfo *addressInfo;
 
 	if (tracked == NULL)
 		abort();
-	tracked->socket = socketInfo->connect_fd;
+
+	/*
+	 * Each answer is read before the next question: libmicrohttpd 1.0
+	 * returns some of them in one scratch union per connection, which the
+	 * next call overwrites (0.9 did not).
+	 */
+	tracked->socket = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD)->connect_fd;
+	addressInfo = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	memcpy(&tracked->address, addressInfo->client_addr,
 		   addressInfo->client_addr->sa_family == AF_INET6 ?
 		   sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));

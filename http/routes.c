@@ -260,10 +260,11 @@ BudgetRefused(const ShimConfig *config, const Route *route)
 }
 
 /*
- * Answer decides a request without a body: 503 while stopping, 404 for
- * unknown paths, 405 for methods other than GET, 401 without the secret
- * the route needs, 400 for a max_runtime not allowed, else the endpoint's
- * JSON, or the metrics.
+ * Answer decides a request without a body: 503 while stopping, 400 for a
+ * target that is not a path (libmicrohttpd 1.0 passes an empty one on,
+ * 0.9 refused it itself), 404 for unknown paths, 405 for methods other than
+ * GET, 401 without the secret the route needs, 400 for a max_runtime not
+ * allowed, else the endpoint's JSON, or the metrics.
  */
 static enum MHD_Result
 Answer(const ShimConfig *config, struct MHD_Connection *connection, RequestState *state,
@@ -276,6 +277,9 @@ Answer(const ShimConfig *config, struct MHD_Connection *connection, RequestState
 	if (ShimStopping())
 		return Respond(connection, state,
 					   StaticResponse(503, "{\"ok\": false, \"error\": \"shutting down\"}"),
+					   NULL, NULL);
+	if (state->path[0] != '/')
+		return Respond(connection, state, StaticResponse(400, "{\"ok\": false, \"error\": \"bad request\"}"),
 					   NULL, NULL);
 	if (route == NULL)
 		return Respond(connection, state, StaticResponse(404, "{\"ok\": false, \"error\": \"not found\"}"),

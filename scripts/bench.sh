@@ -18,8 +18,22 @@
 # BENCH_IDLE_TENANTS, BENCH_REPEAT.  BENCH_NODE_CONNECTIONS (default 2, as
 # max_workers) sets the Node peer's connections.  BENCH_SKIP_BUILD=1 uses the
 # build already installed instead of building and installing this tree.
+#
+# PG_VERSIONS (default "15 17 18") chooses the PostgreSQL majors: the host's
+# runs here, each other one in its Debian chroot (scripts/lib/chroot.sh),
+# one full benchmark after the other.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/chroot.sh"
+
+PG_VERSIONS=${PG_VERSIONS:-$SUPPORTED_PG_VERSIONS}
+if [ "$(echo $PG_VERSIONS)" != "$(host_pg_version)" ]; then
+    for version in $PG_VERSIONS; do
+        log "benchmark on PostgreSQL $version"
+        (run_on_version "$version" scripts/bench.sh) || die "the benchmark failed on PostgreSQL $version"
+    done
+    exit 0
+fi
 
 TENANTS=${BENCH_TENANTS:-100}
 ROWS_PER_TENANT=${BENCH_ROWS_PER_TENANT:-10000}

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test suite of interactions_cron against throwaway clusters:
 #   pg_regress, isolation specs, TAP crash tests, pgTAP, and the DuckDB
-#   read-back.  On a fresh Debian bookworm machine, as root, it installs what
-#   is missing first.  Usage: scripts/test.sh [suite ...]
+#   read-back, on each PostgreSQL major the project supports: the host's own
+#   (15 on Debian bookworm) and the others (17, 18) in Debian chroots that
+#   scripts/lib/chroot.sh makes once and reuses.  On a fresh Debian machine,
+#   as root, it installs what is missing first.
+#   Usage: [PG_VERSIONS="15 17 18"] scripts/test.sh [suite ...]
 #   (suites: symbols regress isolation tap pgtap disk_full duckdb s3 http metrics pg_cron package;
 #   default: all; package, last, installs the built Debian packages over `make install`'s files)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
+source "$(dirname "$0")/lib/chroot.sh"
 
 SUITES=("$@")
 [ ${#SUITES[@]} -gt 0 ] || SUITES=(symbols regress isolation tap pgtap disk_full duckdb s3 http metrics pg_cron package)
@@ -51,8 +55,13 @@ run_isolation() {
     pgxs_target installcheck REGRESS=
 }
 
+# An older major installed beside this one (OLDER_PG_VERSION) is where the
+# major-upgrade tests (008, 009) start their old cluster.
 run_tap() {
-    pgxs_target prove_installcheck PROVE_FLAGS="--timer -v"
+    local older=()
+    [ -z "${OLDER_PG_VERSION:-}" ] || older=(OLDER_PG_INSTALL="/usr/lib/postgresql/$OLDER_PG_VERSION")
+    as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" "${older[@]}" \
+        make -C "$WORK_DIR" -s prove_installcheck PROVE_FLAGS="--timer -v"
 }
 
 run_pgtap() {
@@ -99,7 +108,9 @@ run_duckdb() {
     bash "$REPO_ROOT/test/duckdb/readback.sh"
 }
 
-main() {
+# run_suites_here runs the suites on this machine's PostgreSQL (the host's,
+# or a chroot's when scripts/test.sh runs inside one).
+run_suites_here() {
     ensure_packages
     build_and_install
     prepare_work_dir
@@ -107,7 +118,7 @@ main() {
         "cron.use_background_workers = on" "max_worker_processes = 16"
 
     for suite in "${SUITES[@]}"; do
-        log "suite: $suite"
+        log "suite: $suite (PostgreSQL $(pg_config --version | awk '{print $2}'))"
         set +e
         "run_$suite"
         status=$?
@@ -125,4 +136,40 @@ main() {
     [ "$failed" -eq 0 ]
 }
 
-main
+# run_versions runs the suites on each of PG_VERSIONS in turn and sums up
+# each version's suites and time.
+run_versions() {
+    local version start status summary version_passed version_failed lines=() log_file
+    log_file=$(mktemp /tmp/interactions_cron_versions.XXXXXX)
+    for version in $PG_VERSIONS; do
+        log "PostgreSQL $version"
+        start=$SECONDS
+        set +e
+        (run_on_version "$version" scripts/test.sh "${SUITES[@]}") 2>&1 | tee "$log_file"
+        status=${PIPESTATUS[0]}
+        set -e
+        summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log_file" | tail -1)
+        version_passed=0
+        version_failed=0
+        [ -z "$summary" ] || read -r version_passed _ version_failed _ <<< "${summary/,/}"
+        # A run that stopped outside its suites (a build, a chroot) counts as one failed suite.
+        [ "$status" -eq 0 ] || [ "$version_failed" -gt 0 ] || version_failed=1
+        passed=$((passed + version_passed))
+        failed=$((failed + version_failed))
+        [ "$status" -eq 0 ] || failed_names+=("$version")
+        lines+=("PostgreSQL $version: $version_passed passed, $version_failed failed, in $((SECONDS - start)) s")
+    done
+    rm -f "$log_file"
+    echo
+    printf '%s\n' "${lines[@]}"
+    [ ${#failed_names[@]} -eq 0 ] || echo "failed on PostgreSQL ${failed_names[*]}"
+    echo "$passed passed, $failed failed"
+    [ ${#failed_names[@]} -eq 0 ]
+}
+
+PG_VERSIONS=${PG_VERSIONS:-$SUPPORTED_PG_VERSIONS}
+if [ "$(echo $PG_VERSIONS)" = "$(host_pg_version)" ]; then
+    run_suites_here
+else
+    run_versions
+fi

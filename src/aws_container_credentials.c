@@ -105,7 +105,8 @@ ContainerConfiguration(void)
 /*
  * AuthorizationHeader returns the Authorization header line for a full URI,
  * or NULL without a token.  A token holding a line break would forge
- * headers, and is refused.
+ * headers, and is refused; so is one given as a setting that every role
+ * could read (see RequireSafeCredentialSettings).
  */
 static char *
 AuthorizationHeader(void)
@@ -120,7 +121,11 @@ AuthorizationHeader(void)
 	if (tokenFile != NULL)
 		token = ReadTokenFile(tokenFile, "container authorization token file");
 	else if (tokenValue != NULL)
+	{
+		if (S3ContainerAuthorizationTokenSetting != NULL && S3ContainerAuthorizationTokenSetting[0] != '\0')
+			RequireSafeCredentialSettings("interactions_cron.s3_container_authorization_token");
 		token = pstrdup(tokenValue);
+	}
 	else
 		return NULL;
 	if (strpbrk(token, "\r\n") != NULL)

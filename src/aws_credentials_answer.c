@@ -20,6 +20,7 @@
 #include "utils/datetime.h"
 
 #include "interactions_cron/aws_credential_sources.h"
+#include "interactions_cron/pg_compat.h"
 
 /* A token file larger than this is not one (a JWT is a few kB). */
 #define MAX_TOKEN_FILE_BYTES (16 * 1024)
@@ -107,24 +108,25 @@ ReadTokenFile(const char *path, const char *what)
 /*
  * RememberField notes which top-level member the next value belongs to.
  */
-static void
+static JsonCallbackResult
 RememberField(void *state, char *name, bool isnull)
 {
 	AnswerParse *parse = state;
 
 	parse->currentField = -1;
 	if (parse->lex->lex_level != 1)
-		return;
+		return JSON_CALLBACK_DONE;
 	for (int i = 0; i < ANSWER_FIELD_COUNT; i++)
 		if (strcmp(name, AnswerFieldNames[i]) == 0)
 			parse->currentField = i;
+	return JSON_CALLBACK_DONE;
 }
 
 /*
  * KeepScalar keeps the string value of a member that is read, and wipes
  * every other value.
  */
-static void
+static JsonCallbackResult
 KeepScalar(void *state, char *token, JsonTokenType type)
 {
 	AnswerParse *parse = state;
@@ -133,10 +135,11 @@ KeepScalar(void *state, char *token, JsonTokenType type)
 		parse->values[parse->currentField] == NULL)
 	{
 		parse->values[parse->currentField] = token;
-		return;
+		return JSON_CALLBACK_DONE;
 	}
 	explicit_bzero(token, strlen(token));
 	pfree(token);
+	return JSON_CALLBACK_DONE;
 }
 
 /*
@@ -151,14 +154,15 @@ AwsCredentialsFromJson(const char *json, size_t length, AwsCredentials *credenti
 	AnswerParse parse = {0};
 	JsonSemAction actions = {0};
 	JsonParseErrorType result;
+	char	   *text = pnstrdup(json, length);
 
-	parse.lex = makeJsonLexContextCstringLen(pnstrdup(json, length), (int) length, PG_UTF8, true);
+	parse.lex = MakeJsonLexContext(text, length, true);
 	parse.currentField = -1;
 	actions.semstate = &parse;
 	actions.object_field_start = RememberField;
 	actions.scalar = KeepScalar;
 	result = pg_parse_json(parse.lex, &actions);
-	explicit_bzero(parse.lex->input, parse.lex->input_length);
+	explicit_bzero(text, length);
 	if (parse.lex->strval != NULL)
 		explicit_bzero(parse.lex->strval->data, parse.lex->strval->maxlen);
 

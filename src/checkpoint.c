@@ -37,6 +37,7 @@
 #include "interactions_cron/checkpoint.h"
 #include "interactions_cron/intent.h"
 #include "interactions_cron/ndjson.h"
+#include "interactions_cron/pg_compat.h"
 #include "interactions_cron/preconditions.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/run_history.h"
@@ -144,7 +145,7 @@ CheckpointRowBeingCreated(const char *tenantId)
 	Oid			relid = get_relname_relid("export_checkpoints",
 										  get_namespace_oid("interactions_cron", false));
 	Relation	checkpoints = table_open(relid, AccessShareLock);
-	Relation	primaryKey = index_open(RelationGetPrimaryKeyIndex(checkpoints), AccessShareLock);
+	Relation	primaryKey = index_open(PrimaryKeyIndex(checkpoints), AccessShareLock);
 	SnapshotData dirty;
 	ScanKeyData key;
 	IndexScanDesc scan;
@@ -154,7 +155,7 @@ CheckpointRowBeingCreated(const char *tenantId)
 	InitDirtySnapshot(dirty);
 	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
 						   primaryKey->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(tenantId));
-	scan = index_beginscan(checkpoints, primaryKey, &dirty, 1, 0);
+	scan = IndexBeginScan(checkpoints, primaryKey, &dirty, 1, 0);
 	index_rescan(scan, &key, 1, NULL, 0);
 	found = index_getnext_slot(scan, ForwardScanDirection, slot);
 	index_endscan(scan);

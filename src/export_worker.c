@@ -46,7 +46,7 @@ BecomeCaller(shm_toc *toc, const ExportRunShared *run)
 	/* The watermark is only safe for snapshots taken statement by statement. */
 	DefaultXactIsoLevel = XACT_READ_COMMITTED;
 
-	SetCurrentRoleId(run->outerUserId, run->sessionUserIsSuperuser);
+	SetCurrentRoleId(run->outerUserId, run->roleIsSuperuser);
 	SetUserIdAndSecContext(run->currentUserId, run->securityContext);
 }
 

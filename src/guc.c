@@ -333,7 +333,7 @@ CheckQualifiedTableName(char **newval, void **extra, GucSource source)
 /*
  * SplitQualifiedNameList splits a comma-separated list of qualified names at
  * the commas outside double quotes and trims each name; quoting is left in
- * place for stringToQualifiedNameList.
+ * place for StringToQualifiedNameList.
  */
 List *
 SplitQualifiedNameList(const char *rawList)

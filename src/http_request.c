@@ -137,8 +137,12 @@ HttpPerform(const HttpRequest *request, HttpResponse *response)
 	int			backoffMs = HTTP_FIRST_BACKOFF_MS;
 
 	initStringInfo(&response->body);
-	/* Room for any set of credentials, so that none is left in freed memory. */
-	enlargeStringInfo(&response->body, 16 * 1024);
+	/*
+	 * Room for the whole body HttpCollectBody keeps: no credentials are left
+	 * in memory freed by a reallocation, and no allocation can fail inside
+	 * libcurl's callback.
+	 */
+	enlargeStringInfo(&response->body, HTTP_MAX_RESPONSE_BYTES + 1);
 	for (int attempt = 1;; attempt++)
 	{
 		PerformOnce(request, response);

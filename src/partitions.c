@@ -34,6 +34,7 @@
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/partitions.h"
+#include "interactions_cron/pg_compat.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/subtransaction.h"
 
@@ -106,7 +107,7 @@ OpenWithinLockTimeout(Oid relid, const char *qualifiedName)
 static bool
 CheckMonthlyTable(const char *qualifiedName, MonthlyTable *table, char **reason)
 {
-	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(qualifiedName)),
+	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(StringToQualifiedNameList(qualifiedName)),
 										 NoLock, true);
 	Relation	relation;
 	PartitionKey key;

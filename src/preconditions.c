@@ -18,6 +18,7 @@
 #include "utils/fmgroids.h"
 #include "utils/rel.h"
 
+#include "interactions_cron/pg_compat.h"
 #include "interactions_cron/preconditions.h"
 #include "interactions_cron/spi_plans.h"
 
@@ -77,14 +78,14 @@ ExtensionOwnerId(void)
 	static Oid	owner = InvalidOid;
 	static LocalTransactionId readIn = InvalidLocalTransactionId;
 
-	if (readIn != MyProc->lxid || !OidIsValid(owner))
+	if (readIn != ProcLocalTransactionId(MyProc) || !OidIsValid(owner))
 	{
 		(void) InstalledExtension(&owner);
 		if (!OidIsValid(owner))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),
 					 errmsg("extension \"interactions_cron\" is not installed in this database")));
-		readIn = MyProc->lxid;
+		readIn = ProcLocalTransactionId(MyProc);
 	}
 	return owner;
 }

@@ -31,6 +31,7 @@
 #include "utils/syscache.h"
 
 #include "interactions_cron/guc.h"
+#include "interactions_cron/pg_compat.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/spi_plans.h"
 
@@ -153,7 +154,7 @@ ConfiguredTable
 ResolveConfiguredTable(const char *settingName, const char *qualifiedName)
 {
 	ConfiguredTable table = {0};
-	List	   *names = stringToQualifiedNameList(qualifiedName);
+	List	   *names = StringToQualifiedNameList(qualifiedName);
 	RangeVar   *rangeVar = makeRangeVarFromNameList(names);
 
 	table.relid = RangeVarGetRelid(rangeVar, NoLock, true);

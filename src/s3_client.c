@@ -44,6 +44,7 @@
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/http_request.h"
+#include "interactions_cron/pg_compat.h"
 #include "interactions_cron/s3_client.h"
 #include "interactions_cron/s3_credentials.h"
 #include "interactions_cron/sigv4.h"
@@ -59,13 +60,15 @@
 /*
  * A listing page asks for at most this many keys (S3's own maximum); an
  * answer of more, or longer than the bytes below (1,000 keys of 1,024 bytes
- * with their metadata take about 1.5 MB), is refused, not cut.  A listing
+ * with their metadata take about 1.5 MB), is refused, not cut.  The bytes
+ * are bounded tightly because libxml2's tree of a page takes up to some 35
+ * times its size, outside PostgreSQL's memory accounting.  A listing
  * of more pages than that is refused too, as is a page that hands back the
  * continuation token it was asked with: a store that never ends a listing
  * fails the tenant instead of holding it for ever.
  */
 #define S3_LIST_MAX_KEYS 1000
-#define S3_LIST_MAX_PAGE_BYTES (8 * 1024 * 1024)
+#define S3_LIST_MAX_PAGE_BYTES (2 * 1024 * 1024)
 #define S3_LIST_MAX_PAGES 10000
 
 /* What one request came back with. */
@@ -219,7 +222,7 @@ Base64(const uint8 *bytes, int length)
 {
 	int			encodedLength = pg_b64_enc_len(length);
 	char	   *encoded = palloc(encodedLength + 1);
-	int			written = pg_b64_encode((const char *) bytes, length, encoded, encodedLength);
+	int			written = Base64Encode(bytes, length, encoded, encodedLength);
 
 	if (written < 0)
 		elog(ERROR, "could not encode a checksum in base64");

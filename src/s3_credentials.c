@@ -123,20 +123,22 @@ IsSet(const char *value)
 }
 
 /*
- * RequireSafeCredentialSettings refuses credentials given as settings unless
- * the library is preloaded: in a session that has not loaded it, a value set
- * in postgresql.conf is a plain placeholder that every role can SHOW.
+ * RequireSafeCredentialSettings refuses a secret given as a setting (the key
+ * pair, the container authorization token) unless the library is preloaded:
+ * in a session that has not loaded it, a value set in postgresql.conf is a
+ * plain placeholder that every role can SHOW.
  */
-static void
-RequireSafeCredentialSettings(void)
+void
+RequireSafeCredentialSettings(const char *settingName)
 {
 	if (!LoadedAtServerStart)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("S3 credentials in settings require interactions_cron in shared_preload_libraries"),
-				 errdetail("Sessions that have not loaded the library see interactions_cron.s3_secret_access_key as a placeholder that every role can read."),
+				 errdetail("Sessions that have not loaded the library see %s as a placeholder that every role can read.",
+						   settingName),
 				 errhint("Add interactions_cron to shared_preload_libraries and restart, or use interactions_cron.s3_credentials_file "
-						 "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the server's environment.")));
+						 "or the AWS_* variables in the server's environment.")));
 }
 
 /*
@@ -156,7 +158,7 @@ CredentialsFromSettings(AwsCredentials *credentials)
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("only one of interactions_cron.s3_access_key_id and interactions_cron.s3_secret_access_key is set"),
 				 errhint("Set both, or neither to use interactions_cron.s3_credentials_file or the server's AWS_* environment.")));
-	RequireSafeCredentialSettings();
+	RequireSafeCredentialSettings("interactions_cron.s3_secret_access_key");
 	credentials->accessKeyId = pstrdup(S3AccessKeyIdSetting);
 	credentials->secretAccessKey = pstrdup(S3SecretAccessKeySetting);
 	credentials->sessionToken = NULL;

@@ -32,6 +32,7 @@
 #include "utils/timestamp.h"
 
 #include "interactions_cron/guc.h"
+#include "interactions_cron/pg_compat.h"
 #include "interactions_cron/subtransaction.h"
 #include "interactions_cron/watermark.h"
 
@@ -58,7 +59,7 @@ AdvertisedWatermark(void)
 
 	for (int backendIndex = 1; backendIndex <= backendCount; backendIndex++)
 	{
-		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(backendIndex);
+		LocalPgBackendStatus *local = LocalBackendStatusByIndex(backendIndex);
 		PgBackendStatus *backend;
 
 		if (local == NULL)
@@ -89,7 +90,7 @@ AdvertisesTransactionStart(int pid)
 	backendCount = pgstat_fetch_stat_numbackends();
 	for (int backendIndex = 1; backendIndex <= backendCount; backendIndex++)
 	{
-		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(backendIndex);
+		LocalPgBackendStatus *local = LocalBackendStatusByIndex(backendIndex);
 
 		if (local != NULL && local->backendStatus.st_procpid == pid)
 			return local->backendStatus.st_xact_start_timestamp != 0;
@@ -124,14 +125,14 @@ FindSilentTransaction(const VirtualTransactionId *running, int count, int *next,
 	for (; *next < count; (*next)++)
 	{
 		VirtualTransactionId vxid = running[*next];
-		PGPROC	   *proc = BackendIdGetProc(vxid.backendId);
+		PGPROC	   *proc = VirtualTransactionProc(vxid);
 
 		/*
 		 * A prepared transaction keeps the virtual transaction id of the
 		 * backend that prepared it, which has moved on (or the slot was
 		 * reused): that backend's start time is not this transaction's.
 		 */
-		int			backendPid = (proc != NULL && proc->lxid == vxid.localTransactionId)
+		int			backendPid = (proc != NULL && ProcLocalTransactionId(proc) == vxid.localTransactionId)
 			? proc->pid : 0;
 
 		if (backendPid != 0 && AdvertisesTransactionStart(backendPid))

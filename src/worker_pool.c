@@ -25,6 +25,7 @@
 
 #include "interactions_cron/export_shared.h"
 #include "interactions_cron/guc.h"
+#include "interactions_cron/pg_compat.h"
 #include "interactions_cron/tenant_queue.h"
 #include "interactions_cron/worker_pool.h"
 
@@ -91,7 +92,7 @@ StoreRun(ExportRunShared *run, const WorkerAssignment *assignment)
 	run->databaseId = MyDatabaseId;
 	run->authenticatedUserId = GetAuthenticatedUserId();
 	run->outerUserId = GetCurrentRoleId();
-	run->sessionUserIsSuperuser = session_auth_is_superuser;
+	run->roleIsSuperuser = CurrentRoleIsSuperuser;
 	GetUserIdAndSecContext(&run->currentUserId, &run->securityContext);
 	run->watermark = assignment->watermark;
 	run->batchSize = assignment->batchSize;

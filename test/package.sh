@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Debian packages: dpkg-buildpackage builds postgresql-15-interactions-cron
-# and interactions-cron-http from the tracked files (its own build runs
+# The Debian packages: dpkg-buildpackage builds postgresql-NN-interactions-cron
+# (NN: the PostgreSQL of pg_config, the one the Debian suite ships) and
+# interactions-cron-http from the tracked files (its own build runs
 # installcheck against the package tree), lintian finds no error, apt
 # installs both .debs, and the regress and isolation suites pass against a
 # throwaway cluster that loads the installed package's library.  Needs root
@@ -23,7 +24,13 @@ else
         | tar -C "$build_dir/interactions-cron" -xf -
 fi
 
-log "dpkg-buildpackage -us -uc -b"
+pg_major=$(pg_config --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+package=postgresql-$pg_major-interactions-cron
+
+log "pg_buildext updatecontrol; dpkg-buildpackage -us -uc -b"
+(cd "$build_dir/interactions-cron" && pg_buildext updatecontrol) || die "pg_buildext updatecontrol failed"
+grep -qx "Package: $package" "$build_dir/interactions-cron/debian/control" \
+    || die "debian/control has no $package: is $pg_major in debian/pgversions?"
 # The build's own installcheck (pg_virtualenv) makes a cluster of its own: not on our PGPORT.
 (cd "$build_dir/interactions-cron" &&
     env -u PGHOST -u PGPORT -u PGUSER -u PGDATABASE dpkg-buildpackage -us -uc -b) > "$build_dir/build.log" 2>&1 \
@@ -35,19 +42,19 @@ log "lintian"
 lintian --fail-on error "$build_dir"/interactions-cron_*.changes || die "lintian reports errors"
 
 log "installing the packages"
-apt-get install -y "$build_dir"/postgresql-15-interactions-cron_*_*.deb \
+apt-get install -y "$build_dir"/${package}_*_*.deb \
     "$build_dir"/interactions-cron-http_*_*.deb >/dev/null
 library="$(pg_config --pkglibdir)/interactions_cron.so"
 expect_owner=$(dpkg-query -S "$library" | cut -d: -f1)
-[ "$expect_owner" = postgresql-15-interactions-cron ] || die "$library belongs to '$expect_owner'"
-dpkg --verify postgresql-15-interactions-cron interactions-cron-http \
+[ "$expect_owner" = "$package" ] || die "$library belongs to '$expect_owner'"
+dpkg --verify "$package" interactions-cron-http \
     || die "installed files differ from the packages'"
 [ "$(stat -c %a /etc/interactions-cron-http.env)" = 600 ] || die "/etc/interactions-cron-http.env is not mode 0600"
 [ -x /usr/sbin/interactions-cron-http ] || die "the shim is not installed"
 [ -f /lib/systemd/system/interactions-cron-http.service ] || die "the systemd unit is missing"
 [ "$(stat -c %a /etc/interactions-cron-http)" = 700 ] || die "/etc/interactions-cron-http is not mode 0700"
-dpkg-query -W -f='${Depends}' postgresql-15-interactions-cron | grep -q 'postgresql-15' \
-    || die "the extension package does not depend on postgresql-15"
+dpkg-query -W -f='${Depends}' "$package" | grep -q "postgresql-$pg_major" \
+    || die "the extension package does not depend on postgresql-$pg_major"
 echo "ok: both packages installed; $library is the package's, unmodified"
 
 log "installcheck against the installed package"

@@ -79,6 +79,25 @@ error=$(psql -X -At -d interactions_cron_s3_refusal -c "SET interactions_cron.st
 set_credentials "" "" interactions_cron_s3_refusal
 expect "credential settings without preloading are refused" \
     "$(grep -c 'require interactions_cron in shared_preload_libraries' <<<"$error")" 1
+# So is the container authorization token given as a setting: without
+# preloading, every role could SHOW it.  (Port 9 on loopback: nothing is
+# asked before the refusal.)
+psql -X -q -d postgres -c "LOAD 'interactions_cron'" \
+    -c "ALTER SYSTEM SET interactions_cron.s3_container_credentials_full_uri = 'http://127.0.0.1:9/credentials'" \
+    -c "ALTER SYSTEM SET interactions_cron.s3_container_authorization_token = 'container-token-secret'" \
+    -c "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 100); do
+    [ "$(psql -X -At -d interactions_cron_s3_refusal -c "SHOW interactions_cron.s3_container_authorization_token" 2>/dev/null)" = \
+        container-token-secret ] && break
+    sleep 0.1
+done
+error=$(psql -X -At -d interactions_cron_s3_refusal -c "SET interactions_cron.storage = 's3'" -c "SET interactions_cron.s3_bucket = 'b'" \
+        -c "SELECT interactions_cron.export_interactions()" 2>&1 || true)
+psql -X -q -d postgres -c "LOAD 'interactions_cron'" \
+    -c "ALTER SYSTEM RESET interactions_cron.s3_container_credentials_full_uri" \
+    -c "ALTER SYSTEM RESET interactions_cron.s3_container_authorization_token" -c "SELECT pg_reload_conf()" >/dev/null
+expect "a container authorization token setting without preloading is refused" \
+    "$(grep -c 's3_container_authorization_token as a placeholder' <<<"$error")" 1
 
 # This suite's own cluster preloads the library, so the credential settings
 # are defined, and masked, in every session.
@@ -102,15 +121,23 @@ signed_put() {
     curl -sS -o /dev/null -w '%{http_code}' --aws-sigv4 "aws:amz:us-east-1:s3" -X PUT \
         --data-binary @"$DOWNLOADS/hello" "$@" "http://127.0.0.1:$S3_PORT/$BUCKET/proxy-check"
 }
-expect "the proxy rejects a signed but unsent Expect header" \
-    "$(signed_put --user S3RVER:S3RVER -H "x-amz-content-sha256: $hello_sha" -H "Expect:")" 403
+# (Later libcurls, trixie's 8.14 on, no longer sign the header they remove:
+# there the request is a good one and nothing is left to reject.)
+put_status=$(signed_put --user S3RVER:S3RVER -H "x-amz-content-sha256: $hello_sha" -H "Expect:" -v 2>"$DOWNLOADS/trace")
+expected_rejections=2
+if grep -q '^> Authorization: .*SignedHeaders=[^,]*expect' "$DOWNLOADS/trace"; then
+    expect "the proxy rejects a signed but unsent Expect header" "$put_status" 403
+    expected_rejections=3
+else
+    expect "this libcurl signs only what it sends: the request without Expect is forwarded" "$put_status" 200
+fi
 expect "the proxy rejects a wrong secret" \
     "$(signed_put --user S3RVER:wrong -H "x-amz-content-sha256: $hello_sha")" 403
 expect "the proxy rejects a body that is not the one signed" \
     "$(signed_put --user S3RVER:S3RVER -H "x-amz-content-sha256: $EMPTY_SHA")" 400
 expect "the proxy forwards a correctly signed request" \
     "$(signed_put --user S3RVER:S3RVER -H "x-amz-content-sha256: $hello_sha")" 200
-expect "the proxy counted the three rejections" "$(proxy_stat 's["rejected"]')" 3
+expect "the proxy counted the $expected_rejections rejections" "$(proxy_stat 's["rejected"]')" "$expected_rejections"
 s3_get "/proxy-check" >/dev/null
 curl -sS --fail -o /dev/null -X DELETE --aws-sigv4 "aws:amz:us-east-1:s3" --user "S3RVER:S3RVER" \
     -H "x-amz-content-sha256: $EMPTY_SHA" "http://127.0.0.1:$S3_PORT/$BUCKET/proxy-check"
@@ -146,9 +173,9 @@ expect "the secret key is not shown" "$(sql -c "SHOW interactions_cron.s3_secret
 sql -q -c "CREATE ROLE s3_reader LOGIN" -c "CREATE ROLE s3_monitor LOGIN IN ROLE pg_read_all_settings"
 as_reader() { psql -X -At -U "$1" -d "$DB" -c "$2" 2>&1 || true; }
 expect "SHOW is refused to another role" \
-    "$(as_reader s3_reader "SHOW interactions_cron.s3_secret_access_key" | grep -c 'must be superuser or have privileges of pg_read_all_settings')" 1
+    "$(as_reader s3_reader "SHOW interactions_cron.s3_secret_access_key" | grep -c -E 'must be superuser or have privileges of pg_read_all_settings|permission denied to examine')" 1
 expect "current_setting is refused to another role" \
-    "$(as_reader s3_reader "SELECT current_setting('interactions_cron.s3_access_key_id')" | grep -c 'must be superuser or have privileges of pg_read_all_settings')" 1
+    "$(as_reader s3_reader "SELECT current_setting('interactions_cron.s3_access_key_id')" | grep -c -E 'must be superuser or have privileges of pg_read_all_settings|permission denied to examine')" 1
 for role in s3_reader s3_monitor; do
     expect "pg_settings does not list them to $role" \
         "$(as_reader $role "SELECT count(*) FROM pg_settings WHERE name IN ('interactions_cron.s3_access_key_id', 'interactions_cron.s3_secret_access_key', 'interactions_cron.s3_container_authorization_token')")" 0

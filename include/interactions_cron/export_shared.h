@@ -29,7 +29,7 @@ typedef struct ExportRunShared
 	Oid			databaseId;
 	Oid			authenticatedUserId;
 	Oid			outerUserId;	/* SET ROLE, or InvalidOid */
-	bool		sessionUserIsSuperuser;
+	bool		roleIsSuperuser;	/* the caller's is_superuser setting */
 	Oid			currentUserId;
 	int			securityContext;
 

@@ -27,4 +27,6 @@ extern bool S3RenewCredentials(S3Credentials *credentials);
 extern const char *S3CredentialsSourceName(const S3Credentials *credentials);
 extern void AwsCredentialsWipe(AwsCredentials *credentials);
 
+extern void RequireSafeCredentialSettings(const char *settingName);
+
 #endif

@@ -14,11 +14,36 @@ pg_bin() {
     pg_config --bindir
 }
 
+# The Debian suite that ships each PostgreSQL major the project supports.
+declare -A DEBIAN_SUITE_OF_PG=([15]=bookworm [17]=trixie [18]=sid)
+SUPPORTED_PG_VERSIONS="15 17 18"
+
+# host_pg_version prints the PostgreSQL major of the host's Debian suite, or
+# HOST_PG_VERSION.
+host_pg_version() {
+    if [ -n "${HOST_PG_VERSION:-}" ]; then
+        echo "$HOST_PG_VERSION"
+        return
+    fi
+    local codename version
+    codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    for version in $SUPPORTED_PG_VERSIONS; do
+        [ "${DEBIAN_SUITE_OF_PG[$version]}" = "$codename" ] && { echo "$version"; return; }
+    done
+    die "Debian '$codename' ships no PostgreSQL this project tests: set HOST_PG_VERSION"
+}
+
+# package_list VERSION prints scripts/packages.txt (the one list .ci/run,
+# the chroots and the README use) for PostgreSQL VERSION.
+package_list() {
+    sed "s/PGVERSION/$1/g" "$REPO_ROOT/scripts/packages.txt"
+}
+
 # ensure_packages installs what is missing from Debian's archive (needs root):
-# scripts/packages.txt, the one list .ci/run and the README use too.
+# scripts/packages.txt for the host's PostgreSQL.
 ensure_packages() {
     local wanted
-    mapfile -t wanted < "$REPO_ROOT/scripts/packages.txt"
+    mapfile -t wanted < <(package_list "$(host_pg_version)")
     local missing=()
     for pkg in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -32,8 +57,17 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 }
 
-# build_and_install builds the extension with PGXS and installs it (needs root).
+# build_and_install builds the extension with PGXS and installs it (needs root);
+# first for OLDER_PG_VERSION too, when an older major is installed beside
+# (in a chroot: the major-upgrade TAP tests start its clusters).
 build_and_install() {
+    if [ -n "${OLDER_PG_VERSION:-}" ]; then
+        log "building and installing interactions_cron for PostgreSQL $OLDER_PG_VERSION"
+        local older_pg_config=/usr/lib/postgresql/$OLDER_PG_VERSION/bin/pg_config
+        make -C "$REPO_ROOT" -s clean PG_CONFIG="$older_pg_config" >/dev/null
+        make -C "$REPO_ROOT" -s PG_CONFIG="$older_pg_config"
+        make -C "$REPO_ROOT" -s install PG_CONFIG="$older_pg_config" >/dev/null
+    fi
     log "building and installing interactions_cron"
     make -C "$REPO_ROOT" -s clean >/dev/null
     make -C "$REPO_ROOT" -s

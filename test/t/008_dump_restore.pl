@@ -12,9 +12,17 @@
 # tenant's state, intents, run history, job_claims, the extension's config
 # tables and their filters, grants on its objects to a role), and that a
 # role with the documented grants exports from the restored database.
+#
+# When OLDER_PG_INSTALL names an older major installed beside this one
+# (scripts/test.sh sets it in a chroot that holds two: 15 beside 17 in
+# trixie's, 17 beside 18 in sid's), the dumped database runs on that major
+# and is restored into a cluster of this one with this one's pg_dump and
+# pg_restore, as pg_upgradecluster --method=dump does; without it, into
+# another database of the same cluster.
 use strict;
 use warnings;
 
+use File::Basename ();
 use FindBin;
 use lib $FindBin::RealBin;
 use LakeCheck;
@@ -22,7 +30,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('dump_restore');
+my $older_install = $ENV{OLDER_PG_INSTALL};
+my $node = PostgreSQL::Test::Cluster->new('dump_restore',
+	$older_install ? (install_path => $older_install) : ());
 $node->init;
 my $lake = $node->basedir . '/lake';
 # One worker per tenant, so that every tenant is at the fault when the dump
@@ -35,7 +45,20 @@ $node->start;
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 sub app { return $node->safe_psql('app', $_[0], timeout => $timeout); }
-sub restored { return $node->safe_psql('restored', $_[0], timeout => $timeout); }
+# The cluster the dump is restored into.
+my $new = $node;
+if ($older_install)
+{
+	# This major's programs by full path too: IPC::Run caches a program
+	# found on the PATH, which the old node's commands had changed.
+	my ($bindir) = run_command([ 'pg_config', '--bindir' ]);
+	$new = PostgreSQL::Test::Cluster->new('restored', install_path => File::Basename::dirname($bindir));
+	$new->init;
+	$new->start;
+	my $refused = column_options_refused($node, $new);
+	plan skip_all => $refused if $refused;
+}
+sub restored { return $new->safe_psql('restored', $_[0], timeout => $timeout); }
 
 # The export directory is a per-database setting: the default one is named
 # after the database, so a restored database under another name would write
@@ -55,11 +78,12 @@ app(q{
 });
 
 # add_rows inserts $per_tenant rows for each tenant of $tenants (an SQL
-# array), spread over the two UTC days before today's, $offset minutes in.
+# array) into $db ('app' on the old cluster, 'restored' on the new one),
+# spread over the two UTC days before today's, $offset minutes in.
 sub add_rows
 {
 	my ($db, $tenants, $per_tenant, $offset) = @_;
-	$node->safe_psql($db, qq{
+	($db eq 'app' ? $node : $new)->safe_psql($db, qq{
 		INSERT INTO interaction_history (tenant_id, created_at, channel, metadata)
 		SELECT t, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days'
 		          + ($offset + g) * interval '17 minutes 3.25 seconds',
@@ -109,7 +133,7 @@ my $files_placed = read_lake($lake);
 ok(scalar(@{ $files_placed->{final_files} }) > 0, 'the stalled export placed files');
 
 my $dump = $node->basedir . '/app.dump';
-$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('app'), '-f', $dump ],
+$new->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('app'), '-f', $dump ],
 	'pg_dump -Fc while an export is stalled');
 my ($toc) = run_command([ 'pg_restore', '-l', $dump ]);
 like($toc, qr/SEQUENCE SET interactions_cron job_runs_id_seq/, 'the dump sets job_runs_id_seq');
@@ -126,27 +150,37 @@ wait_for_restart($node, $kill_offset);
 end_session($export);
 is(read_lake($lake)->{lines}, $files_placed->{lines}, 'the killed export\'s files stay in the lake');
 
-# Restore into a new database with the same export directory.
-$node->safe_psql('postgres', qq{
+# Restore into a new database with the same export directory; into another
+# cluster, the roles first, with pg_dumpall --roles-only (whose CREATE ROLE
+# postgres fails there, as it exists).
+if ($new != $node)
+{
+	my $roles = $node->basedir . '/roles.sql';
+	$new->command_ok([ 'pg_dumpall', '--roles-only', '-d', $node->connstr('postgres'), '-f', $roles ],
+		'pg_dumpall --roles-only of the old cluster');
+	$new->psql('postgres', slurp_file($roles), on_error_stop => 0);
+	$node->stop;
+}
+$new->safe_psql('postgres', qq{
 	CREATE DATABASE restored;
 	ALTER DATABASE restored SET interactions_cron.export_dir = '$lake';
 });
-$node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('restored'), $dump ],
+$new->command_ok([ 'pg_restore', '--exit-on-error', '-d', $new->connstr('restored'), $dump ],
 	'pg_restore into a new database succeeds without an error');
 
-my $after = extension_state($node, 'restored');
+my $after = extension_state($new, 'restored');
 is($after->{$_}, $before->{$_}, "the restore keeps $_ as the dump saw it") for sort keys %$before;
 my $latest = restored(q{SELECT default_version FROM pg_available_extensions WHERE name = 'interactions_cron'});
 is($after->{version}, $latest, "the restored extension is at the default version, $latest");
 is(restored(q{SELECT last_value = (SELECT max(id) FROM interactions_cron.job_runs) AND is_called
               FROM interactions_cron.job_runs_id_seq}),
 	't', 'the restored sequence continues from the last restored run id');
-is(restored(q{SELECT has_function_privilege('exporter', 'interactions_cron.export_interactions(integer, text, boolean, interval)', 'EXECUTE')
-                 AND has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'SELECT')
-                 AND NOT has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'UPDATE')
-                 AND has_schema_privilege('exporter', 'interactions_cron', 'USAGE')
-                 AND NOT has_function_privilege('public', 'interactions_cron.cleanup()', 'EXECUTE')}),
-	't', 'the restored grants: exporter has them (no write on checkpoints), PUBLIC does not');
+is(restored(q{SELECT has_function_privilege('exporter', 'interactions_cron.export_interactions(integer, text, boolean, interval)', 'EXECUTE'),
+                 has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'SELECT'),
+                 NOT has_table_privilege('exporter', 'interactions_cron.export_checkpoints', 'UPDATE'),
+                 has_schema_privilege('exporter', 'interactions_cron', 'USAGE'),
+                 NOT has_function_privilege('public', 'interactions_cron.cleanup()', 'EXECUTE')}),
+	't|t|t|t|t', 'the restored grants: exporter has them (no write on checkpoints), PUBLIC does not');
 
 # More rows, then exports from the restored database until it catches up:
 # first as the granted role.
@@ -154,7 +188,7 @@ my $max_run_before = restored('SELECT max(id) FROM interactions_cron.job_runs');
 add_rows('restored', q{'{t1,t2,t3,t4,gone}'}, 25, 80);
 restored(q{INSERT INTO tenants (id, name) VALUES ('t5', 'T5')});
 add_rows('restored', q{'{t5}'}, 40, 10);
-my $as_exporter = psql_error($node, 'restored',
+my $as_exporter = psql_error($new, 'restored',
 	q{SET SESSION AUTHORIZATION exporter; SELECT interactions_cron.export_interactions(batch_size => 30)});
 ok(!defined $as_exporter, 'exporter exports from the restored database') or diag $as_exporter;
 is(restored('SELECT count(*) FROM interactions_cron.export_intents'), '0',
@@ -165,7 +199,7 @@ my ($caught_up, @problems) = export_until_done(
 ok($caught_up, 'the restored database caught up');
 is(scalar(@problems), 0, 'every export from the restored database succeeded for every tenant')
   or diag join("\n", @problems);
-my $cleanup = psql_error($node, 'restored', 'SELECT interactions_cron.cleanup()');
+my $cleanup = psql_error($new, 'restored', 'SELECT interactions_cron.cleanup()');
 ok(!defined $cleanup, 'cleanup() runs in the restored database (job_claims came through)') or diag $cleanup;
 
 # The lake: every row of an active tenant of the restored database, once.
@@ -202,39 +236,39 @@ is(restored(q{SELECT count(*) FROM interactions_cron.job_runs r1 JOIN interactio
 # it).  pg_restore creates the extension at the default version and loads
 # 1.0's rows into it: the next run collides with a restored id, until the
 # README's setval() puts the sequence past them.
-my $legacy_lake = $node->basedir . '/legacy_lake';
-$node->safe_psql('postgres', qq{
+my $legacy_lake = $new->basedir . '/legacy_lake';
+$new->safe_psql('postgres', qq{
 	CREATE DATABASE legacy;
 	CREATE DATABASE legacy_restored;
 	ALTER DATABASE legacy_restored SET interactions_cron.export_dir = '$legacy_lake';
 });
-$node->safe_psql('legacy', q{CREATE EXTENSION interactions_cron VERSION '1.0'});
-$node->safe_psql('legacy', slurp_file('../reference/schema.sql'));
-$node->safe_psql('legacy', q{
+$new->safe_psql('legacy', q{CREATE EXTENSION interactions_cron VERSION '1.0'});
+$new->safe_psql('legacy', slurp_file('../reference/schema.sql'));
+$new->safe_psql('legacy', q{
 	INSERT INTO tenants (id, name) VALUES ('l1', 'L1');
 	INSERT INTO interaction_history (tenant_id, created_at) SELECT 'l1', now() - g * interval '1 minute'
 	FROM generate_series(2, 11) g;
 	INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok)
 	SELECT 'export', now(), now(), true FROM generate_series(1, 3);
 });
-my $legacy_dump = $node->basedir . '/legacy.dump';
-$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('legacy'), '-f', $legacy_dump ], 'pg_dump of a 1.0 database');
+my $legacy_dump = $new->basedir . '/legacy.dump';
+$new->command_ok([ 'pg_dump', '-Fc', '-d', $new->connstr('legacy'), '-f', $legacy_dump ], 'pg_dump of a 1.0 database');
 ($toc) = run_command([ 'pg_restore', '-l', $legacy_dump ]);
 unlike($toc, qr/SEQUENCE SET interactions_cron job_runs_id_seq/, 'the 1.0 dump does not set job_runs_id_seq');
-$node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('legacy_restored'), $legacy_dump ],
+$new->command_ok([ 'pg_restore', '--exit-on-error', '-d', $new->connstr('legacy_restored'), $legacy_dump ],
 	'pg_restore of the 1.0 dump');
-is($node->safe_psql('legacy_restored', q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}),
+is($new->safe_psql('legacy_restored', q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'}),
 	$latest, "the restore of a 1.0 dump creates the extension at the default version, $latest");
-like(psql_error($node, 'legacy_restored', 'SELECT interactions_cron.export_interactions()') // '',
+like(psql_error($new, 'legacy_restored', 'SELECT interactions_cron.export_interactions()') // '',
 	qr/job_runs_pkey/, 'without the fix, the run history collides with the restored ids (the 1.0 bug)');
-$node->safe_psql('legacy_restored',
+$new->safe_psql('legacy_restored',
 	q{SELECT setval('interactions_cron.job_runs_id_seq', max(id)) FROM interactions_cron.job_runs});
 # (The failed call's workers had committed the tenant: only its record failed.)
-is($node->safe_psql('legacy_restored', q{SELECT interactions_cron.export_interactions()->>'ok'}),
+is($new->safe_psql('legacy_restored', q{SELECT interactions_cron.export_interactions()->>'ok'}),
 	'true', 'after the README\'s setval() the restored 1.0 database\'s export succeeds');
-is($node->safe_psql('legacy_restored', q{SELECT string_agg(id::text, ',' ORDER BY id) FROM interactions_cron.job_runs}),
+is($new->safe_psql('legacy_restored', q{SELECT string_agg(id::text, ',' ORDER BY id) FROM interactions_cron.job_runs}),
 	'1,2,3,4', 'and records its run after the restored ones');
 lake_rows_once_ok(read_lake($legacy_lake), 10, ' of the restored 1.0 database');
 
-$node->stop;
+$new->stop;
 done_testing();

@@ -1,14 +1,20 @@
-# pg_upgrade of a cluster that has exported, PostgreSQL 15 to a new
-# PostgreSQL 15 cluster (the binary-upgrade path: pg_dump --binary-upgrade
-# of the schema, the data files carried over), first in copy mode, then that
-# cluster again in link mode; after each, more rows and exports into the same
+# pg_upgrade of a cluster that has exported to a new cluster (the
+# binary-upgrade path: pg_dump --binary-upgrade of the schema, the data files
+# carried over), first in copy mode, then that cluster again in link mode; after each, more rows and exports into the same
 # lake.  The extension's state (checkpoints, an intent left by a killed
 # export, run history and its sequence, job_claims, config tables, grants)
 # and the per-database export_dir come through, and every row of an active
 # tenant ends up in exactly one file.
+#
+# The old cluster runs the older major named by OLDER_PG_INSTALL when that
+# is set (scripts/test.sh sets it in a chroot that holds two majors: 15 to
+# 17 in trixie's, 17 to 18 in sid's): the copy-mode upgrade then moves the
+# database to this PostgreSQL's major, the DBA's pg_upgradecluster path;
+# without it, both are this PostgreSQL.
 use strict;
 use warnings;
 
+use File::Basename ();
 use FindBin;
 use lib $FindBin::RealBin;
 use LakeCheck;
@@ -21,9 +27,28 @@ my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 # under the data directory, which pg_upgrade replaces.
 my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
 my ($bindir) = run_command([ 'pg_config', '--bindir' ]);
+my $older_install = $ENV{OLDER_PG_INSTALL};
+my $old_bindir = $older_install ? "$older_install/bin" : $bindir;
+# Beside an older major, this major's nodes run its programs by full path
+# too: IPC::Run caches a program found on the PATH, which the old node's
+# commands change.
+my @this_install = $older_install ? (install_path => File::Basename::dirname($bindir)) : ();
 
-my $old = PostgreSQL::Test::Cluster->new('old');
-$old->init;
+# Data checksums on in every cluster: 18's initdb turns them on by default,
+# and pg_upgrade needs the old and new clusters to agree.
+my $old = PostgreSQL::Test::Cluster->new('old', $older_install ? (install_path => $older_install) : ());
+$old->init(extra => ['--data-checksums']);
+if ($older_install)
+{
+	my $probe = PostgreSQL::Test::Cluster->new('probe', @this_install);
+	$probe->init;
+	$probe->start;
+	$old->start;
+	my $refused = column_options_refused($old, $probe);
+	$old->stop;
+	$probe->stop;
+	plan skip_all => $refused if $refused;
+}
 $old->append_conf('postgresql.conf', qq{
 interactions_cron.max_workers = 3
 restart_after_crash = on
@@ -99,14 +124,15 @@ sub check_lake
 		"$label: no intent is left");
 }
 
-# upgrade runs pg_upgrade from the stopped $from to a new cluster $name in
-# $mode ('copy', pg_upgrade's default in PostgreSQL 15, which has no --copy
-# option, or 'link'), starts it and returns it.
+# upgrade runs pg_upgrade from the stopped $from, whose programs are in
+# $from_bindir, to a new cluster $name of this PostgreSQL in $mode ('copy',
+# pg_upgrade's default in PostgreSQL 15, which has no --copy option, or
+# 'link'), starts it and returns it.
 sub upgrade
 {
-	my ($from, $name, $mode) = @_;
-	my $to = PostgreSQL::Test::Cluster->new($name);
-	$to->init;
+	my ($from, $from_bindir, $name, $mode) = @_;
+	my $to = PostgreSQL::Test::Cluster->new($name, @this_install);
+	$to->init(extra => ['--data-checksums']);
 	# pg_upgrade writes its logs below the new data directory, and a script
 	# or two into the working directory.
 	my $cwd = PostgreSQL::Test::Utils::tempdir();
@@ -115,7 +141,7 @@ sub upgrade
 		[
 			"$bindir/pg_upgrade", '--no-sync',
 			'-d', $from->data_dir, '-D', $to->data_dir,
-			'-b', $bindir, '-B', $bindir,
+			'-b', $from_bindir, '-B', $bindir,
 			'-s', $to->host, '-p', $from->port, '-P', $to->port,
 			$mode eq 'link' ? ('--link') : ()
 		],
@@ -158,7 +184,10 @@ my $state = extension_state($old, 'app');
 $old->stop;
 
 # Copy mode.
-my $copied = upgrade($old, 'copied', 'copy');
+my ($old_version) = run_command([ "$old_bindir/pg_config", '--version' ]);
+my ($new_version) = run_command([ "$bindir/pg_config", '--version' ]);
+note "pg_upgrade from $old_version to $new_version";
+my $copied = upgrade($old, $old_bindir, 'copied', 'copy');
 my $after = extension_state($copied, 'app');
 is($after->{$_}, $state->{$_}, "copy mode keeps $_") for sort keys %$state;
 is($copied->safe_psql('app', 'SHOW interactions_cron.export_dir'), $lake,
@@ -176,7 +205,7 @@ check_lake($copied, 'after copy mode');
 # Link mode, from the copied cluster (the old one stays as it was).
 $state = extension_state($copied, 'app');
 $copied->stop;
-my $linked = upgrade($copied, 'linked', 'link');
+my $linked = upgrade($copied, $bindir, 'linked', 'link');
 $after = extension_state($linked, 'app');
 is($after->{$_}, $state->{$_}, "link mode keeps $_") for sort keys %$state;
 is($linked->safe_psql('app', 'SHOW interactions_cron.export_dir'), $lake,

@@ -40,7 +40,8 @@ our @EXPORT = qw(
   wait_for_stalled_group
   read_s3rver_lake
   start_s3rver
-  extension_state);
+  extension_state
+  column_options_refused);
 
 # read_lake walks <export_dir>/exports (or <export_dir>/<under> with
 # under => 'exports/<tenant>', say, or the whole export directory with
@@ -339,6 +340,26 @@ sub read_s3rver_lake
 	return read_lake($mirror, %options);
 }
 
+# column_options_refused says why $new's PostgreSQL refuses the options
+# that $old's gives every new column, or returns undef when it takes them
+# (or there are none).  Then no dump of $old restores into $new, and no
+# pg_upgrade succeeds, whatever the database: in this Debian archive,
+# trixie's 17.12 gives each column a pg_attver option that sid's 18.6 does
+# not know.
+sub column_options_refused
+{
+	my ($old, $new) = @_;
+	my $options = $old->safe_psql('postgres', q{CREATE TABLE move_probe (a int);
+		SELECT coalesce(array_to_string(attoptions, ', '), '') FROM pg_attribute
+		WHERE attrelid = 'move_probe'::regclass AND attname = 'a';
+		DROP TABLE move_probe});
+	return undef if $options eq '';
+	my ($status, $stdout, $stderr) = $new->psql('postgres',
+		"BEGIN; CREATE TABLE move_probe (a int); ALTER TABLE move_probe ALTER COLUMN a SET ($options); ROLLBACK");
+	return $status == 0 ? undef
+	  : "the old PostgreSQL gives every column the options ($options), which the new one refuses: $stderr";
+}
+
 # extension_state returns {name => text} of the state of the extension in
 # $db that must survive a dump and restore, a pg_upgrade or a failover: the
 # rows of its tables (the metrics' totals too), job_runs_id_seq, its config tables and their filters,
@@ -358,9 +379,12 @@ sub extension_state
 		            FROM pg_extension e, unnest(e.extconfig, e.extcondition) u(cfg, cond)
 		            WHERE e.extname = 'interactions_cron' ORDER BY 1::text},
 		# A NULL ACL is the default one spelt out (pg_upgrade writes an
-		# ACL equal to the default one as NULL).
+		# ACL equal to the default one as NULL).  MAINTAIN (m, 17+) is
+		# left out: a move from 15 to 17 gives it to the owner; so are the
+		# tables' row types, members of a restored extension from 17 on.
 		acls => q{SELECT pg_describe_object(d.classid, d.objid, 0),
-		                 coalesce(coalesce(c.relacl, acldefault((CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))::text,
+		                 coalesce(regexp_replace(coalesce(c.relacl, acldefault((CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END)::"char", c.relowner))::text,
+		                                         'm(\*?)/', '\1/', 'g'),
 		                          coalesce(p.proacl, acldefault('f', p.proowner))::text,
 		                          coalesce(n.nspacl, acldefault('n', n.nspowner))::text, '-')
 		          FROM pg_depend d
@@ -368,6 +392,7 @@ sub extension_state
 		          LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
 		          LEFT JOIN pg_namespace n ON d.classid = 'pg_namespace'::regclass AND n.oid = d.objid
 		          WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+		            AND d.classid IN ('pg_class'::regclass, 'pg_proc'::regclass, 'pg_namespace'::regclass)
 		            AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'interactions_cron')
 		          ORDER BY 1},
 		schema_acl => q{SELECT coalesce(nspacl, acldefault('n', nspowner)) FROM pg_namespace WHERE nspname = 'interactions_cron'},
