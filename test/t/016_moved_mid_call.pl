@@ -84,6 +84,15 @@ sql($a, q{
 		RETURN true;
 	END $$;
 	ALTER TABLE interaction_history OWNER TO history_owner;
+	DO $$
+	DECLARE partition regclass;
+	BEGIN
+		-- The export refuses a partition of another owner than its table's.
+		FOR partition IN SELECT inhrelid::regclass FROM pg_inherits
+		                 WHERE inhparent = 'interaction_history'::regclass LOOP
+			EXECUTE format('ALTER TABLE %s OWNER TO history_owner', partition);
+		END LOOP;
+	END $$;
 	ALTER TABLE tenants OWNER TO history_owner;
 	ALTER TABLE interaction_history ENABLE ROW LEVEL SECURITY;
 	ALTER TABLE interaction_history FORCE ROW LEVEL SECURITY;
