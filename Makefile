@@ -14,17 +14,27 @@ OBJS = \
 	src/intent.o \
 	src/hive_path.o \
 	src/ndjson.o \
+	src/xml_response.o \
+	src/http_request.o \
+	src/sigv4.o \
 	src/s3_client.o \
 	src/s3_credentials.o \
+	src/aws_credentials_answer.o \
+	src/aws_web_identity.o \
+	src/aws_container_credentials.o \
+	src/aws_instance_metadata.o \
+	src/compression.o \
 	src/file_sink.o \
 	src/sink.o \
 	src/batch_receiver.o \
 	src/tenant_export.o \
+	src/tenant_queue.o \
 	src/outcome_message.o \
 	src/export_worker.o \
 	src/worker_pool.o \
 	src/export.o \
 	src/export_status.o \
+	src/metrics.o \
 	src/lake_sweep.o \
 	src/tenant_state.o \
 	src/run_history.o \
@@ -35,11 +45,11 @@ DATA = $(wildcard sql/install/$(EXTENSION)--*.sql)
 # PostgreSQL 15 loads libraries with RTLD_GLOBAL: only the entry points it
 # calls are exported (PGDLLEXPORT), so no other symbol can clash with
 # another extension's.
-PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server) \
+PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server) $(shell xml2-config --cflags) \
 	-D'PGDLLEXPORT=__attribute__((visibility("default")))'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-fvisibility=hidden
-SHLIB_LINK = -lz -lcurl
+SHLIB_LINK = -lz -lzstd -lcurl $(shell xml2-config --libs)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql
@@ -59,7 +69,7 @@ ISOLATION_TESTDB = interactions_cron_isolation
 $(OBJS): $(wildcard $(srcdir)/include/interactions_cron/*.h)
 
 # The optional HTTP shim needs libmicrohttpd and libpq headers, the extension
-# only the server headers, zlib and libcurl: `make shim` builds it, and `make`
+# only the server headers, zlib, libcurl and libxml2: `make shim` builds it, and `make`
 # and `make install` build and install it too when its headers are there.
 SHIM_HEADERS_PRESENT := $(shell printf '\043include <microhttpd.h>\n\043include <libpq-fe.h>\n' | \
 	$(CC) -E -I$(shell $(PG_CONFIG) --includedir) - >/dev/null 2>&1 && echo yes)

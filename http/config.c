@@ -130,14 +130,22 @@ ReadSecretFile(const char *path)
 
 /*
  * LoadSecret returns the secret from CRON_SECRET or CRON_SECRET_FILE (not
- * both), or NULL for development mode.
+ * both), or NULL for development mode, which only an unset secret means: a
+ * CRON_SECRET set but empty (an unfilled template, a missing substitution)
+ * stops the shim, as an empty CRON_SECRET_FILE does.
  */
 static char *
 LoadSecret(void)
 {
+	bool		secretSet = getenv("CRON_SECRET") != NULL;
 	char	   *secret = TakeFromEnvironment("CRON_SECRET");
 	const char *path = getenv("CRON_SECRET_FILE");
 
+	if (secretSet && secret == NULL)
+	{
+		ShimLog("CRON_SECRET is set but empty; unset it for development mode");
+		exit(2);
+	}
 	if (path == NULL || path[0] == '\0')
 		return secret;
 	if (secret != NULL)
@@ -160,12 +168,24 @@ LoadConfig(void)
 
 	config.cronSecret = LoadSecret();
 	config.cronSecretLength = config.cronSecret ? strlen(config.cronSecret) : 0;
+	config.metricsSecret = TakeFromEnvironment("METRICS_SECRET");
+	config.metricsSecretLength = config.metricsSecret ? strlen(config.metricsSecret) : 0;
+	config.metricsTimeoutMs = (int) IntegerFromEnvironment("METRICS_TIMEOUT_MS", 5000, 600000);
 	config.allowUnauthenticated = FlagFromEnvironment("ALLOW_UNAUTHENTICATED");
 	/* DATABASE_URL may carry a password, so it is scrubbed as well. */
 	config.databaseUrl = databaseUrl ? databaseUrl : "";
 	config.host = (host != NULL && host[0] != '\0') ? host : "127.0.0.1";
 	config.port = (uint16_t) IntegerFromEnvironment("PORT", 8787, 65535);
 	config.statementTimeoutMs = (int) IntegerFromEnvironment("STATEMENT_TIMEOUT_MS", 600000, 86400000);
+	config.maxRuntimeLimitMs = (int) IntegerFromEnvironment("MAX_RUNTIME_LIMIT_MS",
+															config.statementTimeoutMs / 2, 86400000);
+	/* A budget the statement timeout cuts short would end every drain in an error. */
+	if (config.maxRuntimeLimitMs >= config.statementTimeoutMs)
+	{
+		ShimLog("MAX_RUNTIME_LIMIT_MS (%d) must be less than STATEMENT_TIMEOUT_MS (%d)",
+				config.maxRuntimeLimitMs, config.statementTimeoutMs);
+		exit(2);
+	}
 	config.connectTimeoutMs = (int) IntegerFromEnvironment("CONNECT_TIMEOUT_MS", 10000, 600000);
 	config.headerTimeoutMs = (int) IntegerFromEnvironment("HEADER_TIMEOUT_MS", 10000, 600000);
 	config.maxConnections = (int) IntegerFromEnvironment("MAX_CONNECTIONS", 256, 10000);

@@ -140,23 +140,24 @@ LogAbandoned(WaitResult why, const char *what)
 }
 
 /*
- * Connect opens a connection with a statement timeout set, waiting at most
- * CONNECT_TIMEOUT_MS and no longer than the client stays.  On failure it
- * logs why (libpq's message names host and user, never the password) and
- * returns NULL; the client only hears "database unavailable".
+ * Connect opens a connection with a statement timeout set (and the extra
+ * server options given), waiting until deadlineMs and no longer than the
+ * client stays.  On failure it logs why (libpq's message names host and
+ * user, never the password) and returns NULL; the client only hears
+ * "database unavailable".
  */
 static PGconn *
-Connect(const ShimConfig *config, int statementTimeoutMs, int clientSocket)
+Connect(const ShimConfig *config, int statementTimeoutMs, const char *extraOptions,
+		long deadlineMs, int clientSocket)
 {
-	char		options[128];
+	char		options[256];
 	const char *keywords[] = {"dbname", "application_name", "options", NULL};
 	const char *values[] = {config->databaseUrl, "interactions-cron-http", options, NULL};
-	long		deadlineMs = MonotonicMs() + config->connectTimeoutMs;
 	PostgresPollingStatusType status = PGRES_POLLING_WRITING;
 	PGconn	   *connection;
 
-	snprintf(options, sizeof(options), "-c statement_timeout=%d -c client_connection_check_interval=%d",
-			 statementTimeoutMs, CLIENT_CHECK_INTERVAL_MS);
+	snprintf(options, sizeof(options), "-c statement_timeout=%d -c client_connection_check_interval=%d %s",
+			 statementTimeoutMs, CLIENT_CHECK_INTERVAL_MS, extraOptions);
 	/* expand_dbname: DATABASE_URL may be a URI or a conninfo string. */
 	connection = PQconnectStartParams(keywords, values, 1);
 	if (connection == NULL)
@@ -209,17 +210,25 @@ AwaitResult(PGconn *connection, int clientSocket, long deadlineMs)
 }
 
 /*
- * Execute runs one statement and returns its last result, as PQexec would,
- * or NULL with *why saying why it was given up.
+ * Execute runs one statement, with its one text parameter $1 unless that is
+ * NULL, and returns its last result, as PQexec would, or NULL with *why
+ * saying why it was given up.
  */
 static PGresult *
-Execute(PGconn *connection, const char *sql, int clientSocket, long deadlineMs, WaitResult *why)
+Execute(PGconn *connection, const char *sql, const char *parameter, int clientSocket,
+		long deadlineMs, WaitResult *why)
 {
 	PGresult   *result = NULL;
 	PGresult   *next;
+	int			sent;
 
 	*why = WAIT_READY;
-	if (PQsetnonblocking(connection, 1) != 0 || !PQsendQuery(connection, sql))
+	if (PQsetnonblocking(connection, 1) != 0)
+		return PQmakeEmptyPGresult(connection, PGRES_FATAL_ERROR);
+	sent = parameter != NULL
+		? PQsendQueryParams(connection, sql, 1, NULL, &parameter, NULL, NULL, 0)
+		: PQsendQuery(connection, sql);
+	if (!sent)
 		return PQmakeEmptyPGresult(connection, PGRES_FATAL_ERROR);
 	for (;;)
 	{
@@ -238,15 +247,16 @@ Execute(PGconn *connection, const char *sql, int clientSocket, long deadlineMs, 
 }
 
 /*
- * RunSqlJob runs one job function and answers 200 with its JSON, or 500
- * with the error PostgreSQL reported.  The server ends the statement at
- * the statement timeout; the shim waits CONNECT_TIMEOUT_MS longer for a
- * server that cannot even do that.
+ * RunSqlJob runs one job function (with its parameter, or NULL) and answers
+ * 200 with its JSON, or 500 with the error PostgreSQL reported.  The server
+ * ends the statement at the statement timeout; the shim waits
+ * CONNECT_TIMEOUT_MS longer for a server that cannot even do that.
  */
 JsonResponse
-RunSqlJob(const ShimConfig *config, const char *sql, int clientSocket)
+RunSqlJob(const ShimConfig *config, const char *sql, const char *parameter, int clientSocket)
 {
-	PGconn	   *connection = Connect(config, config->statementTimeoutMs, clientSocket);
+	PGconn	   *connection = Connect(config, config->statementTimeoutMs, "",
+									 MonotonicMs() + config->connectTimeoutMs, clientSocket);
 	PGresult   *result;
 	WaitResult	why;
 	JsonResponse response;
@@ -254,7 +264,7 @@ RunSqlJob(const ShimConfig *config, const char *sql, int clientSocket)
 	if (connection == NULL)
 		return ErrorResponse(500, "database unavailable", NULL);
 
-	result = Execute(connection, sql, clientSocket,
+	result = Execute(connection, sql, parameter, clientSocket,
 					 MonotonicMs() + config->statementTimeoutMs + config->connectTimeoutMs, &why);
 	if (result == NULL)
 	{
@@ -289,7 +299,8 @@ RunSqlJob(const ShimConfig *config, const char *sql, int clientSocket)
 static JsonResponse
 QueryDatabaseHealth(const ShimConfig *config)
 {
-	PGconn	   *connection = Connect(config, config->connectTimeoutMs, -1);
+	PGconn	   *connection = Connect(config, config->connectTimeoutMs, "",
+									 MonotonicMs() + config->connectTimeoutMs, -1);
 	PGresult   *result;
 	WaitResult	why;
 	JsonResponse response = {503, NULL};
@@ -300,7 +311,7 @@ QueryDatabaseHealth(const ShimConfig *config)
 	{
 		result = Execute(connection,
 						 "SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'interactions_cron'",
-						 -1, MonotonicMs() + config->connectTimeoutMs, &why);
+						 NULL, -1, MonotonicMs() + config->connectTimeoutMs, &why);
 		if (result == NULL)
 			LogAbandoned(why, "the health check was");
 		if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1)
@@ -342,4 +353,31 @@ CheckDatabaseHealth(const ShimConfig *config)
 	if (copy.body == NULL)
 		abort();
 	return copy;
+}
+
+/*
+ * QueryReadOnly runs one query in a read-only session, connecting and
+ * answering within timeoutMs in all: the server ends the
+ * statement then, and the shim stops waiting.  It returns the result (the
+ * caller checks its status and clears it), or NULL, logged, when the
+ * database could not be reached or did not answer in time.  A read-only
+ * transaction cannot run a job: every job writes.
+ */
+PGresult *
+QueryReadOnly(const ShimConfig *config, const char *sql, int timeoutMs)
+{
+	long		deadlineMs = MonotonicMs() + timeoutMs;
+	PGconn	   *connection = Connect(config, timeoutMs,
+									 "-c default_transaction_read_only=on",
+									 deadlineMs, -1);
+	PGresult   *result;
+	WaitResult	why;
+
+	if (connection == NULL)
+		return NULL;
+	result = Execute(connection, sql, NULL, -1, deadlineMs, &why);
+	if (result == NULL)
+		LogAbandoned(why, "the query was");
+	PQfinish(connection);
+	return result;
 }

@@ -5,7 +5,8 @@
  * Environment (see config.c and README.md's "HTTP shim"): CRON_SECRET or
  * CRON_SECRET_FILE (neither: development mode, endpoints open, loopback
  * only unless ALLOW_UNAUTHENTICATED=1), DATABASE_URL (libpq conninfo or
- * URI; else the PG* variables), HOST (127.0.0.1), PORT (8787),
+ * URI; else the PG* variables), METRICS_SECRET (unset: /metrics takes
+ * CRON_SECRET), METRICS_TIMEOUT_MS (5000), HOST (127.0.0.1), PORT (8787),
  * STATEMENT_TIMEOUT_MS (600000), CONNECT_TIMEOUT_MS (10000),
  * HEADER_TIMEOUT_MS (10000), MAX_CONNECTIONS (256),
  * MAX_CONNECTIONS_PER_CLIENT (16).
@@ -56,6 +57,7 @@ StartDaemon(ShimConfig *config, const struct sockaddr_storage *address)
 							(unsigned int) (config->headerTimeoutMs + 999) / 1000,
 							MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) CONNECTION_MEMORY_BYTES,
 							MHD_OPTION_CONNECTION_LIMIT, (unsigned int) config->maxConnections * 2,
+							MHD_OPTION_URI_LOG_CALLBACK, RequestArrived, NULL,
 							MHD_OPTION_NOTIFY_COMPLETED, RequestCompleted, NULL,
 							MHD_OPTION_NOTIFY_CONNECTION, NotifyConnection, NULL,
 							MHD_OPTION_END);

@@ -3,6 +3,7 @@
  *	  Routing, authentication and the per-request log line.
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,25 +14,42 @@
 typedef struct RequestState
 {
 	struct timespec started;
-	char	   *method;
-	char	   *path;
+	char	   *method;			/* NULL until the head has arrived */
+	char	   *path;			/* as the client sent it, %-escapes and all */
 	unsigned int status;
 } RequestState;
 
-/* One endpoint: its path, whether it needs the secret, and its work. */
+/* What an endpoint does. */
+typedef enum RouteKind
+{
+	ROUTE_JOB,					/* runs its SQL; needs the jobs' secret */
+	ROUTE_HEALTH,				/* no secret */
+	ROUTE_METRICS				/* needs the metrics' secret (see auth.c) */
+} RouteKind;
+
+/*
+ * One endpoint: its path, its kind, and a job's SQL without and with a time
+ * budget ($1, from ?max_runtime=).
+ */
 typedef struct Route
 {
 	const char *path;
-	bool		needsSecret;
-	const char *sql;			/* NULL: the health check */
+	RouteKind	kind;
+	const char *sql;
+	const char *sqlWithBudget;	/* NULL: takes no max_runtime */
 } Route;
 
 static const Route routes[] = {
-	{"/api/v1/cron/export-interactions", true,
-	"SELECT interactions_cron.export_interactions()::text"},
-	{"/api/v1/cron/cleanup", true, "SELECT interactions_cron.cleanup()::text"},
-	{"/healthz", false, NULL},
+	{"/api/v1/cron/export-interactions", ROUTE_JOB,
+		"SELECT interactions_cron.export_interactions()::text",
+	"SELECT interactions_cron.export_interactions(max_runtime => $1::pg_catalog.interval)::text"},
+	{"/api/v1/cron/cleanup", ROUTE_JOB, "SELECT interactions_cron.cleanup()::text", NULL},
+	{"/healthz", ROUTE_HEALTH, NULL, NULL},
+	{"/metrics", ROUTE_METRICS, NULL, NULL},
 };
+
+/* Room for "<up to 9 digits> seconds". */
+#define BUDGET_BYTES 32
 
 static atomic_int requestsInFlight;
 
@@ -72,20 +90,21 @@ StaticResponse(unsigned int status, const char *body)
 }
 
 /*
- * Respond queues a JSON response (taking ownership of its body), with an
- * Allow or WWW-Authenticate header when given.  A 413, and every answer
- * once the shim is stopping, closes the connection after it: an unread body
- * cannot be parsed as a next request, and a stopping shim serves no more.
+ * RespondWith queues a response (taking ownership of its body) of the
+ * given type, with an Allow or WWW-Authenticate header when given.  A 413,
+ * and every answer once the shim is stopping, closes the connection after
+ * it: an unread body cannot be parsed as a next request, and a stopping
+ * shim serves no more.
  */
 static enum MHD_Result
-Respond(struct MHD_Connection *connection, RequestState *state, JsonResponse answer,
-		const char *headerName, const char *headerValue)
+RespondWith(struct MHD_Connection *connection, RequestState *state, JsonResponse answer,
+			const char *contentType, const char *headerName, const char *headerValue)
 {
 	struct MHD_Response *response =
 		MHD_create_response_from_buffer(strlen(answer.body), answer.body, MHD_RESPMEM_MUST_FREE);
 	enum MHD_Result queued;
 
-	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, contentType);
 	MHD_add_response_header(response, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
 	if (headerName != NULL)
 		MHD_add_response_header(response, headerName, headerValue);
@@ -98,22 +117,64 @@ Respond(struct MHD_Connection *connection, RequestState *state, JsonResponse ans
 }
 
 /*
- * StartRequest records what the log line needs.
+ * Respond queues a JSON response (see RespondWith).
  */
-static RequestState *
-StartRequest(const char *method, const char *url)
+static enum MHD_Result
+Respond(struct MHD_Connection *connection, RequestState *state, JsonResponse answer,
+		const char *headerName, const char *headerValue)
+{
+	return RespondWith(connection, state, answer, "application/json", headerName, headerValue);
+}
+
+/*
+ * RespondMetrics queues the /metrics page, in OpenMetrics when the request's
+ * Accept header asks for it, else in Prometheus's text format.
+ */
+static enum MHD_Result
+RespondMetrics(const ShimConfig *config, struct MHD_Connection *connection, RequestState *state)
+{
+	bool		openMetrics = AcceptsOpenMetrics(MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+																			   MHD_HTTP_HEADER_ACCEPT));
+	JsonResponse page = {200, MetricsPage(config, openMetrics)};
+
+	return RespondWith(connection, state, page,
+					   openMetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+					   : "text/plain; version=0.0.4; charset=utf-8", NULL, NULL);
+}
+
+/*
+ * RequestArrived is libmicrohttpd's URI callback (MHD_OPTION_URI_LOG_CALLBACK),
+ * called with the request's target as the client sent it, before
+ * libmicrohttpd decodes its %-escapes (a %00 would cut the decoded path
+ * short): its path is what the request is routed by and logged as.
+ */
+void *
+RequestArrived(void *cls, const char *uri, struct MHD_Connection *connection)
 {
 	RequestState *state = calloc(1, sizeof(RequestState));
 
+	(void) cls;
+	(void) connection;
 	if (state == NULL)
 		abort();
+	state->path = strndup(uri, strcspn(uri, "?"));
+	if (state->path == NULL)
+		abort();
+	return state;
+}
+
+/*
+ * StartRequest records the method and start of a request whose head has
+ * arrived.
+ */
+static void
+StartRequest(RequestState *state, const char *method)
+{
 	clock_gettime(CLOCK_MONOTONIC, &state->started);
 	state->method = strdup(method);
-	state->path = strdup(url);
-	if (state->method == NULL || state->path == NULL)
+	if (state->method == NULL)
 		abort();
 	atomic_fetch_add(&requestsInFlight, 1);
-	return state;
 }
 
 /*
@@ -143,22 +204,81 @@ ClientSocket(struct MHD_Connection *connection)
 }
 
 /*
+ * RouteIsAuthorized says whether a request carries the secret its route
+ * needs, if any.
+ */
+static bool
+RouteIsAuthorized(const ShimConfig *config, const Route *route, struct MHD_Connection *connection)
+{
+	const char *authorization = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+															MHD_HTTP_HEADER_AUTHORIZATION);
+	const char *secretHeader = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Cron-Secret");
+
+	if (route->kind == ROUTE_HEALTH)
+		return true;
+	if (route->kind == ROUTE_METRICS)
+		return MetricsRequestIsAuthorized(config, authorization, secretHeader);
+	return RequestIsAuthorized(config, authorization, secretHeader);
+}
+
+/*
+ * ReadBudget turns ?max_runtime=<whole seconds> into the interval text
+ * "<n> seconds" in budget, and says whether it is one the shim allows: at
+ * most MAX_RUNTIME_LIMIT_MS, so that no caller holds a connection and a
+ * database session longer than the operator allows.
+ */
+static bool
+ReadBudget(const ShimConfig *config, const char *requested, char budget[BUDGET_BYTES])
+{
+	long		seconds;
+
+	if (requested[0] == '\0' || strlen(requested) > 9 ||
+		requested[strspn(requested, "0123456789")] != '\0')
+		return false;
+	seconds = strtol(requested, NULL, 10);
+	if (seconds * 1000 > config->maxRuntimeLimitMs)
+		return false;
+	snprintf(budget, BUDGET_BYTES, "%ld seconds", seconds);
+	return true;
+}
+
+/*
+ * BudgetRefused answers 400 to a max_runtime the route does not take or the
+ * shim does not allow, saying what it allows.
+ */
+static JsonResponse
+BudgetRefused(const ShimConfig *config, const Route *route)
+{
+	char		body[200];
+
+	if (route->sqlWithBudget == NULL)
+		return StaticResponse(400, "{\"ok\": false, \"error\": \"this endpoint takes no max_runtime\"}");
+	snprintf(body, sizeof(body),
+			 "{\"ok\": false, \"error\": \"max_runtime must be whole seconds from 0 to %d "
+			 "(MAX_RUNTIME_LIMIT_MS)\"}", config->maxRuntimeLimitMs / 1000);
+	return StaticResponse(400, body);
+}
+
+/*
  * Answer decides a request without a body: 503 while stopping, 400 for a
  * target that is not a path (libmicrohttpd 1.0 passes an empty one on,
  * 0.9 refused it itself), 404 for unknown paths, 405 for methods other than
- * GET, 401 without the secret, else the endpoint's JSON.
+ * GET, 401 without the secret the route needs, 400 for a max_runtime not
+ * allowed, else the endpoint's JSON, or the metrics.
  */
 static enum MHD_Result
 Answer(const ShimConfig *config, struct MHD_Connection *connection, RequestState *state,
-	   const char *url, const char *method)
+	   const char *method)
 {
-	const Route *route = FindRoute(url);
+	const Route *route = FindRoute(state->path);
+	const char *requestedBudget;
+	char		budget[BUDGET_BYTES];
 
 	if (ShimStopping())
 		return Respond(connection, state,
 					   StaticResponse(503, "{\"ok\": false, \"error\": \"shutting down\"}"),
 					   NULL, NULL);
-	if (url[0] != '/')
+	if (state->path[0] != '/')
 		return Respond(connection, state, StaticResponse(400, "{\"ok\": false, \"error\": \"bad request\"}"),
 					   NULL, NULL);
 	if (route == NULL)
@@ -168,17 +288,26 @@ Answer(const ShimConfig *config, struct MHD_Connection *connection, RequestState
 		return Respond(connection, state,
 					   StaticResponse(405, "{\"ok\": false, \"error\": \"method not allowed\"}"),
 					   MHD_HTTP_HEADER_ALLOW, MHD_HTTP_METHOD_GET);
-	if (route->needsSecret &&
-		!RequestIsAuthorized(config,
-							 MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-							 MHD_lookup_connection_value(connection, MHD_HEADER_KIND, "X-Cron-Secret")))
+	if (!RouteIsAuthorized(config, route, connection))
 		return Respond(connection, state,
-					   StaticResponse(401, "{\"ok\": false, \"error\": \"invalid or missing CRON_SECRET\"}"),
+					   StaticResponse(401, route->kind == ROUTE_METRICS ?
+									  "{\"ok\": false, \"error\": \"invalid or missing secret\"}" :
+									  "{\"ok\": false, \"error\": \"invalid or missing CRON_SECRET\"}"),
 					   MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
 
+	requestedBudget = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, "max_runtime");
+	if (requestedBudget != NULL &&
+		(route->sqlWithBudget == NULL || !ReadBudget(config, requestedBudget, budget)))
+		return Respond(connection, state, BudgetRefused(config, route), NULL, NULL);
+
+	if (route->kind == ROUTE_METRICS)
+		return RespondMetrics(config, connection, state);
+	if (route->kind == ROUTE_HEALTH)
+		return Respond(connection, state, CheckDatabaseHealth(config), NULL, NULL);
 	return Respond(connection, state,
-				   route->sql ? RunSqlJob(config, route->sql, ClientSocket(connection))
-				   : CheckDatabaseHealth(config),
+				   requestedBudget != NULL
+				   ? RunSqlJob(config, route->sqlWithBudget, budget, ClientSocket(connection))
+				   : RunSqlJob(config, route->sql, NULL, ClientSocket(connection)),
 				   NULL, NULL);
 }
 
@@ -198,12 +327,14 @@ HandleRequest(void *cls, struct MHD_Connection *connection, const char *url,
 	RequestState *state = *requestState;
 	enum MHD_Result queued;
 
+	(void) url;
 	(void) version;
 	(void) uploadData;
 	if (state == NULL)
+		return MHD_NO;			/* RequestArrived always made one */
+	if (state->method == NULL)
 	{
-		state = StartRequest(method, url);
-		*requestState = state;
+		StartRequest(state, method);
 		ConnectionRunning(connection);
 		if (!AnnouncesBody(connection))
 			return MHD_YES;
@@ -215,7 +346,7 @@ HandleRequest(void *cls, struct MHD_Connection *connection, const char *url,
 	else if (*uploadDataSize != 0 || state->status != 0)
 		return MHD_NO;			/* body bytes without a body announced: drop the connection */
 	else
-		queued = Answer(cls, connection, state, url, method);
+		queued = Answer(cls, connection, state, method);
 	ConnectionSending(connection);
 	return queued;
 }
@@ -238,6 +369,14 @@ RequestCompleted(void *cls, struct MHD_Connection *connection, void **requestSta
 	(void) code;
 	if (state == NULL)
 		return;
+	if (state->method == NULL)
+	{
+		/* Refused by libmicrohttpd before its head was complete: never reached a route. */
+		free(state->path);
+		free(state);
+		*requestState = NULL;
+		return;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &finished);
 	method = LogQuoted(state->method);
 	path = LogQuoted(state->path);

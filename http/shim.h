@@ -19,11 +19,15 @@ typedef struct ShimConfig
 {
 	const char *cronSecret;		/* NULL: development mode, endpoints open */
 	size_t		cronSecretLength;
+	const char *metricsSecret;	/* NULL: /metrics takes cronSecret */
+	size_t		metricsSecretLength;
+	int			metricsTimeoutMs;	/* bound of a /metrics answer */
 	bool		allowUnauthenticated;	/* development mode beyond loopback */
 	const char *databaseUrl;	/* libpq conninfo or URI; "" means the PG* variables */
 	const char *host;
 	uint16_t	port;
 	int			statementTimeoutMs;
+	int			maxRuntimeLimitMs;	/* the largest ?max_runtime= a caller may ask */
 	int			connectTimeoutMs;	/* bound of every database wait but a job's */
 	int			headerTimeoutMs;	/* absolute deadline of a request head */
 	int			maxConnections;
@@ -40,6 +44,8 @@ typedef struct JsonResponse
 /* auth.c */
 extern bool RequestIsAuthorized(const ShimConfig *config, const char *authorization,
 								const char *cronSecretHeader);
+extern bool MetricsRequestIsAuthorized(const ShimConfig *config, const char *authorization,
+									   const char *secretHeader);
 
 /* config.c */
 extern ShimConfig LoadConfig(void);
@@ -59,8 +65,10 @@ extern void StopServingRequests(void);
 extern bool ShimStopping(void);
 
 /* database.c */
-extern JsonResponse RunSqlJob(const ShimConfig *config, const char *sql, int clientSocket);
+extern JsonResponse RunSqlJob(const ShimConfig *config, const char *sql, const char *parameter,
+							  int clientSocket);
 extern JsonResponse CheckDatabaseHealth(const ShimConfig *config);
+extern struct pg_result *QueryReadOnly(const ShimConfig *config, const char *sql, int timeoutMs);
 
 /* log.c */
 extern char *LogQuoted(const char *text);
@@ -68,7 +76,12 @@ extern void ShimLogV(const char *format, va_list arguments) __attribute__((forma
 extern void ShimLog(const char *format,...) __attribute__((format(printf, 1, 2)));
 extern void LogFromMhd(void *cls, const char *format, va_list arguments);
 
+/* metrics.c */
+extern char *MetricsPage(const ShimConfig *config, bool openMetrics);
+extern bool AcceptsOpenMetrics(const char *accept);
+
 /* routes.c */
+extern void *RequestArrived(void *cls, const char *uri, struct MHD_Connection *connection);
 extern enum MHD_Result HandleRequest(void *cls, struct MHD_Connection *connection,
 									 const char *url, const char *method,
 									 const char *version, const char *uploadData,

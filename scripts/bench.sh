@@ -6,7 +6,8 @@
 #   (a) COPY (SELECT ... ORDER BY ... LIMIT n) TO 'file', text format, per tenant
 #   (b) COPY (SELECT row_to_json(...) ...) TO 'file', per tenant
 #   a Node.js exporter doing the same job with npm pg (bench/node-peer)
-# then the sinks (local, gzip, S3 on s3rver), the private memory (RssAnon) of
+# then the sinks (local, zstd, gzip at its default and at 6, S3 on s3rver)
+# with time and compression ratios, the private memory (RssAnon) of
 # every export worker and of the calling backend through a 1,000,000-row
 # batch, and the cost of idle tenants in a run over 10,000 active tenants.
 # Prints times, rows/s and ratios with their targets; it asserts nothing about
@@ -217,7 +218,7 @@ awk -v rows="$total_rows" -v rounds="$REPEAT" -v o="$ours_ms" -v o1="$ours1_ms" 
     printf "%-40s %10.2f   %-36s %s\n", "Node peer / export", p / o, ">= 4.50 (export at least 4.5x faster)", (p / o >= 4.5 ? "yes" : "no")
 }'
 
-log "sinks: local files vs gzip vs S3 (s3rver on 127.0.0.1), same rows"
+log "sinks: local files vs zstd vs gzip vs S3 (s3rver on 127.0.0.1), same rows"
 if [ ! -x "$REPO_ROOT/test/s3/node_modules/.bin/s3rver" ]; then
     (cd "$REPO_ROOT/test/s3" && npm ci --no-audit --no-fund --loglevel=error)
 fi
@@ -238,17 +239,28 @@ S3_SETTINGS="SET interactions_cron.storage = 's3'; SET interactions_cron.s3_buck
   SET interactions_cron.s3_credentials_file = '$CLUSTER_DIR/aws-credentials';"
 reset_export; local_ms=$(time_ms "$EXPORT_SQL")
 local_bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
+# Each codec at its default level (interactions_cron.compression_level = 0),
+# and gzip at zlib's own default, 6, for comparison.
+reset_export; zstd_ms=$(time_ms "SET interactions_cron.compression = 'zstd'; $EXPORT_SQL")
+zstd_bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
 reset_export; gzip_ms=$(time_ms "SET interactions_cron.compression = 'gzip'; $EXPORT_SQL")
 gzip_bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
+reset_export; gzip6_ms=$(time_ms "SET interactions_cron.compression = 'gzip'; SET interactions_cron.compression_level = 6; $EXPORT_SQL")
+gzip6_bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
 reset_export; s3_ms=$(time_ms "$S3_SETTINGS $EXPORT_SQL")
 s3_objects=$(find "$CLUSTER_DIR/s3rver" -name '*._S3rver_object' | wc -l)
 [ "$s3_objects" -ge "$TENANTS" ] || die "S3 export stored $s3_objects objects"
-awk -v rows="$total_rows" -v l="$local_ms" -v g="$gzip_ms" -v s="$s3_ms" -v lb="$local_bytes" -v gb="$gzip_bytes" 'BEGIN {
-    if (l < 1) l = 1; if (g < 1) g = 1; if (s < 1) s = 1
-    printf "\n%-40s %10s %14s %10s %14s\n", "sink", "ms", "rows/s", "ratio", "bytes"
-    printf "%-40s %10d %14d %10s %14d\n", "local files", l, rows / (l / 1000), "1.00", lb
-    printf "%-40s %10d %14d %10.2f %14d\n", "local files, gzip", g, rows / (g / 1000), g / l, gb
-    printf "%-40s %10d %14d %10.2f %14s\n", "S3 (s3rver on loopback)", s, rows / (s / 1000), s / l, "-"
+awk -v rows="$total_rows" -v l="$local_ms" -v z="$zstd_ms" -v g="$gzip_ms" -v g6="$gzip6_ms" -v s="$s3_ms" \
+    -v lb="$local_bytes" -v zb="$zstd_bytes" -v gb="$gzip_bytes" -v g6b="$gzip6_bytes" 'BEGIN {
+    if (l < 1) l = 1; if (z < 1) z = 1; if (g < 1) g = 1; if (g6 < 1) g6 = 1; if (s < 1) s = 1
+    printf "\n%-34s %8s %12s %10s %13s %12s   %-28s %s\n", "sink", "ms", "rows/s", "time ratio", "bytes", "compression", "target", "met"
+    printf "%-34s %8d %12d %10s %13d %12s\n", "local files", l, rows / (l / 1000), "1.00", lb, "1.0x"
+    printf "%-34s %8d %12d %10.2f %13d %11.1fx   %-28s %s\n", "local files, zstd (default level)", z, rows / (z / 1000), z / l, zb, lb / zb,
+        "time <= 1.25, size <= gzip 6", (z / l <= 1.25 && zb <= g6b ? "yes" : "no")
+    printf "%-34s %8d %12d %10.2f %13d %11.1fx   %-28s %s\n", "local files, gzip (default level)", g, rows / (g / 1000), g / l, gb, lb / gb,
+        "time <= 1.6", (g / l <= 1.6 ? "yes" : "no")
+    printf "%-34s %8d %12d %10.2f %13d %11.1fx\n", "local files, gzip level 6 (zlib)", g6, rows / (g6 / 1000), g6 / l, g6b, lb / g6b
+    printf "%-34s %8d %12d %10.2f %13s\n", "S3 (s3rver on loopback)", s, rows / (s / 1000), s / l, "-"
 }'
 kill "$s3rver_pid" 2>/dev/null || true
 

@@ -6,14 +6,14 @@
 #   scripts/lib/chroot.sh makes once and reuses.  On a fresh Debian machine,
 #   as root, it installs what is missing first.
 #   Usage: [PG_VERSIONS="15 17 18"] scripts/test.sh [suite ...]
-#   (suites: symbols regress isolation tap pgtap disk_full duckdb s3 http pg_cron package;
+#   (suites: symbols regress isolation tap pgtap disk_full duckdb s3 http metrics pg_cron package;
 #   default: all; package, last, installs the built Debian packages over `make install`'s files)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/chroot.sh"
 
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(symbols regress isolation tap pgtap disk_full duckdb s3 http pg_cron package)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(symbols regress isolation tap pgtap disk_full duckdb s3 http metrics pg_cron package)
 passed=0
 failed=0
 failed_names=()
@@ -87,8 +87,12 @@ run_http() {
     bash "$REPO_ROOT/test/http_shim.sh"
 }
 
+run_metrics() {
+    bash "$REPO_ROOT/test/metrics.sh"
+}
+
 run_s3() {
-    bash "$REPO_ROOT/test/s3_sink.sh"
+    bash "$REPO_ROOT/test/s3_sink.sh" && bash "$REPO_ROOT/test/s3_credentials.sh"
 }
 
 run_package() {

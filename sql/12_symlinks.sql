@@ -7,9 +7,12 @@ INSERT INTO tenants (id, name) VALUES ('acme', 'Acme'), ('beta', 'Beta');
 INSERT INTO interaction_history (id, tenant_id, created_at)
 VALUES (1, 'acme', '2026-03-30 10:00:00+00'), (2, 'beta', '2026-03-30 10:00:00+00');
 
+-- The helpers are in a schema of their own: the jobs refuse a session with
+-- temporary objects (see 19_hostile_owners).
+CREATE SCHEMA regress_local;
 -- sh runs a shell command as the server's OS user, in export_dir (made
 -- first, mode 0700, when the server's default one does not exist yet).
-CREATE FUNCTION pg_temp.sh(command text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION regress_local.sh(command text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L',
                    format('mkdir -p -m 700 %s && cd %s && %s',
@@ -17,41 +20,41 @@ BEGIN
 END
 $$;
 -- outside lists what is in the directory the links point to (next to export_dir).
-CREATE FUNCTION pg_temp.outside() RETURNS SETOF text LANGUAGE sql AS $$
+CREATE FUNCTION regress_local.outside() RETURNS SETOF text LANGUAGE sql AS $$
     SELECT f FROM pg_ls_dir(test_helpers.export_dir() || '/../exports_outside') f ORDER BY f
 $$;
-SELECT pg_temp.sh('rm -rf ../exports_outside && mkdir ../exports_outside && echo keep > ../exports_outside/victim.txt');
+SELECT regress_local.sh('rm -rf ../exports_outside && mkdir ../exports_outside && echo keep > ../exports_outside/victim.txt');
 
 -- A link at a tenant's directory: that tenant fails, the other one is exported.
-SELECT pg_temp.sh('mkdir -p exports && ln -s ../exports_outside exports/acme');
+SELECT regress_local.sh('mkdir -p exports && ln -s ../exports_outside exports/acme');
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
-SELECT * FROM pg_temp.outside();
+SELECT * FROM regress_local.outside();
 SELECT status FROM interactions_cron.export_checkpoints WHERE tenant_id = 'acme';
-SELECT pg_temp.sh('rm exports/acme');
+SELECT regress_local.sh('rm exports/acme');
 
 -- A link at a day's directory.  (Each case brings a row of its own, so that
 -- it stands alone: code that followed the previous link exported the rows.)
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (11, 'acme', '2026-03-30 10:01:00+00');
-SELECT pg_temp.sh('mkdir -p exports/acme/interaction_history/year=2026/month=03 && ln -s ../../../../../../exports_outside exports/acme/interaction_history/year=2026/month=03/day=30');
+SELECT regress_local.sh('mkdir -p exports/acme/interaction_history/year=2026/month=03 && ln -s ../../../../../../exports_outside exports/acme/interaction_history/year=2026/month=03/day=30');
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
-SELECT * FROM pg_temp.outside();
-SELECT pg_temp.sh('rm exports/acme/interaction_history/year=2026/month=03/day=30');
+SELECT * FROM regress_local.outside();
+SELECT regress_local.sh('rm exports/acme/interaction_history/year=2026/month=03/day=30');
 
 -- A link at the tenant's spool directory: following it would empty the
 -- directory it points to.
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (12, 'acme', '2026-03-30 10:02:00+00');
-SELECT pg_temp.sh(format('rm -rf .spool/%1$s/acme && mkdir -p .spool/%1$s && ln -s ../../../exports_outside .spool/%1$s/acme',
+SELECT regress_local.sh(format('rm -rf .spool/%1$s/acme && mkdir -p .spool/%1$s && ln -s ../../../exports_outside .spool/%1$s/acme',
                          current_database()));
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
-SELECT * FROM pg_temp.outside();
-SELECT pg_temp.sh(format('rm .spool/%s/acme', current_database()));
+SELECT * FROM regress_local.outside();
+SELECT regress_local.sh(format('rm .spool/%s/acme', current_database()));
 
 -- And at the spool itself.
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (13, 'acme', '2026-03-30 10:03:00+00');
-SELECT pg_temp.sh('mv .spool .spool.real && ln -s ../exports_outside .spool');
+SELECT regress_local.sh('mv .spool .spool.real && ln -s ../exports_outside .spool');
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
-SELECT * FROM pg_temp.outside();
-SELECT pg_temp.sh('rm .spool && mv .spool.real .spool');
+SELECT * FROM regress_local.outside();
+SELECT regress_local.sh('rm .spool && mv .spool.real .spool');
 
 -- Without the links the tenant is exported where it belongs.
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
@@ -60,13 +63,14 @@ SELECT * FROM test_helpers.export_files() ORDER BY 1;
 -- An export_dir that the group or others may write to is refused at once,
 -- before any tenant; a dry run writes nothing and is not refused.
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (3, 'acme', '2026-03-30 11:00:00+00');
-SELECT pg_temp.sh('chmod 0777 .');
+SELECT regress_local.sh('chmod 0777 .');
 SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
-SELECT pg_temp.sh('chmod 0775 .');
+SELECT regress_local.sh('chmod 0775 .');
 SELECT test_helpers.error_of('SELECT interactions_cron.export_interactions()');
 SELECT tenant_id, exported FROM test_helpers.outcomes(interactions_cron.export_interactions(dry_run => true));
-SELECT pg_temp.sh('chmod 0755 .');
+SELECT regress_local.sh('chmod 0755 .');
 SELECT count(*) AS files_after_refusals FROM test_helpers.export_files();
 SELECT tenant_id, exported, error FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
 
-SELECT pg_temp.sh('rm -rf ../exports_outside');
+SELECT regress_local.sh('rm -rf ../exports_outside');
+DROP SCHEMA regress_local CASCADE;

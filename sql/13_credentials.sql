@@ -1,4 +1,5 @@
--- S3 credentials are accepted only from the server's configuration files
+-- S3 credentials (and the container authorization token, a secret of the
+-- same kind) are accepted only from the server's configuration files
 -- (postgresql.conf, ALTER SYSTEM): every statement that would leave them
 -- where other roles can read them is refused, and no other role can read
 -- them through a setting, a view or a catalog.
@@ -8,7 +9,8 @@ CREATE ROLE regress_ic_settings_reader IN ROLE pg_read_all_settings;
 GRANT USAGE ON SCHEMA test_helpers TO regress_ic_reader, regress_ic_settings_reader;
 
 SELECT setting, statement, test_helpers.error_of(format(template, setting, current_database())) AS error
-FROM unnest(ARRAY['interactions_cron.s3_access_key_id', 'interactions_cron.s3_secret_access_key']) setting,
+FROM unnest(ARRAY['interactions_cron.s3_access_key_id', 'interactions_cron.s3_secret_access_key',
+                  'interactions_cron.s3_container_authorization_token']) setting,
      (VALUES ('ALTER DATABASE', 'ALTER DATABASE %2$I SET %1$s = ''AKIAEXAMPLE'''),
              ('ALTER ROLE', 'ALTER ROLE regress_ic_reader SET %1$s = ''AKIAEXAMPLE'''),
              ('ALTER ROLE IN DATABASE', 'ALTER ROLE regress_ic_reader IN DATABASE %2$I SET %1$s = ''AKIAEXAMPLE'''),
@@ -31,10 +33,14 @@ RESET interactions_cron.s3_secret_access_key;
 SET ROLE regress_ic_reader;
 SELECT test_helpers.error_of('SHOW interactions_cron.s3_secret_access_key');
 SELECT test_helpers.error_of($$SELECT current_setting('interactions_cron.s3_secret_access_key')$$);
-SELECT count(*) AS listed_in_pg_settings FROM pg_settings WHERE name LIKE 'interactions_cron.s3_%_key%';
+SELECT count(*) AS listed_in_pg_settings FROM pg_settings
+WHERE name IN ('interactions_cron.s3_access_key_id', 'interactions_cron.s3_secret_access_key',
+               'interactions_cron.s3_container_authorization_token');
 SELECT test_helpers.error_of('SELECT count(*) FROM pg_file_settings');
 SET ROLE regress_ic_settings_reader;
-SELECT count(*) AS listed_in_pg_settings FROM pg_settings WHERE name LIKE 'interactions_cron.s3_%_key%';
+SELECT count(*) AS listed_in_pg_settings FROM pg_settings
+WHERE name IN ('interactions_cron.s3_access_key_id', 'interactions_cron.s3_secret_access_key',
+               'interactions_cron.s3_container_authorization_token');
 SELECT test_helpers.error_of('SELECT count(*) FROM pg_file_settings');
 RESET ROLE;
 

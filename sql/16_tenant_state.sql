@@ -38,13 +38,16 @@ SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(jsonb
     interactions_cron.tenant_state('acme'), '{intent}',
     '{"token": "t", "storage": "local", "local_root": "/elsewhere", "files": [], "temporary_files": [], "row_count": 0}'))$$);
 SELECT count(*) AS intents FROM interactions_cron.export_intents;
--- An intent whose files leave the tenant's directory is refused when
--- adopted, not only when the next export would undo it.
+-- An intent whose files leave the tenant's directory, or name a directory
+-- ('.' segment: every later export of the tenant would fail to remove it),
+-- is refused when adopted, not only when the next export would undo it.
 SELECT test_helpers.error_of(format($$SELECT interactions_cron.adopt_tenant_state(jsonb_set(
     interactions_cron.tenant_state('acme'), '{intent}', %L::jsonb))$$,
     jsonb_build_object('token', 't', 'storage', 'local', 'local_root', test_helpers.export_dir(),
-                       'files', ARRAY['exports/acme/interaction_history/../../beta/interaction_history/x.json'],
-                       'temporary_files', ARRAY[]::text[], 'row_count', 0, 'created_at', now())));
+                       'files', ARRAY[path],
+                       'temporary_files', ARRAY[]::text[], 'row_count', 0, 'created_at', now())))
+FROM unnest(ARRAY['exports/acme/interaction_history/../../beta/interaction_history/x.json',
+                  'exports/acme/interaction_history/year=2026/month=03/day=06/.']) path;
 SELECT count(*) AS intents FROM interactions_cron.export_intents;
 
 -- Releasing hands the state over: refused while the tenant is exported here;

@@ -10,13 +10,16 @@ INSERT INTO interaction_history (id, tenant_id, created_at) VALUES
     (1, 'acme', '2026-03-30 10:00:00+00'), (2, 'acme', '2026-03-30 11:00:00+00'),
     (3, 'acme', '2026-03-30 12:00:00+00');
 
+-- The helpers are in a schema of their own: the jobs refuse a session with
+-- temporary objects (see 19_hostile_owners).
+CREATE SCHEMA regress_local;
 -- export_in_ones exports the three rows in batches of one, from scratch.
-CREATE FUNCTION pg_temp.export_in_ones() RETURNS bigint LANGUAGE sql AS $$
+CREATE FUNCTION regress_local.export_in_ones() RETURNS bigint LANGUAGE sql AS $$
     SELECT sum((interactions_cron.export_interactions(batch_size => 1)->>'totalExported')::bigint)
     FROM generate_series(1, 3) g
 $$;
 -- plant writes a file of one line under a name of the tenant's day.
-CREATE FUNCTION pg_temp.plant(name text) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION regress_local.plant(name text) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE format('COPY (SELECT WHERE false) TO PROGRAM %L',
                    format('echo ''{"id": 0}'' > %s/exports/acme/interaction_history/year=2026/month=03/day=30/%s',
@@ -24,7 +27,7 @@ BEGIN
 END
 $$;
 -- copies counts, per row of the table, the lines holding it.
-CREATE FUNCTION pg_temp.copies() RETURNS TABLE (id bigint, copies bigint) LANGUAGE sql AS $$
+CREATE FUNCTION regress_local.copies() RETURNS TABLE (id bigint, copies bigint) LANGUAGE sql AS $$
     SELECT h.id, count(r.doc) FROM public.interaction_history h
     LEFT JOIN test_helpers.exported_rows() r ON (r.doc->>'id')::bigint = h.id
     GROUP BY h.id ORDER BY h.id
@@ -32,11 +35,11 @@ $$;
 
 -- A checkpoint of no recorded history (a reinstall, or 1.0's) sweeps
 -- nothing: another database may share the lake, so row 3 is in two files.
-SELECT pg_temp.export_in_ones() AS exported;
+SELECT regress_local.export_in_ones() AS exported;
 UPDATE interactions_cron.export_checkpoints
 SET last_created_at = '2026-03-30 10:00:00+00', last_id = '1', lake_epoch = NULL;
 SELECT r->'totalExported' AS replayed FROM interactions_cron.export_interactions(batch_size => 2) r;
-SELECT * FROM pg_temp.copies();
+SELECT * FROM regress_local.copies();
 SELECT lake_epoch IS NOT NULL AS history_recorded FROM interactions_cron.export_checkpoints;
 
 -- Another recorded history (a promoted standby, a restore): the first claim
@@ -44,13 +47,14 @@ SELECT lake_epoch IS NOT NULL AS history_recorded FROM interactions_cron.export_
 -- checkpoint, and keeps the files it cannot judge.
 SELECT test_helpers.remove_exports();
 UPDATE interactions_cron.export_checkpoints SET last_created_at = '-infinity', last_id = NULL;
-SELECT pg_temp.export_in_ones() AS exported;
-SELECT pg_temp.plant('batch-2026-03-30T13-00-00-000000Z-99.json');    -- row 99: not in the table
-SELECT pg_temp.plant('batch-2026-03-30T12-30-00-000000Z-x.json.json'); -- id "x.json": no bigint
+SELECT regress_local.export_in_ones() AS exported;
+SELECT regress_local.plant('batch-2026-03-30T13-00-00-000000Z-99.json');    -- row 99: not in the table
+SELECT regress_local.plant('batch-2026-03-30T12-30-00-000000Z-x.json.json'); -- id "x.json": no bigint
 UPDATE interactions_cron.export_checkpoints
 SET last_created_at = '2026-03-30 10:00:00+00', last_id = '1', lake_epoch = 'another/1';
 SELECT r->'totalExported' AS replayed FROM interactions_cron.export_interactions(batch_size => 2) r;
 SELECT regexp_replace(f, '.*/', '') AS file FROM test_helpers.export_files() f;
-SELECT * FROM pg_temp.copies();
+SELECT * FROM regress_local.copies();
 SELECT lake_epoch <> 'another/1' AS history_now_this_one FROM interactions_cron.export_checkpoints;
 SELECT test_helpers.reset_all();
+DROP SCHEMA regress_local CASCADE;

@@ -38,7 +38,7 @@ StartFile(BatchReceiver *receiver, TimestampTz createdAt, const char *id)
 
 	file->relativePath = psprintf("%s/%s",
 								  BatchDirectory(receiver->escapedTenantId, createdAt),
-								  BatchFileName(createdAt, id, receiver->sink->gzip));
+								  BatchFileName(createdAt, id, receiver->sink->compression));
 	file->spoolDirectory = receiver->spoolDirectory;
 	receiver->files = lappend(receiver->files, file);
 	receiver->openFile = file;

@@ -15,17 +15,29 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/skey.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/checkpoint.h"
 #include "interactions_cron/intent.h"
 #include "interactions_cron/ndjson.h"
+#include "interactions_cron/pg_compat.h"
 #include "interactions_cron/preconditions.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/run_history.h"
@@ -47,6 +59,9 @@ static SPIPlanPtr resetPlan = NULL;
 	"SELECT last_created_at, last_id, lake_epoch FROM interactions_cron.export_checkpoints" \
 	" WHERE tenant_id = $1"
 #define CLAIM_SQL READ_SQL " FOR UPDATE"
+#define CREATE_SQL \
+	"INSERT INTO interactions_cron.export_checkpoints (tenant_id)" \
+	" VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING"
 
 /*
  * PositionOfResult returns the position in the single row SPI returned, or
@@ -117,24 +132,78 @@ CheckpointRead(const char *tenantId)
 }
 
 /*
+ * CheckpointRowBeingCreated says whether another transaction is inserting
+ * the tenant's checkpoint row and has not committed yet: a probe of the
+ * primary key with a dirty snapshot, which sees such a row (an insert into
+ * a unique index would wait for that transaction).
+ */
+static bool
+CheckpointRowBeingCreated(const char *tenantId)
+{
+	Oid			relid = get_relname_relid("export_checkpoints",
+										  get_namespace_oid("interactions_cron", false));
+	Relation	checkpoints = table_open(relid, AccessShareLock);
+	Relation	primaryKey = index_open(PrimaryKeyIndex(checkpoints), AccessShareLock);
+	SnapshotData dirty;
+	ScanKeyData key;
+	IndexScanDesc scan;
+	TupleTableSlot *slot = table_slot_create(checkpoints, NULL);
+	bool		found;
+
+	InitDirtySnapshot(dirty);
+	ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+						   primaryKey->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(tenantId));
+	scan = IndexBeginScan(checkpoints, primaryKey, &dirty, 1, 0);
+	index_rescan(scan, &key, 1, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, slot);
+	index_endscan(scan);
+	ExecDropSingleTupleTableSlot(slot);
+	index_close(primaryKey, AccessShareLock);
+	table_close(checkpoints, AccessShareLock);
+	return found;
+}
+
+/*
+ * ClaimWithoutWaiting is CheckpointClaim for the exports, which skip a
+ * tenant another transaction holds.  It locks the row first (SKIP LOCKED
+ * passes over a row another transaction has locked or updated, such as a
+ * reset_checkpoint not yet committed or rolled back); only when there is no
+ * row, and none being inserted, does it create one.
+ */
+static bool
+ClaimWithoutWaiting(const char *tenantId, CheckpointPosition *position)
+{
+	uint64		claimed = RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId,
+													SPI_OK_SELECT, "claim the tenant");
+
+	if (claimed == 0 && !CheckpointRowBeingCreated(tenantId))
+	{
+		SPI_freetuptable(SPI_tuptable);
+		(void) RunTenantStatementAsOwner(&createPlan, CREATE_SQL, tenantId, SPI_OK_INSERT,
+										 "create the export checkpoint");
+		claimed = RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId,
+											SPI_OK_SELECT, "claim the tenant");
+	}
+	*position = PositionOfResult(claimed);
+	return claimed == 1;
+}
+
+/*
  * CheckpointClaim locks the tenant's checkpoint row until the end of the
  * transaction and returns its position.  Without wait it returns false at
- * once when another transaction holds the row.
+ * once when another transaction holds the row (see ClaimWithoutWaiting).
  */
 bool
 CheckpointClaim(const char *tenantId, bool wait, CheckpointPosition *position)
 {
 	uint64		claimed;
 
-	(void) RunTenantStatementAsOwner(&createPlan,
-									 "INSERT INTO interactions_cron.export_checkpoints (tenant_id)"
-									 " VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
-									 tenantId, SPI_OK_INSERT, "create the export checkpoint");
-	claimed = wait
-		? RunTenantStatementAsOwner(&claimWaitingPlan, CLAIM_SQL, tenantId, SPI_OK_SELECT,
-									"claim the tenant")
-		: RunTenantStatementAsOwner(&claimPlan, CLAIM_SQL " SKIP LOCKED", tenantId, SPI_OK_SELECT,
-									"claim the tenant");
+	if (!wait)
+		return ClaimWithoutWaiting(tenantId, position);
+	(void) RunTenantStatementAsOwner(&createPlan, CREATE_SQL, tenantId, SPI_OK_INSERT,
+									 "create the export checkpoint");
+	claimed = RunTenantStatementAsOwner(&claimWaitingPlan, CLAIM_SQL, tenantId, SPI_OK_SELECT,
+										"claim the tenant");
 	*position = PositionOfResult(claimed);
 	return claimed == 1;
 }

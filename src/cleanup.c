@@ -6,10 +6,12 @@
  * Deletes run leaf table by leaf table in statements of at most
  * interactions_cron.cleanup_batch_size rows, found through an index on the
  * retention column and deleted by ctid, so no statement's work grows with the
- * backlog.  Each leaf's deletes run as its owner in a security-restricted
+ * backlog.  Each leaf's deletes run as the configured table's owner, who owns
+ * every leaf (see RefuseMembersOfOtherOwners), in a security-restricted
  * operation, for callers that may select and delete on the configured table
- * themselves: a trigger on a platform table is its owner's code, and never
- * runs with the rights of cleanup()'s caller, often a superuser.  Everything
+ * themselves: a trigger on a platform table, a clone of the table's on a
+ * leaf too, is its owner's code, and never runs with the rights of
+ * cleanup()'s caller, often a superuser.  Everything
  * commits together: a real failure raises an error and deletes nothing.  A
  * second cleanup while one is running returns at once with status "skipped".
  */
@@ -47,9 +49,8 @@ typedef struct CleanupCounts
 } CleanupCounts;
 
 /*
- * LeafRelations returns a table's leaf partitions (each with its own owner),
- * or the table itself when it is not partitioned (pg_partition_tree() then
- * returns no rows).
+ * LeafRelations returns a table's leaf partitions, or the table itself when
+ * it is not partitioned (pg_partition_tree() then returns no rows).
  */
 static List *
 LeafRelations(const ConfiguredTable *table)
@@ -58,13 +59,13 @@ LeafRelations(const ConfiguredTable *table)
 	Oid			argumentTypes[1] = {REGCLASSOID};
 	Datum		values[1] = {ObjectIdGetDatum(table->relid)};
 	List	   *leaves = NIL;
-	int			code = SPI_execute_with_args("SELECT c.oid, c.relowner,"
+	int			code = SPI_execute_with_args("SELECT c.oid,"
 											 "       pg_catalog.quote_ident(n.nspname) || '.' ||"
 											 "       pg_catalog.quote_ident(c.relname)"
 											 " FROM pg_catalog.pg_partition_tree($1) t"
 											 " JOIN pg_catalog.pg_class c ON c.oid = t.relid"
 											 " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-											 " WHERE t.isleaf ORDER BY 3",
+											 " WHERE t.isleaf ORDER BY 2",
 											 1, argumentTypes, values, NULL, true, 0);
 
 	if (code != SPI_OK_SELECT)
@@ -79,8 +80,8 @@ LeafRelations(const ConfiguredTable *table)
 		bool		isNull;
 
 		leaf->relid = DatumGetObjectId(SPI_getbinval(tuple, tupleDesc, 1, &isNull));
-		leaf->owner = DatumGetObjectId(SPI_getbinval(tuple, tupleDesc, 2, &isNull));
-		leaf->quotedName = SPI_getvalue(tuple, tupleDesc, 3);
+		leaf->owner = table->owner;
+		leaf->quotedName = SPI_getvalue(tuple, tupleDesc, 2);
 		leaves = lappend(leaves, leaf);
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -137,9 +138,9 @@ DeleteFromLeaf(void *argument)
 
 /*
  * DeleteInBatches deletes the rows of every leaf of table matching condition
- * (which may use $1, of type conditionType) in bounded statements, each leaf
- * as its owner (see RunAsRole): a trigger on it runs with its owner's rights,
- * not with those of cleanup()'s caller, often a superuser.  It returns how
+ * (which may use $1, of type conditionType) in bounded statements, as the
+ * table's owner (see RunAsRole): a trigger on it runs with its owner's
+ * rights, not with those of cleanup()'s caller, often a superuser.  It returns how
  * many rows it deleted.
  */
 static int64

@@ -13,10 +13,12 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/int.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/ndjson.h"
@@ -56,7 +58,21 @@ RequireReadCommitted(void)
 }
 
 /*
- * AppendTenantJson appends one tenant's entry of the result.
+ * CaughtUp says whether the tenant's rows up to the watermark are all
+ * exported: it had none waiting, or its last batch was not full and ended
+ * well.
+ */
+static bool
+CaughtUp(const TenantToExport *tenant, const TenantOutcome *outcome)
+{
+	return !tenant->hasPendingRows ||
+		(outcome->batchesReported > 0 && outcome->error == NULL && !outcome->skipped &&
+		 !outcome->batchFull);
+}
+
+/*
+ * AppendTenantJson appends one tenant's entry of the result: what all its
+ * batches of the call exported, and whether it is caught up.
  */
 static void
 AppendTenantJson(StringInfo json, const TenantToExport *tenant, const TenantOutcome *outcome)
@@ -84,7 +100,8 @@ AppendTenantJson(StringInfo json, const TenantToExport *tenant, const TenantOutc
 			appendStringInfoString(json, ", ");
 		escape_json(json, lfirst(cell));
 	}
-	appendStringInfoChar(json, ']');
+	appendStringInfo(json, "], \"batches\": %d, \"caughtUp\": %s",
+					 outcome->batches, CaughtUp(tenant, outcome) ? "true" : "false");
 
 	if (outcome->batchFull)
 		appendStringInfoString(json, ", \"batchFull\": true");
@@ -128,6 +145,9 @@ RunResultJson(void *state)
 	{
 		appendStringInfoString(&json, ", \"storage\": \"s3\", \"location\": ");
 		escape_json(&json, SinkLocation(run->sink));
+		/* Where the credentials came from, never what they are. */
+		appendStringInfoString(&json, ", \"credentials\": ");
+		escape_json(&json, S3CredentialsSourceName(run->sink->s3->credentials));
 	}
 	if (run->dryRun)
 		appendStringInfoString(&json, ", \"dryRun\": true");
@@ -144,11 +164,41 @@ RunResultJson(void *state)
 }
 
 /*
+ * TimeBudget returns the call's time budget for catching up, in
+ * microseconds: max_runtime when given (a database still on the 1.1 SQL
+ * objects calls without it), else interactions_cron.max_runtime.  0 is off:
+ * one batch per tenant.
+ */
+static int64
+TimeBudget(FunctionCallInfo fcinfo)
+{
+	Interval   *span;
+	int64		dayMicroseconds;
+	int64		budget;
+
+	if (PG_NARGS() < 4 || PG_ARGISNULL(3))
+		return (int64) MaxRuntimeMs * 1000;
+	span = PG_GETARG_INTERVAL_P(3);
+	if (span->month != 0 ||
+		pg_mul_s64_overflow(span->day, USECS_PER_DAY, &dayMicroseconds) ||
+		pg_add_s64_overflow(dayMicroseconds, span->time, &budget) ||
+		budget < 0 || budget > (int64) INT_MAX * 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_runtime must be an interval from 0 to %d days, without months or years",
+						INT_MAX / (int) (USECS_PER_DAY / 1000)),
+				 errhint("For example max_runtime => '50 minutes'; '0' means one batch per tenant.")));
+	return budget;
+}
+
+/*
  * AssignPendingTenants returns the tenants with rows waiting (or an
- * unfinished batch to undo), with their outcomes to fill in.
+ * unfinished batch to undo), with their outcomes to fill in.  A time budget
+ * (not for a dry run, which moves no checkpoint) lets the workers take
+ * further batches until drainDeadline.
  */
 static WorkerAssignment *
-AssignPendingTenants(ExportRun *run, int64 batchSize)
+AssignPendingTenants(ExportRun *run, int64 batchSize, TimestampTz drainDeadline)
 {
 	WorkerAssignment *assignment = palloc0(sizeof(WorkerAssignment));
 	ListCell   *cell;
@@ -156,6 +206,7 @@ AssignPendingTenants(ExportRun *run, int64 batchSize)
 	assignment->watermark = run->watermark;
 	assignment->batchSize = batchSize;
 	assignment->dryRun = run->dryRun;
+	assignment->drainDeadline = run->dryRun ? 0 : drainDeadline;
 	assignment->tenantIds = palloc(sizeof(char *) * Max(list_length(run->tenants), 1));
 	assignment->outcomes = palloc(sizeof(TenantOutcome *) * Max(list_length(run->tenants), 1));
 	foreach(cell, run->tenants)
@@ -189,12 +240,14 @@ static Jsonb *
 ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 {
 	MemoryContext runContext = CurrentMemoryContext;
+	TimestampTz callStarted = GetCurrentTimestamp();
 	ExportRun  *run = palloc0(sizeof(ExportRun));
 	char	   *onlyTenantId = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
 	int64		batchSize = PG_ARGISNULL(0) ? DefaultBatchSize : PG_GETARG_INT32(0);
 	ConfiguredTable tenantsTable;
 	ConfiguredTable historyTable;
 	char	   *silentTransaction;
+	int64		budget = TimeBudget(fcinfo);
 
 	run->dryRun = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
 	if (batchSize < 1)
@@ -221,7 +274,7 @@ ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	progress->describe = RunResultJson;
 	progress->state = run;
 
-	run->assignment = AssignPendingTenants(run, batchSize);
+	run->assignment = AssignPendingTenants(run, batchSize, budget > 0 ? callStarted + budget : 0);
 	if (silentTransaction != NULL)
 		FailAll(run->assignment, silentTransaction);
 	else
@@ -234,8 +287,9 @@ PGDLLEXPORT Datum export_interactions(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(export_interactions);
 
 /*
- * export_interactions(batch_size, tenant_id, dry_run) runs the export and
- * records the call in interactions_cron.job_runs.
+ * export_interactions(batch_size, tenant_id, dry_run, max_runtime) runs the
+ * export and records the call in interactions_cron.job_runs.  The 1.0 and
+ * 1.1 SQL functions have no max_runtime.
  */
 Datum
 export_interactions(PG_FUNCTION_ARGS)

@@ -18,6 +18,7 @@
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
+#include "interactions_cron/export_status.h"
 #include "interactions_cron/guc.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/spi_plans.h"
@@ -32,23 +33,21 @@
 static SPIPlanPtr checkpointsPlan = NULL;
 
 /*
- * ReadCheckpoints returns, as the extension's owner, one row per tenant (in
- * the order given) with the status columns that come from its checkpoint.
+ * ReadTenantCheckpoints returns, as the extension's owner, one row per
+ * tenant (in list order) with the given columns of its checkpoint ("c"; all
+ * NULL for a tenant without one), through the plan cached in *cache.
  */
-static SPITupleTable *
-ReadCheckpoints(List *tenantList)
+SPITupleTable *
+ReadTenantCheckpoints(SPIPlanPtr *cache, const char *columns, List *tenantList)
 {
 	Oid			argumentTypes[1] = {TEXTARRAYOID};
 	Datum		values[1] = {TenantIdArray(tenantList)};
 
-	(void) RunStatementAsOwner(&checkpointsPlan,
-							   "SELECT COALESCE(c.status, 'ok'),"
-							   "       c.last_created_at, c.last_id, COALESCE(c.attempts, 0),"
-							   "       c.last_error, c.last_file, c.last_success_at,"
-							   "       COALESCE(c.rows_exported, 0)"
-							   " FROM pg_catalog.unnest($1) WITH ORDINALITY AS t(id, n)"
-							   " LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id"
-							   " ORDER BY t.n",
+	(void) RunStatementAsOwner(cache,
+							   psprintf("SELECT %s"
+										" FROM pg_catalog.unnest($1) WITH ORDINALITY AS t(id, n)"
+										" LEFT JOIN interactions_cron.export_checkpoints c ON c.tenant_id = t.id"
+										" ORDER BY t.n", columns),
 							   1, argumentTypes, values, NULL, SPI_OK_SELECT,
 							   "read the export checkpoints");
 	return SPI_tuptable;
@@ -57,18 +56,19 @@ ReadCheckpoints(List *tenantList)
 /*
  * ReadBacklogs returns, as the history table's owner, one row per tenant (in
  * list order): how many rows wait after its checkpoint, counted up to one
- * more than a batch, whether that is more than a batch, and when the oldest
- * was created.  Of the two branches, the one for the tenant's kind of
- * position reads rows, each bounded by the index (see HistoryRowsAfter).
+ * more than countLimit, whether that is more than countLimit, and when the
+ * oldest was created.  Of the two branches, the one for the tenant's kind of
+ * position reads rows, each bounded by the index (see HistoryRowsAfter):
+ * with countLimit 0, one index probe a tenant finds its oldest waiting row.
  */
-static SPITupleTable *
-ReadBacklogs(const ConfiguredTable *history, List *tenantList)
+SPITupleTable *
+ReadBacklogs(const ConfiguredTable *history, List *tenantList, int64 countLimit)
 {
 	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
 	Oid			argumentTypes[4] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID, INT8OID};
 	Datum		values[4] = {TenantIdArray(tenantList), (Datum) 0, (Datum) 0,
-	Int64GetDatum(DefaultBatchSize)};
+	Int64GetDatum(countLimit)};
 	SPITupleTable *positions = ReadCheckpointPositions(values[0], &values[1], &values[2]);
 	char	   *createdAt = ColumnAsInstant(created, "h");
 
@@ -140,6 +140,27 @@ PutStatusRows(ReturnSetInfo *resultInfo, List *tenantList, SPITupleTable *checkp
 	}
 }
 
+/*
+ * StartStatusRead begins a set-returning function that reads the export's
+ * status (export_status_rows, metrics): it refuses a session whose
+ * temporary schema holds objects (owner code runs here), connects to SPI,
+ * resolves the tenants and history tables, checking that the caller may
+ * read them, and returns the active tenants, in the function's memory.  The
+ * caller ends with FinishSpi.
+ */
+List *
+StartStatusRead(FunctionCallInfo fcinfo, ConfiguredTable *history)
+{
+	MemoryContext callContext = CurrentMemoryContext;
+	ConfiguredTable tenants;
+
+	RequireNoTemporaryObjects();
+	InitMaterializedSRF(fcinfo, 0);
+	ConnectSpi();
+	ResolveExportTables(&tenants, history);
+	return ReadActiveTenants(&tenants, NULL, callContext);
+}
+
 /* PostgreSQL 15's PG_FUNCTION_INFO_V1 exports only the info function. */
 PGDLLEXPORT Datum export_status_rows(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(export_status_rows);
@@ -154,21 +175,21 @@ Datum
 export_status_rows(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *resultInfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	MemoryContext callContext = CurrentMemoryContext;
-	ConfiguredTable tenantsTable;
 	ConfiguredTable historyTable;
-	List	   *tenantList;
+	List	   *tenantList = StartStatusRead(fcinfo, &historyTable);
 
-	InitMaterializedSRF(fcinfo, 0);
-	ConnectSpi();
-	ResolveExportTables(&tenantsTable, &historyTable);
-	tenantList = ReadActiveTenants(&tenantsTable, NULL, callContext);
 	if (tenantList != NIL)
 	{
-		SPITupleTable *checkpoints = ReadCheckpoints(tenantList);
+		SPITupleTable *checkpoints =
+			ReadTenantCheckpoints(&checkpointsPlan,
+								  "COALESCE(c.status, 'ok'),"
+								  " c.last_created_at, c.last_id, COALESCE(c.attempts, 0),"
+								  " c.last_error, c.last_file, c.last_success_at,"
+								  " COALESCE(c.rows_exported, 0)",
+								  tenantList);
 
 		PutStatusRows(resultInfo, tenantList, checkpoints,
-					  ReadBacklogs(&historyTable, tenantList));
+					  ReadBacklogs(&historyTable, tenantList, DefaultBatchSize));
 	}
 	FinishSpi();
 	return (Datum) 0;

@@ -3,10 +3,11 @@
  *	  The background worker that exports tenants for an export call.
  *
  * A worker takes the caller's identity and settings (as a parallel query
- * worker does), then takes tenant after tenant from the shared list, exports
- * each in transactions of its own, a group of tenants at a time, and sends
- * the caller one message per tenant as soon as its batch has ended.  It stops when the list is empty, when the caller is gone, or when
- * it is told to (the caller was cancelled).
+ * worker does), then takes tenant after tenant from the shared queue
+ * (tenant_queue.c), exports each batch in transactions of its own, a group
+ * of tenants at a time, and sends the caller one message per batch as soon
+ * as it has ended.  It stops when nothing more can be queued, when the
+ * caller is gone, or when it is told to (the caller was cancelled).
  */
 #include "postgres.h"
 
@@ -24,6 +25,7 @@
 #include "utils/resowner.h"
 
 #include "interactions_cron/export_shared.h"
+#include "interactions_cron/tenant_queue.h"
 
 PGDLLEXPORT void ExportWorkerMain(Datum argument);
 
@@ -48,61 +50,75 @@ BecomeCaller(shm_toc *toc, const ExportRunShared *run)
 	SetUserIdAndSecContext(run->currentUserId, run->securityContext);
 }
 
+/* Where a worker's batch outcomes go: the caller, and the tenant queue. */
+typedef struct OutcomeDestination
+{
+	shm_mq_handle *caller;
+	TenantQueue *tenantQueue;
+	int			workerNumber;
+	bool		dryRun;
+} OutcomeDestination;
+
 /*
- * SendOutcome sends the caller one tenant's outcome; it returns false if the
+ * SendOutcome sends the caller one batch's outcome and ends the batch in the
+ * tenant queue, which takes the tenant again if its batch was full (a dry
+ * run moves no checkpoint: it never takes another).  It returns false if the
  * caller detached (a cancelled or terminated call).
  */
 static bool
-SendOutcome(void *queue, const TenantOutcome *outcome)
+SendOutcome(void *argument, const TenantOutcome *outcome)
 {
+	OutcomeDestination *destination = argument;
 	StringInfoData message;
 	bool		sent;
 
 	initStringInfo(&message);
 	SerializeOutcome(&message, outcome);
-	sent = shm_mq_send((shm_mq_handle *) queue, message.len, message.data, false, true) == SHM_MQ_SUCCESS;
+	sent = shm_mq_send(destination->caller, message.len, message.data, false, true) == SHM_MQ_SUCCESS;
 	pfree(message.data);
+	TenantQueueBatchEnded(destination->tenantQueue, destination->workerNumber, outcome->tenantIndex,
+						  sent && outcome->batchFull && outcome->error == NULL &&
+						  !outcome->skipped && !destination->dryRun);
 	return sent;
 }
 
 /*
- * ExportSharedTenants exports tenants from the shared list, a group at a
- * time, until it is empty; it stops early if the caller detached.  A tenant
- * that would have waited for a lock closes the group and opens the next.
+ * ExportQueuedTenants exports tenants' batches from the shared queue, a
+ * group at a time, until nothing more can be queued; it stops early if the
+ * caller detached.  A tenant that would have waited for a lock closes the
+ * group and opens the next.
  */
 static void
-ExportSharedTenants(ExportRunShared *run, const ExportTenantIds *tenants, shm_mq_handle *queue)
+ExportQueuedTenants(ExportRunShared *run, const ExportTenantIds *tenants,
+					OutcomeDestination *destination)
 {
 	TenantExporter *exporter = CreateTenantExporter(run->watermark, run->batchSize, run->dryRun,
-													SendOutcome, queue);
+													SendOutcome, destination);
 	int			deferredIndex = -1;
-	bool		listEmpty = false;
+	bool		queueEmpty = false;
 
-	while ((!listEmpty || deferredIndex >= 0) && !exporter->callerGone)
+	while (!exporter->callerGone)
 	{
 		while (!TenantGroupIsFull(exporter) && !exporter->callerGone)
 		{
-			uint32		index;
+			int			index = deferredIndex >= 0 ? deferredIndex
+				: TenantQueueTake(destination->tenantQueue, destination->workerNumber);
 
-			if (deferredIndex >= 0)
-				index = (uint32) deferredIndex;
-			else
-				index = pg_atomic_fetch_add_u32(&run->nextTenant, 1);
 			deferredIndex = -1;
-			if (index >= (uint32) tenants->count)
-			{
-				listEmpty = true;
+			queueEmpty = index < 0;
+			if (queueEmpty)
 				break;
-			}
 			CHECK_FOR_INTERRUPTS();
-			if (!TenantGroupAdd(exporter, (int) index, SharedTenantId(tenants, index)))
+			if (!TenantGroupAdd(exporter, index, SharedTenantId(tenants, index)))
 			{
-				deferredIndex = (int) index;
+				deferredIndex = index;
 				break;
 			}
 		}
 		TenantGroupFinish(exporter);
 		TenantGroupReset(exporter);
+		if (queueEmpty && !TenantQueueAwaitMore(destination->tenantQueue))
+			break;
 	}
 }
 
@@ -117,7 +133,7 @@ ExportWorkerMain(Datum argument)
 	shm_toc    *toc;
 	ExportRunShared *run;
 	shm_mq	   *queue;
-	shm_mq_handle *queueHandle;
+	OutcomeDestination destination;
 	int			workerNumber;
 
 	pqsignal(SIGTERM, die);
@@ -139,12 +155,15 @@ ExportWorkerMain(Datum argument)
 
 	queue = shm_toc_lookup(toc, EXPORT_KEY_FIRST_QUEUE + workerNumber, false);
 	shm_mq_set_sender(queue, MyProc);
-	queueHandle = shm_mq_attach(queue, segment, NULL);
+	destination.caller = shm_mq_attach(queue, segment, NULL);
+	destination.tenantQueue = shm_toc_lookup(toc, EXPORT_KEY_TENANT_QUEUE, false);
+	destination.workerNumber = workerNumber;
+	destination.dryRun = run->dryRun;
 
 	BackgroundWorkerInitializeConnectionByOid(run->databaseId, run->authenticatedUserId, 0);
 	BecomeCaller(toc, run);
-	ExportSharedTenants(run, shm_toc_lookup(toc, EXPORT_KEY_TENANTS, false), queueHandle);
+	ExportQueuedTenants(run, shm_toc_lookup(toc, EXPORT_KEY_TENANTS, false), &destination);
 
-	shm_mq_detach(queueHandle);
+	shm_mq_detach(destination.caller);
 	dsm_detach(segment);
 }

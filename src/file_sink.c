@@ -2,7 +2,7 @@
  * file_sink.c
  *	  Writing an export file's bytes to a hidden temporary file.
  *
- * Rows are buffered, optionally gzipped, and written to a temporary file
+ * Rows are buffered, optionally compressed (compression.c), and written to a temporary file
  * whose name starts with "." (ignored by Hive, Spark, Athena and DuckDB
  * globs) and carries random bytes, created with O_EXCL | O_NOFOLLOW so that
  * nothing planted under a predictable name is ever written through.  The
@@ -20,6 +20,7 @@
 #include "storage/fd.h"
 
 #include "interactions_cron/file_sink.h"
+#include "interactions_cron/guc.h"
 
 /* Write to the kernel in chunks of about this size. */
 #define WRITE_CHUNK_BYTES (256 * 1024)
@@ -119,6 +120,64 @@ RequireOwnDirectory(const char *path, const struct stat *status)
 }
 
 /*
+ * CreateDirectory makes one directory for the server's user alone.  One that
+ * another worker or call created first is no error: the caller stats what
+ * is there now and checks it.
+ */
+static void
+CreateDirectory(const char *path)
+{
+	InjectConcurrentMkdir(path);
+	if (mkdir(path, pg_dir_create_mode) != 0 && errno != EEXIST)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not create export directory \"%s\": %m", path)));
+}
+
+/*
+ * MakeExportRoot creates the export root and its missing parents, one
+ * component at a time.  Unlike pg_mkdir_p, which gives up when another
+ * process creates a parent between its stat and its mkdir, it carries on
+ * below that parent, so the whole path exists afterwards whoever made each
+ * part.  The parents may be symbolic links (the superuser chose the path);
+ * each must lead to a directory.
+ */
+static void
+MakeExportRoot(const char *exportRoot)
+{
+	char	   *path = pstrdup(exportRoot);
+
+	for (char *slash = strchr(path + 1, '/');; slash = strchr(slash + 1, '/'))
+	{
+		struct stat status;
+
+		if (slash != NULL)
+			*slash = '\0';
+		if (stat(path, &status) != 0)
+		{
+			if (errno != ENOENT)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not stat export directory \"%s\": %m", path)));
+			CreateDirectory(path);
+			if (stat(path, &status) != 0)
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not stat export directory \"%s\": %m", path)));
+		}
+		if (!S_ISDIR(status.st_mode))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("\"%s\" on the path of the export directory is not a directory", path),
+					 errhint("Point interactions_cron.export_dir at a directory.")));
+		if (slash == NULL)
+			break;
+		*slash = '/';
+	}
+	pfree(path);
+}
+
+/*
  * WalkExportDirectory checks every directory from the export root down to
  * root/relative, one path component at a time with lstat, so that a planted
  * symbolic link at any level is refused rather than followed.  With create,
@@ -135,14 +194,11 @@ WalkExportDirectory(const char *exportRoot, const char *relative, bool create)
 
 	if (!RequireSafeExportRoot(exportRoot))
 	{
-		char	   *root = pstrdup(exportRoot);
-
 		if (!create)
 			return false;
-		if (pg_mkdir_p(root, pg_dir_create_mode) != 0 && errno != EEXIST)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not create export directory \"%s\": %m", exportRoot)));
+		MakeExportRoot(exportRoot);
+		/* whoever created it, it must be as safe as one found in place */
+		(void) RequireSafeExportRoot(exportRoot);
 	}
 
 	initStringInfo(&path);
@@ -159,10 +215,7 @@ WalkExportDirectory(const char *exportRoot, const char *relative, bool create)
 						 errmsg("could not stat export directory \"%s\": %m", path.data)));
 			if (!create)
 				return false;
-			if (mkdir(path.data, pg_dir_create_mode) != 0 && errno != EEXIST)
-				ereport(ERROR,
-						(errcode_for_file_access(),
-						 errmsg("could not create export directory \"%s\": %m", path.data)));
+			CreateDirectory(path.data);
 			if (lstat(path.data, &status) != 0)
 				ereport(ERROR,
 						(errcode_for_file_access(),
@@ -197,41 +250,6 @@ ExportDirectoryExists(const char *exportRoot, const char *relative)
 }
 
 /*
- * GzipAllocate lets zlib allocate in the current memory context, so that an
- * error mid-file leaks nothing.
- */
-static voidpf
-GzipAllocate(voidpf opaque, uInt items, uInt size)
-{
-	return MemoryContextAllocExtended((MemoryContext) opaque, (Size) items * size, MCXT_ALLOC_HUGE);
-}
-
-/*
- * GzipFree returns zlib's memory to its context.
- */
-static void
-GzipFree(voidpf opaque, voidpf address)
-{
-	pfree(address);
-}
-
-/*
- * StartGzip prepares a deflate stream with a gzip header and trailer.
- */
-static void
-StartGzip(BatchFile *file)
-{
-	file->gzip = palloc0(sizeof(z_stream));
-	file->gzip->zalloc = GzipAllocate;
-	file->gzip->zfree = GzipFree;
-	file->gzip->opaque = CurrentMemoryContext;
-	if (deflateInit2(file->gzip, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8,
-					 Z_DEFAULT_STRATEGY) != Z_OK)
-		elog(ERROR, "could not start gzip compression: %s", file->gzip->msg ? file->gzip->msg : "");
-	file->compressed = palloc(WRITE_CHUNK_BYTES);
-}
-
-/*
  * UniqueTemporaryName returns ".<stem>.<16 random hex digits>.tmp": hidden
  * from lake readers, and impossible to plant in advance.
  */
@@ -252,7 +270,7 @@ UniqueTemporaryName(const char *stem)
  * file or follows a symbolic link.
  */
 BatchFile *
-BatchFileCreate(const char *temporaryPath, bool gzip)
+BatchFileCreate(const char *temporaryPath, CompressionKind compression, int compressionLevel)
 {
 	BatchFile  *file = palloc0(sizeof(BatchFile));
 
@@ -266,8 +284,7 @@ BatchFileCreate(const char *temporaryPath, bool gzip)
 
 	initStringInfo(&file->buffer);
 	enlargeStringInfo(&file->buffer, WRITE_CHUNK_BYTES);
-	if (gzip)
-		StartGzip(file);
+	file->compressor = CompressorStart(compression, compressionLevel);
 	return file;
 }
 
@@ -307,35 +324,23 @@ WriteAll(BatchFile *file, const char *data, size_t remaining)
 }
 
 /*
- * Deflate feeds the buffered rows to gzip and writes whatever it produces;
- * finish also writes the gzip trailer.
+ * WriteCompressed writes what the compressor produced.
  */
 static void
-Deflate(BatchFile *file, bool finish)
+WriteCompressed(void *argument, const char *data, size_t length)
 {
-	int			status;
-
-	file->gzip->next_in = (Bytef *) file->buffer.data;
-	file->gzip->avail_in = file->buffer.len;
-	do
-	{
-		file->gzip->next_out = file->compressed;
-		file->gzip->avail_out = WRITE_CHUNK_BYTES;
-		status = deflate(file->gzip, finish ? Z_FINISH : Z_NO_FLUSH);
-		if (status == Z_STREAM_ERROR)
-			elog(ERROR, "gzip compression failed");
-		WriteAll(file, (const char *) file->compressed, WRITE_CHUNK_BYTES - file->gzip->avail_out);
-	} while (file->gzip->avail_out == 0 || (finish && status != Z_STREAM_END));
+	WriteAll((BatchFile *) argument, data, length);
 }
 
 /*
- * WriteBuffer writes the buffered rows, compressed when gzip is on.
+ * WriteBuffer writes the buffered rows, compressed when compression is on.
  */
 static void
 WriteBuffer(BatchFile *file, bool finish)
 {
-	if (file->gzip != NULL)
-		Deflate(file, finish);
+	if (file->compressor != NULL)
+		CompressorWrite(file->compressor, file->buffer.data, file->buffer.len, finish,
+						WriteCompressed, file);
 	else
 		WriteAll(file, file->buffer.data, file->buffer.len);
 	resetStringInfo(&file->buffer);
@@ -352,7 +357,7 @@ BatchFileFlushIfFull(BatchFile *file)
 }
 
 /*
- * BatchFileClose writes what is left (and gzip's trailer) and closes the
+ * BatchFileClose writes what is left (and the compressed stream's end) and closes the
  * file; the sink fsyncs it once it is placed.  The buffers go too: a batch
  * can span many days.
  */
@@ -360,12 +365,10 @@ void
 BatchFileClose(BatchFile *file)
 {
 	WriteBuffer(file, true);
-	if (file->gzip != NULL)
+	if (file->compressor != NULL)
 	{
-		deflateEnd(file->gzip);
-		pfree(file->compressed);
-		file->compressed = NULL;
-		file->gzip = NULL;
+		CompressorEnd(file->compressor);
+		file->compressor = NULL;
 	}
 
 	if (CloseTransientFile(file->fd) != 0)

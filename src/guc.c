@@ -8,6 +8,9 @@
 #include "postgres.h"
 
 #include <limits.h>
+#include <sys/stat.h>
+
+#include "common/file_perm.h"
 
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -29,8 +32,10 @@ int			DefaultBatchSize = 10000;
 int			WatermarkMarginMs = 1000;
 int			WatermarkWaitMs = 10000;
 int			MaxExportWorkers = 2;
+int			MaxRuntimeMs = 0;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
 int			CompressionSetting = COMPRESSION_NONE;
+int			CompressionLevelSetting = 0;
 int			StorageSetting = STORAGE_LOCAL;
 char	   *S3BucketSetting = NULL;
 char	   *S3PrefixSetting = NULL;
@@ -41,6 +46,21 @@ char	   *S3AccessKeyIdSetting = NULL;
 char	   *S3SecretAccessKeySetting = NULL;
 char	   *S3CredentialsFileSetting = NULL;
 char	   *S3CredentialsProfileSetting = NULL;
+char	   *S3WebIdentityTokenFileSetting = NULL;
+char	   *S3RoleArnSetting = NULL;
+char	   *S3RoleSessionNameSetting = NULL;
+char	   *S3StsEndpointSetting = NULL;
+char	   *S3ContainerCredentialsFullUriSetting = NULL;
+char	   *S3ContainerCredentialsRelativeUriSetting = NULL;
+char	   *S3ContainerAuthorizationTokenSetting = NULL;
+char	   *S3ContainerAuthorizationTokenFileSetting = NULL;
+char	   *S3Ec2MetadataEndpointSetting = NULL;
+bool		S3Ec2MetadataDisabledSetting = false;
+char	   *S3SseSetting = NULL;
+char	   *S3SseKmsKeyIdSetting = NULL;
+char	   *S3StorageClassSetting = NULL;
+int			S3ChecksumSetting = S3_CHECKSUM_NONE;
+char	   *S3ExpectedBucketOwnerSetting = NULL;
 int			S3MultipartThresholdKb = 16 * 1024;
 int			S3RequestTimeoutMs = 300 * 1000;
 int			S3LowSpeedLimitBytes = 1024;
@@ -52,6 +72,7 @@ int			SummaryRetentionDays = 365;
 int			PremakeMonths = 3;
 int			RunHistoryRetentionDays = 30;
 int			CleanupBatchSize = 10000;
+int			MetricsMaxTenants = 100;
 int			PartitionLockTimeoutMs = 2000;
 char	   *TenantIdColumnSetting = NULL;
 char	   *TenantNameColumnSetting = NULL;
@@ -73,12 +94,21 @@ static const struct config_enum_entry debug_fault_options[] = {
 	{"sleep_before_place", DEBUG_FAULT_SLEEP_BEFORE_PLACE, false},
 	{"sleep_between_files", DEBUG_FAULT_SLEEP_BETWEEN_FILES, false},
 	{"sleep_after_place", DEBUG_FAULT_SLEEP_AFTER_PLACE, false},
+	{"concurrent_mkdir", DEBUG_FAULT_CONCURRENT_MKDIR, false},
 	{NULL, 0, false}
 };
 
 static const struct config_enum_entry compression_options[] = {
 	{"none", COMPRESSION_NONE, false},
 	{"gzip", COMPRESSION_GZIP, false},
+	{"zstd", COMPRESSION_ZSTD, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry s3_checksum_options[] = {
+	{"none", S3_CHECKSUM_NONE, false},
+	{"crc32c", S3_CHECKSUM_CRC32C, false},
+	{"md5", S3_CHECKSUM_MD5, false},
 	{NULL, 0, false}
 };
 
@@ -108,6 +138,12 @@ static const char *
 ShowSecretAccessKey(void)
 {
 	return ShowCredential(&S3SecretAccessKeySetting);
+}
+
+static const char *
+ShowContainerAuthorizationToken(void)
+{
+	return ShowCredential(&S3ContainerAuthorizationTokenSetting);
 }
 
 /*
@@ -153,18 +189,72 @@ CheckCredential(char **newval, void **extra, GucSource source)
 }
 
 /*
- * CheckCredentialsFile accepts an empty string (no file) or an absolute
- * path; the file itself is checked and read when an export starts.
+ * CheckOptionalAbsolutePath accepts an empty string (none, or the server's
+ * environment's) or an absolute path, for the files of credentials and
+ * tokens; the file itself is checked and read when an export uses it.
  */
 static bool
-CheckCredentialsFile(char **newval, void **extra, GucSource source)
+CheckOptionalAbsolutePath(char **newval, void **extra, GucSource source)
 {
 	if (**newval == '\0' || is_absolute_path(*newval))
 		return true;
 
 	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
-	GUC_check_errmsg("interactions_cron.s3_credentials_file must be an absolute path");
+	GUC_check_errmsg("\"%s\" is not an absolute path", *newval);
 	GUC_check_errhint("For example /var/lib/postgresql/.aws/credentials, or an empty string for none.");
+	return false;
+}
+
+/*
+ * CheckHeaderValue accepts a value that can be sent in an HTTP header: no
+ * control characters, so that no value can add a header of its own.
+ */
+static bool
+CheckHeaderValue(char **newval, void **extra, GucSource source)
+{
+	for (const unsigned char *p = (const unsigned char *) *newval; *p != '\0'; p++)
+	{
+		if (*p < 0x20 || *p == 0x7f)
+		{
+			GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+			GUC_check_errmsg("the value must not hold control characters");
+			return false;
+		}
+	}
+	return true;
+}
+
+/*
+ * CheckServerSideEncryption accepts the values of S3's
+ * x-amz-server-side-encryption header, or an empty string for none.
+ */
+static bool
+CheckServerSideEncryption(char **newval, void **extra, GucSource source)
+{
+	if (strcmp(*newval, "") == 0 || strcmp(*newval, "AES256") == 0 ||
+		strcmp(*newval, "aws:kms") == 0 || strcmp(*newval, "aws:kms:dsse") == 0)
+		return true;
+
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("interactions_cron.s3_sse must be '', 'AES256', 'aws:kms' or 'aws:kms:dsse'");
+	GUC_check_errhint("AES256 is SSE-S3; aws:kms and aws:kms:dsse use interactions_cron.s3_sse_kms_key_id, or the bucket's default key.");
+	return false;
+}
+
+/*
+ * CheckStorageClass accepts an S3 storage class name (STANDARD_IA,
+ * INTELLIGENT_TIERING, ...: capitals, digits and underscores), or an empty
+ * string for the bucket's default.
+ */
+static bool
+CheckStorageClass(char **newval, void **extra, GucSource source)
+{
+	if (strspn(*newval, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == strlen(*newval))
+		return true;
+
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errmsg("\"%s\" is not an S3 storage class", *newval);
+	GUC_check_errhint("For example STANDARD_IA or INTELLIGENT_TIERING, or an empty string for the bucket's default.");
 	return false;
 }
 
@@ -426,6 +516,98 @@ DefineSchemaMappingSettings(void)
 }
 
 /*
+ * DefineS3RoleSettings defines the settings that stand in for the AWS_*
+ * variables of the credential chain when the server's environment cannot be
+ * set; empty means the environment's.  The container authorization token is
+ * a secret and follows the key settings' rules (CheckCredential, never
+ * shown); the others name files, endpoints and a role, as
+ * s3_credentials_file does.
+ */
+static void
+DefineS3RoleSettings(void)
+{
+	DefineCustomStringVariable("interactions_cron.s3_web_identity_token_file",
+							   "Web identity token file exchanged at STS for the role's credentials (AWS_WEB_IDENTITY_TOKEN_FILE).",
+							   "Empty means AWS_WEB_IDENTITY_TOKEN_FILE from the server's environment.",
+							   &S3WebIdentityTokenFileSetting, "",
+							   PGC_SUSET, 0, CheckOptionalAbsolutePath, NULL, NULL);
+	DefineCustomStringVariable("interactions_cron.s3_role_arn",
+							   "Role assumed with the web identity token (AWS_ROLE_ARN).",
+							   "Empty means AWS_ROLE_ARN from the server's environment.",
+							   &S3RoleArnSetting, "",
+							   PGC_SUSET, 0, CheckHeaderValue, NULL, NULL);
+	DefineCustomStringVariable("interactions_cron.s3_role_session_name",
+							   "Session name of the assumed role (AWS_ROLE_SESSION_NAME).",
+							   "Empty means AWS_ROLE_SESSION_NAME, else one naming the process.",
+							   &S3RoleSessionNameSetting, "",
+							   PGC_SUSET, 0, CheckHeaderValue, NULL, NULL);
+	DefineCustomStringVariable("interactions_cron.s3_sts_endpoint",
+							   "STS endpoint for web identity (AWS_ENDPOINT_URL_STS); empty means the regional one.",
+							   NULL, &S3StsEndpointSetting, "",
+							   PGC_SUSET, 0, CheckEndpoint, NULL, NULL);
+	DefineCustomStringVariable("interactions_cron.s3_container_credentials_full_uri",
+							   "Container credentials endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI).",
+							   "Over http only loopback, localhost and the ECS and EKS agents' addresses are accepted.",
+							   &S3ContainerCredentialsFullUriSetting, "",
+							   PGC_SUSET, 0, CheckEndpoint, NULL, NULL);
+	DefineCustomStringVariable("interactions_cron.s3_container_credentials_relative_uri",
+							   "Path on the ECS credentials endpoint (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI).",
+							   NULL, &S3ContainerCredentialsRelativeUriSetting, "",
+							   PGC_SUSET, 0, CheckHeaderValue, NULL, NULL);
+	DefineCustomStringVariable("interactions_cron.s3_container_authorization_token",
+							   "Authorization token for the container credentials full URI (AWS_CONTAINER_AUTHORIZATION_TOKEN).",
+							   NULL, &S3ContainerAuthorizationTokenSetting, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   CheckCredential, NULL, ShowContainerAuthorizationToken);
+	DefineCustomStringVariable("interactions_cron.s3_container_authorization_token_file",
+							   "File holding the container authorization token (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE).",
+							   "Read at every use; it comes before the token itself.",
+							   &S3ContainerAuthorizationTokenFileSetting, "",
+							   PGC_SUSET, 0, CheckOptionalAbsolutePath, NULL, NULL);
+	DefineCustomStringVariable("interactions_cron.s3_ec2_metadata_endpoint",
+							   "EC2 instance metadata endpoint (AWS_EC2_METADATA_SERVICE_ENDPOINT); empty means 169.254.169.254.",
+							   NULL, &S3Ec2MetadataEndpointSetting, "",
+							   PGC_SUSET, 0, CheckEndpoint, NULL, NULL);
+	DefineCustomBoolVariable("interactions_cron.s3_ec2_metadata_disabled",
+							 "Never ask EC2 instance metadata for credentials (as AWS_EC2_METADATA_DISABLED=true).",
+							 NULL, &S3Ec2MetadataDisabledSetting, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+}
+
+/*
+ * DefineS3BucketPolicySettings defines the headers that buckets' policies
+ * and S3-compatible stores ask of uploads.  All are off by default: some
+ * stores refuse headers they do not know.
+ */
+static void
+DefineS3BucketPolicySettings(void)
+{
+	DefineCustomStringVariable("interactions_cron.s3_sse",
+							   "Server-side encryption of uploaded objects: '', AES256, aws:kms or aws:kms:dsse.",
+							   "Sent as x-amz-server-side-encryption on uploads and multipart starts.",
+							   &S3SseSetting, "",
+							   PGC_SUSET, 0, CheckServerSideEncryption, NULL, NULL);
+	DefineCustomStringVariable("interactions_cron.s3_sse_kms_key_id",
+							   "KMS key of aws:kms and aws:kms:dsse encryption; empty means the bucket's default key.",
+							   "Sent as x-amz-server-side-encryption-aws-kms-key-id.",
+							   &S3SseKmsKeyIdSetting, "",
+							   PGC_SUSET, 0, CheckHeaderValue, NULL, NULL);
+	DefineCustomStringVariable("interactions_cron.s3_storage_class",
+							   "Storage class of uploaded objects (x-amz-storage-class); empty means the bucket's default.",
+							   NULL, &S3StorageClassSetting, "",
+							   PGC_SUSET, 0, CheckStorageClass, NULL, NULL);
+	DefineCustomEnumVariable("interactions_cron.s3_checksum",
+							 "Checksum each upload and part carries: none, crc32c (x-amz-checksum-crc32c) or md5 (Content-MD5).",
+							 "Object Lock buckets require one.",
+							 &S3ChecksumSetting, S3_CHECKSUM_NONE, s3_checksum_options,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("interactions_cron.s3_expected_bucket_owner",
+							   "Account that must own the bucket (x-amz-expected-bucket-owner on every request); empty means any.",
+							   NULL, &S3ExpectedBucketOwnerSetting, "",
+							   PGC_SUSET, 0, CheckHeaderValue, NULL, NULL);
+}
+
+/*
  * DefineSettings registers every interactions_cron.* setting and reserves the
  * prefix so that a misspelt setting is an error rather than a silent no-op.
  */
@@ -488,6 +670,16 @@ DefineSettings(void)
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("interactions_cron.max_runtime",
+							"Time budget of an export call for catching up: further batches of tenants "
+							"whose batch was full start until it is spent.",
+							"0 means off: one batch per tenant per call. export_interactions(max_runtime => ...) "
+							"overrides it for one call.",
+							&MaxRuntimeMs,
+							0, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomEnumVariable("interactions_cron.debug_fault",
 							 "Injects a failure or a stall at a point of a tenant's export (tests only).",
 							 NULL,
@@ -498,13 +690,21 @@ DefineSettings(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("interactions_cron.compression",
-							 "Compression of exported files: none (.json) or gzip (.json.gz).",
+							 "Compression of exported files: none (.json), gzip (.json.gz) or zstd (.json.zst).",
 							 NULL,
 							 &CompressionSetting,
 							 COMPRESSION_NONE,
 							 compression_options,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.compression_level",
+							"Level of gzip (1-9) or zstd (1-19) compression; 0 is the measured default (1 for both).",
+							NULL,
+							&CompressionLevelSetting,
+							0, 0, 19,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("interactions_cron.storage",
 							 "Where exported files go: local (export_dir) or s3.",
@@ -556,7 +756,7 @@ DefineSettings(void)
 							   "AWS shared credentials file the S3 credentials are read from, when the settings hold none.",
 							   "It must be a regular file owned by the server's OS user, with permissions 0600 or stricter.",
 							   &S3CredentialsFileSetting, "",
-							   PGC_SUSET, 0, CheckCredentialsFile, NULL, NULL);
+							   PGC_SUSET, 0, CheckOptionalAbsolutePath, NULL, NULL);
 
 	DefineCustomStringVariable("interactions_cron.s3_credentials_profile",
 							   "Profile (section) of interactions_cron.s3_credentials_file to use.",
@@ -659,6 +859,18 @@ DefineSettings(void)
 							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineS3RoleSettings();
+	DefineS3BucketPolicySettings();
+
+	DefineCustomIntVariable("interactions_cron.metrics_max_tenants",
+							"Most tenants interactions_cron.metrics() reports, the most lagging first.",
+							"Each reported tenant costs an index range scan of up to batch_size + 1 rows "
+							"and a few samples; 0 reports none.",
+							&MetricsMaxTenants,
+							100, 0, 1000000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	DefineSchemaMappingSettings();
 	MarkGUCPrefixReserved("interactions_cron");
 }
@@ -709,4 +921,17 @@ InjectFault(FaultPoint point, const char *tenantId)
 			pg_usleep(100 * 1000L);
 		}
 	}
+}
+
+/*
+ * InjectConcurrentMkdir creates a directory just before the export's own
+ * mkdir of it when interactions_cron.debug_fault = concurrent_mkdir, as
+ * another worker or call that won the race would: the tests then see every
+ * creation of a missing directory lose that race, deterministically.
+ */
+void
+InjectConcurrentMkdir(const char *path)
+{
+	if (DebugFaultSetting == DEBUG_FAULT_CONCURRENT_MKDIR)
+		(void) mkdir(path, pg_dir_create_mode);
 }

@@ -40,6 +40,31 @@ NeedsHiveEscape(unsigned char c)
 }
 
 /*
+ * IsPlainRelativePath says whether a path, relative to the lake's root, names
+ * a file the way the export does: segments separated by single slashes, none
+ * empty, "." or "..".  Paths read back (an intent's, a listing's keys) are
+ * checked with it before a file they name is removed: "." or ".." would name
+ * a directory, or climb out of the tenant's (a store normalises them too).
+ */
+bool
+IsPlainRelativePath(const char *path)
+{
+	const char *segment = path;
+
+	for (;;)
+	{
+		size_t		length = strcspn(segment, "/");
+
+		if (length == 0 || (length == 1 && segment[0] == '.') ||
+			(length == 2 && segment[0] == '.' && segment[1] == '.'))
+			return false;
+		if (segment[length] == '\0')
+			return true;
+		segment += length + 1;
+	}
+}
+
+/*
  * HiveEscapePathSegment escapes a tenant id into one safe path segment.  A
  * leading "_" or "." is escaped (%5F, %2E): Hadoop's, Spark's and Hive's file
  * listings skip such names as hidden, and "." and ".." could name the current
@@ -179,12 +204,12 @@ FileNameId(const char *id)
  * BatchFileName names a file after its first row: the created instant to
  * the microsecond (2026-03-30T02-00-00-000123Z; the seed's example stops at
  * milliseconds, which two distinct rows can share) and the row's id (see
- * FileNameId); gzip files end in .json.gz.  (created, id) is unique, so two
+ * FileNameId); compressed files end in .json.gz or .json.zst.  (created, id) is unique, so two
  * batches never share a name, and a retry of the same rows reproduces the
  * same name.
  */
 char *
-BatchFileName(TimestampTz firstCreatedAt, const char *firstId, bool gzip)
+BatchFileName(TimestampTz firstCreatedAt, const char *firstId, CompressionKind compression)
 {
 	struct pg_tm tm;
 	fsec_t		fractionUs;
@@ -193,7 +218,7 @@ BatchFileName(TimestampTz firstCreatedAt, const char *firstId, bool gzip)
 	return psprintf("batch-%04d-%02d-%02dT%02d-%02d-%02d-%06dZ-%s.json%s",
 					tm.tm_year, tm.tm_mon, tm.tm_mday,
 					tm.tm_hour, tm.tm_min, tm.tm_sec,
-					(int) fractionUs, FileNameId(firstId), gzip ? ".gz" : "");
+					(int) fractionUs, FileNameId(firstId), CompressionFileSuffix(compression));
 }
 
 /*
@@ -250,6 +275,8 @@ ParseBatchFileName(const char *name, TimestampTz *firstCreatedAt, char **firstId
 	length = strlen(name);
 	if (length > 8 && strcmp(name + length - 8, ".json.gz") == 0)
 		extension = name + length - 8;
+	else if (length > 9 && strcmp(name + length - 9, ".json.zst") == 0)
+		extension = name + length - 9;
 	else if (length > 5 && strcmp(name + length - 5, ".json") == 0)
 		extension = name + length - 5;
 	else

@@ -194,28 +194,16 @@ IntentRead(const char *tenantId)
 }
 
 /*
- * HasSegment says whether path has the segment "..", which could climb out
- * of the directory it is relative to.
- */
-static bool
-HasParentSegment(const char *path)
-{
-	return strcmp(path, "..") == 0 || strncmp(path, "../", 3) == 0 ||
-		strstr(path, "/../") != NULL ||
-		(strlen(path) >= 3 && strcmp(path + strlen(path) - 3, "/..") == 0);
-}
-
-/*
  * RequireIntentPath refuses a recorded path the export could not have
  * written for this tenant: a lake file must lie under the tenant's own
- * directory, a temporary file under the spool.  Intents are written only by
+ * directory, a temporary file under the spool, neither through a "." or
+ * ".." segment (see IsPlainRelativePath).  Intents are written only by
  * the export, as the extension's owner; this is the second line of defence.
  */
 static void
 RequireIntentPath(const char *path, const char *requiredPrefix)
 {
-	if (strncmp(path, requiredPrefix, strlen(requiredPrefix)) != 0 || HasParentSegment(path) ||
-		strstr(path, "//") != NULL)
+	if (strncmp(path, requiredPrefix, strlen(requiredPrefix)) != 0 || !IsPlainRelativePath(path))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("export intent names the path \"%s\", which is not under \"%s\"",

@@ -111,6 +111,33 @@ IsLostDuplicate(const ConfiguredTable *history, const char *tenantId, const char
 	return check.rewritten;
 }
 
+/* A sweep of one tenant's files, as the sink's list hands them over. */
+typedef struct LakeSweep
+{
+	ExportSink *sink;
+	const ConfiguredTable *history;
+	const char *tenantId;
+	CheckpointPosition checkpoint;
+	int			removed;
+} LakeSweep;
+
+/*
+ * SweepFile removes one listed file if it is a lost duplicate.
+ */
+static void
+SweepFile(const char *relativePath, void *argument)
+{
+	LakeSweep  *sweep = argument;
+
+	if (!IsLostDuplicate(sweep->history, sweep->tenantId, relativePath, sweep->checkpoint))
+		return;
+	ereport(LOG,
+			(errmsg("interactions_cron: removing \"%s\", named past its tenant's checkpoint by an export this database's history lost",
+					relativePath)));
+	sweep->sink->ops->remove(sweep->sink, relativePath);
+	sweep->removed++;
+}
+
 /*
  * SweepLostFiles removes the tenant's files that a lost history placed past
  * its checkpoint (see IsLostDuplicate) and returns how many.  The caller
@@ -120,22 +147,9 @@ int
 SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *tenantId,
 			   CheckpointPosition checkpoint)
 {
-	List	   *files = sink->ops->list(sink, psprintf("exports/%s/interaction_history",
-													   HiveEscapePathSegment(tenantId)));
-	ListCell   *cell;
-	int			removed = 0;
+	LakeSweep	sweep = {sink, history, tenantId, checkpoint, 0};
 
-	foreach(cell, files)
-	{
-		const char *relativePath = lfirst(cell);
-
-		if (!IsLostDuplicate(history, tenantId, relativePath, checkpoint))
-			continue;
-		ereport(LOG,
-				(errmsg("interactions_cron: removing \"%s\", named past its tenant's checkpoint by an export this database's history lost",
-						relativePath)));
-		sink->ops->remove(sink, relativePath);
-		removed++;
-	}
-	return removed;
+	sink->ops->list(sink, psprintf("exports/%s/interaction_history", HiveEscapePathSegment(tenantId)),
+					SweepFile, &sweep);
+	return sweep.removed;
 }

@@ -89,5 +89,4 @@ DeserializeOutcome(StringInfo message, TenantOutcome *outcome)
 	outcome->files = NIL;
 	for (int i = 0; i < fileCount; i++)
 		outcome->files = lappend(outcome->files, GetCountedString(message));
-	outcome->reported = true;
 }

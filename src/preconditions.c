@@ -20,9 +20,16 @@
 
 #include "interactions_cron/pg_compat.h"
 #include "interactions_cron/preconditions.h"
+#include "interactions_cron/spi_plans.h"
 
-/* The version of the SQL objects this library's functions rely on. */
-#define REQUIRED_SQL_VERSION "1.1"
+/*
+ * The versions of the SQL objects this library serves: its own, and 1.1.
+ * 1.2 brought export_interactions()'s max_runtime (the library reads it only
+ * when the function has it) and the run totals (see SqlHasRunTotals); with
+ * 1.1's objects the runs are recorded in job_runs only.
+ */
+#define CURRENT_SQL_VERSION "1.2"
+#define OLDEST_SERVED_SQL_VERSION "1.1"
 
 /*
  * InstalledExtension reads interactions_cron's row of pg_extension in this
@@ -85,8 +92,10 @@ ExtensionOwnerId(void)
  * RequireUsableDatabase refuses to run inside a security-restricted
  * operation, where a table owner's code (a trigger, a view) runs on behalf
  * of another role's job and a job it started would be recorded as that
- * role's; refuses to run during recovery (a hot standby), where nothing can
- * be recorded, before anything is written; and refuses SQL objects older
+ * role's; refuses a session with temporary objects, which table owners'
+ * code would find (see RequireNoTemporaryObjects); refuses to run during
+ * recovery (a hot standby), where nothing can be recorded, before anything
+ * is written; and refuses SQL objects older
  * than this library (after an upgrade of the package, before ALTER
  * EXTENSION ... UPDATE), whose tables the jobs would miss.
  */
@@ -104,6 +113,8 @@ RequireUsableDatabase(void)
 						   "(a trigger, a view, a policy) must not start jobs recorded as that role's."),
 				 errhint("Call the job directly, from a session of the role that should be recorded.")));
 
+	RequireNoTemporaryObjects();
+
 	if (RecoveryInProgress())
 		ereport(ERROR,
 				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
@@ -112,11 +123,12 @@ RequireUsableDatabase(void)
 				 errhint("Run the jobs on the primary.")));
 
 	version = InstalledExtension(&owner);
-	if (version != NULL && strcmp(version, REQUIRED_SQL_VERSION) != 0)
+	if (version != NULL && strcmp(version, CURRENT_SQL_VERSION) != 0 &&
+		strcmp(version, OLDEST_SERVED_SQL_VERSION) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("interactions_cron's SQL objects are version %s, but its library needs %s",
-						version, REQUIRED_SQL_VERSION),
+				 errmsg("interactions_cron's SQL objects are version %s, but its library needs %s or %s",
+						version, OLDEST_SERVED_SQL_VERSION, CURRENT_SQL_VERSION),
 				 errdetail("Nothing was exported or deleted, and no checkpoint changed."),
 				 errhint("Run ALTER EXTENSION interactions_cron UPDATE in this database.")));
 }
@@ -136,4 +148,17 @@ RequireUtf8Database(void)
 						GetDatabaseEncodingName()),
 				 errdetail("Exported files and their paths are UTF-8."),
 				 errhint("Export from a database created with ENCODING 'UTF8'.")));
+}
+
+/*
+ * SqlHasRunTotals says whether the installed SQL objects have the run
+ * totals, job_run_totals and cleanup_totals (1.2 on).
+ */
+bool
+SqlHasRunTotals(void)
+{
+	Oid			owner;
+	char	   *version = InstalledExtension(&owner);
+
+	return version != NULL && strcmp(version, CURRENT_SQL_VERSION) == 0;
 }

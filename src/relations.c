@@ -15,6 +15,7 @@
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "executor/spi.h"
@@ -99,6 +100,53 @@ RefuseSecurityInvokerView(const ConfiguredTable *table, const char *settingName)
 }
 
 /*
+ * QualifiedRelationName returns a relation's schema-qualified, quoted name.
+ */
+static char *
+QualifiedRelationName(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/*
+ * RefuseMembersOfOtherOwners refuses a table with a partition or an
+ * inheritance child that another role owns.  The jobs act on the table as
+ * its owner, and a statement through it reaches its members: a member's own
+ * code (a trigger, an index expression the planner folds) would run as the
+ * table's owner, and the table owner's code (the clones of its row
+ * triggers) as the member's owner, were the member acted on as itself.
+ */
+static void
+RefuseMembersOfOtherOwners(const ConfiguredTable *table, const char *settingName)
+{
+	List	   *members = find_all_inheritors(table->relid, NoLock, NULL);
+	ListCell   *cell;
+
+	foreach(cell, members)
+	{
+		Oid			member = lfirst_oid(cell);
+		HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(member));
+		Oid			owner;
+
+		if (!HeapTupleIsValid(tuple))
+			continue;			/* dropped meanwhile */
+		owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+		ReleaseSysCache(tuple);
+		if (owner != table->owner)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("partition %s of table %s, named by %s, is owned by role \"%s\", not by the table's owner \"%s\"",
+							QualifiedRelationName(member), table->quotedName, settingName,
+							GetUserNameFromId(owner, false), GetUserNameFromId(table->owner, false)),
+					 errdetail("interactions_cron acts on a table as its owner; a partition's triggers are "
+							   "the table owner's code, its own code would run as the table's owner."),
+					 errhint("ALTER TABLE %s OWNER TO %s;", QualifiedRelationName(member),
+							 quote_identifier(GetUserNameFromId(table->owner, false)))));
+	}
+}
+
+/*
  * ResolveConfiguredTable looks up the table a setting names and returns its
  * OID with a quoted name for use in query text.
  */
@@ -118,11 +166,10 @@ ResolveConfiguredTable(const char *settingName, const char *qualifiedName)
 				 errhint("Create the table (see reference/schema.sql) or point %s at the right one.",
 						 settingName)));
 
-	table.quotedName =
-		quote_qualified_identifier(get_namespace_name(get_rel_namespace(table.relid)),
-								   get_rel_name(table.relid));
+	table.quotedName = QualifiedRelationName(table.relid);
 	RefuseSecurityInvokerView(&table, settingName);
 	table.owner = RelationOwner(table.relid);
+	RefuseMembersOfOtherOwners(&table, settingName);
 	return table;
 }
 

@@ -33,14 +33,44 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "interactions_cron/preconditions.h"
 #include "interactions_cron/run_history.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/subtransaction.h"
 #include "interactions_cron/worker_pool.h"
 
-#define INSERT_RUN_SQL \
+#define RUN_ROW_SQL \
 	"INSERT INTO interactions_cron.job_runs (job, started_at, finished_at, ok, result, error, run_by)" \
-	" VALUES ($1, $2, pg_catalog.clock_timestamp(), $3, $4, $5, $6)"
+	" VALUES ($1, $2, pg_catalog.clock_timestamp(), $3, $4, $5, $6)" \
+	" RETURNING id, started_at, finished_at"
+/* The run's id and duration in seconds, for the log line. */
+#define RUN_LOGGED_SQL \
+	" SELECT run.id, pg_catalog.date_part('epoch', run.finished_at - run.started_at) FROM run"
+/* 1.1's objects: the row only. */
+#define INSERT_RUN_SQL "WITH run AS (" RUN_ROW_SQL ")" RUN_LOGGED_SQL
+/*
+ * 1.2's: the row, and the totals the metrics report, added to in the same
+ * transaction.  $7 is the outcome.  A cleanup's deletions count only when it
+ * succeeded: a failed one's are rolled back.
+ */
+#define INSERT_RUN_WITH_TOTALS_SQL \
+	"WITH run AS (" RUN_ROW_SQL ")," \
+	" counted AS (" \
+	"  INSERT INTO interactions_cron.job_run_totals AS t" \
+	"   (job, outcome, runs, last_started_at, last_finished_at)" \
+	"  SELECT $1, $7, 1, run.started_at, run.finished_at FROM run" \
+	"  ON CONFLICT (job, outcome) DO UPDATE SET runs = t.runs + 1," \
+	"   last_started_at = excluded.last_started_at, last_finished_at = excluded.last_finished_at)," \
+	" cleaned AS (" \
+	"  INSERT INTO interactions_cron.cleanup_totals AS t (kind, total)" \
+	"  SELECT k.kind, ($4 -> 'cleaned' ->> k.key)::bigint" \
+	"  FROM (VALUES ('expiredSuppressions', 'expired_suppressions')," \
+	"               ('oldDailySummaries', 'old_daily_summaries')," \
+	"               ('oldRunHistory', 'old_run_history')," \
+	"               ('partitionsEnsured', 'partitions_ensured')) AS k(key, kind)" \
+	"  WHERE $1 = 'cleanup' AND $7 = 'ok' AND ($4 -> 'cleaned') ? k.key" \
+	"  ON CONFLICT (kind) DO UPDATE SET total = t.total + excluded.total)" \
+	RUN_LOGGED_SQL
 
 /* How long a call waits for its run to be recorded by the worker. */
 #define RECORDER_WAIT_MS 10000
@@ -62,31 +92,77 @@ typedef struct RecordedRun
 PGDLLEXPORT void RecordRunMain(Datum argument);
 
 static SPIPlanPtr insertRunPlan = NULL;
+static SPIPlanPtr insertRunWithTotalsPlan = NULL;
+
+static bool JsonbFlag(Jsonb *summary, const char *key, const char *expected);
+
+/*
+ * RunOutcome names a run's outcome: failed, skipped (a cleanup that found
+ * another one running) or ok.
+ */
+static const char *
+RunOutcome(bool ok, Jsonb *summary)
+{
+	if (!ok)
+		return "failed";
+	if (summary != NULL && JsonbFlag(summary, "status", "skipped"))
+		return "skipped";
+	return "ok";
+}
+
+/*
+ * LogRun writes the run's outcome to the server log in one line, with the
+ * id of its job_runs row, for alerting on the log alone.  The line is
+ * written when the row is, so a row the caller then rolls back (a cleanup
+ * in a transaction) leaves the line behind.
+ */
+static void
+LogRun(const char *jobName, int64 runId, const char *outcome, double seconds,
+	   const char *runBy, const char *error)
+{
+	ereport(LOG,
+			(errmsg("interactions_cron: %s run " INT64_FORMAT " %s in %.3f s (run by %s)%s%s",
+					jobName, runId, outcome, seconds, runBy, error ? ": " : "", error ? error : ""),
+			 errhidestmt(true)));
+}
 
 /*
  * InsertRunRow inserts one job_runs row through SPI in the current
  * transaction, as the extension's owner: callers may read the history but
- * not write it, so no row can claim another role's run.  summary and error
- * may be NULL.
+ * not write it, so no row can claim another role's run.  With 1.2's
+ * objects it adds the run to the totals too.  Then it logs the run.
+ * summary and error may be NULL.
  */
 static void
 InsertRunRow(const char *jobName, TimestampTz startedAt, bool ok,
 			 Jsonb *summary, const char *error, const char *runBy)
 {
-	Oid			argumentTypes[6] = {TEXTOID, TIMESTAMPTZOID, BOOLOID, JSONBOID, TEXTOID, NAMEOID};
-	Datum		values[6] = {
+	const char *outcome = RunOutcome(ok, summary);
+	Oid			argumentTypes[7] = {TEXTOID, TIMESTAMPTZOID, BOOLOID, JSONBOID, TEXTOID, NAMEOID, TEXTOID};
+	Datum		values[7] = {
 		CStringGetTextDatum(jobName),
 		TimestampTzGetDatum(startedAt),
 		BoolGetDatum(ok),
 		summary ? JsonbPGetDatum(summary) : (Datum) 0,
 		error ? CStringGetTextDatum(error) : (Datum) 0,
-		DirectFunctionCall1(namein, CStringGetDatum(runBy))
+		DirectFunctionCall1(namein, CStringGetDatum(runBy)),
+		CStringGetTextDatum(outcome)
 	};
-	char		nulls[6] = {' ', ' ', ' ', summary ? ' ' : 'n', error ? ' ' : 'n', ' '};
+	char		nulls[7] = {' ', ' ', ' ', summary ? ' ' : 'n', error ? ' ' : 'n', ' ', ' '};
+	bool		isNull;
 
 	ConnectSpi();
-	(void) RunStatementAsOwner(&insertRunPlan, INSERT_RUN_SQL, 6, argumentTypes, values, nulls,
-							   SPI_OK_INSERT, "record the run");
+	if (SqlHasRunTotals())
+		(void) RunStatementAsOwner(&insertRunWithTotalsPlan, INSERT_RUN_WITH_TOTALS_SQL, 7,
+								   argumentTypes, values, nulls, SPI_OK_SELECT, "record the run");
+	else
+		(void) RunStatementAsOwner(&insertRunPlan, INSERT_RUN_SQL, 7, argumentTypes, values, nulls,
+								   SPI_OK_SELECT, "record the run");
+	LogRun(jobName,
+		   DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isNull)),
+		   outcome,
+		   DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isNull)),
+		   runBy, error);
 	FinishSpi();
 }
 

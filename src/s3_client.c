@@ -2,7 +2,7 @@
  * s3_client.c
  *	  PutObject and multipart uploads to S3 or an S3-compatible store.
  *
- * Requests are signed by libcurl (CURLOPT_AWS_SIGV4) and carry the payload's
+ * Requests are signed with SigV4 (sigv4.c) and carry the payload's
  * SHA-256 in x-amz-content-sha256 so that the store can verify it.  Memory
  * is bounded by one part: a file up to the part size is sent in one PUT, a
  * larger one in parts of that size read from the spool file in turn.
@@ -13,6 +13,14 @@
  * Every attempt is bounded: by a deadline (s3_request_timeout), by a
  * low-speed limit (s3_low_speed_limit for s3_low_speed_time), and by a
  * pending cancel or termination, which stops the transfer within a second.
+ *
+ * Each attempt is signed with the credentials of that moment: temporary
+ * ones are renewed before they expire, and at once when S3 answers
+ * ExpiredToken (s3_credentials.c), the request then sent again.  The
+ * headers that bucket policies ask for go where S3 reads them: encryption
+ * and storage class on PutObject and CreateMultipartUpload, the checksum on
+ * PutObject, each UploadPart and (per part) the completion, the expected
+ * bucket owner on every request.
  */
 #include "postgres.h"
 
@@ -21,23 +29,41 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/base64.h"
 #include "common/cryptohash.h"
+#include "common/md5.h"
 #include "common/sha2.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
+#include "port/pg_crc32c.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
+#include "utils/memutils.h"
 #include "utils/wait_event.h"
 
 #include "interactions_cron/guc.h"
+#include "interactions_cron/http_request.h"
+#include "interactions_cron/pg_compat.h"
 #include "interactions_cron/s3_client.h"
 #include "interactions_cron/s3_credentials.h"
+#include "interactions_cron/sigv4.h"
+#include "interactions_cron/xml_response.h"
 
 /* Attempts of one request before a transient failure becomes an error. */
 #define S3_MAX_ATTEMPTS 4
 #define S3_FIRST_BACKOFF_MS 200
-/* Keep at most this much of an error response. */
-#define S3_MAX_RESPONSE_BYTES (64 * 1024)
+/*
+ * A listing page asks for at most this many keys (S3's own maximum); an
+ * answer of more, or longer than the bytes below (1,000 keys of 1,024 bytes
+ * with their metadata take about 1.5 MB), is refused, not cut.  A listing
+ * of more pages than that is refused too, as is a page that hands back the
+ * continuation token it was asked with: a store that never ends a listing
+ * fails the tenant instead of holding it for ever.
+ */
+#define S3_LIST_MAX_KEYS 1000
+#define S3_LIST_MAX_PAGE_BYTES (8 * 1024 * 1024)
+#define S3_LIST_MAX_PAGES 10000
 
 /* What one request came back with. */
 typedef struct S3Response
@@ -47,6 +73,8 @@ typedef struct S3Response
 	bool		setupFailed;	/* libcurl refused the request's options */
 	char		transportError[CURL_ERROR_SIZE];
 	StringInfoData body;
+	size_t		wholeBodyLimit; /* 0: keep the start; else the whole, or fail past it */
+	bool		bodyTooLarge;	/* the body went past wholeBodyLimit */
 	char	   *etag;
 } S3Response;
 
@@ -89,8 +117,13 @@ S3TargetAt(const char *endpoint, const char *bucket, const char *prefix)
 		: psprintf("https://s3.%s.amazonaws.com", target->region);
 	while (target->endpoint[0] != '\0' && target->endpoint[strlen(target->endpoint) - 1] == '/')
 		target->endpoint[strlen(target->endpoint) - 1] = '\0';
+	target->serverSideEncryption = pstrdup(S3SseSetting);
+	target->sseKmsKeyId = pstrdup(S3SseKmsKeyIdSetting);
+	target->storageClass = pstrdup(S3StorageClassSetting);
+	target->checksum = S3ChecksumSetting;
+	target->expectedBucketOwner = pstrdup(S3ExpectedBucketOwnerSetting);
 
-	S3ResolveCredentials(target);
+	target->credentials = S3ResolveCredentials();
 	return target;
 }
 
@@ -117,9 +150,10 @@ S3Location(const S3Target *target)
 /*
  * AppendUriEncoded appends a key with every byte but the unreserved ones (and
  * '/' when keepSlash) percent-encoded, which is also its SigV4 canonical
- * form: libcurl signs the path and query exactly as they are sent.
+ * form: libcurl signs the path and query exactly as they are sent.  It is
+ * also how a form's values are encoded (STS).
  */
-static void
+void
 AppendUriEncoded(StringInfo url, const char *key, bool keepSlash)
 {
 	for (const unsigned char *p = (const unsigned char *) key; *p != '\0'; p++)
@@ -173,36 +207,122 @@ UploadIdQuery(int partNumber, const char *uploadId)
 }
 
 /*
- * Sha256Hex returns the lowercase hex SHA-256 of a payload.
+ * Base64 returns bytes in base64, as S3's checksum headers carry them.
  */
 static char *
-Sha256Hex(const char *data, size_t length)
+Base64(const uint8 *bytes, int length)
 {
-	pg_cryptohash_ctx *context = pg_cryptohash_create(PG_SHA256);
-	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	char	   *hex = palloc(PG_SHA256_DIGEST_LENGTH * 2 + 1);
+	int			encodedLength = pg_b64_enc_len(length);
+	char	   *encoded = palloc(encodedLength + 1);
+	int			written = Base64Encode(bytes, length, encoded, encodedLength);
 
-	if (context == NULL || pg_cryptohash_init(context) < 0 ||
-		pg_cryptohash_update(context, (const uint8 *) data, length) < 0 ||
-		pg_cryptohash_final(context, digest, sizeof(digest)) < 0)
-		elog(ERROR, "could not compute SHA-256: %s", pg_cryptohash_error(context));
-	pg_cryptohash_free(context);
-	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
-		sprintf(hex + i * 2, "%02x", digest[i]);
-	return hex;
+	if (written < 0)
+		elog(ERROR, "could not encode a checksum in base64");
+	encoded[written] = '\0';
+	return encoded;
 }
 
 /*
- * CollectBody keeps the start of a response body (for error messages).
+ * PayloadChecksum returns the configured checksum of a payload in the form
+ * its header carries it (base64), or NULL when none is configured.
+ */
+static char *
+PayloadChecksum(const S3Target *target, const char *data, size_t length)
+{
+	if (target->checksum == S3_CHECKSUM_CRC32C)
+	{
+		pg_crc32c	crc;
+		uint32		bigEndian;
+
+		INIT_CRC32C(crc);
+		COMP_CRC32C(crc, data, length);
+		FIN_CRC32C(crc);
+		bigEndian = pg_hton32(crc);
+		return Base64((const uint8 *) &bigEndian, sizeof(bigEndian));
+	}
+	if (target->checksum == S3_CHECKSUM_MD5)
+	{
+		uint8		digest[MD5_DIGEST_LENGTH];
+
+		ComputeDigest(PG_MD5, data, length, digest, sizeof(digest));
+		return Base64(digest, sizeof(digest));
+	}
+	return NULL;
+}
+
+/*
+ * ChecksumHeaders returns the header that carries a payload's checksum, as
+ * a list of one line (NIL when none is configured); *checksum, when not
+ * NULL, receives the checksum itself.
+ */
+static List *
+ChecksumHeaders(const S3Target *target, const char *data, size_t length, char **checksum)
+{
+	char	   *value = PayloadChecksum(target, data, length);
+
+	if (checksum != NULL)
+		*checksum = value;
+	if (value == NULL)
+		return NIL;
+	return list_make1(psprintf(target->checksum == S3_CHECKSUM_CRC32C
+							   ? "x-amz-checksum-crc32c: %s" : "Content-MD5: %s", value));
+}
+
+/*
+ * ObjectCreationHeaders returns the headers that PutObject and
+ * CreateMultipartUpload carry: encryption and storage class.
+ */
+static List *
+ObjectCreationHeaders(const S3Target *target)
+{
+	List	   *headers = NIL;
+
+	if (target->serverSideEncryption[0] != '\0')
+		headers = lappend(headers, psprintf("x-amz-server-side-encryption: %s",
+											target->serverSideEncryption));
+	if (strncmp(target->serverSideEncryption, "aws:kms", 7) == 0 && target->sseKmsKeyId[0] != '\0')
+		headers = lappend(headers, psprintf("x-amz-server-side-encryption-aws-kms-key-id: %s",
+											target->sseKmsKeyId));
+	if (target->storageClass[0] != '\0')
+		headers = lappend(headers, psprintf("x-amz-storage-class: %s", target->storageClass));
+	return headers;
+}
+
+/*
+ * InitResponse prepares a response for SendOnce; wholeBodyLimit as in
+ * CollectBody.  A whole body's room is allocated here, so that CollectBody,
+ * called by libcurl, never needs memory it could fail to get: an error must
+ * not unwind through libcurl.
+ */
+static void
+InitResponse(S3Response *response, size_t wholeBodyLimit)
+{
+	initStringInfo(&response->body);
+	if (wholeBodyLimit > 0)
+		enlargeStringInfo(&response->body, (int) wholeBodyLimit);
+	response->wholeBodyLimit = wholeBodyLimit;
+	response->bodyTooLarge = false;
+}
+
+/*
+ * CollectBody keeps the start of a response body (for error messages), or,
+ * with a wholeBodyLimit (a listing), all of it, stopping the transfer once
+ * it goes past that limit: a listing cut short would hide keys.
  */
 static size_t
 CollectBody(char *data, size_t size, size_t count, void *userdata)
 {
-	StringInfo	body = userdata;
+	S3Response *response = userdata;
 	size_t		length = size * count;
 
-	if (body->len < S3_MAX_RESPONSE_BYTES)
-		appendBinaryStringInfo(body, data, Min(length, (size_t) (S3_MAX_RESPONSE_BYTES - body->len)));
+	if (response->wholeBodyLimit == 0)
+		return HttpCollectBody(data, size, count, &response->body);
+	if (length > response->wholeBodyLimit - response->body.len)
+	{
+		response->bodyTooLarge = true;
+		return 0;				/* libcurl ends the transfer: CURLE_WRITE_ERROR */
+	}
+	appendBinaryStringInfo(&response->body, data, length);
 	return length;
 }
 
@@ -223,24 +343,6 @@ CollectEtag(char *data, size_t size, size_t count, void *userdata)
 		response->etag[strcspn(response->etag, "\r\n")] = '\0';
 	}
 	return length;
-}
-
-/*
- * StopOnInterrupt is libcurl's progress callback, called at least once a
- * second even while nothing moves: it aborts the transfer when a cancel
- * (statement_timeout, pg_cancel_backend) or a termination (the SIGTERM that
- * a cancelled call sends its export workers) is pending.  The interrupt is
- * not served here, since an error must not unwind through libcurl; SendOnce
- * serves it once curl has been cleaned up.  Other interrupts (barriers,
- * notifications) do not fail an upload, and neither does a cancel that could
- * not be served now.
- */
-static int
-StopOnInterrupt(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
-				curl_off_t ultotal, curl_off_t ulnow)
-{
-	return (INTERRUPTS_PENDING_CONDITION() && (QueryCancelPending || ProcDiePending) &&
-			INTERRUPTS_CAN_BE_PROCESSED()) ? 1 : 0;
 }
 
 /* Sets a curl option unless an earlier one failed; SendOnce's locals. */
@@ -269,53 +371,60 @@ AppendHeader(struct curl_slist *headers, const char *line, bool *failed)
 }
 
 /*
- * SendOnce performs one signed request.  No error is raised while curl holds
- * memory of its own; the outcome is left in *response.
+ * SendOnce performs one signed request, with the credentials of the moment
+ * and extra header lines.  No error is raised while curl holds memory of
+ * its own; the outcome is left in *response.
  */
 static void
 SendOnce(const S3Target *target, const char *method, const char *url,
-		 const char *payload, size_t length, const char *contentType, S3Response *response)
+		 const char *payload, size_t length, const char *contentType, List *extraHeaders,
+		 S3Response *response)
 {
 	/* Everything that may raise an error is made before curl has memory. */
-	char	   *hashHeader = psprintf("x-amz-content-sha256: %s", Sha256Hex(payload, length));
-	char	   *typeHeader = psprintf("Content-Type: %s", contentType);
-	char	   *tokenHeader = target->sessionToken
-		? psprintf("x-amz-security-token: %s", target->sessionToken) : NULL;
-	char	   *provider = psprintf("aws:amz:%s:s3", target->region);
-	char	   *credentials = psprintf("%s:%s", target->accessKeyId, target->secretAccessKey);
-	CURL	   *curl = curl_easy_init();
+	const AwsCredentials *signing = S3CredentialsForRequest(target->credentials);
+	char	   *payloadHash = Sha256Hex(payload, length);
+	List	   *lines = list_make2(psprintf("x-amz-content-sha256: %s", payloadHash),
+								   psprintf("Content-Type: %s", contentType));
+	CURL	   *curl;
 	struct curl_slist *headers = NULL;
 	bool		headersFailed = false;
 	CURLcode	code = CURLE_OK;
+	ListCell   *cell;
+	char	   *tokenLine = NULL;
+
+	if (signing->sessionToken != NULL)
+	{
+		tokenLine = psprintf("x-amz-security-token: %s", signing->sessionToken);
+		lines = lappend(lines, tokenLine);
+	}
+	if (target->expectedBucketOwner[0] != '\0')
+		lines = lappend(lines, psprintf("x-amz-expected-bucket-owner: %s", target->expectedBucketOwner));
+	lines = list_concat(lines, extraHeaders);
+	lines = SigV4SignedHeaders(method, url, lines, payloadHash, target->region, signing);
 
 	resetStringInfo(&response->body);
+	response->bodyTooLarge = false;
 	response->status = 0;
 	response->etag = NULL;
 	response->transportCode = CURLE_OK;
 	response->setupFailed = false;
 	response->transportError[0] = '\0';
+	curl = curl_easy_init();
 	if (curl == NULL)
 	{
 		strlcpy(response->transportError, "could not initialise libcurl", CURL_ERROR_SIZE);
-		memset(credentials, 0, strlen(credentials));
-		if (tokenHeader != NULL)
-			memset(tokenHeader, 0, strlen(tokenHeader));
+		if (tokenLine != NULL)
+			explicit_bzero(tokenLine, strlen(tokenLine));
 		return;
 	}
 
 	/*
-	 * No "Expect:" line here, although it is how libcurl is usually told not
-	 * to send "Expect: 100-continue": libcurl 7.88 (Debian bookworm) signs
-	 * every header of this list, that one too, so each request would list
-	 * expect in SignedHeaders without sending it, and S3 rejects that.  Left
-	 * alone, libcurl sends the 100-continue only for bodies above 1 MB, and
-	 * unsigned, as the AWS SDKs do; S3 accepts it, and answers a refusal
-	 * before the part is sent.
+	 * Only the signed lines are given; libcurl adds Content-Length and, for
+	 * bodies above 1 MB, "Expect: 100-continue" (unsigned, as the AWS SDKs
+	 * send it; S3 answers a refusal before the part is sent).
 	 */
-	headers = AppendHeader(headers, hashHeader, &headersFailed);
-	headers = AppendHeader(headers, typeHeader, &headersFailed);
-	if (tokenHeader != NULL)
-		headers = AppendHeader(headers, tokenHeader, &headersFailed);
+	foreach(cell, lines)
+		headers = AppendHeader(headers, lfirst(cell), &headersFailed);
 	if (headersFailed)
 		code = CURLE_OUT_OF_MEMORY;
 
@@ -324,10 +433,8 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	SET_CURL_OPTION(CURLOPT_POSTFIELDS, payload);
 	SET_CURL_OPTION(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) length);
 	SET_CURL_OPTION(CURLOPT_HTTPHEADER, headers);
-	SET_CURL_OPTION(CURLOPT_AWS_SIGV4, provider);
-	SET_CURL_OPTION(CURLOPT_USERPWD, credentials);
 	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, CollectBody);
-	SET_CURL_OPTION(CURLOPT_WRITEDATA, &response->body);
+	SET_CURL_OPTION(CURLOPT_WRITEDATA, response);
 	SET_CURL_OPTION(CURLOPT_HEADERFUNCTION, CollectEtag);
 	SET_CURL_OPTION(CURLOPT_HEADERDATA, response);
 	SET_CURL_OPTION(CURLOPT_ERRORBUFFER, response->transportError);
@@ -339,7 +446,7 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	SET_CURL_OPTION(CURLOPT_LOW_SPEED_LIMIT, (long) target->lowSpeedLimitBytes);
 	SET_CURL_OPTION(CURLOPT_LOW_SPEED_TIME, (long) target->lowSpeedTimeSeconds);
 	SET_CURL_OPTION(CURLOPT_NOPROGRESS, 0L);
-	SET_CURL_OPTION(CURLOPT_XFERINFOFUNCTION, StopOnInterrupt);
+	SET_CURL_OPTION(CURLOPT_XFERINFOFUNCTION, HttpStopOnInterrupt);
 
 	if (code != CURLE_OK)
 	{
@@ -363,30 +470,24 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
-	memset(credentials, 0, strlen(credentials));
-	if (tokenHeader != NULL)
-		memset(tokenHeader, 0, strlen(tokenHeader));
+	if (tokenLine != NULL)
+		explicit_bzero(tokenLine, strlen(tokenLine));
 	CHECK_FOR_INTERRUPTS();
 }
 
 #undef SET_CURL_OPTION
 
 /*
- * XmlElement returns the text of the first <name> element of a response.
+ * ResponseElement returns the text of the first element of a local name in
+ * a response's XML body (read with libxml2), or NULL.
  */
 static char *
-XmlElement(const char *xml, const char *name)
+ResponseElement(const S3Response *response, const char *name)
 {
-	char	   *open = psprintf("<%s>", name);
-	char	   *close = psprintf("</%s>", name);
-	const char *start = strstr(xml, open);
-	const char *end;
+	char	   *text;
 
-	if (start == NULL)
-		return NULL;
-	start += strlen(open);
-	end = strstr(start, close);
-	return end ? pnstrdup(start, end - start) : NULL;
+	(void) XmlResponseTexts(response->body.data, response->body.len, 1, &name, &text);
+	return text;
 }
 
 /*
@@ -395,45 +496,60 @@ XmlElement(const char *xml, const char *name)
 static bool
 IsTransient(const S3Response *response)
 {
-	if (response->setupFailed)
+	if (response->setupFailed || response->bodyTooLarge)
 		return false;
 	return response->status == 0 || response->status >= 500 ||
 		response->status == 408 || response->status == 429;
 }
 
-static void SendAccepting(const S3Target *target, const char *what, const char *method,
-						  const char *url, const char *payload, size_t length,
-						  const char *contentType, S3Response *response, long acceptedStatus);
-
 /*
- * Send performs a request, retrying transient failures with backoff, and
- * raises an error naming the operation and the store's error code when it
- * does not succeed.
+ * RefusedAsExpired says whether S3 refused a request's credentials as
+ * expired or no longer valid, which renewing them mends.
  */
-static void
-Send(const S3Target *target, const char *what, const char *method, const char *url,
-	 const char *payload, size_t length, const char *contentType, S3Response *response)
+static bool
+RefusedAsExpired(const S3Response *response)
 {
-	SendAccepting(target, what, method, url, payload, length, contentType, response, 0);
+	char	   *code;
+
+	if (response->status != 400 && response->status != 403)
+		return false;
+	code = ResponseElement(response, "Code");
+	return code != NULL && (strcmp(code, "ExpiredToken") == 0 || strcmp(code, "InvalidToken") == 0 ||
+							strcmp(code, "TokenRefreshRequired") == 0);
 }
 
 /*
- * SendAccepting is Send that also takes acceptedStatus (besides 2xx) as
- * success.
+ * SendRequest performs a request with extra header lines, retrying
+ * transient failures with backoff and sending it again at once with renewed
+ * credentials when S3 refuses them as expired (once per request), and
+ * raises an error naming the operation and the store's error code when it
+ * does not succeed.  acceptedStatus (besides 2xx), when not 0, is success.
  */
 static void
-SendAccepting(const S3Target *target, const char *what, const char *method, const char *url,
-			  const char *payload, size_t length, const char *contentType, S3Response *response,
-			  long acceptedStatus)
+SendRequest(const S3Target *target, const char *what, const char *method, const char *url,
+			const char *payload, size_t length, const char *contentType, List *extraHeaders,
+			S3Response *response, long acceptedStatus)
 {
 	int			backoffMs = S3_FIRST_BACKOFF_MS;
+	bool		renewed = false;
+	char	   *code;
+	char	   *message;
 
 	for (int attempt = 1;; attempt++)
 	{
-		SendOnce(target, method, url, payload, length, contentType, response);
+		SendOnce(target, method, url, payload, length, contentType, extraHeaders, response);
 		if ((response->status >= 200 && response->status < 300) ||
 			(acceptedStatus != 0 && response->status == acceptedStatus))
 			return;
+		if (!renewed && RefusedAsExpired(response) && S3RenewCredentials(target->credentials))
+		{
+			ereport(LOG,
+					(errmsg("interactions_cron: S3 %s refused the credentials (%s); renewed them, sending it again",
+							what, ResponseElement(response, "Code"))));
+			renewed = true;
+			attempt--;
+			continue;
+		}
 		if (!IsTransient(response) || attempt == S3_MAX_ATTEMPTS)
 			break;
 		ereport(LOG,
@@ -448,12 +564,17 @@ SendAccepting(const S3Target *target, const char *what, const char *method, cons
 		backoffMs *= 2;
 	}
 
+	if (response->bodyTooLarge)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("S3 %s failed: the answer is longer than %zu bytes", what,
+						response->wholeBodyLimit),
+				 errhint("The store must answer ListObjectsV2 with at most max-keys keys per page.")));
 	if (response->setupFailed)
 		ereport(ERROR,
 				(errcode(ERRCODE_SYSTEM_ERROR),
 				 errmsg("S3 %s failed: %s", what, response->transportError),
-				 errhint("libcurl refused the request's options: it ran out of memory, or it is older "
-						 "than 7.75, which brought SigV4 signing.")));
+				 errhint("libcurl refused the request's options: it ran out of memory.")));
 	if (response->status == 0 && response->transportCode == CURLE_OPERATION_TIMEDOUT)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -472,12 +593,31 @@ SendAccepting(const S3Target *target, const char *what, const char *method, cons
 				 errmsg("S3 %s failed after %d attempts: %s", what, S3_MAX_ATTEMPTS,
 						response->transportError),
 				 errhint("Check interactions_cron.s3_endpoint and that the store is reachable.")));
+	if (RefusedAsExpired(response))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+				 errmsg("S3 %s failed: HTTP %ld %s: the credentials from %s are expired or invalid",
+						what, response->status, ResponseElement(response, "Code"),
+						S3CredentialsSourceName(target->credentials)),
+				 errhint("Credentials with a session token from settings, a credentials file or the environment "
+						 "cannot be renewed: replace them, or let the server take a role's credentials.")));
+	code = ResponseElement(response, "Code");
+	message = ResponseElement(response, "Message");
 	ereport(ERROR,
 			(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 			 errmsg("S3 %s failed: HTTP %ld %s: %s%s", what, response->status,
-					XmlElement(response->body.data, "Code") ? XmlElement(response->body.data, "Code") : "(no error code)",
-					XmlElement(response->body.data, "Message") ? XmlElement(response->body.data, "Message") : "",
+					code ? code : "(no error code)", message ? message : "",
 					IsTransient(response) ? psprintf(" (after %d attempts)", S3_MAX_ATTEMPTS) : "")));
+}
+
+/*
+ * Send performs a request without extra headers (see SendRequest).
+ */
+static void
+Send(const S3Target *target, const char *what, const char *method, const char *url,
+	 const char *payload, size_t length, const char *contentType, S3Response *response)
+{
+	SendRequest(target, what, method, url, payload, length, contentType, NIL, response, 0);
 }
 
 /*
@@ -505,6 +645,21 @@ ReadChunk(int fd, const char *path, off_t offset, size_t length)
 }
 
 /*
+ * MultipartStartHeaders returns the headers of CreateMultipartUpload: those
+ * of an object's creation, and the checksum algorithm its parts will carry
+ * (S3 wants it declared there, and refuses parts' CRC32C otherwise).
+ */
+static List *
+MultipartStartHeaders(const S3Target *target)
+{
+	List	   *headers = ObjectCreationHeaders(target);
+
+	if (target->checksum == S3_CHECKSUM_CRC32C)
+		headers = lappend(headers, "x-amz-checksum-algorithm: CRC32C");
+	return headers;
+}
+
+/*
  * UploadParts sends a large file as a multipart upload, aborting the upload
  * if a part or the completion fails so that no partial object remains.
  */
@@ -516,10 +671,11 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 	char	   *uploadId;
 	StringInfoData completion;
 
-	initStringInfo(&response.body);
-	Send(target, psprintf("multipart start of %s", key), "POST",
-		 ObjectUrl(target, key, "uploads="), "", 0, contentType, &response);
-	uploadId = XmlElement(response.body.data, "UploadId");
+	InitResponse(&response, 0);
+	SendRequest(target, psprintf("multipart start of %s", key), "POST",
+				ObjectUrl(target, key, "uploads="), "", 0, contentType,
+				MultipartStartHeaders(target), &response, 0);
+	uploadId = ResponseElement(&response, "UploadId");
 	if (uploadId == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
@@ -530,36 +686,47 @@ UploadParts(const S3Target *target, const char *key, int fd, const char *path,
 	PG_TRY();
 	{
 		int			partNumber = 1;
+		char	   *errorCode;
 
 		for (off_t offset = 0; offset < size; offset += target->partBytes, partNumber++)
 		{
 			size_t		length = Min((off_t) target->partBytes, size - offset);
 			char	   *part = ReadChunk(fd, path, offset, length);
+			char	   *checksum;
+			List	   *headers = ChecksumHeaders(target, part, length, &checksum);
 
-			Send(target, psprintf("part %d of %s", partNumber, key), "PUT",
-				 ObjectUrl(target, key, UploadIdQuery(partNumber, uploadId)),
-				 part, length, contentType, &response);
+			SendRequest(target, psprintf("part %d of %s", partNumber, key), "PUT",
+						ObjectUrl(target, key, UploadIdQuery(partNumber, uploadId)),
+						part, length, contentType, headers, &response, 0);
 			pfree(part);
-			appendStringInfo(&completion, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag></Part>",
+			appendStringInfo(&completion, "<Part><PartNumber>%d</PartNumber><ETag>%s</ETag>",
 							 partNumber, response.etag ? response.etag : "");
+			if (target->checksum == S3_CHECKSUM_CRC32C)
+				appendStringInfo(&completion, "<ChecksumCRC32C>%s</ChecksumCRC32C>", checksum);
+			appendStringInfoString(&completion, "</Part>");
 		}
 		appendStringInfoString(&completion, "</CompleteMultipartUpload>");
-		Send(target, psprintf("multipart completion of %s", key), "POST",
-			 ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
-			 completion.data, completion.len, "application/xml", &response);
-		if (strstr(response.body.data, "<Error>") != NULL)
+		/* The parts' CRC32C are in the body; an MD5 covers the body itself. */
+		SendRequest(target, psprintf("multipart completion of %s", key), "POST",
+					ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
+					completion.data, completion.len, "application/xml",
+					target->checksum == S3_CHECKSUM_MD5
+					? ChecksumHeaders(target, completion.data, completion.len, NULL) : NIL,
+					&response, 0);
+		/* A completion can fail after its 200 has been sent: the body then holds an Error. */
+		errorCode = ResponseElement(&response, "Code");
+		if (errorCode != NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-					 errmsg("S3 multipart completion of %s failed: %s", key,
-							XmlElement(response.body.data, "Code") ? XmlElement(response.body.data, "Code") : "(no error code)")));
+					 errmsg("S3 multipart completion of %s failed: %s", key, errorCode)));
 	}
 	PG_CATCH();
 	{
 		S3Response abortResponse;
 
-		initStringInfo(&abortResponse.body);
+		InitResponse(&abortResponse, 0);
 		SendOnce(target, "DELETE", ObjectUrl(target, key, UploadIdQuery(0, uploadId)),
-				 "", 0, contentType, &abortResponse);
+				 "", 0, contentType, NIL, &abortResponse);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -585,9 +752,12 @@ S3UploadFile(const S3Target *target, const char *key, const char *path, const ch
 		S3Response response;
 		char	   *payload = ReadChunk(fd, path, 0, status.st_size);
 
-		initStringInfo(&response.body);
-		Send(target, psprintf("upload of %s", key), "PUT", ObjectUrl(target, key, NULL),
-			 payload, status.st_size, contentType, &response);
+		InitResponse(&response, 0);
+		SendRequest(target, psprintf("upload of %s", key), "PUT", ObjectUrl(target, key, NULL),
+					payload, status.st_size, contentType,
+					list_concat(ObjectCreationHeaders(target),
+								ChecksumHeaders(target, payload, status.st_size, NULL)),
+					&response, 0);
 		pfree(payload);
 	}
 	else
@@ -605,39 +775,9 @@ S3DeleteObject(const S3Target *target, const char *key)
 {
 	S3Response response;
 
-	initStringInfo(&response.body);
-	SendAccepting(target, psprintf("delete of %s", key), "DELETE", ObjectUrl(target, key, NULL),
-				  "", 0, "application/octet-stream", &response, 404);
-}
-
-/*
- * XmlUnescape returns an XML text with its five predefined entities decoded.
- */
-static char *
-XmlUnescape(const char *text)
-{
-	static const char *const entities[][2] = {
-		{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}
-	};
-	StringInfoData result;
-
-	initStringInfo(&result);
-	while (*text != '\0')
-	{
-		int			i;
-
-		for (i = 0; i < (int) lengthof(entities); i++)
-			if (strncmp(text, entities[i][0], strlen(entities[i][0])) == 0)
-				break;
-		if (i < (int) lengthof(entities))
-		{
-			appendStringInfoString(&result, entities[i][1]);
-			text += strlen(entities[i][0]);
-		}
-		else
-			appendStringInfoChar(&result, *text++);
-	}
-	return result.data;
+	InitResponse(&response, 0);
+	SendRequest(target, psprintf("delete of %s", key), "DELETE", ObjectUrl(target, key, NULL),
+				"", 0, "application/octet-stream", NIL, &response, 404);
 }
 
 /*
@@ -656,50 +796,82 @@ ListQuery(const char *prefix, const char *continuationToken)
 		AppendUriEncoded(&query, continuationToken, false);
 		appendStringInfoChar(&query, '&');
 	}
-	appendStringInfoString(&query, "list-type=2&prefix=");
+	appendStringInfo(&query, "list-type=2&max-keys=%d&prefix=", S3_LIST_MAX_KEYS);
 	AppendUriEncoded(&query, prefix, false);
 	return query.data;
 }
 
 /*
- * S3ListKeys returns every key that starts with prefix (ListObjectsV2, page
- * after page).
+ * RequireListProgress refuses a listing that does not end: a truncated page
+ * without a continuation token, one that hands back the token it was asked
+ * with, or more pages than S3_LIST_MAX_PAGES.
  */
-List *
-S3ListKeys(const S3Target *target, const char *prefix)
+static void
+RequireListProgress(const char *prefix, const XmlListPage *page, const char *askedToken, int pages)
 {
-	List	   *keys = NIL;
+	if (!page->truncated)
+		return;
+	if (page->nextToken == NULL || page->nextToken[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("S3 list of %s is truncated without a continuation token", prefix),
+				 errhint("The store must support ListObjectsV2 (list-type=2).")));
+	if (askedToken != NULL && strcmp(page->nextToken, askedToken) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("S3 list of %s does not end: page %d hands back the continuation token it was asked with",
+						prefix, pages)));
+	if (pages >= S3_LIST_MAX_PAGES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("S3 list of %s has more than %d pages of %d keys", prefix,
+						S3_LIST_MAX_PAGES, S3_LIST_MAX_KEYS)));
+}
+
+/*
+ * S3ListKeys calls visit(key, argument) for every key that the store lists
+ * under prefix (ListObjectsV2, page after page).  Each page is read, parsed
+ * and visited in a memory context of its own, reset after the page, so that
+ * memory stays that of one page however long the listing: visit must copy
+ * into a context of its own whatever it keeps.  The keys are the store's:
+ * the caller checks them.
+ */
+void
+S3ListKeys(const S3Target *target, const char *prefix, S3KeyVisitor visit, void *argument)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	MemoryContext pageContext = AllocSetContextCreate(CurrentMemoryContext, "interactions_cron S3 list page",
+													  ALLOCSET_DEFAULT_SIZES);
 	char	   *continuationToken = NULL;
+	int			pages = 0;
 
 	do
 	{
 		S3Response response;
-		const char *cursor;
-		char	   *truncated;
+		XmlListPage page;
+		ListCell   *cell;
 
-		initStringInfo(&response.body);
+		MemoryContextSwitchTo(pageContext);
+		InitResponse(&response, S3_LIST_MAX_PAGE_BYTES);
 		Send(target, psprintf("list of %s", prefix), "GET",
 			 ObjectUrl(target, "", ListQuery(prefix, continuationToken)),
 			 "", 0, "application/octet-stream", &response);
-		for (cursor = strstr(response.body.data, "<Key>"); cursor != NULL;
-			 cursor = strstr(cursor, "<Key>"))
-		{
-			char	   *key = XmlElement(cursor, "Key");
-
-			if (key == NULL)
-				break;
-			keys = lappend(keys, XmlUnescape(key));
-			cursor += strlen("<Key>");
-		}
-		truncated = XmlElement(response.body.data, "IsTruncated");
-		continuationToken = (truncated != NULL && strcmp(truncated, "true") == 0)
-			? XmlElement(response.body.data, "NextContinuationToken") : NULL;
-		if (truncated != NULL && strcmp(truncated, "true") == 0 && continuationToken == NULL)
+		pages++;
+		if (!XmlReadListPage(response.body.data, response.body.len, S3_LIST_MAX_KEYS, &page))
 			ereport(ERROR,
 					(errcode(ERRCODE_PROTOCOL_VIOLATION),
-					 errmsg("S3 list of %s is truncated without a continuation token", prefix),
-					 errhint("The store must support ListObjectsV2 (list-type=2).")));
+					 errmsg("S3 list of %s returned no ListObjectsV2 page of at most %d keys", prefix,
+							S3_LIST_MAX_KEYS)));
+		RequireListProgress(prefix, &page, continuationToken, pages);
+
+		foreach(cell, page.keys)
+			visit(lfirst(cell), argument);
+		if (continuationToken != NULL)
+			pfree(continuationToken);
+		continuationToken = page.truncated ? MemoryContextStrdup(callerContext, page.nextToken) : NULL;
+		MemoryContextSwitchTo(callerContext);
+		MemoryContextReset(pageContext);
 		CHECK_FOR_INTERRUPTS();
 	} while (continuationToken != NULL);
-	return keys;
+	MemoryContextDelete(pageContext);
 }

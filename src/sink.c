@@ -16,8 +16,10 @@
 #include <sys/stat.h>
 
 #include "commands/dbcommands.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/json.h"
 
 #include "interactions_cron/guc.h"
 #include "interactions_cron/hive_path.h"
@@ -54,7 +56,7 @@ SpoolOpen(ExportSink *sink, SinkFile *file)
 	EnsureExportDirectory(sink->localRoot, file->spoolDirectory);
 	file->temporaryPath = psprintf("%s/%s/%s", sink->localRoot, file->spoolDirectory,
 								   UniqueTemporaryName(fileName));
-	file->file = BatchFileCreate(file->temporaryPath, sink->gzip);
+	file->file = BatchFileCreate(file->temporaryPath, sink->compression, sink->compressionLevel);
 }
 
 /*
@@ -125,7 +127,7 @@ static void
 S3Place(ExportSink *sink, SinkFile *file)
 {
 	S3UploadFile(sink->s3, ObjectKey(sink, file->relativePath), file->temporaryPath,
-				 sink->gzip ? "application/gzip" : "application/x-ndjson");
+				 CompressionContentType(sink->compression));
 	RemoveFileIfPresent(file->temporaryPath, WARNING);
 }
 
@@ -210,47 +212,93 @@ ListLocalFiles(const char *root, const char *relative, List *files)
 }
 
 /*
- * LocalList lists the files below a directory of the lake, if it exists
- * (a symbolic link on the way is refused, not followed).
+ * LocalList visits the files below a directory of the lake, if it exists
+ * (a symbolic link on the way is refused, not followed).  They are listed
+ * first, so that the visitor may remove them.
  */
-static List *
-LocalList(ExportSink *sink, const char *relativeDirectory)
+static void
+LocalList(ExportSink *sink, const char *relativeDirectory, SinkFileVisitor visit, void *argument)
 {
-	if (!ExportDirectoryExists(sink->localRoot, relativeDirectory))
-		return NIL;
-	return ListLocalFiles(sink->localRoot, relativeDirectory, NIL);
-}
-
-/*
- * S3List lists the objects below a directory of the lake, as relative
- * paths, hidden ones excepted.
- */
-static List *
-S3List(ExportSink *sink, const char *relativeDirectory)
-{
-	List	   *keys = S3ListKeys(sink->s3, ObjectKey(sink, psprintf("%s/", relativeDirectory)));
-	Size		prefixLength = strlen(sink->s3->prefix);
-	List	   *files = NIL;
 	ListCell   *cell;
 
-	foreach(cell, keys)
-	{
-		char	   *relativePath = (char *) lfirst(cell) + prefixLength;
-		const char *name = strrchr(relativePath, '/');
+	if (!ExportDirectoryExists(sink->localRoot, relativeDirectory))
+		return;
+	foreach(cell, ListLocalFiles(sink->localRoot, relativeDirectory, NIL))
+		visit(lfirst(cell), argument);
+}
 
-		if (!IsHiddenName(name != NULL ? name + 1 : relativePath))
-			files = lappend(files, relativePath);
-	}
-	return files;
+/* What S3List hands each key to. */
+typedef struct ListedKeyCheck
+{
+	ExportSink *sink;
+	const char *listedPrefix;	/* the key prefix listed: the directory's */
+	SinkFileVisitor visit;
+	void	   *argument;
+} ListedKeyCheck;
+
+/*
+ * QuotedKey returns a key as a JSON string, cut to its first 256 bytes, for a
+ * message: a store's key may hold any character.
+ */
+static char *
+QuotedKey(const char *key)
+{
+	StringInfoData quoted;
+
+	initStringInfo(&quoted);
+	escape_json(&quoted, pnstrdup(key, pg_mbcliplen(key, strlen(key), 256)));
+	return quoted.data;
 }
 
 /*
- * DryRunList lists nothing: a dry run removes nothing.
+ * VisitListedKey hands a listed key on as a relative path, hidden ones
+ * excepted, once it is checked: a store's listing may name any key, and
+ * the visitor may delete it.  A key outside the listed directory, or whose
+ * path has an empty, "." or ".." segment (which a URL's path normalisation
+ * would resolve to another key), is ignored with a warning.
  */
-static List *
-DryRunList(ExportSink *sink, const char *relativeDirectory)
+static void
+VisitListedKey(const char *key, void *argument)
 {
-	return NIL;
+	ListedKeyCheck *check = argument;
+	size_t		listedLength = strlen(check->listedPrefix);
+	const char *relativePath;
+	const char *name;
+
+	if (strncmp(key, check->listedPrefix, listedLength) != 0 ||
+		!IsPlainRelativePath(key + listedLength))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("interactions_cron: ignored the key %s that the S3 listing of \"%s\" returned",
+						QuotedKey(key), check->listedPrefix),
+				 errdetail("A listed key must lie under the prefix listed, without an empty, \".\" or \"..\" segment.")));
+		return;
+	}
+	relativePath = key + strlen(check->sink->s3->prefix);
+	name = strrchr(relativePath, '/');
+	if (!IsHiddenName(name != NULL ? name + 1 : relativePath))
+		check->visit(relativePath, check->argument);
+}
+
+/*
+ * S3List visits the objects below a directory of the lake, as relative
+ * paths, hidden ones excepted, a page of the listing at a time.
+ */
+static void
+S3List(ExportSink *sink, const char *relativeDirectory, SinkFileVisitor visit, void *argument)
+{
+	ListedKeyCheck check = {sink, ObjectKey(sink, psprintf("%s/", relativeDirectory)), visit, argument};
+
+	S3ListKeys(sink->s3, check.listedPrefix, VisitListedKey, &check);
+}
+
+/*
+ * DryRunList visits nothing: a dry run removes nothing.
+ */
+static void
+DryRunList(ExportSink *sink, const char *relativeDirectory, SinkFileVisitor visit, void *argument)
+{
 }
 
 static const ExportSinkOps LocalSinkOps = {SpoolOpen, LocalPlace, LocalSync, LocalRemove, RemoveTemporary,
@@ -271,7 +319,8 @@ SinkFromSettings(bool dryRun)
 	ExportSink *sink = palloc0(sizeof(ExportSink));
 
 	sink->localRoot = ResolvedExportDirectory();
-	sink->gzip = CompressionSetting == COMPRESSION_GZIP;
+	sink->compression = CompressionSetting;
+	sink->compressionLevel = CompressionLevel(sink->compression, CompressionLevelSetting);
 	if (dryRun)
 	{
 		sink->ops = &DryRunSinkOps;

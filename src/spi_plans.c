@@ -10,8 +10,16 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_depend.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 
 #include "miscadmin.h"
@@ -87,15 +95,90 @@ FinishSpi(void)
 }
 
 /*
+ * TemporarySchemaHoldsObjects says whether this session's temporary schema
+ * exists and holds anything.  Every object made there depends on the schema
+ * in pg_depend (that is how the session's temporary objects are dropped at
+ * its end), so one index probe answers for tables, views, types, functions
+ * and operators alike.
+ */
+static bool
+TemporarySchemaHoldsObjects(void)
+{
+	Oid			temporarySchema;
+	Oid			temporaryToastSchema;
+	Relation	depend;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	bool		holdsObjects;
+
+	GetTempNamespaceState(&temporarySchema, &temporaryToastSchema);
+	if (!OidIsValid(temporarySchema))
+		return false;
+	depend = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&keys[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(NamespaceRelationId));
+	ScanKeyInit(&keys[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(temporarySchema));
+	scan = systable_beginscan(depend, DependReferenceIndexId, true, NULL, 2, keys);
+	holdsObjects = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(depend, AccessShareLock);
+	return holdsObjects;
+}
+
+/*
+ * RequireNoTemporaryObjects refuses to run another role's code in a session
+ * whose temporary schema holds objects.  A session's temporary schema is
+ * searched before any other for tables, views and types, even by a function
+ * that sets its own search_path, so a caller's temporary table would stand
+ * in for the table an owner's trigger or view names, and the caller's
+ * trigger on it would run with the owner's rights.  PostgreSQL has no way to
+ * hide that schema from the owner's code, so the jobs do not run it there:
+ * pg_cron and the HTTP shim's sessions have none, and a session that made
+ * some drops them with DISCARD TEMP.  The jobs check it when they start, for
+ * an error of its own, and RunAsRole each time.
+ */
+void
+RequireNoTemporaryObjects(void)
+{
+	if (TemporarySchemaHoldsObjects())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("interactions_cron jobs cannot run in a session that has temporary objects"),
+				 errdetail("The jobs run table owners' code (triggers, views, functions), which would find "
+						   "this session's temporary tables, views and types before the owners' own."),
+				 errhint("Run DISCARD TEMP first, or call the job from a session without temporary objects.")));
+}
+
+/*
+ * RequireNoTemporaryObjectsLeft refuses what a role's code left in the
+ * session's temporary schema (a security-restricted operation may not create
+ * temporary tables, but may add types or functions to a schema that exists):
+ * the error undoes them, before the next owner's code or the caller could
+ * find them.
+ */
+static void
+RequireNoTemporaryObjectsLeft(Oid roleId)
+{
+	if (TemporarySchemaHoldsObjects())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("code run as role \"%s\" by interactions_cron created temporary objects",
+						GetUserNameFromId(roleId, false)),
+				 errdetail("Another role's code, or the caller, would find them before its own."),
+				 errhint("Remove the creation of temporary objects from the table's triggers, views or functions.")));
+}
+
+/*
  * RunAsRole calls body(argument) as roleId inside a security-restricted
  * operation, as VACUUM, REINDEX and REFRESH MATERIALIZED VIEW run as a
  * table's owner: whatever code the statement reaches (a trigger, a view, a
  * function in a policy, an index expression) runs with that role's rights,
- * never the caller's, and cannot SET ROLE, create temporary objects or leave
- * settings behind.  Settings it changes are rolled back when it returns, so
- * a changed search_path cannot redirect the statements that follow.  On an
- * error the caller's identity is restored here and its settings by the
- * (sub)transaction's abort.
+ * never the caller's, and cannot SET ROLE, leave settings behind, or find or
+ * leave temporary objects (see RequireNoTemporaryObjects).  Settings it
+ * changes are rolled back when it returns, so a changed search_path cannot
+ * redirect the statements that follow.  On an error the caller's identity is
+ * restored here and its settings by the (sub)transaction's abort.
  */
 void
 RunAsRole(Oid roleId, RoleBody body, void *argument)
@@ -104,6 +187,7 @@ RunAsRole(Oid roleId, RoleBody body, void *argument)
 	int			callerSecurityContext;
 	int			nestLevel;
 
+	RequireNoTemporaryObjects();
 	GetUserIdAndSecContext(&callerUserId, &callerSecurityContext);
 	SetUserIdAndSecContext(roleId,
 						   callerSecurityContext | SECURITY_LOCAL_USERID_CHANGE |
@@ -112,6 +196,7 @@ RunAsRole(Oid roleId, RoleBody body, void *argument)
 	PG_TRY();
 	{
 		body(argument);
+		RequireNoTemporaryObjectsLeft(roleId);
 		AtEOXact_GUC(false, nestLevel);
 	}
 	PG_FINALLY();

@@ -26,6 +26,7 @@
 #include "interactions_cron/export_shared.h"
 #include "interactions_cron/guc.h"
 #include "interactions_cron/pg_compat.h"
+#include "interactions_cron/tenant_queue.h"
 #include "interactions_cron/worker_pool.h"
 
 /* How long the caller waits without news before it checks on its workers. */
@@ -97,19 +98,20 @@ StoreRun(ExportRunShared *run, const WorkerAssignment *assignment)
 	run->batchSize = assignment->batchSize;
 	run->dryRun = assignment->dryRun;
 	run->tenantCount = assignment->tenantCount;
-	pg_atomic_init_u32(&run->nextTenant, 0);
 }
 
 /*
- * CreateRunSegment lays the run out in a new segment, with one queue per
- * worker whose receiver is this backend.
+ * CreateRunSegment lays the run out in a new segment, with the tenant queue
+ * and one message queue per worker whose receiver is this backend.
  */
 static dsm_segment *
-CreateRunSegment(const WorkerAssignment *assignment, int workerCount, shm_mq ***queues)
+CreateRunSegment(const WorkerAssignment *assignment, int workerCount, shm_mq ***queues,
+				 TenantQueue **tenantQueue)
 {
 	shm_toc_estimator estimator;
 	Size		settingsSize = EstimateGUCStateSpace();
 	Size		tenantsSize = TenantIdsSize(assignment);
+	Size		tenantQueueSize = TenantQueueSize(assignment->tenantCount, workerCount);
 	dsm_segment *segment;
 	shm_toc    *toc;
 	char	   *settings;
@@ -120,9 +122,10 @@ CreateRunSegment(const WorkerAssignment *assignment, int workerCount, shm_mq ***
 	shm_toc_estimate_chunk(&estimator, sizeof(ExportRunShared));
 	shm_toc_estimate_chunk(&estimator, settingsSize);
 	shm_toc_estimate_chunk(&estimator, tenantsSize);
+	shm_toc_estimate_chunk(&estimator, tenantQueueSize);
 	for (int i = 0; i < workerCount; i++)
 		shm_toc_estimate_chunk(&estimator, EXPORT_QUEUE_BYTES);
-	shm_toc_estimate_keys(&estimator, 3 + workerCount);
+	shm_toc_estimate_keys(&estimator, 4 + workerCount);
 
 	segment = dsm_create(shm_toc_estimate(&estimator), 0);
 	toc = shm_toc_create(EXPORT_SHM_MAGIC, dsm_segment_address(segment),
@@ -139,6 +142,10 @@ CreateRunSegment(const WorkerAssignment *assignment, int workerCount, shm_mq ***
 	tenants = shm_toc_allocate(toc, tenantsSize);
 	StoreTenantIds(tenants, assignment);
 	shm_toc_insert(toc, EXPORT_KEY_TENANTS, tenants);
+
+	*tenantQueue = shm_toc_allocate(toc, tenantQueueSize);
+	TenantQueueInit(*tenantQueue, assignment->tenantCount, workerCount, assignment->drainDeadline);
+	shm_toc_insert(toc, EXPORT_KEY_TENANT_QUEUE, *tenantQueue);
 
 	*queues = palloc(sizeof(shm_mq *) * workerCount);
 	for (int i = 0; i < workerCount; i++)
@@ -239,12 +246,30 @@ StartWorkers(dsm_segment *segment, shm_mq **queues, int workerCount)
 }
 
 /*
+ * AddBatchOutcome adds one batch's outcome to its tenant's: the rows and
+ * files of every batch, the last batch's state.
+ */
+static void
+AddBatchOutcome(TenantOutcome *tenant, const TenantOutcome *batch)
+{
+	tenant->exported += batch->exported;
+	tenant->files = list_concat(tenant->files, batch->files);
+	if (batch->exported > 0)
+		tenant->batches++;
+	tenant->batchesReported++;
+	tenant->batchFull = batch->batchFull;
+	tenant->skipped = batch->skipped;
+	if (batch->error != NULL)
+		tenant->error = batch->error;
+}
+
+/*
  * ReceiveOutcomes reads every message waiting in the workers' queues into
- * the assignment's outcomes, and notes the workers that are gone.  It
- * returns whether anything happened.
+ * the assignment's outcomes, and notes the workers that are gone, in the
+ * tenant queue too.  It returns whether anything happened.
  */
 static bool
-ReceiveOutcomes(WorkerPool *pool, WorkerAssignment *assignment)
+ReceiveOutcomes(WorkerPool *pool, WorkerAssignment *assignment, TenantQueue *tenantQueue)
 {
 	bool		progressed = false;
 
@@ -269,12 +294,13 @@ ReceiveOutcomes(WorkerPool *pool, WorkerAssignment *assignment)
 			DeserializeOutcome(&message, &outcome);
 			if (outcome.tenantIndex < 0 || outcome.tenantIndex >= assignment->tenantCount)
 				elog(ERROR, "export worker reported an unknown tenant %d", outcome.tenantIndex);
-			*assignment->outcomes[outcome.tenantIndex] = outcome;
+			AddBatchOutcome(assignment->outcomes[outcome.tenantIndex], &outcome);
 			progressed = true;
 		}
 		else if (result == SHM_MQ_DETACHED)
 		{
 			pool->finished[i] = true;
+			TenantQueueWorkerGone(tenantQueue, i);
 			progressed = true;
 		}
 	}
@@ -412,17 +438,19 @@ RequireNoWorkerBlockedByCaller(WorkerPool *pool)
 }
 
 /*
- * FailUnreported fails the tenants no worker reported on: a worker exited
- * (or crashed) in the middle of one, or none was left to take it.
+ * FailUnreported fails the tenants with a batch no worker reported on: a
+ * worker exited (or crashed) in the middle of one, or none was left to take
+ * the tenant.  Called once every worker has ended.
  */
 static void
-FailUnreported(WorkerAssignment *assignment)
+FailUnreported(WorkerAssignment *assignment, TenantQueue *tenantQueue)
 {
 	for (int i = 0; i < assignment->tenantCount; i++)
 	{
 		TenantOutcome *outcome = assignment->outcomes[i];
+		uint32		taken = TenantQueueBatchesTaken(tenantQueue, i);
 
-		if (!outcome->reported)
+		if (taken == 0 || taken > (uint32) outcome->batchesReported)
 			outcome->error = pstrdup("an interactions_cron export worker exited before reporting this tenant; "
 									 "the next run finishes or undoes its batch (see the server log)");
 	}
@@ -430,7 +458,8 @@ FailUnreported(WorkerAssignment *assignment)
 
 /*
  * RunExportWorkers exports the assignment's tenants on background workers
- * and waits until all of them have reported or exited.  Cancel, timeouts and
+ * (one batch each, or as many as the time budget allows) and waits until
+ * all of them have reported or exited.  Cancel, timeouts and
  * termination interrupt the wait at once.
  */
 void
@@ -438,18 +467,19 @@ RunExportWorkers(WorkerAssignment *assignment)
 {
 	int			workerCount = Min(MaxExportWorkers, assignment->tenantCount);
 	shm_mq	  **queues;
+	TenantQueue *tenantQueue;
 	dsm_segment *segment;
 	WorkerPool *pool;
 
 	if (workerCount == 0)
 		return;
-	segment = CreateRunSegment(assignment, workerCount, &queues);
+	segment = CreateRunSegment(assignment, workerCount, &queues, &tenantQueue);
 	pool = StartWorkers(segment, queues, workerCount);
 	assignment->workersStarted = pool->count;
 
 	while (!AllFinished(pool))
 	{
-		if (!ReceiveOutcomes(pool, assignment))
+		if (!ReceiveOutcomes(pool, assignment, tenantQueue))
 		{
 			int			events = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 										   WORKER_CHECK_MS, PG_WAIT_EXTENSION);
@@ -461,6 +491,6 @@ RunExportWorkers(WorkerAssignment *assignment)
 		CHECK_FOR_INTERRUPTS();
 	}
 
+	FailUnreported(assignment, tenantQueue);
 	dsm_detach(segment);
-	FailUnreported(assignment);
 }

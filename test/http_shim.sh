@@ -2,68 +2,21 @@
 # The HTTP shim with real curl on 127.0.0.1: authentication (Bearer,
 # X-Cron-Secret, CRON_SECRET_FILE, wrong and missing secrets, development
 # mode and where it may listen), 404, 405, 413 for any body, health with the
-# database up and down and cached, SQL failures as 500, a long export not
+# database up and down and cached, SQL failures as 500, ?max_runtime= within
+# MAX_RUNTIME_LIMIT_MS, a long export not
 # blocking health checks, malformed, oversized and slow requests, caps and
 # deadlines against hostile clients (test/http_hostile.py), a database that
 # never answers, clients that leave mid-call, escaped log lines, the secret
-# never logged nor left in /proc/<pid>/environ, and SIGTERM.
+# never logged nor left in /proc/<pid>/environ, SIGTERM, and /metrics linted
+# by promtool.
 # Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/http_lib.sh"
 
-SHIM=${SHIM:-$(pg_config --bindir)/interactions-cron-http}
-HOSTILE="python3 $(dirname "$0")/http_hostile.py"
 DB=interactions_cron_http
 SECRET='s3cr3t-Value-for-tests'
-WORK=$(mktemp -d /tmp/interactions_cron_http.XXXXXX)
-shim_pids=()
-helper_pids=()
-cleanup_shims() {
-    for pid in "${shim_pids[@]}" "${helper_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup_shims EXIT
 
-is_json() { python3 -c 'import json, sys; json.loads(sys.stdin.read())' <<<"$1"; }
-
-# start_shim NAME PORT [VAR=VALUE ...]: runs the shim in the background,
-# logging to $WORK/NAME.log, and waits until it listens; its pid is then in
-# $shim_pid.
-start_shim() {
-    local name=$1 port=$2
-    shift 2
-    env -i PATH="$PATH" HOST=127.0.0.1 PORT="$port" STATEMENT_TIMEOUT_MS=60000 "$@" \
-        "$SHIM" 2>"$WORK/$name.log" &
-    shim_pid=$!
-    shim_pids+=($!)
-    for _ in $(seq 50); do
-        grep -q listening "$WORK/$name.log" && return 0
-        sleep 0.1
-    done
-    cat "$WORK/$name.log"
-    die "shim $name did not start"
-}
-
-# call PORT PATH [curl args]: prints "STATUS BODY".
-call() {
-    local port=$1 path=$2
-    shift 2
-    curl -sS -o "$WORK/body" -w '%{http_code}' "$@" "http://127.0.0.1:$port$path" >"$WORK/status"
-    printf '%s %s' "$(cat "$WORK/status")" "$(cat "$WORK/body")"
-}
-status_of() { cut -d' ' -f1 <<<"$1"; }
-body_of() { cut -d' ' -f2- <<<"$1"; }
-# within SECONDS COMMAND...: true once COMMAND succeeds, false if it still
-# fails after SECONDS (checked every 0.1 s).
-within() {
-    local tries=$(($1 * 10))
-    shift
-    for _ in $(seq "$tries"); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
 threads_of() { ls "/proc/$1/task" | wc -l; }
 shim_backends() { psql -X -At -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'interactions-cron-http'"; }
 
@@ -123,6 +76,14 @@ r=$(call "$PORT_DOWN" "$EXPORT" -H "Authorization: Bearer $SECRET")
 expect "export with the database down: 500" "$(status_of "$r")" 500
 expect "the 500 names no connection detail" "$(body_of "$r" | grep -c "$DEAD_PG\|host=\|user=" || true)" 0
 
+# /metrics takes the jobs' secret, and its text passes Prometheus's own lint
+# (the metrics suite, test/metrics.sh, tests the rest).
+expect "/metrics without the secret: 401" "$(status_of "$(call "$PORT_A" /metrics)")" 401
+curl -sS -H "Authorization: Bearer $SECRET" "http://127.0.0.1:$PORT_A/metrics" >"$WORK/metrics.txt"
+expect "/metrics reads the database" "$(grep -c '^interactions_cron_up 1$' "$WORK/metrics.txt")" 1
+promtool check metrics <"$WORK/metrics.txt" || die "promtool check metrics: the exposition has problems"
+echo "ok: promtool check metrics accepts /metrics"
+
 # A failing SQL call answers 500 with PostgreSQL's message and SQLSTATE.
 sql -q -c "ALTER DATABASE $DB SET interactions_cron.partitioned_tables = 'public.no_such_table'"
 r=$(call "$PORT_A" "$CLEANUP" -H "X-Cron-Secret: $SECRET")
@@ -150,7 +111,7 @@ expect "between them the new row was exported once" \
     "$(python3 -c 'import json,sys; print(sum(json.load(open(f))["totalExported"] for f in sys.argv[1:]))' "$WORK/long_body" "$WORK/second_body")" 1
 expect "no row is in two files" \
     "$(duplicated_ids_and_lines "$CLUSTER_DIR/http_exports")" \
-    "0 201"
+    "0 $(sql -c "SELECT count(*) FROM interaction_history")"
 
 # Malformed, oversized and slow requests get 4xx and leave the daemon alive.
 # raw_status_line REQUEST: sends raw bytes (printf escapes) and prints the
@@ -203,6 +164,30 @@ expect "a slow client does not block others" "$(status_of "$(call "$PORT_A" /hea
 exec 4<&-
 expect "the daemon is alive after all of that" "$(status_of "$(call "$PORT_A" /healthz)")" 200
 
+# A time budget: ?max_runtime=<seconds> drains busy tenants, bounded by
+# MAX_RUNTIME_LIMIT_MS (here half the 60 s statement timeout: 30 s).
+sql -q -c "ALTER DATABASE $DB SET interactions_cron.batch_size = 10" \
+    -c "INSERT INTO interaction_history (tenant_id, created_at) SELECT 'tenant_001', now() - interval '30 minutes' + g * interval '1 second'
+        FROM generate_series(1, 35) g"
+tenant_001_of() { python3 -c 'import json,sys; t=[t for t in json.loads(sys.stdin.read())["tenants"] if t["tenantId"]=="tenant_001"][0]; print(t["exported"], t["batches"], t["caughtUp"])'; }
+r=$(call "$PORT_A" "$EXPORT?max_runtime=0" -H "Authorization: Bearer $SECRET")
+expect "max_runtime=0: one batch, not caught up" "$(status_of "$r") $(tenant_001_of <<<"$(body_of "$r")")" "200 10 1 False"
+r=$(call "$PORT_A" "$EXPORT?max_runtime=30" -H "Authorization: Bearer $SECRET")
+expect "max_runtime=30 (the limit): every batch until caught up" "$(status_of "$r") $(tenant_001_of <<<"$(body_of "$r")")" "200 25 3 True"
+expect "the budgeted call is recorded with its batches" \
+    "$(sql -c "SELECT result->'tenants'->0->>'batches' FROM interactions_cron.job_runs WHERE job = 'export' ORDER BY id DESC LIMIT 1")" 3
+runs_before=$(sql -c "SELECT count(*) FROM interactions_cron.job_runs")
+for refused in 31 -1 1.5 10s "1%20hour" "" 9999999999; do
+    r=$(call "$PORT_A" "$EXPORT?max_runtime=$refused" -H "Authorization: Bearer $SECRET")
+    expect "max_runtime=$refused: 400" "$(status_of "$r")" 400; is_json "$(body_of "$r")"
+done
+expect "the 400 says the limit" "$(body_of "$r" | grep -c 'from 0 to 30 (MAX_RUNTIME_LIMIT_MS)')" 1
+r=$(call "$PORT_A" "$CLEANUP?max_runtime=5" -H "Authorization: Bearer $SECRET")
+expect "cleanup takes no max_runtime: 400" "$(status_of "$r")" 400
+expect "a refused budget needs the secret first: 401" "$(status_of "$(call "$PORT_A" "$EXPORT?max_runtime=31")")" 401
+expect "refused budgets ran nothing" "$(sql -c "SELECT count(*) FROM interactions_cron.job_runs")" "$runs_before"
+sql -q -c "ALTER DATABASE $DB RESET interactions_cron.batch_size"
+
 # The secret never reaches a log; every request has one line.
 expect "the secret is never logged" "$(cat "$WORK"/*.log | grep -c -- "$SECRET" || true)" 0
 grep -q '"GET" "/api/v1/cron/export-interactions" 200 ' "$WORK/main.log" || die "no log line for the export"
@@ -213,8 +198,18 @@ call "$PORT_A" /x -X $'G\e[31mET' >/dev/null
 call "$PORT_A" '/y%1b%5b31m%0dFAKE%0a' >/dev/null
 within 2 grep -qF '"G\x1b[31mET" "/x" 404 ' "$WORK/main.log" || die "no escaped log line for a method with an escape sequence"
 echo "ok: a method with an escape sequence is logged escaped"
-within 2 grep -qF '"GET" "/y\x1b[31m\x0dFAKE\x0a" 404 ' "$WORK/main.log" || die "no escaped log line for a path with control bytes"
+within 2 grep -qF '"GET" "/y%1b%5b31m%0dFAKE%0a" 404 ' "$WORK/main.log" || die "no log line with the raw %-escaped path"
+echo "ok: a path with %-escaped control bytes is logged as sent"
+raw_status_code 'GET /z\x1b[31m\x7f HTTP/1.1\r\nHost: x\r\n\r\n' >/dev/null
+within 2 grep -qF '"GET" "/z\x1b[31m\x7f" 404 ' "$WORK/main.log" || die "no escaped log line for a path with control bytes"
 echo "ok: a path with control bytes is logged escaped"
+# The path is logged as the client sent it: a NUL it escapes does not cut
+# the logged path short (libmicrohttpd decodes %00 into one), and the
+# request is routed by that path too.
+r=$(call "$PORT_A" '/healthz%00x')
+expect "a path with an escaped NUL is not /healthz: 404" "$(status_of "$r")" 404
+within 2 grep -qF '"GET" "/healthz%00x" 404 ' "$WORK/main.log" || die "no log line with the raw path /healthz%00x"
+echo "ok: a path with an escaped NUL is logged as sent"
 expect "no log holds a control byte" "$(cat "$WORK"/*.log | LC_ALL=C grep -c $'[\x01-\x09\x0b-\x1f\x7f]' || true)" 0
 
 # The secret (and DATABASE_URL, which may hold a password) is gone from the
@@ -247,10 +242,14 @@ start_refused() {
 : >"$WORK/empty_secret"
 expect "CRON_SECRET and CRON_SECRET_FILE both set: refused" \
     "$(start_refused both CRON_SECRET=x CRON_SECRET_FILE="$WORK/secret") $(grep -c 'not both' "$WORK/both.log")" "2 1"
+expect "an empty CRON_SECRET: refused, not development mode" \
+    "$(start_refused empty_env CRON_SECRET=) $(grep -c 'CRON_SECRET is set but empty' "$WORK/empty_env.log") $(grep -c 'DEVELOPMENT MODE' "$WORK/empty_env.log" || true)" "2 1 0"
 expect "an empty CRON_SECRET_FILE: refused, not development mode" \
     "$(start_refused empty CRON_SECRET_FILE="$WORK/empty_secret") $(grep -c 'is empty' "$WORK/empty.log")" "2 1"
 expect "a missing CRON_SECRET_FILE: refused" \
     "$(start_refused missing CRON_SECRET_FILE="$WORK/no_such_file") $(grep -c 'could not open' "$WORK/missing.log")" "2 1"
+expect "MAX_RUNTIME_LIMIT_MS not below STATEMENT_TIMEOUT_MS: refused" \
+    "$(start_refused budget CRON_SECRET=x STATEMENT_TIMEOUT_MS=60000 MAX_RUNTIME_LIMIT_MS=60000) $(grep -c 'must be less than STATEMENT_TIMEOUT_MS' "$WORK/budget.log")" "2 1"
 # 192.0.2.1 (TEST-NET-1) is on no interface: nothing listens beyond loopback.
 expect "development mode on a non-loopback HOST: refused" \
     "$(start_refused open_host HOST=192.0.2.1) $(grep -c 'refusing to listen on 192.0.2.1 without CRON_SECRET' "$WORK/open_host.log")" "2 1"

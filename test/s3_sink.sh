@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The S3 sink against a real S3-compatible server (npm s3rver) on 127.0.0.1:
 # upload and list back, keys equal to the local layout, DuckDB reading the
-# downloaded objects (plain and gzip), a wrong bucket, the server down
+# downloaded objects (plain, gzip and zstd), a wrong bucket, the server down
 # (retries, then an error, checkpoint unmoved), the server back (exactly once
 # after the retry), a multipart upload, and missing credentials.
 # Credentials: only postgresql.conf/ALTER SYSTEM is accepted, no other role
@@ -17,6 +17,7 @@
 # Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/s3/lib.sh"
 
 DB=interactions_cron_s3
 BUCKET=lake
@@ -25,18 +26,10 @@ S3_PORT=$(free_port)            # the verifying proxy, which everything talks to
 S3_BACKEND_PORT=$(free_port)    # s3rver behind it
 DOWNLOADS=$(mktemp -d /tmp/interactions_cron_s3.XXXXXX)
 PROXY_STATS="$DOWNLOADS/verify-proxy-stats.json"
-EMPTY_SHA=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
 s3_pid=
 proxy_pid=
 bad_pid=
 
-# stop_pid PID: ends one process this suite started.
-stop_pid() {
-    if [ -n "$1" ]; then
-        kill "$1" 2>/dev/null || true
-        wait "$1" 2>/dev/null || true
-    fi
-}
 stop_s3() { stop_pid "$proxy_pid"; proxy_pid=; stop_pid "$s3_pid"; s3_pid=; }
 stop_bad() { stop_pid "$bad_pid"; bad_pid=; }
 trap 'stop_bad; stop_s3; rm -rf "$DOWNLOADS"' EXIT
@@ -44,52 +37,10 @@ trap 'stop_bad; stop_s3; rm -rf "$DOWNLOADS"' EXIT
 # start_s3: s3rver, and the verifying proxy in front of it on $S3_PORT.  The
 # proxy keeps its counts in $PROXY_STATS across restarts.
 start_s3() {
-    mkdir -p "$S3_DATA"
-    "$REPO_ROOT/test/s3/node_modules/.bin/s3rver" -d "$S3_DATA" -a 127.0.0.1 -p "$S3_BACKEND_PORT" \
-        --configure-bucket "$BUCKET" >>"$CLUSTER_DIR/s3rver.log" 2>&1 &
-    s3_pid=$!
-    node "$REPO_ROOT/test/s3/verify-proxy.mjs" --listen "$S3_PORT" --backend "$S3_BACKEND_PORT" \
-        --stats "$PROXY_STATS" --lifetime 1800 >>"$CLUSTER_DIR/verify-proxy.log" 2>&1 &
-    proxy_pid=$!
-    for _ in $(seq 100); do
-        if curl -s -o /dev/null "http://127.0.0.1:$S3_BACKEND_PORT/" &&
-           [ "$(grep -c "listening on 127.0.0.1:$S3_PORT" "$CLUSTER_DIR/verify-proxy.log" 2>/dev/null)" -ge 1 ]; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "s3rver or the verifying proxy did not start"
+    start_s3rver
+    start_proxy
 }
 
-ensure_s3rver() {
-    [ -x "$REPO_ROOT/test/s3/node_modules/.bin/s3rver" ] &&
-        [ -d "$REPO_ROOT/test/s3/node_modules/@smithy/signature-v4" ] && return 0
-    (cd "$REPO_ROOT/test/s3" && npm ci --no-audit --no-fund --loglevel=error)
-}
-# proxy_stat EXPRESSION: a Python expression over the proxy's counts s.
-proxy_stat() { python3 -c "import json, sys; s = json.load(open(sys.argv[1])); print($1)" "$PROXY_STATS"; }
-
-# s3_get PATH_AND_QUERY: a signed GET against the test server.
-s3_get() {
-    curl -sS --fail --aws-sigv4 "aws:amz:us-east-1:s3" --user "S3RVER:S3RVER" \
-        -H "x-amz-content-sha256: $EMPTY_SHA" "http://127.0.0.1:$S3_PORT/$BUCKET$1"
-}
-# list_keys: every key of the bucket, one per line, sorted.
-list_keys() { s3_get "?list-type=2&max-keys=1000" | grep -o '<Key>[^<]*</Key>' | sed 's/<[^>]*>//g' | sort; }
-# url_path KEY: the key percent-encoded as a URL path.
-url_path() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="/-_.~"))' "$1"; }
-# download_all DIR: every object into DIR under its key.
-download_all() {
-    local dir=$1 key
-    rm -rf "$dir"; mkdir -p "$dir"
-    while read -r key; do
-        mkdir -p "$dir/$(dirname "$key")"
-        s3_get "/$(url_path "$key")" >"$dir/$key"
-    done < <(list_keys)
-}
-export_run() { sql -c "SELECT interactions_cron.export_interactions($1)"; }
-# json_get EXPRESSION: evaluates a Python expression over the JSON document d on stdin.
-json_get() { python3 -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 acme_error='[t for t in d["tenants"] if t["tenantId"] == "acme"][0].get("error", "")'
 
 ensure_s3rver
@@ -208,7 +159,7 @@ expect "current_setting is refused to another role" \
     "$(as_reader s3_reader "SELECT current_setting('interactions_cron.s3_access_key_id')" | grep -c -E 'must be superuser or have privileges of pg_read_all_settings|permission denied to examine')" 1
 for role in s3_reader s3_monitor; do
     expect "pg_settings does not list them to $role" \
-        "$(as_reader $role "SELECT count(*) FROM pg_settings WHERE name LIKE 'interactions_cron.s3_%key%'")" 0
+        "$(as_reader $role "SELECT count(*) FROM pg_settings WHERE name IN ('interactions_cron.s3_access_key_id', 'interactions_cron.s3_secret_access_key', 'interactions_cron.s3_container_authorization_token')")" 0
     expect "pg_file_settings is refused to $role" \
         "$(as_reader $role "SELECT count(*) FROM pg_file_settings" | grep -c 'permission denied')" 1
     expect "pg_db_role_setting holds no credential for $role to read" \
@@ -231,14 +182,17 @@ findings=$(node "$REPO_ROOT/test/duckdb/readback.mjs" "$DOWNLOADS/plain/$PREFIX"
 echo "duckdb: $findings"
 expect "DuckDB reads every row once" "$(json_get 'd["rows"] + "/" + d["distinct_ids"]' <<<"$findings")" "6000/6000"
 
-# gzip objects read back too.
-sql -q -c "TRUNCATE interactions_cron.export_checkpoints"
-psql -X -q -d postgres -c "ALTER DATABASE $DB SET interactions_cron.s3_prefix = 'gz/'" \
-    -c "ALTER DATABASE $DB SET interactions_cron.compression = 'gzip'"
-expect "the gzip export is ok" "$(json_get 'd["ok"]' <<<"$(export_run "")")" True
-download_all "$DOWNLOADS/all"
-findings=$(node "$REPO_ROOT/test/duckdb/readback.mjs" "$DOWNLOADS/all/gz" "$DOWNLOADS/gz.csv" json.gz)
-expect "DuckDB reads every gzip row once" "$(json_get 'd["rows"] + "/" + d["distinct_ids"]' <<<"$findings")" "6000/6000"
+# gzip and zstd objects read back too, each under a prefix of its own.
+for codec in gzip:gz:json.gz zstd:zst:json.zst; do
+    IFS=: read -r compression prefix extension <<<"$codec"
+    sql -q -c "TRUNCATE interactions_cron.export_checkpoints"
+    psql -X -q -d postgres -c "ALTER DATABASE $DB SET interactions_cron.s3_prefix = '$prefix/'" \
+        -c "ALTER DATABASE $DB SET interactions_cron.compression = '$compression'"
+    expect "the $compression export is ok" "$(json_get 'd["ok"]' <<<"$(export_run "")")" True
+    download_all "$DOWNLOADS/all"
+    findings=$(node "$REPO_ROOT/test/duckdb/readback.mjs" "$DOWNLOADS/all/$prefix" "$DOWNLOADS/$prefix.csv" "$extension")
+    expect "DuckDB reads every $compression row once" "$(json_get 'd["rows"] + "/" + d["distinct_ids"]' <<<"$findings")" "6000/6000"
+done
 psql -X -q -d postgres -c "ALTER DATABASE $DB RESET interactions_cron.compression" \
     -c "ALTER DATABASE $DB SET interactions_cron.s3_prefix = '$PREFIX'"
 
@@ -294,8 +248,10 @@ expect "the object went up in 2 parts" \
     "$(grep -c 'exports/whale/.*?partNumber=[0-9]*&uploadId=[0-9a-f]* 200 ' "$CLUSTER_DIR/s3rver.log")" 2
 expect "it holds every row" "$(wc -l <"$DOWNLOADS/whale.json")" 20000
 
-# Missing credentials fail fast, before any tenant.
+# Missing credentials fail fast, before any tenant (with EC2 instance
+# metadata, the chain's last source, turned off: tests reach only 127.0.0.1).
 error=$(psql -X -At -d "$DB" -c "SET interactions_cron.s3_access_key_id = ''" -c "SET interactions_cron.s3_secret_access_key = ''" \
+        -c "SET interactions_cron.s3_ec2_metadata_disabled = on" \
         -c "SELECT interactions_cron.export_interactions()" 2>&1 || true)
 expect "missing credentials fail the run with a clear message" \
     "$(grep -c 'no S3 credentials are configured' <<<"$error")" 1
@@ -378,7 +334,7 @@ start_bad() {
     stop_bad
     : >"$BAD_LOG"
     node "$REPO_ROOT/test/s3/misbehaving-server.mjs" --port "$BAD_PORT" --mode "$1" --log "$BAD_LOG" \
-        --lifetime 600 >>"$CLUSTER_DIR/misbehaving.log" 2>&1 &
+        --keys "$DOWNLOADS/listed-keys" --lifetime 600 >>"$CLUSTER_DIR/misbehaving.log" 2>&1 &
     bad_pid=$!
     for _ in $(seq 100); do
         grep -q '^listening' "$BAD_LOG" 2>/dev/null && return 0
@@ -490,4 +446,66 @@ expect "the stalled upload was under way" "$(( $(requests_seen) > seen ))" 1
 expect "statement_timeout ends the call" "$(grep -c 'canceling statement due to statement timeout' <<<"$error")" 1
 expect "statement_timeout ends a stalled upload promptly (< 10 s)" "$(( elapsed < 10000 ))" 1
 expect_workers_gone "after a statement_timeout"
+
+# --- The lake sweep's listing (after a failover: a checkpoint recorded in
+# another history), answered by the misbehaving server.  Tenant "wide" has
+# rows 900001 and 900002; its checkpoint is at the first, so a file named
+# after the second was placed by the lost history and must be deleted.
+KEYS_FILE="$DOWNLOADS/listed-keys"
+LAKE_DIR="${PREFIX}exports/wide/interaction_history/year=2026/month=03/day=30"
+LOST_KEY="$LAKE_DIR/batch-2026-03-30T12-00-00-000000Z-900002.json"
+sql -q -c "INSERT INTO tenants (id, name) VALUES ('wide', 'W')" \
+    -c "INSERT INTO interaction_history (id, tenant_id, created_at) VALUES
+        (900001, 'wide', '2026-03-30 10:00:00+00'), (900002, 'wide', '2026-03-30 12:00:00+00')"
+# after_failover: puts wide's checkpoint back at its first row, recorded in another history.
+after_failover() {
+    sql -q -c "INSERT INTO interactions_cron.export_checkpoints (tenant_id) VALUES ('wide') ON CONFLICT DO NOTHING" \
+        -c "UPDATE interactions_cron.export_checkpoints SET last_created_at = '2026-03-30 10:00:00+00',
+            last_id = '900001', lake_epoch = 'another/1', status = 'ok' WHERE tenant_id = 'wide'"
+}
+# sweep_wide MODE: lists wide's files from the server in MODE, then exports
+# wide (bounded by a statement_timeout); sets $tenant_error.
+sweep_wide() {
+    start_bad "$1"
+    after_failover
+    tenant_error=$({ bad_sql -c "SET statement_timeout = '60s'" \
+                     -c "SELECT interactions_cron.export_interactions(tenant_id => 'wide')" 2>&1 || true; } |
+                   tail -1 | first_tenant_error)
+    echo "$1 listing: ${tenant_error:-no error}"
+}
+deletes_of() { grep -c "^request DELETE /$BUCKET/$(url_path "$1") " "$BAD_LOG" || true; }
+
+# A page of 1,000 keys (about 300 kB): the lost file, listed last, is seen
+# and deleted (the listing used to be cut at 64 kB).
+{
+    for i in $(seq 1 999); do echo "$LAKE_DIR/batch-2026-03-30T11-00-00-000000Z-$((100000 + i)).json"; done
+    echo "$LOST_KEY"
+} >"$KEYS_FILE"
+expect "the page of 1,000 keys is larger than 64 kB" "$(( $(wc -c <"$KEYS_FILE") > 65536 ))" 1
+sweep_wide list
+expect "the tenant's export after the sweep is ok" "$tenant_error" ""
+expect "the lost file listed last is deleted" "$(deletes_of "$LOST_KEY")" 1
+expect "the files it cannot judge are kept" "$(grep -c '^request DELETE' "$BAD_LOG")" 1
+
+# Keys outside the tenant's prefix, with '.' or '..' segments, or shorter
+# than the prefix, are ignored with a warning: nothing else is deleted.
+printf '%s\n' "$LAKE_DIR/../../../../../../victim-bucket/backups/batch-2026-03-30T12-00-00-000000Z-900002.json" \
+    "$LAKE_DIR/./batch-2026-03-30T12-00-00-000000Z-900002.json" \
+    "${PREFIX}exports/other/interaction_history/year=2026/month=03/day=30/batch-2026-03-30T12-00-00-000000Z-900002.json" \
+    "w" "$LOST_KEY" >"$KEYS_FILE"
+warnings_before=$(grep -c 'ignored the key' "$CLUSTER_DIR/server.log" || true)
+sweep_wide list
+expect "with keys outside the prefix, the export is ok" "$tenant_error" ""
+expect "only the tenant's own lost file is deleted" "$(grep '^request DELETE' "$BAD_LOG" | sed 's/ HTTP.*//')" \
+    "request DELETE /$BUCKET/$(url_path "$LOST_KEY")"
+expect "each key outside the prefix is warned about" \
+    "$(( $(grep -c 'ignored the key' "$CLUSTER_DIR/server.log") - warnings_before ))" 4
+
+# A store that never ends a listing (truncated, the same continuation token
+# every time) fails the tenant at once instead of holding it for ever.
+sweep_wide list-endless
+expect "a listing that does not end fails the tenant" \
+    "$(grep -c 'hands back the continuation token it was asked with' <<<"$tenant_error")" 1
+expect "after two pages" "$(grep -c '^request GET' "$BAD_LOG")" 2
+expect_workers_gone "after a listing that does not end"
 stop_bad

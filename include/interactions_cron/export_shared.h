@@ -9,7 +9,6 @@
 
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
-#include "port/atomics.h"
 
 #include "interactions_cron/tenant_export.h"
 
@@ -19,6 +18,7 @@
 #define EXPORT_KEY_RUN 1
 #define EXPORT_KEY_SETTINGS 2
 #define EXPORT_KEY_TENANTS 3
+#define EXPORT_KEY_TENANT_QUEUE 4
 #define EXPORT_KEY_FIRST_QUEUE 16	/* + the worker's number */
 
 #define EXPORT_QUEUE_BYTES (64 * 1024)
@@ -38,7 +38,6 @@ typedef struct ExportRunShared
 	int64		batchSize;
 	bool		dryRun;
 	int			tenantCount;
-	pg_atomic_uint32 nextTenant;	/* the next tenant a worker takes */
 } ExportRunShared;
 
 /* The tenants' ids: offsets into the NUL-terminated strings that follow. */

@@ -5,9 +5,9 @@
 #ifndef INTERACTIONS_CRON_FILE_SINK_H
 #define INTERACTIONS_CRON_FILE_SINK_H
 
-#include <zlib.h>
-
 #include "lib/stringinfo.h"
+
+#include "interactions_cron/compression.h"
 
 /*
  * A temporary file being written; where it ends up is the sink's business.
@@ -18,8 +18,7 @@ typedef struct BatchFile
 	int			fd;				/* -1 once closed */
 	off_t		written;		/* bytes handed to the kernel so far */
 	StringInfoData buffer;		/* serialised rows not yet written */
-	z_stream   *gzip;			/* NULL when not compressing */
-	unsigned char *compressed;	/* gzip's output chunk */
+	Compressor *compressor;		/* NULL when not compressing */
 } BatchFile;
 
 extern bool RequireSafeExportRoot(const char *exportRoot);
@@ -27,7 +26,8 @@ extern void EnsureExportDirectory(const char *exportRoot, const char *relative);
 extern bool ExportDirectoryExists(const char *exportRoot, const char *relative);
 extern void SyncDirectoryPath(const char *exportRoot, const char *deepest);
 extern char *UniqueTemporaryName(const char *stem);
-extern BatchFile *BatchFileCreate(const char *temporaryPath, bool gzip);
+extern BatchFile *BatchFileCreate(const char *temporaryPath, CompressionKind compression,
+								  int compressionLevel);
 extern void BatchFileFlushIfFull(BatchFile *file);
 extern void BatchFileClose(BatchFile *file);
 extern void RemoveFileIfPresent(const char *path, int elevel);

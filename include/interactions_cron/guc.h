@@ -7,6 +7,8 @@
 
 #include "nodes/pg_list.h"
 
+#include "interactions_cron/compression.h"
+
 /* Fault points used only by the crash and failure tests. */
 typedef enum DebugFault
 {
@@ -16,7 +18,8 @@ typedef enum DebugFault
 	DEBUG_FAULT_ERROR_AFTER_PLACE,
 	DEBUG_FAULT_SLEEP_BEFORE_PLACE,
 	DEBUG_FAULT_SLEEP_BETWEEN_FILES,
-	DEBUG_FAULT_SLEEP_AFTER_PLACE
+	DEBUG_FAULT_SLEEP_AFTER_PLACE,
+	DEBUG_FAULT_CONCURRENT_MKDIR
 } DebugFault;
 
 /* Where in a tenant's export a fault can be injected. */
@@ -27,12 +30,13 @@ typedef enum FaultPoint
 	FAULT_POINT_AFTER_PLACE
 } FaultPoint;
 
-/* How export files are compressed. */
-typedef enum CompressionKind
+/* Which checksum S3 uploads carry. */
+typedef enum S3ChecksumKind
 {
-	COMPRESSION_NONE,
-	COMPRESSION_GZIP
-} CompressionKind;
+	S3_CHECKSUM_NONE,
+	S3_CHECKSUM_CRC32C,
+	S3_CHECKSUM_MD5
+} S3ChecksumKind;
 
 /* Where export files go. */
 typedef enum StorageKind
@@ -51,18 +55,35 @@ extern char *S3AccessKeyIdSetting;
 extern char *S3SecretAccessKeySetting;
 extern char *S3CredentialsFileSetting;
 extern char *S3CredentialsProfileSetting;
+extern char *S3WebIdentityTokenFileSetting;
+extern char *S3RoleArnSetting;
+extern char *S3RoleSessionNameSetting;
+extern char *S3StsEndpointSetting;
+extern char *S3ContainerCredentialsFullUriSetting;
+extern char *S3ContainerCredentialsRelativeUriSetting;
+extern char *S3ContainerAuthorizationTokenSetting;
+extern char *S3ContainerAuthorizationTokenFileSetting;
+extern char *S3Ec2MetadataEndpointSetting;
+extern bool S3Ec2MetadataDisabledSetting;
+extern char *S3SseSetting;
+extern char *S3SseKmsKeyIdSetting;
+extern char *S3StorageClassSetting;
+extern int	S3ChecksumSetting;
+extern char *S3ExpectedBucketOwnerSetting;
 extern int	S3MultipartThresholdKb;
 extern int	S3RequestTimeoutMs;
 extern int	S3LowSpeedLimitBytes;
 extern int	S3LowSpeedTimeSeconds;
 extern char *ExportDirectorySetting;
 extern int	CompressionSetting;
+extern int	CompressionLevelSetting;
 extern char *TenantsTableSetting;
 extern char *HistoryTableSetting;
 extern int	DefaultBatchSize;
 extern int	WatermarkMarginMs;
 extern int	WatermarkWaitMs;
 extern int	MaxExportWorkers;
+extern int	MaxRuntimeMs;
 extern int	DebugFaultSetting;
 extern char *SuppressionsTableSetting;
 extern char *SummariesTableSetting;
@@ -71,6 +92,7 @@ extern int	SummaryRetentionDays;
 extern int	PremakeMonths;
 extern int	RunHistoryRetentionDays;
 extern int	CleanupBatchSize;
+extern int	MetricsMaxTenants;
 extern int	PartitionLockTimeoutMs;
 extern char *TenantIdColumnSetting;
 extern char *TenantNameColumnSetting;
@@ -89,6 +111,7 @@ extern bool LoadedAtServerStart;
 extern void DefineSettings(void);
 extern char *ResolvedExportDirectory(void);
 extern void InjectFault(FaultPoint point, const char *tenantId);
+extern void InjectConcurrentMkdir(const char *path);
 extern List *SplitQualifiedNameList(const char *rawList);
 
 #endif

@@ -7,10 +7,14 @@
 
 #include "datatype/timestamp.h"
 
+#include "interactions_cron/compression.h"
+
 extern char *HiveEscapePathSegment(const char *value);
+extern bool IsPlainRelativePath(const char *path);
 extern bool HasDayPartition(TimestampTz value);
 extern char *BatchDirectory(const char *escapedTenantId, TimestampTz createdAt);
-extern char *BatchFileName(TimestampTz firstCreatedAt, const char *firstId, bool gzip);
+extern char *BatchFileName(TimestampTz firstCreatedAt, const char *firstId,
+						   CompressionKind compression);
 extern bool ParseBatchFileName(const char *name, TimestampTz *firstCreatedAt, char **firstId);
 extern int64 UtcDayNumber(TimestampTz value);
 

@@ -68,4 +68,59 @@
 #define CurrentRoleIsSuperuser session_auth_is_superuser
 #endif
 
+/*
+ * MakeJsonLexContext starts a JSON lexer on a UTF-8 text of a given length,
+ * in memory of its own; JsonCallbackResult is what a semantic action
+ * returns, and JSON_CALLBACK_DONE how it says it went on.  16 made the
+ * actions return an error code; 17 let the caller provide the context (NULL
+ * still allocates one) and took the text as const.
+ */
+#if PG_VERSION_NUM >= 170000
+#define MakeJsonLexContext(json, length, needEscapes) \
+	makeJsonLexContextCstringLen(NULL, (json), (length), PG_UTF8, (needEscapes))
+#else
+#define MakeJsonLexContext(json, length, needEscapes) \
+	makeJsonLexContextCstringLen((json), (int) (length), PG_UTF8, (needEscapes))
+#endif
+#if PG_VERSION_NUM >= 160000
+#define JsonCallbackResult JsonParseErrorType
+#define JSON_CALLBACK_DONE JSON_SUCCESS
+#else
+#define JsonCallbackResult void
+#define JSON_CALLBACK_DONE
+#endif
+
+/*
+ * PrimaryKeyIndex returns a table's primary key index; 18 added whether a
+ * deferrable one will do (ours is not deferrable).
+ */
+#if PG_VERSION_NUM >= 180000
+#define PrimaryKeyIndex(relation) RelationGetPrimaryKeyIndex((relation), false)
+#else
+#define PrimaryKeyIndex(relation) RelationGetPrimaryKeyIndex(relation)
+#endif
+
+/*
+ * IndexBeginScan starts an index scan; 18 added the instrumentation to
+ * fill, which NULL leaves out.
+ */
+#if PG_VERSION_NUM >= 180000
+#define IndexBeginScan(heap, index, snapshot, keys, orderBys) \
+	index_beginscan((heap), (index), (snapshot), NULL, (keys), (orderBys))
+#else
+#define IndexBeginScan(heap, index, snapshot, keys, orderBys) \
+	index_beginscan((heap), (index), (snapshot), (keys), (orderBys))
+#endif
+
+/*
+ * Base64Encode writes bytes in base64; 18 declared them as uint8.
+ */
+#if PG_VERSION_NUM >= 180000
+#define Base64Encode(bytes, length, encoded, encodedLength) \
+	pg_b64_encode((bytes), (length), (encoded), (encodedLength))
+#else
+#define Base64Encode(bytes, length, encoded, encodedLength) \
+	pg_b64_encode((const char *) (bytes), (length), (encoded), (encodedLength))
+#endif
+
 #endif							/* INTERACTIONS_CRON_PG_COMPAT_H */

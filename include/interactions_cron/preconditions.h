@@ -8,5 +8,6 @@
 extern void RequireUsableDatabase(void);
 extern void RequireUtf8Database(void);
 extern Oid	ExtensionOwnerId(void);
+extern bool SqlHasRunTotals(void);
 
 #endif

@@ -27,6 +27,12 @@ typedef struct ExportSink ExportSink;
  * (<export_dir>/.spool/<database>/<tenant>); nothing becomes visible to lake readers
  * before place, which runs at batch end, outside the executor.
  */
+/*
+ * Called by a sink's list with each relative path, in a memory context that
+ * may be reset once it returns: it copies whatever it keeps.
+ */
+typedef void (*SinkFileVisitor) (const char *relativePath, void *argument);
+
 typedef struct ExportSinkOps
 {
 	/* create the temporary file of a new file of the batch */
@@ -39,8 +45,9 @@ typedef struct ExportSinkOps
 	void		(*remove) (ExportSink *sink, const char *relativePath);
 	/* delete a temporary file that will not be placed */
 	void		(*abort) (ExportSink *sink, const char *temporaryPath);
-	/* the relative paths of the lake's files under a relative directory */
-	List	   *(*list) (ExportSink *sink, const char *relativeDirectory);
+	/* visit the relative path of each of the lake's files under a relative directory */
+	void		(*list) (ExportSink *sink, const char *relativeDirectory, SinkFileVisitor visit,
+						 void *argument);
 } ExportSinkOps;
 
 struct ExportSink
@@ -49,7 +56,8 @@ struct ExportSink
 	const char *storage;		/* "local", "s3" or "none" (dry run) */
 	char	   *localRoot;		/* export_dir: local files, temporaries, spool */
 	S3Target   *s3;				/* NULL unless storage is s3 */
-	bool		gzip;
+	CompressionKind compression;
+	int			compressionLevel;
 };
 
 extern ExportSink *SinkFromSettings(bool dryRun);

@@ -15,6 +15,7 @@ extern SPIPlanPtr PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentC
 /* Code to run as another role: see RunAsRole. */
 typedef void (*RoleBody) (void *argument);
 
+extern void RequireNoTemporaryObjects(void);
 extern void RunAsRole(Oid roleId, RoleBody body, void *argument);
 extern void RunQueryAsTableOwner(const ConfiguredTable *table, const char *sql,
 								 int argumentCount, Oid *argumentTypes, Datum *values,

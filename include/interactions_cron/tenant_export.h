@@ -22,8 +22,9 @@ typedef struct TenantOutcome
 	List	   *files;			/* relative paths, in order */
 	char	   *error;			/* NULL unless it failed */
 	bool		skipped;		/* another export held it */
-	bool		batchFull;		/* more rows may be waiting */
-	bool		reported;		/* an outcome arrived (leader side) */
+	bool		batchFull;		/* more rows may be waiting (the last batch was full) */
+	int			batches;		/* batches that exported rows (leader side) */
+	int			batchesReported;	/* batches whose outcome arrived (leader side) */
 } TenantOutcome;
 
 /* Receives a tenant's outcome; false once nobody listens any more. */

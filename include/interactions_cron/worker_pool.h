@@ -18,6 +18,7 @@ typedef struct WorkerAssignment
 	TimestampTz watermark;
 	int64		batchSize;
 	bool		dryRun;
+	TimestampTz drainDeadline;	/* end of the time budget; 0: one batch each */
 	int			tenantCount;
 	const char **tenantIds;
 	TenantOutcome **outcomes;	/* filled in as the workers report */

@@ -2,13 +2,13 @@
 // what a lake reader sees, and writes the rows as CSV for a column-by-column
 // comparison with the source table in PostgreSQL.
 //
-// usage: node readback.mjs <export_dir> <out.csv> [json|json.gz] [reference|prisma]
+// usage: node readback.mjs <export_dir> <out.csv> [json|json.gz|json.zst] [reference|prisma]
 // Prints one JSON object of findings; exits 1 when a check fails.
 import { DuckDBInstance } from '@duckdb/node-api';
 
 const [exportDir, csvPath, extension = 'json', schema = 'reference'] = process.argv.slice(2);
 if (!exportDir || !csvPath) {
-  console.error('usage: node readback.mjs <export_dir> <out.csv> [json|json.gz] [reference|prisma]');
+  console.error('usage: node readback.mjs <export_dir> <out.csv> [json|json.gz|json.zst] [reference|prisma]');
   process.exit(2);
 }
 

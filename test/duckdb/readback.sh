@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# DuckDB read-back: export a tricky data set in many small batches, read
+# DuckDB read-back: export a tricky data set in many small batches (plain,
+# .json.gz and .json.zst), read
 # every file back with DuckDB, and compare each column with the source rows.
 # Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
@@ -51,19 +52,25 @@ export_and_read_back() {
     local compression=$1 extension=json
     local dir="$CLUSTER_DIR/readback_$compression"
     [ "$compression" = gzip ] && extension=json.gz
+    [ "$compression" = zstd ] && extension=json.zst
     psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "ALTER DATABASE $DB SET interactions_cron.export_dir = '$dir'" \
         -c "ALTER DATABASE $DB SET interactions_cron.compression = '$compression'"
     psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "TRUNCATE interactions_cron.export_checkpoints"
 
     log "exporting in batches of 700 (compression: $compression)"
     export_until_caught_up "$DB"
-    echo "files: $(find "$dir/exports" -name "*.$extension" | wc -l) *.$extension"
+    local files
+    files=$(find "$dir/exports" -name "*.$extension" | wc -l)
+    echo "files: $files *.$extension"
+    [ "$(find "$dir/exports" -type f ! -name "*.$extension" | wc -l)" = 0 ] || die "files of another kind were written"
 
     log "reading back with DuckDB"
     local findings
     findings=$(node "$REPO_ROOT/test/duckdb/readback.mjs" "$dir" "$CSV" "$extension") \
         || die "DuckDB read-back checks failed: $findings"
     echo "duckdb: $findings"
+    [ "$(node -e 'console.log(JSON.parse(process.argv[1]).files)' "$findings")" = "$files" ] \
+        || die "DuckDB did not read every *.$extension file ($files written)"
 
     log "comparing every column with the source table"
     psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<SQL
@@ -87,6 +94,7 @@ SQL
 
 export_and_read_back none
 export_and_read_back gzip
+export_and_read_back zstd
 
 # The same on a Prisma-style schema (test/sql/prisma_schema.sql) mapped by
 # settings: text ids whose order is not insertion order, timestamp(3) UTC

@@ -3,18 +3,20 @@
 -- constraints, the view, and each function's signature, language,
 -- volatility, security and pinned search_path.
 BEGIN;
-SELECT plan(32);
+SELECT plan(38);
 
 SELECT has_extension('interactions_cron', 'the extension is installed');
-SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'), '1.1', 'at version 1.1');
-SELECT tables_are('interactions_cron', ARRAY['export_checkpoints', 'job_runs', 'export_intents', 'job_claims'],
-                  'the extension owns four tables');
+SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'), '1.2', 'at version 1.2');
+SELECT tables_are('interactions_cron', ARRAY['export_checkpoints', 'job_runs', 'export_intents', 'job_claims',
+                                             'job_run_totals', 'cleanup_totals'],
+                  'the extension owns six tables');
 SELECT views_are('interactions_cron', ARRAY['export_status'], 'and one view');
 
 -- Checkpoints: one per tenant, the position's id as text (any id type).
 SELECT columns_are('interactions_cron', 'export_checkpoints', ARRAY[
     'tenant_id', 'last_created_at', 'last_id', 'status', 'last_error', 'attempts',
-    'last_file', 'rows_exported', 'files_written', 'last_success_at', 'updated_at', 'lake_epoch'],
+    'last_file', 'rows_exported', 'files_written', 'last_success_at', 'updated_at', 'lake_epoch',
+    'last_failure_at'],
     'the checkpoint table has the documented columns');
 SELECT col_is_pk('interactions_cron', 'export_checkpoints', 'tenant_id', 'one checkpoint per tenant');
 SELECT col_type_is('interactions_cron', 'export_checkpoints', 'last_created_at', 'timestamp with time zone',
@@ -41,6 +43,16 @@ SELECT col_type_is('interactions_cron', 'export_intents', 'files', 'text[]', 'an
 SELECT results_eq($$SELECT job FROM interactions_cron.job_claims$$, $$VALUES ('cleanup')$$,
                   'cleanup has its claim row');
 
+-- The totals the metrics report: one counter row per job and outcome, one
+-- per kind of cleanup work; a failed checkpoint records when.
+SELECT col_is_pk('interactions_cron', 'job_run_totals', ARRAY['job', 'outcome'], 'runs are counted per job and outcome');
+SELECT throws_ok($$INSERT INTO interactions_cron.job_run_totals VALUES ('export', 'maybe', 1, now(), now())$$,
+                 '23514', NULL, 'an outcome is ok, failed or skipped');
+SELECT throws_ok($$INSERT INTO interactions_cron.cleanup_totals VALUES ('vacuumed', 1)$$,
+                 '23514', NULL, 'cleanup counts only its four kinds of work');
+SELECT trigger_is('interactions_cron', 'export_checkpoints', 'note_checkpoint_failure',
+                  'interactions_cron', 'note_checkpoint_failure', 'a failed checkpoint notes when it failed');
+
 -- The view over the C status function.
 SELECT columns_are('interactions_cron', 'export_status', ARRAY[
     'tenant_id', 'tenant_name', 'status', 'last_created_at', 'last_id', 'attempts', 'last_error',
@@ -50,25 +62,30 @@ SELECT columns_are('interactions_cron', 'export_status', ARRAY[
 -- Functions: signatures, languages, and a pinned search_path for every one.
 SELECT functions_are('interactions_cron', ARRAY[
     'export_interactions', 'cleanup', 'reset_checkpoint', 'export_status_rows',
-    'tenant_state', 'adopt_tenant_state', 'require_pg_cron', 'schedule', 'unschedule'],
-    'the extension has nine functions');
-SELECT function_returns('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'jsonb',
-                        'export_interactions(batch_size, tenant_id, dry_run) returns jsonb');
+    'tenant_state', 'adopt_tenant_state', 'require_pg_cron', 'schedule', 'unschedule',
+    'metrics', 'note_checkpoint_failure'],
+    'the extension has eleven functions');
+SELECT function_returns('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'], 'jsonb',
+                        'export_interactions(batch_size, tenant_id, dry_run, max_runtime) returns jsonb');
 SELECT function_returns('interactions_cron', 'cleanup', ARRAY[]::text[], 'jsonb', 'cleanup() returns jsonb');
 SELECT function_returns('interactions_cron', 'reset_checkpoint', ARRAY['text', 'timestamp with time zone', 'boolean'],
                         'void', 'reset_checkpoint(tenant_id, since, force) returns void');
 SELECT function_returns('interactions_cron', 'export_status_rows', ARRAY[]::text[], 'setof record',
                         'export_status_rows() returns a set');
-SELECT function_lang_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'c',
+SELECT function_returns('interactions_cron', 'metrics', ARRAY[]::text[], 'setof record',
+                        'metrics() returns a set of samples');
+SELECT function_lang_is('interactions_cron', 'metrics', ARRAY[]::text[], 'c',
+                        'the metrics are C (they read the platform tables as their owners)');
+SELECT function_lang_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'], 'c',
                         'the export is C');
 SELECT function_lang_is('interactions_cron', 'cleanup', ARRAY[]::text[], 'c', 'cleanup is C');
 SELECT function_lang_is('interactions_cron', 'reset_checkpoint', ARRAY['text', 'timestamp with time zone', 'boolean'], 'c',
                         'reset_checkpoint is C');
 SELECT function_lang_is('interactions_cron', 'export_status_rows', ARRAY[]::text[], 'c',
                         'the status is C (it reads the platform tables as their owners)');
-SELECT volatility_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'], 'volatile',
+SELECT volatility_is('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'], 'volatile',
                      'the export is volatile');
-SELECT isnt_definer('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean'],
+SELECT isnt_definer('interactions_cron', 'export_interactions', ARRAY['integer', 'text', 'boolean', 'interval'],
                     'the export runs as its caller (it acts as table owners itself, after checking the caller)');
 SELECT is((SELECT count(*)::int FROM pg_proc p
            WHERE p.pronamespace = 'interactions_cron'::regnamespace AND p.prosecdef), 0,

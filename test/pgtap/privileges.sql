@@ -2,7 +2,7 @@
 -- operator role's exact grants (run the jobs, read the status and history,
 -- never write them).
 BEGIN;
-SELECT plan(19);
+SELECT plan(23);
 
 SELECT has_role('interactions_cron_operator', 'the operator role exists');
 SELECT isnt_superuser('interactions_cron_operator', 'it is not a superuser');
@@ -10,7 +10,8 @@ SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'interactions_cron_o
 
 -- PUBLIC: no table, view or function.
 SELECT table_privs_are('interactions_cron', t, 'public', ARRAY[]::text[], 'PUBLIC has no access to ' || t)
-FROM unnest(ARRAY['export_checkpoints', 'job_runs', 'export_intents', 'job_claims', 'export_status']) t;
+FROM unnest(ARRAY['export_checkpoints', 'job_runs', 'export_intents', 'job_claims', 'export_status',
+                  'job_run_totals', 'cleanup_totals']) t;
 SELECT is((SELECT count(*)::int FROM pg_proc p
            WHERE p.pronamespace = 'interactions_cron'::regnamespace
            AND has_function_privilege('public', p.oid, 'EXECUTE')), 0,
@@ -23,6 +24,10 @@ SELECT table_privs_are('interactions_cron', 'export_checkpoints', 'interactions_
                        'the operator reads the checkpoints only');
 SELECT table_privs_are('interactions_cron', 'export_status', 'interactions_cron_operator', ARRAY['SELECT'],
                        'the operator reads the status');
+SELECT table_privs_are('interactions_cron', 'job_run_totals', 'interactions_cron_operator', ARRAY['SELECT'],
+                       'the operator reads the run totals only');
+SELECT table_privs_are('interactions_cron', 'cleanup_totals', 'interactions_cron_operator', ARRAY['SELECT'],
+                       'the operator reads the cleanup totals only');
 SELECT table_privs_are('interactions_cron', 'export_intents', 'interactions_cron_operator', ARRAY[]::text[],
                        'the operator has no access to intents');
 SELECT table_privs_are('interactions_cron', 'job_claims', 'interactions_cron_operator', ARRAY[]::text[],
@@ -30,8 +35,8 @@ SELECT table_privs_are('interactions_cron', 'job_claims', 'interactions_cron_ope
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
            WHERE p.pronamespace = 'interactions_cron'::regnamespace
            AND NOT has_function_privilege('interactions_cron_operator', p.oid, 'EXECUTE')),
-          ARRAY['adopt_tenant_state', 'tenant_state'],
-          'the operator may execute every function but the tenant moves, which are the DBA''s');
+          ARRAY['adopt_tenant_state', 'note_checkpoint_failure', 'tenant_state'],
+          'the operator may execute every function but the tenant moves, which are the DBA''s, and a trigger''s');
 SELECT ok(has_schema_privilege('interactions_cron_operator', 'interactions_cron', 'USAGE'),
           'the operator may use the schema');
 SELECT ok(NOT has_schema_privilege('interactions_cron_operator', 'interactions_cron', 'CREATE'),

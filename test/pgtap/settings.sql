@@ -1,7 +1,7 @@
 -- pgTAP: every setting, its default, and who may change it.
 BEGIN;
 LOAD 'interactions_cron';
-SELECT plan(26);
+SELECT plan(36);
 
 -- (The list of settings and their defaults is sql/00_setup.sql's.)
 SELECT is((SELECT count(*)::int FROM pg_settings
@@ -36,8 +36,23 @@ SELECT throws_ok($$SET interactions_cron.s3_credentials_profile = 'a]b'$$, '2202
                  'a profile name cannot hold a bracket');
 SELECT throws_ok($$SET interactions_cron.s3_endpoint = 'ftp://x'$$, '22023', NULL, 'the endpoint must be http(s)');
 SELECT throws_ok($$SET interactions_cron.s3_multipart_threshold = '1MB'$$, '22023', NULL, 'parts are at least 5 MB');
+SELECT throws_ok($$SET LOCAL interactions_cron.s3_container_authorization_token = 'do-not-show-me'$$, '42501',
+                 'S3 credentials cannot be set in a session', 'the container authorization token is a credential too');
+SELECT is((SELECT count(*)::int FROM pg_settings WHERE name = 'interactions_cron.s3_container_authorization_token'), 0,
+          'the container authorization token is not listed in pg_settings');
+SELECT throws_ok($$SET interactions_cron.s3_web_identity_token_file = 'token'$$, '22023', NULL,
+                 'the web identity token file must be an absolute path');
+SELECT throws_ok($$SET interactions_cron.s3_sts_endpoint = 'sts.example'$$, '22023', NULL, 'the STS endpoint must be http(s)');
+SELECT throws_ok($$SET interactions_cron.s3_role_arn = E'arn:aws:iam::1:role/x\r\nX-Forged: 1'$$, '22023', NULL,
+                 'a role cannot add a header of its own');
+SELECT throws_ok($$SET interactions_cron.s3_sse = 'aes256'$$, '22023', NULL, 's3_sse is one of S3''s values, as spelt');
+SELECT lives_ok($$SET interactions_cron.s3_sse = 'aws:kms:dsse'$$, 'aws:kms:dsse is one');
+SELECT throws_ok($$SET interactions_cron.s3_storage_class = 'standard ia'$$, '22023', NULL, 'a storage class is a name');
+SELECT throws_ok($$SET interactions_cron.s3_checksum = 'crc32'$$, '22023', NULL, 'only none, crc32c and md5 checksums');
+SELECT is((SELECT setting FROM pg_settings WHERE name = 'interactions_cron.s3_checksum'), 'none',
+          'no checksum header by default (stores refuse unknown ones)');
 SELECT throws_ok($$SET interactions_cron.storage = 'gcs'$$, '22023', NULL, 'only local and s3 storage');
-SELECT throws_ok($$SET interactions_cron.compression = 'zstd'$$, '22023', NULL, 'only none and gzip compression');
+SELECT throws_ok($$SET interactions_cron.compression = 'brotli'$$, '22023', NULL, 'only none, gzip and zstd compression');
 SELECT throws_ok($$SET interactions_cron.summary_retention_days = 0$$, '22023', NULL, 'retention is at least one day');
 
 SELECT * FROM finish();

@@ -1,12 +1,17 @@
 // A misbehaving S3 endpoint for the deadline tests, on 127.0.0.1 only.
 //
-// usage: node misbehaving-server.mjs --port PORT --mode stall|endless --log FILE [--lifetime SECONDS]
+// usage: node misbehaving-server.mjs --port PORT --mode MODE --log FILE [--keys FILE] [--lifetime SECONDS]
 //   stall    reads each request and never answers (the connection stays open)
 //   endless  answers 200 at once and streams a body that never ends, fast
 //            enough (about 20 kB/s) that no low-speed limit stops it
+//   list     answers a ListObjectsV2 request with one page of the keys in
+//            --keys (one a line, whatever they are), and any other request
+//            (an upload, a delete) with success
+//   list-endless  answers every ListObjectsV2 request with a truncated page
+//            whose continuation token is always the same
 // Each event is a line in the log: "request <method> <url>", "closed <open connections left>".
 // It exits by itself after --lifetime seconds (default 600).
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import net from "node:net";
 import { parseArgs } from "node:util";
 
@@ -16,15 +21,41 @@ const { values: options } = parseArgs({
     mode: { type: "string" },
     log: { type: "string" },
     lifetime: { type: "string", default: "600" },
+    keys: { type: "string" },
   },
 });
-if (!options.port || !["stall", "endless"].includes(options.mode) || !options.log) {
-  console.error("usage: misbehaving-server.mjs --port PORT --mode stall|endless --log FILE");
+if (!options.port || !["stall", "endless", "list", "list-endless"].includes(options.mode) || !options.log) {
+  console.error("usage: misbehaving-server.mjs --port PORT --mode stall|endless|list|list-endless --log FILE [--keys FILE]");
   process.exit(2);
 }
 
 const log = (line) => appendFileSync(options.log, `${line}\n`);
 let open = 0;
+
+const xmlText = (text) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+// listPage: a ListObjectsV2 answer holding keys, truncated with token when given.
+const listPage = (keys, token) =>
+  '<?xml version="1.0" encoding="UTF-8"?>\n' +
+  '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>lake</Name>' +
+  keys.map((key) => `<Contents><Key>${xmlText(key)}</Key><LastModified>2026-03-30T12:00:00.000Z</LastModified>` +
+    '<ETag>&quot;d41d8cd98f00b204e9800998ecf8427e&quot;</ETag><Size>1024</Size><StorageClass>STANDARD</StorageClass></Contents>').join("") +
+  `<KeyCount>${keys.length}</KeyCount><MaxKeys>1000</MaxKeys>` +
+  (token ? `<IsTruncated>true</IsTruncated><NextContinuationToken>${token}</NextContinuationToken>` : "<IsTruncated>false</IsTruncated>") +
+  "</ListBucketResult>";
+// answerListing answers a request of the list modes once its body is in.
+const answerListing = (socket, requestLine) => {
+  let status = "200 OK";
+  let body = "";
+  if (requestLine.startsWith("GET ") && requestLine.includes("list-type=2")) {
+    body = options.mode === "list-endless"
+      ? listPage(["lake-never-ends"], "always-the-same")
+      : listPage(readFileSync(options.keys, "utf8").split("\n").filter((key) => key !== ""), null);
+  } else if (requestLine.startsWith("DELETE ")) {
+    status = "204 No Content";
+  }
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `ETag: "d41d8cd98f00b204e9800998ecf8427e"\r\nConnection: close\r\n\r\n${body}`);
+};
 
 const server = net.createServer((socket) => {
   open += 1;
@@ -35,8 +66,17 @@ const server = net.createServer((socket) => {
     if (answered) return;
     head += chunk.toString("latin1");
     if (!head.includes("\r\n\r\n")) return;
+    const requestLine = head.split("\r\n", 1)[0];
+    if (options.mode.startsWith("list")) {
+      const length = Number((/\r\ncontent-length: *(\d+)/i.exec(head) || [0, 0])[1]);
+      if (head.length - head.indexOf("\r\n\r\n") - 4 < length) return;
+      answered = true;
+      log(`request ${requestLine}`);
+      answerListing(socket, requestLine);
+      return;
+    }
     answered = true;
-    log(`request ${head.split("\r\n", 1)[0]}`);
+    log(`request ${requestLine}`);
     if (options.mode === "endless") {
       socket.write("HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nTransfer-Encoding: chunked\r\n\r\n");
       const piece = `400\r\n${"<x>".repeat(341)}x\r\n`;

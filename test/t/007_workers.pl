@@ -40,10 +40,14 @@ ok(!-e "$export_dir/exports", 'no file was written');
 $node->append_conf('postgresql.conf', "max_worker_processes = 8\nmax_prepared_transactions = 2");
 $node->restart;
 
-# A writer holds t3's new checkpoint row uncommitted: the worker's claim of
-# t3 waits for it.  t1 and t2 commit first (one worker, in id order).
+# A superuser holds an intent row of t3 uncommitted: the worker's intent
+# insert for t3 waits for it (a claim no longer waits: a checkpoint row held
+# uncommitted makes the tenant skipped).  t1 and t2 commit first (one
+# worker, in id order).
 my $blocker = $node->background_psql('postgres');
-$blocker->query_safe(q{BEGIN; INSERT INTO interactions_cron.export_checkpoints (tenant_id) VALUES ('t3')});
+$blocker->query_safe(q{BEGIN; INSERT INTO interactions_cron.export_intents
+	(tenant_id, token, storage, local_root, files, temporary_files, row_count)
+	VALUES ('t3', 'held', 'local', '/nowhere', '{}', '{}', 0)});
 $err = psql_error($node, 'postgres', q{
 	SET interactions_cron.max_workers = 1;
 	SET statement_timeout = '3s';

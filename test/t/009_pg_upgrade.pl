@@ -63,7 +63,7 @@ $old->safe_psql('app', 'CREATE EXTENSION interactions_cron');
 $old->safe_psql('app', slurp_file('../reference/schema.sql'));
 $old->safe_psql('app', q{
 	GRANT USAGE ON SCHEMA interactions_cron TO exporter;
-	GRANT EXECUTE ON FUNCTION interactions_cron.export_interactions(integer, text, boolean) TO exporter;
+	GRANT EXECUTE ON FUNCTION interactions_cron.export_interactions(integer, text, boolean, interval) TO exporter;
 	GRANT SELECT, INSERT, UPDATE ON interactions_cron.export_checkpoints TO exporter;
 	GRANT INSERT ON interactions_cron.job_runs TO exporter;
 	GRANT SELECT ON public.tenants, public.interaction_history TO exporter;

@@ -75,13 +75,20 @@ sub read_lake
 			next;
 		}
 		push @{ $lake{final_files} }, $path;
-		push @{ $lake{other_files} }, $path unless $path =~ /\.json(?:\.gz)?\z/;
+		push @{ $lake{other_files} }, $path unless $path =~ /\.json(?:\.gz|\.zst)?\z/;
 
 		my $content;
 		if ($path =~ /\.gz\z/)
 		{
 			gunzip($file => \$content, MultiStream => 1, Transparent => 0)
 			  or die "cannot gunzip $file: $GunzipError";
+		}
+		elsif ($path =~ /\.zst\z/)
+		{
+			# zstd checks the frame's content checksum as it decompresses.
+			my $stderr;
+			IPC::Run::run([ 'zstd', '-dc', '--', $file ], '>', \$content, '2>', \$stderr)
+			  or die "cannot unzstd $file: $stderr";
 		}
 		else
 		{
@@ -306,7 +313,7 @@ sub column_options_refused
 
 # extension_state returns {name => text} of the state of the extension in
 # $db that must survive a dump and restore, a pg_upgrade or a failover: the
-# rows of its tables, job_runs_id_seq, its config tables and their filters,
+# rows of its tables (the metrics' totals too), job_runs_id_seq, its config tables and their filters,
 # and the ACL of each of its objects (grants to other roles included).
 sub extension_state
 {
@@ -316,6 +323,8 @@ sub extension_state
 		intents => q{SELECT * FROM interactions_cron.export_intents ORDER BY tenant_id},
 		job_runs => q{SELECT * FROM interactions_cron.job_runs ORDER BY id},
 		job_claims => q{SELECT * FROM interactions_cron.job_claims ORDER BY job},
+		run_totals => q{SELECT * FROM interactions_cron.job_run_totals ORDER BY job, outcome},
+		cleanup_totals => q{SELECT * FROM interactions_cron.cleanup_totals ORDER BY kind},
 		sequence => q{SELECT last_value, is_called FROM interactions_cron.job_runs_id_seq},
 		config => q{SELECT u.cfg::regclass, u.cond
 		            FROM pg_extension e, unnest(e.extconfig, e.extcondition) u(cfg, cond)
