@@ -37,7 +37,7 @@ RESET ROLE;
 SELECT test_helpers.error_of('SELECT interactions_cron.cleanup()');
 SELECT rolsuper AS app_owner_is_superuser FROM pg_roles WHERE rolname = 'regress_app_owner';
 SELECT count(*) AS suppressions_kept FROM public.suppressions;
-SELECT job, ok, error FROM interactions_cron.job_runs ORDER BY id DESC LIMIT 1;
+SELECT job, ok, test_helpers.masked(error) AS error FROM interactions_cron.job_runs ORDER BY id DESC LIMIT 1;
 DROP TRIGGER become_superuser ON public.suppressions;
 
 -- The same owner, an operator too, has its trigger call reset_checkpoint(...,

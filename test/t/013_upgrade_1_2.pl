@@ -83,11 +83,11 @@ is(upgraded(q{SELECT has_function_privilege('public',
                 'interactions_cron.export_interactions(integer, text, boolean, interval)', 'EXECUTE')}),
 	'f', 'PUBLIC still cannot run the export');
 
-# The same catalog as a fresh 1.2 install, once the test's own role is gone.
+# The same catalog as a fresh 1.2 install, once the test's own role is gone
+# (DROP OWNED BY: the update's grants are the extension's initial
+# privileges, which from 17 on keep the role from being dropped otherwise).
 upgraded(q{
-	REVOKE ALL ON ALL TABLES IN SCHEMA public FROM exporter_1_1;
-	REVOKE ALL ON ALL FUNCTIONS IN SCHEMA interactions_cron FROM exporter_1_1;
-	REVOKE ALL ON SCHEMA interactions_cron FROM exporter_1_1;
+	DROP OWNED BY exporter_1_1;
 	DROP ROLE exporter_1_1;
 });
 my $fresh_catalog = fresh(describe_extension_sql());
