@@ -6,14 +6,14 @@
 #   scripts/lib/chroot.sh makes once and reuses.  On a fresh Debian machine,
 #   as root, it installs what is missing first.
 #   Usage: [PG_VERSIONS="15 17 18"] scripts/test.sh [suite ...]
-#   (suites: symbols regress isolation tap pgtap disk_full duckdb s3 http metrics pg_cron package;
+#   (suites: symbols regress isolation tap pgtap docs disk_full duckdb s3 http metrics pg_cron package;
 #   default: all; package, last, installs the built Debian packages over `make install`'s files)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 source "$(dirname "$0")/lib/chroot.sh"
 
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(symbols regress isolation tap pgtap disk_full duckdb s3 http metrics pg_cron package)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(symbols regress isolation tap pgtap docs disk_full duckdb s3 http metrics pg_cron package)
 passed=0
 failed=0
 failed_names=()
@@ -73,6 +73,10 @@ run_pgtap() {
         -f "$WORK_DIR/reference/schema.sql" >/dev/null
     (cd "$WORK_DIR" && as_pg_user env PGHOST="$PGHOST" PGPORT="$PGPORT" \
         pg_prove -d interactions_cron_pgtap test/pgtap/*.sql)
+}
+
+run_docs() {
+    bash "$REPO_ROOT/test/docs.sh"
 }
 
 run_disk_full() {
