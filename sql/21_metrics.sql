@@ -94,6 +94,15 @@ WHERE metric IN ('interactions_cron_tenant_consecutive_failures', 'interactions_
 SELECT m.tenant_id, m.value = extract(epoch FROM c.updated_at) AS is_when_it_failed
 FROM interactions_cron.metrics() m JOIN interactions_cron.export_checkpoints c USING (tenant_id)
 WHERE m.metric = 'interactions_cron_tenant_last_failure_timestamp_seconds' ORDER BY 1;
+-- A failed checkpoint written again without another attempt (as an adopted
+-- state is) keeps the time it failed.
+CREATE TABLE regress_failed_at AS
+SELECT tenant_id, last_failure_at FROM interactions_cron.export_checkpoints WHERE status = 'failed';
+UPDATE interactions_cron.export_checkpoints SET updated_at = updated_at + interval '1 hour' WHERE status = 'failed';
+SELECT count(*) AS failures_moved FROM interactions_cron.export_checkpoints c JOIN regress_failed_at f USING (tenant_id)
+WHERE c.last_failure_at IS DISTINCT FROM f.last_failure_at;
+UPDATE interactions_cron.export_checkpoints SET updated_at = updated_at - interval '1 hour' WHERE status = 'failed';
+DROP TABLE regress_failed_at;
 SELECT tenant_id, exported FROM test_helpers.outcomes(interactions_cron.export_interactions()) ORDER BY 1;
 SELECT metric, tenant_id, job_name, value FROM interactions_cron.metrics()
 WHERE metric IN ('interactions_cron_tenant_consecutive_failures', 'interactions_cron_job_consecutive_failures',

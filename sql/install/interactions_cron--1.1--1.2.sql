@@ -72,7 +72,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $function$
 BEGIN
-    NEW.last_failure_at := NEW.updated_at;
+    -- A new failure, or another failed attempt; not a failed checkpoint
+    -- written again for another reason (a state adopted from another
+    -- database keeps its time).
+    IF TG_OP = 'INSERT' OR OLD.status IS DISTINCT FROM 'failed'
+       OR OLD.attempts IS DISTINCT FROM NEW.attempts THEN
+        NEW.last_failure_at := NEW.updated_at;
+    END IF;
     RETURN NEW;
 END
 $function$;
