@@ -2,7 +2,7 @@
  * main.c
  *	  interactions-cron-http: the HTTP daemon, and a graceful stop on SIGTERM.
  *
- * Environment (see config.c and README.md's "HTTP shim"): CRON_SECRET or
+ * Environment (see config.c and doc/http-shim.md): CRON_SECRET or
  * CRON_SECRET_FILE (neither: development mode, endpoints open, loopback
  * only unless ALLOW_UNAUTHENTICATED=1), DATABASE_URL (libpq conninfo or
  * URI; else the PG* variables), METRICS_SECRET (unset: /metrics takes

@@ -4,10 +4,10 @@
  *	  zstd (libzstd), streamed, in the export's memory contexts.
  *
  * The default levels were chosen by measurement on 1,000,000 rows of
- * NDJSON (README, "S3 and compression"): gzip at level 1 takes about half
- * the time of zlib's default 6 for files a quarter larger, and zstd at
- * level 1 takes a tenth of gzip 6's time for files a tenth larger; no zstd
- * level up to 5 compressed those rows better than level 1 by much.
+ * NDJSON (doc/s3-and-compression.md, "Compression"): gzip at level 1 takes
+ * about half the time of zlib's default 6 for files a quarter larger, and
+ * zstd at level 1 takes a tenth of gzip 6's time for files a tenth larger;
+ * no zstd level up to 5 compressed those rows better than level 1 by much.
  */
 #include "postgres.h"
 

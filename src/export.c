@@ -230,7 +230,8 @@ AssignPendingTenants(ExportRun *run, int64 batchSize, TimestampTz drainDeadline)
  * behind the old primary's, or a clock stepped back), with a warning: rows
  * written now get created values behind their checkpoint, which the export
  * has moved past.  They are held back every run until the clock has passed
- * their checkpoint; the README says how to export those rows.
+ * their checkpoint; doc/operations.md ("Clock behind a checkpoint") says how
+ * to export those rows.
  */
 static void
 HoldTenantsAheadOfClock(ExportRun *run)

@@ -7,7 +7,7 @@
 ---------------------------------------------------------------------------
 -- Metrics (issue 23): the numbers a monitoring system scrapes, from one
 -- function that the HTTP shim's /metrics reads and a DBA's postgres_exporter
--- or sql_exporter can read too (README, "Metrics").
+-- or sql_exporter can read too (doc/monitoring.md, "Metrics").
 ---------------------------------------------------------------------------
 
 -- Counters of the runs of each job by outcome, which cleanup's pruning of

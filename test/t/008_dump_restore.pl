@@ -70,7 +70,7 @@ $node->safe_psql('postgres', qq{
 });
 app('CREATE EXTENSION interactions_cron');
 app(slurp_file('../reference/schema.sql'));
-# The README's grants for a role that runs the export, cleanup and resets.
+# The README's (Getting started) grants for a role that runs the export, cleanup and resets.
 app(q{
 	GRANT interactions_cron_operator TO exporter;
 	GRANT SELECT ON public.tenants, public.interaction_history TO exporter;
@@ -235,7 +235,7 @@ is(restored(q{SELECT count(*) FROM interactions_cron.job_runs r1 JOIN interactio
 # A dump of a 1.0 database does not hold job_runs_id_seq (1.0 did not mark
 # it).  pg_restore creates the extension at the default version and loads
 # 1.0's rows into it: the next run collides with a restored id, until the
-# README's setval() puts the sequence past them.
+# setval() of doc/operations.md puts the sequence past them.
 my $legacy_lake = $new->basedir . '/legacy_lake';
 $new->safe_psql('postgres', qq{
 	CREATE DATABASE legacy;

@@ -240,7 +240,7 @@ is(sql($node_c, "SELECT count(*) FROM interactions_cron.job_runs") - $runs_at_cu
 check_lake($node_c, read_lake($lake), 'async');
 
 # 3. Asynchronous replication to d, cut off before a whole export and the
-# stalled one: the README's procedure.
+# stalled one: doc/operations.md's procedure.
 my $node_d = new_standby($node_c, 'd');
 add_rows($node_c, 50, 105);
 cut_off($node_c, $node_d);

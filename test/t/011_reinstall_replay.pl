@@ -1,5 +1,5 @@
 # What is exported again after DROP EXTENSION / CREATE EXTENSION, and after
-# reset_checkpoint, and the README's procedures that keep the lake exact:
+# reset_checkpoint, and doc/operations.md's procedures that keep the lake exact:
 #   - DROP EXTENSION loses the checkpoints, intents and run history.  Saved
 #     before the drop and put back after CREATE EXTENSION, the exports go on
 #     where they were (an unfinished batch's intent included): nothing is

@@ -3,7 +3,7 @@
 # between them; both export into one lake: a directory standing in for
 # shared storage, then one S3 bucket and prefix on s3rver (each shard with a
 # spool of its own).  Then a tenant moves from one to the other with its
-# export state (tenant_state / adopt_tenant_state, the README's procedure),
+# export state (tenant_state / adopt_tenant_state, doc/operations.md's procedure),
 # while the source's last export of it was cut short after placing its
 # files: the destination undoes them through the adopted intent and goes on
 # from the adopted checkpoint.  Every row is in the lake exactly once, and

@@ -2,7 +2,7 @@
 # (issue 19, 1): the call lists its tenants when it starts, its one worker is
 # held on the tenant before (a row-level policy waits on an advisory lock the
 # test holds, in the worker only), and meanwhile the DBA follows the
-# README's "Moving a tenant to another database": out of the export, rows
+# doc/operations.md's "Moving a tenant to another database": out of the export, rows
 # copied, tenant_state(release => true), adopt_tenant_state in the other
 # database, which exports it on.  When the held worker reaches the tenant,
 # it must neither export it again nor give it a new checkpoint.  Then a
@@ -107,7 +107,7 @@ ok($a->poll_query_until('postgres',
 		q{SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted}, 't'),
 	'the call\'s worker is held before the mover');
 
-# The move, by the README: out of the export, rows copied, state handed over.
+# The move, by doc/operations.md: out of the export, rows copied, state handed over.
 sql($a, q{UPDATE tenants SET status = 'moving' WHERE id = 'mover'});
 my $rows = sql($a, q{COPY (SELECT * FROM interaction_history WHERE tenant_id = 'mover' ORDER BY id) TO STDOUT});
 my $state = sql($a, q{SELECT interactions_cron.tenant_state('mover', release => true)});

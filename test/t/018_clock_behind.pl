@@ -4,7 +4,8 @@
 # the right clock, are ahead of its own.  Rows written then get created
 # values behind the checkpoints.  The export holds such a tenant back with
 # an error (never an ok run that silently skips them), export_status shows
-# it, and the README's procedure exports the rows once the clock is right.
+# it, and doc/operations.md's procedure exports the rows once the clock is
+# right.
 use strict;
 use warnings;
 
@@ -61,7 +62,7 @@ is($held->{totalExported}, 0, 'nothing is exported for it');
 like(sql(q{SELECT status || ': ' || last_error FROM interactions_cron.export_status WHERE tenant_id = 't1'}),
 	qr/^held: .*ahead of this server's clock/, 'export_status shows it held');
 
-# The clock is corrected; the README's procedure: replay the tenant from
+# The clock is corrected; doc/operations.md's procedure: replay the tenant from
 # the first row written behind the checkpoint, having removed its files
 # named from then on (here: all of them, the rows written with the slow
 # clock lie before every other).
