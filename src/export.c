@@ -255,7 +255,7 @@ HoldTenantsAheadOfClock(ExportRun *run)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("interactions_cron: %d tenants held back: their checkpoint is ahead of this server's clock", held),
 				 errdetail("Rows written while the clock is behind a checkpoint get created values the export has moved past."),
-				 errhint("Correct the server's clock (NTP); then export the rows written since the switchover as the README's \"Clock behind a checkpoint\" says.")));
+				 errhint("Correct the server's clock (NTP); then export the rows written since the switchover as \"Clock behind a checkpoint\" in doc/operations.md says.")));
 }
 
 /*

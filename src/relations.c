@@ -264,7 +264,7 @@ MapColumn(const ConfiguredTable *table, const ContractColumn *role)
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("table %s has no column \"%s\", named by %s",
 						table->quotedName, name, role->settingName),
-				 errhint("Set %s to the column's name as stored (createdAt, not \"createdAt\"); see \"Your schema\" in the interactions_cron README.",
+				 errhint("Set %s to the column's name as stored (createdAt, not \"createdAt\"); see doc/your-schema.md in interactions_cron's manual.",
 						 role->settingName)));
 
 	column.settingName = role->settingName;
@@ -286,7 +286,7 @@ MapColumn(const ConfiguredTable *table, const ContractColumn *role)
 				 errmsg("column \"%s\" of table %s, named by %s, has type %s, which interactions_cron cannot use there",
 						name, table->quotedName, role->settingName, format_type_be(column.type)),
 				 errdetail("It must be %s.", role->typesWanted),
-				 errhint("See \"Your schema\" in the interactions_cron README.")));
+				 errhint("See doc/your-schema.md in interactions_cron's manual.")));
 	column.typeName = format_type_be_qualified(column.type);
 	column.collation = collation;
 	return column;

@@ -418,7 +418,7 @@ FailOnTakenName(const char *relativePath)
 			 errmsg("export file \"%s\" already exists in the lake", relativePath),
 			 errdetail("A placed file never replaces another; this batch placed nothing more, and the file stays as it was."),
 			 errhint("This database is behind its lake (a replay into names still there, or a restore), or another exports this tenant too: "
-					 "see \"Reinstall and replay\", \"Restores that keep the identity\" and \"Moving a tenant to another database\" in the README.")));
+					 "see \"Reinstall and replay\", \"Restores that keep the identity\" and \"Moving a tenant to another database\" in doc/operations.md.")));
 }
 
 /*
