@@ -56,13 +56,6 @@ HttpCollectBody(char *data, size_t size, size_t count, void *userdata)
 	return length;
 }
 
-/* Sets a curl option unless an earlier one failed; PerformOnce's locals. */
-#define SET_CURL_OPTION(option, value) \
-	do { \
-		if (code == CURLE_OK) \
-			code = curl_easy_setopt(curl, (option), (value)); \
-	} while (0)
-
 /*
  * PerformOnce makes one attempt of a request.
  */
@@ -122,8 +115,6 @@ PerformOnce(const HttpRequest *request, HttpResponse *response)
 	curl_slist_free_all(headers);
 	curl_easy_cleanup(curl);
 }
-
-#undef SET_CURL_OPTION
 
 /*
  * HttpPerform makes a request, trying a transient failure (no answer, 5xx,

@@ -378,13 +378,6 @@ CollectEtag(char *data, size_t size, size_t count, void *userdata)
 	return length;
 }
 
-/* Sets a curl option unless an earlier one failed; SendOnce's locals. */
-#define SET_CURL_OPTION(option, value) \
-	do { \
-		if (code == CURLE_OK) \
-			code = curl_easy_setopt(curl, (option), (value)); \
-	} while (0)
-
 /*
  * AppendHeader appends a header line to a curl list, remembering in *failed
  * when libcurl ran out of memory (the list is then kept as it was, so that
@@ -509,8 +502,6 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 		explicit_bzero(tokenLine, strlen(tokenLine));
 	CHECK_FOR_INTERRUPTS();
 }
-
-#undef SET_CURL_OPTION
 
 /*
  * ResponseElement returns the text of the first element of a local name in

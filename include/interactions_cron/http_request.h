@@ -10,6 +10,13 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 
+/* Sets a curl option unless an earlier one failed (the caller's locals curl and code). */
+#define SET_CURL_OPTION(option, value) \
+	do { \
+		if (code == CURLE_OK) \
+			code = curl_easy_setopt(curl, (option), (value)); \
+	} while (0)
+
 /* One plain (unsigned) request. */
 typedef struct HttpRequest
 {
