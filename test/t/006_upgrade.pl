@@ -17,11 +17,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('upgrade');
-$node->init;
-my $export_dir = $node->basedir . '/lake';
-$node->append_conf('postgresql.conf', qq{interactions_cron.export_dir = '$export_dir'});
-$node->start;
+my ($node, $export_dir) = start_upgrade_node('upgrade');
 
 # Every statement is bounded: a hung call fails the test instead of hanging it.
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;

@@ -16,11 +16,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('upgrade_1_1');
-$node->init;
-my $export_dir = $node->basedir . '/lake';
-$node->append_conf('postgresql.conf', qq{interactions_cron.export_dir = '$export_dir'});
-$node->start;
+my ($node, $export_dir) = start_upgrade_node('upgrade_1_1');
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 sub fresh { return $node->safe_psql('fresh', $_[0], timeout => $timeout); }

@@ -1,7 +1,7 @@
 # ExtensionCatalog: the extension's catalog objects described as one text,
 # to compare a fresh install with an upgraded one (006_upgrade,
-# 013_upgrade_1_2 and 015_upgrade_from_1_1), a comparison of two texts that shows a diff, and
-# the update itself.
+# 013_upgrade_1_2 and 015_upgrade_from_1_1), a comparison of two texts that shows a diff, the
+# cluster those tests start, and the update itself.
 #
 # Load it with:
 #   use FindBin;
@@ -13,10 +13,11 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(describe_extension_sql compare_text update_extension_ok);
+our @EXPORT = qw(describe_extension_sql compare_text update_extension_ok start_upgrade_node);
 
 # describe_extension describes every member object of the extension and the
 # extension's own configuration, as one text sorted by object identity.
@@ -211,6 +212,19 @@ sub update_extension_ok
 	is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'},
 			timeout => $PostgreSQL::Test::Utils::timeout_default),
 		$version, "$db: the extension is at $version");
+}
+
+# start_upgrade_node starts a cluster whose export_dir is its basedir's
+# lake, and returns it and that directory.
+sub start_upgrade_node
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	my $export_dir = $node->basedir . '/lake';
+	$node->append_conf('postgresql.conf', qq{interactions_cron.export_dir = '$export_dir'});
+	$node->start;
+	return ($node, $export_dir);
 }
 
 1;
