@@ -201,18 +201,31 @@ call "$PORT_A" /x -X $'G\e[31mET' >/dev/null
 call "$PORT_A" '/y%1b%5b31m%0dFAKE%0a' >/dev/null
 within 2 grep -qF '"G\x1b[31mET" "/x" 404 ' "$WORK/main.log" || die "no escaped log line for a method with an escape sequence"
 echo "ok: a method with an escape sequence is logged escaped"
-within 2 grep -qF '"GET" "/y%1b%5b31m%0dFAKE%0a" 404 ' "$WORK/main.log" || die "no log line with the raw %-escaped path"
+# (Newer curl, as in sid, sends the escapes' hex digits in capitals.)
+within 2 grep -qiF '"GET" "/y%1b%5b31m%0dFAKE%0a" 404 ' "$WORK/main.log" ||
+    die "no log line with the raw %-escaped path; logged: $(grep -F '"/y' "$WORK/main.log" | tail -2)"
 echo "ok: a path with %-escaped control bytes is logged as sent"
 raw_status_code 'GET /z\x1b[31m\x7f HTTP/1.1\r\nHost: x\r\n\r\n' >/dev/null
 within 2 grep -qF '"GET" "/z\x1b[31m\x7f" 404 ' "$WORK/main.log" || die "no escaped log line for a path with control bytes"
 echo "ok: a path with control bytes is logged escaped"
 # The path is logged as the client sent it: a NUL it escapes does not cut
 # the logged path short (libmicrohttpd decodes %00 into one), and the
-# request is routed by that path too.
+# request is routed by that path too: 404, or 400 where libmicrohttpd
+# refuses the escaped NUL itself (1.0 in sid), never /healthz's 200.
+healthz_lines=$(grep -c '"/healthz" ' "$WORK/main.log")
 r=$(call "$PORT_A" '/healthz%00x')
-expect "a path with an escaped NUL is not /healthz: 404" "$(status_of "$r")" 404
-within 2 grep -qF '"GET" "/healthz%00x" 404 ' "$WORK/main.log" || die "no log line with the raw path /healthz%00x"
-echo "ok: a path with an escaped NUL is logged as sent"
+code=$(status_of "$r")
+[[ "$code" = 404 || "$code" = 400 ]] || die "a path with an escaped NUL is not /healthz: expected 404 or 400, got $code"
+echo "ok: a path with an escaped NUL is not /healthz: $code"
+if [ "$code" = 404 ]; then
+    within 2 grep -qF '"GET" "/healthz%00x" 404 ' "$WORK/main.log" ||
+        die "no log line with the raw path /healthz%00x; logged: $(grep -F '"/healthz%' "$WORK/main.log" | tail -2)"
+    echo "ok: a path with an escaped NUL is logged as sent"
+else
+    # Refused by libmicrohttpd before any route: no line of ours, and none as /healthz.
+    sleep 0.5
+    expect "a path with an escaped NUL is not logged as /healthz" "$(grep -c '"/healthz" ' "$WORK/main.log")" "$healthz_lines"
+fi
 expect "no log holds a control byte" "$(cat "$WORK"/*.log | LC_ALL=C grep -c $'[\x01-\x09\x0b-\x1f\x7f]' || true)" 0
 
 # The secret (and DATABASE_URL, which may hold a password) is gone from the
