@@ -179,44 +179,49 @@ run_node_peer() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-log "export vs COPY baselines vs Node peer, $REPEAT rounds each, interleaved"
-ours=(); ours1=(); copy_text=(); copy_json=(); peer=()
-for round in $(seq "$REPEAT"); do
-    out=$(run_export ""); read -r ms workers <<<"$out"
-    ours+=("$ms")
-    line="round $round: export $ms ms (workers: $workers)"
-    out=$(run_export "SET interactions_cron.max_workers = 1;"); read -r ms workers1 <<<"$out"
-    ours1+=("$ms")
-    line+=", max_workers = 1: $ms ms (workers: $workers1)"
-    reset_export
-    copy_text+=("$(time_ms "$(copy_per_tenant 'h.*' .txt)")")
-    reset_export
-    copy_json+=("$(time_ms "$(copy_per_tenant 'row_to_json(h)' .json)")")
-    reset_export
-    out=$(run_node_peer); read -r ms connections <<<"$out"
-    peer+=("$ms")
-    echo "$line, COPY text ${copy_text[-1]} ms, COPY row_to_json ${copy_json[-1]} ms, node peer $ms ms"
-done
-ours_ms=$(printf '%s\n' "${ours[@]}" | median)
-ours1_ms=$(printf '%s\n' "${ours1[@]}" | median)
-text_ms=$(printf '%s\n' "${copy_text[@]}" | median)
-json_ms=$(printf '%s\n' "${copy_json[@]}" | median)
-peer_ms=$(printf '%s\n' "${peer[@]}" | median)
-awk -v rows="$total_rows" -v rounds="$REPEAT" -v o="$ours_ms" -v o1="$ours1_ms" -v t="$text_ms" -v j="$json_ms" \
-    -v p="$peer_ms" -v w="$workers" -v w1="${workers1:-}" -v c="$connections" 'BEGIN {
-    if (o < 1) o = 1; if (t < 1) t = 1; if (j < 1) j = 1; if (p < 1) p = 1
-    printf "\n%d rows; median of %d rounds           %10s %14s %8s\n", rows, rounds, "ms", "rows/s", "workers"
-    printf "%-40s %10d %14d %8d\n", "export_interactions(), default", o, rows / (o / 1000), w
-    printf "%-40s %10d %14d %8d\n", "export_interactions(), max_workers = 1", o1, rows / (o1 / 1000), w1
-    printf "%-40s %10d %14d %8s\n", "(a) COPY ... TO file, text, per tenant", t, rows / (t / 1000), "-"
-    printf "%-40s %10d %14d %8s\n", "(b) COPY row_to_json(...) TO file", j, rows / (j / 1000), "-"
-    printf "%-40s %10d %14d %8d\n", "Node.js peer (npm pg)", p, rows / (p / 1000), c
-    printf "\n%-40s %10s   %-36s %s\n", "ratio of times", "ratio", "target", "met"
-    printf "%-40s %10.2f   %-36s %s\n", sprintf("export (workers: %d) / (a) COPY text", w), o / t, "<= 0.60", (o / t <= 0.6 ? "yes" : "no")
-    printf "%-40s %10.2f   %-36s %s\n", sprintf("export (workers: %d) / (a) COPY text", w1), o1 / t, "<= 0.90", (o1 / t <= 0.9 ? "yes" : "no")
-    printf "%-40s %10.2f   %-36s %s\n", "export / (b) COPY row_to_json", o / j, "-", "-"
-    printf "%-40s %10.2f   %-36s %s\n", "Node peer / export", p / o, ">= 4.50 (export at least 4.5x faster)", (p / o >= 4.5 ? "yes" : "no")
-}'
+# export_vs_copy CONFIGURATION: the export (2 workers and 1) against the
+# COPY baselines and the Node peer, REPEAT rounds interleaved, medians and
+# ratios printed under the name of the server's configuration.
+export_vs_copy() {
+    local configuration=$1 round out ms line
+    local ours=() ours1=() copy_text=() copy_json=() peer=()
+    log "export vs COPY baselines vs Node peer, $REPEAT rounds each, interleaved ($configuration)"
+    for round in $(seq "$REPEAT"); do
+        out=$(run_export ""); read -r ms workers <<<"$out"
+        ours+=("$ms")
+        line="round $round: export $ms ms (workers: $workers)"
+        out=$(run_export "SET interactions_cron.max_workers = 1;"); read -r ms workers1 <<<"$out"
+        ours1+=("$ms")
+        line+=", max_workers = 1: $ms ms (workers: $workers1)"
+        reset_export
+        copy_text+=("$(time_ms "$(copy_per_tenant 'h.*' .txt)")")
+        reset_export
+        copy_json+=("$(time_ms "$(copy_per_tenant 'row_to_json(h)' .json)")")
+        reset_export
+        out=$(run_node_peer); read -r ms connections <<<"$out"
+        peer+=("$ms")
+        echo "$line, COPY text ${copy_text[-1]} ms, COPY row_to_json ${copy_json[-1]} ms, node peer $ms ms"
+    done
+    awk -v rows="$total_rows" -v rounds="$REPEAT" -v conf="$configuration" \
+        -v o="$(printf '%s\n' "${ours[@]}" | median)" -v o1="$(printf '%s\n' "${ours1[@]}" | median)" \
+        -v t="$(printf '%s\n' "${copy_text[@]}" | median)" -v j="$(printf '%s\n' "${copy_json[@]}" | median)" \
+        -v p="$(printf '%s\n' "${peer[@]}" | median)" -v w="$workers" -v w1="${workers1:-}" -v c="$connections" 'BEGIN {
+        if (o < 1) o = 1; if (t < 1) t = 1; if (j < 1) j = 1; if (p < 1) p = 1
+        printf "\n%s\n%d rows; median of %d rounds           %10s %14s %8s\n", conf, rows, rounds, "ms", "rows/s", "workers"
+        printf "%-40s %10d %14d %8d\n", "export_interactions(), default", o, rows / (o / 1000), w
+        printf "%-40s %10d %14d %8d\n", "export_interactions(), max_workers = 1", o1, rows / (o1 / 1000), w1
+        printf "%-40s %10d %14d %8s\n", "(a) COPY ... TO file, text, per tenant", t, rows / (t / 1000), "-"
+        printf "%-40s %10d %14d %8s\n", "(b) COPY row_to_json(...) TO file", j, rows / (j / 1000), "-"
+        printf "%-40s %10d %14d %8d\n", "Node.js peer (npm pg)", p, rows / (p / 1000), c
+        printf "\n%-40s %10s   %-36s %s\n", "ratio of times", "ratio", "target", "met"
+        printf "%-40s %10.2f   %-36s %s\n", sprintf("export (workers: %d) / (a) COPY text", w), o / t, "<= 0.60", (o / t <= 0.6 ? "yes" : "no")
+        printf "%-40s %10.2f   %-36s %s\n", sprintf("export (workers: %d) / (a) COPY text", w1), o1 / t, "<= 0.90", (o1 / t <= 0.9 ? "yes" : "no")
+        printf "%-40s %10.2f   %-36s %s\n", "export / (b) COPY row_to_json", o / j, "-", "-"
+        printf "%-40s %10.2f   %-36s %s\n", "Node peer / export", p / o, ">= 4.50 (export at least 4.5x faster)", (p / o >= 4.5 ? "yes" : "no")
+    }'
+}
+
+export_vs_copy "shared_buffers = 1GB in huge pages"
 
 log "sinks: local files vs zstd vs gzip vs S3 (s3rver on 127.0.0.1), same rows"
 if [ ! -x "$REPO_ROOT/test/s3/node_modules/.bin/s3rver" ]; then
@@ -225,35 +230,60 @@ fi
 S3_PORT=$(free_port)
 mkdir -p "$CLUSTER_DIR/s3rver"
 "$REPO_ROOT/test/s3/node_modules/.bin/s3rver" -d "$CLUSTER_DIR/s3rver" -a 127.0.0.1 -p "$S3_PORT" \
-    --configure-bucket bench --silent &
+    $(for round in $(seq "$REPEAT"); do echo --configure-bucket "bench$round"; done) --silent &
 s3rver_pid=$!
 trap 'kill "$s3rver_pid" 2>/dev/null || true; stop_cluster; release_huge_pages' EXIT
 sleep 2
-EXPORT_SQL="SELECT interactions_cron.export_interactions(batch_size => $ROWS_PER_TENANT) IS NOT NULL"
+EXPORT_SQL="SELECT r->>'totalExported' FROM interactions_cron.export_interactions(batch_size => $ROWS_PER_TENANT) r"
 # Credentials cannot be SET in a session; a private credentials file can be named there.
 printf '[default]\naws_access_key_id = S3RVER\naws_secret_access_key = S3RVER\n' |
     as_pg_user tee "$CLUSTER_DIR/aws-credentials" >/dev/null
 as_pg_user chmod 0600 "$CLUSTER_DIR/aws-credentials"
-S3_SETTINGS="SET interactions_cron.storage = 's3'; SET interactions_cron.s3_bucket = 'bench';
+# s3_settings ROUND: the settings of an export to that round's bucket (a
+# placed object is never replaced, so each round has an empty bucket).
+s3_settings() {
+    echo "SET interactions_cron.storage = 's3'; SET interactions_cron.s3_bucket = 'bench$1';
   SET interactions_cron.s3_endpoint = 'http://127.0.0.1:$S3_PORT'; SET interactions_cron.s3_path_style = on;
   SET interactions_cron.s3_credentials_file = '$CLUSTER_DIR/aws-credentials';"
-reset_export; local_ms=$(time_ms "$EXPORT_SQL")
-local_bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
+}
+# time_sink NAME SETTINGS: exports every tenant from scratch after the SET
+# statements in SETTINGS; appends "<ms> <bytes>" of that run to NAME's list.
+declare -A sink_runs
+time_sink() {
+    local started ms exported bytes=-
+    reset_export
+    started=$(now_ns)
+    exported=$(sql -q -c "$2 $EXPORT_SQL")
+    ms=$(elapsed_ms "$started")
+    [ "$exported" = "$total_rows" ] || die "the $1 export exported $exported rows of $total_rows"
+    [ -d "$CLUSTER_DIR/exports/exports" ] && bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
+    sink_runs[$1]+="$ms $bytes"$'\n'
+}
+# sink_median NAME: that sink's median time, and the bytes of its last run.
+sink_median() {
+    printf '%s' "${sink_runs[$1]}" | awk 'NF {print $1}' | median | tr '\n' ' '
+    printf '%s' "${sink_runs[$1]}" | awk 'NF {b = $2} END {print b}'
+}
 # Each codec at its default level (interactions_cron.compression_level = 0),
-# and gzip at zlib's own default, 6, for comparison.
-reset_export; zstd_ms=$(time_ms "SET interactions_cron.compression = 'zstd'; $EXPORT_SQL")
-zstd_bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
-reset_export; gzip_ms=$(time_ms "SET interactions_cron.compression = 'gzip'; $EXPORT_SQL")
-gzip_bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
-reset_export; gzip6_ms=$(time_ms "SET interactions_cron.compression = 'gzip'; SET interactions_cron.compression_level = 6; $EXPORT_SQL")
-gzip6_bytes=$(du -sb "$CLUSTER_DIR/exports/exports" | cut -f1)
-reset_export; s3_ms=$(time_ms "$S3_SETTINGS $EXPORT_SQL")
+# and gzip at zlib's own default, 6, for comparison; REPEAT rounds, interleaved.
+for round in $(seq "$REPEAT"); do
+    time_sink local ""
+    time_sink zstd "SET interactions_cron.compression = 'zstd';"
+    time_sink gzip "SET interactions_cron.compression = 'gzip';"
+    time_sink gzip6 "SET interactions_cron.compression = 'gzip'; SET interactions_cron.compression_level = 6;"
+    time_sink s3 "$(s3_settings "$round")"
+done
+read -r local_ms local_bytes <<<"$(sink_median local)"
+read -r zstd_ms zstd_bytes <<<"$(sink_median zstd)"
+read -r gzip_ms gzip_bytes <<<"$(sink_median gzip)"
+read -r gzip6_ms gzip6_bytes <<<"$(sink_median gzip6)"
+read -r s3_ms _ <<<"$(sink_median s3)"
 s3_objects=$(find "$CLUSTER_DIR/s3rver" -name '*._S3rver_object' | wc -l)
 [ "$s3_objects" -ge "$TENANTS" ] || die "S3 export stored $s3_objects objects"
 awk -v rows="$total_rows" -v l="$local_ms" -v z="$zstd_ms" -v g="$gzip_ms" -v g6="$gzip6_ms" -v s="$s3_ms" \
     -v lb="$local_bytes" -v zb="$zstd_bytes" -v gb="$gzip_bytes" -v g6b="$gzip6_bytes" 'BEGIN {
     if (l < 1) l = 1; if (z < 1) z = 1; if (g < 1) g = 1; if (g6 < 1) g6 = 1; if (s < 1) s = 1
-    printf "\n%-34s %8s %12s %10s %13s %12s   %-28s %s\n", "sink", "ms", "rows/s", "time ratio", "bytes", "compression", "target", "met"
+    printf "\nmedian of '"$REPEAT"' rounds\n%-34s %8s %12s %10s %13s %12s   %-28s %s\n", "sink", "ms", "rows/s", "time ratio", "bytes", "compression", "target", "met"
     printf "%-34s %8d %12d %10s %13d %12s\n", "local files", l, rows / (l / 1000), "1.00", lb, "1.0x"
     printf "%-34s %8d %12d %10.2f %13d %11.1fx   %-28s %s\n", "local files, zstd (default level)", z, rows / (z / 1000), z / l, zb, lb / zb,
         "time <= 1.25, size <= gzip 6", (z / l <= 1.25 && zb <= g6b ? "yes" : "no")
@@ -283,18 +313,20 @@ rss_anon() {
       done < "/proc/$2/status"; } 2>/dev/null || true
 }
 
-# memory_samples BATCH: exports the whale with that batch size in one session
-# while this script samples every 50 ms the private memory (RssAnon, kB) of
-# that session's backend and of every process that another session lists in
+# memory_samples SQL: runs SQL (an export) in one session while this script
+# samples every 50 ms the private memory (RssAnon, kB) of that session's
+# backend and of every process that another session lists in
 # pg_stat_activity with backend_type 'interactions_cron export worker'.
-# Prints "backend|worker <pid> <kB>" per sample, in time order.
+# Prints "backend|worker <pid> <kB>" per sample, in time order, then
+# "ms <the SQL's time>".
 memory_samples() {
-    local batch=$1 pid_file client backend_pid line pid workers monitor_in
+    local export_sql=$1 pid_file client backend_pid line pid workers monitor_in
+    local clock="SELECT '%s', (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
     reset_export
     pid_file=$(mktemp)
-    sql -c "SELECT pg_backend_pid()" -c "SELECT pg_sleep(0.5)" \
-        -c "SELECT interactions_cron.export_interactions(batch_size => $batch, tenant_id => 'whale') IS NOT NULL" \
-        > "$pid_file" &
+    # shellcheck disable=SC2059
+    sql -c "SELECT pg_backend_pid()" -c "SELECT pg_sleep(0.5)" -c "$(printf "$clock" started)" -c "$export_sql" \
+        -c "$(printf "$clock" ended)" > "$pid_file" &
     client=$!
     coproc MONITOR { psql -X -At -q 2>/dev/null; }
     monitor_in=${MONITOR[1]}
@@ -318,9 +350,10 @@ memory_samples() {
         done
         sleep 0.05
     done
-    wait "$client" || die "the whale export failed"
+    wait "$client" || die "the export failed: $export_sql"
     exec {monitor_in}>&-
     wait "$MONITOR_PID" 2>/dev/null || true
+    awk -F'|' '$1 == "started" {s = $2} $1 == "ended" {print "ms", $2 - s}' "$pid_file"
     rm -f "$pid_file"
 }
 
@@ -331,8 +364,11 @@ series_at() {
         END { if (n == 0) print 0; else if (f == "peak") print m; else print v[1 + int((n - 1) * f)] }'
 }
 
-small_samples=$(memory_samples 10000)
-whale_samples=$(memory_samples "$WHALE_ROWS")
+whale_export() {
+    echo "SELECT interactions_cron.export_interactions(batch_size => $1, tenant_id => 'whale') IS NOT NULL"
+}
+small_samples=$(memory_samples "$(whale_export 10000)")
+whale_samples=$(memory_samples "$(whale_export "$WHALE_ROWS")")
 whale_lines=$(lines_under "$CLUSTER_DIR/exports/exports/whale")
 [ "$whale_lines" -eq "$WHALE_ROWS" ] || die "whale export wrote $whale_lines rows"
 echo "private memory (RssAnon), sampled every 50 ms:"
@@ -379,4 +415,55 @@ busy_ms=$(time_ms "SELECT interactions_cron.export_interactions() IS NOT NULL")
 awk -v n="$IDLE_TENANTS" -v idle="$idle_ms" -v busy="$busy_ms" -v t="$TENANTS" 'BEGIN {
     printf "run over %d tenants, none with new rows: %d ms = %.4f ms per idle tenant (target: < 0.1 ms)\n", n, idle, idle / n
     printf "run over %d tenants, %d with one new row each: %d ms\n", n, t, busy
+}'
+
+log "PostgreSQL's default settings: shared_buffers = 128MB, no huge pages, nothing preloaded"
+# As a new user's server runs: the settings above are overridden by their
+# defaults (later lines win), huge pages are given back first.
+as_pg_user "$(pg_bin)/pg_ctl" -D "$CLUSTER_DIR/data" -m fast -w stop >/dev/null
+release_huge_pages
+printf '%s\n' "shared_buffers = '128MB'" "huge_pages = off" "max_wal_size = '1GB'" "checkpoint_timeout = '5min'" \
+    "shared_preload_libraries = ''" | as_pg_user tee -a "$CLUSTER_DIR/data/postgresql.conf" >/dev/null
+as_pg_user "$(pg_bin)/pg_ctl" -D "$CLUSTER_DIR/data" -l "$CLUSTER_DIR/server.log" -w start >/dev/null \
+    || die "could not restart PostgreSQL with its default settings"
+echo "shared_buffers: $(sql -c 'SHOW shared_buffers'), huge pages: $(sql -c 'SHOW huge_pages')"
+sql -q <<SQL
+DELETE FROM tenants WHERE id LIKE 'idle_%';
+DELETE FROM interaction_history WHERE tenant_id LIKE 'tenant_%' AND created_at = '2026-03-30 12:00:00+00';
+VACUUM ANALYZE tenants, interaction_history;
+SQL
+export_vs_copy "PostgreSQL's default settings"
+
+BUSY_TENANTS=${BENCH_BUSY_TENANTS:-50000}
+log "many busy tenants: $BUSY_TENANTS active tenants with 2 new rows each, PostgreSQL's default settings"
+sql -q <<SQL
+UPDATE tenants SET status = 'inactive';
+INSERT INTO tenants (id, name)
+SELECT format('busy_%s', lpad(t::text, 6, '0')), 'Busy ' || t FROM generate_series(1, $BUSY_TENANTS) t;
+INSERT INTO interaction_history (tenant_id, created_at, contact_id, channel, direction, event_type, metadata)
+SELECT format('busy_%s', lpad(t::text, 6, '0')), timestamptz '2026-03-31 08:00:00+00' + g * interval '1 minute',
+       'contact_' || t, 'sms', 'outbound', 'sent', jsonb_build_object('campaign', 'welcome')
+FROM generate_series(1, $BUSY_TENANTS) t, generate_series(1, 2) g;
+VACUUM ANALYZE tenants, interaction_history;
+SQL
+busy_rows=$((BUSY_TENANTS * 2))
+reset_export
+# The loop a DBA would write: one backend, one COPY per tenant to a file of its own.
+busy_copy_ms=$(time_ms "$(copy_per_tenant 'h.*' .txt)")
+busy_copy_files=$(find "$BASELINE_DIR" -name '*.txt' | wc -l)
+[ "$busy_copy_files" -eq "$BUSY_TENANTS" ] || die "the COPY loop wrote $busy_copy_files files"
+reset_export
+busy_samples=$(memory_samples "SELECT r->>'totalExported' FROM interactions_cron.export_interactions() r")
+busy_ms=$(awk '$1 == "ms" {print $2}' <<<"$busy_samples")
+busy_lines=$(lines_under "$CLUSTER_DIR/exports/exports")
+[ "$busy_lines" -eq "$busy_rows" ] || die "the busy tenants' export wrote $busy_lines rows of $busy_rows"
+awk -v n="$BUSY_TENANTS" -v e="$busy_ms" -v c="$busy_copy_ms" \
+    -v cp="$(awk '$1 == "backend" && $3 > m {m = $3} END {print m + 0}' <<<"$busy_samples")" \
+    -v wp="$(awk '$1 == "worker" && $3 > m {m = $3} END {print m + 0}' <<<"$busy_samples")" 'BEGIN {
+    if (c < 1) c = 1
+    printf "%-52s %10s %14s\n", "", "ms", "ms per tenant"
+    printf "%-52s %10d %14.3f\n", "export_interactions()", e, e / n
+    printf "%-52s %10d %14.3f\n", "COPY ... TO a file per tenant, one backend", c, c / n
+    printf "export / COPY loop: %.2f (target: <= 4.00, met: %s)\n", e / c, (e / c <= 4 ? "yes" : "no")
+    printf "peak private memory (RssAnon): calling backend %d kB, each export worker at most %d kB\n", cp, wp
 }'
