@@ -113,11 +113,11 @@ CheckpointRecordLakeEpoch(const char *tenantId)
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(CurrentLakeEpoch())};
 
-	(void) RunStatementAsOwner(&epochPlan,
-							   "UPDATE interactions_cron.export_checkpoints SET lake_epoch = $2"
-							   " WHERE tenant_id = $1",
-							   2, argumentTypes, values, NULL, SPI_OK_UPDATE,
-							   "record the checkpoint's lake history");
+	(void) RunKeyedStatementAsOwner(&epochPlan,
+									"UPDATE interactions_cron.export_checkpoints SET lake_epoch = $2"
+									" WHERE tenant_id = $1",
+									2, argumentTypes, values, NULL, SPI_OK_UPDATE,
+									"record the checkpoint's lake history");
 }
 
 /*
@@ -263,16 +263,16 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 		CStringGetTextDatum(CurrentLakeEpoch())
 	};
 
-	(void) RunStatementAsOwner(&successPlan,
-							   "UPDATE interactions_cron.export_checkpoints SET"
-							   "  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
-							   "  attempts = 0, last_file = $4,"
-							   "  rows_exported = rows_exported + $5,"
-							   "  files_written = files_written + $6,"
-							   "  last_success_at = pg_catalog.clock_timestamp(),"
-							   "  updated_at = pg_catalog.clock_timestamp(), lake_epoch = $7"
-							   " WHERE tenant_id = $1",
-							   7, argumentTypes, values, NULL, SPI_OK_UPDATE, "update the export checkpoint");
+	(void) RunKeyedStatementAsOwner(&successPlan,
+									"UPDATE interactions_cron.export_checkpoints SET"
+									"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
+									"  attempts = 0, last_file = $4,"
+									"  rows_exported = rows_exported + $5,"
+									"  files_written = files_written + $6,"
+									"  last_success_at = pg_catalog.clock_timestamp(),"
+									"  updated_at = pg_catalog.clock_timestamp(), lake_epoch = $7"
+									" WHERE tenant_id = $1",
+									7, argumentTypes, values, NULL, SPI_OK_UPDATE, "update the export checkpoint");
 }
 
 /*
@@ -285,15 +285,15 @@ CheckpointRecordFailure(const char *tenantId, const char *error)
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(error)};
 
-	(void) RunStatementAsOwner(&failurePlan,
-							   "INSERT INTO interactions_cron.export_checkpoints AS c"
-							   " (tenant_id, status, last_error, attempts, updated_at)"
-							   " VALUES ($1, 'failed', $2, 1, pg_catalog.clock_timestamp())"
-							   " ON CONFLICT (tenant_id) DO UPDATE SET"
-							   "  status = 'failed', last_error = excluded.last_error,"
-							   "  attempts = c.attempts + 1, updated_at = excluded.updated_at"
-							   " WHERE c.status <> 'released'",
-							   2, argumentTypes, values, NULL, SPI_OK_INSERT, "mark the export checkpoint failed");
+	(void) RunKeyedStatementAsOwner(&failurePlan,
+									"INSERT INTO interactions_cron.export_checkpoints AS c"
+									" (tenant_id, status, last_error, attempts, updated_at)"
+									" VALUES ($1, 'failed', $2, 1, pg_catalog.clock_timestamp())"
+									" ON CONFLICT (tenant_id) DO UPDATE SET"
+									"  status = 'failed', last_error = excluded.last_error,"
+									"  attempts = c.attempts + 1, updated_at = excluded.updated_at"
+									" WHERE c.status <> 'released'",
+									2, argumentTypes, values, NULL, SPI_OK_INSERT, "mark the export checkpoint failed");
 }
 
 /*
@@ -403,12 +403,12 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	values[0] = CStringGetTextDatum(tenantId);
 	values[1] = TimestampTzGetDatum(target.createdAt);
 	values[2] = (Datum) 0;		/* from `since` on, every id */
-	(void) RunStatementAsOwner(&resetPlan,
-							   "UPDATE interactions_cron.export_checkpoints SET"
-							   "  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
-							   "  attempts = 0, updated_at = pg_catalog.clock_timestamp()"
-							   " WHERE tenant_id = $1",
-							   3, argumentTypes, values, nulls, SPI_OK_UPDATE, "reset the export checkpoint");
+	(void) RunKeyedStatementAsOwner(&resetPlan,
+									"UPDATE interactions_cron.export_checkpoints SET"
+									"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
+									"  attempts = 0, updated_at = pg_catalog.clock_timestamp()"
+									" WHERE tenant_id = $1",
+									3, argumentTypes, values, nulls, SPI_OK_UPDATE, "reset the export checkpoint");
 	FinishSpi();
 	return ResetResultJson(tenantId, current, target, force, removedFiles);
 }

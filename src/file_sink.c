@@ -26,13 +26,31 @@
 #define WRITE_CHUNK_BYTES (256 * 1024)
 
 /*
+ * PathIsListed says whether path is one of paths.
+ */
+static bool
+PathIsListed(List *paths, const char *path)
+{
+	ListCell   *cell;
+
+	foreach(cell, paths)
+	{
+		if (strcmp(lfirst(cell), path) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
  * SyncDirectoryPath makes the entries of the directories from the deepest
- * one up to the export root itself durable.  A failure is
- * an ERROR for the tenant, never the PANIC that fsync_fname() would raise:
- * these are not the server's own files, and the retry writes them again.
+ * one up to the export root itself durable.  With synced, a directory it
+ * lists is passed over and one made durable is added to it: one fsync per
+ * directory covers every entry made in it before.  A failure is an ERROR for
+ * the tenant, never the PANIC that fsync_fname() would raise: these are not
+ * the server's own files, and the retry writes them again.
  */
 void
-SyncDirectoryPath(const char *exportRoot, const char *deepest)
+SyncDirectoryPath(const char *exportRoot, const char *deepest, SyncedDirectories *synced)
 {
 	char	   *path = pstrdup(deepest);
 	size_t		rootLength = strlen(exportRoot);
@@ -41,7 +59,17 @@ SyncDirectoryPath(const char *exportRoot, const char *deepest)
 	{
 		char	   *slash;
 
-		fsync_fname_ext(path, true, false, ERROR);
+		if (synced == NULL || !PathIsListed(synced->paths, path))
+		{
+			fsync_fname_ext(path, true, false, ERROR);
+			if (synced != NULL)
+			{
+				MemoryContext callerContext = MemoryContextSwitchTo(synced->context);
+
+				synced->paths = lappend(synced->paths, pstrdup(path));
+				MemoryContextSwitchTo(callerContext);
+			}
+		}
 		if (strlen(path) <= rootLength)
 			break;
 		slash = strrchr(path, '/');

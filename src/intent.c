@@ -112,12 +112,12 @@ IntentRecord(const char *tenantId, const ExportSink *sink, List *sinkFiles, uint
 	values[8] = TextArrayParameter(temporaryFiles);
 	values[9] = Int64GetDatum((int64) rowCount);
 
-	(void) RunStatementAsOwner(&insertPlan,
-						"INSERT INTO interactions_cron.export_intents"
-						" (tenant_id, token, storage, local_root, s3_endpoint, s3_bucket,"
-						"  s3_prefix, files, temporary_files, row_count)"
-						" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-						10, argumentTypes, values, nulls, SPI_OK_INSERT, "record the export intent");
+	(void) RunKeyedStatementAsOwner(&insertPlan,
+									"INSERT INTO interactions_cron.export_intents"
+									" (tenant_id, token, storage, local_root, s3_endpoint, s3_bucket,"
+									"  s3_prefix, files, temporary_files, row_count)"
+									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+									10, argumentTypes, values, nulls, SPI_OK_INSERT, "record the export intent");
 	return token;
 }
 
@@ -132,10 +132,10 @@ IntentIsOurs(const char *tenantId, const char *token)
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(token)};
 
-	return RunStatementAsOwner(&tokenPlan,
-						"SELECT 1 FROM interactions_cron.export_intents"
-						" WHERE tenant_id = $1 AND token = $2",
-						2, argumentTypes, values, NULL, SPI_OK_SELECT, "read the export intent") == 1;
+	return RunKeyedStatementAsOwner(&tokenPlan,
+									"SELECT 1 FROM interactions_cron.export_intents"
+									" WHERE tenant_id = $1 AND token = $2",
+									2, argumentTypes, values, NULL, SPI_OK_SELECT, "read the export intent") == 1;
 }
 
 /*
@@ -293,11 +293,11 @@ IntentKeepFiles(const char *tenantId, int placedCount)
 	Oid			argumentTypes[2] = {TEXTOID, INT4OID};
 	Datum		values[2] = {CStringGetTextDatum(tenantId), Int32GetDatum(placedCount)};
 
-	(void) RunStatementAsOwner(&keepPlan,
-							   "UPDATE interactions_cron.export_intents SET files = files[1:$2]"
-							   " WHERE tenant_id = $1",
-							   2, argumentTypes, values, NULL, SPI_OK_UPDATE,
-							   "shorten the export intent");
+	(void) RunKeyedStatementAsOwner(&keepPlan,
+									"UPDATE interactions_cron.export_intents SET files = files[1:$2]"
+									" WHERE tenant_id = $1",
+									2, argumentTypes, values, NULL, SPI_OK_UPDATE,
+									"shorten the export intent");
 }
 
 /*

@@ -124,7 +124,8 @@ LocalSync(ExportSink *sink, SinkFile *file)
 {
 	fsync_fname_ext(psprintf("%s/%s", sink->localRoot, file->relativePath), false, false, ERROR);
 	SyncDirectoryPath(sink->localRoot,
-					  psprintf("%s/%s", sink->localRoot, DirectoryOf(file->relativePath)));
+					  psprintf("%s/%s", sink->localRoot, DirectoryOf(file->relativePath)),
+					  sink->syncedDirectories);
 }
 
 /*
@@ -500,6 +501,34 @@ SinkSpoolDirectory(const char *escapedTenantId)
 {
 	return psprintf(".spool/%s/%s",
 					HiveEscapePathSegment(get_database_name(MyDatabaseId)), escapedTenantId);
+}
+
+/*
+ * SinkRememberSyncedDirectories makes the sink's syncs fsync each directory
+ * once, until SinkForgetSyncedDirectories, keeping their paths in context.
+ * Only for syncs of files all placed before it is called: a directory made
+ * durable once then holds the entries of all of them, whoever created its
+ * own entry in its parent (an interrupted batch may have, and never made it
+ * durable), since the first of those syncs makes every directory on its
+ * path durable after all of them were in place.
+ */
+void
+SinkRememberSyncedDirectories(ExportSink *sink, MemoryContext context)
+{
+	SyncedDirectories *synced = MemoryContextAllocZero(context, sizeof(SyncedDirectories));
+
+	synced->context = context;
+	sink->syncedDirectories = synced;
+}
+
+/*
+ * SinkForgetSyncedDirectories makes the sink's syncs fsync every directory
+ * on a file's path again.
+ */
+void
+SinkForgetSyncedDirectories(ExportSink *sink)
+{
+	sink->syncedDirectories = NULL;
 }
 
 /*

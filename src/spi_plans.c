@@ -29,22 +29,18 @@
 #include "interactions_cron/spi_plans.h"
 
 /*
- * PreparedPlan returns the saved plan for sql, preparing it on first use.
- * The plan is replanned at every execution (a custom plan): a worker keeps
- * its plans for a whole run, over which the extension's tables can grow
- * from empty to many thousand rows, and a generic plan made while they were
- * empty would scan them whole for every tenant.  Like every SPI call,
- * preparing leaves SPI's procedure context current: callers that allocate
- * afterwards save and restore their own.
+ * PrepareAndKeep returns the saved plan for sql, preparing it on first use
+ * with the given cursor options.  Like every SPI call, preparing leaves
+ * SPI's procedure context current: callers that allocate afterwards save
+ * and restore their own.
  */
-SPIPlanPtr
-PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
-			 Oid *argumentTypes)
+static SPIPlanPtr
+PrepareAndKeep(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *argumentTypes,
+			   int cursorOptions)
 {
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, argumentCount, argumentTypes,
-											  CURSOR_OPT_CUSTOM_PLAN);
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, argumentCount, argumentTypes, cursorOptions);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
@@ -57,6 +53,37 @@ PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
 }
 
 /*
+ * PreparedPlan returns the saved plan for sql, preparing it on first use.
+ * The plan is replanned at every execution (a custom plan): a worker keeps
+ * its plans for a whole run, over which the tables can grow from empty to
+ * many thousand rows, and a generic plan made while they were empty would
+ * scan them whole for every tenant.
+ */
+SPIPlanPtr
+PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
+			 Oid *argumentTypes)
+{
+	return PrepareAndKeep(cache, sql, argumentCount, argumentTypes, CURSOR_OPT_CUSTOM_PLAN);
+}
+
+/*
+ * PreparedKeyedPlan returns the saved plan of a statement that reaches the
+ * extension's rows by their primary key only: one generic plan, made once
+ * and kept, with sequential scans disabled while it is made and run
+ * (RunKeyedStatementAsOwner), so that it is the key's index scan whatever
+ * the table's size when it was made.  Planning every execution cost the
+ * export about a sixth of a worker's time with many small tenants
+ * (doc/development.md, "Benchmark").
+ */
+static SPIPlanPtr
+PreparedKeyedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *argumentTypes)
+{
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return PrepareAndKeep(cache, sql, argumentCount, argumentTypes, CURSOR_OPT_GENERIC_PLAN);
+}
+
+/*
  * RunStatement runs the saved statement for sql (prepared on first use; not
  * read-only, so each execution sees what committed before it), raises an
  * error naming what it was for when the result code is not the expected one,
@@ -65,11 +92,12 @@ PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
  */
 static uint64
 RunStatement(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *argumentTypes,
-			 Datum *values, const char *nulls, int expectedCode, const char *what)
+			 Datum *values, const char *nulls, int expectedCode, const char *what, bool keyed)
 {
 	MemoryContext callerContext = CurrentMemoryContext;
-	int			code = SPI_execute_plan(PreparedPlan(cache, sql, argumentCount, argumentTypes),
-										values, nulls, false, 0);
+	SPIPlanPtr	plan = keyed ? PreparedKeyedPlan(cache, sql, argumentCount, argumentTypes)
+		: PreparedPlan(cache, sql, argumentCount, argumentTypes);
+	int			code = SPI_execute_plan(plan, values, nulls, false, 0);
 
 	MemoryContextSwitchTo(callerContext);
 	if (code != expectedCode)
@@ -218,6 +246,7 @@ typedef struct StatementCall
 	const char *nulls;
 	int			expectedCode;
 	const char *what;
+	bool		keyed;			/* by the primary key only: see PreparedKeyedPlan */
 	uint64		processed;
 } StatementCall;
 
@@ -231,7 +260,7 @@ RunStatementCall(void *argument)
 
 	call->processed = RunStatement(call->cache, call->sql, call->argumentCount,
 								   call->argumentTypes, call->values, call->nulls,
-								   call->expectedCode, call->what);
+								   call->expectedCode, call->what, call->keyed);
 }
 
 /*
@@ -241,10 +270,10 @@ RunStatementCall(void *argument)
 static uint64
 RunStatementAsRole(Oid roleId, SPIPlanPtr *cache, const char *sql, int argumentCount,
 				   Oid *argumentTypes, Datum *values, const char *nulls,
-				   int expectedCode, const char *what)
+				   int expectedCode, const char *what, bool keyed)
 {
 	StatementCall call = {cache, sql, argumentCount, argumentTypes, values, nulls,
-	expectedCode, what, 0};
+	expectedCode, what, keyed, 0};
 
 	RunAsRole(roleId, RunStatementCall, &call);
 	return call.processed;
@@ -261,7 +290,21 @@ RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *
 					Datum *values, const char *nulls, int expectedCode, const char *what)
 {
 	return RunStatementAsRole(ExtensionOwnerId(), cache, sql, argumentCount, argumentTypes,
-							  values, nulls, expectedCode, what);
+							  values, nulls, expectedCode, what, false);
+}
+
+/*
+ * RunKeyedStatementAsOwner is RunStatementAsOwner for a statement that
+ * reaches the extension's rows by their primary key only (see
+ * PreparedKeyedPlan): the statements every tenant's batch runs.
+ */
+uint64
+RunKeyedStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
+						 Oid *argumentTypes, Datum *values, const char *nulls, int expectedCode,
+						 const char *what)
+{
+	return RunStatementAsRole(ExtensionOwnerId(), cache, sql, argumentCount, argumentTypes,
+							  values, nulls, expectedCode, what, true);
 }
 
 /* A statement on a platform table, as RunAsRole hands it over. */
@@ -310,7 +353,8 @@ RunQueryAsTableOwner(const ConfiguredTable *table, const char *sql, int argument
 
 /*
  * RunTenantStatementAsOwner runs, as the extension's owner, a statement
- * whose only parameter is the tenant id ($1, text).
+ * whose only parameter is the tenant id ($1, text), the primary key of the
+ * extension's tables it reaches (see RunKeyedStatementAsOwner).
  */
 uint64
 RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, const char *tenantId,
@@ -319,7 +363,7 @@ RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, const char *tenant
 	Oid			argumentTypes[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(tenantId)};
 
-	return RunStatementAsOwner(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what);
+	return RunKeyedStatementAsOwner(cache, sql, 1, argumentTypes, values, NULL, expectedCode, what);
 }
 
 /*

@@ -751,13 +751,17 @@ RunPendingBatches(TenantExporter *exporter, BatchStep step)
 /*
  * TenantGroupFinish places every batch of the group, makes the files durable
  * and moves the checkpoints; each batch's outcome is reported as it ends.
+ * All are placed before any is made durable, so a directory the group's
+ * files share is fsynced once for all of them.
  */
 void
 TenantGroupFinish(TenantExporter *exporter)
 {
 	MakeIntentsDurable(exporter);
 	RunPendingBatches(exporter, PlaceBatch);
+	SinkRememberSyncedDirectories(exporter->sink, exporter->groupContext);
 	RunPendingBatches(exporter, ConfirmBatch);
+	SinkForgetSyncedDirectories(exporter->sink);
 	MemoryContextSwitchTo(exporter->groupContext);
 }
 

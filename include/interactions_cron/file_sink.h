@@ -6,6 +6,7 @@
 #define INTERACTIONS_CRON_FILE_SINK_H
 
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 
 #include "interactions_cron/compression.h"
 
@@ -21,10 +22,21 @@ typedef struct BatchFile
 	Compressor *compressor;		/* NULL when not compressing */
 } BatchFile;
 
+/*
+ * The directories made durable since a point after which every directory
+ * entry that matters was in place (see SinkRememberSyncedDirectories).
+ */
+typedef struct SyncedDirectories
+{
+	MemoryContext context;		/* where paths are kept */
+	List	   *paths;
+} SyncedDirectories;
+
 extern bool RequireSafeExportRoot(const char *exportRoot);
 extern void EnsureExportDirectory(const char *exportRoot, const char *relative);
 extern bool ExportDirectoryExists(const char *exportRoot, const char *relative);
-extern void SyncDirectoryPath(const char *exportRoot, const char *deepest);
+extern void SyncDirectoryPath(const char *exportRoot, const char *deepest,
+							  SyncedDirectories *synced);
 extern char *UniqueTemporaryName(const char *stem);
 extern BatchFile *BatchFileCreate(const char *temporaryPath, CompressionKind compression,
 								  int compressionLevel);

@@ -63,6 +63,7 @@ struct ExportSink
 	S3Target   *s3;				/* NULL unless storage is s3 */
 	CompressionKind compression;
 	int			compressionLevel;
+	SyncedDirectories *syncedDirectories;	/* NULL: sync every directory */
 };
 
 extern ExportSink *SinkFromSettings(bool dryRun);
@@ -75,6 +76,8 @@ extern void SinkAbortFiles(ExportSink *sink, List *files);
 extern char *SinkRelativeTemporaryPath(const ExportSink *sink, const char *temporaryPath);
 extern char *SinkSpoolDirectory(const char *escapedTenantId);
 extern void SinkRemoveSpooled(ExportSink *sink, const char *relativeTemporaryPath);
+extern void SinkRememberSyncedDirectories(ExportSink *sink, MemoryContext context);
+extern void SinkForgetSyncedDirectories(ExportSink *sink);
 extern void SinkPurgeSpool(const ExportSink *sink, const char *spoolRelative);
 
 #endif

@@ -23,6 +23,9 @@ extern void RunQueryAsTableOwner(const ConfiguredTable *table, const char *sql,
 extern uint64 RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
 								  Oid *argumentTypes, Datum *values, const char *nulls,
 								  int expectedCode, const char *what);
+extern uint64 RunKeyedStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
+									   Oid *argumentTypes, Datum *values, const char *nulls,
+									   int expectedCode, const char *what);
 extern uint64 RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, const char *tenantId,
 										int expectedCode, const char *what);
 extern List *TextColumnAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
