@@ -104,9 +104,11 @@ sample=$(sql -c "SELECT avg(octet_length(row_to_json(h)::text))::int FROM (SELEC
 echo "average row: $sample bytes of JSON"
 echo "export_interactions() of $(sql -c "SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'")"
 
+reset_copy_files() { rm -rf "${BASELINE_DIR:?}"/*; }
 reset_export() {
     sql -q -c "TRUNCATE interactions_cron.export_checkpoints"
-    rm -rf "$CLUSTER_DIR/exports/exports" "${BASELINE_DIR:?}"/*
+    rm -rf "$CLUSTER_DIR/exports/exports"
+    reset_copy_files
 }
 
 now_ns() { date +%s%N; }
@@ -318,11 +320,12 @@ rss_anon() {
 # backend and of every process that another session lists in
 # pg_stat_activity with backend_type 'interactions_cron export worker'.
 # Prints "backend|worker <pid> <kB>" per sample, in time order, then
-# "ms <the SQL's time>".
+# "ms <the SQL's time>".  The lake and checkpoints are emptied first, unless
+# KEEP_LAKE=1.
 memory_samples() {
     local export_sql=$1 pid_file client backend_pid line pid workers monitor_in
     local clock="SELECT '%s', (extract(epoch FROM clock_timestamp()) * 1000)::bigint"
-    reset_export
+    [ "${KEEP_LAKE:-0}" = 1 ] || reset_export
     pid_file=$(mktemp)
     # shellcheck disable=SC2059
     sql -c "SELECT pg_backend_pid()" -c "SELECT pg_sleep(0.5)" -c "$(printf "$clock" started)" -c "$export_sql" \
@@ -446,24 +449,34 @@ SELECT format('busy_%s', lpad(t::text, 6, '0')), timestamptz '2026-03-31 08:00:0
 FROM generate_series(1, $BUSY_TENANTS) t, generate_series(1, 2) g;
 VACUUM ANALYZE tenants, interaction_history;
 SQL
-busy_rows=$((BUSY_TENANTS * 2))
+# busy_round LABEL: the COPY loop, then the export of every busy tenant's new
+# rows (2 each) with the private memory of its processes sampled; checks the
+# rows written and prints the times, their ratio and the peaks.
+busy_round() {
+    local copy_ms copy_files samples export_ms lines lines_before
+    reset_copy_files
+    copy_ms=$(time_ms "$(copy_per_tenant 'h.*' .txt)")
+    copy_files=$(find "$BASELINE_DIR" -name '*.txt' | wc -l)
+    [ "$copy_files" -eq "$BUSY_TENANTS" ] || die "the COPY loop wrote $copy_files files"
+    lines_before=$(lines_under "$CLUSTER_DIR/exports/exports")
+    samples=$(KEEP_LAKE=1 memory_samples "SELECT r->>'totalExported' FROM interactions_cron.export_interactions() r")
+    export_ms=$(awk '$1 == "ms" {print $2}' <<<"$samples")
+    lines=$(( $(lines_under "$CLUSTER_DIR/exports/exports") - lines_before ))
+    [ "$lines" -eq $((BUSY_TENANTS * 2)) ] || die "the busy tenants' export wrote $lines rows of $((BUSY_TENANTS * 2))"
+    awk -v label="$1" -v n="$BUSY_TENANTS" -v e="$export_ms" -v c="$copy_ms" \
+        -v cp="$(awk '$1 == "backend" && $3 > m {m = $3} END {print m + 0}' <<<"$samples")" \
+        -v wp="$(awk '$1 == "worker" && $3 > m {m = $3} END {print m + 0}' <<<"$samples")" 'BEGIN {
+        if (c < 1) c = 1
+        printf "%s\n%-52s %10s %14s\n", label, "", "ms", "ms per tenant"
+        printf "%-52s %10d %14.3f\n", "export_interactions()", e, e / n
+        printf "%-52s %10d %14.3f\n", "COPY ... TO a file per tenant, one backend", c, c / n
+        printf "export / COPY loop: %.2f (target: <= 4.00, met: %s)\n", e / c, (e / c <= 4 ? "yes" : "no")
+        printf "peak private memory (RssAnon): calling backend %d kB, each export worker at most %d kB\n\n", cp, wp
+    }'
+}
 reset_export
-# The loop a DBA would write: one backend, one COPY per tenant to a file of its own.
-busy_copy_ms=$(time_ms "$(copy_per_tenant 'h.*' .txt)")
-busy_copy_files=$(find "$BASELINE_DIR" -name '*.txt' | wc -l)
-[ "$busy_copy_files" -eq "$BUSY_TENANTS" ] || die "the COPY loop wrote $busy_copy_files files"
-reset_export
-busy_samples=$(memory_samples "SELECT r->>'totalExported' FROM interactions_cron.export_interactions() r")
-busy_ms=$(awk '$1 == "ms" {print $2}' <<<"$busy_samples")
-busy_lines=$(lines_under "$CLUSTER_DIR/exports/exports")
-[ "$busy_lines" -eq "$busy_rows" ] || die "the busy tenants' export wrote $busy_lines rows of $busy_rows"
-awk -v n="$BUSY_TENANTS" -v e="$busy_ms" -v c="$busy_copy_ms" \
-    -v cp="$(awk '$1 == "backend" && $3 > m {m = $3} END {print m + 0}' <<<"$busy_samples")" \
-    -v wp="$(awk '$1 == "worker" && $3 > m {m = $3} END {print m + 0}' <<<"$busy_samples")" 'BEGIN {
-    if (c < 1) c = 1
-    printf "%-52s %10s %14s\n", "", "ms", "ms per tenant"
-    printf "%-52s %10d %14.3f\n", "export_interactions()", e, e / n
-    printf "%-52s %10d %14.3f\n", "COPY ... TO a file per tenant, one backend", c, c / n
-    printf "export / COPY loop: %.2f (target: <= 4.00, met: %s)\n", e / c, (e / c <= 4 ? "yes" : "no")
-    printf "peak private memory (RssAnon): calling backend %d kB, each export worker at most %d kB\n", cp, wp
-}'
+busy_round "first export of each busy tenant (its directories and checkpoint made)"
+sql -q -c "INSERT INTO interaction_history (tenant_id, created_at, contact_id, channel, direction, event_type)
+           SELECT id, timestamptz '2026-03-31 09:00:00+00' + g * interval '1 minute', 'contact_1', 'sms', 'outbound', 'sent'
+           FROM tenants WHERE id LIKE 'busy_%', generate_series(1, 2) g"
+busy_round "the next call, 2 more rows each (the hourly case)"
