@@ -72,7 +72,7 @@ $totals_holder->query_safe(q{BEGIN; SELECT runs FROM interactions_cron.job_run_t
 
 my $export = $node->background_psql('postgres', on_error_stop => 0);
 $export->{stderr} = '';
-$export->query_until(qr/started/, "\\echo started\nBEGIN;\nSELECT interactions_cron.export_interactions();\nROLLBACK;\n");
+$export->query_until(qr/started/, "\\echo started\nBEGIN;\nSELECT interactions_cron.export_interactions()->>'totalExported';\nROLLBACK;\n");
 ok($node->poll_query_until('postgres',
 		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'}),
 	"the export's worker runs, held by its tenant's intent");
@@ -100,6 +100,64 @@ $_->quit for @waiting;
 $export->quit;
 $intent_holder->quit;
 $totals_holder->quit;
+
+# A call that fails, or is cancelled, once its worker has taken the run: the
+# worker, which holds the only slot, records the failed run the caller hands
+# it, with what the workers committed.  A caller terminated before it hands
+# the run over leaves the worker to record it as failed, once, and the
+# worker does not wait for ever.
+sub run_count { return sql('SELECT max(id) FROM interactions_cron.job_runs'); }
+
+sub runs_since
+{
+	return sql(qq{SELECT string_agg(ok::text || ' ' || coalesce(result->>'totalExported', '-') || ' '
+		|| coalesce(error, ''), E'\n') FROM interactions_cron.job_runs WHERE id > $_[0]});
+}
+
+sql(q{INSERT INTO interaction_history (tenant_id, created_at) VALUES ('t2', now() - interval '1 hour')});
+my $runs_before = run_count();
+my ($ret, $stdout, $stderr) = $node->psql('postgres', q{
+	SET interactions_cron.debug_fault = 'error_after_workers';
+	SELECT interactions_cron.export_interactions()});
+like($stderr, qr/injected fault error_after_workers for the call/, 'error_after_workers fails the call');
+unlike($stderr, qr/could not start a worker to record/, 'the failed call needs no slot to record its run');
+like(runs_since($runs_before), qr/^false 1 injected fault error_after_workers for the call$/,
+	'its worker records it once, with the tenant it committed');
+
+for my $stop ('pg_cancel_backend', 'pg_terminate_backend')
+{
+	sql(q{INSERT INTO interaction_history (tenant_id, created_at) VALUES ('t2', now() - interval '1 hour')});
+	$runs_before = run_count();
+	my $caller = $node->background_psql('postgres', on_error_stop => 0);
+	$caller->query_safe(q{SET interactions_cron.debug_fault = 'sleep_after_workers'});
+	my $caller_pid = $caller->query_safe('SELECT pg_backend_pid()');
+	my $log_offset = -s $node->logfile;
+	$caller->{stderr} = '';
+	$caller->query_until(qr/started/, "\\echo started\nSELECT interactions_cron.export_interactions()->>'ok';\n");
+	$node->wait_for_log(qr/debug_fault sleep_after_workers reached for the call/, $log_offset);
+	ok($node->poll_query_until('postgres', q{SELECT count(*) = 1 FROM pg_stat_activity
+			WHERE query = 'waiting for its interactions_cron run to record'}),
+		"$stop: the export's worker waits for its run");
+	sql("SELECT $stop($caller_pid)");
+	ok($node->poll_query_until('postgres',
+			q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'}),
+		"$stop: the worker is gone");
+	if ($stop eq 'pg_cancel_backend')
+	{
+		$caller->query('SELECT 1');
+		unlike($caller->{stderr}, qr/could not start a worker to record/,
+			'the cancelled call needs no slot to record its run');
+		like(runs_since($runs_before), qr/^false 1 canceling statement due to user request$/,
+			'its worker records it once, with the tenant it committed');
+	}
+	else
+	{
+		like(runs_since($runs_before),
+			qr/^false - the call ended before it handed its run over to be recorded [^\n]*$/,
+			'the terminated call is recorded once, as failed, by its worker');
+	}
+	eval { $caller->quit; };
+}
 
 $node->stop;
 done_testing();
