@@ -79,16 +79,23 @@ HandOffQueue(RunHandOffShared *shared)
 /*
  * CreateRunHandOff makes the hand-off of a call's run, open, in a segment
  * of the current resource owner, with this backend as the queue's sender.
+ * With every shared memory segment slot taken it returns NULL: the call is
+ * then recorded as without a worker of its own, rather than failed.
  */
 RunHandOff *
 CreateRunHandOff(const char *jobName, TimestampTz startedAt, const char *runBy)
 {
-	RunHandOff *handOff = palloc0(sizeof(RunHandOff));
+	dsm_segment *segment = dsm_create(MAXALIGN(sizeof(RunHandOffShared)) + RUN_HAND_OFF_QUEUE_BYTES,
+									  DSM_CREATE_NULL_IF_MAXSEGMENTS);
+	RunHandOff *handOff;
 	RunHandOffShared *shared;
 	shm_mq	   *queue;
 
-	handOff->segment = dsm_create(MAXALIGN(sizeof(RunHandOffShared)) + RUN_HAND_OFF_QUEUE_BYTES, 0);
-	shared = handOff->shared = dsm_segment_address(handOff->segment);
+	if (segment == NULL)
+		return NULL;
+	handOff = palloc0(sizeof(RunHandOff));
+	handOff->segment = segment;
+	shared = handOff->shared = dsm_segment_address(segment);
 	SpinLockInit(&shared->mutex);
 	shared->state = RUN_RECORDER_OPEN;
 	shared->recorded = false;
