@@ -38,6 +38,7 @@ OBJS = \
 	src/lake_sweep.o \
 	src/tenant_state.o \
 	src/run_history.o \
+	src/run_hand_off.o \
 	src/partitions.o \
 	src/cleanup.o
 

@@ -312,10 +312,12 @@ ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 
 	HoldTenantsAheadOfClock(run);
 	run->assignment = AssignPendingTenants(run, batchSize, budget > 0 ? callStarted + budget : 0);
+	run->assignment->handOff = progress->handOff;
 	if (silentTransaction != NULL)
 		FailAll(run->assignment, silentTransaction);
 	else
 		RunExportWorkers(run->assignment);
+	InjectFault(FAULT_POINT_AFTER_WORKERS, NULL);
 	return RunResultJson(run);
 }
 

@@ -7,7 +7,8 @@
  * (tenant_queue.c), exports each batch in transactions of its own, a group
  * of tenants at a time, and sends the caller one message per batch as soon
  * as it has ended.  It stops when nothing more can be queued, when the
- * caller is gone, or when it is told to (the caller was cancelled).
+ * caller is gone, or when it is told to (the caller was cancelled).  Worker 0
+ * then records the call's run (run_hand_off.c), in the slot it already holds.
  */
 #include "postgres.h"
 
@@ -25,6 +26,7 @@
 #include "utils/resowner.h"
 
 #include "interactions_cron/export_shared.h"
+#include "interactions_cron/run_hand_off.h"
 #include "interactions_cron/tenant_queue.h"
 
 PGDLLEXPORT void ExportWorkerMain(Datum argument);
@@ -135,6 +137,8 @@ ExportWorkerMain(Datum argument)
 	shm_mq	   *queue;
 	OutcomeDestination destination;
 	int			workerNumber;
+	RunHandOff *handOff = NULL;
+	bool		recordsRun;
 
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -152,6 +156,8 @@ ExportWorkerMain(Datum argument)
 	if (toc == NULL)
 		elog(ERROR, "interactions_cron export worker found invalid shared memory");
 	run = shm_toc_lookup(toc, EXPORT_KEY_RUN, false);
+	if (workerNumber == 0 && run->handOffSegment != DSM_HANDLE_INVALID)
+		handOff = AttachRunHandOff(run->handOffSegment);
 
 	queue = shm_toc_lookup(toc, EXPORT_KEY_FIRST_QUEUE + workerNumber, false);
 	shm_mq_set_sender(queue, MyProc);
@@ -164,6 +170,10 @@ ExportWorkerMain(Datum argument)
 	BecomeCaller(toc, run);
 	ExportQueuedTenants(run, shm_toc_lookup(toc, EXPORT_KEY_TENANTS, false), &destination);
 
+	/* Taken before the caller hears this worker is done, which it waits for. */
+	recordsRun = handOff != NULL && TakeRunToRecord(handOff);
 	shm_mq_detach(destination.caller);
+	if (recordsRun)
+		RecordHandedOverRun(handOff);
 	dsm_detach(segment);
 }

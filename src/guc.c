@@ -95,6 +95,8 @@ static const struct config_enum_entry debug_fault_options[] = {
 	{"sleep_between_files", DEBUG_FAULT_SLEEP_BETWEEN_FILES, false},
 	{"sleep_after_place", DEBUG_FAULT_SLEEP_AFTER_PLACE, false},
 	{"concurrent_mkdir", DEBUG_FAULT_CONCURRENT_MKDIR, false},
+	{"error_after_workers", DEBUG_FAULT_ERROR_AFTER_WORKERS, false},
+	{"sleep_after_workers", DEBUG_FAULT_SLEEP_AFTER_WORKERS, false},
 	{NULL, 0, false}
 };
 
@@ -681,7 +683,7 @@ DefineSettings(void)
 							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("interactions_cron.debug_fault",
-							 "Injects a failure or a stall at a point of a tenant's export (tests only).",
+							 "Injects a failure or a stall at a point of a tenant's export or of the call (tests only).",
 							 NULL,
 							 &DebugFaultSetting,
 							 DEBUG_FAULT_NONE,
@@ -891,30 +893,40 @@ ResolvedExportDirectory(void)
 }
 
 /*
- * InjectFault raises an error or stalls at a point of a tenant's export when
- * interactions_cron.debug_fault names that point, for the failure and crash
- * tests.  The stall logs first, so a test can wait for it and kill -9 the
- * worker; it can be cancelled like any wait.
+ * FaultSubject names what a fault was injected into: a tenant, or the call.
+ */
+static const char *
+FaultSubject(const char *tenantId)
+{
+	return tenantId != NULL ? psprintf("tenant \"%s\"", tenantId) : "the call";
+}
+
+/*
+ * InjectFault raises an error or stalls at a point of a tenant's export (or
+ * of the call, tenantId NULL) when interactions_cron.debug_fault names that
+ * point, for the failure and crash tests.  The stall logs first, so a test
+ * can wait for it and kill -9 the worker; it can be cancelled like any wait.
  */
 void
 InjectFault(FaultPoint point, const char *tenantId)
 {
-	static const char *const pointNames[] = {"before_place", "between_files", "after_place"};
+	static const char *const pointNames[] = {"before_place", "between_files", "after_place",
+	"after_workers"};
 	static const int errorFaults[] = {DEBUG_FAULT_ERROR_BEFORE_PLACE, DEBUG_FAULT_ERROR_BETWEEN_FILES,
-	DEBUG_FAULT_ERROR_AFTER_PLACE};
+	DEBUG_FAULT_ERROR_AFTER_PLACE, DEBUG_FAULT_ERROR_AFTER_WORKERS};
 	static const int sleepFaults[] = {DEBUG_FAULT_SLEEP_BEFORE_PLACE, DEBUG_FAULT_SLEEP_BETWEEN_FILES,
-	DEBUG_FAULT_SLEEP_AFTER_PLACE};
+	DEBUG_FAULT_SLEEP_AFTER_PLACE, DEBUG_FAULT_SLEEP_AFTER_WORKERS};
 
 	if (DebugFaultSetting == errorFaults[point])
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("injected fault error_%s for tenant \"%s\"", pointNames[point], tenantId),
+				 errmsg("injected fault error_%s for %s", pointNames[point], FaultSubject(tenantId)),
 				 errhint("interactions_cron.debug_fault is set; reset it outside tests.")));
 
 	if (DebugFaultSetting == sleepFaults[point])
 	{
-		elog(LOG, "interactions_cron: debug_fault sleep_%s reached for tenant \"%s\"",
-			 pointNames[point], tenantId);
+		elog(LOG, "interactions_cron: debug_fault sleep_%s reached for %s", pointNames[point],
+			 FaultSubject(tenantId));
 		for (int i = 0; i < 600; i++)
 		{
 			CHECK_FOR_INTERRUPTS();

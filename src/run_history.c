@@ -9,9 +9,14 @@
  * cannot do that: its transaction is about to abort.  Neither can the export,
  * whose workers commit each tenant's batch on their own: a caller that rolls
  * back (BEGIN; SELECT export_interactions(); ROLLBACK) keeps its files and
- * moved checkpoints.  Those rows are written by a short-lived background
- * worker in a transaction of its own, as pg_cron does for job_run_details,
- * before the error, if any, is raised again.
+ * moved checkpoints.  Those rows are written in a transaction of their own,
+ * as pg_cron does for job_run_details, before the error, if any, is raised
+ * again: by the export's first worker, which waits for the run once its
+ * tenants are done (run_hand_off.c), so the row needs no worker slot besides
+ * the one the export already holds; or, for a call that has no such worker
+ * (a failed cleanup, an export that failed or was stopped before that
+ * worker was done), by a short-lived recorder worker, which needs a free
+ * slot.
  */
 #include "postgres.h"
 
@@ -34,6 +39,7 @@
 #include "utils/timestamp.h"
 
 #include "interactions_cron/preconditions.h"
+#include "interactions_cron/run_hand_off.h"
 #include "interactions_cron/run_history.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/subtransaction.h"
@@ -81,8 +87,8 @@
  */
 #define RECORDER_SLOT_WAIT_MS 5000
 
-/* A run handed to the recording worker through shared memory. */
-typedef struct RecordedRun
+/* A run handed to its recorder through shared memory. */
+struct RecordedRun
 {
 	Oid			databaseId;
 	TimestampTz startedAt;
@@ -91,9 +97,9 @@ typedef struct RecordedRun
 	char		runBy[NAMEDATALEN];
 	Size		summaryOffset;	/* 0: no summary; else the jsonb text at that offset */
 	bool		hasError;
-	bool		recorded;		/* set by the worker once its row committed */
+	bool		recorded;		/* set by the recorder once its row committed */
 	char		error[FLEXIBLE_ARRAY_MEMBER];
-} RecordedRun;
+};
 
 PGDLLEXPORT void RecordRunMain(Datum argument);
 
@@ -173,6 +179,30 @@ InsertRunRow(const char *jobName, TimestampTz startedAt, bool ok,
 }
 
 /*
+ * CommitRecordedRun writes the run's row in a transaction of its own and
+ * commits it.  The caller is a background worker connected to the run's
+ * database.
+ */
+void
+CommitRecordedRun(const RecordedRun *run)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "recording an interactions_cron run");
+
+	InsertRunRow(run->jobName, run->startedAt, run->ok,
+				 run->summaryOffset == 0 ? NULL :
+				 DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+													CStringGetDatum((char *) run + run->summaryOffset))),
+				 run->hasError ? run->error : NULL, run->runBy);
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
  * RecordRunMain is the background worker that writes a run's row and
  * commits it, independently of the caller's transaction.
  */
@@ -196,32 +226,20 @@ RecordRunMain(Datum argument)
 
 	/* The caller's role may be NOLOGIN (reached by SET ROLE); the row is the extension's. */
 	BackgroundWorkerInitializeConnectionByOid(run->databaseId, BOOTSTRAP_SUPERUSERID, 0);
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "recording an interactions_cron run");
-
-	InsertRunRow(run->jobName, run->startedAt, run->ok,
-				 run->summaryOffset == 0 ? NULL :
-				 DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-													CStringGetDatum((char *) run + run->summaryOffset))),
-				 run->hasError ? run->error : NULL, run->runBy);
-
-	PopActiveSnapshot();
-	CommitTransactionCommand();
+	CommitRecordedRun(run);
 	run->recorded = true;
-	pgstat_report_activity(STATE_IDLE, NULL);
 	dsm_detach(segment);
 }
 
 /*
  * WaitForRecorder waits, at most RECORDER_WAIT_MS and cancellably, for the
- * recording worker to finish, and says whether it recorded the run.  The
- * segment is pinned until the worker attaches, so giving up early (a
- * cancel) loses nothing: the worker goes on by itself.
+ * worker recording the run to finish, and says whether it recorded it
+ * (*recorded, which the worker sets once its row committed).  The worker
+ * holds what it needs, so giving up early (a cancel) loses nothing: it goes
+ * on by itself.
  */
-static bool
-WaitForRecorder(BackgroundWorkerHandle *handle, const char *jobName, RecordedRun *run)
+bool
+WaitForRecorder(BackgroundWorkerHandle *handle, const char *jobName, volatile bool *recorded)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RECORDER_WAIT_MS);
 	pid_t		pid;
@@ -242,12 +260,13 @@ WaitForRecorder(BackgroundWorkerHandle *handle, const char *jobName, RecordedRun
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	if (!run->recorded)
+	pg_read_barrier();
+	if (!*recorded)
 		ereport(WARNING,
 				(errmsg("the recording worker could not write the run history row of the %s call",
 						jobName),
 				 errhint("The server log holds its error.")));
-	return run->recorded;
+	return *recorded;
 }
 
 /*
@@ -272,24 +291,20 @@ RegisterRecorder(BackgroundWorker *worker, BackgroundWorkerHandle **handle)
 }
 
 /*
- * RecordRunOnItsOwn starts the recording worker for a run (error may be NULL)
- * and waits for it.  It returns false, after a warning, when no worker slot
- * came free within RECORDER_SLOT_WAIT_MS or the worker failed; true once the row is written, or when the
- * worker goes on past the wait.
+ * DescribeRun lays a run out in one palloc'd block (error and summary may be
+ * NULL) and returns it and its size.
  */
-static bool
-RecordRunOnItsOwn(const char *jobName, TimestampTz startedAt, bool ok, const char *error,
-				  Jsonb *summary, const char *runBy)
+RecordedRun *
+DescribeRun(const char *jobName, TimestampTz startedAt, bool ok, const char *error,
+			Jsonb *summary, const char *runBy, Size *size)
 {
 	Size		errorLength = error ? strlen(error) + 1 : 1;
 	char	   *summaryText = summary ? JsonbToCString(NULL, &summary->root, VARSIZE(summary)) : NULL;
 	Size		summaryLength = summaryText ? strlen(summaryText) + 1 : 0;
-	dsm_segment *segment = dsm_create(offsetof(RecordedRun, error) + errorLength + summaryLength, 0);
-	RecordedRun *run = dsm_segment_address(segment);
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	bool		recorded;
+	RecordedRun *run;
 
+	*size = offsetof(RecordedRun, error) + errorLength + summaryLength;
+	run = palloc0(*size);
 	run->databaseId = MyDatabaseId;
 	run->startedAt = startedAt;
 	run->ok = ok;
@@ -297,14 +312,30 @@ RecordRunOnItsOwn(const char *jobName, TimestampTz startedAt, bool ok, const cha
 	strlcpy(run->jobName, jobName, sizeof(run->jobName));
 	strlcpy(run->runBy, runBy, sizeof(run->runBy));
 	memcpy(run->error, error ? error : "", errorLength);
-	run->summaryOffset = 0;
 	if (summaryText != NULL)
 	{
 		run->summaryOffset = offsetof(RecordedRun, error) + errorLength;
 		memcpy((char *) run + run->summaryOffset, summaryText, summaryLength);
 	}
+	return run;
+}
 
-	run->recorded = false;
+/*
+ * StartRecorder starts the recording worker for a run and waits for it.  It
+ * returns false, after a warning, when no worker slot came free within
+ * RECORDER_SLOT_WAIT_MS or the worker failed; true once the row is written,
+ * or when the worker goes on past the wait.
+ */
+static bool
+StartRecorder(const RecordedRun *described, Size size)
+{
+	dsm_segment *segment = dsm_create(size, 0);
+	RecordedRun *run = dsm_segment_address(segment);
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	bool		recorded;
+
+	memcpy(run, described, size);
 	DescribeDynamicWorker(&worker, "RecordRunMain", "interactions_cron run recorder", segment);
 
 	/* The worker unpins it once attached, whatever happens to this call meanwhile. */
@@ -316,14 +347,38 @@ RecordRunOnItsOwn(const char *jobName, TimestampTz startedAt, bool ok, const cha
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not start a worker to record the %s run in interactions_cron.job_runs",
-						jobName),
+						run->jobName),
+				 errdetail("The call has no worker of its own waiting to record it."),
 				 errhint("Raise max_worker_processes.")));
 	}
 	else
-		recorded = WaitForRecorder(handle, jobName, run);
+		recorded = WaitForRecorder(handle, run->jobName, &run->recorded);
 
 	dsm_detach(segment);
 	return recorded;
+}
+
+/*
+ * RecordRunOnItsOwn records a run (error may be NULL) in a transaction of
+ * its own: through the call's worker that waits for it when there is one
+ * (see the hand-off), else through the recording worker.  It returns false,
+ * after a warning, when the run could not be recorded so.
+ */
+static bool
+RecordRunOnItsOwn(RunHandOff *handOff, const char *jobName, TimestampTz startedAt, bool ok,
+				  const char *error, Jsonb *summary, const char *runBy)
+{
+	Size		size;
+	RecordedRun *run = DescribeRun(jobName, startedAt, ok, error, summary, runBy, &size);
+	RunHandOverResult handedOver = RUN_NOT_HANDED_OVER;
+
+	if (handOff != NULL && RunRecorderWaits(handOff))
+		handedOver = HandOverRun(handOff, run, size);
+	if (handOff != NULL)
+		ReleaseRunHandOff(handOff);
+	if (handedOver == RUN_NOT_HANDED_OVER)
+		return StartRecorder(run, size);
+	return handedOver == RUN_RECORDED;
 }
 
 /*
@@ -376,11 +431,12 @@ RunJobCall(void *argument)
  * RunRecordedJob runs a job's body in a subtransaction and records the call
  * with the session user as run_by, the role that logged in (or pg_cron's
  * job owner), whatever role it has SET ROLE to.  A failed call is recorded
- * through the recording worker, with what the body reports it had done,
- * before the error is raised again (with the body's own transaction's work
- * undone; work it committed elsewhere stays).  A finished call is recorded in
- * the caller's transaction, or, when workCommitsOnItsOwn, through the
- * worker too (or, without a free worker slot, in the caller's transaction).
+ * in a transaction of its own (RecordRunOnItsOwn), with what the body
+ * reports it had done, before the error is raised again (with the body's
+ * own transaction's work undone; work it committed elsewhere stays).  A
+ * finished call is recorded in the caller's transaction, or, when
+ * workCommitsOnItsOwn, on its own too (or, if that fails, in the caller's
+ * transaction).
  */
 Jsonb *
 RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo,
@@ -389,22 +445,27 @@ RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo,
 	MemoryContext callerContext = CurrentMemoryContext;
 	TimestampTz startedAt = GetCurrentTimestamp();
 	char	   *runBy = GetUserNameFromId(GetSessionUserId(), false);
-	JobCall		call = {body, fcinfo, NULL, {NULL, NULL}};
-	ErrorData  *error = RunInSubtransaction(RunJobCall, &call);
+	JobCall		call = {body, fcinfo, NULL, {NULL, NULL, NULL}};
+	ErrorData  *error;
 	bool		ok;
 
+	/* Made before the job's subtransaction, it outlives the job's error. */
+	if (workCommitsOnItsOwn)
+		call.progress.handOff = CreateRunHandOff(jobName, startedAt, runBy);
+	error = RunInSubtransaction(RunJobCall, &call);
 	if (error != NULL)
 	{
 		Jsonb	   *partial = call.progress.describe ? call.progress.describe(call.progress.state) : NULL;
 
-		(void) RecordRunOnItsOwn(jobName, startedAt, false, error->message, partial, runBy);
+		(void) RecordRunOnItsOwn(call.progress.handOff, jobName, startedAt, false, error->message,
+								 partial, runBy);
 		ReThrowError(error);
 	}
 
 	ok = JsonbFlag(call.summary, "ok", "true") || JsonbFlag(call.summary, "status", "ok") ||
 		JsonbFlag(call.summary, "status", "skipped");
 	if (!workCommitsOnItsOwn ||
-		!RecordRunOnItsOwn(jobName, startedAt, ok, NULL, call.summary, runBy))
+		!RecordRunOnItsOwn(call.progress.handOff, jobName, startedAt, ok, NULL, call.summary, runBy))
 		InsertRunRow(jobName, startedAt, ok, call.summary, NULL, runBy);
 	MemoryContextSwitchTo(callerContext);
 	return call.summary;

@@ -7,7 +7,9 @@
  * its latch for their messages, cancellably.  Whatever ends the call (an
  * error, a cancel, statement_timeout, termination) detaches the segment, and
  * the detach callback tells every worker to stop: a worker ends within its
- * current statement, its tenant's unfinished batch left to its intent.
+ * current statement, its tenant's unfinished batch left to its intent.  The
+ * one exception is worker 0 once it has taken the run to record
+ * (run_hand_off.c): its tenants are done, and it waits for the run.
  */
 #include "postgres.h"
 
@@ -26,6 +28,7 @@
 #include "interactions_cron/export_shared.h"
 #include "interactions_cron/guc.h"
 #include "interactions_cron/pg_compat.h"
+#include "interactions_cron/run_hand_off.h"
 #include "interactions_cron/tenant_queue.h"
 #include "interactions_cron/worker_pool.h"
 
@@ -48,6 +51,7 @@ typedef struct WorkerPool
 	shm_mq_handle **queues;
 	bool	   *finished;
 	TimestampTz *waitingForCallerSince; /* 0: not waiting for the caller */
+	RunHandOff *handOff;		/* where worker 0 may take the run to record */
 } WorkerPool;
 
 /*
@@ -98,6 +102,8 @@ StoreRun(ExportRunShared *run, const WorkerAssignment *assignment)
 	run->batchSize = assignment->batchSize;
 	run->dryRun = assignment->dryRun;
 	run->tenantCount = assignment->tenantCount;
+	run->handOffSegment = assignment->handOff != NULL ? RunHandOffSegment(assignment->handOff)
+		: DSM_HANDLE_INVALID;
 }
 
 /*
@@ -199,7 +205,8 @@ StartWorker(dsm_segment *segment, int workerNumber)
 /*
  * StopWorkersOnDetach tells every worker to stop when the segment goes away:
  * at the end of the call, or when an error or termination ends it early.
- * Stopping a worker that already exited is harmless.
+ * Stopping a worker that already exited is harmless.  Worker 0 is left to
+ * record the run if it took it; if it has not, it may not any more.
  */
 static void
 StopWorkersOnDetach(dsm_segment *segment, Datum argument)
@@ -207,7 +214,8 @@ StopWorkersOnDetach(dsm_segment *segment, Datum argument)
 	WorkerPool *pool = (WorkerPool *) DatumGetPointer(argument);
 
 	for (int i = 0; i < pool->count; i++)
-		TerminateBackgroundWorker(pool->handles[i]);
+		if (i > 0 || pool->handOff == NULL || !RunRecorderWaits(pool->handOff))
+			TerminateBackgroundWorker(pool->handles[i]);
 }
 
 /*
@@ -215,7 +223,7 @@ StopWorkersOnDetach(dsm_segment *segment, Datum argument)
  * queues.  Not one slot free is an error before anything was exported.
  */
 static WorkerPool *
-StartWorkers(dsm_segment *segment, shm_mq **queues, int workerCount)
+StartWorkers(dsm_segment *segment, shm_mq **queues, int workerCount, RunHandOff *handOff)
 {
 	WorkerPool *pool = palloc0(sizeof(WorkerPool));
 
@@ -232,6 +240,11 @@ StartWorkers(dsm_segment *segment, shm_mq **queues, int workerCount)
 		pool->handles[pool->count] = handle;
 		pool->queues[pool->count] = shm_mq_attach(queues[pool->count], segment, handle);
 		pool->count++;
+	}
+	if (pool->count > 0 && handOff != NULL)
+	{
+		pool->handOff = handOff;
+		SetRunRecorderWorker(handOff, pool->handles[0]);
 	}
 
 	if (pool->count == 0)
@@ -475,7 +488,7 @@ RunExportWorkers(WorkerAssignment *assignment)
 	if (workerCount == 0)
 		return;
 	segment = CreateRunSegment(assignment, workerCount, &queues, &tenantQueue);
-	pool = StartWorkers(segment, queues, workerCount);
+	pool = StartWorkers(segment, queues, workerCount, assignment->handOff);
 	assignment->workersStarted = pool->count;
 
 	while (!AllFinished(pool))

@@ -9,6 +9,7 @@
 
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "storage/dsm.h"
 
 #include "interactions_cron/tenant_export.h"
 
@@ -38,6 +39,9 @@ typedef struct ExportRunShared
 	int64		batchSize;
 	bool		dryRun;
 	int			tenantCount;
+
+	/* where worker 0 takes the run to record (run_hand_off.c), or DSM_HANDLE_INVALID */
+	dsm_handle	handOffSegment;
 } ExportRunShared;
 
 /* The tenants' ids: offsets into the NUL-terminated strings that follow. */

@@ -19,15 +19,21 @@ typedef enum DebugFault
 	DEBUG_FAULT_SLEEP_BEFORE_PLACE,
 	DEBUG_FAULT_SLEEP_BETWEEN_FILES,
 	DEBUG_FAULT_SLEEP_AFTER_PLACE,
-	DEBUG_FAULT_CONCURRENT_MKDIR
+	DEBUG_FAULT_CONCURRENT_MKDIR,
+	DEBUG_FAULT_ERROR_AFTER_WORKERS,
+	DEBUG_FAULT_SLEEP_AFTER_WORKERS
 } DebugFault;
 
-/* Where in a tenant's export a fault can be injected. */
+/*
+ * Where in a tenant's export a fault can be injected, or in the call once
+ * its workers are done (before it builds and hands over its result).
+ */
 typedef enum FaultPoint
 {
 	FAULT_POINT_BEFORE_PLACE,
 	FAULT_POINT_BETWEEN_FILES,
-	FAULT_POINT_AFTER_PLACE
+	FAULT_POINT_AFTER_PLACE,
+	FAULT_POINT_AFTER_WORKERS
 } FaultPoint;
 
 /* Which checksum S3 uploads carry. */

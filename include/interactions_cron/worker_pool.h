@@ -10,6 +10,7 @@
 #include "postmaster/bgworker.h"
 #include "storage/dsm.h"
 
+#include "interactions_cron/run_history.h"
 #include "interactions_cron/tenant_export.h"
 
 /* The tenants a call hands to its workers, and their outcomes. */
@@ -23,6 +24,7 @@ typedef struct WorkerAssignment
 	const char **tenantIds;
 	TenantOutcome **outcomes;	/* filled in as the workers report */
 	int			workersStarted;
+	RunHandOff *handOff;		/* for worker 0 to take the run to record; NULL: none */
 } WorkerAssignment;
 
 extern void RunExportWorkers(WorkerAssignment *assignment);
