@@ -124,6 +124,12 @@ is(identity($restored), $old_identity, 'the restored cluster keeps the system id
 is(sql($restored, q{SELECT string_agg(tenant_id || ':' || rows_exported, ' ' ORDER BY tenant_id)
                     FROM interactions_cron.export_checkpoints}),
 	't1:10 t2:10 t3:10', 'its checkpoints are two batches in: three batches behind the lake');
+my $first = decode_json(sql($restored, 'SELECT interactions_cron.export_interactions(batch_size => 7)'));
+is(join(' ', map { "$_->{tenantId}:" . ($_->{error} // $_->{exported}) }
+		sort { $a->{tenantId} cmp $b->{tenantId} } @{ $first->{tenants} }),
+	't1:7 t2:7 t3:7', 'the first call after the restore exports a batch of every tenant, written again once its lake was swept');
+like(slurp_file($restored->logfile), qr/tenant "t1" is behind its lake: "[^"]*batch-[^"]*-31\.json" holds rows past its checkpoint/,
+	'the log says which file showed the database behind its lake');
 export_on_until_done($restored, 7, 'base backup restored');
 check_lake($restored, 'base backup restored');
 is(sql($restored, q{SELECT count(*) FROM interactions_cron.export_checkpoints
