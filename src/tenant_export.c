@@ -419,17 +419,14 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 
 /*
  * FailOnTakenName fails a batch one of whose names another file has in the
- * lake, once its intent, which names no longer that file nor the ones after
- * it, is committed and durable: the batch's undo removes the files the
- * intent names, and must never remove a file it did not place.  The file
- * there may be another database's (a tenant exported by two) or a replay's
- * (reset_checkpoint into names still in the lake); either way it stays, and
- * the tenant fails until someone looks.
+ * lake (see EndBatchAtTakenName).  The file there may be another database's
+ * (a tenant exported by two) or a replay's (reset_checkpoint into names
+ * still in the lake); either way it stays, and the tenant fails until
+ * someone looks.
  */
 static void
 FailOnTakenName(const char *relativePath)
 {
-	XLogFlush(XactLastCommitEnd);
 	ereport(ERROR,
 			(errcode(ERRCODE_DUPLICATE_FILE),
 			 errmsg("export file \"%s\" already exists in the lake", relativePath),
@@ -501,20 +498,20 @@ RunUndoStep(TenantExporter *exporter, TenantBatch *batch, const char *message, U
  * so that the next claim sweeps (see SweepIfAnotherHistory).  A file name
  * is the batch's first row (see BatchFileName): a batch starting where one
  * of this history's did takes the name that one's file has.  So when the
- * checkpoint ends a batch this history confirmed and the file holds rows
- * the table holds past it, this history placed those rows and then lost
- * that it had: a restore that kept the system identifier and the timeline
- * (a base backup started without recovery.signal, an old dump restored into
- * the same cluster), which lake_epoch cannot tell.  This costs nothing
- * until a name is taken.  A file of other rows, or at a position set by
- * hand (reset_checkpoint, a new or adopted checkpoint), may be another
- * database's: that still fails the tenant (FailOnTakenName).
+ * checkpoint ends a batch this history confirmed (the caller asks only
+ * then) and the file holds rows the table holds past it, this history placed
+ * those rows and then lost that it had: a restore that kept the system
+ * identifier and the timeline (a base backup started without
+ * recovery.signal, an old dump restored into the same cluster), which
+ * lake_epoch cannot tell.  This costs nothing until a name is taken.  A file
+ * of other rows, or at a position set by hand (reset_checkpoint, a new or
+ * adopted checkpoint), may be another database's: that still fails the
+ * tenant (FailOnTakenName).
  */
 static bool
 MarkIfBehindLake(TenantExporter *exporter, TenantBatch *batch, const char *taken)
 {
-	if (!batch->confirmedHere ||
-		!FileHoldsRowsPastCheckpoint(exporter->sink, &exporter->history, batch->tenantId, taken,
+	if (!FileHoldsRowsPastCheckpoint(exporter->sink, &exporter->history, batch->tenantId, taken,
 									 batch->checkpoint))
 		return false;
 	CheckpointRecordLakeEpoch(batch->tenantId, LAKE_EPOCH_BEHIND_LAKE);
@@ -523,14 +520,14 @@ MarkIfBehindLake(TenantExporter *exporter, TenantBatch *batch, const char *taken
 
 /*
  * EndBatchBehindLake ends a batch that found its database behind its lake
- * (see MarkIfBehindLake), once its shortened intent and the mark are
- * durable: it removes what the batch placed, and asks for the tenant to be
- * written again, which sweeps the files past its checkpoint first.
+ * (see MarkIfBehindLake): it removes what the batch placed, and asks for
+ * the tenant to be written again, which sweeps the files past its
+ * checkpoint first.  A crash that loses the mark loses nothing: the next
+ * batch meets the same name again.
  */
 static void
 EndBatchBehindLake(TenantExporter *exporter, TenantBatch *batch, const char *taken)
 {
-	XLogFlush(XactLastCommitEnd);
 	ereport(LOG,
 			(errmsg("interactions_cron: tenant \"%s\" is behind its lake: \"%s\" holds rows past its checkpoint",
 					batch->tenantId, taken),
@@ -545,17 +542,47 @@ EndBatchBehindLake(TenantExporter *exporter, TenantBatch *batch, const char *tak
 }
 
 /*
+ * EndBatchAtTakenName ends a batch one of whose names another file has, once
+ * its intent, which names no longer that file nor the ones after it, is
+ * committed and made durable here: the batch's undo removes the files the
+ * intent names, and must never remove a file it did not place, whatever
+ * happens while the file is judged.  Then, in a transaction of its own, the
+ * file may show the database behind its lake (see MarkIfBehindLake), and the
+ * tenant is written again; otherwise the batch fails.
+ */
+static void
+EndBatchAtTakenName(TenantExporter *exporter, TenantBatch *batch, const char *taken)
+{
+	bool		behindLake = false;
+
+	XLogFlush(XactLastCommitEnd);
+	if (batch->confirmedHere)
+	{
+		StartTenantTransaction("judging the file in an interactions_cron tenant's way");
+		if (!ReclaimBatch(exporter, batch))
+		{
+			CommitTenantTransaction(batch->context);
+			return;
+		}
+		behindLake = MarkIfBehindLake(exporter, batch, taken);
+		CommitTenantTransaction(batch->context);
+	}
+	if (behindLake)
+		EndBatchBehindLake(exporter, batch, taken);
+	else
+		FailOnTakenName(taken);
+}
+
+/*
  * PlaceBatch is transaction B1: claim again, check that nobody took over
  * the intent while no claim was held, and make the files visible, one after
- * the other.  A name another file has ends the batch: behind its lake, the
- * tenant is written again; otherwise it fails.
+ * the other, up to a name another file has (see EndBatchAtTakenName).
  */
 static void
 PlaceBatch(TenantExporter *exporter, TenantBatch *batch)
 {
 	ListCell   *cell;
 	const char *taken = NULL;
-	bool		behindLake = false;
 
 	StartTenantTransaction("placing an interactions_cron tenant's files");
 	if (ReclaimBatch(exporter, batch))
@@ -571,16 +598,13 @@ PlaceBatch(TenantExporter *exporter, TenantBatch *batch)
 			{
 				taken = file->relativePath;
 				IntentKeepFiles(batch->tenantId, foreach_current_index(cell));
-				behindLake = MarkIfBehindLake(exporter, batch, taken);
 				break;
 			}
 		}
 	}
 	CommitTenantTransaction(batch->context);
-	if (behindLake)
-		EndBatchBehindLake(exporter, batch, taken);
-	else if (taken != NULL)
-		FailOnTakenName(taken);
+	if (taken != NULL)
+		EndBatchAtTakenName(exporter, batch, taken);
 }
 
 /*
