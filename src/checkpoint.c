@@ -93,8 +93,12 @@ PositionOfResult(uint64 rows)
 /*
  * CurrentLakeEpoch names the history this database writes: its system
  * identifier and WAL timeline.  A promoted standby runs on a new timeline, a
- * restored or upgraded cluster under a new identifier, so a checkpoint
- * recorded under another epoch may be behind files the lost history placed.
+ * point-in-time restore ends on one, a dump restored into another cluster or
+ * an upgraded one runs under a new identifier, so a checkpoint recorded
+ * under another epoch may be behind files the lost history placed.  A
+ * restore that keeps both (a base backup started without recovery.signal,
+ * a dump restored into the same cluster) shows only in the lake: see
+ * MarkIfBehindLake in tenant_export.c.
  */
 char *
 CurrentLakeEpoch(void)
@@ -103,15 +107,16 @@ CurrentLakeEpoch(void)
 }
 
 /*
- * CheckpointRecordLakeEpoch marks the tenant's checkpoint as recorded in the
- * current history, once its files named past it have been removed.
+ * CheckpointRecordLakeEpoch records the history the tenant's checkpoint
+ * belongs to: the current one once its files named past it have been
+ * removed, or LAKE_EPOCH_BEHIND_LAKE, which makes the next claim sweep.
  */
 void
-CheckpointRecordLakeEpoch(const char *tenantId)
+CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch)
 {
 	static SPIPlanPtr epochPlan = NULL;
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(CurrentLakeEpoch())};
+	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(lakeEpoch)};
 
 	(void) RunKeyedStatementAsOwner(&epochPlan,
 									"UPDATE interactions_cron.export_checkpoints SET lake_epoch = $2"

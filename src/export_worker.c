@@ -64,8 +64,9 @@ typedef struct OutcomeDestination
 /*
  * SendOutcome sends the caller one batch's outcome and ends the batch in the
  * tenant queue, which takes the tenant again if its batch was full (a dry
- * run moves no checkpoint: it never takes another).  It returns false if the
- * caller detached (a cancelled or terminated call).
+ * run moves no checkpoint: it never takes another), or found it behind its
+ * lake.  It returns false if the caller detached (a cancelled or terminated
+ * call).
  */
 static bool
 SendOutcome(void *argument, const TenantOutcome *outcome)
@@ -80,7 +81,8 @@ SendOutcome(void *argument, const TenantOutcome *outcome)
 	pfree(message.data);
 	TenantQueueBatchEnded(destination->tenantQueue, destination->workerNumber, outcome->tenantIndex,
 						  sent && outcome->batchFull && outcome->error == NULL &&
-						  !outcome->skipped && !destination->dryRun);
+						  !outcome->skipped && !destination->dryRun,
+						  sent && outcome->writeAgain);
 	return sent;
 }
 

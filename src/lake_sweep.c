@@ -12,9 +12,12 @@
  * the checkpoint is judged by what it holds: if the table holds any of its
  * rows past the checkpoint, rows the export will write again, the file is
  * removed.  No committed batch of this history can have one, and no other
- * export is placing files for the tenant.  Only a change from one recorded
- * history to another sweeps: a tenant that has none (new, reinstalled, or
- * last exported by 1.0) may share the lake with files of another database.
+ * export is placing files for the tenant.  A database found behind its own
+ * lake (see MarkIfBehindLake in tenant_export.c) marks its checkpoint with
+ * no database's history, so that its next claim sweeps too.  Only a change
+ * from one recorded history to another sweeps: a tenant that has none (new,
+ * reinstalled, or last exported by 1.0) may share the lake with files of
+ * another database.
  *
  * A removed file may also hold lines of rows the table does not have (a
  * long transaction whose commit never reached the new primary): they leave
@@ -143,6 +146,28 @@ JudgeFileRows(void *argument)
 	check->rewritten = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 												  &isNull)) && !isNull;
 	FinishSpi();
+}
+
+/*
+ * FileHoldsRowsPastCheckpoint says whether the table holds, past the
+ * checkpoint, any row a file of the tenant holds (see JudgeFileRows): a file
+ * whose rows the export will write again.  A file that cannot be judged
+ * does not, and why is logged; a cancel ends the judgement at once.
+ */
+bool
+FileHoldsRowsPastCheckpoint(ExportSink *sink, const ConfiguredTable *history, const char *tenantId,
+							const char *relativePath, CheckpointPosition checkpoint)
+{
+	FileCheck	check = {sink, history, tenantId, relativePath, checkpoint, false};
+	ErrorData  *error = RunInSubtransaction(JudgeFileRows, &check);
+
+	if (error == NULL)
+		return check.rewritten;
+	if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(error);
+	ereport(LOG,
+			(errmsg("interactions_cron: could not judge the rows of \"%s\": %s", relativePath, error->message)));
+	return false;
 }
 
 /*

@@ -72,6 +72,8 @@ typedef struct TenantBatch
 	TenantOutcome *outcome;
 	BatchReceiver *receiver;	/* set once rows are streamed: its files */
 	char	   *intentToken;	/* set once the intent is committed */
+	CheckpointPosition checkpoint;	/* where its rows start, as claimed */
+	bool		confirmedHere;	/* the checkpoint ends a batch of this history */
 	bool		pending;		/* its intent awaits the next transaction */
 	bool		lockWaitCut;	/* its lock waits are cut short (see above) */
 	bool		deferred;		/* it was, and must be written again */
@@ -336,7 +338,21 @@ SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, Checkpoint
 					 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
 					 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
 	}
-	CheckpointRecordLakeEpoch(tenantId);
+	CheckpointRecordLakeEpoch(tenantId, exporter->lakeEpoch);
+}
+
+/*
+ * KeepCheckpoint keeps the claimed checkpoint in the batch, and whether it
+ * ends a batch this history confirmed: recorded in this history, at a row
+ * (CheckpointRecordSuccess; a reset or a new checkpoint has no id).
+ */
+static void
+KeepCheckpoint(TenantExporter *exporter, TenantBatch *batch, CheckpointPosition checkpoint)
+{
+	batch->checkpoint.createdAt = checkpoint.createdAt;
+	batch->checkpoint.id = checkpoint.id != NULL ? MemoryContextStrdup(batch->context, checkpoint.id) : NULL;
+	batch->confirmedHere = checkpoint.id != NULL && checkpoint.lakeEpoch != NULL &&
+		strcmp(checkpoint.lakeEpoch, exporter->lakeEpoch) == 0;
 }
 
 /*
@@ -376,6 +392,7 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 	if (!exporter->dryRun)
 	{
 		(void) IntentClear(batch->tenantId);
+		KeepCheckpoint(exporter, batch, from);
 		SweepIfAnotherHistory(exporter, batch->tenantId, from);
 	}
 
@@ -402,17 +419,14 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 
 /*
  * FailOnTakenName fails a batch one of whose names another file has in the
- * lake, once its intent, which names no longer that file nor the ones after
- * it, is committed and durable: the batch's undo removes the files the
- * intent names, and must never remove a file it did not place.  The file
- * there may be another database's (a tenant exported by two) or a replay's
- * (reset_checkpoint into names still in the lake); either way it stays, and
- * the tenant fails until someone looks.
+ * lake (see EndBatchAtTakenName).  The file there may be another database's
+ * (a tenant exported by two) or a replay's (reset_checkpoint into names
+ * still in the lake); either way it stays, and the tenant fails until
+ * someone looks.
  */
 static void
 FailOnTakenName(const char *relativePath)
 {
-	XLogFlush(XactLastCommitEnd);
 	ereport(ERROR,
 			(errcode(ERRCODE_DUPLICATE_FILE),
 			 errmsg("export file \"%s\" already exists in the lake", relativePath),
@@ -421,10 +435,148 @@ FailOnTakenName(const char *relativePath)
 					 "see \"Reinstall and replay\", \"Restores that keep the identity\" and \"Moving a tenant to another database\" in doc/operations.md.")));
 }
 
+/* A step of undoing a batch that failed or must be written again, run by RunUndoStep. */
+typedef void (*UndoStep) (TenantExporter *exporter, TenantBatch *batch, const char *message);
+
+/*
+ * RecordFailure marks the tenant failed, unless another export holds it by
+ * now.
+ */
+static void
+RecordFailure(TenantExporter *exporter, TenantBatch *batch, const char *message)
+{
+	CheckpointPosition unused;
+
+	if (CheckpointClaimForExport(&exporter->tenants, batch->tenantId, &unused) == EXPORT_CLAIM_TAKEN)
+		CheckpointRecordFailure(batch->tenantId, message);
+}
+
+/*
+ * RemoveOwnIntentFiles removes what the batch placed, if it had committed
+ * its intent, so that readers do not see those rows until the retry.
+ */
+static void
+RemoveOwnIntentFiles(TenantExporter *exporter, TenantBatch *batch, const char *message)
+{
+	if (CheckpointReclaim(batch->tenantId) && IntentIsOurs(batch->tenantId, batch->intentToken))
+		(void) IntentClear(batch->tenantId);
+}
+
+/*
+ * RunUndoStep runs a step of undoing a batch in a transaction of its
+ * own.  If that fails too (the store is down, a lock wait timed out), the
+ * error is reported and the step given up: whatever the batch left, its
+ * intent names, and the next claim of the tenant removes it before anything
+ * else.  The worker goes on with the other tenants.
+ */
+static void
+RunUndoStep(TenantExporter *exporter, TenantBatch *batch, const char *message, UndoStep step,
+			const char *activity)
+{
+	PG_TRY();
+	{
+		StartTenantTransaction(activity);
+		step(exporter, batch, message);
+		CommitTenantTransaction(batch->context);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(batch->context);
+		if (geterrcode() == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(batch->context);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * MarkIfBehindLake says whether the file that took one of the batch's names
+ * shows this database behind its own lake, and if so marks the checkpoint
+ * so that the next claim sweeps (see SweepIfAnotherHistory).  A file name
+ * is the batch's first row (see BatchFileName): a batch starting where one
+ * of this history's did takes the name that one's file has.  So when the
+ * checkpoint ends a batch this history confirmed (the caller asks only
+ * then) and the file holds rows the table holds past it, this history placed
+ * those rows and then lost that it had: a restore that kept the system
+ * identifier and the timeline (a base backup started without
+ * recovery.signal, an old dump restored into the same cluster), which
+ * lake_epoch cannot tell.  This costs nothing until a name is taken.  A file
+ * of other rows, or at a position set by hand (reset_checkpoint, a new or
+ * adopted checkpoint), may be another database's: that still fails the
+ * tenant (FailOnTakenName).
+ */
+static bool
+MarkIfBehindLake(TenantExporter *exporter, TenantBatch *batch, const char *taken)
+{
+	if (!FileHoldsRowsPastCheckpoint(exporter->sink, &exporter->history, batch->tenantId, taken,
+									 batch->checkpoint))
+		return false;
+	CheckpointRecordLakeEpoch(batch->tenantId, LAKE_EPOCH_BEHIND_LAKE);
+	return true;
+}
+
+/*
+ * EndBatchBehindLake ends a batch that found its database behind its lake
+ * (see MarkIfBehindLake): it removes what the batch placed, and asks for
+ * the tenant to be written again, which sweeps the files past its
+ * checkpoint first.  A crash that loses the mark loses nothing: the next
+ * batch meets the same name again.
+ */
+static void
+EndBatchBehindLake(TenantExporter *exporter, TenantBatch *batch, const char *taken)
+{
+	ereport(LOG,
+			(errmsg("interactions_cron: tenant \"%s\" is behind its lake: \"%s\" holds rows past its checkpoint",
+					batch->tenantId, taken),
+			 errdetail("This database lost exports it had placed (a restore that kept its system identifier and timeline); the tenant's files past its checkpoint are judged by their rows, and its batch written again.")));
+	SinkAbortFiles(exporter->sink, batch->receiver->files);
+	RunUndoStep(exporter, batch, NULL, RemoveOwnIntentFiles, "undoing an interactions_cron tenant's batch");
+	batch->pending = false;
+	batch->outcome->exported = 0;
+	batch->outcome->files = NIL;
+	batch->outcome->batchFull = true;	/* its rows still wait */
+	batch->outcome->writeAgain = true;
+}
+
+/*
+ * EndBatchAtTakenName ends a batch one of whose names another file has, once
+ * its intent, which names no longer that file nor the ones after it, is
+ * committed and made durable here: the batch's undo removes the files the
+ * intent names, and must never remove a file it did not place, whatever
+ * happens while the file is judged.  Then, in a transaction of its own, the
+ * file may show the database behind its lake (see MarkIfBehindLake), and the
+ * tenant is written again; otherwise the batch fails.
+ */
+static void
+EndBatchAtTakenName(TenantExporter *exporter, TenantBatch *batch, const char *taken)
+{
+	bool		behindLake = false;
+
+	XLogFlush(XactLastCommitEnd);
+	if (batch->confirmedHere)
+	{
+		StartTenantTransaction("judging the file in an interactions_cron tenant's way");
+		if (!ReclaimBatch(exporter, batch))
+		{
+			CommitTenantTransaction(batch->context);
+			return;
+		}
+		behindLake = MarkIfBehindLake(exporter, batch, taken);
+		CommitTenantTransaction(batch->context);
+	}
+	if (behindLake)
+		EndBatchBehindLake(exporter, batch, taken);
+	else
+		FailOnTakenName(taken);
+}
+
 /*
  * PlaceBatch is transaction B1: claim again, check that nobody took over
  * the intent while no claim was held, and make the files visible, one after
- * the other.
+ * the other, up to a name another file has (see EndBatchAtTakenName).
  */
 static void
 PlaceBatch(TenantExporter *exporter, TenantBatch *batch)
@@ -452,7 +604,7 @@ PlaceBatch(TenantExporter *exporter, TenantBatch *batch)
 	}
 	CommitTenantTransaction(batch->context);
 	if (taken != NULL)
-		FailOnTakenName(taken);
+		EndBatchAtTakenName(exporter, batch, taken);
 }
 
 /*
@@ -483,63 +635,6 @@ ConfirmBatch(TenantExporter *exporter, TenantBatch *batch)
 	InjectFault(FAULT_POINT_AFTER_PLACE, batch->tenantId);
 	CommitWithoutFlush(batch->context);
 	batch->pending = false;
-}
-
-/* A step of undoing a failed batch, run by RunUndoStep. */
-typedef void (*UndoStep) (TenantExporter *exporter, TenantBatch *batch, const char *message);
-
-/*
- * RecordFailure marks the tenant failed, unless another export holds it by
- * now.
- */
-static void
-RecordFailure(TenantExporter *exporter, TenantBatch *batch, const char *message)
-{
-	CheckpointPosition unused;
-
-	if (CheckpointClaimForExport(&exporter->tenants, batch->tenantId, &unused) == EXPORT_CLAIM_TAKEN)
-		CheckpointRecordFailure(batch->tenantId, message);
-}
-
-/*
- * RemoveOwnIntentFiles removes what the batch placed, if it had committed
- * its intent, so that readers do not see those rows until the retry.
- */
-static void
-RemoveOwnIntentFiles(TenantExporter *exporter, TenantBatch *batch, const char *message)
-{
-	if (CheckpointReclaim(batch->tenantId) && IntentIsOurs(batch->tenantId, batch->intentToken))
-		(void) IntentClear(batch->tenantId);
-}
-
-/*
- * RunUndoStep runs a step of undoing a failed batch in a transaction of its
- * own.  If that fails too (the store is down, a lock wait timed out), the
- * error is reported and the step given up: whatever the batch left, its
- * intent names, and the next claim of the tenant removes it before anything
- * else.  The worker goes on with the other tenants.
- */
-static void
-RunUndoStep(TenantExporter *exporter, TenantBatch *batch, const char *message, UndoStep step,
-			const char *activity)
-{
-	PG_TRY();
-	{
-		StartTenantTransaction(activity);
-		step(exporter, batch, message);
-		CommitTenantTransaction(batch->context);
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(batch->context);
-		if (geterrcode() == ERRCODE_QUERY_CANCELED)
-			PG_RE_THROW();
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		MemoryContextSwitchTo(batch->context);
-	}
-	PG_END_TRY();
 }
 
 /*

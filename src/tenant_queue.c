@@ -126,12 +126,15 @@ TenantQueueTake(TenantQueue *queue, int workerNumber)
 /*
  * TenantQueueBatchEnded notes that the tenant's batch has ended (committed,
  * failed or skipped) and queues the tenant again when more rows are waiting
- * and the budget allows another batch.
+ * and the budget allows another batch, or when the batch must be written
+ * again (it found its database behind its lake: see tenant_export.c), which
+ * a drain whose budget is spent takes no more (see TenantQueueTake).
  */
 void
-TenantQueueBatchEnded(TenantQueue *queue, int workerNumber, int tenantIndex, bool moreWaiting)
+TenantQueueBatchEnded(TenantQueue *queue, int workerNumber, int tenantIndex, bool moreWaiting,
+					  bool writeAgain)
 {
-	bool		again = moreWaiting && DrainGoesOn(queue);
+	bool		again = writeAgain || (moreWaiting && DrainGoesOn(queue));
 
 	SpinLockAcquire(&queue->mutex);
 	if (again)

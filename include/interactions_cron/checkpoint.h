@@ -30,11 +30,18 @@ typedef enum ExportClaim
 	EXPORT_CLAIM_NOT_EXPORTED	/* out of the filter, or released, by now */
 } ExportClaim;
 
+/*
+ * The history of a checkpoint whose database was found behind its own lake
+ * (see MarkIfBehindLake in tenant_export.c): no database's, so that the
+ * next claim sweeps as after a change of history.
+ */
+#define LAKE_EPOCH_BEHIND_LAKE "behind its lake"
+
 extern const CheckpointPosition CheckpointStart;
 
 extern char *CurrentLakeEpoch(void);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
-extern void CheckpointRecordLakeEpoch(const char *tenantId);
+extern void CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch);
 extern void CheckpointClaim(const char *tenantId, CheckpointPosition *position);
 extern ExportClaim CheckpointClaimForExport(const ConfiguredTable *tenants, const char *tenantId,
 											CheckpointPosition *position);

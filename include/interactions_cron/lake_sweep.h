@@ -19,6 +19,9 @@ typedef struct LakeSweep
 	const char *firstErrorMessage;	/* and message */
 } LakeSweep;
 
+extern bool FileHoldsRowsPastCheckpoint(ExportSink *sink, const ConfiguredTable *history,
+										const char *tenantId, const char *relativePath,
+										CheckpointPosition checkpoint);
 extern LakeSweep SweepLostFiles(ExportSink *sink, const ConfiguredTable *history,
 								const char *tenantId, CheckpointPosition checkpoint);
 

@@ -24,6 +24,7 @@ typedef struct TenantOutcome
 	bool		skipped;		/* another export held it */
 	bool		notExported;	/* out of the filter, or released, by its claim */
 	bool		batchFull;		/* more rows may be waiting (the last batch was full) */
+	bool		writeAgain;		/* found behind its lake: write it again (worker side) */
 	int			batches;		/* batches that exported rows (leader side) */
 	int			batchesReported;	/* batches whose outcome arrived (leader side) */
 } TenantOutcome;

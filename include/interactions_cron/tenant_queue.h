@@ -29,7 +29,7 @@ extern void TenantQueueInit(TenantQueue *queue, int tenantCount, int workerCount
 							TimestampTz drainDeadline);
 extern int	TenantQueueTake(TenantQueue *queue, int workerNumber);
 extern void TenantQueueBatchEnded(TenantQueue *queue, int workerNumber, int tenantIndex,
-								  bool moreWaiting);
+								  bool moreWaiting, bool writeAgain);
 extern bool TenantQueueAwaitMore(TenantQueue *queue);
 extern void TenantQueueWorkerGone(TenantQueue *queue, int workerNumber);
 extern uint32 TenantQueueBatchesTaken(TenantQueue *queue, int tenantIndex);
