@@ -380,3 +380,4 @@ awk -v n="$IDLE_TENANTS" -v idle="$idle_ms" -v busy="$busy_ms" -v t="$TENANTS" '
     printf "run over %d tenants, none with new rows: %d ms = %.4f ms per idle tenant (target: < 0.1 ms)\n", n, idle, idle / n
     printf "run over %d tenants, %d with one new row each: %d ms\n", n, t, busy
 }'
+source "$REPO_ROOT/bench/cleanup_vs_delete.sh"
