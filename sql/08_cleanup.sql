@@ -37,6 +37,34 @@ FROM public.interaction_summaries ORDER BY 1, 2;
 DELETE FROM public.suppressions WHERE expires_at IS NOT NULL;
 SELECT test_helpers.cleanup_counts(interactions_cron.cleanup())->'cleaned' AS cleaned;
 
+-- Every DELETE removes at most cleanup_batch_size rows: 25 expired
+-- suppressions with a batch size of 10 go in statements of 10, 10 and 5,
+-- whether the rows are found by a scan of the table or through its index on
+-- the expiry; the statement-level trigger sees each statement's rows.
+CREATE TABLE test_helpers.cleanup_statements (n serial, deleted bigint);
+CREATE FUNCTION test_helpers.log_cleanup_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO test_helpers.cleanup_statements (deleted) SELECT count(*) FROM gone;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER log_cleanup_statement AFTER DELETE ON public.suppressions
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION test_helpers.log_cleanup_statement();
+SET interactions_cron.cleanup_batch_size = 10;
+INSERT INTO public.suppressions (tenant_id, contact_id, expires_at)
+SELECT 't', 'batch-' || g, now() - g * interval '1 minute' FROM generate_series(1, 25) g;
+SELECT test_helpers.cleanup_counts(interactions_cron.cleanup())->'cleaned'->'expiredSuppressions' AS expired;
+INSERT INTO public.suppressions (tenant_id, contact_id, expires_at)
+SELECT 't', 'batch-' || g, now() - g * interval '1 minute' FROM generate_series(1, 25) g;
+SET enable_seqscan = off;
+SELECT test_helpers.cleanup_counts(interactions_cron.cleanup())->'cleaned'->'expiredSuppressions' AS expired_by_index;
+RESET enable_seqscan;
+RESET interactions_cron.cleanup_batch_size;
+SELECT string_agg(deleted::text, ', ' ORDER BY n) AS rows_per_statement FROM test_helpers.cleanup_statements;
+SELECT count(*) AS expired_left FROM public.suppressions WHERE expires_at IS NOT NULL;
+DROP TRIGGER log_cleanup_statement ON public.suppressions;
+DROP TABLE test_helpers.cleanup_statements;
+DROP FUNCTION test_helpers.log_cleanup_statement();
+
 -- Partition maintenance on a table with no partitions yet: this month and
 -- the next three, bounded at UTC month starts, named <table>_pYYYY_MM.
 CREATE TABLE public.events (at timestamptz NOT NULL, v int) PARTITION BY RANGE (at);

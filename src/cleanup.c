@@ -4,9 +4,10 @@
  *	  and run history, and partition maintenance, in one transaction.
  *
  * Deletes run leaf table by leaf table in statements of at most
- * interactions_cron.cleanup_batch_size rows, found through an index on the
- * retention column and deleted by ctid, so no statement's work grows with the
- * backlog.  Each leaf's deletes run as the configured table's owner, who owns
+ * interactions_cron.cleanup_batch_size rows, found by one scan of the leaf
+ * and deleted by ctid, so no statement's work (nor its queue of trigger
+ * events) grows with the backlog, and the whole costs what one DELETE would
+ * (see DeleteFromLeaf).  Each leaf's deletes run as the configured table's owner, who owns
  * every leaf (see RefuseMembersOfOtherOwners), in a security-restricted
  * operation, for callers that may select and delete on the configured table
  * themselves: a trigger on a platform table, a clone of the table's on a
@@ -21,6 +22,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -100,39 +102,81 @@ typedef struct LeafDelete
 {
 	const char *leaf;
 	const char *condition;
-	Oid		   *argumentTypes;
-	Datum	   *values;
+	Oid			conditionType;
+	Datum		conditionValue;
 	int64		deleted;
 } LeafDelete;
 
 /*
- * DeleteFromLeaf deletes the matching rows of one leaf in bounded
- * statements.
+ * CursorBatchTids returns the ctids SPI_cursor_fetch left in SPI_tuptable
+ * as a tid[], and frees the fetched rows.
+ */
+static Datum
+CursorBatchTids(void)
+{
+	Datum	   *tids = palloc(sizeof(Datum) * SPI_processed);
+	ArrayType  *array;
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isNull;
+
+		tids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isNull);
+	}
+	array = construct_array(tids, (int) SPI_processed, TIDOID, sizeof(ItemPointerData), false,
+							TYPALIGN_SHORT);
+	pfree(tids);
+	SPI_freetuptable(SPI_tuptable);
+	return PointerGetDatum(array);
+}
+
+/*
+ * DeleteFromLeaf deletes the matching rows of one leaf in statements of at
+ * most interactions_cron.cleanup_batch_size rows.  One cursor finds them all
+ * in a single scan (through an index or not, as the planner chooses), and
+ * each batch it returns is deleted by ctid: a statement that searched again
+ * for its batch would walk past every row the earlier batches deleted, which
+ * stay in the heap and the indexes until the transaction ends, and the work
+ * would grow with the square of the backlog.  The cursor's snapshot is
+ * taken when it opens, as a single DELETE's would be.
  */
 static void
 DeleteFromLeaf(void *argument)
 {
 	LeafDelete *job = argument;
-	char	   *sql = psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
-							   "SELECT ctid FROM %s t WHERE %s LIMIT $2))",
-							   job->leaf, job->leaf, job->condition);
-	SPIPlanPtr	plan = SPI_prepare(sql, 2, job->argumentTypes);
+	Oid			tidArrayType = TIDARRAYOID;
+	char	   *deleteSql = psprintf("DELETE FROM %s WHERE ctid = ANY ($1)", job->leaf);
+	/*
+	 * A generic plan: one that knows the array's length costs its many tids
+	 * as random reads and scans the whole leaf for every batch instead.
+	 */
+	SPIPlanPtr	deletePlan = SPI_prepare_cursor(deleteSql, 1, &tidArrayType, CURSOR_OPT_GENERIC_PLAN);
+	Portal		matches;
 
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-
+	if (deletePlan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", deleteSql, SPI_result_code_string(SPI_result));
+	matches = SPI_cursor_open_with_args(NULL, psprintf("SELECT t.ctid FROM %s t WHERE %s",
+													   job->leaf, job->condition),
+										1, &job->conditionType, &job->conditionValue, NULL,
+										false, 0);
 	for (;;)
 	{
-		int			code = SPI_execute_plan(plan, job->values, NULL, false, 0);
+		Datum		tids;
+		int			code;
 
+		SPI_cursor_fetch(matches, true, CleanupBatchSize);
+		if (SPI_processed == 0)
+			break;
+		tids = CursorBatchTids();
+		code = SPI_execute_plan(deletePlan, &tids, NULL, false, 0);
 		if (code != SPI_OK_DELETE)
 			elog(ERROR, "could not delete from %s: %s", job->leaf, SPI_result_code_string(code));
 		job->deleted += SPI_processed;
-		if (SPI_processed < (uint64) CleanupBatchSize)
-			break;
+		pfree(DatumGetPointer(tids));
 		CHECK_FOR_INTERRUPTS();
 	}
-	if (SPI_freeplan(plan) != 0)
+	SPI_cursor_close(matches);
+	if (SPI_freeplan(deletePlan) != 0)
 		elog(ERROR, "SPI_freeplan failed");
 }
 
@@ -149,14 +193,12 @@ DeleteInBatches(const ConfiguredTable *table, const char *condition,
 {
 	List	   *leaves = LeafRelations(table);
 	ListCell   *cell;
-	Oid			argumentTypes[2] = {conditionType, INT4OID};
-	Datum		values[2] = {conditionValue, Int32GetDatum(CleanupBatchSize)};
 	int64		deleted = 0;
 
 	foreach(cell, leaves)
 	{
 		ConfiguredTable *leaf = lfirst(cell);
-		LeafDelete	job = {leaf->quotedName, condition, argumentTypes, values, 0};
+		LeafDelete	job = {leaf->quotedName, condition, conditionType, conditionValue, 0};
 
 		RunAsRole(leaf->owner, DeleteFromLeaf, &job);
 		deleted += job.deleted;
