@@ -18,10 +18,16 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/plannodes.h"
+#include "storage/bufmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -29,6 +35,8 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/guc.h"
@@ -100,12 +108,42 @@ LeafRelations(const ConfiguredTable *table)
 /* One leaf's deletes, as RunAsRole hands them over. */
 typedef struct LeafDelete
 {
+	Oid			relid;
 	const char *leaf;
 	const char *condition;
 	Oid			conditionType;
 	Datum		conditionValue;
 	int64		deleted;
 } LeafDelete;
+
+/*
+ * PrepareGenericPlan prepares a statement whose plan is made once for any
+ * parameter values: a plan for the values at hand would cost an array of
+ * thousands of tids, or a tid range, as if it were unknown.
+ */
+static SPIPlanPtr
+PrepareGenericPlan(const char *sql, int argumentCount, Oid *argumentTypes)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, argumentCount, argumentTypes, CURSOR_OPT_GENERIC_PLAN);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/*
+ * RunDeleteBatch runs one prepared DELETE of a leaf and counts its rows.
+ */
+static void
+RunDeleteBatch(LeafDelete *job, SPIPlanPtr plan, Datum *values)
+{
+	int			code = SPI_execute_plan(plan, values, NULL, false, 0);
+
+	if (code != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from %s: %s", job->leaf, SPI_result_code_string(code));
+	job->deleted += SPI_processed;
+	CHECK_FOR_INTERRUPTS();
+}
 
 /*
  * CursorBatchTids returns the ctids SPI_cursor_fetch left in SPI_tuptable
@@ -131,53 +169,141 @@ CursorBatchTids(void)
 }
 
 /*
- * DeleteFromLeaf deletes the matching rows of one leaf in statements of at
- * most interactions_cron.cleanup_batch_size rows.  One cursor finds them all
- * in a single scan (through an index or not, as the planner chooses), and
- * each batch it returns is deleted by ctid: a statement that searched again
- * for its batch would walk past every row the earlier batches deleted, which
- * stay in the heap and the indexes until the transaction ends, and the work
- * would grow with the square of the backlog.  The cursor's snapshot is
- * taken when it opens, as a single DELETE's would be.
+ * DeleteByCursor deletes the rows the open cursor matches finds, in batches
+ * of cleanup_batch_size, each by its ctids.  The cursor walks its index (or
+ * leaf) once: a statement that searched again for each batch would walk past
+ * every row the earlier batches deleted, which stay in the heap and the
+ * indexes until the transaction ends, and the work would grow with the
+ * square of the backlog.
  */
 static void
-DeleteFromLeaf(void *argument)
+DeleteByCursor(LeafDelete *job, Portal matches)
 {
-	LeafDelete *job = argument;
 	Oid			tidArrayType = TIDARRAYOID;
-	char	   *deleteSql = psprintf("DELETE FROM %s WHERE ctid = ANY ($1)", job->leaf);
-	/*
-	 * A generic plan: one that knows the array's length costs its many tids
-	 * as random reads and scans the whole leaf for every batch instead.
-	 */
-	SPIPlanPtr	deletePlan = SPI_prepare_cursor(deleteSql, 1, &tidArrayType, CURSOR_OPT_GENERIC_PLAN);
-	Portal		matches;
+	SPIPlanPtr	deletePlan = PrepareGenericPlan(psprintf("DELETE FROM %s WHERE ctid = ANY ($1)", job->leaf),
+												1, &tidArrayType);
 
-	if (deletePlan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", deleteSql, SPI_result_code_string(SPI_result));
-	matches = SPI_cursor_open_with_args(NULL, psprintf("SELECT t.ctid FROM %s t WHERE %s",
-													   job->leaf, job->condition),
-										1, &job->conditionType, &job->conditionValue, NULL,
-										false, 0);
 	for (;;)
 	{
 		Datum		tids;
-		int			code;
 
 		SPI_cursor_fetch(matches, true, CleanupBatchSize);
 		if (SPI_processed == 0)
 			break;
 		tids = CursorBatchTids();
-		code = SPI_execute_plan(deletePlan, &tids, NULL, false, 0);
-		if (code != SPI_OK_DELETE)
-			elog(ERROR, "could not delete from %s: %s", job->leaf, SPI_result_code_string(code));
-		job->deleted += SPI_processed;
+		RunDeleteBatch(job, deletePlan, &tids);
 		pfree(DatumGetPointer(tids));
-		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_cursor_close(matches);
 	if (SPI_freeplan(deletePlan) != 0)
 		elog(ERROR, "SPI_freeplan failed");
+}
+
+/*
+ * HeapBlocksOf returns how many blocks a leaf has when it is a heap, whose
+ * blocks hold at most MaxHeapTuplesPerPage rows each, or InvalidBlockNumber.
+ */
+static BlockNumber
+HeapBlocksOf(Oid relid)
+{
+	Relation	leaf = table_open(relid, RowExclusiveLock);
+	BlockNumber blocks = InvalidBlockNumber;
+
+	if (leaf->rd_rel->relkind == RELKIND_RELATION && leaf->rd_rel->relam == HEAP_TABLE_AM_OID)
+		blocks = RelationGetNumberOfBlocks(leaf);
+	table_close(leaf, NoLock);
+	return blocks;
+}
+
+/*
+ * ScansTidRanges says whether a prepared DELETE reads its leaf by tid range
+ * (heap blocks from $2 up to $3) and not by a scan of every block or index.
+ */
+static bool
+ScansTidRanges(SPIPlanPtr deletePlan)
+{
+	CachedPlan *cached = SPI_plan_get_cached_plan(deletePlan);
+	bool		byRange = false;
+
+	if (cached != NULL && list_length(cached->stmt_list) == 1)
+	{
+		PlannedStmt *statement = linitial_node(PlannedStmt, cached->stmt_list);
+
+		byRange = IsA(statement->planTree, ModifyTable) &&
+			IsA(outerPlan(statement->planTree), TidRangeScan);
+	}
+	/* SPI takes no resource owner for a plan it has not saved. */
+	if (cached != NULL)
+		ReleaseCachedPlan(cached, NULL);
+	return byRange;
+}
+
+/*
+ * DeleteByBlockRanges deletes the matching rows of a heap leaf of `blocks`
+ * blocks in one DELETE per range of blocksPerStatement blocks, which cannot
+ * hold more than cleanup_batch_size rows: together they scan the leaf once,
+ * each row found and deleted by the same statement, as a single DELETE
+ * scanning the whole leaf would.  It returns false, having deleted nothing,
+ * when the planner would not read the ranges by tid.
+ */
+static bool
+DeleteByBlockRanges(LeafDelete *job, BlockNumber blocks, BlockNumber blocksPerStatement)
+{
+	Oid			argumentTypes[3] = {job->conditionType, TIDOID, TIDOID};
+	SPIPlanPtr	deletePlan = PrepareGenericPlan(psprintf("DELETE FROM %s t WHERE t.ctid >= $2 AND t.ctid < $3 AND %s",
+														 job->leaf, job->condition),
+												3, argumentTypes);
+	bool		byRange = ScansTidRanges(deletePlan);
+
+	for (BlockNumber first = 0; byRange && first < blocks; first += Min(blocksPerStatement, blocks - first))
+	{
+		ItemPointerData from;
+		ItemPointerData before;
+		Datum		values[3] = {job->conditionValue, PointerGetDatum(&from), PointerGetDatum(&before)};
+
+		ItemPointerSet(&from, first, 0);
+		ItemPointerSet(&before, first + Min(blocksPerStatement, blocks - first), 0);
+		RunDeleteBatch(job, deletePlan, values);
+	}
+	if (SPI_freeplan(deletePlan) != 0)
+		elog(ERROR, "SPI_freeplan failed");
+	return byRange;
+}
+
+/*
+ * DeleteFromLeaf deletes the matching rows of one leaf in statements of at
+ * most interactions_cron.cleanup_batch_size rows, at the cost of the single
+ * DELETE a DBA would write.  The planner chooses how to find the rows for
+ * the condition's value, as it would for that DELETE: when it would scan the
+ * whole leaf, it is deleted by ranges of heap blocks (DeleteByBlockRanges);
+ * otherwise, or when the batch is smaller than a block can hold, a cursor
+ * on its plan hands batches of ctids to a DELETE by tid (DeleteByCursor).
+ * Rows found and already deleted are never visited again.
+ */
+static void
+DeleteFromLeaf(void *argument)
+{
+	LeafDelete *job = argument;
+	Portal		matches = SPI_cursor_open_with_args(NULL, psprintf("SELECT t.ctid FROM %s t WHERE %s",
+																   job->leaf, job->condition),
+													1, &job->conditionType, &job->conditionValue,
+													NULL, false, 0);
+	PlannedStmt *finding = linitial_node(PlannedStmt, matches->stmts);
+	BlockNumber blocksPerStatement = CleanupBatchSize / MaxHeapTuplesPerPage;
+	BlockNumber blocks;
+
+	if (IsA(finding->planTree, SeqScan) && blocksPerStatement > 0 &&
+		(blocks = HeapBlocksOf(job->relid)) != InvalidBlockNumber)
+	{
+		SPI_cursor_close(matches);
+		if (DeleteByBlockRanges(job, blocks, blocksPerStatement))
+			return;
+		matches = SPI_cursor_open_with_args(NULL, psprintf("SELECT t.ctid FROM %s t WHERE %s",
+														   job->leaf, job->condition),
+											1, &job->conditionType, &job->conditionValue,
+											NULL, false, 0);
+	}
+	DeleteByCursor(job, matches);
+	SPI_cursor_close(matches);
 }
 
 /*
@@ -198,7 +324,7 @@ DeleteInBatches(const ConfiguredTable *table, const char *condition,
 	foreach(cell, leaves)
 	{
 		ConfiguredTable *leaf = lfirst(cell);
-		LeafDelete	job = {leaf->quotedName, condition, conditionType, conditionValue, 0};
+		LeafDelete	job = {leaf->relid, leaf->quotedName, condition, conditionType, conditionValue, 0};
 
 		RunAsRole(leaf->owner, DeleteFromLeaf, &job);
 		deleted += job.deleted;
