@@ -11,7 +11,9 @@
 # checkpoint is taken, so each side starts from the same state.  Each side
 # runs in a fresh session in one transaction (cleanup() is one); their
 # deleted row counts must agree (the run dies if not).  Prints the medians
-# and the ratio against its target; it asserts nothing about time.
+# and the ratio against its target, the ratios of the rounds, and the ratio
+# of the backends' CPU time (steadier on a shared machine); it asserts
+# nothing about time.
 
 CLEANUP_ROWS=${BENCH_CLEANUP_ROWS:-2000000}
 
@@ -64,57 +66,71 @@ CHECKPOINT;
 SQL
 }
 
-# run_cleanup_job: prints "<ms> <suppressions deleted> <summaries deleted>".
-run_cleanup_job() {
-    local started out ms
+# The CPU time (user and system, in ms) its backend has used so far, from
+# Linux's /proc/self/stat (utime and stime, in clock ticks): less disturbed
+# than the wall time by other work on a shared machine.
+BACKEND_CPU_MS="SELECT (split_part(rest, ' ', 12)::bigint + split_part(rest, ' ', 13)::bigint) * 1000 / $(getconf CLK_TCK)
+                FROM (SELECT split_part(pg_catalog.pg_read_file('/proc/self/stat'), ') ', 2) AS rest) s"
+
+# run_timed STATEMENT...: runs the statements in one fresh session and
+# prints "<wall ms> <backend CPU ms>", then their output.
+run_timed() {
+    local started out ms statement statements=()
+    for statement in "$BACKEND_CPU_MS" "$@" "$BACKEND_CPU_MS"; do statements+=(-c "$statement"); done
     started=$(now_ns)
-    out=$(sql -F ' ' -c "SELECT r->'cleaned'->>'expiredSuppressions', r->'cleaned'->>'oldDailySummaries'
-                          FROM interactions_cron.cleanup() r")
+    out=$(sql -F ' ' "${statements[@]}")
     ms=$(elapsed_ms "$started")
-    echo "$ms $out"
+    echo "$ms $(($(tail -1 <<<"$out") - $(head -1 <<<"$out")))"
+    sed '1d;$d' <<<"$out"
+}
+
+# run_cleanup_job: prints "<ms> <CPU ms> <suppressions deleted> <summaries deleted>".
+run_cleanup_job() {
+    run_timed "SELECT r->'cleaned'->>'expiredSuppressions', r->'cleaned'->>'oldDailySummaries'
+               FROM interactions_cron.cleanup() r" | paste -s -d ' '
 }
 
 # run_dba_deletes: the two DELETEs in one transaction, as cleanup() runs;
-# prints "<ms> <suppressions deleted> <summaries deleted>" (from their tags).
+# prints "<ms> <CPU ms> <suppressions deleted> <summaries deleted>" (from
+# their command tags).
 run_dba_deletes() {
-    local started out ms
-    started=$(now_ns)
-    out=$(sql -c "BEGIN" \
-        -c "DELETE FROM public.suppressions WHERE expires_at < now()" \
-        -c "DELETE FROM public.interaction_summaries
-            WHERE period_type = 'daily' AND period_start < (now() AT TIME ZONE 'UTC')::date - 365" \
-        -c "COMMIT")
-    ms=$(elapsed_ms "$started")
-    echo "$ms $(awk '$1 == "DELETE" {printf "%s ", $2}' <<<"$out")"
+    run_timed "BEGIN" "DELETE FROM public.suppressions WHERE expires_at < now()" \
+        "DELETE FROM public.interaction_summaries
+         WHERE period_type = 'daily' AND period_start < (now() AT TIME ZONE 'UTC')::date - 365" \
+        "COMMIT" | awk 'NR == 1 {printf "%s", $0} $1 == "DELETE" {printf " %s", $2} END {print ""}'
 }
 
-job_runs=(); dba_runs=()
+job_runs=(); dba_runs=(); job_cpu=(); dba_cpu=()
 for round in $(seq "$REPEAT"); do
     restore_cleanup_tables
-    read -r job_ms job_suppressions job_summaries < <(run_cleanup_job)
+    read -r job_ms job_cpu_ms job_suppressions job_summaries < <(run_cleanup_job)
     restore_cleanup_tables
-    read -r dba_ms dba_suppressions dba_summaries < <(run_dba_deletes)
+    read -r dba_ms dba_cpu_ms dba_suppressions dba_summaries < <(run_dba_deletes)
     [ "$job_suppressions" = "$dba_suppressions" ] && [ "$job_summaries" = "$dba_summaries" ] \
         || die "cleanup() deleted $job_suppressions suppressions and $job_summaries summaries," \
                "the DELETEs $dba_suppressions and $dba_summaries"
     [ $((job_suppressions + job_summaries)) -eq "$CLEANUP_ROWS" ] \
         || die "cleanup() deleted $((job_suppressions + job_summaries)) rows, expected $CLEANUP_ROWS"
-    job_runs+=("$job_ms"); dba_runs+=("$dba_ms")
-    echo "round $round: cleanup() $job_ms ms, DELETEs $dba_ms ms" \
+    job_runs+=("$job_ms"); dba_runs+=("$dba_ms"); job_cpu+=("$job_cpu_ms"); dba_cpu+=("$dba_cpu_ms")
+    echo "round $round: cleanup() $job_ms ms (CPU $job_cpu_ms ms), DELETEs $dba_ms ms (CPU $dba_cpu_ms ms)" \
          "($job_suppressions suppressions, $job_summaries daily summaries each)"
 done
 job_ms=$(printf '%s\n' "${job_runs[@]}" | median)
 dba_ms=$(printf '%s\n' "${dba_runs[@]}" | median)
+job_cpu_ms=$(printf '%s\n' "${job_cpu[@]}" | median)
+dba_cpu_ms=$(printf '%s\n' "${dba_cpu[@]}" | median)
 round_ratios=$(paste <(printf '%s\n' "${job_runs[@]}") <(printf '%s\n' "${dba_runs[@]}") |
     awk '{r = $1 / ($2 < 1 ? 1 : $2); if (NR == 1 || r < lo) lo = r; if (NR == 1 || r > hi) hi = r}
          END {printf "%.2f-%.2f", lo, hi}')
 sql -q -c "SET client_min_messages = warning" -c "DROP SCHEMA bench_cleanup CASCADE" -c "TRUNCATE public.suppressions, public.interaction_summaries"
-awk -v rows="$CLEANUP_ROWS" -v rounds="$REPEAT" -v j="$job_ms" -v d="$dba_ms" -v range="$round_ratios" 'BEGIN {
-    if (j < 1) j = 1; if (d < 1) d = 1
-    printf "\n%d rows deleted; median of %d rounds       %10s %14s\n", rows, rounds, "ms", "rows/s"
-    printf "%-40s %10d %14d\n", "interactions_cron.cleanup()", j, rows / (j / 1000)
-    printf "%-40s %10d %14d\n", "two DELETEs in one transaction", d, rows / (d / 1000)
+awk -v rows="$CLEANUP_ROWS" -v rounds="$REPEAT" -v j="$job_ms" -v d="$dba_ms" -v range="$round_ratios" \
+    -v jc="$job_cpu_ms" -v dc="$dba_cpu_ms" 'BEGIN {
+    if (j < 1) j = 1; if (d < 1) d = 1; if (jc < 1) jc = 1; if (dc < 1) dc = 1
+    printf "\n%d rows deleted; median of %d rounds       %10s %14s %14s\n", rows, rounds, "ms", "rows/s", "backend CPU ms"
+    printf "%-40s %10d %14d %14d\n", "interactions_cron.cleanup()", j, rows / (j / 1000), jc
+    printf "%-40s %10d %14d %14d\n", "two DELETEs in one transaction", d, rows / (d / 1000), dc
     printf "\n%-40s %10s   %-10s %s\n", "ratio of times", "ratio", "target", "met"
     printf "%-40s %10.2f   %-10s %s\n", "cleanup() / DELETEs (medians)", j / d, "<= 1.10", (j / d <= 1.1 ? "yes" : "no")
     printf "%-40s %10s\n", "cleanup() / DELETEs, round by round", range
+    printf "%-40s %10.2f\n", "cleanup() / DELETEs, backend CPU time", jc / dc
 }'
