@@ -117,9 +117,9 @@ typedef struct LeafDelete
 } LeafDelete;
 
 /*
- * PrepareGenericPlan prepares a statement whose plan is made once for any
- * parameter values: a plan for the values at hand would cost an array of
- * thousands of tids, or a tid range, as if it were unknown.
+ * PrepareGenericPlan prepares a DELETE by tids or tid range with a plan made
+ * once for any values: one made for a batch's thousands of tids costs them
+ * as random reads and would scan the whole leaf for every batch instead.
  */
 static SPIPlanPtr
 PrepareGenericPlan(const char *sql, int argumentCount, Oid *argumentTypes)
@@ -270,6 +270,18 @@ DeleteByBlockRanges(LeafDelete *job, BlockNumber blocks, BlockNumber blocksPerSt
 }
 
 /*
+ * OpenMatchesCursor opens a cursor on the ctids of the leaf's matching rows,
+ * planned for the condition's value, as the planner would plan a DELETE.
+ */
+static Portal
+OpenMatchesCursor(LeafDelete *job)
+{
+	return SPI_cursor_open_with_args(NULL, psprintf("SELECT t.ctid FROM %s t WHERE %s",
+													job->leaf, job->condition),
+									 1, &job->conditionType, &job->conditionValue, NULL, false, 0);
+}
+
+/*
  * DeleteFromLeaf deletes the matching rows of one leaf in statements of at
  * most interactions_cron.cleanup_batch_size rows, at the cost of the single
  * DELETE a DBA would write.  The planner chooses how to find the rows for
@@ -283,10 +295,7 @@ static void
 DeleteFromLeaf(void *argument)
 {
 	LeafDelete *job = argument;
-	Portal		matches = SPI_cursor_open_with_args(NULL, psprintf("SELECT t.ctid FROM %s t WHERE %s",
-																   job->leaf, job->condition),
-													1, &job->conditionType, &job->conditionValue,
-													NULL, false, 0);
+	Portal		matches = OpenMatchesCursor(job);
 	PlannedStmt *finding = linitial_node(PlannedStmt, matches->stmts);
 	BlockNumber blocksPerStatement = CleanupBatchSize / MaxHeapTuplesPerPage;
 	BlockNumber blocks;
@@ -297,10 +306,7 @@ DeleteFromLeaf(void *argument)
 		SPI_cursor_close(matches);
 		if (DeleteByBlockRanges(job, blocks, blocksPerStatement))
 			return;
-		matches = SPI_cursor_open_with_args(NULL, psprintf("SELECT t.ctid FROM %s t WHERE %s",
-														   job->leaf, job->condition),
-											1, &job->conditionType, &job->conditionValue,
-											NULL, false, 0);
+		matches = OpenMatchesCursor(job);
 	}
 	DeleteByCursor(job, matches);
 	SPI_cursor_close(matches);
