@@ -37,6 +37,58 @@ FROM public.interaction_summaries ORDER BY 1, 2;
 DELETE FROM public.suppressions WHERE expires_at IS NOT NULL;
 SELECT test_helpers.cleanup_counts(interactions_cron.cleanup())->'cleaned' AS cleaned;
 
+-- Every DELETE removes at most cleanup_batch_size rows, and no row is
+-- visited twice.  With a batch smaller than a heap block holds, a cursor
+-- hands batches of ctids to DELETEs by tid: 25 expired suppressions with a
+-- batch size of 10 go in statements of 10, 10 and 5, whether the rows are
+-- found by a scan of the table or through its index on the expiry; the
+-- statement-level trigger sees each statement's rows.
+CREATE TABLE test_helpers.cleanup_statements (n serial, deleted bigint);
+CREATE FUNCTION test_helpers.log_cleanup_statement() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO test_helpers.cleanup_statements (deleted) SELECT count(*) FROM gone;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER log_cleanup_statement AFTER DELETE ON public.suppressions
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION test_helpers.log_cleanup_statement();
+SET interactions_cron.cleanup_batch_size = 10;
+INSERT INTO public.suppressions (tenant_id, contact_id, expires_at)
+SELECT 't', 'batch-' || g, now() - g * interval '1 minute' FROM generate_series(1, 25) g;
+SELECT test_helpers.cleanup_counts(interactions_cron.cleanup())->'cleaned'->'expiredSuppressions' AS expired;
+INSERT INTO public.suppressions (tenant_id, contact_id, expires_at)
+SELECT 't', 'batch-' || g, now() - g * interval '1 minute' FROM generate_series(1, 25) g;
+SET enable_seqscan = off;
+SELECT test_helpers.cleanup_counts(interactions_cron.cleanup())->'cleaned'->'expiredSuppressions' AS expired_by_index;
+RESET enable_seqscan;
+SELECT string_agg(deleted::text, ', ' ORDER BY n) AS rows_per_statement FROM test_helpers.cleanup_statements;
+-- A batch no heap block can exceed (291 rows in 8 kB blocks), and a table
+-- the planner reads whole for these rows: one DELETE per block range, here
+-- one block each, with that block's expired rows and none of another's.
+SET interactions_cron.cleanup_batch_size = 291;
+INSERT INTO public.suppressions (tenant_id, contact_id, expires_at)
+SELECT 't', 'block-' || g, CASE WHEN g % 7 <> 0 THEN now() - g * interval '1 minute' END
+FROM generate_series(1, 1000) g;
+ANALYZE public.suppressions;
+CREATE TABLE test_helpers.expired_per_block AS
+SELECT (ctid::text::point)[0] AS block, count(*) AS expired
+FROM public.suppressions WHERE expires_at < now() GROUP BY 1;
+TRUNCATE test_helpers.cleanup_statements;
+SELECT test_helpers.cleanup_counts(interactions_cron.cleanup())->'cleaned'->'expiredSuppressions' AS expired_by_block;
+SELECT (SELECT count(*) FROM test_helpers.expired_per_block) AS blocks,
+       (SELECT string_agg(expired::text, ', ' ORDER BY block) FROM test_helpers.expired_per_block) =
+       (SELECT string_agg(deleted::text, ', ' ORDER BY n) FROM test_helpers.cleanup_statements WHERE deleted > 0)
+           AS one_statement_per_block,
+       (SELECT max(deleted) FROM test_helpers.cleanup_statements) <= 291 AS bounded;
+RESET interactions_cron.cleanup_batch_size;
+SELECT count(*) FILTER (WHERE expires_at IS NOT NULL) AS expiring_left,
+       count(*) FILTER (WHERE contact_id LIKE 'block-%') AS never_expiring_block_rows_left
+FROM public.suppressions;
+DELETE FROM public.suppressions WHERE contact_id LIKE 'block-%';
+DROP TABLE test_helpers.expired_per_block;
+DROP TRIGGER log_cleanup_statement ON public.suppressions;
+DROP TABLE test_helpers.cleanup_statements;
+DROP FUNCTION test_helpers.log_cleanup_statement();
+
 -- Partition maintenance on a table with no partitions yet: this month and
 -- the next three, bounded at UTC month starts, named <table>_pYYYY_MM.
 CREATE TABLE public.events (at timestamptz NOT NULL, v int) PARTITION BY RANGE (at);

@@ -4,9 +4,10 @@
  *	  and run history, and partition maintenance, in one transaction.
  *
  * Deletes run leaf table by leaf table in statements of at most
- * interactions_cron.cleanup_batch_size rows, found through an index on the
- * retention column and deleted by ctid, so no statement's work grows with the
- * backlog.  Each leaf's deletes run as the configured table's owner, who owns
+ * interactions_cron.cleanup_batch_size rows, found by one scan of the leaf
+ * and deleted by ctid, so no statement's work (nor its queue of trigger
+ * events) grows with the backlog, and the whole costs what one DELETE would
+ * (see DeleteFromLeaf).  Each leaf's deletes run as the configured table's owner, who owns
  * every leaf (see RefuseMembersOfOtherOwners), in a security-restricted
  * operation, for callers that may select and delete on the configured table
  * themselves: a trigger on a platform table, a clone of the table's on a
@@ -17,16 +18,25 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/plannodes.h"
+#include "storage/bufmgr.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/guc.h"
@@ -98,42 +108,208 @@ LeafRelations(const ConfiguredTable *table)
 /* One leaf's deletes, as RunAsRole hands them over. */
 typedef struct LeafDelete
 {
+	Oid			relid;
 	const char *leaf;
 	const char *condition;
-	Oid		   *argumentTypes;
-	Datum	   *values;
+	Oid			conditionType;
+	Datum		conditionValue;
 	int64		deleted;
 } LeafDelete;
 
 /*
- * DeleteFromLeaf deletes the matching rows of one leaf in bounded
- * statements.
+ * PrepareGenericPlan prepares a DELETE by tids or tid range with a plan made
+ * once for any values: one made for a batch's thousands of tids costs them
+ * as random reads and would scan the whole leaf for every batch instead.
+ */
+static SPIPlanPtr
+PrepareGenericPlan(const char *sql, int argumentCount, Oid *argumentTypes)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, argumentCount, argumentTypes, CURSOR_OPT_GENERIC_PLAN);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/*
+ * RunDeleteBatch runs one prepared DELETE of a leaf and counts its rows.
+ */
+static void
+RunDeleteBatch(LeafDelete *job, SPIPlanPtr plan, Datum *values)
+{
+	int			code = SPI_execute_plan(plan, values, NULL, false, 0);
+
+	if (code != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from %s: %s", job->leaf, SPI_result_code_string(code));
+	job->deleted += SPI_processed;
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * CursorBatchTids returns the ctids SPI_cursor_fetch left in SPI_tuptable
+ * as a tid[], and frees the fetched rows.
+ */
+static Datum
+CursorBatchTids(void)
+{
+	Datum	   *tids = palloc(sizeof(Datum) * SPI_processed);
+	ArrayType  *array;
+
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isNull;
+
+		tids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isNull);
+	}
+	array = construct_array(tids, (int) SPI_processed, TIDOID, sizeof(ItemPointerData), false,
+							TYPALIGN_SHORT);
+	pfree(tids);
+	SPI_freetuptable(SPI_tuptable);
+	return PointerGetDatum(array);
+}
+
+/*
+ * DeleteByCursor deletes the rows the open cursor matches finds, in batches
+ * of cleanup_batch_size, each by its ctids.  The cursor walks its index (or
+ * leaf) once: a statement that searched again for each batch would walk past
+ * every row the earlier batches deleted, which stay in the heap and the
+ * indexes until the transaction ends, and the work would grow with the
+ * square of the backlog.
+ */
+static void
+DeleteByCursor(LeafDelete *job, Portal matches)
+{
+	Oid			tidArrayType = TIDARRAYOID;
+	SPIPlanPtr	deletePlan = PrepareGenericPlan(psprintf("DELETE FROM %s WHERE ctid = ANY ($1)", job->leaf),
+												1, &tidArrayType);
+
+	for (;;)
+	{
+		Datum		tids;
+
+		SPI_cursor_fetch(matches, true, CleanupBatchSize);
+		if (SPI_processed == 0)
+			break;
+		tids = CursorBatchTids();
+		RunDeleteBatch(job, deletePlan, &tids);
+		pfree(DatumGetPointer(tids));
+	}
+	if (SPI_freeplan(deletePlan) != 0)
+		elog(ERROR, "SPI_freeplan failed");
+}
+
+/*
+ * HeapBlocksOf returns how many blocks a leaf has when it is a heap, whose
+ * blocks hold at most MaxHeapTuplesPerPage rows each, or InvalidBlockNumber.
+ */
+static BlockNumber
+HeapBlocksOf(Oid relid)
+{
+	Relation	leaf = table_open(relid, RowExclusiveLock);
+	BlockNumber blocks = InvalidBlockNumber;
+
+	if (leaf->rd_rel->relkind == RELKIND_RELATION && leaf->rd_rel->relam == HEAP_TABLE_AM_OID)
+		blocks = RelationGetNumberOfBlocks(leaf);
+	table_close(leaf, NoLock);
+	return blocks;
+}
+
+/*
+ * ScansTidRanges says whether a prepared DELETE reads its leaf by tid range
+ * (heap blocks from $2 up to $3) and not by a scan of every block or index.
+ */
+static bool
+ScansTidRanges(SPIPlanPtr deletePlan)
+{
+	CachedPlan *cached = SPI_plan_get_cached_plan(deletePlan);
+	bool		byRange = false;
+
+	if (cached != NULL && list_length(cached->stmt_list) == 1)
+	{
+		PlannedStmt *statement = linitial_node(PlannedStmt, cached->stmt_list);
+
+		byRange = IsA(statement->planTree, ModifyTable) &&
+			IsA(outerPlan(statement->planTree), TidRangeScan);
+	}
+	/* SPI takes no resource owner for a plan it has not saved. */
+	if (cached != NULL)
+		ReleaseCachedPlan(cached, NULL);
+	return byRange;
+}
+
+/*
+ * DeleteByBlockRanges deletes the matching rows of a heap leaf of `blocks`
+ * blocks in one DELETE per range of blocksPerStatement blocks, which cannot
+ * hold more than cleanup_batch_size rows: together they scan the leaf once,
+ * each row found and deleted by the same statement, as a single DELETE
+ * scanning the whole leaf would.  It returns false, having deleted nothing,
+ * when the planner would not read the ranges by tid.
+ */
+static bool
+DeleteByBlockRanges(LeafDelete *job, BlockNumber blocks, BlockNumber blocksPerStatement)
+{
+	Oid			argumentTypes[3] = {job->conditionType, TIDOID, TIDOID};
+	SPIPlanPtr	deletePlan = PrepareGenericPlan(psprintf("DELETE FROM %s t WHERE t.ctid >= $2 AND t.ctid < $3 AND %s",
+														 job->leaf, job->condition),
+												3, argumentTypes);
+	bool		byRange = ScansTidRanges(deletePlan);
+
+	for (BlockNumber first = 0; byRange && first < blocks; first += Min(blocksPerStatement, blocks - first))
+	{
+		ItemPointerData from;
+		ItemPointerData before;
+		Datum		values[3] = {job->conditionValue, PointerGetDatum(&from), PointerGetDatum(&before)};
+
+		ItemPointerSet(&from, first, 0);
+		ItemPointerSet(&before, first + Min(blocksPerStatement, blocks - first), 0);
+		RunDeleteBatch(job, deletePlan, values);
+	}
+	if (SPI_freeplan(deletePlan) != 0)
+		elog(ERROR, "SPI_freeplan failed");
+	return byRange;
+}
+
+/*
+ * OpenMatchesCursor opens a cursor on the ctids of the leaf's matching rows,
+ * planned for the condition's value, as the planner would plan a DELETE.
+ */
+static Portal
+OpenMatchesCursor(LeafDelete *job)
+{
+	return SPI_cursor_open_with_args(NULL, psprintf("SELECT t.ctid FROM %s t WHERE %s",
+													job->leaf, job->condition),
+									 1, &job->conditionType, &job->conditionValue, NULL, false, 0);
+}
+
+/*
+ * DeleteFromLeaf deletes the matching rows of one leaf in statements of at
+ * most interactions_cron.cleanup_batch_size rows, at the cost of the single
+ * DELETE a DBA would write.  The planner chooses how to find the rows for
+ * the condition's value, as it would for that DELETE: when it would scan the
+ * whole leaf, it is deleted by ranges of heap blocks (DeleteByBlockRanges);
+ * otherwise, or when the batch is smaller than a block can hold, a cursor
+ * on its plan hands batches of ctids to a DELETE by tid (DeleteByCursor).
+ * Rows found and already deleted are never visited again.
  */
 static void
 DeleteFromLeaf(void *argument)
 {
 	LeafDelete *job = argument;
-	char	   *sql = psprintf("DELETE FROM %s WHERE ctid = ANY (ARRAY("
-							   "SELECT ctid FROM %s t WHERE %s LIMIT $2))",
-							   job->leaf, job->leaf, job->condition);
-	SPIPlanPtr	plan = SPI_prepare(sql, 2, job->argumentTypes);
+	Portal		matches = OpenMatchesCursor(job);
+	PlannedStmt *finding = linitial_node(PlannedStmt, matches->stmts);
+	BlockNumber blocksPerStatement = CleanupBatchSize / MaxHeapTuplesPerPage;
+	BlockNumber blocks;
 
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-
-	for (;;)
+	if (IsA(finding->planTree, SeqScan) && blocksPerStatement > 0 &&
+		(blocks = HeapBlocksOf(job->relid)) != InvalidBlockNumber)
 	{
-		int			code = SPI_execute_plan(plan, job->values, NULL, false, 0);
-
-		if (code != SPI_OK_DELETE)
-			elog(ERROR, "could not delete from %s: %s", job->leaf, SPI_result_code_string(code));
-		job->deleted += SPI_processed;
-		if (SPI_processed < (uint64) CleanupBatchSize)
-			break;
-		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_close(matches);
+		if (DeleteByBlockRanges(job, blocks, blocksPerStatement))
+			return;
+		matches = OpenMatchesCursor(job);
 	}
-	if (SPI_freeplan(plan) != 0)
-		elog(ERROR, "SPI_freeplan failed");
+	DeleteByCursor(job, matches);
+	SPI_cursor_close(matches);
 }
 
 /*
@@ -149,14 +325,12 @@ DeleteInBatches(const ConfiguredTable *table, const char *condition,
 {
 	List	   *leaves = LeafRelations(table);
 	ListCell   *cell;
-	Oid			argumentTypes[2] = {conditionType, INT4OID};
-	Datum		values[2] = {conditionValue, Int32GetDatum(CleanupBatchSize)};
 	int64		deleted = 0;
 
 	foreach(cell, leaves)
 	{
 		ConfiguredTable *leaf = lfirst(cell);
-		LeafDelete	job = {leaf->quotedName, condition, argumentTypes, values, 0};
+		LeafDelete	job = {leaf->relid, leaf->quotedName, condition, conditionType, conditionValue, 0};
 
 		RunAsRole(leaf->owner, DeleteFromLeaf, &job);
 		deleted += job.deleted;
