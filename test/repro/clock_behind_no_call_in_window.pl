@@ -25,7 +25,7 @@ plan skip_all => "libfaketime is not installed ($libfaketime; apt-get install fa
   unless -e $libfaketime;
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
-my $skew = 8;    # seconds the new primary's clock is behind
+my $skew = 12;   # seconds the new primary's clock is behind
 my $node = PostgreSQL::Test::Cluster->new('clock_behind_window');
 $node->init;
 my $lake = $node->basedir . '/lake';
