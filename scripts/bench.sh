@@ -104,7 +104,7 @@ sample=$(sql -c "SELECT avg(octet_length(row_to_json(h)::text))::int FROM (SELEC
 echo "average row: $sample bytes of JSON"
 echo "export_interactions() of $(sql -c "SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'")"
 
-reset_copy_files() { rm -rf "${BASELINE_DIR:?}"/*; }
+reset_copy_files() { find "${BASELINE_DIR:?}" -mindepth 1 -delete; }
 reset_export() {
     sql -q -c "TRUNCATE interactions_cron.export_checkpoints"
     rm -rf "$CLUSTER_DIR/exports/exports"

@@ -357,7 +357,7 @@ ResetResultJson(const char *tenantId, CheckpointPosition from, CheckpointPositio
 	NdjsonAppendUtcTimestamp(&json, to.createdAt);
 	appendStringInfo(&json, ", \"force\": %s, \"removedFiles\": %d}",
 					 force ? "true" : "false", removedFiles);
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
+	return JsonbFromText(json.data);
 }
 
 /*

@@ -40,6 +40,7 @@
 #include "utils/timestamp.h"
 
 #include "interactions_cron/guc.h"
+#include "interactions_cron/ndjson.h"
 #include "interactions_cron/partitions.h"
 #include "interactions_cron/preconditions.h"
 #include "interactions_cron/relations.h"
@@ -437,7 +438,7 @@ CleanupResultJson(const char *status, const CleanupCounts *counts, TimestampTz s
 		appendStringInfoChar(&json, ']');
 	}
 	appendStringInfoChar(&json, '}');
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
+	return JsonbFromText(json.data);
 }
 
 /*

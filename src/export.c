@@ -127,6 +127,7 @@ RunResultJson(void *state)
 {
 	ExportRun  *run = state;
 	StringInfoData json;
+	Jsonb	   *summary;
 	uint64		totalExported = 0;
 	bool		allOk = true;
 	ListCell   *cell;
@@ -162,7 +163,9 @@ RunResultJson(void *state)
 	}
 	appendStringInfoString(&json, "]}");
 
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(json.data)));
+	summary = JsonbFromText(json.data);
+	pfree(json.data);
+	return summary;
 }
 
 /*

@@ -25,6 +25,7 @@
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -628,4 +629,27 @@ AppendValue(JsonValueWriter *writer, StringInfo out, Datum value)
 
 	textForm = OutputFunctionCall(&writer->outputFunction, value);
 	AppendJsonString(out, textForm, strlen(textForm));
+}
+
+/*
+ * JsonbFromText parses JSON text into a jsonb, in a memory context of its
+ * own that is gone when it returns: jsonb_in's parse tree takes many times
+ * the text's size (a run's summary over 50,000 tenants is tens of MB of
+ * text), and only the packed jsonb is kept.
+ */
+Jsonb *
+JsonbFromText(const char *text)
+{
+	MemoryContext parseContext = AllocSetContextCreate(CurrentMemoryContext,
+													   "interactions_cron JSON parse",
+													   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext callerContext = MemoryContextSwitchTo(parseContext);
+	Jsonb	   *parsed = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+	Jsonb	   *packed;
+
+	MemoryContextSwitchTo(callerContext);
+	packed = palloc(VARSIZE(parsed));
+	memcpy(packed, parsed, VARSIZE(parsed));
+	MemoryContextDelete(parseContext);
+	return packed;
 }

@@ -38,6 +38,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "interactions_cron/ndjson.h"
 #include "interactions_cron/preconditions.h"
 #include "interactions_cron/run_hand_off.h"
 #include "interactions_cron/run_history.h"
@@ -192,9 +193,7 @@ CommitRecordedRun(const RecordedRun *run)
 	pgstat_report_activity(STATE_RUNNING, "recording an interactions_cron run");
 
 	InsertRunRow(run->jobName, run->startedAt, run->ok,
-				 run->summaryOffset == 0 ? NULL :
-				 DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-													CStringGetDatum((char *) run + run->summaryOffset))),
+				 run->summaryOffset == 0 ? NULL : JsonbFromText((char *) run + run->summaryOffset),
 				 run->hasError ? run->error : NULL, run->runBy);
 
 	PopActiveSnapshot();

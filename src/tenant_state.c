@@ -335,7 +335,7 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	NdjsonAppendUtcTimestamp(&result, current.createdAt);
 	appendStringInfo(&result, ", \"force\": %s, \"intent\": %s}", force ? "true" : "false",
 					 intent != NULL ? "true" : "false");
-	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(result.data)));
+	return JsonbFromText(result.data);
 }
 
 PGDLLEXPORT Datum adopt_tenant_state(PG_FUNCTION_ARGS);

@@ -9,6 +9,7 @@
 #include "executor/tuptable.h"
 #include "lib/stringinfo.h"
 #include "pgtime.h"
+#include "utils/jsonb.h"
 
 typedef struct NdjsonRowWriter NdjsonRowWriter;
 
@@ -16,6 +17,7 @@ extern NdjsonRowWriter *NdjsonCreateRowWriter(TupleDesc tupleDesc, pg_tz *localZ
 extern void NdjsonAppendRow(NdjsonRowWriter *writer, StringInfo out,
 							TupleTableSlot *slot);
 extern void NdjsonAppendUtcTimestamp(StringInfo out, TimestampTz value);
+extern Jsonb *JsonbFromText(const char *text);
 extern TimestampTz LocalTimestampToInstant(Timestamp local, pg_tz *zone);
 
 #endif
