@@ -478,7 +478,7 @@ reset_export
 busy_round "first export of each busy tenant (its directories and checkpoint made)"
 sql -q -c "INSERT INTO interaction_history (tenant_id, created_at, contact_id, channel, direction, event_type)
            SELECT id, timestamptz '2026-03-31 09:00:00+00' + g * interval '1 minute', 'contact_1', 'sms', 'outbound', 'sent'
-           FROM tenants, generate_series(1, 2) g WHERE id LIKE 'busy_%'" -c "ANALYZE interaction_history"
+           FROM tenants, generate_series(1, 2) g WHERE id LIKE 'busy_%'" -c "VACUUM ANALYZE interaction_history"
 busy_round "the next call, 2 more rows each (the hourly case)"
 
 source "$REPO_ROOT/bench/cleanup_vs_delete.sh"
