@@ -85,24 +85,6 @@ sub add_rows
 		ORDER BY g, t}, timeout => $timeout);
 }
 
-# export_all exports from $node until a call exports nothing, checking that
-# every call succeeded for every tenant, and returns how many calls it made.
-sub export_all
-{
-	my ($node, $label) = @_;
-	my $calls = 0;
-	my ($caught_up, @problems) = export_until_done(
-		sub {
-			$calls++;
-			$node->safe_psql('app', 'SELECT interactions_cron.export_interactions(batch_size => 20)',
-				timeout => $timeout);
-		},
-		20);
-	ok($caught_up, "$label: the exports caught up");
-	is(scalar(@problems), 0, "$label: every export succeeded for every tenant") or diag join("\n", @problems);
-	return $calls;
-}
-
 # check_lake checks the lake against the active tenants' rows of $node.
 sub check_lake
 {
@@ -194,7 +176,7 @@ is($copied->safe_psql('app', 'SHOW interactions_cron.export_dir'), $lake,
 	'copy mode keeps the per-database export_dir');
 my $runs_before = $copied->safe_psql('app', 'SELECT max(id) FROM interactions_cron.job_runs');
 add_rows($copied, 30, 50);
-my $calls = export_all($copied, 'after copy mode');
+my $calls = export_all($copied, 20, 'after copy mode', 'app');
 # (The crash on the old cluster made the sequence skip ahead: ids need not
 # follow on from the last one without a gap.)
 is($copied->safe_psql('app', qq{SELECT count(*) || ' ' || bool_and(ok) FROM interactions_cron.job_runs
@@ -218,7 +200,7 @@ $linked->safe_psql('app', q{INSERT INTO tenants (id, name) VALUES ('t4', 'T4');
 my $as_exporter = psql_error($linked, 'app',
 	q{SET ROLE exporter; SELECT interactions_cron.export_interactions(batch_size => 20)});
 ok(!defined $as_exporter, 'after link mode: exporter\'s grants work') or diag $as_exporter;
-$calls = 1 + export_all($linked, 'after link mode');
+$calls = 1 + export_all($linked, 20, 'after link mode', 'app');
 is($linked->safe_psql('app', qq{SELECT count(*) || ' ' || bool_and(ok) || ' ' || min(id) || ' ' || max(id)
                                 FROM interactions_cron.job_runs WHERE id > $runs_before}),
 	"$calls true " . ($runs_before + 1) . ' ' . ($runs_before + $calls),

@@ -60,20 +60,6 @@ sub add_rows
 		ORDER BY g, t});
 }
 
-# export_all exports from $node in batches of $batch until a call exports
-# nothing, checks that every call succeeded for every tenant, and returns
-# how many calls it made.
-sub export_all
-{
-	my ($node, $batch, $label) = @_;
-	my $calls = 0;
-	my ($caught_up, @problems) = export_until_done(
-		sub { $calls++; sql($node, "SELECT interactions_cron.export_interactions(batch_size => $batch)") }, 40);
-	ok($caught_up, "$label: the exports caught up");
-	is(scalar(@problems), 0, "$label: every export succeeded for every tenant") or diag join("\n", @problems);
-	return $calls;
-}
-
 # start_stalled_export starts an export of batches of $batch on $node that
 # stalls after placing its files, and returns its session once every
 # tenant's batch is placed and unconfirmed (one worker, one group).

@@ -53,7 +53,9 @@ sub add_rows
 		ORDER BY g, t});
 }
 
-sub export_all
+# export_counting_rows exports in batches of $batch until a call exports
+# nothing, checks that every call succeeded, and returns the rows exported.
+sub export_counting_rows
 {
 	my ($batch, $label) = @_;
 	my $total = 0;
@@ -86,7 +88,7 @@ sub active_rows { return sql(q{SELECT count(*) FROM interaction_history h JOIN t
                                WHERE t.status = 'active'}); }
 
 add_rows(80, 0);
-is(export_all(25, 'first export'), 240, 'first export: every row of the three active tenants');
+is(export_counting_rows(25, 'first export'), 240, 'first export: every row of the three active tenants');
 check_lake('first export');
 
 # An export killed after placing its files leaves intents.
@@ -115,7 +117,7 @@ sql(q{
 	DROP TABLE saved_checkpoints, saved_intents;
 });
 is(sql('SELECT count(*) FROM interactions_cron.job_runs'), '0', 'DROP EXTENSION dropped the run history');
-is(export_all(25, 'reinstalled, state put back'), 90,
+is(export_counting_rows(25, 'reinstalled, state put back'), 90,
 	'reinstalled, state put back: only the rows past the checkpoints are exported');
 check_lake('reinstalled, state put back');
 
@@ -126,7 +128,7 @@ check_lake('reinstalled, state put back');
 add_rows(10, 110);
 sql('DROP EXTENSION interactions_cron; CREATE EXTENSION interactions_cron');
 is(sql('SELECT count(*) FROM interactions_cron.export_checkpoints'), '0', 'a new extension has no checkpoint');
-is(export_all(40, 'reinstalled from scratch'), active_rows(),
+is(export_counting_rows(40, 'reinstalled from scratch'), active_rows(),
 	'reinstalled from scratch: every row of every active tenant is exported again');
 check_lake('reinstalled from scratch');
 
@@ -134,7 +136,7 @@ check_lake('reinstalled from scratch');
 # files were written in: the tenant's directory removed first.
 remove_tree("$lake/exports/t1");
 sql(q{SELECT interactions_cron.reset_checkpoint('t1')});
-is(export_all(15, 'replay of t1'), sql(q{SELECT count(*) FROM interaction_history WHERE tenant_id = 't1'}),
+is(export_counting_rows(15, 'replay of t1'), sql(q{SELECT count(*) FROM interaction_history WHERE tenant_id = 't1'}),
 	'replay of t1: every row of t1 is exported again, and only those');
 check_lake('replay of t1');
 
@@ -149,7 +151,7 @@ my $since = $stamp =~ s/^(\d{4}-\d\d-\d\d)T(\d\d)-(\d\d)-(\d\d)-(\d{6})Z\z/$1 $2
 my @removed = grep { basename($_) ge basename($from) } @t2_files;
 unlink map { "$lake/$_" } @removed;
 sql(qq{SELECT interactions_cron.reset_checkpoint('t2', '$since')});
-is(export_all(1000, 'replay of t2'),
+is(export_counting_rows(1000, 'replay of t2'),
 	sql(qq{SELECT count(*) FROM interaction_history WHERE tenant_id = 't2' AND created_at >= '$since'}),
 	'replay of t2: its rows from since on are exported again');
 check_lake('replay of t2');

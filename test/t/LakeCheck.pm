@@ -144,20 +144,24 @@ sub lake_rows_once_ok
 	  or diag explain $lake->{hidden_files};
 }
 
-# export_all exports from $node in batches of $batch until a call exports
-# nothing, and checks that it did and that every call succeeded.
+# export_all exports from $node's $database (postgres by default) in batches
+# of $batch until a call exports nothing, checks that it did and that every
+# call succeeded, and returns how many calls it made.
 sub export_all
 {
-	my ($node, $batch, $label) = @_;
+	my ($node, $batch, $label, $database) = @_;
+	my $calls = 0;
 	my ($caught_up, @problems) = export_until_done(
 		sub {
-			$node->safe_psql('postgres', "SELECT interactions_cron.export_interactions(batch_size => $batch)",
+			$calls++;
+			$node->safe_psql($database // 'postgres',
+				"SELECT interactions_cron.export_interactions(batch_size => $batch)",
 				timeout => $PostgreSQL::Test::Utils::timeout_default);
 		},
 		60);
 	ok($caught_up, "$label: the exports caught up");
 	is(scalar(@problems), 0, "$label: every export succeeded for every tenant") or diag join("\n", @problems);
-	return;
+	return $calls;
 }
 
 # new_tenant_database starts a cluster with $settings (postgresql.conf
