@@ -14,11 +14,10 @@
  * removed.  No committed batch of this history can have one, and no other
  * export is placing files for the tenant.  A database found behind its own
  * lake (see MarkIfBehindLake in tenant_export.c) marks its checkpoint with
- * no database's history, so that its next claim sweeps too.  So does a
- * checkpoint of no recorded history: a tenant new here (whose first export
- * a failover may have lost together with its checkpoint row), a reinstalled
- * extension, or a checkpoint last moved by 1.0.  A tenant's directory
- * belongs to one database: files of rows this one holds are its own.
+ * no database's history, so that its next claim sweeps too.  Only a change
+ * from one recorded history to another sweeps: a tenant that has none (new,
+ * reinstalled, or last exported by 1.0) may share the lake with files of
+ * another database.
  *
  * A removed file may also hold lines of rows the table does not have (a
  * long transaction whose commit never reached the new primary): they leave

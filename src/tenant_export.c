@@ -314,12 +314,11 @@ ReclaimBatch(TenantExporter *exporter, TenantBatch *batch)
 /*
  * SweepIfAnotherHistory removes, once per history, the tenant's files that
  * a lost history placed past its checkpoint (see lake_sweep.c), when the
- * checkpoint was recorded in another history or in none (a tenant new here,
- * whose first export a failover may have lost with its checkpoint row), and
- * marks it as recorded in this one.  A sweep that could not judge every file
- * fails the tenant's batch, with the SQLSTATE of the first file's error (a
- * lock wait cut short defers the tenant): the history stays unrecorded, so
- * the next claim sweeps again.
+ * checkpoint was recorded in another history, and marks it as recorded in
+ * this one (a checkpoint of no recorded history is only marked).  A sweep
+ * that could not judge every file fails the tenant's batch, with the SQLSTATE
+ * of the first file's error (a lock wait cut short defers the tenant): the
+ * history stays unrecorded, so the next claim sweeps again.
  */
 static void
 SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
@@ -328,14 +327,17 @@ SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, Checkpoint
 
 	if (checkpoint.lakeEpoch != NULL && strcmp(checkpoint.lakeEpoch, exporter->lakeEpoch) == 0)
 		return;
-	sweep = SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint);
-	if (sweep.unjudged > 0)
-		ereport(ERROR,
-				(errcode(sweep.firstErrorCode),
-				 errmsg("not exported: the lake sweep after a change of history could not judge %d of the tenant's files, \"%s\" first: %s",
-						sweep.unjudged, sweep.firstUnjudged, sweep.firstErrorMessage),
-				 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
-				 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
+	if (checkpoint.lakeEpoch != NULL)
+	{
+		sweep = SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint);
+		if (sweep.unjudged > 0)
+			ereport(ERROR,
+					(errcode(sweep.firstErrorCode),
+					 errmsg("not exported: the lake sweep after a change of history could not judge %d of the tenant's files, \"%s\" first: %s",
+							sweep.unjudged, sweep.firstUnjudged, sweep.firstErrorMessage),
+					 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
+					 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
+	}
 	CheckpointRecordLakeEpoch(tenantId, exporter->lakeEpoch);
 }
 

@@ -1,21 +1,22 @@
-# An asynchronous failover that loses a tenant's first export, its
-# checkpoint row with it (issue 19, cases 3 and 4; a hostile review's
-# reproduction, which failed on 1.1 and on the first 1.2 code: without a
-# checkpoint there was no history to compare, so nothing was swept).  Two
-# tenants, never exported before; their rows reach the standby, which is
-# then cut off; the old primary exports each once and crashes:
+# FAILS on main (hostile review of issue 19, cases 3 and 4): an asynchronous
+# failover that loses a tenant's FIRST export (its checkpoint row with it)
+# is never swept, since the new primary's checkpoint of that tenant has no
+# recorded history (lake_epoch) -- it has no checkpoint at all.  Two tenants,
+# never exported before; their rows reach the standby, which is then cut
+# off; the old primary exports each once and crashes:
 #   n1: its first row is a long transaction's, committed after the cut:
-#       the new primary lacks it and names its first file after n1's second
-#       row (before the fix: rows 2..10 in two files);
-#   n2: the new primary's first file has the lost export's name (before the
-#       fix: 58P02 on every call).
-# The new checkpoint, of no recorded history, sweeps: both lost files go, and
-# every row of the new primary is in the lake once.
+#       the new primary lacks it, names its first file after n1's second
+#       row, and writes rows 2..10 a second time (silent duplicates);
+#   n2: the new primary's first file has the lost export's name: the tenant
+#       fails with 58P02 on every call until someone looks, after a routine
+#       failover that doc/operations.md says needs nothing done.
+#
+# Run: make prove_installcheck PROVE_TESTS=repro/failover_lost_first_export.pl
 use strict;
 use warnings;
 
 use FindBin;
-use lib $FindBin::RealBin;
+use lib "$FindBin::RealBin/../t";
 use JSON::PP;
 use LakeCheck;
 use PostgreSQL::Test::Cluster;
