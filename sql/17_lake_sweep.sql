@@ -44,8 +44,9 @@ $$;
 
 -- A checkpoint of no recorded history (a reinstall, or 1.0's) sweeps
 -- nothing: another database may share the lake.  The replay's file takes
--- the name of row 2's old file, which a placed file never replaces: the
--- tenant fails, and nothing is written twice.
+-- the name of row 2's old file: the tenant fails before its intent names
+-- that file (an undo must never remove a file it did not place), nothing
+-- is written twice, and nothing of the batch is recorded.
 SELECT regress_local.export_in_ones() AS exported;
 UPDATE interactions_cron.export_checkpoints
 SET last_created_at = '2026-03-30 10:00:00+00', last_id = '1', lake_epoch = NULL;

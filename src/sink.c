@@ -155,6 +155,25 @@ LocalRead(ExportSink *sink, const char *relativePath)
 }
 
 /*
+ * LocalHolds says whether the lake has a file (or anything else) under a
+ * relative path.
+ */
+static bool
+LocalHolds(ExportSink *sink, const char *relativePath)
+{
+	char	   *path = psprintf("%s/%s", sink->localRoot, relativePath);
+	struct stat status;
+
+	if (lstat(path, &status) == 0)
+		return true;
+	if (errno != ENOENT && errno != ENOTDIR)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	return false;
+}
+
+/*
  * RemoveTemporary deletes a temporary file, local or spooled alike.  It runs
  * on error paths, so a failure is only a warning.
  */
@@ -196,6 +215,39 @@ S3Read(ExportSink *sink, const char *relativePath)
 	return S3GetObject(sink->s3, ObjectKey(sink, relativePath));
 }
 
+/* What S3Holds looks for in a listing of the key's own prefix. */
+typedef struct KeySearch
+{
+	const char *key;
+	bool		found;
+} KeySearch;
+
+/*
+ * FindKey notes whether a listed key is the one searched for: a listing by
+ * a key's prefix also names the keys that go on from it.
+ */
+static void
+FindKey(const char *key, void *argument)
+{
+	KeySearch  *search = argument;
+
+	search->found = search->found || strcmp(key, search->key) == 0;
+}
+
+/*
+ * S3Holds says whether the bucket has an object of the file's key, with a
+ * listing by that key (S3 answers a missing key's HEAD with 403, not 404,
+ * to a role without s3:ListBucket, which the sweep needs anyway).
+ */
+static bool
+S3Holds(ExportSink *sink, const char *relativePath)
+{
+	KeySearch	search = {ObjectKey(sink, relativePath), false};
+
+	S3ListKeys(sink->s3, search.key, FindKey, &search);
+	return search.found;
+}
+
 /*
  * NothingToSync is the sync of sinks whose place is already durable (an S3
  * upload is acknowledged once stored) or that write nothing.
@@ -206,8 +258,9 @@ NothingToSync(ExportSink *sink, SinkFile *file)
 }
 
 /*
- * DryRunOpen, DryRunPlace, DryRunRemove and DryRunRead make a sink that
- * writes nothing: a dry run only names the files (and never sweeps).
+ * DryRunOpen, DryRunPlace, DryRunRemove, DryRunRead and DryRunHolds make a
+ * sink that writes nothing: a dry run only names the files (and never
+ * sweeps).
  */
 static void
 DryRunOpen(ExportSink *sink, SinkFile *file)
@@ -229,6 +282,12 @@ static StringInfo
 DryRunRead(ExportSink *sink, const char *relativePath)
 {
 	return makeStringInfo();
+}
+
+static bool
+DryRunHolds(ExportSink *sink, const char *relativePath)
+{
+	return false;
 }
 
 /*
@@ -365,11 +424,11 @@ DryRunList(ExportSink *sink, const char *relativeDirectory, SinkFileVisitor visi
 }
 
 static const ExportSinkOps LocalSinkOps = {SpoolOpen, LocalPlace, LocalSync, LocalRemove, RemoveTemporary,
-LocalList, LocalRead};
+LocalList, LocalRead, LocalHolds};
 static const ExportSinkOps S3SinkOps = {SpoolOpen, S3Place, NothingToSync, S3Remove, RemoveTemporary,
-S3List, S3Read};
+S3List, S3Read, S3Holds};
 static const ExportSinkOps DryRunSinkOps = {DryRunOpen, DryRunPlace, NothingToSync, DryRunRemove,
-RemoveTemporary, DryRunList, DryRunRead};
+RemoveTemporary, DryRunList, DryRunRead, DryRunHolds};
 
 /*
  * SinkFromSettings picks the run's sink from interactions_cron.storage and

@@ -369,6 +369,46 @@ ReadForDryRun(TenantExporter *exporter, const char *tenantId, CheckpointPosition
 }
 
 /*
+ * FailOnTakenName fails a batch one of whose names another file has in the
+ * lake (see EndBatchAtTakenName).  The file there may be another database's
+ * (a tenant exported by two) or a replay's (reset_checkpoint into names
+ * still in the lake); either way it stays, and the tenant fails until
+ * someone looks.
+ */
+static void
+FailOnTakenName(const char *relativePath)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_FILE),
+			 errmsg("export file \"%s\" already exists in the lake", relativePath),
+			 errdetail("A placed file never replaces another; this batch placed nothing more, and the file stays as it was."),
+			 errhint("This database is behind its lake (a replay into names still there, or a restore), or another exports this tenant too: "
+					 "see \"Reinstall and replay\", \"Restores that keep the identity\" and \"Moving a tenant to another database\" in doc/operations.md.")));
+}
+
+/*
+ * RequireFreeNames fails, before its intent names them, a batch one of whose
+ * names a file has in the lake already, when its checkpoint ends no batch
+ * this history confirmed (new, reset, adopted, of another history): the
+ * file may be another database's, and the undo of a batch that fails
+ * before placing removes every file its intent names.  Past a confirmed
+ * batch, a taken name is judged when placing (see EndBatchAtTakenName).
+ */
+static void
+RequireFreeNames(TenantExporter *exporter, TenantBatch *batch)
+{
+	ListCell   *cell;
+
+	foreach(cell, batch->receiver->files)
+	{
+		SinkFile   *file = lfirst(cell);
+
+		if (exporter->sink->ops->holds(exporter->sink, file->relativePath))
+			FailOnTakenName(file->relativePath);
+	}
+}
+
+/*
  * WriteBatch is transaction A: claim, undo an unfinished batch, stream the
  * rows into temporary files, and commit the intent to place them.  The
  * batch stays pending when there is something to place.
@@ -408,6 +448,8 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 		return;
 	}
 
+	if (!batch->confirmedHere)
+		RequireFreeNames(exporter, batch);
 	batch->intentToken = MemoryContextStrdup(batch->context,
 											 IntentRecord(batch->tenantId, exporter->sink,
 														  batch->receiver->files,
@@ -415,24 +457,6 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 	CommitWithoutFlush(batch->context);
 	exporter->intentsEnd = Max(exporter->intentsEnd, XactLastCommitEnd);
 	batch->pending = true;
-}
-
-/*
- * FailOnTakenName fails a batch one of whose names another file has in the
- * lake (see EndBatchAtTakenName).  The file there may be another database's
- * (a tenant exported by two) or a replay's (reset_checkpoint into names
- * still in the lake); either way it stays, and the tenant fails until
- * someone looks.
- */
-static void
-FailOnTakenName(const char *relativePath)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_DUPLICATE_FILE),
-			 errmsg("export file \"%s\" already exists in the lake", relativePath),
-			 errdetail("A placed file never replaces another; this batch placed nothing more, and the file stays as it was."),
-			 errhint("This database is behind its lake (a replay into names still there, or a restore), or another exports this tenant too: "
-					 "see \"Reinstall and replay\", \"Restores that keep the identity\" and \"Moving a tenant to another database\" in doc/operations.md.")));
 }
 
 /* A step of undoing a batch that failed or must be written again, run by RunUndoStep. */

@@ -269,30 +269,63 @@ expect "it holds every row" "$(wc -l <"$DOWNLOADS/whale.json")" 20000
 
 # A placed object never replaces another (If-None-Match: *, on the PUT and on
 # the multipart completion; the proxy answers 412 as S3 does, since s3rver
-# would write): a replay into keys still in the bucket fails the tenant, the
+# would write): a batch past a confirmed one whose key another object took
+# meanwhile (planted here, holding a row of no table) fails the tenant, the
 # object stays as it was, no intent names it, and the refused multipart
-# upload is aborted.  Then the checkpoints are moved past the rows again.
+# upload is aborted.
 sql -q -c "INSERT INTO tenants (id, name) VALUES ('twice', 'Twice')" \
     -c "INSERT INTO interaction_history (tenant_id, created_at) VALUES ('twice', '2026-03-30 05:00:00+00')"
 expect "a single-object tenant exports" "$(json_get 'd["totalExported"]' <<<"$(export_run "tenant_id => 'twice'")")" 1
+sql -q -c "INSERT INTO interaction_history (tenant_id, created_at) VALUES ('twice', '2026-03-30 06:00:00+00')" \
+    -c "INSERT INTO interaction_history (tenant_id, created_at, metadata)
+        SELECT 'whale', timestamptz '2026-03-30 02:00:00+00' + g * interval '10 ms', jsonb_build_object('pad', repeat('w', 300))
+        FROM generate_series(1, 20000) g"
+printf '{"id": -1}\n' >"$DOWNLOADS/foreign"
+foreign_sha=$(sha256sum "$DOWNLOADS/foreign" | cut -d' ' -f1)
+# plant_at_next_key TENANT: puts the foreign object at the key of the
+# tenant's next batch (in batches of 20,000), and prints that key.
+plant_at_next_key() {
+    local dry key
+    dry=$(export_run "tenant_id => '$1', batch_size => 20000, dry_run => true")
+    key="$PREFIX$(json_get 'd["tenants"][0]["files"][0]' <<<"$dry")"
+    curl -sS --fail -o /dev/null -X PUT --data-binary @"$DOWNLOADS/foreign" --aws-sigv4 "aws:amz:us-east-1:s3" \
+        --user "S3RVER:S3RVER" -H "x-amz-content-sha256: $foreign_sha" \
+        "http://127.0.0.1:$S3_PORT/$BUCKET/$(url_path "$key")"
+    echo "$key"
+}
+twice_key=$(plant_at_next_key twice)
+whale_key=$(plant_at_next_key whale)
 refused_before=$(proxy_stat 's.get("preconditionFailed", 0)')
 aborts_before=$(proxy_stat 's["verifiedByOperation"].get("DELETE multipart abort", 0)')
-whale_before=$(md5sum <"$DOWNLOADS/whale.json")
-sql -q -c "SELECT interactions_cron.reset_checkpoint('twice')" -c "SELECT interactions_cron.reset_checkpoint('whale')"
 result=$(export_run "tenant_id => 'twice'")
-expect "a replay into an existing key fails the tenant" \
+expect "a batch whose key another object took fails the tenant" \
     "$(json_get 'd["tenants"][0].get("error", "")' <<<"$result" | grep -c 'already exists in the lake')" 1
 result=$(sql -c "SET interactions_cron.s3_multipart_threshold = '5MB'" -c "SELECT interactions_cron.export_interactions(tenant_id => 'whale', batch_size => 20000)" | tail -1)
-expect "so does a multipart replay" \
+expect "so does a multipart batch" \
     "$(json_get 'd["tenants"][0].get("error", "")' <<<"$result" | grep -c 'already exists in the lake')" 1
 expect "the store refused both create-only writes" "$(( $(proxy_stat 's.get("preconditionFailed", 0)') - refused_before ))" 2
-expect "the multipart object is untouched" \
-    "$(s3_get "/$(url_path "$key")" | md5sum)" "$whale_before"
+expect "both objects there are untouched" \
+    "$(s3_get "/$(url_path "$twice_key")")$(s3_get "/$(url_path "$whale_key")")" '{"id": -1}{"id": -1}'
 expect "no intent names them" "$(sql -c "SELECT count(*) FROM interactions_cron.export_intents WHERE tenant_id IN ('twice', 'whale') AND files <> '{}'")" 0
 expect "the refused multipart upload is aborted" \
     "$(( $(proxy_stat 's["verifiedByOperation"].get("DELETE multipart abort", 0)') - aborts_before ))" 1
+
+# A replay (reset_checkpoint) into keys still in the bucket is refused before
+# its intent names them, and before it writes anything: the undo of a batch
+# that fails before placing removes what its intent names, which must never
+# be an object it did not place.  Then the checkpoints are moved past the rows.
+sql -q -c "SELECT interactions_cron.reset_checkpoint('twice')"
+refused_before=$(proxy_stat 's.get("preconditionFailed", 0)')
+result=$(export_run "tenant_id => 'twice'")
+expect "a replay into an existing key fails the tenant" \
+    "$(json_get 'd["tenants"][0].get("error", "")' <<<"$result" | grep -c 'already exists in the lake')" 1
+expect "having written nothing" "$(( $(proxy_stat 's.get("preconditionFailed", 0)') - refused_before ))" 0
 sql -q -c "SELECT interactions_cron.reset_checkpoint('twice', '2026-03-31', force => true)" \
     -c "SELECT interactions_cron.reset_checkpoint('whale', '2026-03-31', force => true)"
+for key in "$twice_key" "$whale_key"; do
+    curl -sS --fail -o /dev/null -X DELETE --aws-sigv4 "aws:amz:us-east-1:s3" --user "S3RVER:S3RVER" \
+        -H "x-amz-content-sha256: $EMPTY_SHA" "http://127.0.0.1:$S3_PORT/$BUCKET/$(url_path "$key")"
+done
 
 # A database behind its own lake (an old dump restored into the same
 # cluster, played by putting back the checkpoint of two batches earlier):

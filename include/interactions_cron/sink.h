@@ -53,6 +53,8 @@ typedef struct ExportSinkOps
 						 void *argument);
 	/* the content of a file of the lake, as stored (compressed or not) */
 	StringInfo	(*read) (ExportSink *sink, const char *relativePath);
+	/* whether the lake has a file under a relative path */
+	bool		(*holds) (ExportSink *sink, const char *relativePath);
 } ExportSinkOps;
 
 struct ExportSink

@@ -5,10 +5,10 @@
 //   endless  answers 200 at once and streams a body that never ends, fast
 //            enough (about 20 kB/s) that no low-speed limit stops it
 //   list     answers a ListObjectsV2 request with one page of the keys in
-//            --keys (one a line, whatever they are), a GET of an object with
-//            one NDJSON line holding the row its name says (the id after its
-//            last "-"), and any other request (an upload, a delete) with
-//            success
+//            --keys (one a line, whatever they are, whatever the prefix asked)
+//            but those it was asked to delete, a GET of an object with one
+//            NDJSON line holding the row its name says (the id after its last
+//            "-"), and any other request (an upload, a delete) with success
 //   list-endless  answers every ListObjectsV2 request with a truncated page
 //            whose continuation token is always the same
 // Each event is a line in the log: "request <method> <url>", "closed <open connections left>".
@@ -33,6 +33,7 @@ if (!options.port || !["stall", "endless", "list", "list-endless"].includes(opti
 
 const log = (line) => appendFileSync(options.log, `${line}\n`);
 let open = 0;
+const deleted = new Set();
 
 const xmlText = (text) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 // listPage: a ListObjectsV2 answer holding keys, truncated with token when given.
@@ -51,11 +52,12 @@ const answerListing = (socket, requestLine) => {
   if (requestLine.startsWith("GET ") && requestLine.includes("list-type=2")) {
     body = options.mode === "list-endless"
       ? listPage(["lake-never-ends"], "always-the-same")
-      : listPage(readFileSync(options.keys, "utf8").split("\n").filter((key) => key !== ""), null);
+      : listPage(readFileSync(options.keys, "utf8").split("\n").filter((key) => key !== "" && !deleted.has(key)), null);
   } else if (requestLine.startsWith("GET ")) {
     const id = /-(\d+)\.json[ ?]/.exec(requestLine);
     body = id ? `{"id": ${id[1]}}\n` : "";
   } else if (requestLine.startsWith("DELETE ")) {
+    deleted.add(decodeURIComponent(requestLine.split(" ")[1].split("?")[0]).replace(/^\/[^/]*\//, ""));
     status = "204 No Content";
   }
   socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/xml\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
