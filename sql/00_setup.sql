@@ -20,7 +20,8 @@ FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 WHERE extname = 'interactions_cron';
 
 -- The settings exist with their documented defaults (export_dir may be set by
--- the test cluster).
+-- the test cluster), once the library is loaded.
+LOAD 'interactions_cron';
 SELECT name, setting, context
 FROM pg_settings
 WHERE name LIKE 'interactions_cron.%' AND name <> 'interactions_cron.export_dir'

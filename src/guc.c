@@ -31,6 +31,7 @@ char	   *HistoryTableSetting = NULL;
 int			DefaultBatchSize = 10000;
 int			WatermarkMarginMs = 1000;
 int			WatermarkWaitMs = 10000;
+int			StandbyWaitMs = 10000;
 int			MaxExportWorkers = 2;
 int			MaxRuntimeMs = 0;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
@@ -660,6 +661,14 @@ DefineSettings(void)
 							"How long the export waits for transactions that advertise no start time.",
 							"Such a backend (track_activities = off) is waited for; past this the run fails the tenants it would export.",
 							&WatermarkWaitMs,
+							10000, 0, 3600 * 1000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("interactions_cron.standby_wait",
+							"How long a tenant's first batch waits for the standbys streaming from this server to have its intent.",
+							"A standby promoted without it could not undo the batch: past this the batch places nothing and is retried at the next call. 0 places it without waiting.",
+							&StandbyWaitMs,
 							10000, 0, 3600 * 1000,
 							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -41,6 +41,7 @@
 #include "interactions_cron/lake_sweep.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/spi_plans.h"
+#include "interactions_cron/standby_wait.h"
 #include "interactions_cron/tenant_export.h"
 #include "interactions_cron/tenants.h"
 
@@ -74,6 +75,7 @@ typedef struct TenantBatch
 	char	   *intentToken;	/* set once the intent is committed */
 	CheckpointPosition checkpoint;	/* where its rows start, as claimed */
 	bool		confirmedHere;	/* the checkpoint ends a batch of this history */
+	bool		firstBatch;		/* see IsFirstBatch and HoldForStandbys */
 	bool		pending;		/* its intent awaits the next transaction */
 	bool		lockWaitCut;	/* its lock waits are cut short (see above) */
 	bool		deferred;		/* it was, and must be written again */
@@ -356,6 +358,19 @@ KeepCheckpoint(TenantExporter *exporter, TenantBatch *batch, CheckpointPosition 
 }
 
 /*
+ * IsFirstBatch says whether a batch from this checkpoint is a tenant's first:
+ * one of no recorded history, or at the start with no batch confirmed (a
+ * first batch that failed, or was cancelled, after recording the history).
+ * A standby may lack its row, or that row's history, and could not undo
+ * the batch once promoted (see HoldForStandbys).
+ */
+static bool
+IsFirstBatch(CheckpointPosition checkpoint)
+{
+	return checkpoint.lakeEpoch == NULL || (checkpoint.createdAt == DT_NOBEGIN && checkpoint.id == NULL);
+}
+
+/*
  * ReadForDryRun reads the tenant's position for a dry run, which claims
  * nothing, and says whether the tenant is still exported here (see
  * CheckpointClaimForExport).
@@ -433,6 +448,7 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 	{
 		(void) IntentClear(batch->tenantId);
 		KeepCheckpoint(exporter, batch, from);
+		batch->firstBatch = IsFirstBatch(from);
 		SweepIfAnotherHistory(exporter, batch->tenantId, from);
 	}
 
@@ -851,6 +867,68 @@ MakeIntentsDurable(TenantExporter *exporter)
 }
 
 /*
+ * RefuseBeforeStandbys fails a batch that the standbys do not have yet (see
+ * HoldForStandbys).
+ */
+static void
+RefuseBeforeStandbys(TenantExporter *exporter, TenantBatch *batch)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("not exported yet: the tenant's first batch waits for the standbys to have it, and %s",
+					exporter->laggingStandby),
+			 errdetail("A standby promoted without the tenant's checkpoint could not undo the batch's files and would export its rows a second time. Nothing was placed; the next call tries again."),
+			 errhint("Check the standby's replication. interactions_cron.standby_wait = 0 places first batches without waiting.")));
+}
+
+/*
+ * GroupHasFirstBatches says whether a pending batch of the group is a
+ * tenant's first (see IsFirstBatch).
+ */
+static bool
+GroupHasFirstBatches(TenantExporter *exporter)
+{
+	ListCell   *cell;
+
+	foreach(cell, exporter->group)
+	{
+		TenantBatch *batch = lfirst(cell);
+
+		if (batch->pending && batch->firstBatch)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * HoldForStandbys places no first batch of a tenant (see standby_wait.c)
+ * before every physical standby streaming from this server has flushed the
+ * group's intents, waiting at most standby_wait.  Past that, those batches
+ * fail, and are retried at the next call; the worker's later groups look
+ * once more without waiting.  Other batches go on.
+ */
+static void
+HoldForStandbys(TenantExporter *exporter)
+{
+	ListCell   *cell;
+
+	if (StandbyWaitMs == 0 || !GroupHasFirstBatches(exporter))
+		return;
+	exporter->laggingStandby = WaitForStandbysToFlush(exporter->intentsEnd,
+													  exporter->standbyWaitSpent ? 0 : StandbyWaitMs);
+	if (exporter->laggingStandby == NULL)
+		return;
+	exporter->standbyWaitSpent = true;
+	foreach(cell, exporter->group)
+	{
+		TenantBatch *batch = lfirst(cell);
+
+		if (batch->pending && batch->firstBatch)
+			RunBatchStep(exporter, batch, RefuseBeforeStandbys);
+	}
+}
+
+/*
  * RunPendingBatches runs a step for every batch of the group still pending.
  */
 static void
@@ -877,6 +955,7 @@ void
 TenantGroupFinish(TenantExporter *exporter)
 {
 	MakeIntentsDurable(exporter);
+	HoldForStandbys(exporter);
 	RunPendingBatches(exporter, PlaceBatch);
 	SinkRememberSyncedDirectories(exporter->sink, exporter->groupContext);
 	RunPendingBatches(exporter, ConfirmBatch);
@@ -892,5 +971,6 @@ TenantGroupReset(TenantExporter *exporter)
 {
 	exporter->group = NIL;
 	exporter->intentsEnd = InvalidXLogRecPtr;
+	exporter->laggingStandby = NULL;
 	MemoryContextReset(exporter->groupContext);
 }

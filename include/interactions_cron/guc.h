@@ -88,6 +88,7 @@ extern char *HistoryTableSetting;
 extern int	DefaultBatchSize;
 extern int	WatermarkMarginMs;
 extern int	WatermarkWaitMs;
+extern int	StandbyWaitMs;
 extern int	MaxExportWorkers;
 extern int	MaxRuntimeMs;
 extern int	DebugFaultSetting;

@@ -50,6 +50,8 @@ typedef struct TenantExporter
 	TenantOutcomeReport report; /* where outcomes go, as batches end */
 	void	   *reportArgument;
 	bool		callerGone;		/* report returned false */
+	char	   *laggingStandby; /* the open group's, if one lacks its intents */
+	bool		standbyWaitSpent;	/* a wait for the standbys timed out: no more */
 } TenantExporter;
 
 extern TenantExporter *CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun,

@@ -1,15 +1,17 @@
 # FAILS on main (hostile review of issue 19, cases 3 and 4): an asynchronous
 # failover that loses a tenant's FIRST export (its checkpoint row with it)
 # is never swept, since the new primary's checkpoint of that tenant has no
-# recorded history (lake_epoch) -- it has no checkpoint at all.  Two tenants,
-# never exported before; their rows reach the standby, which is then cut
-# off; the old primary exports each once and crashes:
+# recorded history (lake_epoch) -- it has no checkpoint at all.  A first
+# batch now waits for the standbys streaming from the primary
+# (interactions_cron.standby_wait, t/023); this standby is cut off before
+# the export (primary_conninfo emptied), so nothing waits for it.  Two
+# tenants, never exported before; their rows reach the standby; the old
+# primary exports each once and crashes:
 #   n1: its first row is a long transaction's, committed after the cut:
 #       the new primary lacks it, names its first file after n1's second
 #       row, and writes rows 2..10 a second time (silent duplicates);
 #   n2: the new primary's first file has the lost export's name: the tenant
-#       fails with 58P02 on every call until someone looks, after a routine
-#       failover that doc/operations.md says needs nothing done.
+#       fails with 58P02 on every call until someone looks.
 #
 # Run: make prove_installcheck PROVE_TESTS=repro/failover_lost_first_export.pl
 use strict;

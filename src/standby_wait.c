@@ -1,0 +1,96 @@
+/*
+ * standby_wait.c
+ *	  Waiting for the standbys that stream from this server to have flushed
+ *	  the WAL up to a position.
+ *
+ * After an asynchronous failover, the new primary removes what an export it
+ * lost had placed, tenant by tenant, by comparing the lake with a checkpoint
+ * row recorded in another history (see lake_sweep.c).  A tenant's first
+ * batch has no such row on a standby that has not received it: promoted, it
+ * would write the batch's rows a second time.  So such a batch is placed
+ * only once every physical standby streaming from this server has flushed
+ * its intent.  Synchronous standbys are waited for already, by the commit
+ * (SyncRepWaitForLSN); a standby that is not connected is not seen, and a
+ * logical one replays no checkpoint.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "replication/walsender.h"
+#include "replication/walsender_private.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "storage/spin.h"
+#include "utils/timestamp.h"
+
+#include "interactions_cron/standby_wait.h"
+
+/* How often the walsenders' positions are read again while waiting. */
+#define STANDBY_POLL_MILLISECONDS 10
+
+/*
+ * IsPhysicalWalSender says whether a walsender streams WAL to a standby: a
+ * logical one is connected to a database.
+ */
+static bool
+IsPhysicalWalSender(pid_t pid)
+{
+	PGPROC	   *proc = BackendPidGetProc(pid);
+
+	return proc != NULL && proc->databaseId == InvalidOid;
+}
+
+/*
+ * LaggingStandby describes a physical standby, streaming or catching up,
+ * that has not flushed the WAL up to target, or returns NULL when none
+ * lags.
+ */
+static char *
+LaggingStandby(XLogRecPtr target)
+{
+	for (int i = 0; i < max_wal_senders; i++)
+	{
+		WalSnd	   *walsnd = &WalSndCtl->walsnds[i];
+		pid_t		pid;
+		WalSndState state;
+		XLogRecPtr	flushed;
+
+		SpinLockAcquire(&walsnd->mutex);
+		pid = walsnd->pid;
+		state = walsnd->state;
+		flushed = walsnd->flush;
+		SpinLockRelease(&walsnd->mutex);
+		if (pid == 0 || (state != WALSNDSTATE_STREAMING && state != WALSNDSTATE_CATCHUP) ||
+			flushed >= target || !IsPhysicalWalSender(pid))
+			continue;
+		return psprintf("the standby of walsender PID %d has flushed the WAL up to %X/%X, not yet to %X/%X",
+						(int) pid, LSN_FORMAT_ARGS(flushed), LSN_FORMAT_ARGS(target));
+	}
+	return NULL;
+}
+
+/*
+ * WaitForStandbysToFlush waits, at most timeoutMs, until every physical
+ * standby streaming from this server has flushed the WAL up to target.  It
+ * returns NULL once they have, or a description of one that has not.  The
+ * wait can be cancelled.
+ */
+char *
+WaitForStandbysToFlush(XLogRecPtr target, int timeoutMs)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeoutMs);
+
+	for (;;)
+	{
+		char	   *lagging = LaggingStandby(target);
+
+		if (lagging == NULL || GetCurrentTimestamp() >= deadline)
+			return lagging;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 STANDBY_POLL_MILLISECONDS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
