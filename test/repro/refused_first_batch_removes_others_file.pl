@@ -1,0 +1,98 @@
+# REPRODUCTION (fails on main at c72bae9): a first batch refused after
+# interactions_cron.standby_wait removes a file it did not place.
+#
+# 2454f7a makes a batch whose checkpoint ends no confirmed batch look its
+# names up in the lake before its intent names them (RequireFreeNames), so
+# that its undo "never removes a file it did not place".  c72bae9 then makes
+# such a batch wait, between that look-up and the placing, up to
+# standby_wait (10 s by default, up to 1 h) for the standbys; past it
+# RefuseBeforeStandbys fails the batch and its undo (IntentClear) removes
+# every file the intent names.  A file another database placed at one of
+# those names during the wait is removed: the case of t/022 (a tenant made
+# active on a destination too early, exported by two databases into one
+# lake), with the window widened from microseconds to standby_wait.
+#
+# Here the source exports 'mover' rows 1-10 while the destination's first
+# batch of the same rows waits for its stopped standby.  The source's file
+# is placed and its checkpoint moved past row 10; the destination's refusal
+# then deletes that file.  Observed:
+#   destination: {"ok": false, "tenants": [{"error": "not exported yet: the tenant's
+#     first batch waits for the standbys to have it, and the standby of walsender PID
+#     14427 has flushed the WAL up to 0/30143A8, not yet to 0/302F678", ...
+#   not ok 3 - the source's file is still in the lake after the destination's refusal
+#   #   got: '0'  expected: '1'
+#   ok 4 - the source's checkpoint says 10 rows were exported  (so rows 1-10 are lost)
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../t";
+use JSON::PP;
+use LakeCheck;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $timeout = $PostgreSQL::Test::Utils::timeout_default;
+my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
+mkdir $lake or die "mkdir $lake: $!";
+chmod 0700, $lake;
+
+sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
+
+my $settings = "interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n";
+my $source = new_tenant_database('source', 1, $settings);
+sql($source, q{INSERT INTO tenants (id, name) VALUES ('mover', 'Mover')});
+add_tenant_rows($source, 10, 0, 'mover');
+
+my $destination = PostgreSQL::Test::Cluster->new('destination');
+$destination->init(allows_streaming => 1);
+$destination->append_conf('postgresql.conf', $settings . "interactions_cron.standby_wait = '15s'\n");
+$destination->start;
+sql($destination, 'CREATE EXTENSION interactions_cron');
+sql($destination, slurp_file('../reference/schema.sql'));
+$destination->backup('for_standby');
+my $standby = PostgreSQL::Test::Cluster->new('destination_standby');
+$standby->init_from_backup($destination, 'for_standby', has_streaming => 1);
+$standby->start;
+$destination->wait_for_catchup($standby, 'replay');
+
+# The tenant is active on the destination too early: its rows are there.
+my $rows = sql($source, q{COPY (SELECT * FROM interaction_history WHERE tenant_id = 'mover' ORDER BY id) TO STDOUT});
+sql($destination, q{INSERT INTO tenants (id, name) VALUES ('mover', 'Mover')});
+sql($destination, "COPY interaction_history FROM STDIN;\n$rows\n\\.\n");
+$destination->wait_for_catchup($standby, 'flush');
+
+my $receiver = sql($standby, 'SELECT pid FROM pg_stat_wal_receiver');
+kill 'STOP', $receiver or die "cannot stop $receiver";
+
+# The destination's first batch passes the look-up (the lake is empty), commits
+# its intent and waits for the standby.
+my $session = $destination->background_psql('postgres', on_error_stop => 0);
+$session->query_until(qr/started/, "\\echo started\nSELECT interactions_cron.export_interactions(batch_size => 10);\n");
+ok($destination->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity
+		  WHERE backend_type = 'interactions_cron export worker' AND wait_event = 'Extension'}),
+	'the destination\'s first batch waits for its standby');
+
+# Meanwhile the source exports the same rows: its file takes the same name.
+my $exported = decode_json(sql($source, q{SELECT interactions_cron.export_interactions(batch_size => 10)}));
+is($exported->{totalExported}, 10, 'the source exported rows 1-10 into one file');
+my @source_files = @{ read_lake($lake)->{final_files} };
+note "source file: @source_files";
+
+# The destination's wait times out; its batch is refused and undone.
+my $out = $session->query_until(qr/finished/, "\\echo finished\n");
+note "destination: $out";
+end_session($session);
+
+is(scalar(grep { -e "$lake/$_" } @source_files), scalar(@source_files),
+	'the source\'s file is still in the lake after the destination\'s refusal');
+is(sql($source, q{SELECT rows_exported FROM interactions_cron.export_checkpoints WHERE tenant_id = 'mover'}) // '', '10',
+	'the source\'s checkpoint says 10 rows were exported');
+
+kill 'CONT', $receiver;
+$standby->stop;
+$destination->stop;
+$source->stop;
+done_testing();
