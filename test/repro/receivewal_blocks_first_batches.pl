@@ -8,7 +8,7 @@
 # as a standby that has flushed 0/0: every first batch waits standby_wait
 # (10 s by default) and fails 55000, at every call, for as long as the
 # archiver runs.  pg_receivewal is no standby: it can never be promoted.
-# Observed (pg_stat_replication: pg_receivewal|streaming|0/...|NULL):
+# Observed (pg_stat_replication of pg_receivewal: state streaming, flush_lsn NULL):
 #   not ok 2 - a new tenant is exported while pg_receivewal archives the WAL
 #   # {"error": "not exported yet: the tenant's first batch waits for the
 #   #   standbys to have it, and the standby of walsender PID N has flushed the
