@@ -1,0 +1,69 @@
+# REPRODUCTION (fails on main at c72bae9): a cascaded standby is not waited
+# for, and its promotion writes a tenant's first rows a second time or
+# fails the tenant 58P02 on every call.
+#
+# WaitForStandbysToFlush reads this server's walsenders only: primary -> A
+# -> B, the first batch waits for A, never for B.  The doc's known gap names
+# a standby "not streaming then (down, disconnected, or standby_wait = 0)";
+# B streams all along (from A) and is not covered.  Here A's walsender to B is
+# stopped (SIGSTOP) before the export; the primary and A are lost (both
+# stopped immediately: one site), and B is promoted.  Observed:
+#   not ok 3 - every call on the new primary succeeds for every tenant
+#   # {"ok":false,...,"error":"export file \"exports/n/interaction_history/year=2026/
+#   #   month=12/day=04/batch-2026-12-04T00-07-00-250000Z-1.json\" already exists in the lake"}
+#   (every call; with a first row the standby lacks, rows land twice instead,
+#   as in failover_lost_first_export.pl)
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../t";
+use JSON::PP;
+use LakeCheck;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $timeout = $PostgreSQL::Test::Utils::timeout_default;
+sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
+
+my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
+my $primary = PostgreSQL::Test::Cluster->new('cascade_primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', "interactions_cron.export_dir = '$lake'\ninteractions_cron.standby_wait = '5s'\n");
+$primary->start;
+sql($primary, 'CREATE EXTENSION interactions_cron');
+sql($primary, slurp_file('../reference/schema.sql'));
+sql($primary, q{INSERT INTO tenants (id, name) VALUES ('n', 'N')});
+add_tenant_rows($primary, 10, 0, 'n');
+
+$primary->backup('for_a');
+my $a = PostgreSQL::Test::Cluster->new('cascade_a');
+$a->init_from_backup($primary, 'for_a', has_streaming => 1);
+$a->start;
+$primary->wait_for_catchup($a, 'replay');
+$a->backup('for_b');
+my $b = PostgreSQL::Test::Cluster->new('cascade_b');
+$b->init_from_backup($a, 'for_b', has_streaming => 1);
+$b->start;
+$a->wait_for_catchup($b, 'replay', $primary->lsn('flush'));
+
+my $sender = sql($a, 'SELECT pid FROM pg_stat_replication');
+kill 'STOP', $sender or die "cannot stop $sender";
+
+my $first = decode_json(sql($primary, 'SELECT interactions_cron.export_interactions()'));
+is($first->{totalExported}, 10, 'the primary exports the tenant\'s first batch (A has it)');
+
+$primary->stop('immediate');
+$a->stop('immediate');
+$b->promote;
+$b->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'not promoted';
+is(sql($b, 'SELECT count(*) FROM interactions_cron.export_checkpoints'), '0',
+	'the promoted cascaded standby has no checkpoint of the tenant');
+
+my ($caught_up, @problems) = export_until_done(sub { sql($b, 'SELECT interactions_cron.export_interactions()') }, 5);
+is(scalar(@problems), 0, 'every call on the new primary succeeds for every tenant') or diag join("\n", @problems[0 .. 0]);
+lake_rows_once_ok(read_lake($lake), sql($b, 'SELECT count(*) FROM interaction_history'), ' (after promoting B)');
+
+$b->stop;
+done_testing();
