@@ -666,7 +666,7 @@ DefineSettings(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("interactions_cron.standby_wait",
-							"How long a tenant's first batch waits for the standbys streaming from this server to have its intent.",
+							"How long a tenant's first batch (from a checkpoint this history has not confirmed) waits for the standbys streaming from this server to have its intent.",
 							"A standby promoted without it could not undo the batch: past this the batch places nothing and is retried at the next call. 0 places it without waiting.",
 							&StandbyWaitMs,
 							10000, 0, 3600 * 1000,

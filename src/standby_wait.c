@@ -10,8 +10,11 @@
  * would write the batch's rows a second time.  So such a batch is placed
  * only once every physical standby streaming from this server has flushed
  * its intent.  Synchronous standbys are waited for already, by the commit
- * (SyncRepWaitForLSN); a standby that is not connected is not seen, and a
- * logical one replays no checkpoint.
+ * (SyncRepWaitForLSN).  Not seen: a standby that is not connected, one that
+ * streams from another standby (cascading), a receiver that reports no
+ * flush position (pg_receivewal without --synchronous, a standby with
+ * wal_receiver_status_interval = 0), and a logical walsender, which replays
+ * no checkpoint.
  */
 #include "postgres.h"
 
@@ -44,7 +47,7 @@ IsPhysicalWalSender(pid_t pid)
 
 /*
  * LaggingStandby describes a physical standby, streaming or catching up,
- * that has not flushed the WAL up to target, or returns NULL when none
+ * that reports a flush position short of target, or returns NULL when none
  * lags.
  */
 static char *
@@ -63,7 +66,7 @@ LaggingStandby(XLogRecPtr target)
 		flushed = walsnd->flush;
 		SpinLockRelease(&walsnd->mutex);
 		if (pid == 0 || (state != WALSNDSTATE_STREAMING && state != WALSNDSTATE_CATCHUP) ||
-			flushed >= target || !IsPhysicalWalSender(pid))
+			flushed == InvalidXLogRecPtr || flushed >= target || !IsPhysicalWalSender(pid))
 			continue;
 		return psprintf("the standby of walsender PID %d has flushed the WAL up to %X/%X, not yet to %X/%X",
 						(int) pid, LSN_FORMAT_ARGS(flushed), LSN_FORMAT_ARGS(target));

@@ -75,7 +75,6 @@ typedef struct TenantBatch
 	char	   *intentToken;	/* set once the intent is committed */
 	CheckpointPosition checkpoint;	/* where its rows start, as claimed */
 	bool		confirmedHere;	/* the checkpoint ends a batch of this history */
-	bool		firstBatch;		/* see IsFirstBatch and HoldForStandbys */
 	bool		pending;		/* its intent awaits the next transaction */
 	bool		lockWaitCut;	/* its lock waits are cut short (see above) */
 	bool		deferred;		/* it was, and must be written again */
@@ -358,19 +357,6 @@ KeepCheckpoint(TenantExporter *exporter, TenantBatch *batch, CheckpointPosition 
 }
 
 /*
- * IsFirstBatch says whether a batch from this checkpoint is a tenant's first:
- * one of no recorded history, or at the start with no batch confirmed (a
- * first batch that failed, or was cancelled, after recording the history).
- * A standby may lack its row, or that row's history, and could not undo
- * the batch once promoted (see HoldForStandbys).
- */
-static bool
-IsFirstBatch(CheckpointPosition checkpoint)
-{
-	return checkpoint.lakeEpoch == NULL || (checkpoint.createdAt == DT_NOBEGIN && checkpoint.id == NULL);
-}
-
-/*
  * ReadForDryRun reads the tenant's position for a dry run, which claims
  * nothing, and says whether the tenant is still exported here (see
  * CheckpointClaimForExport).
@@ -448,7 +434,6 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 	{
 		(void) IntentClear(batch->tenantId);
 		KeepCheckpoint(exporter, batch, from);
-		batch->firstBatch = IsFirstBatch(from);
 		SweepIfAnotherHistory(exporter, batch->tenantId, from);
 	}
 
@@ -867,26 +852,54 @@ MakeIntentsDurable(TenantExporter *exporter)
 }
 
 /*
- * RefuseBeforeStandbys fails a batch that the standbys do not have yet (see
- * HoldForStandbys).
+ * ForgetRefusedIntent deletes the intent of a batch refused before placing
+ * (see HoldForStandbys), and leaves the lake alone: the batch placed
+ * nothing, so a file of one of its names there now is another's.
+ */
+static void
+ForgetRefusedIntent(TenantExporter *exporter, TenantBatch *batch, const char *message)
+{
+	if (CheckpointReclaim(batch->tenantId) && IntentIsOurs(batch->tenantId, batch->intentToken))
+		IntentForget(batch->tenantId);
+}
+
+/*
+ * RefuseBeforeStandbys ends a batch that the standbys do not have yet (see
+ * HoldForStandbys): it places nothing, and fails the tenant until the next
+ * call.
  */
 static void
 RefuseBeforeStandbys(TenantExporter *exporter, TenantBatch *batch)
 {
-	ereport(ERROR,
+	char	   *message;
+
+	MemoryContextSwitchTo(batch->context);
+	message = psprintf("not exported yet: the batch waits for the standbys to have it, and %s",
+								   exporter->laggingStandby);
+
+	ereport(WARNING,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("not exported yet: the tenant's first batch waits for the standbys to have it, and %s",
-					exporter->laggingStandby),
+			 errmsg("interactions_cron: tenant \"%s\" %s", batch->tenantId, message),
 			 errdetail("A standby promoted without the tenant's checkpoint could not undo the batch's files and would export its rows a second time. Nothing was placed; the next call tries again."),
-			 errhint("Check the standby's replication. interactions_cron.standby_wait = 0 places first batches without waiting.")));
+			 errhint("Check the standby's replication. interactions_cron.standby_wait = 0 places such batches without waiting.")));
+	SinkAbortFiles(exporter->sink, batch->receiver->files);
+	RunUndoStep(exporter, batch, message, RecordFailure, "recording an interactions_cron tenant's failure");
+	RunUndoStep(exporter, batch, message, ForgetRefusedIntent, "forgetting an interactions_cron tenant's batch");
+	batch->pending = false;
+	batch->outcome->error = message;
+	batch->outcome->exported = 0;
+	batch->outcome->batchFull = false;
+	batch->outcome->files = NIL;
+	ReportIfEnded(exporter, batch);
 }
 
 /*
- * GroupHasFirstBatches says whether a pending batch of the group is a
- * tenant's first (see IsFirstBatch).
+ * GroupHasUnconfirmedBatches says whether a pending batch of the group
+ * starts from a checkpoint that ends no batch this history confirmed: a
+ * tenant's first, or the first after reset_checkpoint or adopt_tenant_state.
  */
 static bool
-GroupHasFirstBatches(TenantExporter *exporter)
+GroupHasUnconfirmedBatches(TenantExporter *exporter)
 {
 	ListCell   *cell;
 
@@ -894,25 +907,27 @@ GroupHasFirstBatches(TenantExporter *exporter)
 	{
 		TenantBatch *batch = lfirst(cell);
 
-		if (batch->pending && batch->firstBatch)
+		if (batch->pending && !batch->confirmedHere)
 			return true;
 	}
 	return false;
 }
 
 /*
- * HoldForStandbys places no first batch of a tenant (see standby_wait.c)
- * before every physical standby streaming from this server has flushed the
- * group's intents, waiting at most standby_wait.  Past that, those batches
- * fail, and are retried at the next call; the worker's later groups look
- * once more without waiting.  Other batches go on.
+ * HoldForStandbys places no batch from a checkpoint this history has not
+ * confirmed (a tenant's first, the first after reset_checkpoint or
+ * adopt_tenant_state: see standby_wait.c) before every physical standby
+ * streaming from this server has flushed the group's intents, waiting at
+ * most standby_wait.  Past that, those batches fail, and are retried at the
+ * next call; the worker's later groups look once more without waiting.
+ * Other batches go on.
  */
 static void
 HoldForStandbys(TenantExporter *exporter)
 {
 	ListCell   *cell;
 
-	if (StandbyWaitMs == 0 || !GroupHasFirstBatches(exporter))
+	if (StandbyWaitMs == 0 || !GroupHasUnconfirmedBatches(exporter))
 		return;
 	exporter->laggingStandby = WaitForStandbysToFlush(exporter->intentsEnd,
 													  exporter->standbyWaitSpent ? 0 : StandbyWaitMs);
@@ -923,8 +938,8 @@ HoldForStandbys(TenantExporter *exporter)
 	{
 		TenantBatch *batch = lfirst(cell);
 
-		if (batch->pending && batch->firstBatch)
-			RunBatchStep(exporter, batch, RefuseBeforeStandbys);
+		if (batch->pending && !batch->confirmedHere)
+			RefuseBeforeStandbys(exporter, batch);
 	}
 }
 

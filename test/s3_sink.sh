@@ -494,9 +494,15 @@ except ValueError:
 bad_sql() {
     sql -c "SET interactions_cron.s3_endpoint = 'http://127.0.0.1:$BAD_PORT'" "$@"
 }
+# Their checkpoints end a batch this history confirmed, so that each batch
+# goes straight to its upload (a first batch would look its key up first).
 sql -q -c "INSERT INTO tenants (id, name) VALUES ('stalled', 'S'), ('endless', 'E'), ('cancelled', 'C'), ('timed-out', 'T')" \
     -c "INSERT INTO interaction_history (tenant_id, created_at)
-        SELECT t, now() - interval '1 minute' FROM unnest(ARRAY['stalled', 'endless', 'cancelled', 'timed-out']) t"
+        SELECT t, now() - interval '1 minute' FROM unnest(ARRAY['stalled', 'endless', 'cancelled', 'timed-out']) t" \
+    -c "INSERT INTO interactions_cron.export_checkpoints (tenant_id, last_created_at, last_id, lake_epoch)
+        SELECT t, now() - interval '1 hour', '0',
+               (SELECT s.system_identifier || '/' || c.timeline_id FROM pg_control_system() s, pg_control_checkpoint() c)
+        FROM unnest(ARRAY['stalled', 'endless', 'cancelled', 'timed-out']) t"
 
 # export_failing_fast MODE TENANT SETTING: with the misbehaving server in
 # MODE, exports TENANT under statement_timeout = 60s and SETTING; sets

@@ -1,11 +1,10 @@
-# REPRODUCTION (fails on main at c72bae9): a cascaded standby is not waited
-# for, and its promotion writes a tenant's first rows a second time or
-# fails the tenant 58P02 on every call.
+# REPRODUCTION (fails on main; a documented gap, doc/operations.md
+# "Failover"): a cascaded standby is not waited for, and its promotion
+# writes a tenant's first rows a second time or fails the tenant 58P02 on
+# every call.
 #
 # WaitForStandbysToFlush reads this server's walsenders only: primary -> A
-# -> B, the first batch waits for A, never for B.  The doc's known gap names
-# a standby "not streaming then (down, disconnected, or standby_wait = 0)";
-# B streams all along (from A) and is not covered.  Here A's walsender to B is
+# -> B, the first batch waits for A, never for B.  Here A's walsender to B is
 # stopped (SIGSTOP) before the export; the primary and A are lost (both
 # stopped immediately: one site), and B is promoted.  Observed:
 #   not ok 3 - every call on the new primary succeeds for every tenant

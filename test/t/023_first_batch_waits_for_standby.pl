@@ -77,7 +77,7 @@ is(scalar(@{ read_lake($lake, under => 'exports/late')->{final_files} }), 0, 'th
 $primary->append_conf('postgresql.conf', "interactions_cron.standby_wait = '2s'\n");
 $primary->reload;
 my $late = decode_json(sql($primary, q{SELECT interactions_cron.export_interactions(tenant_id => 'late')}));
-like($late->{tenants}[0]{error} // '', qr/first batch waits for the standbys to have it, and the standby of walsender PID \d+ has flushed/,
+like($late->{tenants}[0]{error} // '', qr/the batch waits for the standbys to have it, and the standby of walsender PID \d+ has flushed/,
 	'past standby_wait the first batch fails, naming the standby');
 is(scalar(@{ read_lake($lake, under => 'exports/late')->{final_files} }), 0, 'it placed nothing');
 

@@ -1,23 +1,14 @@
-# REPRODUCTION (fails on main at c72bae9): while pg_receivewal streams from
-# the primary (WAL archiving without a replication slot, its documented
-# default), no tenant's first batch is ever exported.
-#
-# pg_receivewal without --slot or --synchronous reports no flush position
-# (InvalidXLogRecPtr, pg_stat_replication.flush_lsn is NULL).  Its walsender
-# is physical and STREAMING, so LaggingStandby (src/standby_wait.c) counts it
-# as a standby that has flushed 0/0: every first batch waits standby_wait
-# (10 s by default) and fails 55000, at every call, for as long as the
-# archiver runs.  pg_receivewal is no standby: it can never be promoted.
-# Observed (pg_stat_replication of pg_receivewal: state streaming, flush_lsn NULL):
-#   not ok 2 - a new tenant is exported while pg_receivewal archives the WAL
-#   # {"error": "not exported yet: the tenant's first batch waits for the
-#   #   standbys to have it, and the standby of walsender PID N has flushed the
-#   #   WAL up to 0/0, not yet to 0/...", ...}
+# pg_receivewal is no standby (a hostile review's reproduction: while it ran,
+# no tenant's first batch was exported).  Without --slot or --synchronous it
+# reports no flush position (pg_stat_replication.flush_lsn is NULL); its
+# walsender is physical and streaming, and was taken for a standby that had
+# flushed 0/0, so every first batch waited standby_wait and failed, at every
+# call.  A receiver that reports no flush position is not waited for.
 use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::RealBin/../t";
+use lib $FindBin::RealBin;
 use IPC::Run;
 use JSON::PP;
 use LakeCheck;

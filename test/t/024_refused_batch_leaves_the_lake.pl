@@ -1,32 +1,18 @@
-# REPRODUCTION (fails on main at c72bae9): a first batch refused after
-# interactions_cron.standby_wait removes a file it did not place.
-#
-# 2454f7a makes a batch whose checkpoint ends no confirmed batch look its
-# names up in the lake before its intent names them (RequireFreeNames), so
-# that its undo "never removes a file it did not place".  c72bae9 then makes
-# such a batch wait, between that look-up and the placing, up to
-# standby_wait (10 s by default, up to 1 h) for the standbys; past it
-# RefuseBeforeStandbys fails the batch and its undo (IntentClear) removes
-# every file the intent names.  A file another database placed at one of
-# those names during the wait is removed: the case of t/022 (a tenant made
-# active on a destination too early, exported by two databases into one
-# lake), with the window widened from microseconds to standby_wait.
-#
-# Here the source exports 'mover' rows 1-10 while the destination's first
-# batch of the same rows waits for its stopped standby.  The source's file
-# is placed and its checkpoint moved past row 10; the destination's refusal
-# then deletes that file.  Observed:
-#   destination: {"ok": false, "tenants": [{"error": "not exported yet: the tenant's
-#     first batch waits for the standbys to have it, and the standby of walsender PID
-#     14427 has flushed the WAL up to 0/30143A8, not yet to 0/302F678", ...
-#   not ok 3 - the source's file is still in the lake after the destination's refusal
-#   #   got: '0'  expected: '1'
-#   ok 4 - the source's checkpoint says 10 rows were exported  (so rows 1-10 are lost)
+# A batch refused after interactions_cron.standby_wait leaves the lake alone
+# (a hostile review's reproduction: it removed a file it had not placed).
+# Such a batch looked its names up in the lake, committed its intent, and
+# waited for the standbys; another database placed a file at one of those
+# names meanwhile (the case of t/022: a tenant made active on a destination
+# too early, exported by two databases into one lake).  Its undo used to
+# remove every file its intent names, that one included, whose rows the
+# other database's checkpoint had moved past: rows 1-10 lost.  Now the
+# refused batch, which placed nothing, forgets its intent and removes
+# nothing.
 use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::RealBin/../t";
+use lib $FindBin::RealBin;
 use JSON::PP;
 use LakeCheck;
 use PostgreSQL::Test::Cluster;
