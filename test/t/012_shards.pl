@@ -101,9 +101,7 @@ sub scenario
 	($kind) = @_;
 	if ($kind eq 'dir')
 	{
-		$lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
-		mkdir $lake or die "mkdir $lake: $!";
-		chmod 0700, $lake;
+		$lake = shared_lake();
 	}
 	my $a = new_shard('shard_a', 1);
 	my $b = new_shard('shard_b', 1_000_000);

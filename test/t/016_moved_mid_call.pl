@@ -20,9 +20,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
-my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
-mkdir $lake or die "mkdir $lake: $!";
-chmod 0700, $lake;
+my $lake = shared_lake();
 
 sub sql
 {

@@ -59,12 +59,7 @@ kill 'STOP', $receiver or die "cannot stop $receiver";
 # A wait can be cancelled: the call ends at once, having placed nothing.
 $primary->append_conf('postgresql.conf', "interactions_cron.standby_wait = '1h'\n");
 $primary->reload;
-my $session = $primary->background_psql('postgres', on_error_stop => 0);
-$session->query_until(qr/started/, "\\echo started\nSELECT interactions_cron.export_interactions(tenant_id => 'late');\n");
-ok($primary->poll_query_until('postgres',
-		q{SELECT count(*) = 1 FROM pg_stat_activity
-		  WHERE backend_type = 'interactions_cron export worker' AND wait_event = 'Extension'}),
-	'the export worker waits for the standby');
+my $session = export_waiting_for_standby($primary, q{SELECT interactions_cron.export_interactions(tenant_id => 'late')});
 sql($primary, q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity
                 WHERE query LIKE 'SELECT interactions_cron.export_interactions(%' AND pid <> pg_backend_pid()});
 ok($primary->poll_query_until('postgres',

@@ -20,9 +20,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
-my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
-mkdir $lake or die "mkdir $lake: $!";
-chmod 0700, $lake;
+my $lake = shared_lake();
 
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
 
@@ -54,12 +52,7 @@ kill 'STOP', $receiver or die "cannot stop $receiver";
 
 # The destination's first batch passes the look-up (the lake is empty), commits
 # its intent and waits for the standby.
-my $session = $destination->background_psql('postgres', on_error_stop => 0);
-$session->query_until(qr/started/, "\\echo started\nSELECT interactions_cron.export_interactions(batch_size => 10);\n");
-ok($destination->poll_query_until('postgres',
-		q{SELECT count(*) = 1 FROM pg_stat_activity
-		  WHERE backend_type = 'interactions_cron export worker' AND wait_event = 'Extension'}),
-	'the destination\'s first batch waits for its standby');
+my $session = export_waiting_for_standby($destination, q{SELECT interactions_cron.export_interactions(batch_size => 10)});
 
 # Meanwhile the source exports the same rows: its file takes the same name.
 my $exported = decode_json(sql($source, q{SELECT interactions_cron.export_interactions(batch_size => 10)}));

@@ -32,6 +32,8 @@ our @EXPORT = qw(
   export_until_done
   export_all
   new_tenant_database
+  shared_lake
+  export_waiting_for_standby
   add_tenant_rows
   bounded_psql
   psql_error
@@ -162,6 +164,31 @@ sub export_all
 	ok($caught_up, "$label: the exports caught up");
 	is(scalar(@problems), 0, "$label: every export succeeded for every tenant") or diag join("\n", @problems);
 	return $calls;
+}
+
+# shared_lake makes an empty directory, private to the OS user, for
+# clusters to export into together.
+sub shared_lake
+{
+	my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
+	mkdir $lake or die "mkdir $lake: $!";
+	chmod 0700, $lake;
+	return $lake;
+}
+
+# export_waiting_for_standby starts the export call $call in a background
+# session on $node and returns that session once its worker waits for a
+# standby (interactions_cron.standby_wait).
+sub export_waiting_for_standby
+{
+	my ($node, $call) = @_;
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	$session->query_until(qr/started/, "\\echo started\n$call;\n");
+	$node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity
+		  WHERE backend_type = 'interactions_cron export worker' AND wait_event = 'Extension'})
+	  or die 'the export worker did not wait for the standby';
+	return $session;
 }
 
 # new_tenant_database starts a cluster with $settings (postgresql.conf
