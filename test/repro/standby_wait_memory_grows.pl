@@ -1,0 +1,83 @@
+# FAILS on main (second hostile review of the standby wait): while a
+# worker waits for a standby, LaggingStandby psprintf()s a description of
+# the lagging standby at every poll (every 10 ms) into the tenant group's
+# memory context, and WaitForStandbysToFlush keeps only the last one.  The
+# group context grows by a chunk per poll for the whole wait: about 1.5 MB
+# a minute, some 90 MB per worker for standby_wait = '1h' (its maximum).
+# The sizes are read twice from pg_log_backend_memory_contexts of the
+# waiting worker; the check is that the group's context stays within
+# 64 kB over the second reading, not how long anything takes.
+#
+# Observed on main (055c21d):
+#   not ok 1 - the tenant group's memory stays bounded while the worker waits
+#     # group context: 8192 bytes at the first reading, 524288 at the second
+#     (20 s apart; the figures vary with the polls between the readings)
+#
+# Run: make prove_installcheck PROVE_TESTS=repro/standby_wait_memory_grows.pl
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../t";
+use LakeCheck;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $timeout = $PostgreSQL::Test::Utils::timeout_default;
+
+sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
+
+my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
+my $primary = PostgreSQL::Test::Cluster->new('memory_primary');
+$primary->init(allows_streaming => 1);
+$primary->append_conf('postgresql.conf', qq{
+interactions_cron.export_dir = '$lake'
+interactions_cron.standby_wait = '1h'
+});
+$primary->start;
+sql($primary, 'CREATE EXTENSION interactions_cron');
+sql($primary, slurp_file('../reference/schema.sql'));
+sql($primary, q{INSERT INTO tenants (id, name) VALUES ('t', 'T')});
+sql($primary, q{INSERT INTO interaction_history (tenant_id, created_at, channel)
+                SELECT 't', now() - interval '1 day' + g * interval '1 minute', 'sms' FROM generate_series(1, 10) g});
+$primary->backup('for_standby');
+my $standby = PostgreSQL::Test::Cluster->new('memory_standby');
+$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
+$standby->start;
+$primary->wait_for_catchup($standby, 'replay');
+my $receiver = sql($standby, 'SELECT pid FROM pg_stat_wal_receiver');
+kill 'STOP', $receiver or die "cannot stop $receiver";
+
+my $session = export_waiting_for_standby($primary, q{SELECT interactions_cron.export_interactions()});
+my $worker = sql($primary, q{SELECT pid FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'});
+
+# group_bytes logs the worker's memory contexts and returns the group's total.
+sub group_bytes
+{
+	my $offset = -s $primary->logfile;
+	sql($primary, "SELECT pg_log_backend_memory_contexts($worker)");
+	my $bytes;
+	for (1 .. 10 * $timeout)
+	{
+		last if defined $bytes;
+		my $log = substr(slurp_file($primary->logfile), $offset);
+		($bytes) = $log =~ /interactions_cron tenant group: (\d+) total/;
+		select(undef, undef, undef, 0.1) unless defined $bytes;
+	}
+	return $bytes // die 'no memory context logged';
+}
+
+my $before = group_bytes();
+# Let polls run: the worker is still waiting afterwards (the standby is stopped).
+sql($primary, 'SELECT pg_sleep(20)');
+my $after = group_bytes();
+ok($after - $before <= 65536, 'the tenant group\'s memory stays bounded while the worker waits')
+  or diag "group context: $before bytes at the first reading, $after at the second";
+
+sql($primary, "SELECT pg_terminate_backend($worker)");
+end_session($session);
+kill 'CONT', $receiver;
+$standby->stop;
+$primary->stop;
+done_testing();
