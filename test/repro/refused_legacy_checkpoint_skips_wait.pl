@@ -3,25 +3,25 @@
 # (lake_epoch) of its checkpoint.  A checkpoint that already had a position
 # (last_id set) but no history -- every checkpoint a 1.0 install left, since
 # 1.0--1.1 adds lake_epoch NULL; by reading, also one adopted from such a
-# source -- is
-# then "confirmed here" for KeepCheckpoint (id set, lake_epoch this one), so
-# the NEXT call places its batch without waiting, while the standby that
-# made the first call refuse is still stuck and has neither that history
-# nor the intent.  Promoted, that standby has the 1.0 checkpoint with no
-# history: nothing is swept, and its batch from the same position takes the
-# name the lost batch placed: 58P02 on every call, for ever.
-# (By reading the code, not tested here: the same when the call that records
-# the history exports 0 rows, as its claim records it too.)
+# source -- is then "confirmed here" for KeepCheckpoint (id set, lake_epoch
+# this one), so the NEXT call places its batch without waiting, while the
+# standby that made the first call refuse is still stuck and has neither
+# that history nor the intent.  Promoted, that standby has the 1.0
+# checkpoint with no history: nothing is swept, and its batch from the same
+# position takes the name the lost batch placed: 58P02 on every call.
+# Control (holds): quiet, a 1.0 checkpoint with no row past the watermark at
+# the first call, is not visited then, and its later batch still waits.
 #
 # Observed on main (055c21d):
-#   ok 2 - the first call refuses the batch: the standby lacks it
-#   not ok 3 - the second call, the standby still stopped, refuses it too
-#     got: {"ok": true, "tenants": [{"files": ["exports/legacy/.../batch-...Z-6.json"],
-#           "caughtUp": true, "exported": 5, ...}]}
-#   not ok 4 - the new primary catches up without an error
-#     {"ok":false,"tenants":[{"error":"export file \"exports/legacy/.../batch-...Z-6.json\"
-#       already exists in the lake","caughtUp":false,...}]}
-#   ok 5 - rows 6-10 are in the lake once each (the lost batch's file stays)
+#   ok 2 - the first call refuses legacy's batch: the standby lacks it
+#   not ok 4 - the second call, the standby still stopped, refuses legacy's batch too
+#     got: {"ok": false, "tenants": [{"files": ["exports/legacy/.../batch-...Z-6.json"],
+#           "caughtUp": true, "exported": 5, "tenantId": "legacy", ...}, {... quiet refused ...}]}
+#   ok 5 - the second call, the standby still stopped, refuses quiet's batch too
+#   not ok 6 - the new primary catches up without an error
+#     {"ok":false,"tenants":[{"tenantId":"legacy","error":"export file
+#       \"exports/legacy/.../batch-...Z-6.json\" already exists in the lake",...}, ...]}  (every call)
+#   ok 7 - rows 6-10 of both are in the lake once each (the lost batch's file stays)
 #
 # Run: make prove_installcheck PROVE_TESTS=repro/refused_legacy_checkpoint_skips_wait.pl
 use strict;
@@ -48,20 +48,29 @@ interactions_cron.standby_wait = '1s'
 });
 $primary->start;
 
-# A 1.0 install that exported rows 1-5 of tenant legacy, then updated.
+# A 1.0 install that exported rows 1-5 of tenants legacy and quiet, then
+# updated.  Quiet's rows 6-10 are written a few seconds ahead (they pass the
+# watermark only after the first call below): its first call exports 0 rows.
 sql($primary, q{CREATE EXTENSION interactions_cron VERSION '1.0'});
 sql($primary, slurp_file('../reference/schema.sql'));
-sql($primary, q{INSERT INTO tenants (id, name) VALUES ('legacy', 'Legacy')});
+sql($primary, q{INSERT INTO tenants (id, name) VALUES ('legacy', 'Legacy'), ('quiet', 'Quiet')});
 sql($primary, q{INSERT INTO interaction_history (tenant_id, created_at, channel)
                 SELECT 'legacy', now() - interval '1 day' + g * interval '7 minutes', 'sms'
                 FROM generate_series(1, 10) g ORDER BY g});
+sql($primary, q{INSERT INTO interaction_history (tenant_id, created_at, channel)
+                SELECT 'quiet', CASE WHEN g <= 5 THEN now() - interval '1 day' + g * interval '7 minutes'
+                                     ELSE now() + interval '4 seconds' + g * interval '1 millisecond' END, 'sms'
+                FROM generate_series(1, 10) g ORDER BY g});
 sql($primary, q{INSERT INTO interactions_cron.export_checkpoints
                   (tenant_id, last_created_at, last_id, rows_exported, files_written, last_success_at)
-                SELECT tenant_id, created_at, id, 5, 1, now() - interval '1 hour'
-                FROM interaction_history ORDER BY created_at, id OFFSET 4 LIMIT 1});
+                SELECT DISTINCT ON (tenant_id) tenant_id, created_at, id, 5, 1, now() - interval '1 hour'
+                FROM (SELECT *, row_number() OVER (PARTITION BY tenant_id ORDER BY created_at, id) AS n
+                      FROM interaction_history) h
+                WHERE n = 5 ORDER BY tenant_id});
 sql($primary, 'ALTER EXTENSION interactions_cron UPDATE');
-is(sql($primary, q{SELECT last_id IS NOT NULL AND lake_epoch IS NULL FROM interactions_cron.export_checkpoints}),
-	't', 'the 1.0 checkpoint has a position and no history');
+is(sql($primary, q{SELECT count(*) FILTER (WHERE last_id IS NOT NULL AND lake_epoch IS NULL)
+                   FROM interactions_cron.export_checkpoints}),
+	'2', 'the 1.0 checkpoints have a position and no history');
 
 $primary->backup('for_standby');
 my $standby = PostgreSQL::Test::Cluster->new('legacy_standby');
@@ -73,13 +82,22 @@ $primary->wait_for_catchup($standby, 'replay');
 my $receiver = sql($standby, 'SELECT pid FROM pg_stat_wal_receiver');
 kill 'STOP', $receiver or die "cannot stop $receiver";
 
-my $first = decode_json(sql($primary, q{SELECT interactions_cron.export_interactions(tenant_id => 'legacy')}));
-like($first->{tenants}[0]{error} // '', qr/waits for the standbys/,
-	'the first call refuses the batch: the standby lacks it') or diag explain $first;
+my %first = map { $_->{tenantId} => $_ }
+  @{ decode_json(sql($primary, q{SELECT interactions_cron.export_interactions()}))->{tenants} };
+like($first{legacy}{error} // '', qr/waits for the standbys/,
+	'the first call refuses legacy\'s batch: the standby lacks it') or diag explain \%first;
+is($first{quiet}{exported}, 0, 'the first call finds no row of quiet past the watermark');
 
-my $second = sql($primary, q{SELECT interactions_cron.export_interactions(tenant_id => 'legacy')});
-like(decode_json($second)->{tenants}[0]{error} // '', qr/waits for the standbys/,
-	'the second call, the standby still stopped, refuses it too') or diag "got: $second";
+$primary->poll_query_until('postgres',
+	q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
+  or die 'the rows did not pass the watermark margin';
+my $second = sql($primary, q{SELECT interactions_cron.export_interactions()});
+my %second = map { $_->{tenantId} => $_ } @{ decode_json($second)->{tenants} };
+for my $tenant ('legacy', 'quiet')
+{
+	like($second{$tenant}{error} // '', qr/waits for the standbys/,
+		"the second call, the standby still stopped, refuses ${tenant}'s batch too") or diag "got: $second";
+}
 
 # The primary crashes; the standby, promoted, exports on.
 # SIGKILL, not SIGCONT: a receiver let go on reads the WAL its socket still
@@ -96,8 +114,10 @@ $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 
 my ($caught_up, @problems) = export_until_done(sub { sql($standby, 'SELECT interactions_cron.export_interactions()') }, 5);
 ok($caught_up && !@problems, 'the new primary catches up without an error') or diag join("\n", @problems);
 my $lake_ids = read_lake($lake)->{ids};
-my @ids_past_5 = split /\n/, sql($standby, q{SELECT id FROM interaction_history ORDER BY created_at, id OFFSET 5});
-is(scalar(grep { ($lake_ids->{$_} // 0) == 1 } @ids_past_5), 5, 'rows 6-10 are in the lake once each');
+my @ids_past_5 = split /\n/, sql($standby, q{SELECT id FROM (SELECT id, row_number() OVER
+                                                 (PARTITION BY tenant_id ORDER BY created_at, id) AS n
+                                               FROM interaction_history) h WHERE n > 5});
+is(scalar(grep { ($lake_ids->{$_} // 0) == 1 } @ids_past_5), 10, 'rows 6-10 of both are in the lake once each');
 
 $standby->stop;
 done_testing();
