@@ -13,6 +13,9 @@
 #       row locked at that instant: here by a session's FOR UPDATE; a
 #       reset_checkpoint or another claim does the same), so the intent
 #       stays, and the next call's claim removes the source's file.
+#   m3: the waiting call is cancelled (statement_timeout, a cancelled
+#       pg_cron job): its intent stays, and the next call's claim removes
+#       the source's file.
 # Either way the source's checkpoint says rows 1-10 are exported, and no
 # file holds them.
 #
@@ -23,6 +26,8 @@
 #   not ok 4 - m2: the source's file is still in the lake after the next call
 #     (refused call: "not exported yet: the batch waits for the standbys ...";
 #      intents left: 1; its RecordFailure skipped too: m2 not marked failed)
+#   ok 5 - the source exported m3's rows 1-10
+#   not ok 6 - m3: the source's file is still in the lake after a cancelled wait and the next call
 #
 # Run: make prove_installcheck PROVE_TESTS=repro/waiting_intent_undone_by_another_claim.pl
 use strict;
@@ -43,8 +48,8 @@ sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, t
 
 my $settings = "interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n";
 my $source = new_tenant_database('source', 1, $settings);
-sql($source, q{INSERT INTO tenants (id, name) VALUES ('m1', 'M1'), ('m2', 'M2')});
-add_tenant_rows($source, 10, 0, 'm1', 'm2');
+sql($source, q{INSERT INTO tenants (id, name) VALUES ('m1', 'M1'), ('m2', 'M2'), ('m3', 'M3')});
+add_tenant_rows($source, 10, 0, 'm1', 'm2', 'm3');
 
 my $destination = PostgreSQL::Test::Cluster->new('destination');
 $destination->init(allows_streaming => 1);
@@ -60,7 +65,7 @@ $destination->wait_for_catchup($standby, 'replay');
 
 # The tenants are active on the destination too early (t/022, t/024).
 my $rows = sql($source, q{COPY (SELECT * FROM interaction_history ORDER BY id) TO STDOUT});
-sql($destination, q{INSERT INTO tenants (id, name) VALUES ('m1', 'M1'), ('m2', 'M2')});
+sql($destination, q{INSERT INTO tenants (id, name) VALUES ('m1', 'M1'), ('m2', 'M2'), ('m3', 'M3')});
 sql($destination, "COPY interaction_history FROM STDIN;\n$rows\n\\.\n");
 $destination->wait_for_catchup($standby, 'flush');
 
@@ -99,6 +104,23 @@ note 'intents left: ' . sql($destination, 'SELECT count(*) FROM interactions_cro
 note 'next call: ' . sql($destination, export_one('m2'));
 is(scalar(grep { -e "$lake/$_" } @m2_files), 1,
 	"m2: the source's file is still in the lake after the next call") or diag "source's file: @m2_files";
+
+# m3: the destination's call waits (standby_wait 1h for it); the source
+# places the same name; the call is cancelled (a statement_timeout, say),
+# which leaves its intent, and the next call's claim undoes it.
+my $cancelled = export_waiting_for_standby($destination,
+	"SET interactions_cron.standby_wait = '1h';\n" . export_one('m3'));
+is(decode_json(sql($source, export_one('m3')))->{totalExported}, 10, "the source exported m3's rows 1-10");
+my @m3_files = files_of('m3');
+sql($destination, q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+                    WHERE query LIKE '%export_interactions(%' AND pid <> pg_backend_pid()});
+$destination->poll_query_until('postgres',
+	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'})
+  or die 'the waiting worker did not end';
+end_session($cancelled);
+note 'next call: ' . sql($destination, export_one('m3'));
+is(scalar(grep { -e "$lake/$_" } @m3_files), 1,
+	"m3: the source's file is still in the lake after a cancelled wait and the next call") or diag "source's file: @m3_files";
 
 kill 'CONT', $receiver;
 $standby->stop;
