@@ -25,7 +25,8 @@
 #   ok 3 - the source exported m2's rows 1-10
 #   not ok 4 - m2: the source's file is still in the lake after the next call
 #     (refused call: "not exported yet: the batch waits for the standbys ...";
-#      intents left: 1; its RecordFailure skipped too: m2 not marked failed)
+#      intents left: 1; by reading, its RecordFailure is skipped too, the row
+#      being locked: m2 is not marked failed)
 #   ok 5 - the source exported m3's rows 1-10
 #   not ok 6 - m3: the source's file is still in the lake after a cancelled wait and the next call
 #
