@@ -109,19 +109,23 @@ CurrentLakeEpoch(void)
 /*
  * CheckpointRecordLakeEpoch records the history the tenant's checkpoint
  * belongs to: the current one once its files named past it have been
- * removed, or LAKE_EPOCH_BEHIND_LAKE, which makes the next claim sweep.
+ * removed, LAKE_EPOCH_BEHIND_LAKE, which makes the next claim sweep, or
+ * none (NULL) again, for a batch that placed nothing before a standby had
+ * that record (see RefuseBeforeStandbys in tenant_export.c).
  */
 void
 CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch)
 {
 	static SPIPlanPtr epochPlan = NULL;
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(lakeEpoch)};
+	Datum		values[2] = {CStringGetTextDatum(tenantId),
+	lakeEpoch != NULL ? CStringGetTextDatum(lakeEpoch) : (Datum) 0};
+	char		nulls[2] = {' ', lakeEpoch != NULL ? ' ' : 'n'};
 
 	(void) RunKeyedStatementAsOwner(&epochPlan,
 									"UPDATE interactions_cron.export_checkpoints SET lake_epoch = $2"
 									" WHERE tenant_id = $1",
-									2, argumentTypes, values, NULL, SPI_OK_UPDATE,
+									2, argumentTypes, values, nulls, SPI_OK_UPDATE,
 									"record the checkpoint's lake history");
 }
 

@@ -45,13 +45,20 @@ IsPhysicalWalSender(pid_t pid)
 	return proc != NULL && proc->databaseId == InvalidOid;
 }
 
+/* A standby that has not flushed the WAL far enough yet. */
+typedef struct LaggingStandby
+{
+	pid_t		walsenderPid;
+	XLogRecPtr	flushed;
+} LaggingStandby;
+
 /*
- * LaggingStandby describes a physical standby, streaming or catching up,
- * that reports a flush position short of target, or returns NULL when none
- * lags.
+ * FindLaggingStandby looks for a physical standby, streaming or catching
+ * up, that reports a flush position short of target, and says whether it
+ * found one.
  */
-static char *
-LaggingStandby(XLogRecPtr target)
+static bool
+FindLaggingStandby(XLogRecPtr target, LaggingStandby *lagging)
 {
 	for (int i = 0; i < max_wal_senders; i++)
 	{
@@ -68,10 +75,11 @@ LaggingStandby(XLogRecPtr target)
 		if (pid == 0 || (state != WALSNDSTATE_STREAMING && state != WALSNDSTATE_CATCHUP) ||
 			flushed == InvalidXLogRecPtr || flushed >= target || !IsPhysicalWalSender(pid))
 			continue;
-		return psprintf("the standby of walsender PID %d has flushed the WAL up to %X/%X, not yet to %X/%X",
-						(int) pid, LSN_FORMAT_ARGS(flushed), LSN_FORMAT_ARGS(target));
+		lagging->walsenderPid = pid;
+		lagging->flushed = flushed;
+		return true;
 	}
-	return NULL;
+	return false;
 }
 
 /*
@@ -84,16 +92,18 @@ char *
 WaitForStandbysToFlush(XLogRecPtr target, int timeoutMs)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeoutMs);
+	LaggingStandby lagging;
 
-	for (;;)
+	while (FindLaggingStandby(target, &lagging))
 	{
-		char	   *lagging = LaggingStandby(target);
-
-		if (lagging == NULL || GetCurrentTimestamp() >= deadline)
-			return lagging;
+		if (GetCurrentTimestamp() >= deadline)
+			return psprintf("the standby of walsender PID %d has flushed the WAL up to %X/%X, not yet to %X/%X",
+							(int) lagging.walsenderPid, LSN_FORMAT_ARGS(lagging.flushed),
+							LSN_FORMAT_ARGS(target));
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 STANDBY_POLL_MILLISECONDS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+	return NULL;
 }

@@ -75,6 +75,7 @@ typedef struct TenantBatch
 	char	   *intentToken;	/* set once the intent is committed */
 	CheckpointPosition checkpoint;	/* where its rows start, as claimed */
 	bool		confirmedHere;	/* the checkpoint ends a batch of this history */
+	bool		historyUnrecorded;	/* the checkpoint had no lake_epoch when claimed */
 	bool		pending;		/* its intent awaits the next transaction */
 	bool		lockWaitCut;	/* its lock waits are cut short (see above) */
 	bool		deferred;		/* it was, and must be written again */
@@ -354,6 +355,7 @@ KeepCheckpoint(TenantExporter *exporter, TenantBatch *batch, CheckpointPosition 
 	batch->checkpoint.id = checkpoint.id != NULL ? MemoryContextStrdup(batch->context, checkpoint.id) : NULL;
 	batch->confirmedHere = checkpoint.id != NULL && checkpoint.lakeEpoch != NULL &&
 		strcmp(checkpoint.lakeEpoch, exporter->lakeEpoch) == 0;
+	batch->historyUnrecorded = checkpoint.lakeEpoch == NULL;
 }
 
 /*
@@ -852,15 +854,21 @@ MakeIntentsDurable(TenantExporter *exporter)
 }
 
 /*
- * ForgetRefusedIntent deletes the intent of a batch refused before placing
+ * ForgetRefusedBatch deletes the intent of a batch refused before placing
  * (see HoldForStandbys), and leaves the lake alone: the batch placed
- * nothing, so a file of one of its names there now is another's.
+ * nothing, so a file of one of its names there now is another's.  A
+ * checkpoint that had no history recorded gets none again: the standby may
+ * lack the record, and the next batch must wait for it too (a checkpoint
+ * last moved by 1.0 would otherwise count as confirmed here).
  */
 static void
-ForgetRefusedIntent(TenantExporter *exporter, TenantBatch *batch, const char *message)
+ForgetRefusedBatch(TenantExporter *exporter, TenantBatch *batch, const char *message)
 {
-	if (CheckpointReclaim(batch->tenantId) && IntentIsOurs(batch->tenantId, batch->intentToken))
-		IntentForget(batch->tenantId);
+	if (!CheckpointReclaim(batch->tenantId) || !IntentIsOurs(batch->tenantId, batch->intentToken))
+		return;
+	IntentForget(batch->tenantId);
+	if (batch->historyUnrecorded)
+		CheckpointRecordLakeEpoch(batch->tenantId, NULL);
 }
 
 /*
@@ -884,7 +892,7 @@ RefuseBeforeStandbys(TenantExporter *exporter, TenantBatch *batch)
 			 errhint("Check the standby's replication. interactions_cron.standby_wait = 0 places such batches without waiting.")));
 	SinkAbortFiles(exporter->sink, batch->receiver->files);
 	RunUndoStep(exporter, batch, message, RecordFailure, "recording an interactions_cron tenant's failure");
-	RunUndoStep(exporter, batch, message, ForgetRefusedIntent, "forgetting an interactions_cron tenant's batch");
+	RunUndoStep(exporter, batch, message, ForgetRefusedBatch, "forgetting an interactions_cron tenant's batch");
 	batch->pending = false;
 	batch->outcome->error = message;
 	batch->outcome->exported = 0;
@@ -913,14 +921,17 @@ GroupHasUnconfirmedBatches(TenantExporter *exporter)
 	return false;
 }
 
+/* How long a worker's groups wait for the standbys once a wait timed out. */
+#define STANDBY_WAIT_ONCE_SPENT_MS 1000
+
 /*
  * HoldForStandbys places no batch from a checkpoint this history has not
  * confirmed (a tenant's first, the first after reset_checkpoint or
  * adopt_tenant_state: see standby_wait.c) before every physical standby
  * streaming from this server has flushed the group's intents, waiting at
  * most standby_wait.  Past that, those batches fail, and are retried at the
- * next call; the worker's later groups look once more without waiting.
- * Other batches go on.
+ * next call; the worker's later groups wait STANDBY_WAIT_ONCE_SPENT_MS at
+ * most, enough for a standby that has caught up.  Other batches go on.
  */
 static void
 HoldForStandbys(TenantExporter *exporter)
@@ -929,8 +940,10 @@ HoldForStandbys(TenantExporter *exporter)
 
 	if (StandbyWaitMs == 0 || !GroupHasUnconfirmedBatches(exporter))
 		return;
-	exporter->laggingStandby = WaitForStandbysToFlush(exporter->intentsEnd,
-													  exporter->standbyWaitSpent ? 0 : StandbyWaitMs);
+	exporter->laggingStandby =
+		WaitForStandbysToFlush(exporter->intentsEnd,
+							   exporter->standbyWaitSpent ? Min(StandbyWaitMs, STANDBY_WAIT_ONCE_SPENT_MS)
+							   : StandbyWaitMs);
 	if (exporter->laggingStandby == NULL)
 		return;
 	exporter->standbyWaitSpent = true;

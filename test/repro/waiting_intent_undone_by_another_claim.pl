@@ -1,4 +1,5 @@
-# FAILS on main (second hostile review of the standby wait): t/024 showed a
+# FAILS on main (second hostile review of the standby wait; a documented
+# limit: two databases exporting one tenant at once).  t/024 showed a
 # refused batch's undo remove another database's file placed at one of its
 # names while it waited, and the refusal now forgets its intent instead.
 # But the intent stays outstanding for the whole wait (standby_wait, 10 s by

@@ -1,34 +1,17 @@
-# FAILS on main (second hostile review of the standby wait): a batch
-# refused by standby_wait still commits, in its transaction A, the history
-# (lake_epoch) of its checkpoint.  A checkpoint that already had a position
-# (last_id set) but no history -- every checkpoint a 1.0 install left, since
-# 1.0--1.1 adds lake_epoch NULL; by reading, also one adopted from such a
-# source -- is then "confirmed here" for KeepCheckpoint (id set, lake_epoch
-# this one), so the NEXT call places its batch without waiting, while the
-# standby that made the first call refuse is still stuck and has neither
-# that history nor the intent.  Promoted, that standby has the 1.0
-# checkpoint with no history: nothing is swept, and its batch from the same
-# position takes the name the lost batch placed: 58P02 on every call.
-# Control (holds): quiet, a 1.0 checkpoint with no row past the watermark at
-# the first call, is not visited then, and its later batch still waits.
-#
-# Observed on main (055c21d):
-#   ok 2 - the first call refuses legacy's batch: the standby lacks it
-#   not ok 4 - the second call, the standby still stopped, refuses legacy's batch too
-#     got: {"ok": false, "tenants": [{"files": ["exports/legacy/.../batch-...Z-6.json"],
-#           "caughtUp": true, "exported": 5, "tenantId": "legacy", ...}, {... quiet refused ...}]}
-#   ok 5 - the second call, the standby still stopped, refuses quiet's batch too
-#   not ok 6 - the new primary catches up without an error
-#     {"ok":false,"tenants":[{"tenantId":"legacy","error":"export file
-#       \"exports/legacy/.../batch-...Z-6.json\" already exists in the lake",...}, ...]}  (every call)
-#   ok 7 - rows 6-10 of both are in the lake once each (the lost batch's file stays)
-#
-# Run: make prove_installcheck PROVE_TESTS=repro/refused_legacy_checkpoint_skips_wait.pl
+# A batch refused by standby_wait leaves its checkpoint's history as it
+# found it (a hostile review's reproduction).  It used to keep the history
+# (lake_epoch) its transaction A recorded, so a checkpoint that had a
+# position but no history (every checkpoint a 1.0 install left) counted as
+# confirmed here at the next call, whose batch was placed without waiting
+# while the standby still lacked both; promoted, that standby swept nothing
+# and failed the tenant 58P02 on every call.  Control: a 1.0 checkpoint with
+# no row past the watermark at the first call is not visited then, and its
+# later batch waits too.
 use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::RealBin/../t";
+use lib $FindBin::RealBin;
 use JSON::PP;
 use LakeCheck;
 use PostgreSQL::Test::Cluster;
