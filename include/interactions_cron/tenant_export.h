@@ -51,7 +51,7 @@ typedef struct TenantExporter
 	void	   *reportArgument;
 	bool		callerGone;		/* report returned false */
 	char	   *laggingStandby; /* the open group's, if one lacks its intents */
-	bool		standbyWaitSpent;	/* a wait for the standbys timed out: no more */
+	bool		standbyWaitSpent;	/* a wait for the standbys timed out: shorter ones */
 } TenantExporter;
 
 extern TenantExporter *CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun,
