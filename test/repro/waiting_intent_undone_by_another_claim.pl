@@ -53,17 +53,8 @@ my $source = new_tenant_database('source', 1, $settings);
 sql($source, q{INSERT INTO tenants (id, name) VALUES ('m1', 'M1'), ('m2', 'M2'), ('m3', 'M3')});
 add_tenant_rows($source, 10, 0, 'm1', 'm2', 'm3');
 
-my $destination = PostgreSQL::Test::Cluster->new('destination');
-$destination->init(allows_streaming => 1);
-$destination->append_conf('postgresql.conf', $settings . "interactions_cron.standby_wait = '4s'\n");
-$destination->start;
-sql($destination, 'CREATE EXTENSION interactions_cron');
-sql($destination, slurp_file('../reference/schema.sql'));
-$destination->backup('for_standby');
-my $standby = PostgreSQL::Test::Cluster->new('destination_standby');
-$standby->init_from_backup($destination, 'for_standby', has_streaming => 1);
-$standby->start;
-$destination->wait_for_catchup($standby, 'replay');
+my ($destination, $standby) = primary_with_standby('destination',
+	$settings . "interactions_cron.standby_wait = '4s'\n");
 
 # The tenants are active on the destination too early (t/022, t/024).
 my $rows = sql($source, q{COPY (SELECT * FROM interaction_history ORDER BY id) TO STDOUT});

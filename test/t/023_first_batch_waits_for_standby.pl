@@ -25,23 +25,11 @@ my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
 
 my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
-my $primary = PostgreSQL::Test::Cluster->new('first_batch_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-interactions_cron.export_dir = '$lake'
-interactions_cron.standby_wait = '2s'
-});
-$primary->start;
-sql($primary, 'CREATE EXTENSION interactions_cron');
-sql($primary, slurp_file('../reference/schema.sql'));
+my ($primary, $standby) = primary_with_standby('first_batch',
+	"interactions_cron.export_dir = '$lake'\ninteractions_cron.standby_wait = '2s'\n");
 sql($primary, q{INSERT INTO tenants (id, name) VALUES ('early', 'Early'), ('late', 'Late')});
 sql($primary, q{INSERT INTO interaction_history (tenant_id, channel)
                 SELECT t, 'sms' FROM unnest(ARRAY['early', 'late']) t, generate_series(1, 10) ORDER BY 1});
-
-$primary->backup('for_standby');
-my $standby = PostgreSQL::Test::Cluster->new('first_batch_standby');
-$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
-$standby->start;
 $primary->wait_for_catchup($standby, 'replay');
 $primary->poll_query_until('postgres', q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
   or die 'the rows did not pass the watermark margin';

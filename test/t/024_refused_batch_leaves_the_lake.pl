@@ -29,17 +29,8 @@ my $source = new_tenant_database('source', 1, $settings);
 sql($source, q{INSERT INTO tenants (id, name) VALUES ('mover', 'Mover')});
 add_tenant_rows($source, 10, 0, 'mover');
 
-my $destination = PostgreSQL::Test::Cluster->new('destination');
-$destination->init(allows_streaming => 1);
-$destination->append_conf('postgresql.conf', $settings . "interactions_cron.standby_wait = '15s'\n");
-$destination->start;
-sql($destination, 'CREATE EXTENSION interactions_cron');
-sql($destination, slurp_file('../reference/schema.sql'));
-$destination->backup('for_standby');
-my $standby = PostgreSQL::Test::Cluster->new('destination_standby');
-$standby->init_from_backup($destination, 'for_standby', has_streaming => 1);
-$standby->start;
-$destination->wait_for_catchup($standby, 'replay');
+my ($destination, $standby) = primary_with_standby('destination',
+	$settings . "interactions_cron.standby_wait = '15s'\n");
 
 # The tenant is active on the destination too early: its rows are there.
 my $rows = sql($source, q{COPY (SELECT * FROM interaction_history WHERE tenant_id = 'mover' ORDER BY id) TO STDOUT});

@@ -20,22 +20,11 @@ my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
 
 my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
-my $primary = PostgreSQL::Test::Cluster->new('memory_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', qq{
-interactions_cron.export_dir = '$lake'
-interactions_cron.standby_wait = '1h'
-});
-$primary->start;
-sql($primary, 'CREATE EXTENSION interactions_cron');
-sql($primary, slurp_file('../reference/schema.sql'));
+my ($primary, $standby) = primary_with_standby('memory',
+	"interactions_cron.export_dir = '$lake'\ninteractions_cron.standby_wait = '1h'\n");
 sql($primary, q{INSERT INTO tenants (id, name) VALUES ('t', 'T')});
 sql($primary, q{INSERT INTO interaction_history (tenant_id, created_at, channel)
                 SELECT 't', now() - interval '1 day' + g * interval '1 minute', 'sms' FROM generate_series(1, 10) g});
-$primary->backup('for_standby');
-my $standby = PostgreSQL::Test::Cluster->new('memory_standby');
-$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
-$standby->start;
 $primary->wait_for_catchup($standby, 'replay');
 my $receiver = sql($standby, 'SELECT pid FROM pg_stat_wal_receiver');
 kill 'STOP', $receiver or die "cannot stop $receiver";

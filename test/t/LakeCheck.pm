@@ -34,6 +34,7 @@ our @EXPORT = qw(
   new_tenant_database
   shared_lake
   export_waiting_for_standby
+  primary_with_standby
   add_tenant_rows
   bounded_psql
   psql_error
@@ -189,6 +190,26 @@ sub export_waiting_for_standby
 		  WHERE backend_type = 'interactions_cron export worker' AND wait_event = 'Extension'})
 	  or die 'the export worker did not wait for the standby';
 	return $session;
+}
+
+# primary_with_standby starts a primary $name with $settings (postgresql.conf
+# lines), the extension and the reference schema, and a standby streaming
+# from it that has replayed all that; it returns both.
+sub primary_with_standby
+{
+	my ($name, $settings) = @_;
+	my $primary = PostgreSQL::Test::Cluster->new($name);
+	$primary->init(allows_streaming => 1);
+	$primary->append_conf('postgresql.conf', $settings);
+	$primary->start;
+	$primary->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
+	$primary->safe_psql('postgres', PostgreSQL::Test::Utils::slurp_file('../reference/schema.sql'));
+	$primary->backup('for_standby');
+	my $standby = PostgreSQL::Test::Cluster->new("${name}_standby");
+	$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
+	$standby->start;
+	$primary->wait_for_catchup($standby, 'replay');
+	return ($primary, $standby);
 }
 
 # new_tenant_database starts a cluster with $settings (postgresql.conf
