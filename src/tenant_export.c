@@ -665,20 +665,27 @@ ConfirmBatch(TenantExporter *exporter, TenantBatch *batch)
 }
 
 /*
- * UndoFailedBatch runs after a tenant's transaction aborted: it deletes the
- * batch's temporary files, marks the tenant failed, and removes what the
- * batch placed.
+ * FailBatch ends a batch that failed, outside any transaction: it deletes
+ * the batch's temporary files, marks the tenant failed, and undoes its
+ * intent, if it committed one, with undoIntent; the outcome carries the
+ * error.
  */
 static void
-UndoFailedBatch(TenantExporter *exporter, TenantBatch *batch, const char *message)
+FailBatch(TenantExporter *exporter, TenantBatch *batch, char *message, UndoStep undoIntent)
 {
 	if (batch->receiver != NULL)
 		SinkAbortFiles(exporter->sink, batch->receiver->files);
-	if (exporter->dryRun)
-		return;
-	RunUndoStep(exporter, batch, message, RecordFailure, "recording an interactions_cron tenant's failure");
-	if (batch->intentToken != NULL)
-		RunUndoStep(exporter, batch, message, RemoveOwnIntentFiles, "undoing an interactions_cron tenant's batch");
+	if (!exporter->dryRun)
+	{
+		RunUndoStep(exporter, batch, message, RecordFailure, "recording an interactions_cron tenant's failure");
+		if (batch->intentToken != NULL)
+			RunUndoStep(exporter, batch, message, undoIntent, "undoing an interactions_cron tenant's batch");
+	}
+	batch->pending = false;
+	batch->outcome->error = message;
+	batch->outcome->exported = 0;
+	batch->outcome->batchFull = false;
+	batch->outcome->files = NIL;
 }
 
 /*
@@ -769,12 +776,7 @@ RunBatchStepCatchingErrors(TenantExporter *exporter, TenantBatch *batch, BatchSt
 		AbortCurrentTransaction();
 		MemoryContextSwitchTo(batch->context);
 
-		UndoFailedBatch(exporter, batch, error->message);
-		batch->pending = false;
-		batch->outcome->error = error->message;
-		batch->outcome->exported = 0;
-		batch->outcome->batchFull = false;
-		batch->outcome->files = NIL;
+		FailBatch(exporter, batch, error->message, RemoveOwnIntentFiles);
 	}
 	PG_END_TRY();
 }
@@ -877,27 +879,20 @@ ForgetRefusedBatch(TenantExporter *exporter, TenantBatch *batch, const char *mes
  * call.
  */
 static void
-RefuseBeforeStandbys(TenantExporter *exporter, TenantBatch *batch)
+RefuseBeforeStandbys(TenantExporter *exporter, TenantBatch *batch, const char *laggingStandby)
 {
 	char	   *message;
 
 	MemoryContextSwitchTo(batch->context);
 	message = psprintf("not exported yet: the batch waits for the standbys to have it, and %s",
-								   exporter->laggingStandby);
+					   laggingStandby);
 
 	ereport(WARNING,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("interactions_cron: tenant \"%s\" %s", batch->tenantId, message),
 			 errdetail("A standby promoted without the tenant's checkpoint could not undo the batch's files and would export its rows a second time. Nothing was placed; the next call tries again."),
 			 errhint("Check the standby's replication. interactions_cron.standby_wait = 0 places such batches without waiting.")));
-	SinkAbortFiles(exporter->sink, batch->receiver->files);
-	RunUndoStep(exporter, batch, message, RecordFailure, "recording an interactions_cron tenant's failure");
-	RunUndoStep(exporter, batch, message, ForgetRefusedBatch, "forgetting an interactions_cron tenant's batch");
-	batch->pending = false;
-	batch->outcome->error = message;
-	batch->outcome->exported = 0;
-	batch->outcome->batchFull = false;
-	batch->outcome->files = NIL;
+	FailBatch(exporter, batch, message, ForgetRefusedBatch);
 	ReportIfEnded(exporter, batch);
 }
 
@@ -937,14 +932,14 @@ static void
 HoldForStandbys(TenantExporter *exporter)
 {
 	ListCell   *cell;
+	char	   *laggingStandby;
 
 	if (StandbyWaitMs == 0 || !GroupHasUnconfirmedBatches(exporter))
 		return;
-	exporter->laggingStandby =
-		WaitForStandbysToFlush(exporter->intentsEnd,
-							   exporter->standbyWaitSpent ? Min(StandbyWaitMs, STANDBY_WAIT_ONCE_SPENT_MS)
-							   : StandbyWaitMs);
-	if (exporter->laggingStandby == NULL)
+	laggingStandby = WaitForStandbysToFlush(exporter->intentsEnd,
+											exporter->standbyWaitSpent
+											? Min(StandbyWaitMs, STANDBY_WAIT_ONCE_SPENT_MS) : StandbyWaitMs);
+	if (laggingStandby == NULL)
 		return;
 	exporter->standbyWaitSpent = true;
 	foreach(cell, exporter->group)
@@ -952,7 +947,7 @@ HoldForStandbys(TenantExporter *exporter)
 		TenantBatch *batch = lfirst(cell);
 
 		if (batch->pending && !batch->confirmedHere)
-			RefuseBeforeStandbys(exporter, batch);
+			RefuseBeforeStandbys(exporter, batch, laggingStandby);
 	}
 }
 
@@ -999,6 +994,5 @@ TenantGroupReset(TenantExporter *exporter)
 {
 	exporter->group = NIL;
 	exporter->intentsEnd = InvalidXLogRecPtr;
-	exporter->laggingStandby = NULL;
 	MemoryContextReset(exporter->groupContext);
 }

@@ -50,7 +50,6 @@ typedef struct TenantExporter
 	TenantOutcomeReport report; /* where outcomes go, as batches end */
 	void	   *reportArgument;
 	bool		callerGone;		/* report returned false */
-	char	   *laggingStandby; /* the open group's, if one lacks its intents */
 	bool		standbyWaitSpent;	/* a wait for the standbys timed out: shorter ones */
 } TenantExporter;
 
