@@ -310,6 +310,7 @@ RunKeyedStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
 /* A statement on a platform table, as RunAsRole hands it over. */
 typedef struct TableQuery
 {
+	SPIPlanPtr	plan;			/* or NULL, and sql */
 	const char *sql;
 	int			argumentCount;
 	Oid		   *argumentTypes;
@@ -326,9 +327,10 @@ static void
 RunTableQuery(void *argument)
 {
 	TableQuery *query = argument;
-	int			code = SPI_execute_with_args(query->sql, query->argumentCount,
-											 query->argumentTypes, query->values,
-											 query->nulls, false, query->rowLimit);
+	int			code = query->plan != NULL
+		? SPI_execute_plan(query->plan, query->values, query->nulls, false, query->rowLimit)
+		: SPI_execute_with_args(query->sql, query->argumentCount, query->argumentTypes,
+								query->values, query->nulls, false, query->rowLimit);
 
 	if (code != SPI_OK_SELECT)
 		elog(ERROR, "could not %s: %s", query->what, SPI_result_code_string(code));
@@ -346,7 +348,20 @@ RunQueryAsTableOwner(const ConfiguredTable *table, const char *sql, int argument
 					 Oid *argumentTypes, Datum *values, const char *nulls, long rowLimit,
 					 const char *what)
 {
-	TableQuery	query = {sql, argumentCount, argumentTypes, values, nulls, rowLimit, what};
+	TableQuery	query = {NULL, sql, argumentCount, argumentTypes, values, nulls, rowLimit, what};
+
+	RunAsRole(table->owner, RunTableQuery, &query);
+}
+
+/*
+ * RunPlanAsTableOwner is RunQueryAsTableOwner for a query whose plan a
+ * worker keeps (see PrepareTenantActivityPlan).
+ */
+void
+RunPlanAsTableOwner(const ConfiguredTable *table, SPIPlanPtr plan, Datum *values,
+					const char *nulls, long rowLimit, const char *what)
+{
+	TableQuery	query = {plan, NULL, 0, NULL, values, nulls, rowLimit, what};
 
 	RunAsRole(table->owner, RunTableQuery, &query);
 }

@@ -41,6 +41,8 @@ typedef struct ConfiguredTable
 	Oid			owner;			/* statements on it run as this role */
 	MappedColumn columns[MAX_MAPPED_COLUMNS];
 	char	   *activeFilter;	/* tenants table: which tenants are active */
+	struct _SPI_plan *activityPlan; /* tenants table: its look-up, if kept
+									 * (PrepareTenantActivityPlan) */
 } ConfiguredTable;
 
 extern ConfiguredTable ResolveConfiguredTable(const char *settingName,

@@ -20,6 +20,8 @@ extern void RunAsRole(Oid roleId, RoleBody body, void *argument);
 extern void RunQueryAsTableOwner(const ConfiguredTable *table, const char *sql,
 								 int argumentCount, Oid *argumentTypes, Datum *values,
 								 const char *nulls, long rowLimit, const char *what);
+extern void RunPlanAsTableOwner(const ConfiguredTable *table, SPIPlanPtr plan, Datum *values,
+								const char *nulls, long rowLimit, const char *what);
 extern uint64 RunStatementAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
 								  Oid *argumentTypes, Datum *values, const char *nulls,
 								  int expectedCode, const char *what);

@@ -28,6 +28,7 @@ extern List *ListActiveTenants(const ConfiguredTable *tenants,
 							   const ConfiguredTable *history,
 							   TimestampTz watermark, const char *onlyTenantId,
 							   MemoryContext resultContext);
+extern void PrepareTenantActivityPlan(ConfiguredTable *tenants);
 extern bool TenantIsActive(const ConfiguredTable *tenants, const char *tenantId);
 extern void RequireTenant(const ConfiguredTable *tenants, const char *tenantId,
 						  bool mustBeActive);
