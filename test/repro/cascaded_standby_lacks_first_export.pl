@@ -27,12 +27,8 @@ my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
 
 my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
-my $primary = PostgreSQL::Test::Cluster->new('cascade_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "interactions_cron.export_dir = '$lake'\ninteractions_cron.standby_wait = '5s'\n");
-$primary->start;
-sql($primary, 'CREATE EXTENSION interactions_cron');
-sql($primary, slurp_file('../reference/schema.sql'));
+my $primary = extension_node('cascade_primary',
+	"interactions_cron.export_dir = '$lake'\ninteractions_cron.standby_wait = '5s'\n", allows_streaming => 1);
 sql($primary, q{INSERT INTO tenants (id, name) VALUES ('n', 'N')});
 add_tenant_rows($primary, 10, 0, 'n');
 

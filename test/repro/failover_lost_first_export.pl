@@ -30,12 +30,8 @@ my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
 
 my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
-my $primary = PostgreSQL::Test::Cluster->new('lost_first_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "interactions_cron.export_dir = '$lake'\n");
-$primary->start;
-sql($primary, 'CREATE EXTENSION interactions_cron');
-sql($primary, slurp_file('../reference/schema.sql'));
+my $primary = extension_node('lost_first_primary', "interactions_cron.export_dir = '$lake'\n",
+	allows_streaming => 1);
 sql($primary, q{INSERT INTO tenants (id, name) VALUES ('n1', 'N1'), ('n2', 'N2')});
 
 $primary->backup('for_standby');

@@ -21,12 +21,8 @@ sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, t
 
 my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
 my $archive = PostgreSQL::Test::Utils::tempdir();
-my $primary = PostgreSQL::Test::Cluster->new('receivewal_primary');
-$primary->init(allows_streaming => 1);
-$primary->append_conf('postgresql.conf', "interactions_cron.export_dir = '$lake'\ninteractions_cron.standby_wait = '2s'\n");
-$primary->start;
-sql($primary, 'CREATE EXTENSION interactions_cron');
-sql($primary, slurp_file('../reference/schema.sql'));
+my $primary = extension_node('receivewal_primary',
+	"interactions_cron.export_dir = '$lake'\ninteractions_cron.standby_wait = '2s'\n", allows_streaming => 1);
 sql($primary, q{INSERT INTO tenants (id, name) VALUES ('fresh', 'Fresh')});
 add_tenant_rows($primary, 10, 0, 'fresh');
 

@@ -35,6 +35,7 @@ our @EXPORT = qw(
   shared_lake
   export_waiting_for_standby
   primary_with_standby
+  extension_node
   add_tenant_rows
   bounded_psql
   psql_error
@@ -192,18 +193,28 @@ sub export_waiting_for_standby
 	return $session;
 }
 
+# extension_node starts a cluster $name, made with %init (PostgreSQL::Test::
+# Cluster's init options), with $settings (postgresql.conf lines), the
+# extension and the reference schema.
+sub extension_node
+{
+	my ($name, $settings, %init) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(%init);
+	$node->append_conf('postgresql.conf', $settings);
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
+	$node->safe_psql('postgres', PostgreSQL::Test::Utils::slurp_file('../reference/schema.sql'));
+	return $node;
+}
+
 # primary_with_standby starts a primary $name with $settings (postgresql.conf
 # lines), the extension and the reference schema, and a standby streaming
 # from it that has replayed all that; it returns both.
 sub primary_with_standby
 {
 	my ($name, $settings) = @_;
-	my $primary = PostgreSQL::Test::Cluster->new($name);
-	$primary->init(allows_streaming => 1);
-	$primary->append_conf('postgresql.conf', $settings);
-	$primary->start;
-	$primary->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
-	$primary->safe_psql('postgres', PostgreSQL::Test::Utils::slurp_file('../reference/schema.sql'));
+	my $primary = extension_node($name, $settings, allows_streaming => 1);
 	$primary->backup('for_standby');
 	my $standby = PostgreSQL::Test::Cluster->new("${name}_standby");
 	$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
@@ -218,12 +229,7 @@ sub primary_with_standby
 sub new_tenant_database
 {
 	my ($name, $first_id, $settings) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	$node->append_conf('postgresql.conf', $settings);
-	$node->start;
-	$node->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
-	$node->safe_psql('postgres', PostgreSQL::Test::Utils::slurp_file('../reference/schema.sql'));
+	my $node = extension_node($name, $settings);
 	$node->safe_psql('postgres', "ALTER SEQUENCE interaction_history_id_seq RESTART $first_id");
 	return $node;
 }
