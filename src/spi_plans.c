@@ -338,9 +338,10 @@ RunTableQuery(void *argument)
 
 /*
  * RunQueryAsTableOwner runs a query on a platform table, given as text (the
- * table's name comes from a setting, so no plan is kept), as that table's
- * owner in a security-restricted operation (see RunAsRole): a view, a policy
- * or a function behind the table is its owner's code and never runs with the
+ * table's name comes from a setting, so a backend keeps no plan of it; a
+ * worker may: see RunPlanAsTableOwner), as that table's owner in a
+ * security-restricted operation (see RunAsRole): a view, a policy or a
+ * function behind the table is its owner's code and never runs with the
  * caller's rights.  Its rows stay in SPI_tuptable.
  */
 void

@@ -18,8 +18,10 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "replication/syncrep.h"
 #include "replication/walsender.h"
 #include "replication/walsender_private.h"
 #include "storage/latch.h"
@@ -106,4 +108,38 @@ WaitForStandbysToFlush(XLogRecPtr target, int timeoutMs)
 		CHECK_FOR_INTERRUPTS();
 	}
 	return NULL;
+}
+
+/*
+ * SynchronousStandbysHave says whether the synchronous standbys the
+ * caller's synchronous_commit waits for have the WAL up to target, as far
+ * as that setting asks (written, flushed or applied), or none are
+ * configured.  SyncRepWaitForLSN returns, with a warning, when its wait is
+ * cancelled: this tells that from a wait that ended.
+ */
+bool
+SynchronousStandbysHave(XLogRecPtr target)
+{
+	int			mode;
+	bool		have;
+
+	switch (synchronous_commit)
+	{
+		case SYNCHRONOUS_COMMIT_REMOTE_WRITE:
+			mode = SYNC_REP_WAIT_WRITE;
+			break;
+		case SYNCHRONOUS_COMMIT_REMOTE_FLUSH:
+			mode = SYNC_REP_WAIT_FLUSH;
+			break;
+		case SYNCHRONOUS_COMMIT_REMOTE_APPLY:
+			mode = SYNC_REP_WAIT_APPLY;
+			break;
+		default:
+			return true;
+	}
+	LWLockAcquire(SyncRepLock, LW_SHARED);
+	have = (WalSndCtl->sync_standbys_status & SYNC_STANDBY_DEFINED) == 0 ||
+		WalSndCtl->lsn[mode] >= target;
+	LWLockRelease(SyncRepLock);
+	return have;
 }

@@ -137,9 +137,9 @@ CommitWithSynchronousCommit(MemoryContext batchContext, int level)
  * CommitWithoutFlush commits a tenant's transaction without waiting for its
  * WAL to be flushed.  Transaction A's intent is made durable, with the rest
  * of its group's, by MakeIntentsDurable before any file is placed; losing
- * transaction B2 in a crash loses nothing, since the intent it deleted comes
- * back with it, and the next claim removes the placed files and exports the
- * rows again.
+ * transaction B1 (see PlaceBatch) or B2 in a crash loses nothing, since the
+ * intent names what they placed (B2's delete of it comes undone with it),
+ * and the next claim removes the placed files and exports the rows again.
  */
 static void
 CommitWithoutFlush(MemoryContext batchContext)
@@ -853,7 +853,10 @@ TenantGroupIsFull(const TenantExporter *exporter)
 /*
  * MakeIntentsDurable flushes the WAL up to the group's last intent, and
  * waits for synchronous standbys when the caller's synchronous_commit asks
- * for them: one flush for the whole group.
+ * for them: one flush for the whole group.  A cancelled wait for them stops
+ * the worker before anything is placed: a synchronous standby promoted
+ * without the intents could not undo the files (SyncRepWaitForLSN itself
+ * only warns, and returns).
  */
 static void
 MakeIntentsDurable(TenantExporter *exporter)
@@ -863,6 +866,11 @@ MakeIntentsDurable(TenantExporter *exporter)
 	XLogFlush(exporter->intentsEnd);
 	SyncRepWaitForLSN(exporter->intentsEnd, true);
 	CHECK_FOR_INTERRUPTS();
+	if (!SynchronousStandbysHave(exporter->intentsEnd))
+		ereport(ERROR,
+				(errcode(ERRCODE_QUERY_CANCELED),
+				 errmsg("canceling the export while the synchronous standbys lack its intents"),
+				 errdetail("The wait for the synchronous standbys was cancelled. Nothing of the worker's last group was placed; the next claims of its tenants undo their intents.")));
 }
 
 /*

@@ -8,5 +8,6 @@
 #include "access/xlogdefs.h"
 
 extern char *WaitForStandbysToFlush(XLogRecPtr target, int timeoutMs);
+extern bool SynchronousStandbysHave(XLogRecPtr target);
 
 #endif
