@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of export_interactions() against peers run side by side on the
 # same rows in the same cluster, in interleaved rounds (median reported):
-#   export_interactions() with the default settings (interactions_cron.max_workers = 2)
+#   export_interactions() with the default settings (interactions_cron.max_workers = 4)
 #   export_interactions() with SET interactions_cron.max_workers = 1
 #   (a) COPY (SELECT ... ORDER BY ... LIMIT n) TO 'file', text format, per tenant
 #   (b) COPY (SELECT row_to_json(...) ...) TO 'file', per tenant
@@ -15,7 +15,7 @@
 # fresh machine (it installs what is missing); takes a few minutes.
 #
 # Smaller runs: BENCH_TENANTS, BENCH_ROWS_PER_TENANT, BENCH_WHALE_ROWS,
-# BENCH_IDLE_TENANTS, BENCH_REPEAT.  BENCH_NODE_CONNECTIONS (default 2, as
+# BENCH_IDLE_TENANTS, BENCH_REPEAT.  BENCH_NODE_CONNECTIONS (default 4, as
 # max_workers) sets the Node peer's connections.  BENCH_SKIP_BUILD=1 uses the
 # build already installed instead of building and installing this tree.
 #
@@ -40,7 +40,7 @@ ROWS_PER_TENANT=${BENCH_ROWS_PER_TENANT:-10000}
 WHALE_ROWS=${BENCH_WHALE_ROWS:-1000000}
 IDLE_TENANTS=${BENCH_IDLE_TENANTS:-10000}
 REPEAT=${BENCH_REPEAT:-3}
-NODE_CONNECTIONS=${BENCH_NODE_CONNECTIONS:-2}
+NODE_CONNECTIONS=${BENCH_NODE_CONNECTIONS:-4}
 NODE_PEER="$REPO_ROOT/bench/node-peer"
 WORKER_TYPE='interactions_cron export worker'
 
@@ -181,7 +181,7 @@ run_node_peer() {
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-# export_vs_copy CONFIGURATION: the export (2 workers and 1) against the
+# export_vs_copy CONFIGURATION: the export (4 workers and 1) against the
 # COPY baselines and the Node peer, REPEAT rounds interleaved, medians and
 # ratios printed under the name of the server's configuration.
 export_vs_copy() {
@@ -479,7 +479,8 @@ layout_alone_ms() {
 # (layout_alone_ms); checks the rows written and prints the times, their
 # ratios and the peaks.  Each round's COPY files are new ones beside the
 # earlier round's, which stay: ext4 without a journal passes over the inodes
-# freed in the last dirty_expire_centisecs (30 s) when it allocates one, and
+# freed in the last minute (five while their inode table block is unwritten:
+# recently_deleted() in fs/ext4/ialloc.c) when it allocates one, and
 # creating 30,000 files right after deleting as many took 13.3 s against
 # 3.1-4.2 s otherwise on this machine, which would slow the loop, not the
 # export.

@@ -32,7 +32,7 @@ int			DefaultBatchSize = 10000;
 int			WatermarkMarginMs = 1000;
 int			WatermarkWaitMs = 10000;
 int			StandbyWaitMs = 10000;
-int			MaxExportWorkers = 2;
+int			MaxExportWorkers = 4;
 int			MaxRuntimeMs = 0;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
 int			CompressionSetting = COMPRESSION_NONE;
@@ -677,7 +677,7 @@ DefineSettings(void)
 							"Background workers that export tenants in parallel for one call.",
 							"Each takes a max_worker_processes slot while the call runs.",
 							&MaxExportWorkers,
-							2, 1, 64,
+							4, 1, 64,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
