@@ -98,6 +98,8 @@ static const struct config_enum_entry debug_fault_options[] = {
 	{"concurrent_mkdir", DEBUG_FAULT_CONCURRENT_MKDIR, false},
 	{"error_after_workers", DEBUG_FAULT_ERROR_AFTER_WORKERS, false},
 	{"sleep_after_workers", DEBUG_FAULT_SLEEP_AFTER_WORKERS, false},
+	{"error_at_taken_name", DEBUG_FAULT_ERROR_AT_TAKEN_NAME, false},
+	{"sleep_at_taken_name", DEBUG_FAULT_SLEEP_AT_TAKEN_NAME, false},
 	{NULL, 0, false}
 };
 
@@ -920,11 +922,11 @@ void
 InjectFault(FaultPoint point, const char *tenantId)
 {
 	static const char *const pointNames[] = {"before_place", "between_files", "after_place",
-	"after_workers"};
+	"after_workers", "at_taken_name"};
 	static const int errorFaults[] = {DEBUG_FAULT_ERROR_BEFORE_PLACE, DEBUG_FAULT_ERROR_BETWEEN_FILES,
-	DEBUG_FAULT_ERROR_AFTER_PLACE, DEBUG_FAULT_ERROR_AFTER_WORKERS};
+	DEBUG_FAULT_ERROR_AFTER_PLACE, DEBUG_FAULT_ERROR_AFTER_WORKERS, DEBUG_FAULT_ERROR_AT_TAKEN_NAME};
 	static const int sleepFaults[] = {DEBUG_FAULT_SLEEP_BEFORE_PLACE, DEBUG_FAULT_SLEEP_BETWEEN_FILES,
-	DEBUG_FAULT_SLEEP_AFTER_PLACE, DEBUG_FAULT_SLEEP_AFTER_WORKERS};
+	DEBUG_FAULT_SLEEP_AFTER_PLACE, DEBUG_FAULT_SLEEP_AFTER_WORKERS, DEBUG_FAULT_SLEEP_AT_TAKEN_NAME};
 
 	if (DebugFaultSetting == errorFaults[point])
 		ereport(ERROR,

@@ -630,6 +630,7 @@ PlaceBatch(TenantExporter *exporter, TenantBatch *batch)
 			if (!exporter->sink->ops->place(exporter->sink, file))
 			{
 				taken = file->relativePath;
+				InjectFault(FAULT_POINT_AT_TAKEN_NAME, batch->tenantId);
 				IntentKeepFiles(batch->tenantId, foreach_current_index(cell));
 				break;
 			}
