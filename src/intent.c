@@ -10,6 +10,10 @@
  * the next claim of the tenant removes every file the intent names before
  * exporting again.  So no row is ever in two files, whatever changed before
  * the retry: compression, storage, prefix, directory, or the rows themselves.
+ * With 1.2's objects an intent also records what each local file is (its
+ * identity, see SinkFileIdentity), and the undo leaves a file at one of its
+ * names that is not the batch's own: another database's, exporting the
+ * tenant too, placed where the batch had not yet or could not.
  */
 #include "postgres.h"
 
@@ -20,11 +24,14 @@
 
 #include "interactions_cron/hive_path.h"
 #include "interactions_cron/intent.h"
+#include "interactions_cron/preconditions.h"
 #include "interactions_cron/spi_plans.h"
 
 static SPIPlanPtr insertPlan = NULL;
+static SPIPlanPtr insertWithIdentitiesPlan = NULL;
 static SPIPlanPtr tokenPlan = NULL;
 static SPIPlanPtr readPlan = NULL;
+static SPIPlanPtr readWithIdentitiesPlan = NULL;
 static SPIPlanPtr deletePlan = NULL;
 
 /* An outstanding intent, as read back. */
@@ -37,13 +44,15 @@ typedef struct ExportIntent
 	char	   *s3Prefix;
 	List	   *files;			/* relative to the lake's root */
 	List	   *temporaryFiles; /* relative to localRoot */
+	List	   *fileIdentities; /* one for each of files (NULL ones too), or NIL */
 } ExportIntent;
 
 /*
- * TextArrayList returns the elements of a text[] as C strings.
+ * TextArrayList returns the elements of a text[] as C strings; a NULL
+ * element is left out, or with keepNulls kept as NULL, in its place.
  */
 static List *
-TextArrayList(Datum array)
+TextArrayList(Datum array, bool keepNulls)
 {
 	Datum	   *elements;
 	bool	   *nulls;
@@ -55,6 +64,8 @@ TextArrayList(Datum array)
 	for (int i = 0; i < count; i++)
 		if (!nulls[i])
 			strings = lappend(strings, TextDatumGetCString(elements[i]));
+		else if (keepNulls)
+			strings = lappend(strings, NULL);
 	return strings;
 }
 
@@ -74,27 +85,34 @@ NewToken(void)
 
 /*
  * IntentRecord inserts the tenant's intent for the batch's files and returns
- * its token.  The caller commits it before placing any file.
+ * its token.  The caller commits it before placing any file.  With 1.2's
+ * objects and local files, it records each file's identity too (see
+ * SinkFileIdentity).
  */
 char *
 IntentRecord(const char *tenantId, const ExportSink *sink, List *sinkFiles, uint64 rowCount)
 {
-	Oid			argumentTypes[10] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	TEXTARRAYOID, TEXTARRAYOID, INT8OID};
+	Oid			argumentTypes[11] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTARRAYOID, TEXTARRAYOID, INT8OID, TEXTARRAYOID};
 	char	   *token = NewToken();
 	List	   *files = NIL;
 	List	   *temporaryFiles = NIL;
+	List	   *identities = NIL;
+	bool		withIdentities = SqlObjectsAre1_2();
 	ListCell   *cell;
-	Datum		values[10] = {0};
-	char		nulls[10] = {' ', ' ', ' ', ' ', 'n', 'n', 'n', ' ', ' ', ' '};
+	Datum		values[11] = {0};
+	char		nulls[11] = {' ', ' ', ' ', ' ', 'n', 'n', 'n', ' ', ' ', ' ', 'n'};
 
 	foreach(cell, sinkFiles)
 	{
 		SinkFile   *file = lfirst(cell);
+		char	   *identity = withIdentities ? SinkFileIdentity(sink, file) : NULL;
 
 		files = lappend(files, file->relativePath);
 		temporaryFiles = lappend(temporaryFiles,
 								 SinkRelativeTemporaryPath(sink, file->temporaryPath));
+		if (identity != NULL)
+			identities = lappend(identities, identity);
 	}
 
 	values[0] = CStringGetTextDatum(tenantId);
@@ -111,13 +129,24 @@ IntentRecord(const char *tenantId, const ExportSink *sink, List *sinkFiles, uint
 	values[7] = TextArrayParameter(files);
 	values[8] = TextArrayParameter(temporaryFiles);
 	values[9] = Int64GetDatum((int64) rowCount);
+	if (identities != NIL)
+	{
+		values[10] = TextArrayParameter(identities);
+		nulls[10] = ' ';
+	}
 
-	(void) RunKeyedStatementAsOwner(&insertPlan,
-									"INSERT INTO interactions_cron.export_intents"
+	(void) RunKeyedStatementAsOwner(withIdentities ? &insertWithIdentitiesPlan : &insertPlan,
+									withIdentities
+									? "INSERT INTO interactions_cron.export_intents"
+									" (tenant_id, token, storage, local_root, s3_endpoint, s3_bucket,"
+									"  s3_prefix, files, temporary_files, row_count, file_identities)"
+									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+									: "INSERT INTO interactions_cron.export_intents"
 									" (tenant_id, token, storage, local_root, s3_endpoint, s3_bucket,"
 									"  s3_prefix, files, temporary_files, row_count)"
 									" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-									10, argumentTypes, values, nulls, SPI_OK_INSERT, "record the export intent");
+									withIdentities ? 11 : 10, argumentTypes, values, nulls, SPI_OK_INSERT,
+									"record the export intent");
 	return token;
 }
 
@@ -149,21 +178,29 @@ NullableText(int column)
 }
 
 /*
- * IntentRead returns the tenant's outstanding intent, or NULL.
+ * IntentRead returns the tenant's outstanding intent, or NULL.  1.1's
+ * objects have no identities.
  */
 static ExportIntent *
 IntentRead(const char *tenantId)
 {
 	ExportIntent *intent = NULL;
-	uint64		found = RunTenantStatementAsOwner(&readPlan,
-										   "SELECT storage, local_root, s3_endpoint, s3_bucket, s3_prefix,"
-										   " files, temporary_files"
-										   " FROM interactions_cron.export_intents WHERE tenant_id = $1",
-										   tenantId, SPI_OK_SELECT, "read the export intent");
+	uint64		found = SqlObjectsAre1_2()
+		? RunTenantStatementAsOwner(&readWithIdentitiesPlan,
+									"SELECT storage, local_root, s3_endpoint, s3_bucket, s3_prefix,"
+									" files, temporary_files, file_identities"
+									" FROM interactions_cron.export_intents WHERE tenant_id = $1",
+									tenantId, SPI_OK_SELECT, "read the export intent")
+		: RunTenantStatementAsOwner(&readPlan,
+									"SELECT storage, local_root, s3_endpoint, s3_bucket, s3_prefix,"
+									" files, temporary_files, NULL::text[]"
+									" FROM interactions_cron.export_intents WHERE tenant_id = $1",
+									tenantId, SPI_OK_SELECT, "read the export intent");
 
 	if (found == 1)
 	{
 		bool		isNull;
+		Datum		identities;
 
 		intent = palloc0(sizeof(ExportIntent));
 		intent->storage = NullableText(1);
@@ -171,8 +208,13 @@ IntentRead(const char *tenantId)
 		intent->s3Endpoint = NullableText(3);
 		intent->s3Bucket = NullableText(4);
 		intent->s3Prefix = NullableText(5);
-		intent->files = TextArrayList(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isNull));
-		intent->temporaryFiles = TextArrayList(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isNull));
+		intent->files = TextArrayList(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6, &isNull),
+									  false);
+		intent->temporaryFiles = TextArrayList(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isNull),
+											   false);
+		identities = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8, &isNull);
+		if (!isNull)
+			intent->fileIdentities = TextArrayList(identities, true);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return intent;
@@ -238,11 +280,21 @@ RequireIntentPaths(const char *tenantId, const ExportIntent *intent)
 		RequireIntentPath(lfirst(cell), lakePrefix);
 	foreach(cell, intent->temporaryFiles)
 		RequireSpoolPath(lfirst(cell), escapedTenantId);
+	if (intent->fileIdentities != NIL &&
+		list_length(intent->fileIdentities) != list_length(intent->files))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("export intent of tenant \"%s\" names %d files and %d file identities",
+						tenantId, list_length(intent->files), list_length(intent->fileIdentities)),
+				 errhint("Rows of interactions_cron.export_intents are written by the export only.")));
 }
 
 /*
  * IntentRemoveFiles removes every file the intent names, placed or only
- * temporary, at the location recorded in it.
+ * temporary, at the location recorded in it; a placed name with a recorded
+ * identity only while the file there is the batch's own (see
+ * SinkRemovePlaced).  The temporary files go last: while one is there, no
+ * other file can have its inode.
  */
 static int
 IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
@@ -254,7 +306,9 @@ IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
 	sink = SinkAtLocation(intent->storage, intent->localRoot, intent->s3Endpoint,
 						  intent->s3Bucket, intent->s3Prefix);
 	foreach(cell, intent->files)
-		sink->ops->remove(sink, lfirst(cell));
+		SinkRemovePlaced(sink, lfirst(cell),
+						 intent->fileIdentities != NIL
+						 ? list_nth(intent->fileIdentities, foreach_current_index(cell)) : NULL);
 	foreach(cell, intent->temporaryFiles)
 		SinkRemoveSpooled(sink, lfirst(cell));
 	return list_length(intent->files);
@@ -283,18 +337,24 @@ IntentClear(const char *tenantId)
 
 /*
  * IntentKeepFiles shortens the tenant's intent to the first placedCount of
- * its lake files, those its batch placed before it met a name taken by
- * another file, which its undo must not remove.
+ * its lake files (and their identities), those its batch placed before it
+ * met a name taken by another file, which its undo must not remove.
  */
 void
 IntentKeepFiles(const char *tenantId, int placedCount)
 {
 	static SPIPlanPtr keepPlan = NULL;
+	static SPIPlanPtr keepWithIdentitiesPlan = NULL;
 	Oid			argumentTypes[2] = {TEXTOID, INT4OID};
 	Datum		values[2] = {CStringGetTextDatum(tenantId), Int32GetDatum(placedCount)};
+	bool		withIdentities = SqlObjectsAre1_2();
 
-	(void) RunKeyedStatementAsOwner(&keepPlan,
-									"UPDATE interactions_cron.export_intents SET files = files[1:$2]"
+	(void) RunKeyedStatementAsOwner(withIdentities ? &keepWithIdentitiesPlan : &keepPlan,
+									withIdentities
+									? "UPDATE interactions_cron.export_intents"
+									" SET files = files[1:$2], file_identities = file_identities[1:$2]"
+									" WHERE tenant_id = $1"
+									: "UPDATE interactions_cron.export_intents SET files = files[1:$2]"
 									" WHERE tenant_id = $1",
 									2, argumentTypes, values, NULL, SPI_OK_UPDATE,
 									"shorten the export intent");

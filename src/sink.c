@@ -538,6 +538,81 @@ SinkRemoveSpooled(ExportSink *sink, const char *relativeTemporaryPath)
 }
 
 /*
+ * FileIdentity returns what tells a local file from any other that may take
+ * its name: its inode and its modification time (to the nanosecond), which
+ * a rename keeps.  Not the device number, which a reboot or a remount may
+ * change (disks enumerated in another order, NFS): the path pins the file
+ * system.  The time tells a file that got a deleted file's inode number.
+ * NULL when nothing is there.
+ */
+static char *
+FileIdentity(const char *path)
+{
+	struct stat status;
+
+	if (lstat(path, &status) != 0)
+	{
+		if (errno == ENOENT || errno == ENOTDIR)
+			return NULL;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	}
+	return psprintf("%llu:%lld.%09ld", (unsigned long long) status.st_ino,
+					(long long) status.st_mtim.tv_sec, (long) status.st_mtim.tv_nsec);
+}
+
+/*
+ * SinkFileIdentity returns the identity of a closed temporary file that the
+ * batch will place (see FileIdentity), for its intent; NULL on S3, where an
+ * object has no identity its upload keeps.
+ */
+char *
+SinkFileIdentity(const ExportSink *sink, const SinkFile *file)
+{
+	char	   *identity;
+
+	if (sink->ops != &LocalSinkOps)
+		return NULL;
+	identity = FileIdentity(file->temporaryPath);
+	if (identity == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FILE),
+				 errmsg("export file \"%s\" is missing", file->temporaryPath)));
+	return identity;
+}
+
+/*
+ * SinkRemovePlaced deletes a file an intent names in the lake, as remove
+ * does, but with an identity (see SinkFileIdentity) only while the file
+ * there is the one the batch placed: a batch that did not place a name (it
+ * waited, or met another's file there and stopped) must leave the file of
+ * another database exporting the tenant too.  That file stays, logged.
+ */
+void
+SinkRemovePlaced(ExportSink *sink, const char *relativePath, const char *identity)
+{
+	char	   *found;
+
+	if (identity != NULL && sink->ops == &LocalSinkOps)
+	{
+		found = FileIdentity(psprintf("%s/%s", sink->localRoot, relativePath));
+		if (found == NULL)
+			return;
+		if (strcmp(found, identity) != 0)
+		{
+			ereport(LOG,
+					(errmsg("interactions_cron: leaving \"%s\" in the lake: it is not the file the unfinished batch placed there",
+							relativePath),
+					 errdetail("The batch's file was %s, the one there is %s (inode:modification time); another export placed it.",
+							   identity, found)));
+			return;
+		}
+	}
+	sink->ops->remove(sink, relativePath);
+}
+
+/*
  * SinkRelativeTemporaryPath returns a temporary file's path relative to
  * export_dir, as recorded in an intent.
  */

@@ -77,6 +77,8 @@ extern void SinkCloseFile(SinkFile *file);
 extern void SinkAbortFiles(ExportSink *sink, List *files);
 extern char *SinkRelativeTemporaryPath(const ExportSink *sink, const char *temporaryPath);
 extern char *SinkSpoolDirectory(const char *escapedTenantId);
+extern char *SinkFileIdentity(const ExportSink *sink, const SinkFile *file);
+extern void SinkRemovePlaced(ExportSink *sink, const char *relativePath, const char *identity);
 extern void SinkRemoveSpooled(ExportSink *sink, const char *relativeTemporaryPath);
 extern void SinkRememberSyncedDirectories(ExportSink *sink, MemoryContext context);
 extern void SinkForgetSyncedDirectories(ExportSink *sink);

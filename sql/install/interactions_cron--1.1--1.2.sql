@@ -179,3 +179,23 @@ ALTER TABLE interactions_cron.export_checkpoints
     ADD CONSTRAINT export_checkpoints_status_check CHECK (status IN ('ok', 'failed', 'released'));
 COMMENT ON COLUMN interactions_cron.export_checkpoints.status IS
     'ok, failed (last_error says why), or released: the tenant''s state was handed over to another database';
+
+---------------------------------------------------------------------------
+-- Exactly once at the edges (issue 19): an undo that knows its own files.
+---------------------------------------------------------------------------
+
+-- What each local file of an unfinished batch is, beside its name: the
+-- inode and modification time of its temporary file, which its placing (a
+-- rename) keeps.  The undo removes a placed name only while the file there
+-- is still the batch's own, so that a name the batch never took (it waited
+-- for the standbys, or met another's file there and was stopped before its
+-- shortened intent committed) keeps another database's file.  NULL: an
+-- intent written by 1.1's library, adopted from another database, or on S3,
+-- whose undo removes by name as 1.1's did.
+ALTER TABLE interactions_cron.export_intents
+    ADD COLUMN file_identities text[],
+    ADD CONSTRAINT export_intents_file_identities_check
+        CHECK (file_identities IS NULL
+               OR pg_catalog.cardinality(file_identities) = pg_catalog.cardinality(files));
+COMMENT ON COLUMN interactions_cron.export_intents.file_identities IS
+    'For each of files, the identity (inode:mtime) of the local file the batch placed there; NULL: removed by name';
