@@ -11,9 +11,10 @@
  * exporting again.  So no row is ever in two files, whatever changed before
  * the retry: compression, storage, prefix, directory, or the rows themselves.
  * With 1.2's objects an intent also records what each local file is (its
- * identity, see SinkFileIdentity), and the undo leaves a file at one of its
- * names that is not the batch's own: another database's, exporting the
- * tenant too, placed where the batch had not yet or could not.
+ * identity, see SinkFileIdentity), and an undo that finds a file of another
+ * identity at one of its names removes nothing and fails the tenant until a
+ * person looks (SinkRequireOwnPlaced): another database's file, placed where
+ * the batch had not yet or could not, or a copy of the batch's own.
  */
 #include "postgres.h"
 
@@ -291,10 +292,11 @@ RequireIntentPaths(const char *tenantId, const ExportIntent *intent)
 
 /*
  * IntentRemoveFiles removes every file the intent names, placed or only
- * temporary, at the location recorded in it; a placed name with a recorded
- * identity only while the file there is the batch's own (see
- * SinkRemovePlaced).  The temporary files go last: while one is there, no
- * other file can have its inode.
+ * temporary, at the location recorded in it, once every placed name with a
+ * recorded identity is found to hold the batch's own file or nothing (see
+ * SinkRequireOwnPlaced): an undo removes all or nothing of the lake.  The
+ * temporary files go last: while one is there, no other file can have its
+ * inode.
  */
 static int
 IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
@@ -305,10 +307,12 @@ IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
 	RequireIntentPaths(tenantId, intent);
 	sink = SinkAtLocation(intent->storage, intent->localRoot, intent->s3Endpoint,
 						  intent->s3Bucket, intent->s3Prefix);
+	if (intent->fileIdentities != NIL)
+		foreach(cell, intent->files)
+			SinkRequireOwnPlaced(sink, lfirst(cell),
+								 list_nth(intent->fileIdentities, foreach_current_index(cell)));
 	foreach(cell, intent->files)
-		SinkRemovePlaced(sink, lfirst(cell),
-						 intent->fileIdentities != NIL
-						 ? list_nth(intent->fileIdentities, foreach_current_index(cell)) : NULL);
+		sink->ops->remove(sink, lfirst(cell));
 	foreach(cell, intent->temporaryFiles)
 		SinkRemoveSpooled(sink, lfirst(cell));
 	return list_length(intent->files);

@@ -583,33 +583,31 @@ SinkFileIdentity(const ExportSink *sink, const SinkFile *file)
 }
 
 /*
- * SinkRemovePlaced deletes a file an intent names in the lake, as remove
- * does, but with an identity (see SinkFileIdentity) only while the file
- * there is the one the batch placed: a batch that did not place a name (it
- * waited, or met another's file there and stopped) must leave the file of
- * another database exporting the tenant too.  That file stays, logged.
+ * SinkRequireOwnPlaced fails, having removed nothing, when a file an intent
+ * names in the lake with an identity (see SinkFileIdentity) is not the one
+ * the batch placed: a batch that never placed that name (it waited, or met
+ * another's file there and stopped) must not remove another database's
+ * file, and a copy of its own (a lake restored or copied) may hold rows the
+ * retry writes under other names.  Only a person can tell which: the intent
+ * stays, and so does the file.  A name with nothing there passes.
  */
 void
-SinkRemovePlaced(ExportSink *sink, const char *relativePath, const char *identity)
+SinkRequireOwnPlaced(const ExportSink *sink, const char *relativePath, const char *identity)
 {
 	char	   *found;
 
-	if (identity != NULL && sink->ops == &LocalSinkOps)
-	{
-		found = FileIdentity(psprintf("%s/%s", sink->localRoot, relativePath));
-		if (found == NULL)
-			return;
-		if (strcmp(found, identity) != 0)
-		{
-			ereport(LOG,
-					(errmsg("interactions_cron: leaving \"%s\" in the lake: it is not the file the unfinished batch placed there",
-							relativePath),
-					 errdetail("The batch's file was %s, the one there is %s (inode:modification time); another export placed it.",
-							   identity, found)));
-			return;
-		}
-	}
-	sink->ops->remove(sink, relativePath);
+	if (identity == NULL || sink->ops != &LocalSinkOps)
+		return;
+	found = FileIdentity(psprintf("%s/%s", sink->localRoot, relativePath));
+	if (found != NULL && strcmp(found, identity) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_FILE),
+				 errmsg("export file \"%s\" is not the file the tenant's unfinished batch placed there", relativePath),
+				 errdetail("The batch recorded its file as %s (inode:modification time), and the file there is %s. "
+						   "Nothing was removed, and the tenant is not exported until the file is gone.",
+						   identity, found),
+				 errhint("If it is a copy of the batch's own file (the lake was restored or copied, or the file touched), remove it: the next export writes its rows again. "
+						 "If another database placed it, that database exports this tenant too: see \"Moving a tenant to another database\" in doc/operations.md.")));
 }
 
 /*

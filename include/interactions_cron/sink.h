@@ -78,7 +78,7 @@ extern void SinkAbortFiles(ExportSink *sink, List *files);
 extern char *SinkRelativeTemporaryPath(const ExportSink *sink, const char *temporaryPath);
 extern char *SinkSpoolDirectory(const char *escapedTenantId);
 extern char *SinkFileIdentity(const ExportSink *sink, const SinkFile *file);
-extern void SinkRemovePlaced(ExportSink *sink, const char *relativePath, const char *identity);
+extern void SinkRequireOwnPlaced(const ExportSink *sink, const char *relativePath, const char *identity);
 extern void SinkRemoveSpooled(ExportSink *sink, const char *relativeTemporaryPath);
 extern void SinkRememberSyncedDirectories(ExportSink *sink, MemoryContext context);
 extern void SinkForgetSyncedDirectories(ExportSink *sink);

@@ -1,7 +1,9 @@
 # A batch's undo removes only the files it placed itself (issue 19): its
 # intent records each local file's identity (inode and modification time,
-# which a rename keeps), and the undo leaves a file at one of its names
-# that is another's.  Two windows where an intent names a file the batch
+# which a rename keeps), and an undo that finds another's file at one of
+# its names removes nothing, keeps the intent and fails the tenant (58P02)
+# until a person looks: it cannot tell another database's file from a copy
+# of its own (t/030, t/031).  Two windows where an intent names a file the batch
 # did not place, with a second database exporting the tenant into the
 # same lake (which "Moving a tenant" rules out, and which should not lose
 # files all the same):
@@ -15,7 +17,8 @@
 #   2. A placing that meets another's file at its batch's second name fails
 #      (debug_fault error_at_taken_name: a cancel, say) before its shortened
 #      intent commits: the undo of the full intent removes the batch's own
-#      first file and leaves the other's (failed before the fix).
+#      first file and leaves the other's (failed before the fix); once the
+#      other's file is removed by hand, the tenant's rows are exported once.
 use strict;
 use warnings;
 
@@ -63,8 +66,10 @@ my @m1_files = files_of('m1');
 my $second = $destination->background_psql('postgres', on_error_stop => 0);
 $second->query_until(qr/started/, "\\echo started\n" . export_one('m1') . ";\n\\echo finished\n");
 $first->query_until(qr/finished/, "\\echo finished\n");
-$second->query_until(qr/finished/, '');
+my $second_out = $second->query_until(qr/finished/, '');
 end_session($_) for $first, $second;
+like($second_out, qr/is not the file the tenant's unfinished batch placed there/,
+	"m1: the overlapping call's claim fails the tenant rather than undo the waiting batch");
 is(scalar(grep { -e "$lake/$_" } @m1_files), 1,
 	"m1: the source's file is still in the lake after an overlapping call") or diag "source's file: @m1_files";
 
@@ -80,7 +85,10 @@ note "refused call: $out";
 $locker->query_safe('COMMIT');
 end_session($_) for $waiting, $locker;
 note 'intents left: ' . sql($destination, 'SELECT count(*) FROM interactions_cron.export_intents');
-note 'next call: ' . sql($destination, export_one('m2'));
+my $not_ours = qr/export file \\?"\Q$m2_files[0]\E\\?" is not the file the tenant's unfinished batch placed there/;
+like(sql($destination, export_one('m2')), $not_ours, "m2: the next call fails the tenant, naming the source's file");
+is(sql($destination, q{SELECT count(*) FROM interactions_cron.export_intents WHERE tenant_id = 'm2'}), '1',
+	'm2: the intent stays for a person to look');
 is(scalar(grep { -e "$lake/$_" } @m2_files), 1,
 	"m2: the source's file is still in the lake after the next call") or diag "source's file: @m2_files";
 
@@ -97,7 +105,8 @@ $destination->poll_query_until('postgres',
 	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'})
   or die 'the waiting worker did not end';
 end_session($cancelled);
-note 'next call: ' . sql($destination, export_one('m3'));
+like(sql($destination, export_one('m3')), qr/is not the file the tenant's unfinished batch placed there/,
+	'm3: the next call fails the tenant');
 is(scalar(grep { -e "$lake/$_" } @m3_files), 1,
 	"m3: the source's file is still in the lake after a cancelled wait and the next call") or diag "source's file: @m3_files";
 
@@ -120,14 +129,20 @@ $source->reload;
 my $log_offset = -s $source->logfile;
 my $failed = decode_json(sql($source, "SELECT interactions_cron.export_interactions(batch_size => 10, tenant_id => 'w2')"));
 like($failed->{tenants}[0]{error} // '', qr/injected fault error_at_taken_name/, 'w2: the placing fails at the taken name');
-ok(!-e "$lake/$own", "w2: the undo removed the batch's own first file");
+ok(-e "$lake/$own", "w2: the undo removed nothing, not even the batch's own first file");
 is(-e "$lake/$others" ? slurp_file("$lake/$others") : undef, $others_content,
 	"w2: the other database's file at the batch's second name is still there, as it was");
-like(slurp_file($source->logfile, $log_offset), qr/leaving "\Q$others\E" in the lake/,
-	'w2: the undo logged the file it left');
-is(sql($source, q{SELECT count(*) FROM interactions_cron.export_intents}), '0', 'w2: no intent is left');
+like(slurp_file($source->logfile, $log_offset), qr/export file "\Q$others\E" is not the file the tenant's unfinished batch placed there/,
+	'w2: the undo logged the file it would not remove');
+is(sql($source, q{SELECT count(*) FROM interactions_cron.export_intents}), '1', 'w2: the intent stays');
 $source->append_conf('postgresql.conf', "interactions_cron.debug_fault = 'none'\n");
 $source->reload;
+like(sql($source, "SELECT interactions_cron.export_interactions(batch_size => 10, tenant_id => 'w2')"),
+	qr/is not the file the tenant's unfinished batch placed there/, 'w2: the next call fails the tenant too');
+unlink("$lake/$others") or die "unlink $others: $!";
+is(decode_json(sql($source, "SELECT interactions_cron.export_interactions(batch_size => 10, tenant_id => 'w2')"))
+	  ->{totalExported}, 10, "w2: once the other's file is gone, the batch is exported again");
+lake_rows_once_ok(read_lake($lake, under => 'exports/w2'), 15, ' of w2');
 
 kill 'CONT', $receiver;
 $standby->stop;
