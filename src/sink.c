@@ -604,10 +604,11 @@ SinkRequireOwnPlaced(const ExportSink *sink, const char *relativePath, const cha
 				(errcode(ERRCODE_DUPLICATE_FILE),
 				 errmsg("export file \"%s\" is not the file the tenant's unfinished batch placed there", relativePath),
 				 errdetail("The batch recorded its file as %s (inode:modification time), and the file there is %s. "
-						   "Nothing was removed, and the tenant is not exported until the file is gone.",
+						   "Nothing was removed, and the tenant is not exported until the file is gone or the tenant is released here.",
 						   identity, found),
 				 errhint("If it is a copy of the batch's own file (the lake was restored or copied, or the file touched), remove it: the next export writes its rows again. "
-						 "If another database placed it, that database exports this tenant too: see \"Moving a tenant to another database\" in doc/operations.md.")));
+						 "If another database placed it, two databases export this tenant: in the one that stops, tenant_state(release => true) forgets the intent; "
+						 "in the one that goes on, remove the file once it is sure to hold no row the other exported alone (see \"Moving a tenant to another database\" in doc/operations.md).")));
 }
 
 /*
