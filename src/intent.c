@@ -303,14 +303,13 @@ IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
 {
 	ExportSink *sink;
 	ListCell   *cell;
+	ListCell   *identityCell;
 
 	RequireIntentPaths(tenantId, intent);
 	sink = SinkAtLocation(intent->storage, intent->localRoot, intent->s3Endpoint,
 						  intent->s3Bucket, intent->s3Prefix);
-	if (intent->fileIdentities != NIL)
-		foreach(cell, intent->files)
-			SinkRequireOwnPlaced(sink, lfirst(cell),
-								 list_nth(intent->fileIdentities, foreach_current_index(cell)));
+	forboth(cell, intent->files, identityCell, intent->fileIdentities)
+		SinkRequireOwnPlaced(sink, lfirst(cell), lfirst(identityCell));
 	foreach(cell, intent->files)
 		sink->ops->remove(sink, lfirst(cell));
 	foreach(cell, intent->temporaryFiles)

@@ -186,10 +186,11 @@ COMMENT ON COLUMN interactions_cron.export_checkpoints.status IS
 
 -- What each local file of an unfinished batch is, beside its name: the
 -- inode and modification time of its temporary file, which its placing (a
--- rename) keeps.  The undo removes a placed name only while the file there
--- is still the batch's own, so that a name the batch never took (it waited
--- for the standbys, or met another's file there and was stopped before its
--- shortened intent committed) keeps another database's file.  NULL: an
+-- rename) keeps.  An undo that finds another file at one of its names (a
+-- name the batch never took, because it waited for the standbys or met
+-- another's file there and was stopped before its shortened intent
+-- committed; or a copy of the batch's own) removes nothing and fails the
+-- tenant until a person looks, so another database's file stays.  NULL: an
 -- intent written by 1.1's library, adopted from another database, or on S3,
 -- whose undo removes by name as 1.1's did.
 ALTER TABLE interactions_cron.export_intents
