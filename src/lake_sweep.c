@@ -14,10 +14,12 @@
  * removed.  No committed batch of this history can have one, and no other
  * export is placing files for the tenant.  A database found behind its own
  * lake (see MarkIfBehindLake in tenant_export.c) marks its checkpoint with
- * no database's history, so that its next claim sweeps too.  Only a change
- * from one recorded history to another sweeps: a tenant that has none (new,
- * reinstalled, or last exported by 1.0) may share the lake with files of
- * another database.
+ * no database's history, so that its next claim sweeps too.  A checkpoint
+ * that has no recorded history (new, reinstalled, or last exported by 1.0)
+ * sweeps only the files placed by this database or a physical copy of it,
+ * which local files carry as their origin (see TagWithOrigin in sink.c):
+ * a tenant's first export lost by a failover to a standby that was not
+ * streaming then.  Every other file there may be another database's.
  *
  * A removed file may also hold lines of rows the table does not have (a
  * long transaction whose commit never reached the new primary): they leave
@@ -194,6 +196,7 @@ typedef struct FileSweep
 	const ConfiguredTable *history;
 	const char *tenantId;
 	CheckpointPosition checkpoint;
+	bool		onlyPlacedHere; /* judge only the files of this database's origin */
 	MemoryContext sweepContext; /* where the result lives */
 	MemoryContext fileContext;	/* one file's content, reset before the next */
 	LakeSweep	result;
@@ -214,7 +217,8 @@ SweepFile(const char *relativePath, void *argument)
 	MemoryContext listContext = CurrentMemoryContext;
 	ErrorData  *error;
 
-	if (!NamedPastCheckpoint(relativePath, sweep->checkpoint))
+	if (!NamedPastCheckpoint(relativePath, sweep->checkpoint) ||
+		(sweep->onlyPlacedHere && !sweep->sink->ops->placedHere(sweep->sink, relativePath)))
 		return;
 	/* A file is read whole: its memory goes before the next one is read. */
 	MemoryContextReset(sweep->fileContext);
@@ -244,15 +248,20 @@ SweepFile(const char *relativePath, void *argument)
 
 /*
  * SweepLostFiles removes the tenant's files that a lost history placed past
- * its checkpoint (see JudgeFileRows) and reports how many, and how many it
- * could not judge, with the first such file and its error.  The caller holds
- * the tenant's claim; a cancel ends the sweep at once.
+ * its checkpoint (see JudgeFileRows), only those of this database's origin
+ * when asked (none where files carry no origin), and reports how many, and
+ * how many it could not judge, with the first such file and its error.  The
+ * caller holds the tenant's claim; a cancel ends the sweep at once.
  */
 LakeSweep
 SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *tenantId,
-			   CheckpointPosition checkpoint)
+			   CheckpointPosition checkpoint, bool onlyPlacedHere)
 {
-	FileSweep	sweep = {sink, history, tenantId, checkpoint, CurrentMemoryContext, NULL, {0, 0, NULL, 0, NULL}};
+	FileSweep	sweep = {sink, history, tenantId, checkpoint, onlyPlacedHere, CurrentMemoryContext, NULL,
+	{0, 0, NULL, 0, NULL}};
+
+	if (onlyPlacedHere && sink->ops->placedHere == NULL)
+		return sweep.result;
 
 	sweep.fileContext = AllocSetContextCreate(CurrentMemoryContext, "interactions_cron lake sweep file",
 											  ALLOCSET_DEFAULT_SIZES);

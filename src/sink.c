@@ -16,8 +16,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -96,17 +98,54 @@ RenameWithoutReplacing(const char *oldPath, const char *newPath)
 	return true;
 }
 
+/* The extended attribute naming the database that placed a local file. */
+#define ORIGIN_ATTRIBUTE "user.interactions_cron.origin"
+
 /*
- * LocalPlace renames the temporary file to its final name, creating the
- * partition directory first, and returns false, having placed nothing, when
- * a file has that name already: a placed file never replaces another.
- * Nothing is fsynced yet: LocalSync does that for a whole group of batches
- * at once, after the kernel has had time to write them back, and before any
- * checkpoint moves past their rows.
+ * LakeFileOrigin returns the origin a local file placed here carries: the
+ * cluster's system identifier and the database's OID.  A physical copy of
+ * the database (a promoted standby, a restored base backup) has both, so it
+ * knows the files its lost history placed (see lake_sweep.c); another
+ * database, even one of the same cluster, does not.
+ */
+static char *
+LakeFileOrigin(void)
+{
+	return psprintf(UINT64_FORMAT "/%u", GetSystemIdentifier(), MyDatabaseId);
+}
+
+/*
+ * TagWithOrigin records the origin on a temporary file before it is placed:
+ * the rename keeps it, and the file's fsync makes it durable.  A file system
+ * without user extended attributes, or out of room for them, leaves the
+ * file untagged rather than failing the tenant: the tag only lets a sweep
+ * recognise the file (see LocalPlacedHere), and an untagged file is left to
+ * the name checks that cover every file.
+ */
+static void
+TagWithOrigin(const char *temporaryPath)
+{
+	char	   *origin = LakeFileOrigin();
+
+	if (lsetxattr(temporaryPath, ORIGIN_ATTRIBUTE, origin, strlen(origin), 0) != 0 &&
+		errno != ENOTSUP && errno != ENOSPC && errno != EDQUOT)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not record the origin of export file \"%s\": %m", temporaryPath)));
+}
+
+/*
+ * LocalPlace renames the temporary file, tagged with its origin, to its
+ * final name, creating the partition directory first, and returns false,
+ * having placed nothing, when a file has that name already: a placed file
+ * never replaces another.  Nothing is fsynced yet: LocalSync does that for
+ * a whole group of batches at once, after the kernel has had time to write
+ * them back, and before any checkpoint moves past their rows.
  */
 static bool
 LocalPlace(ExportSink *sink, SinkFile *file)
 {
+	TagWithOrigin(file->temporaryPath);
 	EnsureExportDirectory(sink->localRoot, DirectoryOf(file->relativePath));
 	return RenameWithoutReplacing(file->temporaryPath,
 								  psprintf("%s/%s", sink->localRoot, file->relativePath));
@@ -171,6 +210,27 @@ LocalHolds(ExportSink *sink, const char *relativePath)
 				(errcode_for_file_access(),
 				 errmsg("could not stat file \"%s\": %m", path)));
 	return false;
+}
+
+/*
+ * LocalPlacedHere says whether a file of the lake carries this database's
+ * origin (see TagWithOrigin): a file gone meanwhile, untagged (placed by
+ * 1.1, copied without its attributes, on a file system without them) or
+ * another database's does not.
+ */
+static bool
+LocalPlacedHere(ExportSink *sink, const char *relativePath)
+{
+	char	   *path = psprintf("%s/%s", sink->localRoot, relativePath);
+	char	   *origin = LakeFileOrigin();
+	char		value[64];
+	ssize_t		length = lgetxattr(path, ORIGIN_ATTRIBUTE, value, sizeof(value));
+
+	if (length < 0 && errno != ENODATA && errno != ENOTSUP && errno != ERANGE && errno != ENOENT)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read the origin of export file \"%s\": %m", path)));
+	return length == (ssize_t) strlen(origin) && memcmp(value, origin, length) == 0;
 }
 
 /*
@@ -424,11 +484,11 @@ DryRunList(ExportSink *sink, const char *relativeDirectory, SinkFileVisitor visi
 }
 
 static const ExportSinkOps LocalSinkOps = {SpoolOpen, LocalPlace, LocalSync, LocalRemove, RemoveTemporary,
-LocalList, LocalRead, LocalHolds};
+LocalList, LocalRead, LocalHolds, LocalPlacedHere};
 static const ExportSinkOps S3SinkOps = {SpoolOpen, S3Place, NothingToSync, S3Remove, RemoveTemporary,
-S3List, S3Read, S3Holds};
+S3List, S3Read, S3Holds, NULL};
 static const ExportSinkOps DryRunSinkOps = {DryRunOpen, DryRunPlace, NothingToSync, DryRunRemove,
-RemoveTemporary, DryRunList, DryRunRead, DryRunHolds};
+RemoveTemporary, DryRunList, DryRunRead, DryRunHolds, NULL};
 
 /*
  * SinkFromSettings picks the run's sink from interactions_cron.storage and

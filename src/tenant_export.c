@@ -318,10 +318,11 @@ ReclaimBatch(TenantExporter *exporter, TenantBatch *batch)
  * SweepIfAnotherHistory removes, once per history, the tenant's files that
  * a lost history placed past its checkpoint (see lake_sweep.c), when the
  * checkpoint was recorded in another history, and marks it as recorded in
- * this one (a checkpoint of no recorded history is only marked).  A sweep
- * that could not judge every file fails the tenant's batch, with the SQLSTATE
- * of the first file's error (a lock wait cut short defers the tenant): the
- * history stays unrecorded, so the next claim sweeps again.
+ * this one.  A checkpoint of no recorded history sweeps only the files of
+ * this database's origin.  A sweep that could not judge every file fails the
+ * tenant's batch, with the SQLSTATE of the first file's error (a lock wait
+ * cut short defers the tenant): the history stays unrecorded, so the next
+ * claim sweeps again.
  */
 static void
 SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
@@ -330,17 +331,15 @@ SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, Checkpoint
 
 	if (checkpoint.lakeEpoch != NULL && strcmp(checkpoint.lakeEpoch, exporter->lakeEpoch) == 0)
 		return;
-	if (checkpoint.lakeEpoch != NULL)
-	{
-		sweep = SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint);
-		if (sweep.unjudged > 0)
-			ereport(ERROR,
-					(errcode(sweep.firstErrorCode),
-					 errmsg("not exported: the lake sweep after a change of history could not judge %d of the tenant's files, \"%s\" first: %s",
-							sweep.unjudged, sweep.firstUnjudged, sweep.firstErrorMessage),
-					 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
-					 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
-	}
+	sweep = SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint,
+						   checkpoint.lakeEpoch == NULL);
+	if (sweep.unjudged > 0)
+		ereport(ERROR,
+				(errcode(sweep.firstErrorCode),
+				 errmsg("not exported: the lake sweep after a change of history could not judge %d of the tenant's files, \"%s\" first: %s",
+						sweep.unjudged, sweep.firstUnjudged, sweep.firstErrorMessage),
+				 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
+				 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
 	CheckpointRecordLakeEpoch(tenantId, exporter->lakeEpoch);
 }
 

@@ -23,6 +23,7 @@ extern bool FileHoldsRowsPastCheckpoint(ExportSink *sink, const ConfiguredTable 
 										const char *tenantId, const char *relativePath,
 										CheckpointPosition checkpoint);
 extern LakeSweep SweepLostFiles(ExportSink *sink, const ConfiguredTable *history,
-								const char *tenantId, CheckpointPosition checkpoint);
+								const char *tenantId, CheckpointPosition checkpoint,
+								bool onlyPlacedHere);
 
 #endif

@@ -55,6 +55,11 @@ typedef struct ExportSinkOps
 	StringInfo	(*read) (ExportSink *sink, const char *relativePath);
 	/* whether the lake has a file under a relative path */
 	bool		(*holds) (ExportSink *sink, const char *relativePath);
+	/*
+	 * whether a file of the lake was placed by this database or a physical
+	 * copy of it; NULL where files carry no origin (S3, dry run)
+	 */
+	bool		(*placedHere) (ExportSink *sink, const char *relativePath);
 } ExportSinkOps;
 
 struct ExportSink

@@ -1,24 +1,27 @@
-# FAILS on main (hostile review of issue 19, cases 3 and 4): an asynchronous
-# failover that loses a tenant's FIRST export (its checkpoint row with it)
-# is never swept, since the new primary's checkpoint of that tenant has no
-# recorded history (lake_epoch) -- it has no checkpoint at all.  A first
-# batch now waits for the standbys streaming from the primary
+# An asynchronous failover that loses a tenant's FIRST export (its
+# checkpoint row with it) sweeps that export's files (issue 19, cases 3 and
+# 4).  A first batch waits for the standbys streaming from the primary
 # (interactions_cron.standby_wait, t/023); this standby is cut off before
-# the export (primary_conninfo emptied), so nothing waits for it.  Two
-# tenants, never exported before; their rows reach the standby; the old
-# primary exports each once and crashes:
+# the export (primary_conninfo emptied), so nothing waits for it, and the
+# new primary has no checkpoint, so no recorded history to sweep from.
+# Each local file carries its origin (the system identifier and the
+# database's OID, which a physical copy keeps), and a checkpoint with no
+# recorded history sweeps the files of its own origin.  Two tenants, never
+# exported before; their rows reach the standby; the old primary exports
+# each once and crashes (both failed before the origin was recorded):
 #   n1: its first row is a long transaction's, committed after the cut:
-#       the new primary lacks it, names its first file after n1's second
-#       row, and writes rows 2..10 a second time (silent duplicates);
+#       the new primary lacks it, and named its first file after n1's
+#       second row, writing rows 2..10 a second time;
 #   n2: the new primary's first file has the lost export's name: the tenant
-#       fails with 58P02 on every call until someone looks.
-#
-# Run: make prove_installcheck PROVE_TESTS=repro/failover_lost_first_export.pl
+#       failed with 58P02 on every call.
+# Then a database copied from the new primary's (CREATE DATABASE ...
+# TEMPLATE: the same rows, another OID) exports a tenant the first has
+# exported: it must not take the first's files for its own.
 use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::RealBin/../t";
+use lib $FindBin::RealBin;
 use JSON::PP;
 use LakeCheck;
 use PostgreSQL::Test::Cluster;
@@ -77,6 +80,23 @@ my @missing = grep { !$copies->{$_} } @ids;
 my @duplicated = grep { ($copies->{$_} // 0) > 1 } @ids;
 is(scalar(@missing), 0, 'every row of the new primary is in the lake') or diag "missing: @missing";
 is(scalar(@duplicated), 0, 'no row of the new primary is in the lake twice') or diag "duplicated: @duplicated";
+
+# The copy has the rows of n3 and no checkpoint of it; the lake has the
+# first database's file of them.
+sql($standby, q{INSERT INTO tenants (id, name) VALUES ('n3', 'N3')});
+add_tenant_rows($standby, 5, 0, 'n3');
+is(decode_json(sql($standby, 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 5,
+	'the new primary exports n3');
+sql($standby, 'CREATE DATABASE copy TEMPLATE postgres');
+$standby->safe_psql('copy', 'DELETE FROM interactions_cron.export_checkpoints', timeout => $timeout);
+my $copy = decode_json($standby->safe_psql('copy', 'SELECT interactions_cron.export_interactions()',
+										   timeout => $timeout));
+my ($n3) = grep { $_->{tenantId} eq 'n3' } @{ $copy->{tenants} };
+like($n3->{error} // '', qr/already exists in the lake/,
+	'the copy fails n3 on the first database\'s file rather than sweeping it');
+$copies = read_lake($lake)->{ids};
+my @n3_ids = split /\n/, sql($standby, q{SELECT id FROM interaction_history WHERE tenant_id = 'n3'});
+is(scalar(grep { ($copies->{$_} // 0) == 1 } @n3_ids), 5, 'each row of n3 is still in the lake once');
 
 $standby->stop;
 done_testing();

@@ -1,22 +1,18 @@
-# REPRODUCTION (fails on main; a documented gap, doc/operations.md
-# "Failover"): a cascaded standby is not waited for, and its promotion
-# writes a tenant's first rows a second time or fails the tenant 58P02 on
-# every call.
+# A cascaded standby is not waited for by a tenant's first batch, and its
+# promotion sweeps the lost first export by its files' origin (issue 19;
+# see t/031).  Before the origin was recorded, it failed the tenant 58P02
+# on every call ("export file ... already exists in the lake"), or, with a
+# first row the standby lacks, wrote rows twice.
 #
 # WaitForStandbysToFlush reads this server's walsenders only: primary -> A
 # -> B, the first batch waits for A, never for B.  Here A's walsender to B is
 # stopped (SIGSTOP) before the export; the primary and A are lost (both
-# stopped immediately: one site), and B is promoted.  Observed:
-#   not ok 3 - every call on the new primary succeeds for every tenant
-#   # {"ok":false,...,"error":"export file \"exports/n/interaction_history/year=2026/
-#   #   month=12/day=04/batch-2026-12-04T00-07-00-250000Z-1.json\" already exists in the lake"}
-#   (every call; with a first row the standby lacks, rows land twice instead,
-#   as in failover_lost_first_export.pl)
+# stopped immediately: one site), and B is promoted.
 use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::RealBin/../t";
+use lib $FindBin::RealBin;
 use JSON::PP;
 use LakeCheck;
 use PostgreSQL::Test::Cluster;
