@@ -72,6 +72,9 @@
 #define S3_LIST_MAX_PAGES 10000
 
 /* What one request came back with. */
+/* The metadata header naming the database that uploaded an object. */
+#define ORIGIN_HEADER "x-amz-meta-interactions-cron-origin"
+
 typedef struct S3Response
 {
 	long		status;			/* HTTP status, 0 on a transport failure */
@@ -84,6 +87,7 @@ typedef struct S3Response
 	bool		createOnly;		/* If-None-Match: *, so that an existing object stays */
 	bool		maybeApplied;	/* an earlier attempt failed after it may have taken effect */
 	char	   *etag;
+	char	   *origin;			/* its x-amz-meta-interactions-cron-origin */
 } S3Response;
 
 /*
@@ -306,12 +310,13 @@ ChecksumHeaders(const S3Target *target, const char *data, size_t length, char **
 
 /*
  * ObjectCreationHeaders returns the headers that PutObject and
- * CreateMultipartUpload carry: encryption and storage class.
+ * CreateMultipartUpload carry: the object's origin, encryption and storage
+ * class.
  */
 static List *
 ObjectCreationHeaders(const S3Target *target)
 {
-	List	   *headers = NIL;
+	List	   *headers = list_make1(psprintf("%s: %s", ORIGIN_HEADER, target->origin));
 
 	if (target->serverSideEncryption[0] != '\0')
 		headers = lappend(headers, psprintf("x-amz-server-side-encryption: %s",
@@ -360,21 +365,38 @@ CollectBody(char *data, size_t size, size_t count, void *userdata)
 }
 
 /*
- * CollectEtag keeps the ETag header of an uploaded part.
+ * HeaderValue returns the value of a header line if it has the name, else
+ * NULL.
+ */
+static char *
+HeaderValue(const char *data, size_t length, const char *name)
+{
+	size_t		nameLength = strlen(name);
+	char	   *value;
+
+	if (length <= nameLength || data[nameLength] != ':' || pg_strncasecmp(data, name, nameLength) != 0)
+		return NULL;
+	value = pnstrdup(data + nameLength + 1, length - nameLength - 1);
+	value += strspn(value, " \t");
+	value[strcspn(value, "\r\n")] = '\0';
+	return value;
+}
+
+/*
+ * CollectHeaders keeps the ETag header of an uploaded part, and the origin
+ * of an object.
  */
 static size_t
-CollectEtag(char *data, size_t size, size_t count, void *userdata)
+CollectHeaders(char *data, size_t size, size_t count, void *userdata)
 {
 	S3Response *response = userdata;
 	size_t		length = size * count;
+	char	   *value;
 
-	if (length > 5 && pg_strncasecmp(data, "etag:", 5) == 0)
-	{
-		char	   *value = pnstrdup(data + 5, length - 5);
-
-		response->etag = pstrdup(value + strspn(value, " \t"));
-		response->etag[strcspn(response->etag, "\r\n")] = '\0';
-	}
+	if ((value = HeaderValue(data, length, "etag")) != NULL)
+		response->etag = value;
+	else if ((value = HeaderValue(data, length, ORIGIN_HEADER)) != NULL)
+		response->origin = value;
 	return length;
 }
 
@@ -434,6 +456,7 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	response->bodyTooLarge = false;
 	response->status = 0;
 	response->etag = NULL;
+	response->origin = NULL;
 	response->transportCode = CURLE_OK;
 	response->setupFailed = false;
 	response->transportError[0] = '\0';
@@ -460,10 +483,12 @@ SendOnce(const S3Target *target, const char *method, const char *url,
 	SET_CURL_OPTION(CURLOPT_CUSTOMREQUEST, method);
 	SET_CURL_OPTION(CURLOPT_POSTFIELDS, payload);
 	SET_CURL_OPTION(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) length);
+	/* A HEAD's answer has no body, whatever its Content-Length says. */
+	SET_CURL_OPTION(CURLOPT_NOBODY, strcmp(method, "HEAD") == 0 ? 1L : 0L);
 	SET_CURL_OPTION(CURLOPT_HTTPHEADER, headers);
 	SET_CURL_OPTION(CURLOPT_WRITEFUNCTION, CollectBody);
 	SET_CURL_OPTION(CURLOPT_WRITEDATA, response);
-	SET_CURL_OPTION(CURLOPT_HEADERFUNCTION, CollectEtag);
+	SET_CURL_OPTION(CURLOPT_HEADERFUNCTION, CollectHeaders);
 	SET_CURL_OPTION(CURLOPT_HEADERDATA, response);
 	SET_CURL_OPTION(CURLOPT_ERRORBUFFER, response->transportError);
 	SET_CURL_OPTION(CURLOPT_NOSIGNAL, 1L);
@@ -913,6 +938,22 @@ S3GetObject(const S3Target *target, const char *key)
 	content = palloc(sizeof(StringInfoData));
 	*content = response.body;
 	return content;
+}
+
+/*
+ * S3ObjectOrigin returns the origin an object was uploaded with (see
+ * ObjectCreationHeaders), read with a HEAD request: NULL for an object
+ * without one, or gone (HTTP 404).
+ */
+char *
+S3ObjectOrigin(const S3Target *target, const char *key)
+{
+	S3Response response;
+
+	InitResponse(&response, 0);
+	SendRequest(target, psprintf("look-up of %s", key), "HEAD", ObjectUrl(target, key, NULL), "", 0,
+				"application/octet-stream", NIL, &response, 404);
+	return response.status == 404 ? NULL : response.origin;
 }
 
 /*

@@ -275,6 +275,19 @@ S3Read(ExportSink *sink, const char *relativePath)
 	return S3GetObject(sink->s3, ObjectKey(sink, relativePath));
 }
 
+/*
+ * S3PlacedHere says whether an object was uploaded by this database or a
+ * physical copy of it (see LakeFileOrigin): an object gone meanwhile,
+ * uploaded by 1.1, or another database's was not.
+ */
+static bool
+S3PlacedHere(ExportSink *sink, const char *relativePath)
+{
+	char	   *origin = S3ObjectOrigin(sink->s3, ObjectKey(sink, relativePath));
+
+	return origin != NULL && strcmp(origin, sink->s3->origin) == 0;
+}
+
 /* What S3Holds looks for in a listing of the key's own prefix. */
 typedef struct KeySearch
 {
@@ -486,7 +499,7 @@ DryRunList(ExportSink *sink, const char *relativeDirectory, SinkFileVisitor visi
 static const ExportSinkOps LocalSinkOps = {SpoolOpen, LocalPlace, LocalSync, LocalRemove, RemoveTemporary,
 LocalList, LocalRead, LocalHolds, LocalPlacedHere};
 static const ExportSinkOps S3SinkOps = {SpoolOpen, S3Place, NothingToSync, S3Remove, RemoveTemporary,
-S3List, S3Read, S3Holds, NULL};
+S3List, S3Read, S3Holds, S3PlacedHere};
 static const ExportSinkOps DryRunSinkOps = {DryRunOpen, DryRunPlace, NothingToSync, DryRunRemove,
 RemoveTemporary, DryRunList, DryRunRead, DryRunHolds, NULL};
 
@@ -515,6 +528,7 @@ SinkFromSettings(bool dryRun)
 		sink->ops = &S3SinkOps;
 		sink->storage = "s3";
 		sink->s3 = S3TargetFromSettings();
+		sink->s3->origin = LakeFileOrigin();
 	}
 	else
 	{
@@ -542,6 +556,7 @@ SinkAtLocation(const char *storage, const char *localRoot,
 	{
 		sink->ops = &S3SinkOps;
 		sink->s3 = S3TargetAt(s3Endpoint, s3Bucket, s3Prefix);
+		sink->s3->origin = LakeFileOrigin();
 	}
 	else
 		sink->ops = &LocalSinkOps;

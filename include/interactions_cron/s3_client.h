@@ -28,6 +28,7 @@ typedef struct S3Target
 	int			requestTimeoutMs;	/* longest time of one attempt */
 	int			lowSpeedLimitBytes; /* an attempt slower than this per second */
 	int			lowSpeedTimeSeconds;	/* ... for this long fails */
+	char	   *origin;			/* the database that uploads (see LakeFileOrigin) */
 } S3Target;
 
 extern S3Target *S3TargetFromSettings(void);
@@ -37,6 +38,7 @@ extern bool S3UploadFile(const S3Target *target, const char *key, const char *pa
 						 const char *contentType);
 extern void S3DeleteObject(const S3Target *target, const char *key);
 extern StringInfo S3GetObject(const S3Target *target, const char *key);
+extern char *S3ObjectOrigin(const S3Target *target, const char *key);
 extern void AppendUriEncoded(StringInfo url, const char *key, bool keepSlash);
 /* Called by S3ListKeys with each key listed, in a context reset after each page. */
 typedef void (*S3KeyVisitor) (const char *key, void *argument);

@@ -16,7 +16,9 @@
 #       failed with 58P02 on every call.
 # Then a database copied from the new primary's (CREATE DATABASE ...
 # TEMPLATE: the same rows, another OID) exports a tenant the first has
-# exported: it must not take the first's files for its own.
+# exported: it must not take the first's files for its own.  All of it
+# with local files, then with S3 (s3rver on 127.0.0.1), whose objects
+# carry the origin as metadata.
 use strict;
 use warnings;
 
@@ -32,71 +34,103 @@ my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
 
+# rows_once_ok checks that each of @ids, the rows of $what, is in the lake
+# ($copies: id to lines) exactly once, in the run of $storage.
+sub rows_once_ok
+{
+	my ($copies, $storage, $what, @ids) = @_;
+	my @missing = grep { !$copies->{$_} } @ids;
+	my @duplicated = grep { ($copies->{$_} // 0) > 1 } @ids;
+	is(scalar(@missing), 0, "$storage: every row of $what is in the lake") or diag "missing: @missing";
+	is(scalar(@duplicated), 0, "$storage: no row of $what is in the lake twice") or diag "duplicated: @duplicated";
+	return;
+}
+
+# lose_first_export runs the failover, with $settings (postgresql.conf
+# lines) on both servers and $read_lake returning read_lake's answer for
+# the lake, and then the copied database; $storage names the run.
+sub lose_first_export
+{
+	my ($storage, $settings, $read_lake) = @_;
+	my $primary = extension_node("${storage}_primary", $settings, allows_streaming => 1);
+	sql($primary, q{INSERT INTO tenants (id, name) VALUES ('n1', 'N1'), ('n2', 'N2')});
+
+	$primary->backup('for_standby');
+	my $standby = PostgreSQL::Test::Cluster->new("${storage}_standby");
+	$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
+	$standby->start;
+
+	# n1's first row: a transaction that starts first and commits last.
+	my $long = $primary->background_psql('postgres', on_error_stop => 1);
+	$long->query_safe(q{BEGIN; INSERT INTO interaction_history (tenant_id, channel) VALUES ('n1', 'sms')});
+	sql($primary, q{INSERT INTO interaction_history (tenant_id, channel)
+	                SELECT t, 'sms' FROM unnest(ARRAY['n1', 'n2']) t, generate_series(1, 9) ORDER BY 1});
+	sql($primary, q{INSERT INTO interaction_history (tenant_id, channel) VALUES ('n2', 'sms')});
+
+	# Cut the standby off: what the primary commits from now on is lost.
+	$primary->wait_for_catchup($standby, 'replay');
+	$standby->append_conf('postgresql.conf', "primary_conninfo = ''");
+	$standby->reload;
+	$primary->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_stat_replication')
+	  or die 'the standby did not stop streaming';
+	$long->query_safe('COMMIT');
+	$long->quit;
+
+	$primary->poll_query_until('postgres', q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
+	  or die 'the rows did not pass the watermark margin';
+	my $first = decode_json(sql($primary, 'SELECT interactions_cron.export_interactions()'));
+	is($first->{totalExported}, 20, "$storage: the old primary exports both tenants once (its first export of them)");
+
+	$primary->stop('immediate');
+	$standby->promote;
+	$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'not promoted';
+	is(sql($standby, 'SELECT count(*) FROM interactions_cron.export_checkpoints'), '0',
+		"$storage: the new primary has no checkpoint: the first export was lost");
+
+	$standby->poll_query_until('postgres', q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
+	  or die 'the rows did not pass the watermark margin';
+	my ($caught_up, @problems) = export_until_done(sub { sql($standby, 'SELECT interactions_cron.export_interactions()') }, 10);
+	is(scalar(@problems), 0, "$storage: every call on the new primary succeeds for every tenant") or diag join("\n", @problems);
+	rows_once_ok($read_lake->()->{ids}, $storage, 'the new primary',
+		split /\n/, sql($standby, 'SELECT id FROM interaction_history ORDER BY id'));
+
+	# The copy has the rows of n3 and no checkpoint of it; the lake has the
+	# first database's file of them.
+	sql($standby, q{INSERT INTO tenants (id, name) VALUES ('n3', 'N3')});
+	add_tenant_rows($standby, 5, 0, 'n3');
+	is(decode_json(sql($standby, 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 5,
+		"$storage: the new primary exports n3");
+	sql($standby, 'CREATE DATABASE copy TEMPLATE postgres');
+	$standby->safe_psql('copy', 'DELETE FROM interactions_cron.export_checkpoints', timeout => $timeout);
+	my $copy = decode_json($standby->safe_psql('copy', 'SELECT interactions_cron.export_interactions()',
+											   timeout => $timeout));
+	my ($n3) = grep { $_->{tenantId} eq 'n3' } @{ $copy->{tenants} };
+	like($n3->{error} // '', qr/already exists in the lake/,
+		"$storage: the copy fails n3 on the first database's file rather than sweeping it");
+	rows_once_ok($read_lake->()->{ids}, $storage, 'n3',
+		split /\n/, sql($standby, q{SELECT id FROM interaction_history WHERE tenant_id = 'n3'}));
+	$standby->stop;
+	return;
+}
+
 my $lake = PostgreSQL::Test::Utils::tempdir() . '/lake';
-my $primary = extension_node('lost_first_primary', "interactions_cron.export_dir = '$lake'\n",
-	allows_streaming => 1);
-sql($primary, q{INSERT INTO tenants (id, name) VALUES ('n1', 'N1'), ('n2', 'N2')});
+lose_first_export('local', "interactions_cron.export_dir = '$lake'\n", sub { read_lake($lake) });
 
-$primary->backup('for_standby');
-my $standby = PostgreSQL::Test::Cluster->new('lost_first_standby');
-$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
-$standby->start;
+my ($s3, $s3_port, $s3_dir) = start_s3rver();
+# Credentials from the server's environment (settings would need the
+# library preloaded).
+local $ENV{AWS_ACCESS_KEY_ID} = 'S3RVER';
+local $ENV{AWS_SECRET_ACCESS_KEY} = 'S3RVER';
+my $spool = PostgreSQL::Test::Utils::tempdir();
+my $mirror = PostgreSQL::Test::Utils::tempdir();
+lose_first_export('s3', qq{
+interactions_cron.export_dir = '$spool'
+interactions_cron.storage = 's3'
+interactions_cron.s3_bucket = 'lake'
+interactions_cron.s3_prefix = 'lost-first/'
+interactions_cron.s3_endpoint = 'http://127.0.0.1:$s3_port'
+interactions_cron.s3_path_style = on
+}, sub { read_s3rver_lake("$s3_dir/store", 'lake', 'lost-first/', "$mirror/lake") });
+$s3->kill_kill;
 
-# n1's first row: a transaction that starts first and commits last.
-my $long = $primary->background_psql('postgres', on_error_stop => 1);
-$long->query_safe(q{BEGIN; INSERT INTO interaction_history (tenant_id, channel) VALUES ('n1', 'sms')});
-sql($primary, q{INSERT INTO interaction_history (tenant_id, channel)
-                SELECT t, 'sms' FROM unnest(ARRAY['n1', 'n2']) t, generate_series(1, 9) ORDER BY 1});
-sql($primary, q{INSERT INTO interaction_history (tenant_id, channel) VALUES ('n2', 'sms')});
-
-# Cut the standby off: what the primary commits from now on is lost.
-$primary->wait_for_catchup($standby, 'replay');
-$standby->append_conf('postgresql.conf', "primary_conninfo = ''");
-$standby->reload;
-$primary->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_stat_replication')
-  or die 'the standby did not stop streaming';
-$long->query_safe('COMMIT');
-$long->quit;
-
-$primary->poll_query_until('postgres', q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
-  or die 'the rows did not pass the watermark margin';
-my $first = decode_json(sql($primary, 'SELECT interactions_cron.export_interactions()'));
-is($first->{totalExported}, 20, 'the old primary exports both tenants once (its first export of them)');
-
-$primary->stop('immediate');
-$standby->promote;
-$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'not promoted';
-is(sql($standby, 'SELECT count(*) FROM interactions_cron.export_checkpoints'), '0',
-	'the new primary has no checkpoint: the first export was lost');
-
-$standby->poll_query_until('postgres', q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
-  or die 'the rows did not pass the watermark margin';
-my ($caught_up, @problems) = export_until_done(sub { sql($standby, 'SELECT interactions_cron.export_interactions()') }, 10);
-is(scalar(@problems), 0, 'every call on the new primary succeeds for every tenant') or diag join("\n", @problems);
-
-my $copies = read_lake($lake)->{ids};
-my @ids = split /\n/, sql($standby, 'SELECT id FROM interaction_history ORDER BY id');
-my @missing = grep { !$copies->{$_} } @ids;
-my @duplicated = grep { ($copies->{$_} // 0) > 1 } @ids;
-is(scalar(@missing), 0, 'every row of the new primary is in the lake') or diag "missing: @missing";
-is(scalar(@duplicated), 0, 'no row of the new primary is in the lake twice') or diag "duplicated: @duplicated";
-
-# The copy has the rows of n3 and no checkpoint of it; the lake has the
-# first database's file of them.
-sql($standby, q{INSERT INTO tenants (id, name) VALUES ('n3', 'N3')});
-add_tenant_rows($standby, 5, 0, 'n3');
-is(decode_json(sql($standby, 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 5,
-	'the new primary exports n3');
-sql($standby, 'CREATE DATABASE copy TEMPLATE postgres');
-$standby->safe_psql('copy', 'DELETE FROM interactions_cron.export_checkpoints', timeout => $timeout);
-my $copy = decode_json($standby->safe_psql('copy', 'SELECT interactions_cron.export_interactions()',
-										   timeout => $timeout));
-my ($n3) = grep { $_->{tenantId} eq 'n3' } @{ $copy->{tenants} };
-like($n3->{error} // '', qr/already exists in the lake/,
-	'the copy fails n3 on the first database\'s file rather than sweeping it');
-$copies = read_lake($lake)->{ids};
-my @n3_ids = split /\n/, sql($standby, q{SELECT id FROM interaction_history WHERE tenant_id = 'n3'});
-is(scalar(grep { ($copies->{$_} // 0) == 1 } @n3_ids), 5, 'each row of n3 is still in the lake once');
-
-$standby->stop;
 done_testing();
