@@ -16,10 +16,11 @@
  * lake (see MarkIfBehindLake in tenant_export.c) marks its checkpoint with
  * no database's history, so that its next claim sweeps too.  A checkpoint
  * that has no recorded history (new, reinstalled, or last exported by 1.0)
- * sweeps only the files placed by this database or a physical copy of it,
- * which local files carry as their origin (see TagWithOrigin in sink.c):
- * a tenant's first export lost by a failover to a standby that was not
- * streaming then.  Every other file there may be another database's.
+ * sweeps only the files that this database, or a physical copy of it,
+ * placed in a history it does not have, which each file's origin tells
+ * (see SinkPlacedInLostHistory): a tenant's first export lost by a failover
+ * to a standby that was not streaming then.  Any other file there may be
+ * another database's, or stand past a checkpoint set by hand.
  *
  * A removed file may also hold lines of rows the table does not have (a
  * long transaction whose commit never reached the new primary): they leave
@@ -196,7 +197,7 @@ typedef struct FileSweep
 	const ConfiguredTable *history;
 	const char *tenantId;
 	CheckpointPosition checkpoint;
-	bool		onlyPlacedHere; /* judge only the files of this database's origin */
+	bool		onlyLostHistory;	/* judge only files placed here in a lost history */
 	MemoryContext sweepContext; /* where the result lives */
 	MemoryContext fileContext;	/* one file's content, reset before the next */
 	LakeSweep	result;
@@ -218,7 +219,7 @@ SweepFile(const char *relativePath, void *argument)
 	ErrorData  *error;
 
 	if (!NamedPastCheckpoint(relativePath, sweep->checkpoint) ||
-		(sweep->onlyPlacedHere && !sweep->sink->ops->placedHere(sweep->sink, relativePath)))
+		(sweep->onlyLostHistory && !SinkPlacedInLostHistory(sweep->sink, relativePath)))
 		return;
 	/* A file is read whole: its memory goes before the next one is read. */
 	MemoryContextReset(sweep->fileContext);
@@ -248,19 +249,19 @@ SweepFile(const char *relativePath, void *argument)
 
 /*
  * SweepLostFiles removes the tenant's files that a lost history placed past
- * its checkpoint (see JudgeFileRows), only those of this database's origin
- * when asked (none where files carry no origin), and reports how many, and
+ * its checkpoint (see JudgeFileRows), only those placed here in a lost
+ * history when asked (see SinkPlacedInLostHistory), and reports how many, and
  * how many it could not judge, with the first such file and its error.  The
  * caller holds the tenant's claim; a cancel ends the sweep at once.
  */
 LakeSweep
 SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *tenantId,
-			   CheckpointPosition checkpoint, bool onlyPlacedHere)
+			   CheckpointPosition checkpoint, bool onlyLostHistory)
 {
-	FileSweep	sweep = {sink, history, tenantId, checkpoint, onlyPlacedHere, CurrentMemoryContext, NULL,
+	FileSweep	sweep = {sink, history, tenantId, checkpoint, onlyLostHistory, CurrentMemoryContext, NULL,
 	{0, 0, NULL, 0, NULL}};
 
-	if (onlyPlacedHere && sink->ops->placedHere == NULL)
+	if (onlyLostHistory && sink->ops->origin == NULL)
 		return sweep.result;
 
 	sweep.fileContext = AllocSetContextCreate(CurrentMemoryContext, "interactions_cron lake sweep file",

@@ -102,16 +102,18 @@ RenameWithoutReplacing(const char *oldPath, const char *newPath)
 #define ORIGIN_ATTRIBUTE "user.interactions_cron.origin"
 
 /*
- * LakeFileOrigin returns the origin a local file placed here carries: the
- * cluster's system identifier and the database's OID.  A physical copy of
- * the database (a promoted standby, a restored base backup) has both, so it
- * knows the files its lost history placed (see lake_sweep.c); another
- * database, even one of the same cluster, does not.
+ * LakeFileOrigin returns the origin of the files placed here: the cluster's
+ * system identifier, the WAL timeline and the database's OID.  A physical
+ * copy of the database (a promoted standby, a restored base backup) has the
+ * same identifier and OID, on a timeline of its own once it has a history
+ * of its own; another database, even one of the same cluster, has another
+ * OID.  See SinkPlacedInLostHistory.
  */
 static char *
 LakeFileOrigin(void)
 {
-	return psprintf(UINT64_FORMAT "/%u", GetSystemIdentifier(), MyDatabaseId);
+	return psprintf(UINT64_FORMAT "/%u/%u", GetSystemIdentifier(), GetWALInsertionTimeLine(),
+					MyDatabaseId);
 }
 
 /*
@@ -119,8 +121,8 @@ LakeFileOrigin(void)
  * the rename keeps it, and the file's fsync makes it durable.  A file system
  * without user extended attributes, or out of room for them, leaves the
  * file untagged rather than failing the tenant: the tag only lets a sweep
- * recognise the file (see LocalPlacedHere), and an untagged file is left to
- * the name checks that cover every file.
+ * recognise the file (see SinkPlacedInLostHistory), and an untagged file is
+ * left to the name checks that cover every file.
  */
 static void
 TagWithOrigin(const char *temporaryPath)
@@ -213,24 +215,24 @@ LocalHolds(ExportSink *sink, const char *relativePath)
 }
 
 /*
- * LocalPlacedHere says whether a file of the lake carries this database's
- * origin (see TagWithOrigin): a file gone meanwhile, untagged (placed by
- * 1.1, copied without its attributes, on a file system without them) or
- * another database's does not.
+ * LocalOrigin returns the origin a file of the lake carries (see
+ * TagWithOrigin), or NULL for a file gone meanwhile or untagged (placed by
+ * 1.1, copied without its attributes, on a file system without them).
  */
-static bool
-LocalPlacedHere(ExportSink *sink, const char *relativePath)
+static char *
+LocalOrigin(ExportSink *sink, const char *relativePath)
 {
 	char	   *path = psprintf("%s/%s", sink->localRoot, relativePath);
-	char	   *origin = LakeFileOrigin();
 	char		value[64];
 	ssize_t		length = lgetxattr(path, ORIGIN_ATTRIBUTE, value, sizeof(value));
 
-	if (length < 0 && errno != ENODATA && errno != ENOTSUP && errno != ERANGE && errno != ENOENT)
+	if (length >= 0)
+		return pnstrdup(value, length);
+	if (errno != ENODATA && errno != ENOTSUP && errno != ERANGE && errno != ENOENT)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read the origin of export file \"%s\": %m", path)));
-	return length == (ssize_t) strlen(origin) && memcmp(value, origin, length) == 0;
+	return NULL;
 }
 
 /*
@@ -276,16 +278,13 @@ S3Read(ExportSink *sink, const char *relativePath)
 }
 
 /*
- * S3PlacedHere says whether an object was uploaded by this database or a
- * physical copy of it (see LakeFileOrigin): an object gone meanwhile,
- * uploaded by 1.1, or another database's was not.
+ * S3Origin returns the origin an object was uploaded with, or NULL for an
+ * object gone meanwhile or uploaded by 1.1.
  */
-static bool
-S3PlacedHere(ExportSink *sink, const char *relativePath)
+static char *
+S3Origin(ExportSink *sink, const char *relativePath)
 {
-	char	   *origin = S3ObjectOrigin(sink->s3, ObjectKey(sink, relativePath));
-
-	return origin != NULL && strcmp(origin, sink->s3->origin) == 0;
+	return S3ObjectOrigin(sink->s3, ObjectKey(sink, relativePath));
 }
 
 /* What S3Holds looks for in a listing of the key's own prefix. */
@@ -497,9 +496,9 @@ DryRunList(ExportSink *sink, const char *relativeDirectory, SinkFileVisitor visi
 }
 
 static const ExportSinkOps LocalSinkOps = {SpoolOpen, LocalPlace, LocalSync, LocalRemove, RemoveTemporary,
-LocalList, LocalRead, LocalHolds, LocalPlacedHere};
+LocalList, LocalRead, LocalHolds, LocalOrigin};
 static const ExportSinkOps S3SinkOps = {SpoolOpen, S3Place, NothingToSync, S3Remove, RemoveTemporary,
-S3List, S3Read, S3Holds, S3PlacedHere};
+S3List, S3Read, S3Holds, S3Origin};
 static const ExportSinkOps DryRunSinkOps = {DryRunOpen, DryRunPlace, NothingToSync, DryRunRemove,
 RemoveTemporary, DryRunList, DryRunRead, DryRunHolds, NULL};
 
@@ -561,6 +560,32 @@ SinkAtLocation(const char *storage, const char *localRoot,
 	else
 		sink->ops = &LocalSinkOps;
 	return sink;
+}
+
+/*
+ * SinkPlacedInLostHistory says whether a file of the lake was placed by
+ * this database, or a physical copy of it, on another timeline: in a
+ * history this database does not have (a failover or a point-in-time
+ * restore lost it), whose files nothing here confirmed.  A file of another
+ * database or without an origin was not; neither was one of this timeline,
+ * which a checkpoint of this history may stand behind (a refused or
+ * replayed batch).
+ */
+bool
+SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath)
+{
+	char	   *origin = sink->ops->origin(sink, relativePath);
+	uint64		systemIdentifier;
+	unsigned int timeline;
+	unsigned int databaseId;
+	int			consumed = -1;
+
+	if (origin == NULL ||
+		sscanf(origin, UINT64_FORMAT "/%u/%u%n", &systemIdentifier, &timeline, &databaseId, &consumed) != 3 ||
+		consumed != (int) strlen(origin))
+		return false;
+	return systemIdentifier == GetSystemIdentifier() && databaseId == MyDatabaseId &&
+		timeline != GetWALInsertionTimeLine();
 }
 
 /*

@@ -318,8 +318,8 @@ ReclaimBatch(TenantExporter *exporter, TenantBatch *batch)
  * SweepIfAnotherHistory removes, once per history, the tenant's files that
  * a lost history placed past its checkpoint (see lake_sweep.c), when the
  * checkpoint was recorded in another history, and marks it as recorded in
- * this one.  A checkpoint of no recorded history sweeps only the files of
- * this database's origin.  A sweep that could not judge every file fails the
+ * this one.  A checkpoint of no recorded history sweeps only the files this
+ * database placed in a history it does not have.  A sweep that could not judge every file fails the
  * tenant's batch, with the SQLSTATE of the first file's error (a lock wait
  * cut short defers the tenant): the history stays unrecorded, so the next
  * claim sweeps again.

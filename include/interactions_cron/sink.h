@@ -56,10 +56,10 @@ typedef struct ExportSinkOps
 	/* whether the lake has a file under a relative path */
 	bool		(*holds) (ExportSink *sink, const char *relativePath);
 	/*
-	 * whether a file of the lake was placed by this database or a physical
-	 * copy of it; NULL where files carry no origin (S3, dry run)
+	 * the origin a file of the lake was placed with (see LakeFileOrigin in
+	 * sink.c), NULL if none; the op is NULL where files have none (dry run)
 	 */
-	bool		(*placedHere) (ExportSink *sink, const char *relativePath);
+	char	   *(*origin) (ExportSink *sink, const char *relativePath);
 } ExportSinkOps;
 
 struct ExportSink
@@ -77,6 +77,7 @@ extern ExportSink *SinkFromSettings(bool dryRun);
 extern ExportSink *SinkAtLocation(const char *storage, const char *localRoot,
 								  const char *s3Endpoint, const char *s3Bucket,
 								  const char *s3Prefix);
+extern bool SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath);
 extern char *SinkLocation(const ExportSink *sink);
 extern void SinkCloseFile(SinkFile *file);
 extern void SinkAbortFiles(ExportSink *sink, List *files);

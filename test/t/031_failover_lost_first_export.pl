@@ -4,9 +4,10 @@
 # (interactions_cron.standby_wait, t/023); this standby is cut off before
 # the export (primary_conninfo emptied), so nothing waits for it, and the
 # new primary has no checkpoint, so no recorded history to sweep from.
-# Each local file carries its origin (the system identifier and the
-# database's OID, which a physical copy keeps), and a checkpoint with no
-# recorded history sweeps the files of its own origin.  Two tenants, never
+# Each file carries its origin (the system identifier, the timeline and
+# the database's OID), and a checkpoint with no recorded history sweeps
+# the files that this database, or a physical copy of it, placed on
+# another timeline: a history it does not have.  Two tenants, never
 # exported before; their rows reach the standby; the old primary exports
 # each once and crashes (both failed before the origin was recorded):
 #   n1: its first row is a long transaction's, committed after the cut:
@@ -15,10 +16,10 @@
 #   n2: the new primary's first file has the lost export's name: the tenant
 #       failed with 58P02 on every call.
 # Then a database copied from the new primary's (CREATE DATABASE ...
-# TEMPLATE: the same rows, another OID) exports a tenant the first has
-# exported: it must not take the first's files for its own.  All of it
-# with local files, then with S3 (s3rver on 127.0.0.1), whose objects
-# carry the origin as metadata.
+# TEMPLATE: the same rows, another OID) exports n3, which the old primary
+# exported on the old timeline: it must not take that file for its own.
+# All of it with local files, then with S3 (s3rver on 127.0.0.1), whose
+# objects carry the origin as metadata.
 use strict;
 use warnings;
 
@@ -53,12 +54,18 @@ sub lose_first_export
 {
 	my ($storage, $settings, $read_lake) = @_;
 	my $primary = extension_node("${storage}_primary", $settings, allows_streaming => 1);
-	sql($primary, q{INSERT INTO tenants (id, name) VALUES ('n1', 'N1'), ('n2', 'N2')});
-
 	$primary->backup('for_standby');
 	my $standby = PostgreSQL::Test::Cluster->new("${storage}_standby");
 	$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
 	$standby->start;
+
+	# n3 is exported while the standby streams: the new primary has its
+	# checkpoint, recorded on the old timeline.
+	sql($primary, q{INSERT INTO tenants (id, name) VALUES ('n3', 'N3')});
+	add_tenant_rows($primary, 5, 0, 'n3');
+	is(decode_json(sql($primary, 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 5,
+		"$storage: the old primary exports n3");
+	sql($primary, q{INSERT INTO tenants (id, name) VALUES ('n1', 'N1'), ('n2', 'N2')});
 
 	# n1's first row: a transaction that starts first and commits last.
 	my $long = $primary->background_psql('postgres', on_error_stop => 1);
@@ -84,8 +91,8 @@ sub lose_first_export
 	$primary->stop('immediate');
 	$standby->promote;
 	$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'not promoted';
-	is(sql($standby, 'SELECT count(*) FROM interactions_cron.export_checkpoints'), '0',
-		"$storage: the new primary has no checkpoint: the first export was lost");
+	is(sql($standby, q{SELECT string_agg(tenant_id, ',') FROM interactions_cron.export_checkpoints}), 'n3',
+		"$storage: the new primary has no checkpoint of n1 and n2: their first export was lost");
 
 	$standby->poll_query_until('postgres', q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
 	  or die 'the rows did not pass the watermark margin';
@@ -95,11 +102,7 @@ sub lose_first_export
 		split /\n/, sql($standby, 'SELECT id FROM interaction_history ORDER BY id'));
 
 	# The copy has the rows of n3 and no checkpoint of it; the lake has the
-	# first database's file of them.
-	sql($standby, q{INSERT INTO tenants (id, name) VALUES ('n3', 'N3')});
-	add_tenant_rows($standby, 5, 0, 'n3');
-	is(decode_json(sql($standby, 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 5,
-		"$storage: the new primary exports n3");
+	# first database's file of them, placed on the old timeline.
 	sql($standby, 'CREATE DATABASE copy TEMPLATE postgres');
 	$standby->safe_psql('copy', 'DELETE FROM interactions_cron.export_checkpoints', timeout => $timeout);
 	my $copy = decode_json($standby->safe_psql('copy', 'SELECT interactions_cron.export_interactions()',
