@@ -316,7 +316,10 @@ ChecksumHeaders(const S3Target *target, const char *data, size_t length, char **
 static List *
 ObjectCreationHeaders(const S3Target *target)
 {
-	List	   *headers = list_make1(psprintf("%s: %s", ORIGIN_HEADER, target->origin));
+	List	   *headers = NIL;
+
+	if (target->origin != NULL)
+		headers = lappend(headers, psprintf("%s: %s", ORIGIN_HEADER, target->origin));
 
 	if (target->serverSideEncryption[0] != '\0')
 		headers = lappend(headers, psprintf("x-amz-server-side-encryption: %s",

@@ -21,6 +21,7 @@
 
 #include "access/xlog.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
@@ -102,35 +103,38 @@ RenameWithoutReplacing(const char *oldPath, const char *newPath)
 #define ORIGIN_ATTRIBUTE "user.interactions_cron.origin"
 
 /*
- * LakeFileOrigin returns the origin of the files placed here: the cluster's
- * system identifier, the WAL timeline and the database's OID.  A physical
- * copy of the database (a promoted standby, a restored base backup) has the
- * same identifier and OID, on a timeline of its own once it has a history
- * of its own; another database, even one of the same cluster, has another
- * OID.  See SinkPlacedInLostHistory.
+ * SetOrigin gives the sink the origin of the files it places: the cluster's
+ * system identifier, the database's OID and the extension's, which make its
+ * prefix, then the WAL timeline.  A physical copy of the database (a
+ * promoted standby, a restored base backup) has the same prefix, on a
+ * timeline of its own once it has a history of its own.  Another database,
+ * even a copy in the same cluster, has another OID, and a reinstalled
+ * extension another extension OID: neither takes these files for its own.
+ * See SinkPlacedInLostHistory.
  */
-static char *
-LakeFileOrigin(void)
+static void
+SetOrigin(ExportSink *sink)
 {
-	return psprintf(UINT64_FORMAT "/%u/%u", GetSystemIdentifier(), GetWALInsertionTimeLine(),
-					MyDatabaseId);
+	sink->originPrefix = psprintf(UINT64_FORMAT "/%u/%u/", GetSystemIdentifier(), MyDatabaseId,
+								  get_extension_oid("interactions_cron", false));
+	sink->origin = psprintf("%s%u", sink->originPrefix, GetWALInsertionTimeLine());
 }
 
 /*
- * TagWithOrigin records the origin on a temporary file before it is placed:
- * the rename keeps it, and the file's fsync makes it durable.  A file system
- * without user extended attributes, or out of room for them, leaves the
- * file untagged rather than failing the tenant: the tag only lets a sweep
- * recognise the file (see SinkPlacedInLostHistory), and an untagged file is
- * left to the name checks that cover every file.
+ * TagWithOrigin records the sink's origin on a temporary file before it is
+ * placed: the rename keeps it, and the file's fsync makes it durable.  The
+ * tag only lets a sweep recognise the file (see SinkPlacedInLostHistory),
+ * and an untagged file is left to the name checks that cover every file; so
+ * a file system that refuses it (no user extended attributes, out of room
+ * for them, a FUSE or network mount that does not allow them) leaves the
+ * file untagged, and only an I/O error, which its fsync would meet too,
+ * fails the tenant.
  */
 static void
-TagWithOrigin(const char *temporaryPath)
+TagWithOrigin(const ExportSink *sink, const char *temporaryPath)
 {
-	char	   *origin = LakeFileOrigin();
-
-	if (lsetxattr(temporaryPath, ORIGIN_ATTRIBUTE, origin, strlen(origin), 0) != 0 &&
-		errno != ENOTSUP && errno != ENOSPC && errno != EDQUOT)
+	if (lsetxattr(temporaryPath, ORIGIN_ATTRIBUTE, sink->origin, strlen(sink->origin), 0) != 0 &&
+		errno == EIO)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not record the origin of export file \"%s\": %m", temporaryPath)));
@@ -147,7 +151,7 @@ TagWithOrigin(const char *temporaryPath)
 static bool
 LocalPlace(ExportSink *sink, SinkFile *file)
 {
-	TagWithOrigin(file->temporaryPath);
+	TagWithOrigin(sink, file->temporaryPath);
 	EnsureExportDirectory(sink->localRoot, DirectoryOf(file->relativePath));
 	return RenameWithoutReplacing(file->temporaryPath,
 								  psprintf("%s/%s", sink->localRoot, file->relativePath));
@@ -216,19 +220,20 @@ LocalHolds(ExportSink *sink, const char *relativePath)
 
 /*
  * LocalOrigin returns the origin a file of the lake carries (see
- * TagWithOrigin), or NULL for a file gone meanwhile or untagged (placed by
- * 1.1, copied without its attributes, on a file system without them).
+ * TagWithOrigin), or NULL for a file gone meanwhile, untagged (placed by 1.0
+ * or 1.1, copied without its attributes, on a file system without them),
+ * or whose attributes cannot be read: such a file is only not recognised.
  */
 static char *
 LocalOrigin(ExportSink *sink, const char *relativePath)
 {
 	char	   *path = psprintf("%s/%s", sink->localRoot, relativePath);
-	char		value[64];
+	char		value[128];
 	ssize_t		length = lgetxattr(path, ORIGIN_ATTRIBUTE, value, sizeof(value));
 
 	if (length >= 0)
 		return pnstrdup(value, length);
-	if (errno != ENODATA && errno != ENOTSUP && errno != ERANGE && errno != ENOENT)
+	if (errno == EIO)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not read the origin of export file \"%s\": %m", path)));
@@ -527,13 +532,15 @@ SinkFromSettings(bool dryRun)
 		sink->ops = &S3SinkOps;
 		sink->storage = "s3";
 		sink->s3 = S3TargetFromSettings();
-		sink->s3->origin = LakeFileOrigin();
+		SetOrigin(sink);
+		sink->s3->origin = sink->origin;
 	}
 	else
 	{
 		(void) RequireSafeExportRoot(sink->localRoot);
 		sink->ops = &LocalSinkOps;
 		sink->storage = "local";
+		SetOrigin(sink);
 	}
 	return sink;
 }
@@ -555,7 +562,6 @@ SinkAtLocation(const char *storage, const char *localRoot,
 	{
 		sink->ops = &S3SinkOps;
 		sink->s3 = S3TargetAt(s3Endpoint, s3Bucket, s3Prefix);
-		sink->s3->origin = LakeFileOrigin();
 	}
 	else
 		sink->ops = &LocalSinkOps;
@@ -564,28 +570,29 @@ SinkAtLocation(const char *storage, const char *localRoot,
 
 /*
  * SinkPlacedInLostHistory says whether a file of the lake was placed by
- * this database, or a physical copy of it, on another timeline: in a
- * history this database does not have (a failover or a point-in-time
- * restore lost it), whose files nothing here confirmed.  A file of another
- * database or without an origin was not; neither was one of this timeline,
- * which a checkpoint of this history may stand behind (a refused or
- * replayed batch).
+ * this installation of the extension, in this database or a physical copy
+ * of it, on another timeline: in a history this database does not have (a
+ * failover or a point-in-time restore lost it), whose files nothing here
+ * confirmed.  A file of another database or installation, or without an
+ * origin, was not; neither was one of this timeline, which a checkpoint of
+ * this history may stand behind (a refused or replayed batch).
  */
 bool
 SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath)
 {
-	char	   *origin = sink->ops->origin(sink, relativePath);
-	uint64		systemIdentifier;
-	unsigned int timeline;
-	unsigned int databaseId;
-	int			consumed = -1;
+	size_t		prefixLength;
+	char	   *origin;
+	const char *timeline;
 
-	if (origin == NULL ||
-		sscanf(origin, UINT64_FORMAT "/%u/%u%n", &systemIdentifier, &timeline, &databaseId, &consumed) != 3 ||
-		consumed != (int) strlen(origin))
+	if (sink->originPrefix == NULL || sink->ops->origin == NULL)
 		return false;
-	return systemIdentifier == GetSystemIdentifier() && databaseId == MyDatabaseId &&
-		timeline != GetWALInsertionTimeLine();
+	prefixLength = strlen(sink->originPrefix);
+	origin = sink->ops->origin(sink, relativePath);
+	if (origin == NULL || strncmp(origin, sink->originPrefix, prefixLength) != 0)
+		return false;
+	timeline = origin + prefixLength;
+	return timeline[0] != '\0' && strspn(timeline, "0123456789") == strlen(timeline) &&
+		strcmp(timeline, sink->origin + prefixLength) != 0;
 }
 
 /*

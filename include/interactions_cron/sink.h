@@ -71,6 +71,9 @@ struct ExportSink
 	CompressionKind compression;
 	int			compressionLevel;
 	SyncedDirectories *syncedDirectories;	/* NULL: sync every directory */
+	/* system identifier, database and extension OIDs (see SetOrigin); NULL for undo and dry run */
+	char	   *originPrefix;
+	char	   *origin;			/* the prefix, then the timeline: what placed files carry */
 };
 
 extern ExportSink *SinkFromSettings(bool dryRun);
