@@ -107,6 +107,36 @@ CurrentLakeEpoch(void)
 }
 
 /*
+ * CurrentHistoryId returns the id this database drew for the history it
+ * writes (see CurrentLakeEpoch) at its first export there, drawing it now
+ * if need be, or NULL on 1.1's objects, which keep none.  A concurrent
+ * drawer's row, once committed, is the one returned.
+ */
+char *
+CurrentHistoryId(void)
+{
+	static SPIPlanPtr readIdPlan = NULL;
+	static SPIPlanPtr drawIdPlan = NULL;
+	const char *readSql = "SELECT history_id::text FROM interactions_cron.export_histories"
+		" WHERE lake_epoch = $1";
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(CurrentLakeEpoch())};
+	List	   *ids;
+
+	if (!SqlObjectsAre1_2())
+		return NULL;
+	ids = TextColumnAsOwner(&readIdPlan, readSql, 1, argumentTypes, values, "read the history's id");
+	if (ids != NIL)
+		return linitial(ids);
+	(void) RunStatementAsOwner(&drawIdPlan,
+							   "INSERT INTO interactions_cron.export_histories (lake_epoch) VALUES ($1)"
+							   " ON CONFLICT (lake_epoch) DO NOTHING",
+							   1, argumentTypes, values, NULL, SPI_OK_INSERT, "draw the history's id");
+	return linitial(TextColumnAsOwner(&readIdPlan, readSql, 1, argumentTypes, values,
+									  "read the history's id"));
+}
+
+/*
  * CheckpointRecordLakeEpoch records the history the tenant's checkpoint
  * belongs to: the current one once its files named past it have been
  * removed, LAKE_EPOCH_BEHIND_LAKE, which makes the next claim sweep, or

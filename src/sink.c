@@ -101,23 +101,31 @@ RenameWithoutReplacing(const char *oldPath, const char *newPath)
 
 /* The extended attribute naming the database that placed a local file. */
 #define ORIGIN_ATTRIBUTE "user.interactions_cron.origin"
+/* A history id's text form: a UUID's, 8-4-4-4-12 hexadecimal digits. */
+#define UUID_TEXT_LENGTH 36
 
 /*
- * SetOrigin gives the sink the origin of the files it places: the cluster's
- * system identifier, the database's OID and the extension's, which make its
- * prefix, then the WAL timeline.  A physical copy of the database (a
- * promoted standby, a restored base backup) has the same prefix, on a
- * timeline of its own once it has a history of its own.  Another database,
- * even a copy in the same cluster, has another OID, and a reinstalled
- * extension another extension OID: neither takes these files for its own.
- * See SinkPlacedInLostHistory.
+ * SinkSetOrigin gives the sink the origin of the files it places: the
+ * cluster's system identifier, the database's OID and the extension's,
+ * which make its prefix, then the id of the history it writes (see
+ * CurrentHistoryId).  A physical copy of the database (a promoted standby,
+ * a restored base backup) has the same prefix, and a history of its own
+ * from its first export on.  Another database, even a copy in the same
+ * cluster, has another OID, and a reinstalled extension another extension
+ * OID: neither takes these files for its own.  Without a history id (1.1's
+ * objects) files are placed without an origin.  See
+ * SinkPlacedInLostHistory.
  */
-static void
-SetOrigin(ExportSink *sink)
+void
+SinkSetOrigin(ExportSink *sink, const char *historyId)
 {
+	if (historyId == NULL)
+		return;
 	sink->originPrefix = psprintf(UINT64_FORMAT "/%u/%u/", GetSystemIdentifier(), MyDatabaseId,
 								  get_extension_oid("interactions_cron", false));
-	sink->origin = psprintf("%s%u", sink->originPrefix, GetWALInsertionTimeLine());
+	sink->origin = psprintf("%s%s", sink->originPrefix, historyId);
+	if (sink->s3 != NULL)
+		sink->s3->origin = sink->origin;
 }
 
 /*
@@ -133,7 +141,8 @@ SetOrigin(ExportSink *sink)
 static void
 TagWithOrigin(const ExportSink *sink, const char *temporaryPath)
 {
-	if (lsetxattr(temporaryPath, ORIGIN_ATTRIBUTE, sink->origin, strlen(sink->origin), 0) != 0 &&
+	if (sink->origin != NULL &&
+		lsetxattr(temporaryPath, ORIGIN_ATTRIBUTE, sink->origin, strlen(sink->origin), 0) != 0 &&
 		errno == EIO)
 		ereport(ERROR,
 				(errcode_for_file_access(),
@@ -532,15 +541,12 @@ SinkFromSettings(bool dryRun)
 		sink->ops = &S3SinkOps;
 		sink->storage = "s3";
 		sink->s3 = S3TargetFromSettings();
-		SetOrigin(sink);
-		sink->s3->origin = sink->origin;
 	}
 	else
 	{
 		(void) RequireSafeExportRoot(sink->localRoot);
 		sink->ops = &LocalSinkOps;
 		sink->storage = "local";
-		SetOrigin(sink);
 	}
 	return sink;
 }
@@ -571,18 +577,18 @@ SinkAtLocation(const char *storage, const char *localRoot,
 /*
  * SinkPlacedInLostHistory says whether a file of the lake was placed by
  * this installation of the extension, in this database or a physical copy
- * of it, on another timeline: in a history this database does not have (a
- * failover or a point-in-time restore lost it), whose files nothing here
- * confirmed.  A file of another database or installation, or without an
- * origin, was not; neither was one of this timeline, which a checkpoint of
- * this history may stand behind (a refused or replayed batch).
+ * of it, in another history (see SinkSetOrigin): one this database does not
+ * have (a failover or a point-in-time restore lost it), whose files nothing
+ * here confirmed.  A file of another database or installation, or without
+ * an origin, was not; neither was one of this history, which a checkpoint
+ * may stand behind (a refused or replayed batch).
  */
 bool
 SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath)
 {
 	size_t		prefixLength;
 	char	   *origin;
-	const char *timeline;
+	const char *historyId;
 
 	if (sink->originPrefix == NULL || sink->ops->origin == NULL)
 		return false;
@@ -590,9 +596,10 @@ SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath)
 	origin = sink->ops->origin(sink, relativePath);
 	if (origin == NULL || strncmp(origin, sink->originPrefix, prefixLength) != 0)
 		return false;
-	timeline = origin + prefixLength;
-	return timeline[0] != '\0' && strspn(timeline, "0123456789") == strlen(timeline) &&
-		strcmp(timeline, sink->origin + prefixLength) != 0;
+	historyId = origin + prefixLength;
+	return strlen(historyId) == UUID_TEXT_LENGTH &&
+		strspn(historyId, "0123456789abcdef-") == UUID_TEXT_LENGTH &&
+		strcmp(historyId, sink->origin + prefixLength) != 0;
 }
 
 /*

@@ -205,6 +205,8 @@ CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun,
 	exporter->tenants = ResolveTenantsTable();
 	exporter->history = ResolveHistoryTable();
 	exporter->lakeEpoch = CurrentLakeEpoch();
+	if (!dryRun)
+		SinkSetOrigin(exporter->sink, CurrentHistoryId());
 	exporter->rowsPlan = PrepareRowsPlan(&exporter->history);
 	PrepareTenantActivityPlan(&exporter->tenants);
 	CommitTenantTransaction(workerContext);

@@ -40,6 +40,7 @@ typedef enum ExportClaim
 extern const CheckpointPosition CheckpointStart;
 
 extern char *CurrentLakeEpoch(void);
+extern char *CurrentHistoryId(void);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
 extern void CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch);
 extern void CheckpointClaim(const char *tenantId, CheckpointPosition *position);

@@ -28,7 +28,7 @@ typedef struct S3Target
 	int			requestTimeoutMs;	/* longest time of one attempt */
 	int			lowSpeedLimitBytes; /* an attempt slower than this per second */
 	int			lowSpeedTimeSeconds;	/* ... for this long fails */
-	char	   *origin;			/* the uploads' origin (see SetOrigin in sink.c); NULL: none */
+	char	   *origin;			/* the uploads' origin (see SinkSetOrigin); NULL: none */
 } S3Target;
 
 extern S3Target *S3TargetFromSettings(void);

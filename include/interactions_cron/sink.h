@@ -71,15 +71,16 @@ struct ExportSink
 	CompressionKind compression;
 	int			compressionLevel;
 	SyncedDirectories *syncedDirectories;	/* NULL: sync every directory */
-	/* system identifier, database and extension OIDs (see SetOrigin); NULL for undo and dry run */
+	/* system identifier, database and extension OIDs (see SinkSetOrigin); NULL: none */
 	char	   *originPrefix;
-	char	   *origin;			/* the prefix, then the timeline: what placed files carry */
+	char	   *origin;			/* the prefix, then the history id: what placed files carry */
 };
 
 extern ExportSink *SinkFromSettings(bool dryRun);
 extern ExportSink *SinkAtLocation(const char *storage, const char *localRoot,
 								  const char *s3Endpoint, const char *s3Bucket,
 								  const char *s3Prefix);
+extern void SinkSetOrigin(ExportSink *sink, const char *historyId);
 extern bool SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath);
 extern char *SinkLocation(const ExportSink *sink);
 extern void SinkCloseFile(SinkFile *file);

@@ -200,3 +200,22 @@ ALTER TABLE interactions_cron.export_intents
                OR pg_catalog.cardinality(file_identities) = pg_catalog.cardinality(files));
 COMMENT ON COLUMN interactions_cron.export_intents.file_identities IS
     'For each of files, the identity (inode:mtime) of the local file the batch placed there; NULL: removed by name';
+
+-- The histories this database has exported in, each with a random id drawn
+-- at its first export there, which every file it places names in its
+-- origin (with the system identifier and the database's and extension's
+-- OIDs).  A history is a system identifier and timeline (lake_epoch), but a
+-- timeline number can be taken twice (a second standby promoted without
+-- the archive where the first left its history file, a second
+-- point-in-time restore from one backup): its id cannot.  A tenant with no
+-- recorded history sweeps the files its installation placed in a history
+-- whose id is not this one's: exports a failover or a restore lost.
+CREATE TABLE interactions_cron.export_histories (
+    lake_epoch       text PRIMARY KEY,
+    history_id       uuid NOT NULL UNIQUE DEFAULT pg_catalog.gen_random_uuid(),
+    first_export_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE interactions_cron.export_histories IS
+    'The histories (system identifier/timeline) this database has exported in, and the id each exported file names in its origin';
+SELECT pg_catalog.pg_extension_config_dump('interactions_cron.export_histories', '');
+REVOKE ALL ON interactions_cron.export_histories FROM PUBLIC;

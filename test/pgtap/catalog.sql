@@ -3,13 +3,16 @@
 -- constraints, the view, and each function's signature, language,
 -- volatility, security and pinned search_path.
 BEGIN;
-SELECT plan(38);
+SELECT plan(39);
 
 SELECT has_extension('interactions_cron', 'the extension is installed');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'), '1.2', 'at version 1.2');
 SELECT tables_are('interactions_cron', ARRAY['export_checkpoints', 'job_runs', 'export_intents', 'job_claims',
-                                             'job_run_totals', 'cleanup_totals'],
-                  'the extension owns six tables');
+                                             'job_run_totals', 'cleanup_totals', 'export_histories'],
+                  'the extension owns seven tables');
+-- The histories exported in, each with the random id the files' origin names.
+SELECT columns_are('interactions_cron', 'export_histories', ARRAY['lake_epoch', 'history_id', 'first_export_at'],
+                   'the history table has the documented columns');
 SELECT views_are('interactions_cron', ARRAY['export_status'], 'and one view');
 
 -- Checkpoints: one per tenant, the position's id as text (any id type).

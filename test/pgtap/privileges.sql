@@ -2,7 +2,7 @@
 -- operator role's exact grants (run the jobs, read the status and history,
 -- never write them).
 BEGIN;
-SELECT plan(23);
+SELECT plan(25);
 
 SELECT has_role('interactions_cron_operator', 'the operator role exists');
 SELECT isnt_superuser('interactions_cron_operator', 'it is not a superuser');
@@ -11,7 +11,7 @@ SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'interactions_cron_o
 -- PUBLIC: no table, view or function.
 SELECT table_privs_are('interactions_cron', t, 'public', ARRAY[]::text[], 'PUBLIC has no access to ' || t)
 FROM unnest(ARRAY['export_checkpoints', 'job_runs', 'export_intents', 'job_claims', 'export_status',
-                  'job_run_totals', 'cleanup_totals']) t;
+                  'job_run_totals', 'cleanup_totals', 'export_histories']) t;
 SELECT is((SELECT count(*)::int FROM pg_proc p
            WHERE p.pronamespace = 'interactions_cron'::regnamespace
            AND has_function_privilege('public', p.oid, 'EXECUTE')), 0,
@@ -32,6 +32,8 @@ SELECT table_privs_are('interactions_cron', 'export_intents', 'interactions_cron
                        'the operator has no access to intents');
 SELECT table_privs_are('interactions_cron', 'job_claims', 'interactions_cron_operator', ARRAY[]::text[],
                        'the operator has no access to job claims');
+SELECT table_privs_are('interactions_cron', 'export_histories', 'interactions_cron_operator', ARRAY[]::text[],
+                       'the operator has no access to the histories');
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
            WHERE p.pronamespace = 'interactions_cron'::regnamespace
            AND NOT has_function_privilege('interactions_cron_operator', p.oid, 'EXECUTE')),
