@@ -132,8 +132,13 @@ CurrentHistoryId(void)
 							   "INSERT INTO interactions_cron.export_histories (lake_epoch) VALUES ($1)"
 							   " ON CONFLICT (lake_epoch) DO NOTHING",
 							   1, argumentTypes, values, NULL, SPI_OK_INSERT, "draw the history's id");
-	return linitial(TextColumnAsOwner(&readIdPlan, readSql, 1, argumentTypes, values,
-									  "read the history's id"));
+	ids = TextColumnAsOwner(&readIdPlan, readSql, 1, argumentTypes, values, "read the history's id");
+	if (ids == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the row of this history in interactions_cron.export_histories vanished while its id was drawn"),
+				 errhint("Never delete rows of interactions_cron.export_histories: they tell this database's files from a lost history's.")));
+	return linitial(ids);
 }
 
 /*

@@ -75,16 +75,11 @@ sub lose_first_export
 	sql($primary, q{INSERT INTO interaction_history (tenant_id, channel) VALUES ('n2', 'sms')});
 
 	# Cut the standby off: what the primary commits from now on is lost.
-	$primary->wait_for_catchup($standby, 'replay');
-	$standby->append_conf('postgresql.conf', "primary_conninfo = ''");
-	$standby->reload;
-	$primary->poll_query_until('postgres', 'SELECT count(*) = 0 FROM pg_stat_replication')
-	  or die 'the standby did not stop streaming';
+	cut_off_standby($primary, $standby, 0);
 	$long->query_safe('COMMIT');
 	$long->quit;
 
-	$primary->poll_query_until('postgres', q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
-	  or die 'the rows did not pass the watermark margin';
+	wait_rows_past_margin($primary);
 	my $first = decode_json(sql($primary, 'SELECT interactions_cron.export_interactions()'));
 	is($first->{totalExported}, 20, "$storage: the old primary exports both tenants once (its first export of them)");
 
@@ -94,8 +89,7 @@ sub lose_first_export
 	is(sql($standby, q{SELECT string_agg(tenant_id, ',') FROM interactions_cron.export_checkpoints}), 'n3',
 		"$storage: the new primary has no checkpoint of n1 and n2: their first export was lost");
 
-	$standby->poll_query_until('postgres', q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
-	  or die 'the rows did not pass the watermark margin';
+	wait_rows_past_margin($standby);
 	my ($caught_up, @problems) = export_until_done(sub { sql($standby, 'SELECT interactions_cron.export_interactions()') }, 10);
 	is(scalar(@problems), 0, "$storage: every call on the new primary succeeds for every tenant") or diag join("\n", @problems);
 	rows_once_ok($read_lake->()->{ids}, $storage, 'the new primary',

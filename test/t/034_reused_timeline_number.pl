@@ -46,11 +46,7 @@ sql($primary, q{INSERT INTO tenants (id, name) VALUES ('d', 'D')});
 my $long = $primary->background_psql('postgres', on_error_stop => 1);
 $long->query_safe(q{BEGIN; INSERT INTO interaction_history (tenant_id, channel) VALUES ('d', 'sms')});
 sql($primary, q{INSERT INTO interaction_history (tenant_id, channel) SELECT 'd', 'sms' FROM generate_series(1, 9)});
-$primary->wait_for_catchup($node_b, 'replay');
-$node_b->append_conf('postgresql.conf', "primary_conninfo = ''");
-$node_b->reload;
-$primary->poll_query_until('postgres', 'SELECT count(*) = 1 FROM pg_stat_replication')
-  or die 'B did not stop streaming';
+cut_off_standby($primary, $node_b, 1);
 $long->query_safe('COMMIT');
 $long->quit;
 $primary->wait_for_catchup($node_a, 'replay');
@@ -58,8 +54,7 @@ $primary->wait_for_catchup($node_a, 'replay');
 $primary->stop('immediate');
 $node_a->promote;
 $node_a->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'A not promoted';
-$node_a->poll_query_until('postgres', q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
-  or die 'the rows did not pass the watermark margin';
+wait_rows_past_margin($node_a);
 my $first = decode_json(sql($node_a, 'SELECT interactions_cron.export_interactions()'));
 is($first->{totalExported}, 20, 'A, promoted, exports the first batch of t and d');
 $node_a->stop('immediate');
@@ -71,8 +66,7 @@ is(sql($node_b, q{SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)}), 
 is(sql($node_b, 'SELECT count(*) FROM interactions_cron.export_checkpoints'), '0',
 	'B has no checkpoint of t or d: A\'s first export is a lost history');
 
-$node_b->poll_query_until('postgres', q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
-  or die 'the rows did not pass the watermark margin';
+wait_rows_past_margin($node_b);
 my ($caught_up, @problems) = export_until_done(sub { sql($node_b, 'SELECT interactions_cron.export_interactions()') }, 5);
 is(scalar(@problems), 0, 'every call on B succeeds for every tenant') or diag $problems[0];
 my $copies = read_lake($lake)->{ids};

@@ -30,6 +30,8 @@ our @EXPORT = qw(
   compare_ids
   lake_rows_once_ok
   export_until_done
+  wait_rows_past_margin
+  cut_off_standby
   export_all
   new_tenant_database
   shared_lake
@@ -245,6 +247,33 @@ sub add_tenant_rows
 		SELECT t, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days'
 		          + ($offset + g) * interval '7 minutes 0.25 seconds', 'sms'
 		FROM unnest(ARRAY[$list]) t, generate_series(1, $count) g ORDER BY g, t});
+	return;
+}
+
+# wait_rows_past_margin waits until $node's newest history row is more than
+# the default watermark_margin (1 s) old, with room to spare, so that a call
+# exports it.
+sub wait_rows_past_margin
+{
+	my ($node) = @_;
+	$node->poll_query_until('postgres',
+		q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
+	  or die 'the rows did not pass the watermark margin';
+	return;
+}
+
+# cut_off_standby lets $standby replay all that $primary has, then stops
+# its streaming (primary_conninfo emptied), waiting until $primary has
+# $streaming walsenders left: what $primary commits from then on is lost to
+# $standby.
+sub cut_off_standby
+{
+	my ($primary, $standby, $streaming) = @_;
+	$primary->wait_for_catchup($standby, 'replay');
+	$standby->append_conf('postgresql.conf', "primary_conninfo = ''");
+	$standby->reload;
+	$primary->poll_query_until('postgres', "SELECT count(*) = $streaming FROM pg_stat_replication")
+	  or die 'the standby did not stop streaming';
 	return;
 }
 
