@@ -71,10 +71,10 @@
 #define S3_LIST_MAX_PAGE_BYTES (2 * 1024 * 1024)
 #define S3_LIST_MAX_PAGES 10000
 
-/* What one request came back with. */
 /* The metadata header naming the database that uploaded an object. */
 #define ORIGIN_HEADER "x-amz-meta-interactions-cron-origin"
 
+/* What one request came back with. */
 typedef struct S3Response
 {
 	long		status;			/* HTTP status, 0 on a transport failure */

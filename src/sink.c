@@ -293,7 +293,7 @@ S3Read(ExportSink *sink, const char *relativePath)
 
 /*
  * S3Origin returns the origin an object was uploaded with, or NULL for an
- * object gone meanwhile or uploaded by 1.1.
+ * object gone meanwhile or uploaded by 1.0 or 1.1.
  */
 static char *
 S3Origin(ExportSink *sink, const char *relativePath)

@@ -56,8 +56,8 @@ typedef struct ExportSinkOps
 	/* whether the lake has a file under a relative path */
 	bool		(*holds) (ExportSink *sink, const char *relativePath);
 	/*
-	 * the origin a file of the lake was placed with (see LakeFileOrigin in
-	 * sink.c), NULL if none; the op is NULL where files have none (dry run)
+	 * the origin a file of the lake was placed with (see SinkSetOrigin),
+	 * NULL if none; the op is NULL where files have none (dry run)
 	 */
 	char	   *(*origin) (ExportSink *sink, const char *relativePath);
 } ExportSinkOps;
