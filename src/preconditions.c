@@ -155,8 +155,8 @@ RequireUtf8Database(void)
 /*
  * SqlObjectsAre1_2 says whether the installed SQL objects are 1.2's: they
  * have the run totals (job_run_totals, cleanup_totals), the released state
- * of a checkpoint, where 1.1's allow only ok and failed, and the intents'
- * file_identities.
+ * of a checkpoint, where 1.1's allow only ok and failed, the intents'
+ * file_identities, and the histories' ids (export_histories).
  */
 bool
 SqlObjectsAre1_2(void)
