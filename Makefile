@@ -11,6 +11,7 @@ OBJS = \
 	src/spi_plans.o \
 	src/preconditions.o \
 	src/checkpoint.o \
+	src/late_rows.o \
 	src/standby_wait.o \
 	src/intent.o \
 	src/hive_path.o \

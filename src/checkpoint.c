@@ -52,6 +52,7 @@ static SPIPlanPtr createPlan = NULL;
 static SPIPlanPtr claimPlan = NULL;
 static SPIPlanPtr claimWaitingPlan = NULL;
 static SPIPlanPtr successPlan = NULL;
+static SPIPlanPtr successPlanOf1_1 = NULL;
 static SPIPlanPtr failurePlan = NULL;
 static SPIPlanPtr resetPlan = NULL;
 
@@ -288,8 +289,23 @@ CheckpointReclaim(const char *tenantId)
 }
 
 /*
+ * The update of a batch's success, with what 1.2's objects record beside
+ * (see CheckpointRecordSuccess).
+ */
+#define SUCCESS_SQL(also) \
+	"UPDATE interactions_cron.export_checkpoints SET" \
+	"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL," \
+	"  attempts = 0, last_file = $4," \
+	"  rows_exported = rows_exported + $5," \
+	"  files_written = files_written + $6," \
+	"  last_success_at = pg_catalog.clock_timestamp()," \
+	"  updated_at = pg_catalog.clock_timestamp(), lake_epoch = $7" also \
+	" WHERE tenant_id = $1"
+
+/*
  * CheckpointRecordSuccess moves the tenant's position past the rows just
- * placed and clears any earlier failure.
+ * placed and clears any earlier failure.  With 1.2's objects it records the
+ * transaction that moved it (see late_rows.c).
  */
 void
 CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
@@ -307,16 +323,15 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 		CStringGetTextDatum(CurrentLakeEpoch())
 	};
 
-	(void) RunKeyedStatementAsOwner(&successPlan,
-									"UPDATE interactions_cron.export_checkpoints SET"
-									"  last_created_at = $2, last_id = $3, status = 'ok', last_error = NULL,"
-									"  attempts = 0, last_file = $4,"
-									"  rows_exported = rows_exported + $5,"
-									"  files_written = files_written + $6,"
-									"  last_success_at = pg_catalog.clock_timestamp(),"
-									"  updated_at = pg_catalog.clock_timestamp(), lake_epoch = $7"
-									" WHERE tenant_id = $1",
-									7, argumentTypes, values, NULL, SPI_OK_UPDATE, "update the export checkpoint");
+	if (SqlObjectsAre1_2())
+		(void) RunKeyedStatementAsOwner(&successPlan,
+										SUCCESS_SQL(", position_xid = pg_catalog.pg_current_xact_id()"),
+										7, argumentTypes, values, NULL, SPI_OK_UPDATE,
+										"update the export checkpoint");
+	else
+		(void) RunKeyedStatementAsOwner(&successPlanOf1_1, SUCCESS_SQL(""),
+										7, argumentTypes, values, NULL, SPI_OK_UPDATE,
+										"update the export checkpoint");
 }
 
 /*

@@ -39,6 +39,7 @@
 #include "interactions_cron/hive_path.h"
 #include "interactions_cron/intent.h"
 #include "interactions_cron/lake_sweep.h"
+#include "interactions_cron/late_rows.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/standby_wait.h"
@@ -317,14 +318,38 @@ ReclaimBatch(TenantExporter *exporter, TenantBatch *batch)
 }
 
 /*
+ * RefuseLateRows fails the tenant's batch when rows were written behind its
+ * checkpoint after it was set (see late_rows.c): exporting on would pass
+ * over them for ever.
+ */
+static void
+RefuseLateRows(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
+{
+	LateRows	late = FindLateRows(&exporter->history, tenantId, checkpoint);
+	char	   *firstCreatedAt;
+
+	if (late.count == 0)
+		return;
+	firstCreatedAt = pstrdup(timestamptz_to_str(late.firstCreatedAt));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("not exported: " INT64_FORMAT " of the tenant's rows were written behind its checkpoint after it was set, the first created at %s",
+					late.count, firstCreatedAt),
+			 errdetail("A server whose clock was behind the one that set the checkpoint stamped them; exporting on from the checkpoint would pass over them."),
+			 errhint("With the clock right, remove the tenant's files named from %s on and replay from there with reset_checkpoint: see \"Clock behind a checkpoint\" in doc/operations.md.",
+					 firstCreatedAt)));
+}
+
+/*
  * SweepIfAnotherHistory removes, once per history, the tenant's files that
  * a lost history placed past its checkpoint (see lake_sweep.c), when the
  * checkpoint was recorded in another history, and marks it as recorded in
  * this one.  A checkpoint of no recorded history sweeps only the files this
- * database placed in a history it does not have.  A sweep that could not judge every file fails the
- * tenant's batch, with the SQLSTATE of the first file's error (a lock wait
- * cut short defers the tenant): the history stays unrecorded, so the next
- * claim sweeps again.
+ * database placed in a history it does not have.  A sweep that could not
+ * judge every file fails the tenant's batch, with the SQLSTATE of the first
+ * file's error (a lock wait cut short defers the tenant), and so do rows
+ * written behind the checkpoint (see RefuseLateRows): the history stays
+ * unrecorded, so the next claim sweeps and looks again.
  */
 static void
 SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
@@ -342,6 +367,7 @@ SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, Checkpoint
 						sweep.unjudged, sweep.firstUnjudged, sweep.firstErrorMessage),
 				 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
 				 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
+	RefuseLateRows(exporter, tenantId, checkpoint);
 	CheckpointRecordLakeEpoch(tenantId, exporter->lakeEpoch);
 }
 

@@ -219,3 +219,13 @@ COMMENT ON TABLE interactions_cron.export_histories IS
     'The histories (system identifier/timeline) this database has exported in, and the id each exported file names in its origin';
 SELECT pg_catalog.pg_extension_config_dump('interactions_cron.export_histories', '');
 REVOKE ALL ON interactions_cron.export_histories FROM PUBLIC;
+
+-- The transaction that last moved the position by exporting.  Rows of a
+-- later transaction never lie behind the position (the watermark waits for
+-- writers), unless a clock behind the one that set it stamped them: after a
+-- switchover to a server whose clock is behind, the first export of each
+-- tenant in the new history looks for such rows and holds the tenant back
+-- rather than pass over them.  NULL: set by 1.1's library, or not yet.
+ALTER TABLE interactions_cron.export_checkpoints ADD COLUMN position_xid xid8;
+COMMENT ON COLUMN interactions_cron.export_checkpoints.position_xid IS
+    'The transaction that last moved the position by exporting: rows of later transactions lying behind it were stamped by a clock behind';

@@ -3,7 +3,7 @@
 -- constraints, the view, and each function's signature, language,
 -- volatility, security and pinned search_path.
 BEGIN;
-SELECT plan(39);
+SELECT plan(40);
 
 SELECT has_extension('interactions_cron', 'the extension is installed');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'), '1.2', 'at version 1.2');
@@ -19,8 +19,10 @@ SELECT views_are('interactions_cron', ARRAY['export_status'], 'and one view');
 SELECT columns_are('interactions_cron', 'export_checkpoints', ARRAY[
     'tenant_id', 'last_created_at', 'last_id', 'status', 'last_error', 'attempts',
     'last_file', 'rows_exported', 'files_written', 'last_success_at', 'updated_at', 'lake_epoch',
-    'last_failure_at'],
+    'last_failure_at', 'position_xid'],
     'the checkpoint table has the documented columns');
+SELECT col_type_is('interactions_cron', 'export_checkpoints', 'position_xid', 'xid8',
+                   'the transaction that set the position is a 64-bit id, which never wraps');
 SELECT col_is_pk('interactions_cron', 'export_checkpoints', 'tenant_id', 'one checkpoint per tenant');
 SELECT col_type_is('interactions_cron', 'export_checkpoints', 'last_created_at', 'timestamp with time zone',
                    'the position instant is timestamptz');

@@ -1,0 +1,25 @@
+/*
+ * late_rows.h
+ *	  Rows written behind a tenant's checkpoint after it was set.
+ */
+#ifndef INTERACTIONS_CRON_LATE_ROWS_H
+#define INTERACTIONS_CRON_LATE_ROWS_H
+
+#include "datatype/timestamp.h"
+#include "interactions_cron/checkpoint.h"
+#include "interactions_cron/relations.h"
+
+/* What FindLateRows found. */
+typedef struct LateRows
+{
+	int64		count;			/* rows inserted behind the checkpoint after it was set */
+	TimestampTz firstCreatedAt; /* the earliest one's created instant */
+} LateRows;
+
+/* How far behind a checkpoint late rows are looked for. */
+#define LATE_ROWS_WINDOW_USECS USECS_PER_HOUR
+
+extern LateRows FindLateRows(const ConfiguredTable *history, const char *tenantId,
+							 CheckpointPosition checkpoint);
+
+#endif

@@ -1,0 +1,97 @@
+# A switchover to a standby whose clock is 12 s behind the primary's (issue
+# 19, case 5), with no export call while its clock is still behind the
+# checkpoint it received (an hourly schedule, a skew of seconds): the rows
+# written there until its clock passed the checkpoint lie behind it.  Before
+# 1.2 the next call found nothing ahead of the checkpoint, was ok, and
+# export_status said no rows were waiting: the rows were passed over in
+# silence (test/repro/clock_behind_no_call_in_window.pl, which played the
+# switchover by a restart).  The first claim in the new history finds them
+# by the order of transactions (late_rows.c) and holds the tenant back,
+# naming the first one; doc/operations.md's procedure then exports them.
+# A row updated behind the checkpoint on the old primary carries a later
+# transaction id too, and must not count.  The standby runs under
+# libfaketime (Debian's faketime package).
+use strict;
+use warnings;
+
+use File::Path;
+use FindBin;
+use lib $FindBin::RealBin;
+use JSON::PP;
+use LakeCheck;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+plan skip_all => "libfaketime is not installed ($libfaketime; apt-get install faketime)"
+  unless -e $libfaketime;
+
+my $timeout = $PostgreSQL::Test::Utils::timeout_default;
+my $skew = 12;    # seconds the standby's clock is behind
+my $lake = shared_lake();
+my $primary = extension_node('clock_switchover', "interactions_cron.export_dir = '$lake'\n",
+	allows_streaming => 1);
+
+sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
+
+sql($primary, q{INSERT INTO tenants (id, name) VALUES ('t1', 'T1');
+      INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'sms' FROM generate_series(1, 10)});
+wait_rows_past_margin($primary);
+my ($caught_up, @problems) = export_until_done(sub { sql($primary, 'SELECT interactions_cron.export_interactions()') }, 10);
+ok($caught_up && !@problems, 'the first rows are exported with the right clock') or diag join("\n", @problems);
+# After the export: an update gives the row a later transaction id.
+sql($primary, q{UPDATE interaction_history SET metadata = '{"read": true}' WHERE id = 3});
+
+$primary->backup('for_standby');
+my $standby = PostgreSQL::Test::Cluster->new('clock_switchover_standby');
+$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
+{
+	local $ENV{LD_PRELOAD} = $libfaketime;
+	local $ENV{FAKETIME} = "-${skew}s";
+	local $ENV{DONT_FAKE_MONOTONIC} = '1';
+	$standby->start;
+}
+$primary->wait_for_catchup($standby, 'replay');
+$primary->stop;
+$standby->promote;
+
+is(sql($standby, q{SELECT last_created_at > now() FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1'}), 't',
+	'the checkpoint is ahead of the new primary\'s clock');
+sql($standby, q{INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'email' FROM generate_series(1, 10)});
+is(sql($standby, q{SELECT count(*) FROM interaction_history h JOIN interactions_cron.export_checkpoints c ON c.tenant_id = h.tenant_id
+         WHERE h.channel = 'email' AND h.created_at < c.last_created_at}), '10',
+	'the rows written now lie behind the checkpoint');
+
+# No call runs in the window; the clock passes the checkpoint, and the
+# watermark passes the new rows' time.
+$standby->poll_query_until('postgres',
+	q{SELECT (SELECT last_created_at FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1')
+	         < now() - interval '1.5 seconds'})
+  or die 'the clock did not pass the checkpoint';
+
+my $first_late = sql($standby, q{SELECT min(created_at) FROM interaction_history WHERE channel = 'email'});
+for my $call (1, 2)
+{
+	my $run = decode_json(sql($standby, 'SELECT interactions_cron.export_interactions()'));
+	ok(!$run->{ok}, "call $call: the run is not ok");
+	like($run->{tenants}[0]{error} // '', qr/^not exported: 10 of the tenant's rows were written behind its checkpoint after it was set, the first created at \Q$first_late\E$/,
+		"call $call: the tenant is held back: exactly the 10 rows written behind (not the updated one), and the first of them");
+	is($run->{totalExported}, 0, "call $call: nothing is exported for it");
+}
+like(sql($standby, q{SELECT status || ': ' || last_error FROM interactions_cron.export_status WHERE tenant_id = 't1'}),
+	qr/^failed: not exported: 10 of the tenant's rows were written behind/, 'export_status shows it');
+
+# doc/operations.md's procedure, with the `since` the error names: remove
+# the tenant's files named from then on (here all: the rows written with the
+# slow clock lie before every other) and replay.
+is(sql($standby, "SELECT count(*) FROM interaction_history WHERE created_at < '$first_late'"), '0',
+	'the rows written with the slow clock come first');
+File::Path::remove_tree("$lake/exports/t1");
+sql($standby, "SELECT interactions_cron.reset_checkpoint('t1', '$first_late')");
+($caught_up, @problems) = export_until_done(sub { sql($standby, 'SELECT interactions_cron.export_interactions()') }, 10);
+ok($caught_up && !@problems, 'the replay exports') or diag join("\n", @problems);
+lake_rows_once_ok(read_lake($lake), sql($standby, 'SELECT count(*) FROM interaction_history'), ' (clock behind, switchover)');
+
+$standby->stop;
+done_testing();
