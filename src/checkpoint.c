@@ -335,6 +335,22 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 }
 
 /*
+ * CheckpointForgetPositionXid clears the transaction recorded as having
+ * moved the tenant's position (see late_rows.c), where its id means nothing:
+ * a position set in another system or another database.  1.2's objects only.
+ */
+void
+CheckpointForgetPositionXid(const char *tenantId)
+{
+	static SPIPlanPtr forgetPlan = NULL;
+
+	(void) RunTenantStatementAsOwner(&forgetPlan,
+									 "UPDATE interactions_cron.export_checkpoints SET position_xid = NULL"
+									 " WHERE tenant_id = $1",
+									 tenantId, SPI_OK_UPDATE, "forget the checkpoint's transaction");
+}
+
+/*
  * CheckpointRecordFailure marks the tenant failed with its error; the
  * position stays, so the next run retries the same rows.
  */

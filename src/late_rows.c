@@ -15,18 +15,25 @@
  * Time cannot tell such rows; the order of transactions can.  Each batch
  * records the transaction that moved the position (position_xid).  A row
  * that lies behind the position and was inserted by a later transaction
- * was stamped by a clock behind.  The first claim of each tenant in a new
- * history (a promoted standby, see CurrentLakeEpoch) looks for such rows
- * among those created within LATE_ROWS_WINDOW_USECS before its position,
- * one index range per tenant and failover.  It judges only what it can:
+ * was stamped by a clock behind (or given an older created value: a
+ * backfill).  The first claim of each tenant in a new history (a promoted
+ * standby, see CurrentLakeEpoch) looks for such rows among those created
+ * within LATE_ROWS_WINDOW_USECS before its position: one index range per
+ * tenant and failover.  It runs only once the call's watermark has passed
+ * the checkpoint, so that no writer is still stamping rows behind it (see
+ * SweepIfAnotherHistory in tenant_export.c).  It judges only what it can:
  * - transaction ids count on from the same place only in a physical copy
- *   of the server that set the position (the same system identifier);
- * - the row at the position was exported, so it is older than the
- *   position's transaction; if it no longer looks so (the table was
- *   rewritten, dumped and restored, copied in again), ids tell nothing;
+ *   of the server that set the position (the same system identifier), and
+ *   within 2^31 transactions (age() compares 32-bit ids);
+ * - the rows the batches exported are older than the position's
+ *   transaction; if none in the window looks so any more (the table was
+ *   rewritten, restored from a dump, its rows copied in again), ids tell
+ *   nothing;
  * - an UPDATE's new row version carries the updater's id, so only rows as
- *   an INSERT wrote them (no HEAP_UPDATED, in a heap table) count.
- * Anything else finds nothing, as before this check existed.
+ *   an INSERT wrote them (no HEAP_UPDATED) count, in heap tables only.
+ * Anything else finds nothing, as before this check existed.  A late row
+ * updated before the check, or one outside the window, is not found; rows
+ * deleted and inserted again are taken for late ones.
  */
 #include "postgres.h"
 
@@ -36,18 +43,31 @@
 #include "access/transam.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/late_rows.h"
 #include "interactions_cron/preconditions.h"
 #include "interactions_cron/spi_plans.h"
+
+/*
+ * How far behind a checkpoint rows written late are looked for: a day.  A
+ * clock further behind stays behind the checkpoint for longer than a day,
+ * and every call meanwhile holds the tenant (HoldTenantsAheadOfClock).
+ */
+#define LATE_ROWS_WINDOW_USECS USECS_PER_DAY
+
+/* Rows a scan for late rows fetches at a time. */
+#define LATE_ROWS_FETCH 1000
 
 /*
  * Transactions since the position's beyond which its 32-bit id is not
@@ -107,101 +127,184 @@ WithinReach(FullTransactionId xid)
 }
 
 /*
- * PositionRowPrecedesItsXid says whether the row at the position, which the
- * batch that set it exported, is still older than that batch's transaction:
- * only then do the rows' transaction ids tell when they were written.
+ * RelationAccessMethod returns the table access method of relation relid,
+ * or InvalidOid when it has none (a partitioned or foreign table).
+ */
+static Oid
+RelationAccessMethod(Oid relid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			accessMethod = InvalidOid;
+
+	if (HeapTupleIsValid(tuple))
+	{
+		accessMethod = ((Form_pg_class) GETSTRUCT(tuple))->relam;
+		ReleaseSysCache(tuple);
+	}
+	return accessMethod;
+}
+
+/*
+ * HeapRowsOnly says whether every table the history's rows can live in (it,
+ * its partitions, its inheritance children) is a heap table, whose rows
+ * carry the transaction id that wrote them: a foreign member cannot give
+ * xmin at all, another access method need not keep HEAP_UPDATED.
  */
 static bool
-PositionRowPrecedesItsXid(const ConfiguredTable *history, Datum *values)
+HeapRowsOnly(Oid historyRelid)
+{
+	ListCell   *cell;
+
+	foreach(cell, find_all_inheritors(historyRelid, AccessShareLock, NULL))
+	{
+		Oid			member = lfirst_oid(cell);
+		char		relkind = get_rel_relkind(member);
+
+		if (relkind == RELKIND_PARTITIONED_TABLE)
+			continue;
+		if (relkind != RELKIND_RELATION || RelationAccessMethod(member) != HEAP_TABLE_AM_OID)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * WindowRowsBehindPosition returns the condition on history rows h of the
+ * tenant ($1) at or before the position ($2, $3) and created from $5 on.
+ */
+static char *
+WindowRowsBehindPosition(const ConfiguredTable *history)
 {
 	const MappedColumn *tenant = &history->columns[HISTORY_TENANT_COLUMN];
 	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
-	bool		precedes = false;
-	bool		isNull;
 
-	RunQueryAsTableOwner(history,
-						 psprintf("SELECT pg_catalog.age(h.xmin) > pg_catalog.age($4) FROM %s h"
-								  " WHERE h.%s = %s AND h.%s = %s AND h.%s = %s",
-								  history->quotedName,
-								  tenant->quotedName, TextAsColumnType(tenant, "$1"),
-								  created->quotedName, InstantAsColumnType(created, "$2"),
-								  id->quotedName, TextAsColumnType(id, "$3")),
-						 lengthof(LateRowsQueryTypes), LateRowsQueryTypes, values, NULL, 1,
-						 "read the row at the checkpoint");
-	if (SPI_processed == 1)
-		precedes = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-											  &isNull));
-	SPI_freetuptable(SPI_tuptable);
-	return precedes;
+	return psprintf("h.%s = %s AND h.%s >= %s AND (h.%s, h.%s) <= (%s, %s)",
+					tenant->quotedName, TextAsColumnType(tenant, "$1"),
+					created->quotedName, InstantAsColumnType(created, "$5"),
+					created->quotedName, id->quotedName,
+					InstantAsColumnType(created, "$2"), TextAsColumnType(id, "$3"));
 }
 
 /*
- * InsertedAsWritten says whether the tuple at tid of relation relid is as
- * an INSERT wrote it: an UPDATE's new version (HEAP_UPDATED) carries the
- * updater's transaction id, later than the row's.  A tuple of another table
- * access method cannot tell, and counts as updated.
+ * XidsStillTellOrder says whether some row of the window behind the
+ * position still carries a transaction id older than the position's: the
+ * rows the batches exported do, unless the table was rewritten, restored
+ * from a dump, or its rows copied in again, after which every row looks
+ * newer and ids tell nothing.  One updated or deleted row (the newest, say)
+ * does not turn the check off.
  */
 static bool
-InsertedAsWritten(Oid relid, ItemPointer tid)
+XidsStillTellOrder(const ConfiguredTable *history, Datum *values)
 {
-	Relation	relation = table_open(relid, AccessShareLock);
+	bool		tell;
+
+	RunQueryAsTableOwner(history,
+						 psprintf("SELECT 1 FROM %s h WHERE %s"
+								  " AND pg_catalog.age(h.xmin) > pg_catalog.age($4) LIMIT 1",
+								  history->quotedName, WindowRowsBehindPosition(history)),
+						 lengthof(LateRowsQueryTypes), LateRowsQueryTypes, values, NULL, 1,
+						 "read the rows behind the checkpoint");
+	tell = SPI_processed == 1;
+	SPI_freetuptable(SPI_tuptable);
+	return tell;
+}
+
+/* A scan for late rows, as RunAsRole hands it over. */
+typedef struct LateRowsScan
+{
+	const char *sql;
+	Datum	   *values;
+	Relation	member;			/* the member table last read, kept open */
+	LateRows	late;
+} LateRowsScan;
+
+/*
+ * InsertedAsWritten says whether the tuple at tid of member table relid is
+ * as an INSERT wrote it: an UPDATE's new version (HEAP_UPDATED) carries the
+ * updater's transaction id, later than the row's.  A tuple it cannot read
+ * as a heap tuple counts as updated.
+ */
+static bool
+InsertedAsWritten(LateRowsScan *scan, Oid relid, ItemPointer tid)
+{
 	HeapTupleData tuple;
 	Buffer		buffer;
 	bool		inserted = false;
 
+	if (scan->member == NULL || RelationGetRelid(scan->member) != relid)
+	{
+		if (scan->member != NULL)
+			table_close(scan->member, AccessShareLock);
+		scan->member = table_open(relid, AccessShareLock);
+	}
 	tuple.t_self = *tid;
-	if (relation->rd_rel->relam == HEAP_TABLE_AM_OID &&
-		heap_fetch(relation, SnapshotAny, &tuple, &buffer, false))
+	if (scan->member->rd_rel->relam == HEAP_TABLE_AM_OID &&
+		heap_fetch(scan->member, SnapshotAny, &tuple, &buffer, false))
 	{
 		/* HEAP_UPDATED is set when the tuple is written and never changes. */
 		inserted = (tuple.t_data->t_infomask & HEAP_UPDATED) == 0;
 		ReleaseBuffer(buffer);
 	}
-	table_close(relation, AccessShareLock);
 	return inserted;
 }
 
 /*
- * CountLateRows counts the rows created within the window behind the
- * position, at or before it, that transactions later than the position's
- * inserted, and finds the earliest one's created instant.
+ * ScanLateRows is the body CountLateRows runs as the history's owner: it
+ * reads the rows newer than the position's transaction through a cursor,
+ * so that memory stays flat and a cancel is heard however many rows were
+ * updated since, and counts those as an INSERT wrote them.
+ */
+static void
+ScanLateRows(void *argument)
+{
+	LateRowsScan *scan = argument;
+	Portal		portal = SPI_cursor_open_with_args(NULL, scan->sql, lengthof(LateRowsQueryTypes),
+												   LateRowsQueryTypes, scan->values, NULL, false, 0);
+
+	for (SPI_cursor_fetch(portal, true, LATE_ROWS_FETCH); SPI_processed > 0;
+		 SPI_cursor_fetch(portal, true, LATE_ROWS_FETCH))
+	{
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	row = SPI_tuptable->vals[i];
+			TupleDesc	rowDesc = SPI_tuptable->tupdesc;
+			bool		isNull;
+			Oid			relid = DatumGetObjectId(SPI_getbinval(row, rowDesc, 1, &isNull));
+			ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(row, rowDesc, 2, &isNull));
+			TimestampTz createdAt = DatumGetTimestampTz(SPI_getbinval(row, rowDesc, 3, &isNull));
+
+			CHECK_FOR_INTERRUPTS();
+			if (!InsertedAsWritten(scan, relid, tid))
+				continue;
+			scan->late.count++;
+			scan->late.firstCreatedAt = Min(scan->late.firstCreatedAt, createdAt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	if (scan->member != NULL)
+		table_close(scan->member, AccessShareLock);
+}
+
+/*
+ * CountLateRows counts the rows of the window behind the position that
+ * transactions later than the position's inserted, and finds the earliest
+ * one's created instant.
  */
 static LateRows
 CountLateRows(const ConfiguredTable *history, Datum *values)
 {
-	const MappedColumn *tenant = &history->columns[HISTORY_TENANT_COLUMN];
-	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
-	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
-	LateRows	late = {0, DT_NOEND};
+	LateRowsScan scan = {0};
 
-	RunQueryAsTableOwner(history,
-						 psprintf("SELECT h.tableoid, h.ctid, %s FROM %s h"
-								  " WHERE h.%s = %s AND h.%s >= %s AND (h.%s, h.%s) <= (%s, %s)"
-								  " AND pg_catalog.age(h.xmin) BETWEEN 0 AND pg_catalog.age($4) - 1",
-								  ColumnAsInstant(created, "h"), history->quotedName,
-								  tenant->quotedName, TextAsColumnType(tenant, "$1"),
-								  created->quotedName, InstantAsColumnType(created, "$5"),
-								  created->quotedName, id->quotedName,
-								  InstantAsColumnType(created, "$2"), TextAsColumnType(id, "$3")),
-						 lengthof(LateRowsQueryTypes), LateRowsQueryTypes, values, NULL, 0,
-						 "look for rows written behind the checkpoint");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	rowDesc = SPI_tuptable->tupdesc;
-		bool		isNull;
-		Oid			relid = DatumGetObjectId(SPI_getbinval(row, rowDesc, 1, &isNull));
-		ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(row, rowDesc, 2, &isNull));
-		TimestampTz createdAt = DatumGetTimestampTz(SPI_getbinval(row, rowDesc, 3, &isNull));
-
-		if (!InsertedAsWritten(relid, tid))
-			continue;
-		late.count++;
-		late.firstCreatedAt = Min(late.firstCreatedAt, createdAt);
-	}
-	SPI_freetuptable(SPI_tuptable);
-	return late;
+	scan.sql = psprintf("SELECT h.tableoid, h.ctid, %s FROM %s h WHERE %s"
+						" AND pg_catalog.age(h.xmin) BETWEEN 0 AND pg_catalog.age($4) - 1",
+						ColumnAsInstant(&history->columns[HISTORY_CREATED_COLUMN], "h"),
+						history->quotedName, WindowRowsBehindPosition(history));
+	scan.values = values;
+	scan.late.firstCreatedAt = DT_NOEND;
+	RunAsRole(history->owner, ScanLateRows, &scan);
+	return scan.late;
 }
 
 /*
@@ -213,13 +316,11 @@ LateRows
 FindLateRows(const ConfiguredTable *history, const char *tenantId, CheckpointPosition checkpoint)
 {
 	LateRows	none = {0, DT_NOEND};
-	char		relkind = get_rel_relkind(history->relid);
 	FullTransactionId positionXid;
 	Datum		values[lengthof(LateRowsQueryTypes)];
 
 	if (checkpoint.id == NULL || !RecordedUnderThisSystem(checkpoint.lakeEpoch) ||
-		(relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE) ||
-		!SqlObjectsAre1_2())
+		!SqlObjectsAre1_2() || !HeapRowsOnly(history->relid))
 		return none;
 	positionXid = PositionXid(tenantId);
 	if (!FullTransactionIdIsValid(positionXid) || !WithinReach(positionXid))
@@ -230,7 +331,21 @@ FindLateRows(const ConfiguredTable *history, const char *tenantId, CheckpointPos
 	values[2] = CStringGetTextDatum(checkpoint.id);
 	values[3] = TransactionIdGetDatum(XidFromFullTransactionId(positionXid));
 	values[4] = TimestampTzGetDatum(checkpoint.createdAt - LATE_ROWS_WINDOW_USECS);
-	if (!PositionRowPrecedesItsXid(history, values))
+	if (!XidsStillTellOrder(history, values))
 		return none;
 	return CountLateRows(history, values);
+}
+
+/*
+ * ForgetPositionXidOfAnotherSystem clears the transaction recorded as
+ * having moved the tenant's position when the checkpoint comes from a
+ * server of another system identifier (a dump restored, an upgraded
+ * cluster), whose transaction ids mean nothing here, before the checkpoint
+ * is recorded in this history: from then on nothing would tell.
+ */
+void
+ForgetPositionXidOfAnotherSystem(const char *tenantId, CheckpointPosition checkpoint)
+{
+	if (!RecordedUnderThisSystem(checkpoint.lakeEpoch) && SqlObjectsAre1_2())
+		CheckpointForgetPositionXid(tenantId);
 }

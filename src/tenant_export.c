@@ -335,7 +335,7 @@ RefuseLateRows(TenantExporter *exporter, const char *tenantId, CheckpointPositio
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("not exported: " INT64_FORMAT " of the tenant's rows were written behind its checkpoint after it was set, the first created at %s",
 					late.count, firstCreatedAt),
-			 errdetail("A server whose clock was behind the one that set the checkpoint stamped them; exporting on from the checkpoint would pass over them."),
+			 errdetail("A server whose clock was behind the one that set the checkpoint (a switchover), or an explicit older created value (a backfill), stamped them; exporting on from the checkpoint would pass over them."),
 			 errhint("With the clock right, remove the tenant's files named from %s on and replay from there with reset_checkpoint: see \"Clock behind a checkpoint\" in doc/operations.md.",
 					 firstCreatedAt)));
 }
@@ -349,7 +349,10 @@ RefuseLateRows(TenantExporter *exporter, const char *tenantId, CheckpointPositio
  * judge every file fails the tenant's batch, with the SQLSTATE of the first
  * file's error (a lock wait cut short defers the tenant), and so do rows
  * written behind the checkpoint (see RefuseLateRows): the history stays
- * unrecorded, so the next claim sweeps and looks again.
+ * unrecorded, so the next claim sweeps and looks again.  It stays so too
+ * while the call's watermark is behind the checkpoint: a transaction that
+ * a clock behind started may still add rows there, and the batch has no
+ * row to export until the watermark passes the checkpoint.
  */
 static void
 SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
@@ -367,7 +370,11 @@ SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, Checkpoint
 						sweep.unjudged, sweep.firstUnjudged, sweep.firstErrorMessage),
 				 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
 				 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
+	/* A writer may still stamp rows behind the checkpoint: look when it has ended. */
+	if (exporter->watermark < checkpoint.createdAt)
+		return;
 	RefuseLateRows(exporter, tenantId, checkpoint);
+	ForgetPositionXidOfAnotherSystem(tenantId, checkpoint);
 	CheckpointRecordLakeEpoch(tenantId, exporter->lakeEpoch);
 }
 

@@ -312,6 +312,9 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 							   " FROM pg_catalog.jsonb_populate_record(NULL::interactions_cron.export_checkpoints, $2) s"
 							   " WHERE c.tenant_id = $1",
 							   2, argumentTypes, values, NULL, SPI_OK_UPDATE, "adopt the checkpoint");
+	/* The transaction that moved the source's position is another database's. */
+	if (SqlObjectsAre1_2())
+		CheckpointForgetPositionXid(tenantId);
 	if (intent != NULL)
 	{
 		values[1] = JsonbPGetDatum(intent);

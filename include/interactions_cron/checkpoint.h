@@ -54,5 +54,6 @@ extern void CheckpointRecordSuccess(const char *tenantId,
 									int64 rowsExported, int64 filesWritten,
 									const char *lastFile);
 extern void CheckpointRecordFailure(const char *tenantId, const char *error);
+extern void CheckpointForgetPositionXid(const char *tenantId);
 
 #endif

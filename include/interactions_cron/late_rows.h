@@ -16,10 +16,9 @@ typedef struct LateRows
 	TimestampTz firstCreatedAt; /* the earliest one's created instant */
 } LateRows;
 
-/* How far behind a checkpoint late rows are looked for. */
-#define LATE_ROWS_WINDOW_USECS USECS_PER_HOUR
-
 extern LateRows FindLateRows(const ConfiguredTable *history, const char *tenantId,
 							 CheckpointPosition checkpoint);
+extern void ForgetPositionXidOfAnotherSystem(const char *tenantId,
+											 CheckpointPosition checkpoint);
 
 #endif

@@ -225,7 +225,8 @@ REVOKE ALL ON interactions_cron.export_histories FROM PUBLIC;
 -- writers), unless a clock behind the one that set it stamped them: after a
 -- switchover to a server whose clock is behind, the first export of each
 -- tenant in the new history looks for such rows and holds the tenant back
--- rather than pass over them.  NULL: set by 1.1's library, or not yet.
+-- rather than pass over them.  NULL: set by 1.1's library, not yet, or
+-- forgotten (a position adopted from another database or system).
 ALTER TABLE interactions_cron.export_checkpoints ADD COLUMN position_xid xid8;
 COMMENT ON COLUMN interactions_cron.export_checkpoints.position_xid IS
     'The transaction that last moved the position by exporting: rows of later transactions lying behind it were stamped by a clock behind';
