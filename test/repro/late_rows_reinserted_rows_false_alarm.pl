@@ -18,28 +18,16 @@ use Test::More;
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $lake = shared_lake();
-my $primary = extension_node('late_reinserted', "interactions_cron.export_dir = '$lake'\n", allows_streaming => 1);
+my $primary = primary_with_exported_tenant('late_reinserted', $lake, 'reins');
 
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
-
-sql($primary, q{INSERT INTO tenants (id, name) VALUES ('reins', 'Repaired');
-      INSERT INTO interaction_history (tenant_id, channel) SELECT 'reins', 'sms' FROM generate_series(1, 10)});
-wait_rows_past_margin($primary);
-my ($caught_up, @problems) = export_until_done(sub { sql($primary, 'SELECT interactions_cron.export_interactions()') }, 10);
-ok($caught_up && !@problems, 'every row is exported on the primary') or diag join("\n", @problems);
 
 # A repair of two exported rows, not the newest: deleted and inserted again as they were.
 sql($primary, q{WITH gone AS (DELETE FROM interaction_history WHERE tenant_id = 'reins'
                   AND id IN (SELECT id FROM interaction_history WHERE tenant_id = 'reins' ORDER BY id LIMIT 2) RETURNING *)
                 INSERT INTO interaction_history SELECT * FROM gone});
 
-$primary->backup('for_standby');
-my $standby = PostgreSQL::Test::Cluster->new('late_reinserted_standby');
-$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
-$standby->start;
-$primary->wait_for_catchup($standby, 'replay');
-$primary->stop;
-$standby->promote;
+my $standby = switch_over_to_standby($primary, 'late_reinserted_standby', undef);
 
 sql($standby, q{INSERT INTO interaction_history (tenant_id, channel) VALUES ('reins', 'email')});
 wait_rows_past_margin($standby);

@@ -23,38 +23,20 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-plan skip_all => "libfaketime is not installed ($libfaketime; apt-get install faketime)"
-  unless -e $libfaketime;
+plan skip_all => "libfaketime is not installed ($LIBFAKETIME; apt-get install faketime)"
+  unless -e $LIBFAKETIME;
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $skew = 12;    # seconds the standby's clock is behind
 my $lake = shared_lake();
-my $primary = extension_node('clock_switchover', "interactions_cron.export_dir = '$lake'\n",
-	allows_streaming => 1);
+my $primary = primary_with_exported_tenant('clock_switchover', $lake, 't1');
 
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
 
-sql($primary, q{INSERT INTO tenants (id, name) VALUES ('t1', 'T1');
-      INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'sms' FROM generate_series(1, 10)});
-wait_rows_past_margin($primary);
-my ($caught_up, @problems) = export_until_done(sub { sql($primary, 'SELECT interactions_cron.export_interactions()') }, 10);
-ok($caught_up && !@problems, 'the first rows are exported with the right clock') or diag join("\n", @problems);
 # After the export: an update gives the row a later transaction id.
 sql($primary, q{UPDATE interaction_history SET metadata = '{"read": true}' WHERE id = 3});
 
-$primary->backup('for_standby');
-my $standby = PostgreSQL::Test::Cluster->new('clock_switchover_standby');
-$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
-{
-	local $ENV{LD_PRELOAD} = $libfaketime;
-	local $ENV{FAKETIME} = "-${skew}s";
-	local $ENV{DONT_FAKE_MONOTONIC} = '1';
-	$standby->start;
-}
-$primary->wait_for_catchup($standby, 'replay');
-$primary->stop;
-$standby->promote;
+my $standby = switch_over_to_standby($primary, 'clock_switchover_standby', "-${skew}s");
 
 is(sql($standby, q{SELECT last_created_at > now() FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1'}), 't',
 	'the checkpoint is ahead of the new primary\'s clock');
@@ -89,7 +71,7 @@ is(sql($standby, "SELECT count(*) FROM interaction_history WHERE created_at < '$
 	'the rows written with the slow clock come first');
 File::Path::remove_tree("$lake/exports/t1");
 sql($standby, "SELECT interactions_cron.reset_checkpoint('t1', '$first_late')");
-($caught_up, @problems) = export_until_done(sub { sql($standby, 'SELECT interactions_cron.export_interactions()') }, 10);
+my ($caught_up, @problems) = export_until_done(sub { sql($standby, 'SELECT interactions_cron.export_interactions()') }, 10);
 ok($caught_up && !@problems, 'the replay exports') or diag join("\n", @problems);
 lake_rows_once_ok(read_lake($lake), sql($standby, 'SELECT count(*) FROM interaction_history'), ' (clock behind, switchover)');
 

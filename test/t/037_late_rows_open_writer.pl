@@ -19,33 +19,16 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-plan skip_all => "libfaketime is not installed ($libfaketime)" unless -e $libfaketime;
+plan skip_all => "libfaketime is not installed ($LIBFAKETIME; apt-get install faketime)"
+  unless -e $LIBFAKETIME;
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $lake = shared_lake();
-my $primary = extension_node('late_open', "interactions_cron.export_dir = '$lake'\n", allows_streaming => 1);
+my $primary = primary_with_exported_tenant('late_open', $lake, 't1');
 
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
 
-sql($primary, q{INSERT INTO tenants (id, name) VALUES ('t1', 'T1');
-      INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'sms' FROM generate_series(1, 10)});
-wait_rows_past_margin($primary);
-my ($caught_up, @problems) = export_until_done(sub { sql($primary, 'SELECT interactions_cron.export_interactions()') }, 10);
-ok($caught_up && !@problems, 'the first rows are exported with the right clock') or diag join("\n", @problems);
-
-$primary->backup('for_standby');
-my $standby = PostgreSQL::Test::Cluster->new('late_open_standby');
-$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
-{
-	local $ENV{LD_PRELOAD} = $libfaketime;
-	local $ENV{FAKETIME} = '-12s';
-	local $ENV{DONT_FAKE_MONOTONIC} = '1';
-	$standby->start;
-}
-$primary->wait_for_catchup($standby, 'replay');
-$primary->stop;
-$standby->promote;
+my $standby = switch_over_to_standby($primary, 'late_open_standby', '-12s');
 
 # A writer's transaction, begun while the clock is behind the checkpoint.
 my $writer = $standby->background_psql('postgres', on_error_stop => 1);

@@ -49,13 +49,7 @@ is(sql($primary, q{SELECT string_agg(tenant_id || ' ' || last_id, ', ' ORDER BY 
 	'arch 1000005, plain ' . sql($primary, q{SELECT max(id) FROM arch_history WHERE tenant_id = 'plain'}),
 	"arch's checkpoint is its last archived row");
 
-$primary->backup('for_standby');
-my $standby = PostgreSQL::Test::Cluster->new('late_false_standby');
-$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
-$standby->start;
-$primary->wait_for_catchup($standby, 'replay');
-$primary->stop;
-$standby->promote;
+my $standby = switch_over_to_standby($primary, 'late_false_standby', undef);
 
 sql($standby, q{INSERT INTO arch_history (tenant_id, channel) VALUES ('arch', 'email'), ('plain', 'email')});
 $standby->poll_query_until('postgres', q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM arch_history})

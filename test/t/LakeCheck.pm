@@ -26,6 +26,11 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
+  late_rows_held_ok
+  primary_with_exported_tenant
+  $LIBFAKETIME
+  start_with_clock
+  switch_over_to_standby
   read_lake
   compare_ids
   lake_rows_once_ok
@@ -259,6 +264,79 @@ sub wait_rows_past_margin
 	$node->poll_query_until('postgres',
 		q{SELECT max(created_at) < now() - interval '1.5 seconds' FROM interaction_history})
 	  or die 'the rows did not pass the watermark margin';
+	return;
+}
+
+# libfaketime (Debian's faketime package), which plays a server whose
+# clock is wrong.
+our $LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+
+# start_with_clock starts $node with its clock off by $offset (a FAKETIME
+# value such as '-12s', through libfaketime), or right when $offset is undef.
+sub start_with_clock
+{
+	my ($node, $offset) = @_;
+	local $ENV{LD_PRELOAD} = defined $offset ? $LIBFAKETIME : '';
+	local $ENV{FAKETIME} = $offset // '';
+	local $ENV{DONT_FAKE_MONOTONIC} = '1';
+	$node->start;
+	return;
+}
+
+# switch_over_to_standby makes a streaming standby $name of $primary, its
+# clock off by $offset (see start_with_clock), lets it replay all $primary
+# has, stops $primary and promotes the standby, which it returns.
+sub switch_over_to_standby
+{
+	my ($primary, $name, $offset) = @_;
+	$primary->backup("for_$name");
+	my $standby = PostgreSQL::Test::Cluster->new($name);
+	$standby->init_from_backup($primary, "for_$name", has_streaming => 1);
+	start_with_clock($standby, $offset);
+	$primary->wait_for_catchup($standby, 'replay');
+	$primary->stop;
+	$standby->promote;
+	return $standby;
+}
+
+# primary_with_exported_tenant starts a primary $name that a standby can
+# stream from, exporting into $lake, with tenant $tenant and ten of its rows
+# exported (checked), and returns it.
+sub primary_with_exported_tenant
+{
+	my ($name, $lake, $tenant) = @_;
+	my $primary = extension_node($name, "interactions_cron.export_dir = '$lake'\n", allows_streaming => 1);
+	$primary->safe_psql('postgres', qq{INSERT INTO tenants (id, name) VALUES ('$tenant', '$tenant');
+		INSERT INTO interaction_history (tenant_id, channel) SELECT '$tenant', 'sms' FROM generate_series(1, 10)});
+	wait_rows_past_margin($primary);
+	my ($caught_up, @problems) =
+	  export_until_done(sub { $primary->safe_psql('postgres', 'SELECT interactions_cron.export_interactions()') }, 10);
+	ok($caught_up && !@problems, "$name: the tenant's first rows are exported") or diag join("\n", @problems);
+	return $primary;
+}
+
+# late_rows_held_ok runs an export on $node and checks that each of
+# @tenants is held back for its rows of channel 'email', written behind its
+# checkpoint: as many as %$late_count says (10 by default), the first of
+# them named; and that export_status shows no tenant ok.
+sub late_rows_held_ok
+{
+	my ($node, $late_count, @tenants) = @_;
+	my %first_late = map {
+		$_ => $node->safe_psql('postgres',
+			"SELECT min(created_at) FROM interaction_history WHERE tenant_id = '$_' AND channel = 'email'")
+	} @tenants;
+	my $run = decode_json($node->safe_psql('postgres', 'SELECT interactions_cron.export_interactions()'));
+	my %outcome = map { $_->{tenantId} => $_ } @{ $run->{tenants} };
+	for my $tenant (@tenants)
+	{
+		my $count = $late_count->{$tenant} // 10;
+		like($outcome{$tenant}{error} // 'ok: ' . ($outcome{$tenant}{exported} // 0) . ' exported',
+			qr/^not exported: $count of the tenant's rows were written behind its checkpoint after it was set, the first created at \Q$first_late{$tenant}\E$/,
+			"$tenant: held back, naming the first row written behind");
+	}
+	is($node->safe_psql('postgres', q{SELECT count(*) FROM interactions_cron.export_status WHERE status = 'ok'}), '0',
+		'export_status shows no tenant ok');
 	return;
 }
 
