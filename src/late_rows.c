@@ -26,14 +26,16 @@
  *   of the server that set the position (the same system identifier), and
  *   within 2^31 transactions (age() compares 32-bit ids);
  * - the rows the batches exported are older than the position's
- *   transaction; if none in the window looks so any more (the table was
+ *   transaction, or were updated since (an update keeps a row, so no
+ *   rewrite came after it); if none shows it any more (the table was
  *   rewritten, restored from a dump, its rows copied in again), ids tell
  *   nothing;
  * - an UPDATE's new row version carries the updater's id, so only rows as
  *   an INSERT wrote them (no HEAP_UPDATED) count, in heap tables only.
  * Anything else finds nothing, as before this check existed.  A late row
- * updated before the check, or one outside the window, is not found; rows
- * deleted and inserted again are taken for late ones.
+ * updated before the check, or one outside the window, is not found (the
+ * count and the first row named are those of the window); rows deleted and
+ * inserted again are taken for late ones.
  */
 #include "postgres.h"
 
@@ -187,17 +189,15 @@ WindowRowsBehindPosition(const ConfiguredTable *history)
 }
 
 /*
- * XidsStillTellOrder says whether some row of the window behind the
- * position still carries a transaction id older than the position's: the
- * rows the batches exported do, unless the table was rewritten, restored
- * from a dump, or its rows copied in again, after which every row looks
- * newer and ids tell nothing.  One updated or deleted row (the newest, say)
- * does not turn the check off.
+ * WindowHoldsOlderRow says whether some row of the window behind the
+ * position still carries a transaction id older than the position's, as
+ * the rows the batches exported do unless they were updated since, or the
+ * table rewritten, restored from a dump, or its rows copied in again.
  */
 static bool
-XidsStillTellOrder(const ConfiguredTable *history, Datum *values)
+WindowHoldsOlderRow(const ConfiguredTable *history, Datum *values)
 {
-	bool		tell;
+	bool		holds;
 
 	RunQueryAsTableOwner(history,
 						 psprintf("SELECT 1 FROM %s h WHERE %s"
@@ -205,9 +205,9 @@ XidsStillTellOrder(const ConfiguredTable *history, Datum *values)
 								  history->quotedName, WindowRowsBehindPosition(history)),
 						 lengthof(LateRowsQueryTypes), LateRowsQueryTypes, values, NULL, 1,
 						 "read the rows behind the checkpoint");
-	tell = SPI_processed == 1;
+	holds = SPI_processed == 1;
 	SPI_freetuptable(SPI_tuptable);
-	return tell;
+	return holds;
 }
 
 /* A scan for late rows, as RunAsRole hands it over. */
@@ -216,21 +216,29 @@ typedef struct LateRowsScan
 	const char *sql;
 	Datum	   *values;
 	Relation	member;			/* the member table last read, kept open */
-	LateRows	late;
+	LateRows	late;			/* rows newer than the position's transaction, as inserted */
+	int64		updated;		/* and as an UPDATE wrote them */
 } LateRowsScan;
 
+/* How a row version newer than the position's transaction was written. */
+typedef enum RowVersionOrigin
+{
+	ROW_VERSION_INSERTED,
+	ROW_VERSION_UPDATED,
+	ROW_VERSION_UNREADABLE		/* not a heap tuple any more */
+} RowVersionOrigin;
+
 /*
- * InsertedAsWritten says whether the tuple at tid of member table relid is
- * as an INSERT wrote it: an UPDATE's new version (HEAP_UPDATED) carries the
- * updater's transaction id, later than the row's.  A tuple it cannot read
- * as a heap tuple counts as updated.
+ * RowVersionWrittenBy says whether the tuple at tid of member table relid
+ * was written by an INSERT or by an UPDATE (HEAP_UPDATED), whose new
+ * version carries the updater's transaction id, later than the row's.
  */
-static bool
-InsertedAsWritten(LateRowsScan *scan, Oid relid, ItemPointer tid)
+static RowVersionOrigin
+RowVersionWrittenBy(LateRowsScan *scan, Oid relid, ItemPointer tid)
 {
 	HeapTupleData tuple;
 	Buffer		buffer;
-	bool		inserted = false;
+	RowVersionOrigin origin = ROW_VERSION_UNREADABLE;
 
 	if (scan->member == NULL || RelationGetRelid(scan->member) != relid)
 	{
@@ -243,17 +251,18 @@ InsertedAsWritten(LateRowsScan *scan, Oid relid, ItemPointer tid)
 		heap_fetch(scan->member, SnapshotAny, &tuple, &buffer, false))
 	{
 		/* HEAP_UPDATED is set when the tuple is written and never changes. */
-		inserted = (tuple.t_data->t_infomask & HEAP_UPDATED) == 0;
+		origin = (tuple.t_data->t_infomask & HEAP_UPDATED) != 0
+			? ROW_VERSION_UPDATED : ROW_VERSION_INSERTED;
 		ReleaseBuffer(buffer);
 	}
-	return inserted;
+	return origin;
 }
 
 /*
- * ScanLateRows is the body CountLateRows runs as the history's owner: it
+ * ScanLateRows is the body ScanWindow runs as the history's owner: it
  * reads the rows newer than the position's transaction through a cursor,
  * so that memory stays flat and a cancel is heard however many rows were
- * updated since, and counts those as an INSERT wrote them.
+ * updated since, and counts them by what wrote them.
  */
 static void
 ScanLateRows(void *argument)
@@ -275,10 +284,18 @@ ScanLateRows(void *argument)
 			TimestampTz createdAt = DatumGetTimestampTz(SPI_getbinval(row, rowDesc, 3, &isNull));
 
 			CHECK_FOR_INTERRUPTS();
-			if (!InsertedAsWritten(scan, relid, tid))
-				continue;
-			scan->late.count++;
-			scan->late.firstCreatedAt = Min(scan->late.firstCreatedAt, createdAt);
+			switch (RowVersionWrittenBy(scan, relid, tid))
+			{
+				case ROW_VERSION_INSERTED:
+					scan->late.count++;
+					scan->late.firstCreatedAt = Min(scan->late.firstCreatedAt, createdAt);
+					break;
+				case ROW_VERSION_UPDATED:
+					scan->updated++;
+					break;
+				case ROW_VERSION_UNREADABLE:
+					break;
+			}
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
@@ -288,12 +305,11 @@ ScanLateRows(void *argument)
 }
 
 /*
- * CountLateRows counts the rows of the window behind the position that
- * transactions later than the position's inserted, and finds the earliest
- * one's created instant.
+ * ScanWindow reads the rows of the window behind the position that
+ * transactions later than the position's wrote (see ScanLateRows).
  */
-static LateRows
-CountLateRows(const ConfiguredTable *history, Datum *values)
+static LateRowsScan
+ScanWindow(const ConfiguredTable *history, Datum *values)
 {
 	LateRowsScan scan = {0};
 
@@ -304,7 +320,7 @@ CountLateRows(const ConfiguredTable *history, Datum *values)
 	scan.values = values;
 	scan.late.firstCreatedAt = DT_NOEND;
 	RunAsRole(history->owner, ScanLateRows, &scan);
-	return scan.late;
+	return scan;
 }
 
 /*
@@ -318,6 +334,7 @@ FindLateRows(const ConfiguredTable *history, const char *tenantId, CheckpointPos
 	LateRows	none = {0, DT_NOEND};
 	FullTransactionId positionXid;
 	Datum		values[lengthof(LateRowsQueryTypes)];
+	LateRowsScan scan;
 
 	if (checkpoint.id == NULL || !RecordedUnderThisSystem(checkpoint.lakeEpoch) ||
 		!SqlObjectsAre1_2() || !HeapRowsOnly(history->relid))
@@ -331,9 +348,17 @@ FindLateRows(const ConfiguredTable *history, const char *tenantId, CheckpointPos
 	values[2] = CStringGetTextDatum(checkpoint.id);
 	values[3] = TransactionIdGetDatum(XidFromFullTransactionId(positionXid));
 	values[4] = TimestampTzGetDatum(checkpoint.createdAt - LATE_ROWS_WINDOW_USECS);
-	if (!XidsStillTellOrder(history, values))
+	scan = ScanWindow(history, values);
+
+	/*
+	 * Ids tell when rows were written only if the rows exported still show
+	 * it: some are older than the position's transaction, or were updated
+	 * since (an update keeps the row, and no rewrite came after it).
+	 */
+	if (scan.late.count == 0 ||
+		(scan.updated == 0 && !WindowHoldsOlderRow(history, values)))
 		return none;
-	return CountLateRows(history, values);
+	return scan.late;
 }
 
 /*

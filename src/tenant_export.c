@@ -320,7 +320,8 @@ ReclaimBatch(TenantExporter *exporter, TenantBatch *batch)
 /*
  * RefuseLateRows fails the tenant's batch when rows were written behind its
  * checkpoint after it was set (see late_rows.c): exporting on would pass
- * over them for ever.
+ * over them for ever.  It counts and names those of the day behind the
+ * checkpoint, where it looks.
  */
 static void
 RefuseLateRows(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
@@ -333,10 +334,10 @@ RefuseLateRows(TenantExporter *exporter, const char *tenantId, CheckpointPositio
 	firstCreatedAt = pstrdup(timestamptz_to_str(late.firstCreatedAt));
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("not exported: " INT64_FORMAT " of the tenant's rows were written behind its checkpoint after it was set, the first created at %s",
+			 errmsg("not exported: " INT64_FORMAT " of the tenant's rows created within a day behind its checkpoint were written after it was set, the first at %s",
 					late.count, firstCreatedAt),
-			 errdetail("A server whose clock was behind the one that set the checkpoint (a switchover), or an explicit older created value (a backfill), stamped them; exporting on from the checkpoint would pass over them."),
-			 errhint("With the clock right, remove the tenant's files named from %s on and replay from there with reset_checkpoint: see \"Clock behind a checkpoint\" in doc/operations.md.",
+			 errdetail("A server whose clock was behind the one that set the checkpoint (a switchover), an explicit older created value (a backfill), or rows deleted and inserted again gave them; exporting on from the checkpoint would pass over them."),
+			 errhint("With the clock right, replay from %s, or from further back if the clock was behind by more than a day: see \"Clock behind a checkpoint\" in doc/operations.md.",
 					 firstCreatedAt)));
 }
 

@@ -57,12 +57,12 @@ for my $call (1, 2)
 {
 	my $run = decode_json(sql($standby, 'SELECT interactions_cron.export_interactions()'));
 	ok(!$run->{ok}, "call $call: the run is not ok");
-	like($run->{tenants}[0]{error} // '', qr/^not exported: 10 of the tenant's rows were written behind its checkpoint after it was set, the first created at \Q$first_late\E$/,
+	like($run->{tenants}[0]{error} // '', qr/^not exported: 10 of the tenant's rows created within a day behind its checkpoint were written after it was set, the first at \Q$first_late\E$/,
 		"call $call: the tenant is held back: exactly the 10 rows written behind (not the updated one), and the first of them");
 	is($run->{totalExported}, 0, "call $call: nothing is exported for it");
 }
 like(sql($standby, q{SELECT status || ': ' || last_error FROM interactions_cron.export_status WHERE tenant_id = 't1'}),
-	qr/^failed: not exported: 10 of the tenant's rows were written behind/, 'export_status shows it');
+	qr/^failed: not exported: 10 of the tenant's rows created within a day behind its checkpoint were written after it was set/, 'export_status shows it');
 
 # doc/operations.md's procedure, with the `since` the error names: remove
 # the tenant's files named from then on (here all: the rows written with the

@@ -1,7 +1,8 @@
 # Rows a clock behind wrote behind a checkpoint after a switchover, found
 # at the first claim in the new history however the tenant's exported rows
 # changed meanwhile and however far the clock was behind (up to a day): the
-# hostile review of 7a33912 found each of these passed over in silence.
+# hostile reviews of 7a33912 and 2fab6d5 found each of these passed over in
+# silence.
 # One switchover, one tenant per case; every tenant has rows written behind
 # its checkpoint by the new primary and must be held back (55000, naming the
 # first of them and counting them all), as t/035's tenant is:
@@ -10,6 +11,9 @@
 #          its export (a status change of the newest interaction): its xmin
 #          is newer than position_xid, which once turned the check off;
 #  - del:  the row at the checkpoint was deleted after its export;
+#  - upd_all: every exported row got a status update after its export, so
+#          none of them is older than position_xid any more, which once
+#          turned the check off as for a rewritten table;
 #  - far:  the new primary's clock was behind by 2 h (an RTC in local
 #          time), past the hour the check once looked back;
 #  - part: half its late rows were written 2 h behind, half 2 min behind:
@@ -33,7 +37,7 @@ plan skip_all => "libfaketime is not installed ($LIBFAKETIME; apt-get install fa
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $lake = shared_lake();
 my $primary = extension_node('late_missed', "interactions_cron.export_dir = '$lake'\n", allows_streaming => 1);
-my @tenants = qw(ctl upd del far part);
+my @tenants = qw(ctl upd del upd_all far part);
 my %late_count = (part => 20);
 
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
@@ -47,11 +51,12 @@ my ($caught_up, @problems) = export_until_done(sub { sql($primary, 'SELECT inter
 ok($caught_up && !@problems, 'the first rows are exported with the right clock') or diag join("\n", @problems);
 
 # After the export, on the old primary: the newest exported row of upd is
-# updated, del's is deleted.
+# updated, del's is deleted, every one of upd_all's is updated.
 sql($primary, q{UPDATE interaction_history h SET metadata = '{"read": true}' FROM interactions_cron.export_checkpoints c
                 WHERE c.tenant_id = 'upd' AND h.tenant_id = 'upd' AND h.id = c.last_id::bigint});
 sql($primary, q{DELETE FROM interaction_history h USING interactions_cron.export_checkpoints c
                 WHERE c.tenant_id = 'del' AND h.tenant_id = 'del' AND h.id = c.last_id::bigint});
+sql($primary, q{UPDATE interaction_history SET metadata = '{"status": "delivered"}' WHERE tenant_id = 'upd_all'});
 
 my $standby = switch_over_to_standby($primary, 'late_missed_standby', '-7200s');
 
@@ -59,11 +64,11 @@ sql($standby, q{INSERT INTO interaction_history (tenant_id, channel) SELECT t, '
 $standby->stop;
 start_with_clock($standby, '-120s');
 sql($standby, q{INSERT INTO interaction_history (tenant_id, channel)
-                SELECT t, 'email' FROM unnest(ARRAY['ctl', 'upd', 'del', 'part']) t, generate_series(1, 10)});
+                SELECT t, 'email' FROM unnest(ARRAY['ctl', 'upd', 'del', 'upd_all', 'part']) t, generate_series(1, 10)});
 is(sql($standby, q{SELECT string_agg(DISTINCT h.tenant_id, ',' ORDER BY h.tenant_id) FROM interaction_history h
                    JOIN interactions_cron.export_checkpoints c ON c.tenant_id = h.tenant_id
                    WHERE h.channel = 'email' AND h.created_at < c.last_created_at}),
-	'ctl,del,far,part,upd', 'every tenant has rows written behind its checkpoint');
+	'ctl,del,far,part,upd,upd_all', 'every tenant has rows written behind its checkpoint');
 $standby->stop;
 start_with_clock($standby, undef);
 is(sql($standby, q{SELECT bool_and(last_created_at < now() - interval '1.5 seconds') FROM interactions_cron.export_checkpoints}),

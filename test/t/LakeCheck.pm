@@ -332,7 +332,7 @@ sub late_rows_held_ok
 	{
 		my $count = $late_count->{$tenant} // 10;
 		like($outcome{$tenant}{error} // 'ok: ' . ($outcome{$tenant}{exported} // 0) . ' exported',
-			qr/^not exported: $count of the tenant's rows were written behind its checkpoint after it was set, the first created at \Q$first_late{$tenant}\E$/,
+			qr/^not exported: $count of the tenant's rows created within a day behind its checkpoint were written after it was set, the first at \Q$first_late{$tenant}\E$/,
 			"$tenant: held back, naming the first row written behind");
 	}
 	is($node->safe_psql('postgres', q{SELECT count(*) FROM interactions_cron.export_status WHERE status = 'ok'}), '0',
