@@ -22,7 +22,7 @@ plan skip_all => "libfaketime is not installed ($LIBFAKETIME; apt-get install fa
   unless -e $LIBFAKETIME;
 
 my $lake = shared_lake();
-my $primary = primary_with_exported_tenant('late_window', $lake, 't1');
+my $primary = primary_with_exported_tenants('late_window', $lake, 't1');
 my $standby = switch_over_to_standby($primary, 'late_window_standby', '-176400s');
 my $insert = q{INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'email' FROM generate_series(1, 10)};
 $standby->safe_psql('postgres', $insert);

@@ -18,7 +18,7 @@ use Test::More;
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $lake = shared_lake();
-my $primary = primary_with_exported_tenant('late_reinserted', $lake, 'reins');
+my $primary = primary_with_exported_tenants('late_reinserted', $lake, 'reins');
 
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
 

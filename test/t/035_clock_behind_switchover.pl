@@ -29,7 +29,7 @@ plan skip_all => "libfaketime is not installed ($LIBFAKETIME; apt-get install fa
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $skew = 12;    # seconds the standby's clock is behind
 my $lake = shared_lake();
-my $primary = primary_with_exported_tenant('clock_switchover', $lake, 't1');
+my $primary = primary_with_exported_tenants('clock_switchover', $lake, 't1');
 
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
 

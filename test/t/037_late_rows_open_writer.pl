@@ -24,7 +24,7 @@ plan skip_all => "libfaketime is not installed ($LIBFAKETIME; apt-get install fa
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $lake = shared_lake();
-my $primary = primary_with_exported_tenant('late_open', $lake, 't1');
+my $primary = primary_with_exported_tenants('late_open', $lake, 't1');
 
 sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
 

@@ -26,8 +26,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
+  restart_with_right_clock_ok
   late_rows_held_ok
-  primary_with_exported_tenant
+  primary_with_exported_tenants
   $LIBFAKETIME
   start_with_clock
   switch_over_to_standby
@@ -299,20 +300,41 @@ sub switch_over_to_standby
 	return $standby;
 }
 
-# primary_with_exported_tenant starts a primary $name that a standby can
-# stream from, exporting into $lake, with tenant $tenant and ten of its rows
+# primary_with_exported_tenants starts a primary $name that a standby can
+# stream from, exporting into $lake, with @tenants and ten rows of each
 # exported (checked), and returns it.
-sub primary_with_exported_tenant
+sub primary_with_exported_tenants
 {
-	my ($name, $lake, $tenant) = @_;
+	my ($name, $lake, @tenants) = @_;
 	my $primary = extension_node($name, "interactions_cron.export_dir = '$lake'\n", allows_streaming => 1);
-	$primary->safe_psql('postgres', qq{INSERT INTO tenants (id, name) VALUES ('$tenant', '$tenant');
-		INSERT INTO interaction_history (tenant_id, channel) SELECT '$tenant', 'sms' FROM generate_series(1, 10)});
+	$primary->safe_psql('postgres', join '', map {
+		"INSERT INTO tenants (id, name) VALUES ('$_', '$_');
+		 INSERT INTO interaction_history (tenant_id, channel) SELECT '$_', 'sms' FROM generate_series(1, 10);"
+	} @tenants);
 	wait_rows_past_margin($primary);
 	my ($caught_up, @problems) =
 	  export_until_done(sub { $primary->safe_psql('postgres', 'SELECT interactions_cron.export_interactions()') }, 10);
-	ok($caught_up && !@problems, "$name: the tenant's first rows are exported") or diag join("\n", @problems);
+	ok($caught_up && !@problems, "$name: the tenants' first rows are exported") or diag join("\n", @problems);
 	return $primary;
+}
+
+# restart_with_right_clock_ok checks that exactly the tenants $tenants (a
+# comma-separated list, in order) have rows of channel 'email' behind their
+# checkpoint on $node, restarts it with the right clock, and checks that
+# every checkpoint is then behind that clock by more than the margin.
+sub restart_with_right_clock_ok
+{
+	my ($node, $tenants) = @_;
+	is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT h.tenant_id, ',' ORDER BY h.tenant_id)
+		FROM interaction_history h JOIN interactions_cron.export_checkpoints c ON c.tenant_id = h.tenant_id
+		WHERE h.channel = 'email' AND h.created_at < c.last_created_at}),
+		$tenants, 'every tenant has rows written behind its checkpoint');
+	$node->stop;
+	start_with_clock($node, undef);
+	is($node->safe_psql('postgres',
+			q{SELECT bool_and(last_created_at < now() - interval '1.5 seconds') FROM interactions_cron.export_checkpoints}),
+		't', 'with the right clock, every checkpoint is behind the clock');
+	return;
 }
 
 # late_rows_held_ok runs an export on $node and checks that each of
