@@ -26,16 +26,19 @@
  *   of the server that set the position (the same system identifier), and
  *   within 2^31 transactions (age() compares 32-bit ids);
  * - the rows the batches exported are older than the position's
- *   transaction, or were updated since (an update keeps a row, so no
- *   rewrite came after it); if none shows it any more (the table was
- *   rewritten, restored from a dump, its rows copied in again), ids tell
+ *   transaction, or were updated since; if none shows it any more (the
+ *   table was restored from a dump, its rows copied in again), ids tell
  *   nothing;
+ * - a member table whose definition changed since (pg_class row newer: a
+ *   rewrite by ALTER TABLE, a copy swapped in) holds copies of rows with
+ *   new ids: only its rows written after that change count;
  * - an UPDATE's new row version carries the updater's id, so only rows as
  *   an INSERT wrote them (no HEAP_UPDATED) count, in heap tables only.
  * Anything else finds nothing, as before this check existed.  A late row
  * updated before the check, or one outside the window, is not found (the
- * count and the first row named are those of the window); rows deleted and
- * inserted again are taken for late ones.
+ * count and the first row named are those of the window), nor one older
+ * than a later change of its table's definition; rows deleted and inserted
+ * again (a cross-partition UPDATE too) are taken for late ones.
  */
 #include "postgres.h"
 
@@ -62,9 +65,11 @@
 #include "interactions_cron/spi_plans.h"
 
 /*
- * How far behind a checkpoint rows written late are looked for: a day.  A
+ * How far behind a checkpoint rows written late are looked for: a day, so
+ * that the look costs one day of a tenant's rows, not its whole history.  A
  * clock further behind stays behind the checkpoint for longer than a day,
- * and every call meanwhile holds the tenant (HoldTenantsAheadOfClock).
+ * and every call meanwhile holds the tenant (HoldTenantsAheadOfClock); with
+ * no call in that day, rows further behind are neither counted nor named.
  */
 #define LATE_ROWS_WINDOW_USECS USECS_PER_DAY
 
@@ -306,15 +311,22 @@ ScanLateRows(void *argument)
 
 /*
  * ScanWindow reads the rows of the window behind the position that
- * transactions later than the position's wrote (see ScanLateRows).
+ * transactions later than the position's wrote (see ScanLateRows), and
+ * later than the last change of their member table's definition: a rewrite
+ * (ALTER TABLE, a copy swapped in) writes every row again, in that
+ * transaction or before the one that swaps its storage in, and such copies
+ * are not rows written late.
  */
 static LateRowsScan
 ScanWindow(const ConfiguredTable *history, Datum *values)
 {
 	LateRowsScan scan = {0};
 
-	scan.sql = psprintf("SELECT h.tableoid, h.ctid, %s FROM %s h WHERE %s"
-						" AND pg_catalog.age(h.xmin) BETWEEN 0 AND pg_catalog.age($4) - 1",
+	scan.sql = psprintf("SELECT h.tableoid, h.ctid, %s FROM %s h"
+						" JOIN pg_catalog.pg_class member ON member.oid = h.tableoid"
+						" WHERE %s"
+						" AND pg_catalog.age(h.xmin) BETWEEN 0 AND pg_catalog.age($4) - 1"
+						" AND pg_catalog.age(h.xmin) < pg_catalog.age(member.xmin)",
 						ColumnAsInstant(&history->columns[HISTORY_CREATED_COLUMN], "h"),
 						history->quotedName, WindowRowsBehindPosition(history));
 	scan.values = values;
