@@ -29,9 +29,9 @@
  *   transaction, or were updated since; if none shows it any more (the
  *   table was restored from a dump, its rows copied in again), ids tell
  *   nothing;
- * - a member table whose definition changed since (pg_class row newer: a
- *   rewrite by ALTER TABLE, a copy swapped in) holds copies of rows with
- *   new ids: only its rows written after that change count;
+ * - a member table whose definition changed since (its pg_class row is
+ *   newer: a rewrite by ALTER TABLE or a copy swapped in writes every row
+ *   again with a new id) counts only its rows written after that change;
  * - an UPDATE's new row version carries the updater's id, so only rows as
  *   an INSERT wrote them (no HEAP_UPDATED) count, in heap tables only.
  * Anything else finds nothing, as before this check existed.  A late row
@@ -220,7 +220,10 @@ typedef struct LateRowsScan
 {
 	const char *sql;
 	Datum	   *values;
+	TransactionId positionXid;
 	Relation	member;			/* the member table last read, kept open */
+	TransactionId memberChangedBy;	/* the change of its definition after
+									 * positionXid, or InvalidTransactionId */
 	LateRows	late;			/* rows newer than the position's transaction, as inserted */
 	int64		updated;		/* and as an UPDATE wrote them */
 } LateRowsScan;
@@ -230,13 +233,55 @@ typedef enum RowVersionOrigin
 {
 	ROW_VERSION_INSERTED,
 	ROW_VERSION_UPDATED,
+	ROW_VERSION_COPIED,			/* no later than a change of its table's definition */
 	ROW_VERSION_UNREADABLE		/* not a heap tuple any more */
 } RowVersionOrigin;
 
 /*
+ * DefinitionChangedAfter returns the transaction that last changed the
+ * definition of table relid (wrote its pg_class row: a rewrite by ALTER
+ * TABLE, a copy swapped in, but also a GRANT or a reloption) when it is
+ * later than positionXid, or InvalidTransactionId.  A frozen pg_class row
+ * is older than any transaction age() can still compare; an unfrozen one is
+ * within 2^31 of the next, as positionXid is, so the two compare.
+ */
+static TransactionId
+DefinitionChangedAfter(Oid relid, TransactionId positionXid)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	TransactionId changedBy = InvalidTransactionId;
+
+	if (HeapTupleIsValid(tuple))
+	{
+		if (!HeapTupleHeaderXminFrozen(tuple->t_data) &&
+			TransactionIdPrecedes(positionXid, HeapTupleHeaderGetRawXmin(tuple->t_data)))
+			changedBy = HeapTupleHeaderGetRawXmin(tuple->t_data);
+		ReleaseSysCache(tuple);
+	}
+	return changedBy;
+}
+
+/*
+ * OpenMember keeps member table relid open in the scan, closing the one
+ * read before.
+ */
+static void
+OpenMember(LateRowsScan *scan, Oid relid)
+{
+	if (scan->member != NULL && RelationGetRelid(scan->member) == relid)
+		return;
+	if (scan->member != NULL)
+		table_close(scan->member, AccessShareLock);
+	scan->member = table_open(relid, AccessShareLock);
+	scan->memberChangedBy = DefinitionChangedAfter(relid, scan->positionXid);
+}
+
+/*
  * RowVersionWrittenBy says whether the tuple at tid of member table relid
  * was written by an INSERT or by an UPDATE (HEAP_UPDATED), whose new
- * version carries the updater's transaction id, later than the row's.
+ * version carries the updater's transaction id, later than the row's, or
+ * is a copy that a rewrite of its table made: no later than the change of
+ * the table's definition that followed the position's transaction.
  */
 static RowVersionOrigin
 RowVersionWrittenBy(LateRowsScan *scan, Oid relid, ItemPointer tid)
@@ -245,19 +290,20 @@ RowVersionWrittenBy(LateRowsScan *scan, Oid relid, ItemPointer tid)
 	Buffer		buffer;
 	RowVersionOrigin origin = ROW_VERSION_UNREADABLE;
 
-	if (scan->member == NULL || RelationGetRelid(scan->member) != relid)
-	{
-		if (scan->member != NULL)
-			table_close(scan->member, AccessShareLock);
-		scan->member = table_open(relid, AccessShareLock);
-	}
+	OpenMember(scan, relid);
 	tuple.t_self = *tid;
 	if (scan->member->rd_rel->relam == HEAP_TABLE_AM_OID &&
 		heap_fetch(scan->member, SnapshotAny, &tuple, &buffer, false))
 	{
+		/* The scan reads only rows newer than positionXid: they compare. */
+		if (TransactionIdIsValid(scan->memberChangedBy) &&
+			!TransactionIdPrecedes(scan->memberChangedBy, HeapTupleHeaderGetRawXmin(tuple.t_data)))
+			origin = ROW_VERSION_COPIED;
 		/* HEAP_UPDATED is set when the tuple is written and never changes. */
-		origin = (tuple.t_data->t_infomask & HEAP_UPDATED) != 0
-			? ROW_VERSION_UPDATED : ROW_VERSION_INSERTED;
+		else if ((tuple.t_data->t_infomask & HEAP_UPDATED) != 0)
+			origin = ROW_VERSION_UPDATED;
+		else
+			origin = ROW_VERSION_INSERTED;
 		ReleaseBuffer(buffer);
 	}
 	return origin;
@@ -298,6 +344,7 @@ ScanLateRows(void *argument)
 				case ROW_VERSION_UPDATED:
 					scan->updated++;
 					break;
+				case ROW_VERSION_COPIED:
 				case ROW_VERSION_UNREADABLE:
 					break;
 			}
@@ -311,25 +358,19 @@ ScanLateRows(void *argument)
 
 /*
  * ScanWindow reads the rows of the window behind the position that
- * transactions later than the position's wrote (see ScanLateRows), and
- * later than the last change of their member table's definition: a rewrite
- * (ALTER TABLE, a copy swapped in) writes every row again, in that
- * transaction or before the one that swaps its storage in, and such copies
- * are not rows written late.
+ * transactions later than the position's wrote (see ScanLateRows).
  */
 static LateRowsScan
 ScanWindow(const ConfiguredTable *history, Datum *values)
 {
 	LateRowsScan scan = {0};
 
-	scan.sql = psprintf("SELECT h.tableoid, h.ctid, %s FROM %s h"
-						" JOIN pg_catalog.pg_class member ON member.oid = h.tableoid"
-						" WHERE %s"
-						" AND pg_catalog.age(h.xmin) BETWEEN 0 AND pg_catalog.age($4) - 1"
-						" AND pg_catalog.age(h.xmin) < pg_catalog.age(member.xmin)",
+	scan.sql = psprintf("SELECT h.tableoid, h.ctid, %s FROM %s h WHERE %s"
+						" AND pg_catalog.age(h.xmin) BETWEEN 0 AND pg_catalog.age($4) - 1",
 						ColumnAsInstant(&history->columns[HISTORY_CREATED_COLUMN], "h"),
 						history->quotedName, WindowRowsBehindPosition(history));
 	scan.values = values;
+	scan.positionXid = DatumGetTransactionId(values[3]);
 	scan.late.firstCreatedAt = DT_NOEND;
 	RunAsRole(history->owner, ScanLateRows, &scan);
 	return scan;
