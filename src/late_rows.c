@@ -21,7 +21,7 @@
  * within LATE_ROWS_WINDOW_USECS before its position: one index range per
  * tenant and failover.  It runs only once the call's watermark has passed
  * the checkpoint, so that no writer is still stamping rows behind it (see
- * SweepIfAnotherHistory in tenant_export.c).  It judges only what it can:
+ * BringIntoThisHistory in tenant_export.c).  It judges only what it can:
  * - transaction ids count on from the same place only in a physical copy
  *   of the server that set the position (the same system identifier), and
  *   within 2^31 transactions (age() compares 32-bit ids);

@@ -342,10 +342,10 @@ RefuseLateRows(TenantExporter *exporter, const char *tenantId, CheckpointPositio
 }
 
 /*
- * SweepIfAnotherHistory removes, once per history, the tenant's files that
- * a lost history placed past its checkpoint (see lake_sweep.c), when the
- * checkpoint was recorded in another history, and marks it as recorded in
- * this one.  A checkpoint of no recorded history sweeps only the files this
+ * BringIntoThisHistory takes over, once per history, a checkpoint recorded
+ * in another history: it removes the tenant's files that a lost history
+ * placed past the checkpoint (see lake_sweep.c), refuses rows written
+ * behind it (see RefuseLateRows), and marks it as recorded in this one.  A checkpoint of no recorded history sweeps only the files this
  * database placed in a history it does not have.  A sweep that could not
  * judge every file fails the tenant's batch, with the SQLSTATE of the first
  * file's error (a lock wait cut short defers the tenant), and so do rows
@@ -356,7 +356,7 @@ RefuseLateRows(TenantExporter *exporter, const char *tenantId, CheckpointPositio
  * row to export until the watermark passes the checkpoint.
  */
 static void
-SweepIfAnotherHistory(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
+BringIntoThisHistory(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
 {
 	LakeSweep	sweep;
 
@@ -472,7 +472,7 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 	{
 		(void) IntentClear(batch->tenantId);
 		KeepCheckpoint(exporter, batch, from);
-		SweepIfAnotherHistory(exporter, batch->tenantId, from);
+		BringIntoThisHistory(exporter, batch->tenantId, from);
 	}
 
 	batch->receiver = CreateBatchReceiver(batch->context, exporter->sink, batch->tenantId,
@@ -558,7 +558,7 @@ RunUndoStep(TenantExporter *exporter, TenantBatch *batch, const char *message, U
 /*
  * MarkIfBehindLake says whether the file that took one of the batch's names
  * shows this database behind its own lake, and if so marks the checkpoint
- * so that the next claim sweeps (see SweepIfAnotherHistory).  A file name
+ * so that the next claim sweeps (see BringIntoThisHistory).  A file name
  * is the batch's first row (see BatchFileName): a batch starting where one
  * of this history's did takes the name that one's file has.  So when the
  * checkpoint ends a batch this history confirmed (the caller asks only
