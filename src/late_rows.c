@@ -29,16 +29,17 @@
  *   transaction, or were updated since; if none shows it any more (the
  *   table was restored from a dump, its rows copied in again), ids tell
  *   nothing;
- * - a member table whose definition changed since (its pg_class row is
- *   newer: a rewrite by ALTER TABLE or a copy swapped in writes every row
- *   again with a new id) counts only its rows written after that change;
+ * - a member table rewritten since (ALTER TABLE, a copy swapped in: every
+ *   row written again with a new id, and its pg_class row newer, while the
+ *   tenant has no older row left there) counts only its rows written after
+ *   the rewrite;
  * - an UPDATE's new row version carries the updater's id, so only rows as
  *   an INSERT wrote them (no HEAP_UPDATED) count, in heap tables only.
  * Anything else finds nothing, as before this check existed.  A late row
  * updated before the check, or one outside the window, is not found (the
- * count and the first row named are those of the window), nor one older
- * than a later change of its table's definition; rows deleted and inserted
- * again (a cross-partition UPDATE too) are taken for late ones.
+ * count and the first row named are those of the window), nor one in a
+ * table rewritten before the check; rows deleted and inserted again (a
+ * cross-partition UPDATE too) are taken for late ones.
  */
 #include "postgres.h"
 
@@ -176,21 +177,33 @@ HeapRowsOnly(Oid historyRelid)
 }
 
 /*
- * WindowRowsBehindPosition returns the condition on history rows h of the
- * tenant ($1) at or before the position ($2, $3) and created from $5 on.
+ * RowsAtOrBeforePosition returns the condition on history rows h of the
+ * tenant ($1) at or before the position ($2, $3).
  */
 static char *
-WindowRowsBehindPosition(const ConfiguredTable *history)
+RowsAtOrBeforePosition(const ConfiguredTable *history)
 {
 	const MappedColumn *tenant = &history->columns[HISTORY_TENANT_COLUMN];
 	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
 
-	return psprintf("h.%s = %s AND h.%s >= %s AND (h.%s, h.%s) <= (%s, %s)",
+	return psprintf("h.%s = %s AND (h.%s, h.%s) <= (%s, %s)",
 					tenant->quotedName, TextAsColumnType(tenant, "$1"),
-					created->quotedName, InstantAsColumnType(created, "$5"),
 					created->quotedName, id->quotedName,
 					InstantAsColumnType(created, "$2"), TextAsColumnType(id, "$3"));
+}
+
+/*
+ * WindowRowsBehindPosition returns the condition on history rows h of the
+ * tenant at or before the position and created from $5 on.
+ */
+static char *
+WindowRowsBehindPosition(const ConfiguredTable *history)
+{
+	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
+
+	return psprintf("%s AND h.%s >= %s", RowsAtOrBeforePosition(history),
+					created->quotedName, InstantAsColumnType(created, "$5"));
 }
 
 /*
@@ -218,15 +231,25 @@ WindowHoldsOlderRow(const ConfiguredTable *history, Datum *values)
 /* A scan for late rows, as RunAsRole hands it over. */
 typedef struct LateRowsScan
 {
+	const ConfiguredTable *history;
 	const char *sql;
 	Datum	   *values;
 	TransactionId positionXid;
 	Relation	member;			/* the member table last read, kept open */
-	TransactionId memberChangedBy;	/* the change of its definition after
-									 * positionXid, or InvalidTransactionId */
+	TransactionId memberRewrittenBy;	/* the rewrite of it after
+										 * positionXid, or
+										 * InvalidTransactionId */
+	List	   *rewrites;		/* MemberRewrite of each member judged */
 	LateRows	late;			/* rows newer than the position's transaction, as inserted */
 	int64		updated;		/* and as an UPDATE wrote them */
 } LateRowsScan;
+
+/* Whether a member table was rewritten after the position's transaction. */
+typedef struct MemberRewrite
+{
+	Oid			relid;
+	TransactionId rewrittenBy;	/* or InvalidTransactionId */
+} MemberRewrite;
 
 /* How a row version newer than the position's transaction was written. */
 typedef enum RowVersionOrigin
@@ -238,27 +261,79 @@ typedef enum RowVersionOrigin
 } RowVersionOrigin;
 
 /*
- * DefinitionChangedAfter returns the transaction that last changed the
- * definition of table relid (wrote its pg_class row: a rewrite by ALTER
- * TABLE, a copy swapped in, but also a GRANT or a reloption) when it is
- * later than positionXid, or InvalidTransactionId.  A frozen pg_class row
- * is older than any transaction age() can still compare; an unfrozen one is
- * within 2^31 of the next, as positionXid is, so the two compare.
+ * DefinitionChangedBy returns the transaction that last wrote the pg_class
+ * row of table relid: its raw id, which a frozen row keeps.
  */
 static TransactionId
-DefinitionChangedAfter(Oid relid, TransactionId positionXid)
+DefinitionChangedBy(Oid relid)
 {
 	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	TransactionId changedBy = InvalidTransactionId;
 
 	if (HeapTupleIsValid(tuple))
 	{
-		if (!HeapTupleHeaderXminFrozen(tuple->t_data) &&
-			TransactionIdPrecedes(positionXid, HeapTupleHeaderGetRawXmin(tuple->t_data)))
-			changedBy = HeapTupleHeaderGetRawXmin(tuple->t_data);
+		changedBy = HeapTupleHeaderGetRawXmin(tuple->t_data);
 		ReleaseSysCache(tuple);
 	}
 	return changedBy;
+}
+
+/*
+ * MemberHoldsOlderRow says whether the member table relid holds a row of
+ * the tenant at or before the position that is older than the position's
+ * transaction, as the rows exported before it are unless the table was
+ * rewritten since.  It reads the tenant's rows there back from the
+ * position, so it ends at once unless they were rewritten or updated since.
+ */
+static bool
+MemberHoldsOlderRow(LateRowsScan *scan, Oid relid)
+{
+	char	   *member = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													get_rel_name(relid));
+	int			code = SPI_execute_with_args(psprintf("SELECT 1 FROM ONLY %s h WHERE %s"
+													  " AND pg_catalog.age(h.xmin) > pg_catalog.age($4) LIMIT 1",
+													  member, RowsAtOrBeforePosition(scan->history)),
+											 lengthof(LateRowsQueryTypes), LateRowsQueryTypes,
+											 scan->values, NULL, true, 1);
+	bool		holds;
+
+	if (code != SPI_OK_SELECT)
+		elog(ERROR, "could not read the rows of %s: %s", member, SPI_result_code_string(code));
+	holds = SPI_processed == 1;
+	SPI_freetuptable(SPI_tuptable);
+	return holds;
+}
+
+/*
+ * MemberRewrittenBy returns the transaction that rewrote member table relid
+ * after the position's, or InvalidTransactionId.  A rewrite (ALTER TABLE, a
+ * copy swapped in) writes every row again with a new id, and writes the
+ * table's pg_class row; so do a GRANT or a reloption, which rewrite
+ * nothing.  A pg_class row newer than the position's transaction (by its
+ * raw id: a frozen one may be far older and wrap) is a rewrite only when
+ * the tenant has no row there older than the position's transaction left.
+ */
+static TransactionId
+MemberRewrittenBy(LateRowsScan *scan, Oid relid)
+{
+	ListCell   *cell;
+	MemberRewrite *judged;
+	TransactionId changedBy;
+
+	foreach(cell, scan->rewrites)
+	{
+		judged = lfirst(cell);
+		if (judged->relid == relid)
+			return judged->rewrittenBy;
+	}
+	changedBy = DefinitionChangedBy(relid);
+	judged = palloc(sizeof(MemberRewrite));
+	judged->relid = relid;
+	judged->rewrittenBy = TransactionIdIsNormal(changedBy) &&
+		TransactionIdPrecedes(scan->positionXid, changedBy) &&
+		!MemberHoldsOlderRow(scan, relid) ? changedBy : InvalidTransactionId;
+	scan->rewrites = lappend(scan->rewrites, judged);
+	return judged->rewrittenBy;
 }
 
 /*
@@ -273,15 +348,15 @@ OpenMember(LateRowsScan *scan, Oid relid)
 	if (scan->member != NULL)
 		table_close(scan->member, AccessShareLock);
 	scan->member = table_open(relid, AccessShareLock);
-	scan->memberChangedBy = DefinitionChangedAfter(relid, scan->positionXid);
+	scan->memberRewrittenBy = MemberRewrittenBy(scan, relid);
 }
 
 /*
  * RowVersionWrittenBy says whether the tuple at tid of member table relid
  * was written by an INSERT or by an UPDATE (HEAP_UPDATED), whose new
  * version carries the updater's transaction id, later than the row's, or
- * is a copy that a rewrite of its table made: no later than the change of
- * the table's definition that followed the position's transaction.
+ * is a copy that a rewrite of its table after the position's transaction
+ * made (see MemberRewrittenBy).
  */
 static RowVersionOrigin
 RowVersionWrittenBy(LateRowsScan *scan, Oid relid, ItemPointer tid)
@@ -296,8 +371,8 @@ RowVersionWrittenBy(LateRowsScan *scan, Oid relid, ItemPointer tid)
 		heap_fetch(scan->member, SnapshotAny, &tuple, &buffer, false))
 	{
 		/* The scan reads only rows newer than positionXid: they compare. */
-		if (TransactionIdIsValid(scan->memberChangedBy) &&
-			!TransactionIdPrecedes(scan->memberChangedBy, HeapTupleHeaderGetRawXmin(tuple.t_data)))
+		if (TransactionIdIsValid(scan->memberRewrittenBy) &&
+			!TransactionIdPrecedes(scan->memberRewrittenBy, HeapTupleHeaderGetRawXmin(tuple.t_data)))
 			origin = ROW_VERSION_COPIED;
 		/* HEAP_UPDATED is set when the tuple is written and never changes. */
 		else if ((tuple.t_data->t_infomask & HEAP_UPDATED) != 0)
@@ -325,10 +400,14 @@ ScanLateRows(void *argument)
 	for (SPI_cursor_fetch(portal, true, LATE_ROWS_FETCH); SPI_processed > 0;
 		 SPI_cursor_fetch(portal, true, LATE_ROWS_FETCH))
 	{
-		for (uint64 i = 0; i < SPI_processed; i++)
+		/* Judging a member runs a query of its own (MemberHoldsOlderRow). */
+		SPITupleTable *fetched = SPI_tuptable;
+		uint64		fetchedCount = SPI_processed;
+
+		for (uint64 i = 0; i < fetchedCount; i++)
 		{
-			HeapTuple	row = SPI_tuptable->vals[i];
-			TupleDesc	rowDesc = SPI_tuptable->tupdesc;
+			HeapTuple	row = fetched->vals[i];
+			TupleDesc	rowDesc = fetched->tupdesc;
 			bool		isNull;
 			Oid			relid = DatumGetObjectId(SPI_getbinval(row, rowDesc, 1, &isNull));
 			ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(row, rowDesc, 2, &isNull));
@@ -349,7 +428,7 @@ ScanLateRows(void *argument)
 					break;
 			}
 		}
-		SPI_freetuptable(SPI_tuptable);
+		SPI_freetuptable(fetched);
 	}
 	SPI_cursor_close(portal);
 	if (scan->member != NULL)
@@ -369,6 +448,7 @@ ScanWindow(const ConfiguredTable *history, Datum *values)
 						" AND pg_catalog.age(h.xmin) BETWEEN 0 AND pg_catalog.age($4) - 1",
 						ColumnAsInstant(&history->columns[HISTORY_CREATED_COLUMN], "h"),
 						history->quotedName, WindowRowsBehindPosition(history));
+	scan.history = history;
 	scan.values = values;
 	scan.positionXid = DatumGetTransactionId(values[3]);
 	scan.late.firstCreatedAt = DT_NOEND;

@@ -8,7 +8,11 @@
 #     updated (the update was taken as proof that ids still told order);
 #  2. one partition rewritten (SET UNLOGGED, SET LOGGED, as a repack of one
 #     partition does) while the tenant's rows of the day lie in two, the
-#     other still older than the checkpoint's transaction.
+#     other still older than the checkpoint's transaction;
+#  3. case 1 followed by a VACUUM FREEZE, which freezes the rewritten
+#     table's pg_class row: b5171ac took a frozen pg_class row for one
+#     older than the checkpoint, and so the rewrite's copies for late rows
+#     (hostile review of b5171ac).
 use strict;
 use warnings;
 
@@ -21,10 +25,10 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 # failover_exports_on_ok exports tenant t1's rows on a primary $name (its
-# rows written by $rows, a statement, or ten new ones), runs $maintenance
-# there, fails over to a standby with the right clock, and checks that the
-# new primary exports t1's next row, then nothing, and the lake holds each
-# row once.
+# rows written by $rows, a statement), runs $maintenance there (a statement,
+# or code given the primary), fails over to a standby with the right clock,
+# and checks that the new primary exports t1's next row, then nothing, and
+# the lake holds each row once.
 sub failover_exports_on_ok
 {
 	my ($name, $rows, $maintenance) = @_;
@@ -35,7 +39,7 @@ sub failover_exports_on_ok
 	my ($caught_up, @problems) =
 	  export_until_done(sub { $primary->safe_psql('postgres', 'SELECT interactions_cron.export_interactions()') }, 10);
 	ok($caught_up && !@problems, "$name: the rows are exported") or diag join("\n", @problems);
-	$primary->safe_psql('postgres', $maintenance);
+	ref $maintenance ? $maintenance->($primary) : $primary->safe_psql('postgres', $maintenance);
 	my $standby = switch_over_to_standby($primary, "${name}_standby", undef);
 	$standby->safe_psql('postgres', q{INSERT INTO interaction_history (tenant_id, channel) VALUES ('t1', 'email')});
 	wait_rows_past_margin($standby);
@@ -51,11 +55,11 @@ sub failover_exports_on_ok
 	return;
 }
 
-failover_exports_on_ok('late_rewrite',
-	q{INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'sms' FROM generate_series(1, 10)},
-	q{ALTER TABLE interaction_history ALTER COLUMN score TYPE numeric;
-	  UPDATE interaction_history SET metadata = '{"read": true}'
-	  WHERE id = (SELECT min(id) FROM interaction_history WHERE tenant_id = 't1')});
+my $ten_rows = q{INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'sms' FROM generate_series(1, 10)};
+my $rewrite_then_update = q{ALTER TABLE interaction_history ALTER COLUMN score TYPE numeric;
+	UPDATE interaction_history SET metadata = '{"read": true}'
+	WHERE id = (SELECT min(id) FROM interaction_history WHERE tenant_id = 't1')};
+failover_exports_on_ok('late_rewrite', $ten_rows, $rewrite_then_update);
 
 # Rows 20 minutes apart around the start of last month: the ones before it
 # in the default partition, the others in last month's.
@@ -66,5 +70,17 @@ failover_exports_on_ok('late_partition',
 	  FROM generate_series(-5, 5) g WHERE g <> 0},
 	q{ALTER TABLE interaction_history_default SET UNLOGGED;
 	  ALTER TABLE interaction_history_default SET LOGGED});
+
+failover_exports_on_ok('late_frozen', $ten_rows, sub {
+	my ($primary) = @_;
+	$primary->safe_psql('postgres', "$rewrite_then_update; VACUUM FREEZE; CREATE EXTENSION pageinspect;");
+	is($primary->safe_psql('postgres', q{SELECT bool_and('HEAP_XMIN_FROZEN' = ANY (f.combined_flags))
+		FROM (SELECT DISTINCT tableoid FROM interaction_history WHERE tenant_id = 't1') h
+		JOIN pg_class c ON c.oid = h.tableoid,
+		LATERAL heap_page_items(get_raw_page('pg_class', (c.ctid::text::point)[0]::int)) i,
+		LATERAL heap_tuple_infomask_flags(i.t_infomask, i.t_infomask2) f
+		WHERE i.lp = (c.ctid::text::point)[1]::int}),
+		't', "late_frozen: the rewritten member's pg_class row is frozen");
+});
 
 done_testing();
