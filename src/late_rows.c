@@ -26,13 +26,12 @@
  *   of the server that set the position (the same system identifier), and
  *   within 2^31 transactions (age() compares 32-bit ids);
  * - the rows the batches exported are older than the position's
- *   transaction, or were updated since; if none shows it any more (the
- *   table was restored from a dump, its rows copied in again), ids tell
- *   nothing;
- * - a member table rewritten since (ALTER TABLE, a copy swapped in: every
- *   row written again with a new id, and its pg_class row newer, while the
- *   tenant has no older row left there) counts only its rows written after
- *   the rewrite;
+ *   transaction, or were updated or rewritten since; if none shows it any
+ *   more (the table was restored from a dump, its rows copied in again),
+ *   ids tell nothing;
+ * - a member table rewritten since (ALTER TABLE, a copy swapped in: its
+ *   pg_class row is newer, and it holds no row older than the position's
+ *   transaction any more) counts only its rows written after the rewrite;
  * - an UPDATE's new row version carries the updater's id, so only rows as
  *   an INSERT wrote them (no HEAP_UPDATED) count, in heap tables only.
  * Anything else finds nothing, as before this check existed.  A late row
@@ -239,17 +238,18 @@ typedef struct LateRowsScan
 	TransactionId memberRewrittenBy;	/* the rewrite of it after
 										 * positionXid, or
 										 * InvalidTransactionId */
-	List	   *rewrites;		/* MemberRewrite of each member judged */
+	LateRowsMemory *memory;		/* what the worker learned of its members */
 	LateRows	late;			/* rows newer than the position's transaction, as inserted */
 	int64		updated;		/* and as an UPDATE wrote them */
+	int64		copied;			/* and as a rewrite wrote them */
 } LateRowsScan;
 
-/* Whether a member table was rewritten after the position's transaction. */
-typedef struct MemberRewrite
+/* The oldest row of a member table, once a look found no row older than a position. */
+typedef struct MemberOldestRow
 {
 	Oid			relid;
-	TransactionId rewrittenBy;	/* or InvalidTransactionId */
-} MemberRewrite;
+	TransactionId xmin;			/* InvalidTransactionId: the table is empty */
+} MemberOldestRow;
 
 /* How a row version newer than the position's transaction was written. */
 typedef enum RowVersionOrigin
@@ -261,79 +261,109 @@ typedef enum RowVersionOrigin
 } RowVersionOrigin;
 
 /*
- * DefinitionChangedBy returns the transaction that last wrote the pg_class
- * row of table relid: its raw id, which a frozen row keeps.
+ * StorageReplacedBy returns the transaction that last wrote the pg_class
+ * row of table relid (its raw id, which a frozen row keeps) when the table's
+ * storage has ever been replaced (a rewrite, a TRUNCATE: its relfilenode is
+ * no longer its OID), or InvalidTransactionId when the table still has the
+ * storage it was created with, which nothing rewrote.
  */
 static TransactionId
-DefinitionChangedBy(Oid relid)
+StorageReplacedBy(Oid relid)
 {
 	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	TransactionId changedBy = InvalidTransactionId;
 
 	if (HeapTupleIsValid(tuple))
 	{
-		changedBy = HeapTupleHeaderGetRawXmin(tuple->t_data);
+		if (((Form_pg_class) GETSTRUCT(tuple))->relfilenode != relid)
+			changedBy = HeapTupleHeaderGetRawXmin(tuple->t_data);
 		ReleaseSysCache(tuple);
 	}
 	return changedBy;
 }
 
 /*
- * MemberHoldsOlderRow says whether the member table relid holds a row of
- * the tenant at or before the position that is older than the position's
- * transaction, as the rows exported before it are unless the table was
- * rewritten since.  It reads the tenant's rows there back from the
- * position, so it ends at once unless they were rewritten or updated since.
+ * MemberXmin runs query, a look at member table relid's rows whose first
+ * column is xmin, with the position's transaction as $1, and returns the
+ * first row's xmin, or InvalidTransactionId when there is none.
+ */
+static TransactionId
+MemberXmin(const char *query, Oid relid, TransactionId positionXid)
+{
+	char	   *member = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													get_rel_name(relid));
+	Oid			argumentTypes[1] = {XIDOID};
+	Datum		values[1] = {TransactionIdGetDatum(positionXid)};
+	int			code = SPI_execute_with_args(psprintf(query, member), 1, argumentTypes, values,
+											 NULL, true, 1);
+	TransactionId xmin = InvalidTransactionId;
+	bool		isNull;
+
+	if (code != SPI_OK_SELECT)
+		elog(ERROR, "could not read the rows of %s: %s", member, SPI_result_code_string(code));
+	if (SPI_processed == 1)
+		xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+												   &isNull));
+	SPI_freetuptable(SPI_tuptable);
+	return xmin;
+}
+
+/*
+ * MemberHoldsOlderRow says whether member table relid holds a row, of any
+ * tenant, older than the position's transaction, as a table does unless it
+ * was rewritten (or created) since.  The first look reads the table until
+ * it meets such a row, at once in a table that was not rewritten; one that
+ * meets none has read the whole table, so the next looks for it, for any
+ * tenant of this worker, read its oldest row instead, found once.
  */
 static bool
 MemberHoldsOlderRow(LateRowsScan *scan, Oid relid)
 {
-	char	   *member = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-													get_rel_name(relid));
-	int			code = SPI_execute_with_args(psprintf("SELECT 1 FROM ONLY %s h WHERE %s"
-													  " AND pg_catalog.age(h.xmin) > pg_catalog.age($4) LIMIT 1",
-													  member, RowsAtOrBeforePosition(scan->history)),
-											 lengthof(LateRowsQueryTypes), LateRowsQueryTypes,
-											 scan->values, NULL, true, 1);
-	bool		holds;
+	ListCell   *cell;
+	MemberOldestRow *oldest;
+	MemoryContext callerContext;
 
-	if (code != SPI_OK_SELECT)
-		elog(ERROR, "could not read the rows of %s: %s", member, SPI_result_code_string(code));
-	holds = SPI_processed == 1;
-	SPI_freetuptable(SPI_tuptable);
-	return holds;
+	foreach(cell, scan->memory->members)
+	{
+		oldest = lfirst(cell);
+		if (oldest->relid == relid)
+			return TransactionIdIsValid(oldest->xmin) &&
+				TransactionIdPrecedes(oldest->xmin, scan->positionXid);
+	}
+	if (TransactionIdIsValid(MemberXmin("SELECT h.xmin FROM ONLY %s h"
+										" WHERE pg_catalog.age(h.xmin) > pg_catalog.age($1) LIMIT 1",
+										relid, scan->positionXid)))
+		return true;
+	callerContext = MemoryContextSwitchTo(scan->memory->context);
+	oldest = palloc(sizeof(MemberOldestRow));
+	oldest->relid = relid;
+	oldest->xmin = MemberXmin("SELECT h.xmin FROM ONLY %s h ORDER BY pg_catalog.age(h.xmin) DESC LIMIT 1",
+							  relid, scan->positionXid);
+	scan->memory->members = lappend(scan->memory->members, oldest);
+	MemoryContextSwitchTo(callerContext);
+	return false;
 }
 
 /*
  * MemberRewrittenBy returns the transaction that rewrote member table relid
  * after the position's, or InvalidTransactionId.  A rewrite (ALTER TABLE, a
- * copy swapped in) writes every row again with a new id, and writes the
- * table's pg_class row; so do a GRANT or a reloption, which rewrite
- * nothing.  A pg_class row newer than the position's transaction (by its
- * raw id: a frozen one may be far older and wrap) is a rewrite only when
- * the tenant has no row there older than the position's transaction left.
+ * copy swapped in) gives the table new storage, writes every row again with
+ * a new id, and writes the table's pg_class row; a GRANT or a reloption
+ * writes that row too, but rewrites nothing.  So a table whose storage was
+ * replaced and whose pg_class row is newer than the position's transaction
+ * (by its raw id: a frozen one may be far older and wrap) was rewritten
+ * since only when it holds no row older than the position's transaction.
  */
 static TransactionId
 MemberRewrittenBy(LateRowsScan *scan, Oid relid)
 {
-	ListCell   *cell;
-	MemberRewrite *judged;
-	TransactionId changedBy;
+	TransactionId replacedBy = StorageReplacedBy(relid);
 
-	foreach(cell, scan->rewrites)
-	{
-		judged = lfirst(cell);
-		if (judged->relid == relid)
-			return judged->rewrittenBy;
-	}
-	changedBy = DefinitionChangedBy(relid);
-	judged = palloc(sizeof(MemberRewrite));
-	judged->relid = relid;
-	judged->rewrittenBy = TransactionIdIsNormal(changedBy) &&
-		TransactionIdPrecedes(scan->positionXid, changedBy) &&
-		!MemberHoldsOlderRow(scan, relid) ? changedBy : InvalidTransactionId;
-	scan->rewrites = lappend(scan->rewrites, judged);
-	return judged->rewrittenBy;
+	if (TransactionIdIsNormal(replacedBy) &&
+		TransactionIdPrecedes(scan->positionXid, replacedBy) &&
+		!MemberHoldsOlderRow(scan, relid))
+		return replacedBy;
+	return InvalidTransactionId;
 }
 
 /*
@@ -424,6 +454,8 @@ ScanLateRows(void *argument)
 					scan->updated++;
 					break;
 				case ROW_VERSION_COPIED:
+					scan->copied++;
+					break;
 				case ROW_VERSION_UNREADABLE:
 					break;
 			}
@@ -440,7 +472,7 @@ ScanLateRows(void *argument)
  * transactions later than the position's wrote (see ScanLateRows).
  */
 static LateRowsScan
-ScanWindow(const ConfiguredTable *history, Datum *values)
+ScanWindow(const ConfiguredTable *history, Datum *values, LateRowsMemory *memory)
 {
 	LateRowsScan scan = {0};
 
@@ -449,6 +481,7 @@ ScanWindow(const ConfiguredTable *history, Datum *values)
 						ColumnAsInstant(&history->columns[HISTORY_CREATED_COLUMN], "h"),
 						history->quotedName, WindowRowsBehindPosition(history));
 	scan.history = history;
+	scan.memory = memory;
 	scan.values = values;
 	scan.positionXid = DatumGetTransactionId(values[3]);
 	scan.late.firstCreatedAt = DT_NOEND;
@@ -457,12 +490,26 @@ ScanWindow(const ConfiguredTable *history, Datum *values)
 }
 
 /*
+ * NewLateRowsMemory returns an empty memory of member tables, kept in
+ * context.
+ */
+LateRowsMemory *
+NewLateRowsMemory(MemoryContext context)
+{
+	LateRowsMemory *memory = MemoryContextAllocZero(context, sizeof(LateRowsMemory));
+
+	memory->context = context;
+	return memory;
+}
+
+/*
  * FindLateRows looks for the tenant's rows that were inserted after its
  * checkpoint was set but lie behind it (see the file's comment), and counts
  * them; none when it cannot judge.
  */
 LateRows
-FindLateRows(const ConfiguredTable *history, const char *tenantId, CheckpointPosition checkpoint)
+FindLateRows(const ConfiguredTable *history, const char *tenantId, CheckpointPosition checkpoint,
+			 LateRowsMemory *memory)
 {
 	LateRows	none = {0, DT_NOEND};
 	FullTransactionId positionXid;
@@ -481,15 +528,15 @@ FindLateRows(const ConfiguredTable *history, const char *tenantId, CheckpointPos
 	values[2] = CStringGetTextDatum(checkpoint.id);
 	values[3] = TransactionIdGetDatum(XidFromFullTransactionId(positionXid));
 	values[4] = TimestampTzGetDatum(checkpoint.createdAt - LATE_ROWS_WINDOW_USECS);
-	scan = ScanWindow(history, values);
+	scan = ScanWindow(history, values, memory);
 
 	/*
 	 * Ids tell when rows were written only if the rows exported still show
 	 * it: some are older than the position's transaction, or were updated
-	 * since (an update keeps the row, and no rewrite came after it).
+	 * or rewritten since.
 	 */
 	if (scan.late.count == 0 ||
-		(scan.updated == 0 && !WindowHoldsOlderRow(history, values)))
+		(scan.updated == 0 && scan.copied == 0 && !WindowHoldsOlderRow(history, values)))
 		return none;
 	return scan.late;
 }

@@ -206,6 +206,7 @@ CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun,
 	exporter->tenants = ResolveTenantsTable();
 	exporter->history = ResolveHistoryTable();
 	exporter->lakeEpoch = CurrentLakeEpoch();
+	exporter->lateRowsMemory = NewLateRowsMemory(workerContext);
 	if (!dryRun)
 		SinkSetOrigin(exporter->sink, CurrentHistoryId());
 	exporter->rowsPlan = PrepareRowsPlan(&exporter->history);
@@ -326,7 +327,7 @@ ReclaimBatch(TenantExporter *exporter, TenantBatch *batch)
 static void
 RefuseLateRows(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
 {
-	LateRows	late = FindLateRows(&exporter->history, tenantId, checkpoint);
+	LateRows	late = FindLateRows(&exporter->history, tenantId, checkpoint, exporter->lateRowsMemory);
 	char	   *firstCreatedAt;
 
 	if (late.count == 0)

@@ -6,6 +6,7 @@
 #define INTERACTIONS_CRON_LATE_ROWS_H
 
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
 #include "interactions_cron/checkpoint.h"
 #include "interactions_cron/relations.h"
 
@@ -16,8 +17,19 @@ typedef struct LateRows
 	TimestampTz firstCreatedAt; /* the earliest one's created instant */
 } LateRows;
 
+/*
+ * What a worker learned of the history's member tables while looking for
+ * late rows, kept for its other tenants (see MemberHoldsOlderRow).
+ */
+typedef struct LateRowsMemory
+{
+	MemoryContext context;		/* where members lives */
+	List	   *members;
+} LateRowsMemory;
+
+extern LateRowsMemory *NewLateRowsMemory(MemoryContext context);
 extern LateRows FindLateRows(const ConfiguredTable *history, const char *tenantId,
-							 CheckpointPosition checkpoint);
+							 CheckpointPosition checkpoint, LateRowsMemory *memory);
 extern void ForgetPositionXidOfAnotherSystem(const char *tenantId,
 											 CheckpointPosition checkpoint);
 

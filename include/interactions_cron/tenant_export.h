@@ -40,6 +40,7 @@ typedef struct TenantExporter
 	ConfiguredTable tenants;	/* a claim re-reads the active tenants filter */
 	ConfiguredTable history;	/* the batch query runs as its owner */
 	char	   *lakeEpoch;		/* this database's history (CurrentLakeEpoch) */
+	struct LateRowsMemory *lateRowsMemory;	/* see FindLateRows */
 	TimestampTz watermark;
 	int64		batchSize;
 	bool		dryRun;
