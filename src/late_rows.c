@@ -29,16 +29,19 @@
  *   transaction, or were updated or rewritten since; if none shows it any
  *   more (the table was restored from a dump, its rows copied in again),
  *   ids tell nothing;
- * - a member table rewritten since (ALTER TABLE, a copy swapped in: its
- *   pg_class row is newer, and it holds no row older than the position's
- *   transaction any more) counts only its rows written after the rewrite;
+ * - a member table rewritten since (by ALTER TABLE or a repack that swaps
+ *   storage in: its storage replaced, its pg_class row newer, and no row
+ *   older than the position's transaction left in it) counts only its rows
+ *   written after the rewrite;
  * - an UPDATE's new row version carries the updater's id, so only rows as
  *   an INSERT wrote them (no HEAP_UPDATED) count, in heap tables only.
  * Anything else finds nothing, as before this check existed.  A late row
  * updated before the check, or one outside the window, is not found (the
  * count and the first row named are those of the window), nor one in a
- * table rewritten before the check; rows deleted and inserted again (a
- * cross-partition UPDATE too) are taken for late ones.
+ * table rewritten before the check, nor one alone in a table whose storage
+ * was once replaced when a GRANT follows it; rows deleted and inserted
+ * again (a cross-partition UPDATE, a partition copied by hand into a new
+ * table attached in its place) are taken for late ones.
  */
 #include "postgres.h"
 
@@ -176,33 +179,21 @@ HeapRowsOnly(Oid historyRelid)
 }
 
 /*
- * RowsAtOrBeforePosition returns the condition on history rows h of the
- * tenant ($1) at or before the position ($2, $3).
+ * WindowRowsBehindPosition returns the condition on history rows h of the
+ * tenant ($1) at or before the position ($2, $3) and created from $5 on.
  */
 static char *
-RowsAtOrBeforePosition(const ConfiguredTable *history)
+WindowRowsBehindPosition(const ConfiguredTable *history)
 {
 	const MappedColumn *tenant = &history->columns[HISTORY_TENANT_COLUMN];
 	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
 
-	return psprintf("h.%s = %s AND (h.%s, h.%s) <= (%s, %s)",
+	return psprintf("h.%s = %s AND h.%s >= %s AND (h.%s, h.%s) <= (%s, %s)",
 					tenant->quotedName, TextAsColumnType(tenant, "$1"),
+					created->quotedName, InstantAsColumnType(created, "$5"),
 					created->quotedName, id->quotedName,
 					InstantAsColumnType(created, "$2"), TextAsColumnType(id, "$3"));
-}
-
-/*
- * WindowRowsBehindPosition returns the condition on history rows h of the
- * tenant at or before the position and created from $5 on.
- */
-static char *
-WindowRowsBehindPosition(const ConfiguredTable *history)
-{
-	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
-
-	return psprintf("%s AND h.%s >= %s", RowsAtOrBeforePosition(history),
-					created->quotedName, InstantAsColumnType(created, "$5"));
 }
 
 /*
@@ -256,7 +247,7 @@ typedef enum RowVersionOrigin
 {
 	ROW_VERSION_INSERTED,
 	ROW_VERSION_UPDATED,
-	ROW_VERSION_COPIED,			/* no later than a change of its table's definition */
+	ROW_VERSION_COPIED,			/* a rewrite's copy (see MemberRewrittenBy) */
 	ROW_VERSION_UNREADABLE		/* not a heap tuple any more */
 } RowVersionOrigin;
 
@@ -313,8 +304,8 @@ MemberXmin(const char *query, Oid relid, TransactionId positionXid)
  * tenant, older than the position's transaction, as a table does unless it
  * was rewritten (or created) since.  The first look reads the table until
  * it meets such a row, at once in a table that was not rewritten; one that
- * meets none has read the whole table, so the next looks for it, for any
- * tenant of this worker, read its oldest row instead, found once.
+ * meets none has read the whole table, which is then read once more for
+ * its oldest row, kept for the worker's other tenants.
  */
 static bool
 MemberHoldsOlderRow(LateRowsScan *scan, Oid relid)
