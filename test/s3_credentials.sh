@@ -33,7 +33,6 @@ S3_BACKEND_PORT=$(free_port)
 STS_PORT=$(free_port)
 CONTAINER_PORT=$(free_port)
 IMDS_PORT=$(free_port)
-STALL_PORT=$(free_port)
 WORK=$(mktemp -d /tmp/interactions_cron_s3_roles.XXXXXX)
 chmod 755 "$WORK"
 FAKES_STATE="$WORK/fakes.json"
@@ -44,6 +43,28 @@ s3_pid=
 proxy_pid=
 fakes_pid=
 stall_pid=
+
+# start_stall_server starts a server that stalls every request, on a port
+# free at that moment (a port picked when the suite began may have been
+# taken since, by any connection's ephemeral port), and sets STALL_PORT once
+# it listens; a server that exits or does not listen in 10 s is tried again
+# on another port.
+start_stall_server() {
+    for _ in 1 2 3; do
+        STALL_PORT=$(free_port)
+        : >"$WORK/stall.log"
+        node "$REPO_ROOT/test/s3/misbehaving-server.mjs" --port "$STALL_PORT" --mode stall --log "$WORK/stall.log" \
+            --lifetime 600 >>"$CLUSTER_DIR/misbehaving.log" 2>&1 &
+        stall_pid=$!
+        for _ in $(seq 100); do
+            grep -q '^listening' "$WORK/stall.log" && return 0
+            kill -0 "$stall_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        stop_pid "$stall_pid"
+    done
+    die "the stalling server did not start: $(tail -5 "$CLUSTER_DIR/misbehaving.log")"
+}
 
 stop_all() { stop_pid "$stall_pid"; stop_pid "$fakes_pid"; stop_pid "$proxy_pid"; stop_pid "$s3_pid"; }
 trap 'stop_all; rm -rf "$WORK"' EXIT
@@ -270,10 +291,7 @@ elapsed=$(( $(now_ms) - started ))
 expect "IMDS refused: no credentials" "$(grep -c 'no S3 credentials are configured' <<<"$error")" 1
 expect "IMDS refused: the detail says why" "$(grep -c 'DETAIL:  EC2 instance metadata at .* did not answer (Failed to connect' <<<"$error")" 1
 echo "IMDS refused: the call failed after ${elapsed} ms"
-node "$REPO_ROOT/test/s3/misbehaving-server.mjs" --port "$STALL_PORT" --mode stall --log "$WORK/stall.log" \
-    --lifetime 600 >>"$CLUSTER_DIR/misbehaving.log" 2>&1 &
-stall_pid=$!
-for _ in $(seq 100); do grep -q '^listening' "$WORK/stall.log" 2>/dev/null && break; sleep 0.1; done
+start_stall_server
 db_set s3_ec2_metadata_endpoint "http://127.0.0.1:$STALL_PORT"
 started=$(now_ms)
 error=$(export_tenant orphan)
