@@ -312,6 +312,7 @@ MemberHoldsOlderRow(LateRowsScan *scan, Oid relid)
 {
 	ListCell   *cell;
 	MemberOldestRow *oldest;
+	TransactionId oldestXmin;
 	MemoryContext callerContext;
 
 	foreach(cell, scan->memory->members)
@@ -325,11 +326,12 @@ MemberHoldsOlderRow(LateRowsScan *scan, Oid relid)
 										" WHERE pg_catalog.age(h.xmin) > pg_catalog.age($1) LIMIT 1",
 										relid, scan->positionXid)))
 		return true;
+	oldestXmin = MemberXmin("SELECT h.xmin FROM ONLY %s h ORDER BY pg_catalog.age(h.xmin) DESC LIMIT 1",
+							relid, scan->positionXid);
 	callerContext = MemoryContextSwitchTo(scan->memory->context);
 	oldest = palloc(sizeof(MemberOldestRow));
 	oldest->relid = relid;
-	oldest->xmin = MemberXmin("SELECT h.xmin FROM ONLY %s h ORDER BY pg_catalog.age(h.xmin) DESC LIMIT 1",
-							  relid, scan->positionXid);
+	oldest->xmin = oldestXmin;
 	scan->memory->members = lappend(scan->memory->members, oldest);
 	MemoryContextSwitchTo(callerContext);
 	return false;

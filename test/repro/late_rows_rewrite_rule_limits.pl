@@ -22,22 +22,10 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::RealBin/../t";
-use JSON::PP;
 use LakeCheck;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-
-# first_claim_error runs an export on $node and returns t1's error, or what
-# it exported.
-sub first_claim_error
-{
-	my ($node) = @_;
-	my $run = decode_json($node->safe_psql('postgres', 'SELECT interactions_cron.export_interactions()'));
-	return $run->{tenants}[0]{error} // 'no error, exported ' . ($run->{tenants}[0]{exported} // 0);
-}
-
-my $held = qr/^not exported: 1 of the tenant's rows created within a day behind its checkpoint were written after it was set/;
 
 # Case 1.
 {
@@ -59,9 +47,9 @@ my $held = qr/^not exported: 1 of the tenant's rows created within a day behind 
 	$standby->safe_psql('postgres', q{INSERT INTO interaction_history (tenant_id, created_at, channel)
 		SELECT 't1', (date_trunc('month', now() AT TIME ZONE 'UTC') - interval '1 month') AT TIME ZONE 'UTC'
 		             - interval '10 minutes', 'email'});
-	like(first_claim_error($standby), $held, 'r7_vacuumed_default: held before the GRANT (control)');
+	like(first_tenant_outcome($standby), $ONE_LATE_ROW_HELD, 'r7_vacuumed_default: held before the GRANT (control)');
 	$standby->safe_psql('postgres', q{CREATE ROLE analytics; GRANT SELECT ON ALL TABLES IN SCHEMA public TO analytics});
-	like(first_claim_error($standby), $held, 'r7_vacuumed_default: still held after a GRANT, which rewrites nothing');
+	like(first_tenant_outcome($standby), $ONE_LATE_ROW_HELD, 'r7_vacuumed_default: still held after a GRANT, which rewrites nothing');
 	$standby->stop;
 }
 
@@ -93,7 +81,7 @@ my $held = qr/^not exported: 1 of the tenant's rows created within a day behind 
 	my $standby = switch_over_to_standby($primary, 'r7_swapped_copy_standby', undef);
 	$standby->safe_psql('postgres', q{INSERT INTO interaction_history (tenant_id, channel) VALUES ('t1', 'email')});
 	wait_rows_past_margin($standby);
-	is(first_claim_error($standby), 'no error, exported 1', 'r7_swapped_copy: the first call after the failover exports on');
+	is(first_tenant_outcome($standby), 'no error, exported 1', 'r7_swapped_copy: the first call after the failover exports on');
 	$standby->stop;
 }
 

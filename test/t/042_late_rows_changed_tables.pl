@@ -15,22 +15,10 @@ use warnings;
 
 use FindBin;
 use lib $FindBin::RealBin;
-use JSON::PP;
 use LakeCheck;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-
-# first_claim_error runs an export on $node and returns t1's error, or what
-# it exported.
-sub first_claim_error
-{
-	my ($node) = @_;
-	my $run = decode_json($node->safe_psql('postgres', 'SELECT interactions_cron.export_interactions()'));
-	return $run->{tenants}[0]{error} // 'no error, exported ' . ($run->{tenants}[0]{exported} // 0);
-}
-
-my $held = qr/^not exported: 1 of the tenant's rows created within a day behind its checkpoint were written after it was set/;
 
 # Case 1.
 {
@@ -52,9 +40,9 @@ my $held = qr/^not exported: 1 of the tenant's rows created within a day behind 
 		             - interval '10 minutes', 'email'});
 	is($standby->safe_psql('postgres', q{SELECT tableoid::regclass FROM interaction_history WHERE channel = 'email'}),
 		'interaction_history_default', 'late_boundary: the late row lies in the default partition');
-	like(first_claim_error($standby), $held, 'late_boundary: held before the GRANT (control)');
+	like(first_tenant_outcome($standby), $ONE_LATE_ROW_HELD, 'late_boundary: held before the GRANT (control)');
 	$standby->safe_psql('postgres', q{CREATE ROLE analytics; GRANT SELECT ON ALL TABLES IN SCHEMA public TO analytics});
-	like(first_claim_error($standby), $held, 'late_boundary: still held after a GRANT, which rewrites nothing');
+	like(first_tenant_outcome($standby), $ONE_LATE_ROW_HELD, 'late_boundary: still held after a GRANT, which rewrites nothing');
 	$standby->stop;
 }
 

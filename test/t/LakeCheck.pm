@@ -26,6 +26,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
+  $ONE_LATE_ROW_HELD
+  first_tenant_outcome
   backfill_held_ok
   restart_with_right_clock_ok
   late_rows_held_ok
@@ -338,6 +340,19 @@ sub restart_with_right_clock_ok
 	return;
 }
 
+# The error of a tenant held back for one row written behind its checkpoint.
+our $ONE_LATE_ROW_HELD =
+  qr/^not exported: 1 of the tenant's rows created within a day behind its checkpoint were written after it was set/;
+
+# first_tenant_outcome runs an export on $node and returns its first
+# tenant's error, or what it exported.
+sub first_tenant_outcome
+{
+	my ($node) = @_;
+	my $run = decode_json($node->safe_psql('postgres', 'SELECT interactions_cron.export_interactions()'));
+	return $run->{tenants}[0]{error} // 'no error, exported ' . ($run->{tenants}[0]{exported} // 0);
+}
+
 # backfill_held_ok writes one row of tenant t1 a minute behind its
 # checkpoint on $node (a backfill, which the late-rows check takes like a
 # row a clock behind stamped), runs $then there if given, and checks that
@@ -350,9 +365,7 @@ sub backfill_held_ok
 		FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1'});
 	$node->safe_psql('postgres', $then) if defined $then;
 	wait_rows_past_margin($node);
-	my $run = decode_json($node->safe_psql('postgres', 'SELECT interactions_cron.export_interactions()'));
-	like($run->{tenants}[0]{error} // 'no error, exported ' . ($run->{tenants}[0]{exported} // 0),
-		qr/^not exported: 1 of the tenant's rows created within a day behind its checkpoint were written after it was set/,
+	like(first_tenant_outcome($node), $ONE_LATE_ROW_HELD,
 		'the first claim in the new history holds the tenant back for the row behind its checkpoint');
 	return;
 }
