@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "common/file_perm.h"
@@ -78,6 +79,26 @@ SyncDirectoryPath(const char *exportRoot, const char *deepest, SyncedDirectories
 		*slash = '\0';
 	}
 	pfree(path);
+}
+
+/*
+ * KernelReportsSyncfsErrors says whether syncfs() returns the write-back
+ * errors of its file system, as Linux does from 5.8 on; before, it returned
+ * success whatever the disk said, and only fsync() can make files durable.
+ */
+bool
+KernelReportsSyncfsErrors(void)
+{
+#ifdef HAVE_SYNCFS
+	struct utsname system;
+	int			major;
+	int			minor;
+
+	if (uname(&system) == 0 && strcmp(system.sysname, "Linux") == 0 &&
+		sscanf(system.release, "%d.%d", &major, &minor) == 2)
+		return major > 5 || (major == 5 && minor >= 8);
+#endif
+	return false;
 }
 
 /*

@@ -21,6 +21,7 @@
 #include "pgtime.h"
 #include "utils/varlena.h"
 
+#include "interactions_cron/file_sink.h"
 #include "interactions_cron/guc.h"
 #include "interactions_cron/hive_path.h"
 
@@ -37,6 +38,7 @@ int			MaxRuntimeMs = 0;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
 int			CompressionSetting = COMPRESSION_NONE;
 int			CompressionLevelSetting = 0;
+int			LakeSyncMethodSetting = LAKE_SYNC_FSYNC;
 int			StorageSetting = STORAGE_LOCAL;
 char	   *S3BucketSetting = NULL;
 char	   *S3PrefixSetting = NULL;
@@ -107,6 +109,14 @@ static const struct config_enum_entry compression_options[] = {
 	{"none", COMPRESSION_NONE, false},
 	{"gzip", COMPRESSION_GZIP, false},
 	{"zstd", COMPRESSION_ZSTD, false},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry lake_sync_method_options[] = {
+	{"fsync", LAKE_SYNC_FSYNC, false},
+#ifdef HAVE_SYNCFS
+	{"syncfs", LAKE_SYNC_SYNCFS, false},
+#endif
 	{NULL, 0, false}
 };
 
@@ -613,6 +623,22 @@ DefineS3BucketPolicySettings(void)
 }
 
 /*
+ * CheckLakeSyncMethod refuses syncfs where syncfs() does not report the
+ * write-back errors that would leave an exported file incomplete.
+ */
+static bool
+CheckLakeSyncMethod(int *newval, void **extra, GucSource source)
+{
+	if (*newval == LAKE_SYNC_SYNCFS && !KernelReportsSyncfsErrors())
+	{
+		GUC_check_errdetail("syncfs() reports write-back errors only on Linux 5.8 and later.");
+		GUC_check_errhint("Use fsync.");
+		return false;
+	}
+	return true;
+}
+
+/*
  * DefineSettings registers every interactions_cron.* setting and reserves the
  * prefix so that a misspelt setting is an error rather than a silent no-op.
  */
@@ -718,6 +744,15 @@ DefineSettings(void)
 							0, 0, 19,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("interactions_cron.sync_method",
+							 "How placed local files are made durable: fsync (each file and each directory on its path) or syncfs (the export directory's file system, once per group of batches).",
+							 "syncfs also writes back whatever else on that file system is waiting to be written.",
+							 &LakeSyncMethodSetting,
+							 KernelReportsSyncfsErrors() ? LAKE_SYNC_SYNCFS : LAKE_SYNC_FSYNC,
+							 lake_sync_method_options,
+							 PGC_SUSET, 0,
+							 CheckLakeSyncMethod, NULL, NULL);
 
 	DefineCustomEnumVariable("interactions_cron.storage",
 							 "Where exported files go: local (export_dir) or s3.",

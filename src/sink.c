@@ -171,11 +171,26 @@ LocalPlace(ExportSink *sink, SinkFile *file)
  * entry on its path, up to the export root.  The whole path, not only the
  * directories this batch created: an interrupted batch may have created
  * them and never made them durable.  The fsyncs of directories already
- * durable find nothing to write.
+ * durable find nothing to write.  After a syncfs() of the whole group
+ * (SinkBeginGroupSync) there is nothing left to do but report its failure.
  */
 static void
 LocalSync(ExportSink *sink, SinkFile *file)
 {
+	SyncedDirectories *synced = sink->syncedDirectories;
+
+	if (synced != NULL && synced->wholeFileSystem)
+	{
+		if (synced->syncfsErrno == 0)
+			return;
+		errno = synced->syncfsErrno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not sync the file system of export directory \"%s\": %m",
+						sink->localRoot),
+				 errdetail("\"%s\" may not be durable, nor any file placed with it; the batch is undone and written again by the next call.",
+						   file->relativePath)));
+	}
 	fsync_fname_ext(psprintf("%s/%s", sink->localRoot, file->relativePath), false, false, ERROR);
 	SyncDirectoryPath(sink->localRoot,
 					  psprintf("%s/%s", sink->localRoot, DirectoryOf(file->relativePath)),
@@ -526,6 +541,7 @@ SinkFromSettings(bool dryRun)
 {
 	ExportSink *sink = palloc0(sizeof(ExportSink));
 
+	sink->fileSystemDescriptor = -1;
 	sink->localRoot = ResolvedExportDirectory();
 	sink->compression = CompressionSetting;
 	sink->compressionLevel = CompressionLevel(sink->compression, CompressionLevelSetting);
@@ -562,6 +578,7 @@ SinkAtLocation(const char *storage, const char *localRoot,
 {
 	ExportSink *sink = palloc0(sizeof(ExportSink));
 
+	sink->fileSystemDescriptor = -1;
 	sink->localRoot = pstrdup(localRoot);
 	sink->storage = pstrdup(storage);
 	if (strcmp(storage, "s3") == 0)
@@ -751,29 +768,75 @@ SinkSpoolDirectory(const char *escapedTenantId)
 }
 
 /*
- * SinkRememberSyncedDirectories makes the sink's syncs fsync each directory
- * once, until SinkForgetSyncedDirectories, keeping their paths in context.
- * Only for syncs of files all placed before it is called: a directory made
- * durable once then holds the entries of all of them, whoever created its
- * own entry in its parent (an interrupted batch may have, and never made it
- * durable), since the first of those syncs makes every directory on its
- * path durable after all of them were in place.
+ * SinkWatchFileSystem opens the export root for the life of the process when
+ * interactions_cron.sync_method is syncfs and files go to local storage.
+ * syncfs() reports each write-back error of the file system that happened
+ * since the descriptor it is given was opened, whoever saw the error first,
+ * so the descriptor is opened before any file is written.  Without it (the
+ * root not made yet, as on a lake's first call, or no descriptor to spare)
+ * the process fsyncs each path, as with fsync.
  */
 void
-SinkRememberSyncedDirectories(ExportSink *sink, MemoryContext context)
+SinkWatchFileSystem(ExportSink *sink)
+{
+	int			descriptor;
+
+	if (LakeSyncMethodSetting != LAKE_SYNC_SYNCFS || sink->ops != &LocalSinkOps ||
+		!AcquireExternalFD())
+		return;
+	descriptor = open(sink->localRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (descriptor < 0)
+	{
+		int			openErrno = errno;
+
+		ReleaseExternalFD();
+		if (openErrno == ENOENT)
+			return;
+		errno = openErrno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open export directory \"%s\": %m", sink->localRoot)));
+	}
+	sink->fileSystemDescriptor = descriptor;
+}
+
+/*
+ * SinkBeginGroupSync starts making a group of batches durable once all their
+ * files are placed, until SinkEndGroupSync.  With the export root open
+ * (SinkWatchFileSystem), one syncfs() makes every file and directory of the
+ * group durable (unless the server runs with fsync off, as fsync_fname_ext()
+ * then syncs nothing either), and the syncs that follow only report its
+ * failure to each batch.  It covers them all because each was renamed from
+ * the spool under the root: rename() fails across mount points, and the
+ * spool and the partition directories share no directory below the root, so
+ * no mount point lies between the root and a placed file.  Otherwise the
+ * syncs fsync each directory once, keeping their paths in context: a
+ * directory made durable once holds the entries of every file placed before,
+ * whoever created its own entry in its parent (an interrupted batch may
+ * have, and never made it durable), since the first of those syncs makes
+ * every directory on its path durable after all of them were in place.
+ */
+void
+SinkBeginGroupSync(ExportSink *sink, MemoryContext context)
 {
 	SyncedDirectories *synced = MemoryContextAllocZero(context, sizeof(SyncedDirectories));
 
 	synced->context = context;
+	if (sink->fileSystemDescriptor >= 0)
+	{
+		synced->wholeFileSystem = true;
+		if (enableFsync && syncfs(sink->fileSystemDescriptor) != 0)
+			synced->syncfsErrno = errno;
+	}
 	sink->syncedDirectories = synced;
 }
 
 /*
- * SinkForgetSyncedDirectories makes the sink's syncs fsync every directory
- * on a file's path again.
+ * SinkEndGroupSync makes the sink's syncs fsync every directory on a file's
+ * path again.
  */
 void
-SinkForgetSyncedDirectories(ExportSink *sink)
+SinkEndGroupSync(ExportSink *sink)
 {
 	sink->syncedDirectories = NULL;
 }

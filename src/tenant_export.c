@@ -203,6 +203,7 @@ CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun,
 	StartTenantTransaction("preparing an interactions_cron export");
 	MemoryContextSwitchTo(workerContext);
 	exporter->sink = SinkFromSettings(dryRun);
+	SinkWatchFileSystem(exporter->sink);
 	exporter->tenants = ResolveTenantsTable();
 	exporter->history = ResolveHistoryTable();
 	exporter->lakeEpoch = CurrentLakeEpoch();
@@ -1027,7 +1028,7 @@ RunPendingBatches(TenantExporter *exporter, BatchStep step)
  * TenantGroupFinish places every batch of the group, makes the files durable
  * and moves the checkpoints; each batch's outcome is reported as it ends.
  * All are placed before any is made durable, so a directory the group's
- * files share is fsynced once for all of them.
+ * files share is fsynced once for all of them, or one syncfs() covers all.
  */
 void
 TenantGroupFinish(TenantExporter *exporter)
@@ -1035,9 +1036,9 @@ TenantGroupFinish(TenantExporter *exporter)
 	MakeIntentsDurable(exporter);
 	HoldForStandbys(exporter);
 	RunPendingBatches(exporter, PlaceBatch);
-	SinkRememberSyncedDirectories(exporter->sink, exporter->groupContext);
+	SinkBeginGroupSync(exporter->sink, exporter->groupContext);
 	RunPendingBatches(exporter, ConfirmBatch);
-	SinkForgetSyncedDirectories(exporter->sink);
+	SinkEndGroupSync(exporter->sink);
 	MemoryContextSwitchTo(exporter->groupContext);
 }
 

@@ -24,14 +24,18 @@ typedef struct BatchFile
 
 /*
  * The directories made durable since a point after which every directory
- * entry that matters was in place (see SinkRememberSyncedDirectories).
+ * entry that matters was in place (see SinkBeginGroupSync), or the syncfs()
+ * that made the whole file system durable then.
  */
 typedef struct SyncedDirectories
 {
 	MemoryContext context;		/* where paths are kept */
 	List	   *paths;
+	bool		wholeFileSystem;	/* one syncfs() covered every file */
+	int			syncfsErrno;	/* how that syncfs() failed, 0 if it did not */
 } SyncedDirectories;
 
+extern bool KernelReportsSyncfsErrors(void);
 extern bool RequireSafeExportRoot(const char *exportRoot);
 extern void EnsureExportDirectory(const char *exportRoot, const char *relative);
 extern bool ExportDirectoryExists(const char *exportRoot, const char *relative);

@@ -47,6 +47,13 @@ typedef enum S3ChecksumKind
 	S3_CHECKSUM_MD5
 } S3ChecksumKind;
 
+/* How placed local files are made durable. */
+typedef enum LakeSyncMethod
+{
+	LAKE_SYNC_FSYNC,
+	LAKE_SYNC_SYNCFS
+} LakeSyncMethod;
+
 /* Where export files go. */
 typedef enum StorageKind
 {
@@ -86,6 +93,7 @@ extern int	S3LowSpeedTimeSeconds;
 extern char *ExportDirectorySetting;
 extern int	CompressionSetting;
 extern int	CompressionLevelSetting;
+extern int	LakeSyncMethodSetting;
 extern char *TenantsTableSetting;
 extern char *HistoryTableSetting;
 extern int	DefaultBatchSize;

@@ -71,6 +71,7 @@ struct ExportSink
 	CompressionKind compression;
 	int			compressionLevel;
 	SyncedDirectories *syncedDirectories;	/* NULL: sync every directory */
+	int			fileSystemDescriptor;	/* the export root, open for syncfs(); -1 if not */
 	/* system identifier, database and extension OIDs (see SinkSetOrigin); NULL: none */
 	char	   *originPrefix;
 	char	   *origin;			/* the prefix, then the history id: what placed files carry */
@@ -90,8 +91,9 @@ extern char *SinkSpoolDirectory(const char *escapedTenantId);
 extern char *SinkFileIdentity(const ExportSink *sink, const SinkFile *file);
 extern void SinkRequireOwnPlaced(const ExportSink *sink, const char *relativePath, const char *identity);
 extern void SinkRemoveSpooled(ExportSink *sink, const char *relativeTemporaryPath);
-extern void SinkRememberSyncedDirectories(ExportSink *sink, MemoryContext context);
-extern void SinkForgetSyncedDirectories(ExportSink *sink);
+extern void SinkWatchFileSystem(ExportSink *sink);
+extern void SinkBeginGroupSync(ExportSink *sink, MemoryContext context);
+extern void SinkEndGroupSync(ExportSink *sink);
 extern void SinkPurgeSpool(const ExportSink *sink, const char *spoolRelative);
 
 #endif

@@ -1,9 +1,9 @@
 /*
  * fsync_fail.c
- *	  LD_PRELOAD shim for the TAP tests: fsync() and fdatasync() of any file
- *	  descriptor whose path contains the substring in the environment variable
- *	  FSYNC_FAIL_MATCH fail with EIO, as a failing disk would report.  Every
- *	  other call goes through to the real function.
+ *	  LD_PRELOAD shim for the TAP tests: fsync(), fdatasync() and syncfs() of
+ *	  any file descriptor whose path contains the substring in the environment
+ *	  variable FSYNC_FAIL_MATCH fail with EIO, as a failing disk would report.
+ *	  Every other call goes through to the real function.
  *
  *	  Build: cc -shared -fPIC -o fsync_fail.so fsync_fail.c -ldl
  */
@@ -57,32 +57,43 @@ RealFunction(const char *name)
 	return function;
 }
 
-int
-fsync(int fd)
+/*
+ * SyncUnlessFailing fails a sync of fd with EIO when its path matches, and
+ * otherwise calls the real function name, looked up once into *real.
+ */
+static int
+SyncUnlessFailing(int fd, const char *name, sync_function *real)
 {
-	static sync_function realFsync = NULL;
-
 	if (MatchesFailingPath(fd))
 	{
 		errno = EIO;
 		return -1;
 	}
-	if (realFsync == NULL)
-		realFsync = RealFunction("fsync");
-	return realFsync(fd);
+	if (*real == NULL)
+		*real = RealFunction(name);
+	return (*real) (fd);
+}
+
+int
+fsync(int fd)
+{
+	static sync_function real = NULL;
+
+	return SyncUnlessFailing(fd, "fsync", &real);
 }
 
 int
 fdatasync(int fd)
 {
-	static sync_function realFdatasync = NULL;
+	static sync_function real = NULL;
 
-	if (MatchesFailingPath(fd))
-	{
-		errno = EIO;
-		return -1;
-	}
-	if (realFdatasync == NULL)
-		realFdatasync = RealFunction("fdatasync");
-	return realFdatasync(fd);
+	return SyncUnlessFailing(fd, "fdatasync", &real);
+}
+
+int
+syncfs(int fd)
+{
+	static sync_function real = NULL;
+
+	return SyncUnlessFailing(fd, "syncfs", &real);
 }

@@ -17,7 +17,6 @@ use warnings;
 
 use File::Path qw(make_path);
 use FindBin;
-use IPC::Run;
 use JSON::PP;
 use lib $FindBin::RealBin;
 use LakeCheck;
@@ -27,25 +26,18 @@ use Test::More;
 
 my $call_timeout = $PostgreSQL::Test::Utils::timeout_default;
 
-# Build the shim.
-my $shim_dir = PostgreSQL::Test::Utils::tempdir();
-my $shim = "$shim_dir/fsync_fail.so";
-my @cc = split ' ', ($ENV{CC} // 'cc');
-# The tests run from test/ (TESTDIR); the shim's source is test/fsync_fail/.
-my $source = ($ENV{TESTDIR} // '.') . '/fsync_fail/fsync_fail.c';
-my ($cc_stdout, $cc_stderr) = ('', '');
-my $built = IPC::Run::run([ @cc, '-shared', '-fPIC', '-o', $shim, $source, '-ldl' ],
-	'>', \$cc_stdout, '2>', \$cc_stderr);
-ok($built && -f $shim, 'the fsync failure shim builds') or die "cannot build the shim: $cc_stderr";
+my $shim = fsync_fail_shim();
 
 my $node = PostgreSQL::Test::Cluster->new('fsync_error');
 $node->init;
 my $export_dir = $node->basedir . '/export_root';
 # fsync on: the extension only makes files durable when the cluster does.
 # restart_after_crash on: after a PANIC (1.0) the checks below still run.
+# sync_method fsync: each path is fsynced (t/043 covers syncfs).
 $node->append_conf('postgresql.conf', qq{
 fsync = on
 restart_after_crash = on
+interactions_cron.sync_method = fsync
 interactions_cron.export_dir = '$export_dir'
 });
 

@@ -26,6 +26,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
+  fsync_fail_shim
   $ONE_LATE_ROW_HELD
   first_tenant_outcome
   backfill_held_ok
@@ -57,6 +58,22 @@ our @EXPORT = qw(
   start_s3rver
   extension_state
   column_options_refused);
+
+# fsync_fail_shim builds test/fsync_fail/fsync_fail.c, the LD_PRELOAD shim
+# that fails fsync(), fdatasync() and syncfs() with EIO for paths containing
+# FSYNC_FAIL_MATCH, and returns its path; it dies if the shim does not build.
+sub fsync_fail_shim
+{
+	my $shim = PostgreSQL::Test::Utils::tempdir() . '/fsync_fail.so';
+	my @cc = split ' ', ($ENV{CC} // 'cc');
+	# The tests run from test/ (TESTDIR); the shim's source is test/fsync_fail/.
+	my $source = ($ENV{TESTDIR} // '.') . '/fsync_fail/fsync_fail.c';
+	my ($cc_stdout, $cc_stderr) = ('', '');
+	IPC::Run::run([ @cc, '-shared', '-fPIC', '-o', $shim, $source, '-ldl' ],
+		'>', \$cc_stdout, '2>', \$cc_stderr)
+	  or die "cannot build the fsync failure shim: $cc_stderr";
+	return $shim;
+}
 
 # read_lake walks <export_dir>/exports (or <export_dir>/<under> with
 # under => 'exports/<tenant>', say, or the whole export directory with
