@@ -18,9 +18,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-plan skip_all => "libfaketime is not installed ($libfaketime; apt-get install faketime)"
-  unless -e $libfaketime;
+require_libfaketime();
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $node = PostgreSQL::Test::Cluster->new('clock_behind');
@@ -44,7 +42,7 @@ ok($caught_up && !@problems, 'the rows are exported with the right clock') or di
 # The "new primary": the same data, a clock two minutes behind.
 $node->stop;
 {
-	local $ENV{LD_PRELOAD} = $libfaketime;
+	local $ENV{LD_PRELOAD} = $LIBFAKETIME;
 	local $ENV{FAKETIME} = '-120s';
 	local $ENV{DONT_FAKE_MONOTONIC} = '1';
 	$node->start;
@@ -93,7 +91,7 @@ ok($node->poll_query_until('postgres',
 ok($caught_up && !@problems, 'they are exported with the right clock') or diag join("\n", @problems);
 $node->stop;
 {
-	local $ENV{LD_PRELOAD} = $libfaketime;
+	local $ENV{LD_PRELOAD} = $LIBFAKETIME;
 	local $ENV{FAKETIME} = '-3s';
 	local $ENV{DONT_FAKE_MONOTONIC} = '1';
 	$node->start;

@@ -19,8 +19,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-plan skip_all => "libfaketime is not installed ($LIBFAKETIME; apt-get install faketime)"
-  unless -e $LIBFAKETIME;
+require_libfaketime();
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $lake = shared_lake();

@@ -34,6 +34,7 @@ our @EXPORT = qw(
   late_rows_held_ok
   primary_with_exported_tenants
   $LIBFAKETIME
+  require_libfaketime
   start_with_clock
   switch_over_to_standby
   read_lake
@@ -291,6 +292,15 @@ sub wait_rows_past_margin
 # libfaketime (Debian's faketime package), which plays a server whose
 # clock is wrong.
 our $LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+
+# require_libfaketime dies unless libfaketime is installed: scripts/packages.txt
+# installs it, so a test that needs it fails rather than skips without it.
+sub require_libfaketime
+{
+	-e $LIBFAKETIME
+	  or die "libfaketime is not installed ($LIBFAKETIME): apt-get install faketime (scripts/packages.txt)";
+	return;
+}
 
 # start_with_clock starts $node with its clock off by $offset (a FAKETIME
 # value such as '-12s', through libfaketime), or right when $offset is undef.
