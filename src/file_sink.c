@@ -44,7 +44,8 @@ PathIsListed(List *paths, const char *path)
 
 /*
  * SyncDirectoryPath makes the entries of the directories from the deepest
- * one up to the export root itself durable.  With synced, a directory it
+ * one up to the export root's parent durable (the root's own entry: a call
+ * may have created it, see MakeExportRoot).  With synced, a directory it
  * lists is passed over and one made durable is added to it: one fsync per
  * directory covers every entry made in it before.  A failure is an ERROR for
  * the tenant, never the PANIC that fsync_fname() would raise: these are not
@@ -71,7 +72,7 @@ SyncDirectoryPath(const char *exportRoot, const char *deepest, SyncedDirectories
 				MemoryContextSwitchTo(callerContext);
 			}
 		}
-		if (strlen(path) <= rootLength)
+		if (strlen(path) < rootLength)
 			break;
 		slash = strrchr(path, '/');
 		if (slash == NULL || slash == path)
@@ -82,9 +83,11 @@ SyncDirectoryPath(const char *exportRoot, const char *deepest, SyncedDirectories
 }
 
 /*
- * KernelReportsSyncfsErrors says whether syncfs() returns the write-back
- * errors of its file system, as Linux does from 5.8 on; before, it returned
- * success whatever the disk said, and only fsync() can make files durable.
+ * KernelReportsSyncfsErrors says whether syncfs() returns every error of
+ * making its file system durable, as Linux does from 5.17 on: 5.8 made it
+ * return write-back errors (before, it returned success whatever the disk
+ * said), and 5.17 the errors of the file system's own sync (a journal
+ * commit that failed).  Elsewhere only fsync() makes files durable.
  */
 bool
 KernelReportsSyncfsErrors(void)
@@ -96,7 +99,7 @@ KernelReportsSyncfsErrors(void)
 
 	if (uname(&system) == 0 && strcmp(system.sysname, "Linux") == 0 &&
 		sscanf(system.release, "%d.%d", &major, &minor) == 2)
-		return major > 5 || (major == 5 && minor >= 8);
+		return major > 5 || (major == 5 && minor >= 17);
 #endif
 	return false;
 }
@@ -184,8 +187,26 @@ CreateDirectory(const char *path)
 }
 
 /*
+ * SyncParentDirectory makes a new directory's entry in its parent durable.
+ */
+static void
+SyncParentDirectory(const char *path)
+{
+	char	   *parent = pstrdup(path);
+	char	   *slash = strrchr(parent, '/');
+
+	if (slash == parent)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	fsync_fname_ext(parent, true, false, ERROR);
+	pfree(parent);
+}
+
+/*
  * MakeExportRoot creates the export root and its missing parents, one
- * component at a time.  Unlike pg_mkdir_p, which gives up when another
+ * component at a time, each made durable in its parent (the syncs of a
+ * batch's paths stop at the root).  Unlike pg_mkdir_p, which gives up when another
  * process creates a parent between its stat and its mkdir, it carries on
  * below that parent, so the whole path exists afterwards whoever made each
  * part.  The parents may be symbolic links (the superuser chose the path);
@@ -209,6 +230,7 @@ MakeExportRoot(const char *exportRoot)
 						(errcode_for_file_access(),
 						 errmsg("could not stat export directory \"%s\": %m", path)));
 			CreateDirectory(path);
+			SyncParentDirectory(path);
 			if (stat(path, &status) != 0)
 				ereport(ERROR,
 						(errcode_for_file_access(),

@@ -631,7 +631,7 @@ CheckLakeSyncMethod(int *newval, void **extra, GucSource source)
 {
 	if (*newval == LAKE_SYNC_SYNCFS && !KernelReportsSyncfsErrors())
 	{
-		GUC_check_errdetail("syncfs() reports write-back errors only on Linux 5.8 and later.");
+		GUC_check_errdetail("syncfs() reports every error of making a file system durable only on Linux 5.17 and later.");
 		GUC_check_errhint("Use fsync.");
 		return false;
 	}

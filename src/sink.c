@@ -167,19 +167,39 @@ LocalPlace(ExportSink *sink, SinkFile *file)
 }
 
 /*
+ * OnWatchedFileSystem says whether a placed file is on the file system of
+ * the export root the sink opened (SinkWatchFileSystem), which a syncfs() of
+ * that descriptor covers.  It may not be when export_dir is a symbolic link
+ * that was pointed elsewhere, or a mount point that changed, since.
+ */
+static bool
+OnWatchedFileSystem(const ExportSink *sink, const SinkFile *file)
+{
+	char	   *path = psprintf("%s/%s", sink->localRoot, file->relativePath);
+	struct stat status;
+
+	if (lstat(path, &status) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	return status.st_dev == sink->fileSystemDevice;
+}
+
+/*
  * LocalSync makes a placed file durable: its contents, then every directory
  * entry on its path, up to the export root.  The whole path, not only the
  * directories this batch created: an interrupted batch may have created
  * them and never made them durable.  The fsyncs of directories already
  * durable find nothing to write.  After a syncfs() of the whole group
- * (SinkBeginGroupSync) there is nothing left to do but report its failure.
+ * (SinkBeginGroupSync) there is nothing left to do for a file on that file
+ * system but report its failure.
  */
 static void
 LocalSync(ExportSink *sink, SinkFile *file)
 {
 	SyncedDirectories *synced = sink->syncedDirectories;
 
-	if (synced != NULL && synced->wholeFileSystem)
+	if (synced != NULL && synced->wholeFileSystem && OnWatchedFileSystem(sink, file))
 	{
 		if (synced->syncfsErrno == 0)
 			return;
@@ -780,15 +800,18 @@ void
 SinkWatchFileSystem(ExportSink *sink)
 {
 	int			descriptor;
+	struct stat status;
 
 	if (LakeSyncMethodSetting != LAKE_SYNC_SYNCFS || sink->ops != &LocalSinkOps ||
 		!AcquireExternalFD())
 		return;
 	descriptor = open(sink->localRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (descriptor < 0)
+	if (descriptor < 0 || fstat(descriptor, &status) != 0)
 	{
 		int			openErrno = errno;
 
+		if (descriptor >= 0)
+			close(descriptor);
 		ReleaseExternalFD();
 		if (openErrno == ENOENT)
 			return;
@@ -798,6 +821,7 @@ SinkWatchFileSystem(ExportSink *sink)
 				 errmsg("could not open export directory \"%s\": %m", sink->localRoot)));
 	}
 	sink->fileSystemDescriptor = descriptor;
+	sink->fileSystemDevice = status.st_dev;
 }
 
 /*
@@ -806,14 +830,15 @@ SinkWatchFileSystem(ExportSink *sink)
  * (SinkWatchFileSystem), one syncfs() makes every file and directory of the
  * group durable (unless the server runs with fsync off, as fsync_fname_ext()
  * then syncs nothing either), and the syncs that follow only report its
- * failure to each batch.  It covers them all because each was renamed from
- * the spool under the root: rename() fails across mount points, and the
- * spool and the partition directories share no directory below the root, so
- * no mount point lies between the root and a placed file.  Otherwise the
- * syncs fsync each directory once, keeping their paths in context: a
- * directory made durable once holds the entries of every file placed before,
- * whoever created its own entry in its parent (an interrupted batch may
- * have, and never made it durable), since the first of those syncs makes
+ * failure to each batch whose file is on the root's file system
+ * (OnWatchedFileSystem) and fsync any other.  The directories on a file's
+ * path are on the file's file system: it was renamed there from the spool
+ * under the root, rename() fails across mount points, and the spool and the
+ * partition directories share no directory below the root.  Without the root
+ * open, the syncs fsync each directory once, keeping their paths in context:
+ * a directory made durable once holds the entries of every file placed
+ * before, whoever created its own entry in its parent (an interrupted batch
+ * may have, and never made it durable), since the first of those syncs makes
  * every directory on its path durable after all of them were in place.
  */
 void

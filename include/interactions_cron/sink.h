@@ -72,6 +72,7 @@ struct ExportSink
 	int			compressionLevel;
 	SyncedDirectories *syncedDirectories;	/* NULL: sync every directory */
 	int			fileSystemDescriptor;	/* the export root, open for syncfs(); -1 if not */
+	dev_t		fileSystemDevice;	/* the file system it is on */
 	/* system identifier, database and extension OIDs (see SinkSetOrigin); NULL: none */
 	char	   *originPrefix;
 	char	   *origin;			/* the prefix, then the history id: what placed files carry */

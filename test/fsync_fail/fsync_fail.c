@@ -2,7 +2,8 @@
  * fsync_fail.c
  *	  LD_PRELOAD shim for the TAP tests: fsync(), fdatasync() and syncfs() of
  *	  any file descriptor whose path contains the substring in the environment
- *	  variable FSYNC_FAIL_MATCH fail with EIO, as a failing disk would report.
+ *	  variable FSYNC_FAIL_MATCH (or ends with it, when it ends with "$") fail
+ *	  with EIO, as a failing disk would report.
  *	  Every other call goes through to the real function.
  *
  *	  Build: cc -shared -fPIC -o fsync_fail.so fsync_fail.c -ldl
@@ -18,8 +19,25 @@
 typedef int (*sync_function) (int);
 
 /*
+ * PathMatches says whether path contains match or, when match ends with "$",
+ * ends with the rest of it.
+ */
+static int
+PathMatches(const char *path, const char *match)
+{
+	size_t		pathLength = strlen(path);
+	size_t		matchLength = strlen(match);
+
+	if (match[matchLength - 1] != '$')
+		return strstr(path, match) != NULL;
+	matchLength--;
+	return pathLength >= matchLength &&
+		strncmp(path + pathLength - matchLength, match, matchLength) == 0;
+}
+
+/*
  * MatchesFailingPath says whether fd's path (as /proc/self/fd shows it)
- * contains FSYNC_FAIL_MATCH.
+ * matches FSYNC_FAIL_MATCH (PathMatches).
  */
 static int
 MatchesFailingPath(int fd)
@@ -38,7 +56,7 @@ MatchesFailingPath(int fd)
 	if (length < 0)
 		return 0;
 	path[length] = '\0';
-	return strstr(path, match) != NULL;
+	return PathMatches(path, match);
 }
 
 /*

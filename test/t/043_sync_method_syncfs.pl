@@ -11,12 +11,17 @@
 #  2. syncfs() of the export root failing: every tenant fails with it, no
 #     checkpoint moves, the server stays up, and once the disk behaves the
 #     next call exports every row exactly once.
-#  3. An export root that does not exist when the call starts: its workers
-#     fsync each path, since a descriptor opened after the files were written
-#     could miss a write-back error that another process saw first.
+#  3. An export root that does not exist when a worker starts: it fsyncs each
+#     path, since a descriptor opened after the files were written could miss
+#     a write-back error that another process saw first.
+#  4. export_dir a symbolic link moved to another file system during a call:
+#     the files placed through it are fsynced, not left to a syncfs() of the
+#     file system the worker opened.
+#  5. The parents of a root the call creates are fsynced.
 use strict;
 use warnings;
 
+use File::Temp ();
 use FindBin;
 use JSON::PP;
 use lib $FindBin::RealBin;
@@ -64,12 +69,14 @@ sub add_rows
 	return $rows_added;
 }
 
-# export_with runs a call with sync_method set to $method and returns its result.
+# export_with runs a call with sync_method set to $method, after the SET
+# statements in $settings, and returns its result.
 sub export_with
 {
-	my ($method, $label) = @_;
+	my ($method, $label, $settings) = @_;
+	$settings //= '';
 	my ($ret, $stdout, $stderr, $timed_out) = bounded_psql($node, 'postgres',
-		"SET interactions_cron.sync_method = '$method'; SELECT interactions_cron.export_interactions()",
+		"SET interactions_cron.sync_method = '$method'; $settings SELECT interactions_cron.export_interactions()",
 		$PostgreSQL::Test::Utils::timeout_default);
 	ok(!$timed_out && $ret == 0, "$label: the call returns") or diag("stderr: $stderr");
 	return $ret == 0 && $stdout ne '' ? decode_json($stdout) : {};
@@ -132,14 +139,85 @@ is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'), $start_tim
 restart_failing(undef);
 exported_once_ok(export_with('syncfs', 'syncfs again'), 'syncfs again');
 
-# 3. A root made by the call itself is fsynced, path by path.
+# 3. A root made by the call itself is fsynced, path by path (by its one
+#    worker here; a worker that starts once another made it uses syncfs).
 my $new_root = $node->basedir . '/new_root';
 restart_failing('/new_root/exports/');
 $node->safe_psql('postgres', "ALTER SYSTEM SET interactions_cron.export_dir = '$new_root'");
 $node->reload;
 add_rows(48);
-every_tenant_failed_ok(export_with('syncfs', 'a new root'), qr/could not fsync .*Input\/output error/,
-	'a new root');
+every_tenant_failed_ok(export_with('syncfs', 'a new root', 'SET interactions_cron.max_workers = 1;'),
+	qr/could not fsync .*Input\/output error/, 'a new root');
+
+# 4. export_dir a symbolic link pointed at another file system (a tmpfs) while
+#    a worker runs, after it opened the root: a syncfs() of the root it opened
+#    does not cover the files placed through the link, so they are fsynced,
+#    and fail here.  The worker is held at tenant_a's intent, which a session
+#    is inserting, until the link has moved; tenant_b's and tenant_c's batches
+#    are written after it.
+restart_failing(undef);
+is(export_with('fsync', 'before the link')->{ok}, JSON::PP::true, 'before the link: the call is ok');
+my $other_file_system = File::Temp::tempdir('sync_method_XXXX', DIR => '/dev/shm', CLEANUP => 1);
+isnt((stat $other_file_system)[0], (stat $new_root)[0], 'the link\'s new target is on another file system');
+my $link = $node->basedir . '/lake_link';
+symlink($new_root, $link) or die "symlink: $!";
+restart_failing($other_file_system);
+$node->safe_psql('postgres', "ALTER SYSTEM SET interactions_cron.export_dir = '$link'");
+$node->reload;
+add_rows(24);
+my $holder = $node->background_psql('postgres');
+$holder->query_safe(q{BEGIN;
+	INSERT INTO interactions_cron.export_intents
+	  (tenant_id, token, storage, local_root, files, temporary_files, row_count)
+	VALUES ('tenant_a', 'held', 'local', '/nowhere', '{}', '{}', 0)});
+my $call = $node->background_psql('postgres', on_error_stop => 0);
+$call->query_until(qr/started/, q{
+	\echo started
+	SET interactions_cron.sync_method = syncfs;
+	SET interactions_cron.max_workers = 1;
+	SELECT interactions_cron.export_interactions();
+	\echo finished
+});
+$node->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM pg_stat_activity
+	WHERE backend_type = 'interactions_cron export worker' AND wait_event_type = 'Lock'})
+  or die 'the worker does not wait for tenant_a\'s intent';
+symlink($other_file_system, "$link.new") or die "symlink: $!";
+rename("$link.new", $link) or die "rename: $!";
+$holder->query_safe('ROLLBACK');
+$holder->quit;
+$call->query_until(qr/finished/, '');
+$call->quit;
+ok(-d "$other_file_system/exports/tenant_b", 'tenant_b\'s batch was placed through the moved link');
+is($node->safe_psql('postgres', q{
+		SELECT string_agg(tenant_id || ' ' || status, ', ' ORDER BY tenant_id)
+		FROM interactions_cron.export_checkpoints WHERE tenant_id IN ('tenant_b', 'tenant_c')}),
+	'tenant_b failed, tenant_c failed',
+	'no checkpoint moved past rows placed where the syncfs() did not reach');
+
+# 5. (either method) The directories a call makes to create the export root
+#    are made durable in their parents: a failing fsync of the parent of a
+#    root the call creates fails its tenants.
+my $made_parent = $node->basedir . '/made_parent';
+restart_failing("/made_parent\$");
+$node->safe_psql('postgres', "ALTER SYSTEM SET interactions_cron.export_dir = '$made_parent/root'");
+$node->reload;
+add_rows(12);
+every_tenant_failed_ok(export_with('fsync', 'a new root\'s parent failing'),
+	qr/could not fsync file ".*made_parent": Input\/output error/, 'a new root\'s parent failing');
+
+# And a parent made on the way: the worker that creates it fsyncs its own
+# parent, and its tenant fails when that fails.
+restart_failing("/made_parent_2\$");
+$node->safe_psql('postgres',
+	"ALTER SYSTEM SET interactions_cron.export_dir = '" . $node->basedir . "/made_parent_2/middle/root'");
+$node->reload;
+add_rows(6);
+my $made = export_with('fsync', 'a new parent failing', 'SET interactions_cron.max_workers = 1;');
+ok((grep { ($_->{error} // '') =~ /could not fsync file ".*made_parent_2": Input\/output error/ }
+		@{ $made->{tenants} // [] }) >= 1,
+	'a new parent failing: the tenant whose worker made it fails with the error')
+  or diag(encode_json($made));
 
 $node->stop('fast', fail_ok => 1);
 done_testing();
