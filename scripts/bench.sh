@@ -513,19 +513,20 @@ busy_round() {
 }
 reset_export
 busy_round "first export of each busy tenant (its directories and checkpoint made)" .first.txt layout
-# The same first export with sync_method = fsync (each file and directory
-# fsynced, where the default syncs the file system once a group), into a lake
-# of its own beside the first: nothing is deleted before it (see busy_round).
+# The same first export with sync_method = syncfs (one syncfs() of the file
+# system a group, where the default, auto, fsyncs each file and directory of a
+# lake on the data directory's file system, as here), into a lake of its own
+# beside the first: nothing is deleted before it (see busy_round).
 sql -q -c "TRUNCATE interactions_cron.export_checkpoints"
-as_pg_user mkdir "$CLUSTER_DIR/exports-fsync"
-fsync_ms=$(time_ms "SET interactions_cron.sync_method = fsync;
-    SET interactions_cron.export_dir = '$CLUSTER_DIR/exports-fsync';
+as_pg_user mkdir "$CLUSTER_DIR/exports-syncfs"
+syncfs_ms=$(time_ms "SET interactions_cron.sync_method = syncfs;
+    SET interactions_cron.export_dir = '$CLUSTER_DIR/exports-syncfs';
     SELECT interactions_cron.export_interactions()")
-[ "$(lines_under "$CLUSTER_DIR/exports-fsync/exports")" -eq $((BUSY_TENANTS * 2)) ] \
-    || die "the busy tenants' export with sync_method = fsync wrote the wrong rows"
-awk -v n="$BUSY_TENANTS" -v f="$fsync_ms" -v c="$BUSY_COPY_MS" 'BEGIN {
-    printf "%-52s %10d %14.3f\n", "the same with sync_method = fsync", f, f / n
-    printf "with fsync / COPY loop: %.2f\n\n", f / c
+[ "$(lines_under "$CLUSTER_DIR/exports-syncfs/exports")" -eq $((BUSY_TENANTS * 2)) ] \
+    || die "the busy tenants' export with sync_method = syncfs wrote the wrong rows"
+awk -v n="$BUSY_TENANTS" -v f="$syncfs_ms" -v c="$BUSY_COPY_MS" 'BEGIN {
+    printf "%-52s %10d %14.3f\n", "the same with sync_method = syncfs", f, f / n
+    printf "with syncfs / COPY loop: %.2f\n\n", f / c
 }'
 sql -q -c "INSERT INTO interaction_history (tenant_id, created_at, contact_id, channel, direction, event_type)
            SELECT id, timestamptz '2026-03-31 09:00:00+00' + g * interval '1 minute', 'contact_1', 'sms', 'outbound', 'sent'

@@ -24,15 +24,8 @@ WHERE extname = 'interactions_cron';
 LOAD 'interactions_cron';
 SELECT name, setting, context
 FROM pg_settings
-WHERE name LIKE 'interactions_cron.%'
-  AND name NOT IN ('interactions_cron.export_dir', 'interactions_cron.sync_method')
+WHERE name LIKE 'interactions_cron.%' AND name <> 'interactions_cron.export_dir'
 ORDER BY name;
--- sync_method's default is syncfs where the kernel's syncfs() reports every
--- error (Linux 5.17 and later), fsync elsewhere.
-SELECT setting = CASE WHEN regexp_match(pg_read_file('/proc/sys/kernel/osrelease'), '^(\d+)\.(\d+)')::int[]
-                           >= '{5,17}' THEN 'syncfs' ELSE 'fsync' END AS sync_method_is_the_kernels_default,
-       context
-FROM pg_settings WHERE name = 'interactions_cron.sync_method';
 SELECT test_helpers.export_dir() ~ '^/' AS export_dir_is_absolute,
        test_helpers.export_dir() = current_setting('data_directory') || '/interactions_cron_tests/' || current_database()
            AS tests_have_their_own_folder,

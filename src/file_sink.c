@@ -205,11 +205,11 @@ SyncParentDirectory(const char *path)
 
 /*
  * MakeExportRoot creates the export root and its missing parents, one
- * component at a time, each made durable in its parent (the syncs of a
- * batch's paths stop at the root).  Unlike pg_mkdir_p, which gives up when another
- * process creates a parent between its stat and its mkdir, it carries on
- * below that parent, so the whole path exists afterwards whoever made each
- * part.  The parents may be symbolic links (the superuser chose the path);
+ * component at a time, each made durable in its parent: a batch's syncs
+ * reach no higher than the root's parent.  Unlike pg_mkdir_p, which gives up
+ * when another process creates a parent between its stat and its mkdir, it
+ * carries on below that parent, so the whole path exists afterwards whoever
+ * made each part.  The parents may be symbolic links (the superuser chose the path);
  * each must lead to a directory.
  */
 static void

@@ -38,7 +38,7 @@ int			MaxRuntimeMs = 0;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
 int			CompressionSetting = COMPRESSION_NONE;
 int			CompressionLevelSetting = 0;
-int			LakeSyncMethodSetting = LAKE_SYNC_FSYNC;
+int			LakeSyncMethodSetting = LAKE_SYNC_AUTO;
 int			StorageSetting = STORAGE_LOCAL;
 char	   *S3BucketSetting = NULL;
 char	   *S3PrefixSetting = NULL;
@@ -113,6 +113,7 @@ static const struct config_enum_entry compression_options[] = {
 };
 
 static const struct config_enum_entry lake_sync_method_options[] = {
+	{"auto", LAKE_SYNC_AUTO, false},
 	{"fsync", LAKE_SYNC_FSYNC, false},
 #ifdef HAVE_SYNCFS
 	{"syncfs", LAKE_SYNC_SYNCFS, false},
@@ -746,10 +747,10 @@ DefineSettings(void)
 							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("interactions_cron.sync_method",
-							 "How placed local files are made durable: fsync (each file and each directory on its path) or syncfs (the export directory's file system, once per group of batches).",
+							 "How placed local files are made durable: fsync (each file and each directory on its path), syncfs (the export directory's file system, once per group of batches), or auto (syncfs where the export directory is not on the data directory's file system and the kernel reports syncfs errors, fsync elsewhere).",
 							 "syncfs also writes back whatever else on that file system is waiting to be written.",
 							 &LakeSyncMethodSetting,
-							 KernelReportsSyncfsErrors() ? LAKE_SYNC_SYNCFS : LAKE_SYNC_FSYNC,
+							 LAKE_SYNC_AUTO,
 							 lake_sync_method_options,
 							 PGC_SUSET, 0,
 							 CheckLakeSyncMethod, NULL, NULL);

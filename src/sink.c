@@ -187,8 +187,8 @@ OnWatchedFileSystem(const ExportSink *sink, const SinkFile *file)
 
 /*
  * LocalSync makes a placed file durable: its contents, then every directory
- * entry on its path, up to the export root.  The whole path, not only the
- * directories this batch created: an interrupted batch may have created
+ * entry on its path, up to the export root's own.  The whole path, not only
+ * the directories this batch created: an interrupted batch may have created
  * them and never made them durable.  The fsyncs of directories already
  * durable find nothing to write.  After a syncfs() of the whole group
  * (SinkBeginGroupSync) there is nothing left to do for a file on that file
@@ -788,8 +788,28 @@ SinkSpoolDirectory(const char *escapedTenantId)
 }
 
 /*
+ * SyncfsChosen says whether interactions_cron.sync_method has the sink's
+ * files made durable by syncfs(): syncfs, or auto where the kernel reports
+ * its errors and the export root is not on the data directory's file system,
+ * whose other writes a syncfs() would wait for too.
+ */
+static bool
+SyncfsChosen(const ExportSink *sink)
+{
+	struct stat root;
+	struct stat dataDirectory;
+
+	if (LakeSyncMethodSetting == LAKE_SYNC_SYNCFS)
+		return true;
+	if (LakeSyncMethodSetting != LAKE_SYNC_AUTO || !KernelReportsSyncfsErrors())
+		return false;
+	return stat(sink->localRoot, &root) == 0 && stat(DataDir, &dataDirectory) == 0 &&
+		root.st_dev != dataDirectory.st_dev;
+}
+
+/*
  * SinkWatchFileSystem opens the export root for the life of the process when
- * interactions_cron.sync_method is syncfs and files go to local storage.
+ * files go to local storage and are made durable by syncfs() (SyncfsChosen).
  * syncfs() reports each write-back error of the file system that happened
  * since the descriptor it is given was opened, whoever saw the error first,
  * so the descriptor is opened before any file is written.  Without it (the
@@ -802,8 +822,7 @@ SinkWatchFileSystem(ExportSink *sink)
 	int			descriptor;
 	struct stat status;
 
-	if (LakeSyncMethodSetting != LAKE_SYNC_SYNCFS || sink->ops != &LocalSinkOps ||
-		!AcquireExternalFD())
+	if (sink->ops != &LocalSinkOps || !SyncfsChosen(sink) || !AcquireExternalFD())
 		return;
 	descriptor = open(sink->localRoot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (descriptor < 0 || fstat(descriptor, &status) != 0)

@@ -50,6 +50,7 @@ typedef enum S3ChecksumKind
 /* How placed local files are made durable. */
 typedef enum LakeSyncMethod
 {
+	LAKE_SYNC_AUTO,				/* syncfs on a file system of the lake's own */
 	LAKE_SYNC_FSYNC,
 	LAKE_SYNC_SYNCFS
 } LakeSyncMethod;

@@ -1,7 +1,8 @@
 # interactions_cron.sync_method = syncfs makes a group of batches durable with
 # one syncfs() of the export directory's file system instead of an fsync() of
 # each file and directory (issue 22), and a failure of that syncfs() fails
-# every batch of the group, losing nothing.
+# every batch of the group, losing nothing; auto, the default, chooses it for
+# a lake on a file system of its own.
 #
 # The shim of t/005 (test/fsync_fail) fails fsync() and syncfs() of the paths
 # that contain FSYNC_FAIL_MATCH:
@@ -18,6 +19,8 @@
 #     the files placed through it are fsynced, not left to a syncfs() of the
 #     file system the worker opened.
 #  5. The parents of a root the call creates are fsynced.
+#  6. auto, the default, fsyncs beside the data directory and uses syncfs on
+#     a file system of the lake's own.
 use strict;
 use warnings;
 
@@ -54,15 +57,15 @@ sub restart_failing
 my @tenants = ('tenant_a', 'tenant_b', 'tenant_c');
 my $rows_added = 0;
 
-# add_rows gives each tenant 36 rows more, 20 minutes apart from
-# $hours_ago hours before now (so that a batch often spans two days and two
-# files), and returns the total.  Each call's rows are newer than the last's.
+# add_rows gives each tenant 36 rows more, 5 minutes apart from $hours_ago
+# hours before now, and returns the total.  Each call's rows are newer than
+# the last's.
 sub add_rows
 {
 	my ($hours_ago) = @_;
 	$node->safe_psql('postgres', qq{
 		INSERT INTO interaction_history (tenant_id, created_at, channel, metadata)
-		SELECT t, now() - interval '$hours_ago hours' + g * interval '20 minutes',
+		SELECT t, now() - interval '$hours_ago hours' + g * interval '5 minutes',
 		       'email', jsonb_build_object('g', g)
 		FROM unnest(ARRAY['tenant_a', 'tenant_b', 'tenant_c']) t, generate_series(1, 36) g});
 	$rows_added += 3 * 36;
@@ -202,7 +205,7 @@ my $made_parent = $node->basedir . '/made_parent';
 restart_failing("/made_parent\$");
 $node->safe_psql('postgres', "ALTER SYSTEM SET interactions_cron.export_dir = '$made_parent/root'");
 $node->reload;
-add_rows(12);
+add_rows(18);
 every_tenant_failed_ok(export_with('fsync', 'a new root\'s parent failing'),
 	qr/could not fsync file ".*made_parent": Input\/output error/, 'a new root\'s parent failing');
 
@@ -212,12 +215,38 @@ restart_failing("/made_parent_2\$");
 $node->safe_psql('postgres',
 	"ALTER SYSTEM SET interactions_cron.export_dir = '" . $node->basedir . "/made_parent_2/middle/root'");
 $node->reload;
-add_rows(6);
+add_rows(14);
 my $made = export_with('fsync', 'a new parent failing', 'SET interactions_cron.max_workers = 1;');
 ok((grep { ($_->{error} // '') =~ /could not fsync file ".*made_parent_2": Input\/output error/ }
 		@{ $made->{tenants} // [] }) >= 1,
 	'a new parent failing: the tenant whose worker made it fails with the error')
   or diag(encode_json($made));
+
+# 6. auto, the default: fsync with export_dir on the data directory's file
+#    system (a syncfs() would wait for the server's own writes there too),
+#    syncfs on a file system of its own (a tmpfs here).
+my $lake_of_its_own = File::Temp::tempdir('sync_method_auto_XXXX', DIR => '/dev/shm', CLEANUP => 1);
+for my $case ([ $node->basedir . '/auto_root', qr/could not fsync .*Input\/output error/ ],
+	[ $lake_of_its_own, undef ])
+{
+	my ($root, $error) = @$case;
+	my $label = defined $error ? 'auto beside the data directory' : 'auto on a file system of its own';
+	mkdir $root unless -d $root;
+	restart_failing("$root/exports/");
+	$node->safe_psql('postgres', "ALTER SYSTEM SET interactions_cron.export_dir = '$root'");
+	$node->reload;
+	add_rows(defined $error ? 10 : 6);
+	my $result = export_with('auto', $label);
+	if (defined $error)
+	{
+		every_tenant_failed_ok($result, $error, $label);
+	}
+	else
+	{
+		is($result->{ok}, JSON::PP::true, "$label: every tenant is exported, fsyncing nothing below the root")
+		  or diag(encode_json($result));
+	}
+}
 
 $node->stop('fast', fail_ok => 1);
 done_testing();
