@@ -15,9 +15,10 @@
 # fresh machine (it installs what is missing); takes a few minutes.
 #
 # Smaller runs: BENCH_TENANTS, BENCH_ROWS_PER_TENANT, BENCH_WHALE_ROWS,
-# BENCH_IDLE_TENANTS, BENCH_REPEAT.  BENCH_NODE_CONNECTIONS (default 4, as
-# max_workers) sets the Node peer's connections.  BENCH_SKIP_BUILD=1 uses the
-# build already installed instead of building and installing this tree.
+# BENCH_IDLE_TENANTS, BENCH_BUSY_TENANTS, BENCH_REPEAT, BENCH_CLEANUP_ROWS,
+# BENCH_CLEANUP_REPEAT.  BENCH_NODE_CONNECTIONS (default 4, as max_workers)
+# sets the Node peer's connections.  BENCH_SKIP_BUILD=1 uses the build
+# already installed instead of building and installing this tree.
 #
 # PG_VERSIONS (default "15 17 18") chooses the PostgreSQL majors: the host's
 # runs here, each other one in its Debian chroot (scripts/lib/chroot.sh),
