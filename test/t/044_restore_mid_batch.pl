@@ -1,0 +1,79 @@
+# A restore that keeps the history identity (a base backup or file-system
+# snapshot started without recovery.signal), taken while an export call was
+# between a batch's intent and its confirmation (issue 19, case 4; the
+# eighth hostile review's reproduction, which failed on 57b8535 with ids
+# 14-16 in two files).
+#
+# The lost history finished that batch (the same file, inode and
+# modification time) and exported on.  In the restored database, the first
+# claim undoes the outstanding intent: the file at its name is the batch's
+# own, so it is removed, and the batch written next takes the freed name:
+# no name is taken, so the behind-lake detection at a taken name never
+# fires.  The restored database holds rows committed after the lost batch's
+# watermark, so its batch ends past the lost batch's end, and the lost
+# history's next file, which starts there, held rows then in two files.  An
+# undo at a claim now marks the checkpoint behind its lake, and the sweep
+# removes that file before the batch is written.
+use strict;
+use warnings;
+
+use FindBin;
+use lib $FindBin::RealBin;
+use JSON::PP;
+use LakeCheck;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $timeout = $PostgreSQL::Test::Utils::timeout_default;
+my $lake = shared_lake();
+my $node = extension_node('snapshot_mid_call',
+	"interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n",
+	allows_streaming => 1);
+sub sql { my ($on, $q) = @_; return $on->safe_psql('postgres', $q, timeout => $timeout); }
+my $export = 'SELECT interactions_cron.export_interactions(batch_size => 100)';
+
+sql($node, q{INSERT INTO tenants (id, name) VALUES ('t', 'T')});
+add_tenant_rows($node, 10, 0, 't');
+is(decode_json(sql($node, $export))->{totalExported}, 10, 'a first batch: rows 1-10');
+
+# Rows 11-13, and a call that exports them; its worker is stopped in the
+# batch's second transaction (B2), after placing its file.
+add_tenant_rows($node, 3, 10, 't');
+my $offset = -s $node->logfile;
+my $session = $node->background_psql('postgres', on_error_stop => 0);
+$session->query_safe(q{LOAD 'interactions_cron'; SET interactions_cron.debug_fault = 'sleep_after_place'});
+$session->query_until(qr/started/, "\\echo started\n$export;\n");
+ok(wait_for_stalled_group($node, 'postgres', $offset, 1) >= 1, 'the batch of rows 11-13 is placed, not confirmed');
+
+# The platform writes on (rows 14-16) and the snapshot is taken now.
+add_tenant_rows($node, 3, 13, 't');
+$node->backup('mid_call');
+
+# The original goes on: the stalled batch is confirmed as it was, and the
+# next call exports rows 14-16 into a file of their own.
+$node->poll_query_until('postgres',
+	q{SELECT count(*) = 0 FROM interactions_cron.export_intents})
+  or die 'the stalled batch was not confirmed';
+end_session($session);
+is(sql($node, q{SELECT rows_exported FROM interactions_cron.export_checkpoints WHERE tenant_id = 't'}),
+	'13', 'the original confirmed rows 11-13');
+is(decode_json(sql($node, $export))->{totalExported}, 3, 'the original exports rows 14-16');
+$node->stop;
+
+# The snapshot started as a cluster of its own, without recovery.signal.
+my $restored = PostgreSQL::Test::Cluster->new('snapshot_restored');
+$restored->init_from_backup($node, 'mid_call');
+$restored->start;
+is(sql($restored, q{SELECT count(*) FROM interactions_cron.export_intents}), '1',
+	'the restored database has the batch of rows 11-13 outstanding');
+export_all($restored, 100, 'after the restore');
+
+my %expected = map { $_ => 1 } split /\n/, sql($restored, 'SELECT id FROM interaction_history');
+my $read = read_lake($lake);
+my ($missing, $duplicated, $unexpected) = compare_ids($read->{ids}, \%expected);
+is(scalar(@$missing), 0, 'every row of the restored database is in the lake') or diag "missing @$missing";
+is(scalar(@$duplicated), 0, 'no row is in two files')
+  or diag "duplicated ids @$duplicated; files: @{ $read->{final_files} }";
+$restored->stop;
+done_testing();
