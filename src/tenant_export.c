@@ -382,25 +382,6 @@ BringIntoThisHistory(TenantExporter *exporter, const char *tenantId, CheckpointP
 }
 
 /*
- * MarkBehindLakeAfterUndo marks the checkpoint as behind its lake once the
- * claim has undone an unfinished batch, so that BringIntoThisHistory sweeps
- * the tenant's files past it, and returns the mark.  After a crash or a
- * cancel the sweep finds nothing there.  After a restore that kept the
- * system identifier and the timeline, taken while the batch was between its
- * intent and its confirmation, the lost history finished that batch and went
- * on: its later files hold rows this database holds past the checkpoint, and
- * the batch written next, ending further on, would put them in two files.
- * No name of that batch is taken (the undo freed it), so MarkIfBehindLake
- * never sees it.
- */
-static char *
-MarkBehindLakeAfterUndo(const char *tenantId)
-{
-	CheckpointRecordLakeEpoch(tenantId, LAKE_EPOCH_BEHIND_LAKE);
-	return LAKE_EPOCH_BEHIND_LAKE;
-}
-
-/*
  * KeepCheckpoint keeps the claimed checkpoint in the batch, and whether it
  * ends a batch this history confirmed: recorded in this history, at a row
  * (CheckpointRecordSuccess; a reset or a new checkpoint has no id).
@@ -491,11 +472,8 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 	}
 	if (!exporter->dryRun)
 	{
-		int			undoneFiles = IntentClear(batch->tenantId);
-
+		(void) IntentClear(batch->tenantId);
 		KeepCheckpoint(exporter, batch, from);
-		if (undoneFiles > 0)
-			from.lakeEpoch = MarkBehindLakeAfterUndo(batch->tenantId);
 		BringIntoThisHistory(exporter, batch->tenantId, from);
 	}
 

@@ -1,8 +1,7 @@
-# A restore that keeps the history identity (a base backup or file-system
+# FAILS on main (hostile review 8 of issue 19; the reviewer's reproduction):
+# a restore that keeps the history identity (a base backup or file-system
 # snapshot started without recovery.signal), taken while an export call was
-# between a batch's intent and its confirmation (issue 19, case 4; the
-# eighth hostile review's reproduction, which failed on 57b8535 with ids
-# 14-16 in two files).
+# between a batch's intent and its confirmation.
 #
 # The lost history finished that batch (the same file, inode and
 # modification time) and exported on.  In the restored database, the first
@@ -11,14 +10,16 @@
 # no name is taken, so the behind-lake detection at a taken name never
 # fires.  The restored database holds rows committed after the lost batch's
 # watermark, so its batch ends past the lost batch's end, and the lost
-# history's next file, which starts there, held rows then in two files.  An
-# undo at a claim now marks the checkpoint behind its lake, and the sweep
-# removes that file before the batch is written.
+# history's next file, which starts there, holds rows then in two files
+# (ids 14-16).  fccd64f closed it by sweeping after every undo, and the
+# ninth review showed that sweep removing confirmed files after an ordinary
+# cancel (t/045) and hiding late rows after a switchover mid-batch (t/046),
+# so it was taken out: see doc/exactly-once.md, item 11's table.
 use strict;
 use warnings;
 
 use FindBin;
-use lib $FindBin::RealBin;
+use lib "$FindBin::RealBin/../t";
 use JSON::PP;
 use LakeCheck;
 use PostgreSQL::Test::Cluster;
