@@ -27,6 +27,7 @@ OBJS = \
 	src/aws_instance_metadata.o \
 	src/compression.o \
 	src/file_sink.o \
+	src/fsync_together.o \
 	src/sink.o \
 	src/batch_receiver.o \
 	src/tenant_export.o \
@@ -52,7 +53,7 @@ PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server) $(shell xml2-con
 	-D'PGDLLEXPORT=__attribute__((visibility("default")))'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-fvisibility=hidden
-SHLIB_LINK = -lz -lzstd -lcurl $(shell xml2-config --libs)
+SHLIB_LINK = -lz -lzstd -luring -lcurl $(shell xml2-config --libs)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql

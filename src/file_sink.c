@@ -11,75 +11,183 @@
 #include "postgres.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include "common/file_perm.h"
 #include "miscadmin.h"
-#include "utils/memutils.h"
 #include "storage/fd.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
 
 #include "interactions_cron/file_sink.h"
+#include "interactions_cron/fsync_together.h"
 #include "interactions_cron/guc.h"
 
 /* Write to the kernel in chunks of about this size. */
 #define WRITE_CHUNK_BYTES (256 * 1024)
 
-/*
- * PathIsListed says whether path is one of paths.
- */
-static bool
-PathIsListed(List *paths, const char *path)
+/* How the fsync of a path went, since a group's files were all placed. */
+typedef struct SyncedPath
 {
-	ListCell   *cell;
+	char		path[MAXPGPATH];	/* hash key */
+	int			syncErrno;		/* 0: durable; NOT_SYNCED_YET while collecting */
+} SyncedPath;
 
-	foreach(cell, paths)
-	{
-		if (strcmp(lfirst(cell), path) == 0)
-			return true;
-	}
-	return false;
+#define NOT_SYNCED_YET (-1)
+
+/*
+ * SyncedPathsCreate returns an empty record of synced paths in context.
+ */
+SyncedPaths *
+SyncedPathsCreate(MemoryContext context)
+{
+	SyncedPaths *synced = MemoryContextAllocZero(context, sizeof(SyncedPaths));
+	HASHCTL		control = {0};
+
+	control.keysize = MAXPGPATH;
+	control.entrysize = sizeof(SyncedPath);
+	control.hcxt = context;
+	synced->results = hash_create("interactions_cron synced paths", 256, &control,
+								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	return synced;
 }
 
 /*
- * SyncDirectoryPath makes the entries of the directories from the deepest
- * one up to the export root's parent durable (the root's own entry: a call
- * may have created it, see MakeExportRoot).  With synced, a directory it
- * lists is passed over and one made durable is added to it: one fsync per
- * directory covers every entry made in it before.  A failure is an ERROR for
- * the tenant, never the PANIC that fsync_fname() would raise: these are not
- * the server's own files, and the retry writes them again.
+ * PathsToMakeDurable lists what makes a placed file durable with its name:
+ * the file, then each directory from its own up to "/".  The whole path, not
+ * only the directories its batch created: an interrupted batch may have
+ * created them and never made them durable, and so may a process that made
+ * the export root and its parents (MakeExportRoot) and failed to make one of
+ * them durable; the ones above the root are fsynced once a group.
  */
-void
-SyncDirectoryPath(const char *exportRoot, const char *deepest, SyncedDirectories *synced)
+static List *
+PathsToMakeDurable(const char *filePath)
 {
-	char	   *path = pstrdup(deepest);
-	size_t		rootLength = strlen(exportRoot);
+	char	   *path = pstrdup(filePath);
+	List	   *paths = list_make1(pstrdup(path));
 
 	for (;;)
 	{
-		char	   *slash;
+		char	   *slash = strrchr(path, '/');
 
-		if (synced == NULL || !PathIsListed(synced->paths, path))
-		{
-			fsync_fname_ext(path, true, false, ERROR);
-			if (synced != NULL)
-			{
-				MemoryContext callerContext = MemoryContextSwitchTo(synced->context);
-
-				synced->paths = lappend(synced->paths, pstrdup(path));
-				MemoryContextSwitchTo(callerContext);
-			}
-		}
-		if (strlen(path) < rootLength)
+		if (slash == NULL || (slash == path && path[1] == '\0'))
 			break;
-		slash = strrchr(path, '/');
-		if (slash == NULL || slash == path)
-			break;
-		*slash = '\0';
+		slash[slash == path ? 1 : 0] = '\0';
+		paths = lappend(paths, pstrdup(path));
 	}
 	pfree(path);
+	return paths;
+}
+
+/*
+ * SyncPathOnce makes a path durable unless synced records its fsync since
+ * the group's files were placed: one fsync of a directory then covers every
+ * entry made in it.  With ignorePermission, a directory the server may not
+ * open (above the export root) is passed over.  A recorded failure is reported again, never retried: a
+ * second fsync() may not see the write-back error the first one reported.
+ * A failure is an ERROR for the tenant, never the PANIC that fsync_fname()
+ * would raise: these are not the server's own files, and the retry writes
+ * them again.
+ */
+static void
+SyncPathOnce(const char *path, bool isDirectory, bool ignorePermission, SyncedPaths *synced)
+{
+	SyncedPath *result;
+
+	if (synced == NULL || strlen(path) >= MAXPGPATH)
+	{
+		fsync_fname_ext(path, isDirectory, ignorePermission, ERROR);
+		return;
+	}
+	result = hash_search(synced->results, path, HASH_FIND, NULL);
+	if (result == NULL)
+	{
+		fsync_fname_ext(path, isDirectory, ignorePermission, ERROR);
+		result = hash_search(synced->results, path, HASH_ENTER, NULL);
+		result->syncErrno = 0;
+	}
+	else if (result->syncErrno != 0)
+	{
+		errno = result->syncErrno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync file \"%s\": %m", path)));
+	}
+}
+
+/*
+ * SyncPlacedFile makes a placed file durable with its name
+ * (PathsToMakeDurable); with synced, only the paths not fsynced yet.
+ */
+void
+SyncPlacedFile(const char *exportRoot, const char *filePath, SyncedPaths *synced)
+{
+	List	   *paths = PathsToMakeDurable(filePath);
+	size_t		rootLength = strlen(exportRoot);
+	ListCell   *cell;
+
+	foreach(cell, paths)
+		SyncPathOnce(lfirst(cell), cell != list_head(paths), strlen(lfirst(cell)) < rootLength, synced);
+	list_free_deep(paths);
+}
+
+/*
+ * SyncPlacedFilesTogether fsyncs every path that makes the files durable,
+ * each once, with many in flight (FsyncTogether), and records the results in
+ * synced for SyncPlacedFile.  A path it did not fsync is left unrecorded.
+ */
+void
+SyncPlacedFilesTogether(List *filePaths, SyncedPaths *synced)
+{
+	int			capacity = list_length(filePaths) * 8;
+	PathToSync *toSync;
+	int			count = 0;
+	ListCell   *fileCell;
+
+	if (filePaths == NIL)
+		return;
+	toSync = palloc(sizeof(PathToSync) * capacity);
+
+	foreach(fileCell, filePaths)
+	{
+		List	   *paths = PathsToMakeDurable(lfirst(fileCell));
+		ListCell   *cell;
+
+		foreach(cell, paths)
+		{
+			const char *path = lfirst(cell);
+			bool		found;
+			SyncedPath *result;
+
+			if (strlen(path) >= MAXPGPATH)
+				continue;
+			result = hash_search(synced->results, path, HASH_ENTER, &found);
+			if (found)
+				continue;
+			result->syncErrno = NOT_SYNCED_YET;
+			if (count == capacity)
+			{
+				capacity *= 2;
+				toSync = repalloc(toSync, sizeof(PathToSync) * capacity);
+			}
+			toSync[count++] = (PathToSync) {result->path, cell != list_head(paths), false, 0};
+		}
+		list_free_deep(paths);
+	}
+	FsyncTogether(toSync, count);
+	for (int i = 0; i < count; i++)
+	{
+		if (toSync[i].synced)
+			((SyncedPath *) hash_search(synced->results, toSync[i].path, HASH_FIND, NULL))->syncErrno =
+				toSync[i].syncErrno;
+		else
+			hash_search(synced->results, toSync[i].path, HASH_REMOVE, NULL);
+	}
+	pfree(toSync);
 }
 
 /*
@@ -102,6 +210,36 @@ KernelReportsSyncfsErrors(void)
 		return major > 5 || (major == 5 && minor >= 17);
 #endif
 	return false;
+}
+
+/*
+ * FileSystemSyncfsKnown says whether the file system holding path is one
+ * whose syncfs() makes every file durable: ext2/3/4, XFS, btrfs, and tmpfs
+ * (nothing to make durable).  Not FUSE's (bindfs, sshfs, s3fs), whose
+ * syncfs() never reaches the daemon that holds the files, nor network
+ * file systems', which may return before the server has them; fsync() asks
+ * each of those for every path.  *type is the file system's magic number,
+ * 0 when statfs() fails (the path missing: the caller fsyncs then).
+ */
+bool
+FileSystemSyncfsKnown(const char *path, unsigned long *type)
+{
+	struct statfs fileSystem;
+
+	*type = 0;
+	if (statfs(path, &fileSystem) != 0)
+		return false;
+	*type = (unsigned long) fileSystem.f_type;
+	switch (fileSystem.f_type)
+	{
+		case EXT4_SUPER_MAGIC:	/* ext2 and ext3 too */
+		case XFS_SUPER_MAGIC:
+		case BTRFS_SUPER_MAGIC:
+		case TMPFS_MAGIC:
+			return true;
+		default:
+			return false;
+	}
 }
 
 /*
@@ -301,7 +439,7 @@ WalkExportDirectory(const char *exportRoot, const char *relative, bool create)
  * EnsureExportDirectory creates root/relative and the directories above it
  * as needed, refusing any symbolic link below the root.  Nothing is fsynced
  * here: a new directory of the lake is made durable with the files placed
- * in it (SyncDirectoryPath), and the spool's never needs to be, its
+ * in it (SyncPlacedFile), and the spool's never needs to be, its
  * contents being disposable.
  */
 void

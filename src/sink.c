@@ -186,18 +186,14 @@ OnWatchedFileSystem(const ExportSink *sink, const SinkFile *file)
 }
 
 /*
- * LocalSync makes a placed file durable: its contents, then every directory
- * entry on its path, up to the export root's own.  The whole path, not only
- * the directories this batch created: an interrupted batch may have created
- * them and never made them durable.  The fsyncs of directories already
- * durable find nothing to write.  After a syncfs() of the whole group
- * (SinkBeginGroupSync) there is nothing left to do for a file on that file
- * system but report its failure.
+ * LocalSync makes a placed file durable with its name (SyncPlacedFile).
+ * After a syncfs() of the whole group (SinkBeginGroupSync) there is nothing
+ * left to do for a file on that file system but report its failure.
  */
 static void
 LocalSync(ExportSink *sink, SinkFile *file)
 {
-	SyncedDirectories *synced = sink->syncedDirectories;
+	SyncedPaths *synced = sink->syncedPaths;
 
 	if (synced != NULL && synced->wholeFileSystem && OnWatchedFileSystem(sink, file))
 	{
@@ -211,10 +207,7 @@ LocalSync(ExportSink *sink, SinkFile *file)
 				 errdetail("\"%s\" may not be durable, nor any file placed with it; the batch is undone and written again by the next call.",
 						   file->relativePath)));
 	}
-	fsync_fname_ext(psprintf("%s/%s", sink->localRoot, file->relativePath), false, false, ERROR);
-	SyncDirectoryPath(sink->localRoot,
-					  psprintf("%s/%s", sink->localRoot, DirectoryOf(file->relativePath)),
-					  sink->syncedDirectories);
+	SyncPlacedFile(sink->localRoot, psprintf("%s/%s", sink->localRoot, file->relativePath), synced);
 }
 
 /*
@@ -791,17 +784,34 @@ SinkSpoolDirectory(const char *escapedTenantId)
  * SyncfsChosen says whether interactions_cron.sync_method has the sink's
  * files made durable by syncfs(): syncfs, or auto where the kernel reports
  * its errors and the export root is not on the data directory's file system,
- * whose other writes a syncfs() would wait for too.
+ * whose other writes a syncfs() would wait for too; either only on a file
+ * system whose syncfs() is known to make files durable (FileSystemSyncfsKnown),
+ * with a warning when syncfs was asked for.
  */
 static bool
 SyncfsChosen(const ExportSink *sink)
 {
 	struct stat root;
 	struct stat dataDirectory;
+	unsigned long fileSystemType;
 
+	if (LakeSyncMethodSetting == LAKE_SYNC_FSYNC)
+		return false;
+	if (!FileSystemSyncfsKnown(sink->localRoot, &fileSystemType))
+	{
+		if (LakeSyncMethodSetting == LAKE_SYNC_SYNCFS && fileSystemType != 0)
+			ereport(WARNING,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("interactions_cron.sync_method = syncfs is not used for export directory \"%s\"",
+							sink->localRoot),
+					 errdetail("Its file system (type 0x%lx) is not one whose syncfs() is known to make every file durable (ext2, ext3, ext4, XFS, btrfs, tmpfs); on FUSE and network file systems it can succeed without writing anything.",
+							   fileSystemType),
+					 errhint("Its files are fsynced one by one. Set interactions_cron.sync_method to fsync for this export directory.")));
+		return false;
+	}
 	if (LakeSyncMethodSetting == LAKE_SYNC_SYNCFS)
 		return true;
-	if (LakeSyncMethodSetting != LAKE_SYNC_AUTO || !KernelReportsSyncfsErrors())
+	if (!KernelReportsSyncfsErrors())
 		return false;
 	return stat(sink->localRoot, &root) == 0 && stat(DataDir, &dataDirectory) == 0 &&
 		root.st_dev != dataDirectory.st_dev;
@@ -845,34 +855,45 @@ SinkWatchFileSystem(ExportSink *sink)
 
 /*
  * SinkBeginGroupSync starts making a group of batches durable once all their
- * files are placed, until SinkEndGroupSync.  With the export root open
- * (SinkWatchFileSystem), one syncfs() makes every file and directory of the
- * group durable (unless the server runs with fsync off, as fsync_fname_ext()
- * then syncs nothing either), and the syncs that follow only report its
- * failure to each batch whose file is on the root's file system
- * (OnWatchedFileSystem) and fsync any other.  The directories on a file's
- * path are on the file's file system: it was renamed there from the spool
- * under the root, rename() fails across mount points, and the spool and the
- * partition directories share no directory below the root.  Without the root
- * open, the syncs fsync each directory once, keeping their paths in context:
+ * files (placedFiles, SinkFile) are placed, until SinkEndGroupSync.  With the
+ * export root open (SinkWatchFileSystem), one syncfs() makes every file and
+ * directory of the group durable (unless the server runs with fsync off, as
+ * fsync_fname_ext() then syncs nothing either), and the syncs that follow
+ * only report its failure to each batch whose file is on the root's file
+ * system (OnWatchedFileSystem) and fsync any other.  The directories on a
+ * file's path are on the file's file system: it was renamed there from the
+ * spool under the root, rename() fails across mount points, and the spool
+ * and the partition directories share no directory below the root.  Without
+ * the root open, every path of the group is fsynced here, many at once
+ * (SyncPlacedFilesTogether), and the syncs that follow report each result:
  * a directory made durable once holds the entries of every file placed
  * before, whoever created its own entry in its parent (an interrupted batch
- * may have, and never made it durable), since the first of those syncs makes
- * every directory on its path durable after all of them were in place.
+ * may have, and never made it durable).
  */
 void
-SinkBeginGroupSync(ExportSink *sink, MemoryContext context)
+SinkBeginGroupSync(ExportSink *sink, MemoryContext context, List *placedFiles)
 {
-	SyncedDirectories *synced = MemoryContextAllocZero(context, sizeof(SyncedDirectories));
+	MemoryContext callerContext = MemoryContextSwitchTo(context);
+	SyncedPaths *synced = SyncedPathsCreate(context);
 
-	synced->context = context;
 	if (sink->fileSystemDescriptor >= 0)
 	{
 		synced->wholeFileSystem = true;
 		if (enableFsync && syncfs(sink->fileSystemDescriptor) != 0)
 			synced->syncfsErrno = errno;
 	}
-	sink->syncedDirectories = synced;
+	else if (sink->ops == &LocalSinkOps)
+	{
+		List	   *filePaths = NIL;
+		ListCell   *cell;
+
+		foreach(cell, placedFiles)
+			filePaths = lappend(filePaths, psprintf("%s/%s", sink->localRoot,
+													((SinkFile *) lfirst(cell))->relativePath));
+		SyncPlacedFilesTogether(filePaths, synced);
+	}
+	sink->syncedPaths = synced;
+	MemoryContextSwitchTo(callerContext);
 }
 
 /*
@@ -882,7 +903,7 @@ SinkBeginGroupSync(ExportSink *sink, MemoryContext context)
 void
 SinkEndGroupSync(ExportSink *sink)
 {
-	sink->syncedDirectories = NULL;
+	sink->syncedPaths = NULL;
 }
 
 /*

@@ -1025,10 +1025,31 @@ RunPendingBatches(TenantExporter *exporter, BatchStep step)
 }
 
 /*
+ * PlacedFiles lists the files of the group's batches still pending once
+ * placed.
+ */
+static List *
+PlacedFiles(TenantExporter *exporter)
+{
+	List	   *files = NIL;
+	ListCell   *cell;
+
+	foreach(cell, exporter->group)
+	{
+		TenantBatch *batch = lfirst(cell);
+
+		if (batch->pending)
+			files = list_concat(files, batch->receiver->files);
+	}
+	return files;
+}
+
+/*
  * TenantGroupFinish places every batch of the group, makes the files durable
  * and moves the checkpoints; each batch's outcome is reported as it ends.
- * All are placed before any is made durable, so a directory the group's
- * files share is fsynced once for all of them, or one syncfs() covers all.
+ * All are placed before any is made durable, so their fsyncs are in flight
+ * together and a directory the group's files share is fsynced once for all
+ * of them, or one syncfs() covers all.
  */
 void
 TenantGroupFinish(TenantExporter *exporter)
@@ -1036,7 +1057,8 @@ TenantGroupFinish(TenantExporter *exporter)
 	MakeIntentsDurable(exporter);
 	HoldForStandbys(exporter);
 	RunPendingBatches(exporter, PlaceBatch);
-	SinkBeginGroupSync(exporter->sink, exporter->groupContext);
+	MemoryContextSwitchTo(exporter->groupContext);
+	SinkBeginGroupSync(exporter->sink, exporter->groupContext, PlacedFiles(exporter));
 	RunPendingBatches(exporter, ConfirmBatch);
 	SinkEndGroupSync(exporter->sink);
 	MemoryContextSwitchTo(exporter->groupContext);

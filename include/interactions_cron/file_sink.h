@@ -7,6 +7,7 @@
 
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
+#include "utils/hsearch.h"
 
 #include "interactions_cron/compression.h"
 
@@ -23,24 +24,25 @@ typedef struct BatchFile
 } BatchFile;
 
 /*
- * The directories made durable since a point after which every directory
- * entry that matters was in place (see SinkBeginGroupSync), or the syncfs()
- * that made the whole file system durable then.
+ * The paths fsynced since a point after which every directory entry that
+ * matters was in place (see SinkBeginGroupSync), with each fsync's result,
+ * or the syncfs() that made the whole file system durable then.
  */
-typedef struct SyncedDirectories
+typedef struct SyncedPaths
 {
-	MemoryContext context;		/* where paths are kept */
-	List	   *paths;
+	HTAB	   *results;		/* by path (SyncedPath in file_sink.c) */
 	bool		wholeFileSystem;	/* one syncfs() covered every file */
 	int			syncfsErrno;	/* how that syncfs() failed, 0 if it did not */
-} SyncedDirectories;
+} SyncedPaths;
 
 extern bool KernelReportsSyncfsErrors(void);
+extern bool FileSystemSyncfsKnown(const char *path, unsigned long *type);
 extern bool RequireSafeExportRoot(const char *exportRoot);
 extern void EnsureExportDirectory(const char *exportRoot, const char *relative);
 extern bool ExportDirectoryExists(const char *exportRoot, const char *relative);
-extern void SyncDirectoryPath(const char *exportRoot, const char *deepest,
-							  SyncedDirectories *synced);
+extern SyncedPaths *SyncedPathsCreate(MemoryContext context);
+extern void SyncPlacedFile(const char *exportRoot, const char *filePath, SyncedPaths *synced);
+extern void SyncPlacedFilesTogether(List *filePaths, SyncedPaths *synced);
 extern char *UniqueTemporaryName(const char *stem);
 extern BatchFile *BatchFileCreate(const char *temporaryPath, CompressionKind compression,
 								  int compressionLevel);

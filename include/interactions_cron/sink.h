@@ -70,7 +70,7 @@ struct ExportSink
 	S3Target   *s3;				/* NULL unless storage is s3 */
 	CompressionKind compression;
 	int			compressionLevel;
-	SyncedDirectories *syncedDirectories;	/* NULL: sync every directory */
+	SyncedPaths *syncedPaths;	/* NULL: fsync every path */
 	int			fileSystemDescriptor;	/* the export root, open for syncfs(); -1 if not */
 	dev_t		fileSystemDevice;	/* the file system it is on */
 	/* system identifier, database and extension OIDs (see SinkSetOrigin); NULL: none */
@@ -93,7 +93,7 @@ extern char *SinkFileIdentity(const ExportSink *sink, const SinkFile *file);
 extern void SinkRequireOwnPlaced(const ExportSink *sink, const char *relativePath, const char *identity);
 extern void SinkRemoveSpooled(ExportSink *sink, const char *relativeTemporaryPath);
 extern void SinkWatchFileSystem(ExportSink *sink);
-extern void SinkBeginGroupSync(ExportSink *sink, MemoryContext context);
+extern void SinkBeginGroupSync(ExportSink *sink, MemoryContext context, List *placedFiles);
 extern void SinkEndGroupSync(ExportSink *sink);
 extern void SinkPurgeSpool(const ExportSink *sink, const char *spoolRelative);
 

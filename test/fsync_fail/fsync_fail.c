@@ -3,7 +3,13 @@
  *	  LD_PRELOAD shim for the TAP tests: fsync(), fdatasync() and syncfs() of
  *	  any file descriptor whose path contains the substring in the environment
  *	  variable FSYNC_FAIL_MATCH (or ends with it, when it ends with "$") fail
- *	  with EIO, as a failing disk would report.
+ *	  with EIO, as a failing disk would report, and so do the fsyncs
+ *	  interactions_cron submits through io_uring (src/fsync_together.c, whose
+ *	  submissions carry their descriptor as user_data): their completions
+ *	  say -EIO when liburing's io_uring_wait_cqe_timeout() hands them over.
+ *	  With FSYNC_FAIL_NO_IO_URING set, io_uring_queue_init() fails with
+ *	  ENOSYS, as on a kernel without io_uring.  statfs() of a path that
+ *	  contains FSYNC_FAIL_FUSE_MATCH says it is on FUSE.
  *	  Every other call goes through to the real function.
  *
  *	  Build: cc -shared -fPIC -o fsync_fail.so fsync_fail.c -ldl
@@ -15,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/statfs.h>
+#include <linux/io_uring.h>
+#include <linux/magic.h>
 
 typedef int (*sync_function) (int);
 
@@ -60,12 +69,12 @@ MatchesFailingPath(int fd)
 }
 
 /*
- * RealFunction looks up the next definition of name (libc's).
+ * RealFunction looks up the next definition of name (libc's or liburing's).
  */
-static sync_function
+static void *
 RealFunction(const char *name)
 {
-	sync_function function = (sync_function) dlsym(RTLD_NEXT, name);
+	void	   *function = dlsym(RTLD_NEXT, name);
 
 	if (function == NULL)
 	{
@@ -88,7 +97,7 @@ SyncUnlessFailing(int fd, const char *name, sync_function *real)
 		return -1;
 	}
 	if (*real == NULL)
-		*real = RealFunction(name);
+		*real = (sync_function) RealFunction(name);
 	return (*real) (fd);
 }
 
@@ -114,4 +123,55 @@ syncfs(int fd)
 	static sync_function real = NULL;
 
 	return SyncUnlessFailing(fd, "syncfs", &real);
+}
+
+struct io_uring;
+typedef int (*init_function) (unsigned, struct io_uring *, unsigned);
+typedef int (*wait_function) (struct io_uring *, struct io_uring_cqe **,
+							  struct __kernel_timespec *);
+
+int
+io_uring_wait_cqe_timeout(struct io_uring *ring, struct io_uring_cqe **completion,
+						  struct __kernel_timespec *timeout)
+{
+	static wait_function real = NULL;
+	int			result;
+
+	if (real == NULL)
+		real = (wait_function) RealFunction("io_uring_wait_cqe_timeout");
+	result = real(ring, completion, timeout);
+	if (result == 0 && (*completion)->res == 0 &&
+		MatchesFailingPath((int) (*completion)->user_data))
+		(*completion)->res = -EIO;
+	return result;
+}
+
+int
+io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned flags)
+{
+	static init_function real = NULL;
+	const char *disabled = getenv("FSYNC_FAIL_NO_IO_URING");
+
+	if (disabled != NULL && disabled[0] != '\0')
+		return -ENOSYS;
+	if (real == NULL)
+		real = (init_function) RealFunction("io_uring_queue_init");
+	return real(entries, ring, flags);
+}
+
+typedef int (*statfs_function) (const char *, struct statfs *);
+
+int
+statfs(const char *path, struct statfs *fileSystem)
+{
+	static statfs_function real = NULL;
+	const char *match = getenv("FSYNC_FAIL_FUSE_MATCH");
+	int			result;
+
+	if (real == NULL)
+		real = (statfs_function) RealFunction("statfs");
+	result = real(path, fileSystem);
+	if (result == 0 && match != NULL && match[0] != '\0' && strstr(path, match) != NULL)
+		fileSystem->f_type = FUSE_SUPER_MAGIC;
+	return result;
 }
