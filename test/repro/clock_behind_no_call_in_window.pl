@@ -24,9 +24,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $libfaketime = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-plan skip_all => "libfaketime is not installed ($libfaketime; apt-get install faketime)"
-  unless -e $libfaketime;
+require_libfaketime();
 
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $skew = 12;   # seconds the new primary's clock is behind
@@ -50,12 +48,7 @@ ok($caught_up && !@problems, 'the first rows are exported with the right clock')
 
 # The "new primary": the same data, a clock $skew seconds behind.
 $node->stop;
-{
-	local $ENV{LD_PRELOAD} = $libfaketime;
-	local $ENV{FAKETIME} = "-${skew}s";
-	local $ENV{DONT_FAKE_MONOTONIC} = '1';
-	$node->start;
-}
+start_with_clock($node, "-${skew}s");
 is(sql(q{SELECT last_created_at > now() FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1'}), 't',
 	'the checkpoint is ahead of the server\'s clock after the switchover');
 sql(q{INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'email' FROM generate_series(1, 10)});

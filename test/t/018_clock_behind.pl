@@ -41,12 +41,7 @@ ok($caught_up && !@problems, 'the rows are exported with the right clock') or di
 
 # The "new primary": the same data, a clock two minutes behind.
 $node->stop;
-{
-	local $ENV{LD_PRELOAD} = $LIBFAKETIME;
-	local $ENV{FAKETIME} = '-120s';
-	local $ENV{DONT_FAKE_MONOTONIC} = '1';
-	$node->start;
-}
+start_with_clock($node, '-120s');
 ok(sql(q{SELECT last_created_at > now() FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1'}) eq 't',
 	'the checkpoint is ahead of the server\'s clock now');
 sql(q{INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'email' FROM generate_series(1, 10)});
@@ -90,12 +85,7 @@ ok($node->poll_query_until('postgres',
 ($caught_up, @problems) = export_until_done(sub { sql('SELECT interactions_cron.export_interactions()') }, 10);
 ok($caught_up && !@problems, 'they are exported with the right clock') or diag join("\n", @problems);
 $node->stop;
-{
-	local $ENV{LD_PRELOAD} = $LIBFAKETIME;
-	local $ENV{FAKETIME} = '-3s';
-	local $ENV{DONT_FAKE_MONOTONIC} = '1';
-	$node->start;
-}
+start_with_clock($node, '-3s');
 sql(q{INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'push' FROM generate_series(1, 10)});
 is(sql(q{SELECT count(*) FROM interaction_history h JOIN interactions_cron.export_checkpoints c USING (tenant_id)
          WHERE h.channel = 'push' AND h.created_at <= c.last_created_at}), '0',

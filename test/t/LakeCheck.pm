@@ -304,12 +304,16 @@ sub require_libfaketime
 
 # start_with_clock starts $node with its clock off by $offset (a FAKETIME
 # value such as '-12s', through libfaketime), or right when $offset is undef.
+# Only the clock: with NO_FAKE_STAT, stat() reports the times the files
+# have, as on a server whose clock is wrong (trixie's and sid's libfaketime
+# shift them too, and a file the lake holds then looked like another one).
 sub start_with_clock
 {
 	my ($node, $offset) = @_;
 	local $ENV{LD_PRELOAD} = defined $offset ? $LIBFAKETIME : '';
 	local $ENV{FAKETIME} = $offset // '';
 	local $ENV{DONT_FAKE_MONOTONIC} = '1';
+	local $ENV{NO_FAKE_STAT} = '1';
 	$node->start;
 	return;
 }
