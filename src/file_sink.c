@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/file_perm.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/hsearch.h"
@@ -33,14 +34,39 @@
 /* How the fsync of a path went, since a group's files were all placed. */
 typedef struct SyncedPath
 {
-	char		path[MAXPGPATH];	/* hash key */
-	int			syncErrno;		/* 0: durable; NOT_SYNCED_YET while collecting */
+	const char *path;			/* hash key: a copy in the record's context */
+	int			syncErrno;		/* 0: durable; above 0: how its fsync failed;
+								 * or one of the two states below */
 } SyncedPath;
 
-#define NOT_SYNCED_YET (-1)
+#define NOT_SYNCED_YET (-1)		/* collected for FsyncTogether */
+#define FSYNC_RAISED (-2)		/* its fsync_fname_ext() raised an ERROR */
 
 /*
- * SyncedPathsCreate returns an empty record of synced paths in context.
+ * SyncedPathHash hashes the path a key points to.
+ */
+static uint32
+SyncedPathHash(const void *key, Size keysize)
+{
+	const char *path = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) path, strlen(path));
+}
+
+/*
+ * SyncedPathMatch compares the paths two keys point to, as strcmp() does.
+ */
+static int
+SyncedPathMatch(const void *key, const void *otherKey, Size keysize)
+{
+	return strcmp(*(const char *const *) key, *(const char *const *) otherKey);
+}
+
+/*
+ * SyncedPathsCreate returns an empty record of synced paths in context.  Its
+ * keys point to copies of the paths, in a memory context of their own,
+ * each as long as it is: a group of batches with a thousand day files each
+ * syncs tens of thousands of paths (test/t/048_synced_paths_memory.pl).
  */
 SyncedPaths *
 SyncedPathsCreate(MemoryContext context)
@@ -48,12 +74,34 @@ SyncedPathsCreate(MemoryContext context)
 	SyncedPaths *synced = MemoryContextAllocZero(context, sizeof(SyncedPaths));
 	HASHCTL		control = {0};
 
-	control.keysize = MAXPGPATH;
+	/* a generation context: the copies are freed all at once, and not rounded up */
+	synced->context = GenerationContextCreate(context, "interactions_cron synced paths",
+											  ALLOCSET_DEFAULT_SIZES);
+	control.keysize = sizeof(const char *);
 	control.entrysize = sizeof(SyncedPath);
+	control.hash = SyncedPathHash;
+	control.match = SyncedPathMatch;
 	control.hcxt = context;
-	synced->results = hash_create("interactions_cron synced paths", 256, &control,
-								  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	synced->results = hash_create("interactions_cron synced paths table", 256, &control,
+								  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 	return synced;
+}
+
+/*
+ * SyncedPathEnter returns path's record, adding it in state (*found false)
+ * when there is none.
+ */
+static SyncedPath *
+SyncedPathEnter(SyncedPaths *synced, const char *path, int state, bool *found)
+{
+	SyncedPath *result = hash_search(synced->results, &path, HASH_ENTER, found);
+
+	if (!*found)
+	{
+		result->path = MemoryContextStrdup(synced->context, path);
+		result->syncErrno = state;
+	}
+	return result;
 }
 
 /*
@@ -87,29 +135,35 @@ PathsToMakeDurable(const char *filePath)
  * SyncPathOnce makes a path durable unless synced records its fsync since
  * the group's files were placed: one fsync of a directory then covers every
  * entry made in it.  With ignorePermission, a directory the server may not
- * open (above the export root) is passed over.  A recorded failure is reported again, never retried: a
- * second fsync() may not see the write-back error the first one reported.
- * A failure is an ERROR for the tenant, never the PANIC that fsync_fname()
- * would raise: these are not the server's own files, and the retry writes
- * them again.
+ * open (above the export root) is passed over.  A failure is recorded before
+ * it is raised, and a recorded failure is raised again, never retried: a
+ * second fsync() may not see the write-back error the first one reported
+ * (test/t/046_shared_directory_fsync_fails_once.pl).  A failure is an ERROR
+ * for the tenant, never the PANIC that fsync_fname() would raise: these are
+ * not the server's own files, and the retry writes them again.
  */
 static void
 SyncPathOnce(const char *path, bool isDirectory, bool ignorePermission, SyncedPaths *synced)
 {
 	SyncedPath *result;
+	bool		found;
 
-	if (synced == NULL || strlen(path) >= MAXPGPATH)
+	if (synced == NULL)
 	{
 		fsync_fname_ext(path, isDirectory, ignorePermission, ERROR);
 		return;
 	}
-	result = hash_search(synced->results, path, HASH_FIND, NULL);
-	if (result == NULL)
+	result = SyncedPathEnter(synced, path, FSYNC_RAISED, &found);
+	if (!found)
 	{
 		fsync_fname_ext(path, isDirectory, ignorePermission, ERROR);
-		result = hash_search(synced->results, path, HASH_ENTER, NULL);
 		result->syncErrno = 0;
 	}
+	else if (result->syncErrno == FSYNC_RAISED)
+		ereport(ERROR,
+				(errcode(ERRCODE_IO_ERROR),
+				 errmsg("could not fsync file \"%s\": its fsync failed for an earlier batch of the group", path),
+				 errdetail("A second fsync() may not see a write-back error; the batch is undone and written again by the next call.")));
 	else if (result->syncErrno != 0)
 	{
 		errno = result->syncErrno;
@@ -159,16 +213,11 @@ SyncPlacedFilesTogether(List *filePaths, SyncedPaths *synced)
 
 		foreach(cell, paths)
 		{
-			const char *path = lfirst(cell);
 			bool		found;
-			SyncedPath *result;
+			SyncedPath *result = SyncedPathEnter(synced, lfirst(cell), NOT_SYNCED_YET, &found);
 
-			if (strlen(path) >= MAXPGPATH)
-				continue;
-			result = hash_search(synced->results, path, HASH_ENTER, &found);
 			if (found)
 				continue;
-			result->syncErrno = NOT_SYNCED_YET;
 			if (count == capacity)
 			{
 				capacity *= 2;
@@ -182,10 +231,10 @@ SyncPlacedFilesTogether(List *filePaths, SyncedPaths *synced)
 	for (int i = 0; i < count; i++)
 	{
 		if (toSync[i].synced)
-			((SyncedPath *) hash_search(synced->results, toSync[i].path, HASH_FIND, NULL))->syncErrno =
+			((SyncedPath *) hash_search(synced->results, &toSync[i].path, HASH_FIND, NULL))->syncErrno =
 				toSync[i].syncErrno;
 		else
-			hash_search(synced->results, toSync[i].path, HASH_REMOVE, NULL);
+			hash_search(synced->results, &toSync[i].path, HASH_REMOVE, NULL);
 	}
 	pfree(toSync);
 }
@@ -343,8 +392,8 @@ SyncParentDirectory(const char *path)
 
 /*
  * MakeExportRoot creates the export root and its missing parents, one
- * component at a time, each made durable in its parent: a batch's syncs
- * reach no higher than the root's parent.  Unlike pg_mkdir_p, which gives up
+ * component at a time, each made durable in its parent at once (every
+ * batch's syncs make them durable again, up to "/").  Unlike pg_mkdir_p, which gives up
  * when another process creates a parent between its stat and its mkdir, it
  * carries on below that parent, so the whole path exists afterwards whoever
  * made each part.  The parents may be symbolic links (the superuser chose the path);

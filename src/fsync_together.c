@@ -24,15 +24,22 @@
 
 /*
  * How many fsyncs are in flight at once.  Eight already took most of the
- * gain on the development machine; each holds a transient descriptor.
+ * gain on the development machine; each holds a descriptor.
  */
 #define FSYNCS_IN_FLIGHT 32
 
-/* One fsync in flight: the descriptor (the submission's user_data) and its path. */
+/*
+ * One fsync in flight: its descriptor, its path, and the submission's
+ * user_data, the path's index above the descriptor: unique within a pass,
+ * so that a completion is never taken for another path's whose descriptor
+ * got the same number (test/t/047_fsync_together_reused_descriptors.pl),
+ * with the descriptor in the low 32 bits for the tests' failure shim.
+ */
 typedef struct FsyncInFlight
 {
 	int			descriptor;		/* -1: slot free */
 	PathToSync *path;
+	uint64		tag;
 } FsyncInFlight;
 
 /*
@@ -74,8 +81,10 @@ typedef enum SubmitOutcome
  * for good: FsyncTogether submits nothing after it.
  */
 static SubmitOutcome
-SubmitFsync(struct io_uring *ring, FsyncInFlight *slot, PathToSync *path)
+SubmitFsync(struct io_uring *ring, FsyncInFlight *slot, PathToSync *paths, int index)
 {
+	PathToSync *path = &paths[index];
+	uint64		tag;
 	struct io_uring_sqe *submission;
 	int			descriptor;
 
@@ -90,12 +99,14 @@ SubmitFsync(struct io_uring *ring, FsyncInFlight *slot, PathToSync *path)
 	submission = io_uring_get_sqe(ring);
 	if (submission != NULL)
 	{
+		tag = ((uint64) index << 32) | (uint32) descriptor;
 		io_uring_prep_fsync(submission, descriptor, 0);
-		io_uring_sqe_set_data64(submission, (uint64) descriptor);
+		io_uring_sqe_set_data64(submission, tag);
 		if (io_uring_submit(ring) == 1)
 		{
 			slot->descriptor = descriptor;
 			slot->path = path;
+			slot->tag = tag;
 			return FSYNC_SUBMITTED;
 		}
 	}
@@ -119,14 +130,14 @@ FinishFsync(FsyncInFlight *slot, int syncErrno)
 }
 
 /*
- * SlotOf finds the slot of the descriptor a completion names, or NULL.
+ * SlotOf finds the slot of the fsync a completion's user_data names, or NULL.
  */
 static FsyncInFlight *
-SlotOf(FsyncInFlight *slots, uint64 descriptor)
+SlotOf(FsyncInFlight *slots, uint64 tag)
 {
 	for (int i = 0; i < FSYNCS_IN_FLIGHT; i++)
 	{
-		if (slots[i].descriptor >= 0 && (uint64) slots[i].descriptor == descriptor)
+		if (slots[i].descriptor >= 0 && slots[i].tag == tag)
 			return &slots[i];
 	}
 	return NULL;
@@ -147,35 +158,34 @@ FreeSlot(FsyncInFlight *slots)
 }
 
 /*
- * FailEveryFsync records every fsync in flight as failed with error, and
- * returns how many there were.
+ * AbandonFsyncs records every fsync in flight as failed with error, once
+ * their results can no longer be read: the batches they cover are undone
+ * and written again, where a result never read could hide a write-back
+ * error for good.  Their descriptors stay open until the ring is gone
+ * (FsyncTogether), so that no later open() takes a number that a completion
+ * still in the ring names.
  */
-static int
-FailEveryFsync(FsyncInFlight *slots, int error)
+static void
+AbandonFsyncs(FsyncInFlight *slots, int error)
 {
-	int			failed = 0;
-
 	for (int i = 0; i < FSYNCS_IN_FLIGHT; i++)
 	{
 		if (slots[i].descriptor >= 0)
 		{
-			FinishFsync(&slots[i], error);
-			failed++;
+			slots[i].path->synced = true;
+			slots[i].path->syncErrno = error;
 		}
 	}
-	return failed;
 }
 
 /*
- * AwaitFsync waits for one fsync in flight to complete, records it, and
- * returns how many it finished.  The wait goes through
+ * AwaitFsync waits for one fsync in flight to complete and records it, or,
+ * when waiting fails or a completion names no fsync in flight, abandons
+ * them all (AbandonFsyncs) and returns false.  The wait goes through
  * io_uring_wait_cqe_timeout(), a function of the library, so that the
- * tests' failure shim (test/fsync_fail) sees every completion.  If waiting
- * fails, or a completion names no fsync in flight, every fsync in flight
- * counts as failed: the batches they cover are undone and written again,
- * where a result never read could hide a write-back error for good.
+ * tests' failure shim (test/fsync_fail) sees every completion.
  */
-static int
+static bool
 AwaitFsync(struct io_uring *ring, FsyncInFlight *slots)
 {
 	struct io_uring_cqe *completion;
@@ -186,17 +196,23 @@ AwaitFsync(struct io_uring *ring, FsyncInFlight *slots)
 		result = io_uring_wait_cqe_timeout(ring, &completion, NULL);
 	while (result == -EINTR || result == -EAGAIN);
 	if (result < 0)
-		return FailEveryFsync(slots, -result);
+	{
+		AbandonFsyncs(slots, -result);
+		return false;
+	}
 	slot = SlotOf(slots, io_uring_cqe_get_data64(completion));
 	result = completion->res;
 	io_uring_cqe_seen(ring, completion);
 	if (slot == NULL)
-		return FailEveryFsync(slots, EIO);
+	{
+		AbandonFsyncs(slots, EIO);
+		return false;
+	}
 	/* as fsync_fname_ext(): a directory that cannot be fsynced is no failure */
 	if (slot->path->isDirectory && (result == -EBADF || result == -EINVAL))
 		result = 0;
 	FinishFsync(slot, -result);
-	return 1;
+	return true;
 }
 
 /*
@@ -204,7 +220,8 @@ AwaitFsync(struct io_uring *ring, FsyncInFlight *slots)
  * each one it fsynced with the result.  It stops submitting when an
  * interrupt is pending (the caller's own fsyncs, between which interrupts
  * are served, take over), and waits only for those in flight, as a blocking
- * fsync() would.  Nothing is fsynced with fsync off.
+ * fsync() would; after a failed wait, it submits nothing more.  Nothing is
+ * fsynced with fsync off.
  */
 void
 FsyncTogether(PathToSync *paths, int count)
@@ -225,7 +242,7 @@ FsyncTogether(PathToSync *paths, int count)
 
 		while (!refused && next < count && !InterruptPending && (slot = FreeSlot(slots)) != NULL)
 		{
-			SubmitOutcome outcome = SubmitFsync(&ring, slot, &paths[next]);
+			SubmitOutcome outcome = SubmitFsync(&ring, slot, paths, next);
 
 			if (outcome == FSYNC_NO_DESCRIPTOR)
 				break;
@@ -233,10 +250,18 @@ FsyncTogether(PathToSync *paths, int count)
 			inFlight += outcome == FSYNC_SUBMITTED;
 			next++;
 		}
-		if (inFlight == 0)
+		if (inFlight == 0 || !AwaitFsync(&ring, slots))
 			break;
-		inFlight -= AwaitFsync(&ring, slots);
+		inFlight--;
 	}
 	io_uring_queue_exit(&ring);
+	for (int i = 0; i < FSYNCS_IN_FLIGHT; i++)
+	{
+		if (slots[i].descriptor >= 0)
+		{
+			close(slots[i].descriptor);
+			ReleaseExternalFD();
+		}
+	}
 	ReleaseExternalFD();
 }

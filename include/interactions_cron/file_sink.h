@@ -30,6 +30,7 @@ typedef struct BatchFile
  */
 typedef struct SyncedPaths
 {
+	MemoryContext context;		/* where the copies of its paths are kept */
 	HTAB	   *results;		/* by path (SyncedPath in file_sink.c) */
 	bool		wholeFileSystem;	/* one syncfs() covered every file */
 	int			syncfsErrno;	/* how that syncfs() failed, 0 if it did not */

@@ -5,11 +5,14 @@
  *	  variable FSYNC_FAIL_MATCH (or ends with it, when it ends with "$") fail
  *	  with EIO, as a failing disk would report, and so do the fsyncs
  *	  interactions_cron submits through io_uring (src/fsync_together.c, whose
- *	  submissions carry their descriptor as user_data): their completions
+ *	  submissions carry their descriptor in user_data's low 32 bits): their completions
  *	  say -EIO when liburing's io_uring_wait_cqe_timeout() hands them over.
  *	  With FSYNC_FAIL_NO_IO_URING set, io_uring_queue_init() fails with
  *	  ENOSYS, as on a kernel without io_uring.  statfs() of a path that
  *	  contains FSYNC_FAIL_FUSE_MATCH says it is on FUSE.
+ *	  With FSYNC_FAIL_ONCE set, only the first matching sync of each process
+ *	  fails (a disk whose write-back error is reported once: a second fsync()
+ *	  of the path succeeds).
  *	  Every other call goes through to the real function.
  *
  *	  Build: cc -shared -fPIC -o fsync_fail.so fsync_fail.c -ldl
@@ -69,6 +72,24 @@ MatchesFailingPath(int fd)
 }
 
 /*
+ * FailNow says whether a matching sync fails: always, or with
+ * FSYNC_FAIL_ONCE only the first one in this process.
+ */
+static int
+FailNow(void)
+{
+	static int	failedOnce = 0;
+	const char *once = getenv("FSYNC_FAIL_ONCE");
+
+	if (once == NULL || once[0] == '\0')
+		return 1;
+	if (failedOnce)
+		return 0;
+	failedOnce = 1;
+	return 1;
+}
+
+/*
  * RealFunction looks up the next definition of name (libc's or liburing's).
  */
 static void *
@@ -91,7 +112,7 @@ RealFunction(const char *name)
 static int
 SyncUnlessFailing(int fd, const char *name, sync_function *real)
 {
-	if (MatchesFailingPath(fd))
+	if (MatchesFailingPath(fd) && FailNow())
 	{
 		errno = EIO;
 		return -1;
@@ -141,7 +162,7 @@ io_uring_wait_cqe_timeout(struct io_uring *ring, struct io_uring_cqe **completio
 		real = (wait_function) RealFunction("io_uring_wait_cqe_timeout");
 	result = real(ring, completion, timeout);
 	if (result == 0 && (*completion)->res == 0 &&
-		MatchesFailingPath((int) (*completion)->user_data))
+		MatchesFailingPath((int) (*completion)->user_data) && FailNow())
 		(*completion)->res = -EIO;
 	return result;
 }

@@ -13,7 +13,7 @@
 # history's next file, which starts there, holds rows then in two files
 # (ids 14-16).  fccd64f closed it by sweeping after every undo, and the
 # ninth review showed that sweep removing confirmed files after an ordinary
-# cancel (t/045) and hiding late rows after a switchover mid-batch (t/046),
+# cancel (t/044) and hiding late rows after a switchover mid-batch (t/045),
 # so it was taken out: see doc/exactly-once.md, item 11's table.
 use strict;
 use warnings;
