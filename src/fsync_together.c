@@ -43,9 +43,27 @@ typedef struct FsyncInFlight
 } FsyncInFlight;
 
 /*
+ * RingSupportsFsync says whether the kernel behind a ring says it has the
+ * fsync operation (from Linux 5.6, which answers the probe; a sandbox that
+ * emulates io_uring may not have it).  Without the answer a directory's
+ * fsync refused as unknown (EINVAL) would pass for one that cannot be
+ * fsynced, which counts as durable.
+ */
+static bool
+RingSupportsFsync(struct io_uring *ring)
+{
+	struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+	bool		supported = probe != NULL && io_uring_opcode_supported(probe, IORING_OP_FSYNC);
+
+	if (probe != NULL)
+		io_uring_free_probe(probe);
+	return supported;
+}
+
+/*
  * OpenRing sets up an io_uring instance, or says why not at DEBUG1 and
- * returns false (a kernel without io_uring, io_uring_disabled, a seccomp
- * filter, no descriptor to spare).
+ * returns false (a kernel without io_uring or its fsync, io_uring_disabled,
+ * a seccomp filter, no descriptor to spare).
  */
 static bool
 OpenRing(struct io_uring *ring)
@@ -60,6 +78,13 @@ OpenRing(struct io_uring *ring)
 		ReleaseExternalFD();
 		elog(DEBUG1, "interactions_cron: fsyncs one at a time, io_uring is unavailable: %s",
 			 strerror(-result));
+		return false;
+	}
+	if (!RingSupportsFsync(ring))
+	{
+		io_uring_queue_exit(ring);
+		ReleaseExternalFD();
+		elog(DEBUG1, "interactions_cron: fsyncs one at a time, io_uring is unavailable: it has no fsync");
 		return false;
 	}
 	return true;

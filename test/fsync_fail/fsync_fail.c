@@ -8,7 +8,8 @@
  *	  submissions carry their descriptor in user_data's low 32 bits): their completions
  *	  say -EIO when liburing's io_uring_wait_cqe_timeout() hands them over.
  *	  With FSYNC_FAIL_NO_IO_URING set, io_uring_queue_init() fails with
- *	  ENOSYS, as on a kernel without io_uring.  statfs() of a path that
+ *	  ENOSYS, as on a kernel without io_uring; with FSYNC_FAIL_NO_PROBE,
+ *	  io_uring_get_probe_ring() finds nothing, as before Linux 5.6.  statfs() of a path that
  *	  contains FSYNC_FAIL_FUSE_MATCH says it is on FUSE.
  *	  With FSYNC_FAIL_ONCE set, only the first matching sync of each process
  *	  fails (a disk whose write-back error is reported once: a second fsync()
@@ -148,6 +149,7 @@ syncfs(int fd)
 
 struct io_uring;
 typedef int (*init_function) (unsigned, struct io_uring *, unsigned);
+typedef void *(*probe_function) (struct io_uring *);
 typedef int (*wait_function) (struct io_uring *, struct io_uring_cqe **,
 							  struct __kernel_timespec *);
 
@@ -178,6 +180,19 @@ io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned flags)
 	if (real == NULL)
 		real = (init_function) RealFunction("io_uring_queue_init");
 	return real(entries, ring, flags);
+}
+
+void *
+io_uring_get_probe_ring(struct io_uring *ring)
+{
+	static probe_function real = NULL;
+	const char *disabled = getenv("FSYNC_FAIL_NO_PROBE");
+
+	if (disabled != NULL && disabled[0] != '\0')
+		return NULL;
+	if (real == NULL)
+		real = (probe_function) RealFunction("io_uring_get_probe_ring");
+	return real(ring);
 }
 
 typedef int (*statfs_function) (const char *, struct statfs *);
