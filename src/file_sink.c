@@ -36,11 +36,10 @@ typedef struct SyncedPath
 {
 	const char *path;			/* hash key: a copy in the record's context */
 	int			syncErrno;		/* 0: durable; above 0: how its fsync failed;
-								 * or one of the two states below */
+								 * or NOT_SYNCED_YET */
 } SyncedPath;
 
-#define NOT_SYNCED_YET (-1)		/* collected for FsyncTogether */
-#define FSYNC_RAISED (-2)		/* its fsync_fname_ext() raised an ERROR */
+#define NOT_SYNCED_YET (-1)		/* collected for FsyncTogether, or not opened */
 
 /*
  * SyncedPathHash hashes the path a key points to.
@@ -89,18 +88,22 @@ SyncedPathsCreate(MemoryContext context)
 
 /*
  * SyncedPathEnter returns path's record, adding it in state (*found false)
- * when there is none.
+ * when there is none.  The path is copied before the entry is made, so that
+ * an ERROR (out of memory) never leaves an entry keyed by the caller's
+ * string or without a state (the eleventh review's finding).
  */
 static SyncedPath *
 SyncedPathEnter(SyncedPaths *synced, const char *path, int state, bool *found)
 {
-	SyncedPath *result = hash_search(synced->results, &path, HASH_ENTER, found);
+	SyncedPath *result = hash_search(synced->results, &path, HASH_FIND, NULL);
+	const char *copy;
 
-	if (!*found)
-	{
-		result->path = MemoryContextStrdup(synced->context, path);
-		result->syncErrno = state;
-	}
+	*found = result != NULL;
+	if (result != NULL)
+		return result;
+	copy = MemoryContextStrdup(synced->context, path);
+	result = hash_search(synced->results, &copy, HASH_ENTER, NULL);
+	result->syncErrno = state;
 	return result;
 }
 
@@ -132,15 +135,51 @@ PathsToMakeDurable(const char *filePath)
 }
 
 /*
+ * FsyncPathRecorded fsyncs a path as fsync_fname_ext() does, and records its
+ * result in result before raising a failure.  A path that cannot be opened
+ * raises without a record (it was not fsynced; the next batch tries again),
+ * or, with ignorePermission, is passed over when it may not be opened.
+ */
+static void
+FsyncPathRecorded(const char *path, bool isDirectory, bool ignorePermission, SyncedPath *result)
+{
+	int			descriptor = OpenTransientFile(path, (isDirectory ? O_RDONLY : O_RDWR) | PG_BINARY);
+	int			syncErrno = 0;
+
+	if (descriptor < 0)
+	{
+		if (ignorePermission && errno == EACCES)
+		{
+			result->syncErrno = 0;
+			return;
+		}
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\": %m", path)));
+	}
+	if (pg_fsync(descriptor) != 0 && !(isDirectory && (errno == EBADF || errno == EINVAL)))
+		syncErrno = errno;
+	CloseTransientFile(descriptor);
+	result->syncErrno = syncErrno;
+	if (syncErrno != 0)
+	{
+		errno = syncErrno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not fsync file \"%s\": %m", path)));
+	}
+}
+
+/*
  * SyncPathOnce makes a path durable unless synced records its fsync since
  * the group's files were placed: one fsync of a directory then covers every
  * entry made in it.  With ignorePermission, a directory the server may not
- * open (above the export root) is passed over.  A failure is recorded before
- * it is raised, and a recorded failure is raised again, never retried: a
- * second fsync() may not see the write-back error the first one reported
- * (test/t/046_shared_directory_fsync_fails_once.pl).  A failure is an ERROR
- * for the tenant, never the PANIC that fsync_fname() would raise: these are
- * not the server's own files, and the retry writes them again.
+ * open (above the export root) is passed over.  A failed fsync is recorded
+ * before it is raised, and a recorded failure is raised again, never
+ * retried: a second fsync() may not see the write-back error the first one
+ * reported (test/t/046_shared_directory_fsync_fails_once.pl).  A failure is
+ * an ERROR for the tenant, never the PANIC that fsync_fname() would raise:
+ * these are not the server's own files, and the retry writes them again.
  */
 static void
 SyncPathOnce(const char *path, bool isDirectory, bool ignorePermission, SyncedPaths *synced)
@@ -153,23 +192,16 @@ SyncPathOnce(const char *path, bool isDirectory, bool ignorePermission, SyncedPa
 		fsync_fname_ext(path, isDirectory, ignorePermission, ERROR);
 		return;
 	}
-	result = SyncedPathEnter(synced, path, FSYNC_RAISED, &found);
-	if (!found)
-	{
-		fsync_fname_ext(path, isDirectory, ignorePermission, ERROR);
-		result->syncErrno = 0;
-	}
-	else if (result->syncErrno == FSYNC_RAISED)
-		ereport(ERROR,
-				(errcode(ERRCODE_IO_ERROR),
-				 errmsg("could not fsync file \"%s\": its fsync failed for an earlier batch of the group", path),
-				 errdetail("A second fsync() may not see a write-back error; the batch is undone and written again by the next call.")));
+	result = SyncedPathEnter(synced, path, NOT_SYNCED_YET, &found);
+	if (!found || result->syncErrno == NOT_SYNCED_YET)
+		FsyncPathRecorded(path, isDirectory, ignorePermission, result);
 	else if (result->syncErrno != 0)
 	{
 		errno = result->syncErrno;
 		ereport(ERROR,
 				(errcode_for_file_access(),
-				 errmsg("could not fsync file \"%s\": %m", path)));
+				 errmsg("could not fsync file \"%s\": %m", path),
+				 errdetail("Its fsync failed for an earlier batch of the group, and a second fsync() may not see a write-back error.")));
 	}
 }
 
@@ -192,7 +224,8 @@ SyncPlacedFile(const char *exportRoot, const char *filePath, SyncedPaths *synced
 /*
  * SyncPlacedFilesTogether fsyncs every path that makes the files durable,
  * each once, with many in flight (FsyncTogether), and records the results in
- * synced for SyncPlacedFile.  A path it did not fsync is left unrecorded.
+ * synced for SyncPlacedFile.  A path it did not fsync stays NOT_SYNCED_YET,
+ * for SyncPathOnce to fsync.
  */
 void
 SyncPlacedFilesTogether(List *filePaths, SyncedPaths *synced)
@@ -233,8 +266,6 @@ SyncPlacedFilesTogether(List *filePaths, SyncedPaths *synced)
 		if (toSync[i].synced)
 			((SyncedPath *) hash_search(synced->results, &toSync[i].path, HASH_FIND, NULL))->syncErrno =
 				toSync[i].syncErrno;
-		else
-			hash_search(synced->results, &toSync[i].path, HASH_REMOVE, NULL);
 	}
 	pfree(toSync);
 }
