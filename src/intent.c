@@ -296,10 +296,11 @@ RequireIntentPaths(const char *tenantId, const ExportIntent *intent)
  * recorded identity is found to hold the batch's own file or nothing (see
  * SinkRequireOwnPlaced): an undo removes all or nothing of the lake.  The
  * temporary files go last: while one is there, no other file can have its
- * inode.
+ * inode.  With placedFound, it adds how many of the named files were in the
+ * lake (the batch's own, placed).
  */
 static int
-IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
+IntentRemoveFiles(const char *tenantId, const ExportIntent *intent, int *placedFound)
 {
 	ExportSink *sink;
 	ListCell   *cell;
@@ -311,7 +312,11 @@ IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
 	forboth(cell, intent->files, identityCell, intent->fileIdentities)
 		SinkRequireOwnPlaced(sink, lfirst(cell), lfirst(identityCell));
 	foreach(cell, intent->files)
+	{
+		if (placedFound != NULL && sink->ops->holds(sink, lfirst(cell)))
+			(*placedFound)++;
 		sink->ops->remove(sink, lfirst(cell));
+	}
 	foreach(cell, intent->temporaryFiles)
 		SinkRemoveSpooled(sink, lfirst(cell));
 	return list_length(intent->files);
@@ -319,21 +324,24 @@ IntentRemoveFiles(const char *tenantId, const ExportIntent *intent)
 
 /*
  * IntentClear removes the files of the tenant's outstanding intent, if it has
- * one, and deletes the intent; it returns how many lake files it named.  The
- * caller holds the tenant's claim.  If the transaction aborts after the
+ * one, and deletes the intent; it returns how many lake files it named, and
+ * with placedFound sets how many of those were placed.  The caller holds the
+ * tenant's claim.  If the transaction aborts after the
  * files are gone, the intent stays and the next claim removes them again:
  * removing a missing file succeeds.
  */
 int
-IntentClear(const char *tenantId)
+IntentClear(const char *tenantId, int *placedFound)
 {
 	ExportIntent *intent = IntentRead(tenantId);
 	int			removed;
 
+	if (placedFound != NULL)
+		*placedFound = 0;
 	if (intent == NULL)
 		return 0;
 
-	removed = IntentRemoveFiles(tenantId, intent);
+	removed = IntentRemoveFiles(tenantId, intent, placedFound);
 	IntentForget(tenantId);
 	return removed;
 }

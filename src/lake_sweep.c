@@ -8,11 +8,13 @@
  * intent reached the new primary.  The next export writes those rows again,
  * in batches that need not start at the same rows, so their old files would
  * hold them a second time.  Once per tenant and history (see
- * CurrentLakeEpoch), under the tenant's claim, every file named at or past
- * the checkpoint is judged by what it holds: if the table holds any of its
- * rows past the checkpoint, rows the export will write again, the file is
- * removed.  No committed batch of this history can have one, and no other
- * export is placing files for the tenant.  A database found behind its own
+ * CurrentLakeEpoch), and after a batch placed here is undone (see
+ * SweepAfterUndo in tenant_export.c), under the tenant's claim, every file
+ * whose first row (its name) lies past the checkpoint is judged by what it
+ * holds: if the table holds any of its rows past the checkpoint, rows the
+ * export will write again, the file is removed.  No committed batch of this
+ * history can have one (its files end at or before the checkpoint), and no
+ * other export is placing files for the tenant.  A database found behind its own
  * lake (see MarkIfBehindLake in tenant_export.c) marks its checkpoint with
  * no database's history, so that its next claim sweeps too.  A checkpoint
  * that has no recorded history (new, reinstalled, or last exported by 1.0)
@@ -110,7 +112,36 @@ FileRowIds(StringInfo content, const char *idKey, const char *relativePath)
 }
 
 /*
- * JudgeFileRows sets check->rewritten when the table holds, past the
+ * FirstRowPastCheckpoint returns the SQL condition that the file's first row
+ * (its name: see BatchFileName), with its created instant in $5 and its id
+ * in $6, lies past the checkpoint ($2, $3), compared as the export compares
+ * positions.  Every row of a file of ours follows its first, so such a file
+ * holds nothing at or before the checkpoint; every file a batch of this
+ * history confirmed ends at or before it, and so is never judged, however
+ * its ids recur past it (only (created, id) is unique).  A name with a
+ * shortened id (firstIdKnown false) shows its first row past the
+ * checkpoint only by a later instant.
+ */
+static const char *
+FirstRowPastCheckpoint(const ConfiguredTable *history, CheckpointPosition checkpoint,
+					   bool firstIdKnown)
+{
+	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
+	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
+
+	/* A position without a last id holds the rows from its instant on. */
+	if (checkpoint.id == NULL)
+		return psprintf("%s >= %s", InstantAsColumnType(created, "$5"), InstantAsColumnType(created, "$2"));
+	if (!firstIdKnown)
+		return psprintf("%s > %s", InstantAsColumnType(created, "$5"), InstantAsColumnType(created, "$2"));
+	return psprintf("(%s, %s) > (%s, %s)",
+					InstantAsColumnType(created, "$5"), TextAsColumnType(id, "$6"),
+					InstantAsColumnType(created, "$2"), TextAsColumnType(id, "$3"));
+}
+
+/*
+ * JudgeFileRows sets check->rewritten when the file's first row lies past
+ * the checkpoint (see FirstRowPastCheckpoint) and the table holds, past the
  * checkpoint, any row the file holds (its id, of the tenant, ordered as the
  * export orders, ties on the created instant compared in the id column's
  * type): the export will write it again, so the file is a duplicate.  The
@@ -123,29 +154,40 @@ JudgeFileRows(void *argument)
 	FileCheck  *check = argument;
 	const ConfiguredTable *history = check->history;
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
-	StringInfo	content = DecompressedContent(check->sink->ops->read(check->sink, check->relativePath),
-											 check->relativePath);
-	List	   *ids = FileRowIds(content, id->name, check->relativePath);
-	Oid			argumentTypes[4] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID};
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', check->checkpoint.id ? ' ' : 'n', ' '};
+	const char *name = strrchr(check->relativePath, '/');
+	TimestampTz firstCreatedAt;
+	char	   *firstId;
+	StringInfo	content;
+	List	   *ids;
+	Oid			argumentTypes[6] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', check->checkpoint.id ? ' ' : 'n', ' ', ' ', ' '};
 	bool		isNull;
 
+	if (!ParseBatchFileName(name != NULL ? name + 1 : check->relativePath, &firstCreatedAt, &firstId))
+		return;
+	content = DecompressedContent(check->sink->ops->read(check->sink, check->relativePath),
+								  check->relativePath);
+	ids = FileRowIds(content, id->name, check->relativePath);
 	if (ids == NIL)
 		return;
 	values[0] = CStringGetTextDatum(check->tenantId);
 	values[1] = TimestampTzGetDatum(check->checkpoint.createdAt);
 	values[2] = check->checkpoint.id ? CStringGetTextDatum(check->checkpoint.id) : (Datum) 0;
 	values[3] = TextArrayParameter(ids);
+	values[4] = TimestampTzGetDatum(firstCreatedAt);
+	values[5] = firstId != NULL ? CStringGetTextDatum(firstId) : (Datum) 0;
+	nulls[5] = firstId != NULL ? ' ' : 'n';
 
 	ConnectSpi();
 	RunQueryAsTableOwner(history,
-						 psprintf("SELECT EXISTS (SELECT 1 FROM %s h WHERE %s"
+						 psprintf("SELECT %s AND EXISTS (SELECT 1 FROM %s h WHERE %s"
 								  " AND h.%s = ANY (ARRAY(SELECT %s FROM pg_catalog.unnest($4) u)))",
+								  FirstRowPastCheckpoint(history, check->checkpoint, firstId != NULL),
 								  history->quotedName,
 								  HistoryRowsAfter(history, "$1", "$2", "$3"),
 								  id->quotedName, TextAsColumnType(id, "u")),
-						 4, argumentTypes, values, nulls, 1, "judge a file's rows");
+						 6, argumentTypes, values, nulls, 1, "judge a file's rows");
 	check->rewritten = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 												  &isNull)) && !isNull;
 	FinishSpi();

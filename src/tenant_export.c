@@ -344,14 +344,68 @@ RefuseLateRows(TenantExporter *exporter, const char *tenantId, CheckpointPositio
 }
 
 /*
+ * RecordedInThisHistory says whether the checkpoint was recorded in this
+ * database's history (see CurrentLakeEpoch).
+ */
+static bool
+RecordedInThisHistory(TenantExporter *exporter, CheckpointPosition checkpoint)
+{
+	return checkpoint.lakeEpoch != NULL && strcmp(checkpoint.lakeEpoch, exporter->lakeEpoch) == 0;
+}
+
+/*
+ * SweepOrFail removes the tenant's files past its checkpoint that the
+ * export will write again (see SweepLostFiles), and fails the tenant's
+ * batch when it could not judge every file, with the SQLSTATE of the first
+ * file's error (a lock wait cut short defers the tenant): nothing is
+ * recorded, so the next claim sweeps again.  occasion says when it sweeps.
+ */
+static void
+SweepOrFail(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint,
+			bool onlyLostHistory, const char *occasion)
+{
+	LakeSweep	sweep = SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint,
+									   onlyLostHistory);
+
+	if (sweep.unjudged > 0)
+		ereport(ERROR,
+				(errcode(sweep.firstErrorCode),
+				 errmsg("not exported: the lake sweep %s could not judge %d of the tenant's files, \"%s\" first: %s",
+						occasion, sweep.unjudged, sweep.firstUnjudged, sweep.firstErrorMessage),
+				 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
+				 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
+}
+
+/*
+ * SweepAfterUndo sweeps the tenant's files past its checkpoint (see
+ * lake_sweep.c) once its claim has undone a batch that had placed files,
+ * from a checkpoint of this history: that batch may have been confirmed in
+ * a history this database lost while keeping its identity (a restore of a
+ * base backup or snapshot taken between the batch's intent and its
+ * confirmation, started without recovery.signal), which lake_epoch cannot
+ * tell, and that history may have exported on.  The batch written next, from
+ * the checkpoint, would then hold rows that its later files hold.  After an
+ * ordinary cancel, error or crash the sweep removes nothing: the undone
+ * batch's files are gone, and every file this history confirmed ends at or
+ * before the checkpoint.  A checkpoint of another history, or of none, is
+ * swept by BringIntoThisHistory.
+ */
+static void
+SweepAfterUndo(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
+{
+	if (RecordedInThisHistory(exporter, checkpoint))
+		SweepOrFail(exporter, tenantId, checkpoint, false, "after an undone batch");
+}
+
+/*
  * BringIntoThisHistory takes over, once per history, a checkpoint recorded
  * in another history: it removes the tenant's files that a lost history
  * placed past the checkpoint (see lake_sweep.c), refuses rows written
- * behind it (see RefuseLateRows), and marks it as recorded in this one.  A checkpoint of no recorded history sweeps only the files this
- * database placed in a history it does not have.  A sweep that could not
- * judge every file fails the tenant's batch, with the SQLSTATE of the first
- * file's error (a lock wait cut short defers the tenant), and so do rows
- * written behind the checkpoint (see RefuseLateRows): the history stays
+ * behind it (see RefuseLateRows), and marks it as recorded in this one.  A
+ * checkpoint of no recorded history sweeps only the files this database
+ * placed in a history it does not have.  A sweep that could not judge every
+ * file (see SweepOrFail) fails the tenant's batch, and so do rows written
+ * behind the checkpoint (see RefuseLateRows): the history stays
  * unrecorded, so the next claim sweeps and looks again.  It stays so too
  * while the call's watermark is behind the checkpoint: a transaction that
  * a clock behind started may still add rows there, and the batch has no
@@ -360,19 +414,9 @@ RefuseLateRows(TenantExporter *exporter, const char *tenantId, CheckpointPositio
 static void
 BringIntoThisHistory(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
 {
-	LakeSweep	sweep;
-
-	if (checkpoint.lakeEpoch != NULL && strcmp(checkpoint.lakeEpoch, exporter->lakeEpoch) == 0)
+	if (RecordedInThisHistory(exporter, checkpoint))
 		return;
-	sweep = SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint,
-						   checkpoint.lakeEpoch == NULL);
-	if (sweep.unjudged > 0)
-		ereport(ERROR,
-				(errcode(sweep.firstErrorCode),
-				 errmsg("not exported: the lake sweep after a change of history could not judge %d of the tenant's files, \"%s\" first: %s",
-						sweep.unjudged, sweep.firstUnjudged, sweep.firstErrorMessage),
-				 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
-				 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
+	SweepOrFail(exporter, tenantId, checkpoint, checkpoint.lakeEpoch == NULL, "after a change of history");
 	/* A writer may still stamp rows behind the checkpoint: look when it has ended. */
 	if (exporter->watermark < checkpoint.createdAt)
 		return;
@@ -391,8 +435,7 @@ KeepCheckpoint(TenantExporter *exporter, TenantBatch *batch, CheckpointPosition 
 {
 	batch->checkpoint.createdAt = checkpoint.createdAt;
 	batch->checkpoint.id = checkpoint.id != NULL ? MemoryContextStrdup(batch->context, checkpoint.id) : NULL;
-	batch->confirmedHere = checkpoint.id != NULL && checkpoint.lakeEpoch != NULL &&
-		strcmp(checkpoint.lakeEpoch, exporter->lakeEpoch) == 0;
+	batch->confirmedHere = checkpoint.id != NULL && RecordedInThisHistory(exporter, checkpoint);
 	batch->historyUnrecorded = checkpoint.lakeEpoch == NULL;
 }
 
@@ -472,8 +515,12 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 	}
 	if (!exporter->dryRun)
 	{
-		(void) IntentClear(batch->tenantId);
+		int			undonePlacedFiles;
+
+		(void) IntentClear(batch->tenantId, &undonePlacedFiles);
 		KeepCheckpoint(exporter, batch, from);
+		if (undonePlacedFiles > 0)
+			SweepAfterUndo(exporter, batch->tenantId, from);
 		BringIntoThisHistory(exporter, batch->tenantId, from);
 	}
 
@@ -524,7 +571,7 @@ static void
 RemoveOwnIntentFiles(TenantExporter *exporter, TenantBatch *batch, const char *message)
 {
 	if (CheckpointReclaim(batch->tenantId) && IntentIsOurs(batch->tenantId, batch->intentToken))
-		(void) IntentClear(batch->tenantId);
+		(void) IntentClear(batch->tenantId, NULL);
 }
 
 /*

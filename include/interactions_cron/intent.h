@@ -13,7 +13,7 @@
 extern char *IntentRecord(const char *tenantId, const ExportSink *sink,
 						  List *sinkFiles, uint64 rowCount);
 extern bool IntentIsOurs(const char *tenantId, const char *token);
-extern int	IntentClear(const char *tenantId);
+extern int	IntentClear(const char *tenantId, int *placedFound);
 extern void IntentForget(const char *tenantId);
 extern void IntentKeepFiles(const char *tenantId, int placedCount);
 extern void IntentRequireValid(const char *tenantId);

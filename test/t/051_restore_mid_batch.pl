@@ -1,7 +1,7 @@
-# FAILS on main (hostile review 8 of issue 19; the reviewer's reproduction):
-# a restore that keeps the history identity (a base backup or file-system
+# A restore that keeps the history identity (a base backup or file-system
 # snapshot started without recovery.signal), taken while an export call was
-# between a batch's intent and its confirmation.
+# between a batch's intent and its confirmation (hostile review 8 of issue
+# 19; the reviewer's reproduction).
 #
 # The lost history finished that batch (the same file, inode and
 # modification time) and exported on.  In the restored database, the first
@@ -9,17 +9,17 @@
 # own, so it is removed, and the batch written next takes the freed name:
 # no name is taken, so the behind-lake detection at a taken name never
 # fires.  The restored database holds rows committed after the lost batch's
-# watermark, so its batch ends past the lost batch's end, and the lost
-# history's next file, which starts there, holds rows then in two files
-# (ids 14-16).  fccd64f closed it by sweeping after every undo, and the
-# ninth review showed that sweep removing confirmed files after an ordinary
-# cancel (t/044) and hiding late rows after a switchover mid-batch (t/045),
-# so it was taken out: see doc/exactly-once.md, item 11's table.
+# watermark, so its batch ended past the lost batch's end, and the lost
+# history's next file, which starts there, held rows then in two files (ids
+# 14-16).  Failed on 43c956e.  Now an undo of a batch that had placed files
+# sweeps the files whose first row lies past the checkpoint (SweepAfterUndo),
+# and the sweep judges only such files, so an ordinary cancel keeps every
+# confirmed file (t/044).
 use strict;
 use warnings;
 
 use FindBin;
-use lib "$FindBin::RealBin/../t";
+use lib $FindBin::RealBin;
 use JSON::PP;
 use LakeCheck;
 use PostgreSQL::Test::Cluster;
