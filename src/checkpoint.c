@@ -473,7 +473,7 @@ ResetBody(FunctionCallInfo fcinfo, JobProgress *progress)
 									"reset_checkpoint(tenant_id, since, force => true) exports it here from since.");
 		RequireBackwardMove(tenantId, current, target);
 	}
-	removedFiles = IntentClear(tenantId, NULL);
+	removedFiles = IntentClear(tenantId, NULL, NULL);
 
 	values[0] = CStringGetTextDatum(tenantId);
 	values[1] = TimestampTzGetDatum(target.createdAt);

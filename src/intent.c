@@ -294,29 +294,38 @@ RequireIntentPaths(const char *tenantId, const ExportIntent *intent)
  * IntentRemoveFiles removes every file the intent names, placed or only
  * temporary, at the location recorded in it, once every placed name with a
  * recorded identity is found to hold the batch's own file or nothing (see
- * SinkRequireOwnPlaced): an undo removes all or nothing of the lake.  The
+ * SinkRequireOwnPlaced): an undo removes all or nothing of the lake.  Before
+ * anything is removed, beforeRemoving, if given, is called with the named
+ * files found in the lake (the batch's own), if there are any.  The
  * temporary files go last: while one is there, no other file can have its
- * inode.  With placedFound, it adds how many of the named files were in the
- * lake (the batch's own, placed).
+ * inode.
  */
 static int
-IntentRemoveFiles(const char *tenantId, const ExportIntent *intent, int *placedFound)
+IntentRemoveFiles(const char *tenantId, const ExportIntent *intent,
+				  IntentPlacedFilesStep beforeRemoving, void *argument)
 {
 	ExportSink *sink;
 	ListCell   *cell;
 	ListCell   *identityCell;
+	List	   *placed = NIL;
 
 	RequireIntentPaths(tenantId, intent);
 	sink = SinkAtLocation(intent->storage, intent->localRoot, intent->s3Endpoint,
 						  intent->s3Bucket, intent->s3Prefix);
 	forboth(cell, intent->files, identityCell, intent->fileIdentities)
 		SinkRequireOwnPlaced(sink, lfirst(cell), lfirst(identityCell));
-	foreach(cell, intent->files)
+	if (beforeRemoving != NULL)
 	{
-		if (placedFound != NULL && sink->ops->holds(sink, lfirst(cell)))
-			(*placedFound)++;
-		sink->ops->remove(sink, lfirst(cell));
+		foreach(cell, intent->files)
+		{
+			if (sink->ops->holds(sink, lfirst(cell)))
+				placed = lappend(placed, lfirst(cell));
+		}
+		if (placed != NIL)
+			beforeRemoving(placed, argument);
 	}
+	foreach(cell, intent->files)
+		sink->ops->remove(sink, lfirst(cell));
 	foreach(cell, intent->temporaryFiles)
 		SinkRemoveSpooled(sink, lfirst(cell));
 	return list_length(intent->files);
@@ -324,24 +333,24 @@ IntentRemoveFiles(const char *tenantId, const ExportIntent *intent, int *placedF
 
 /*
  * IntentClear removes the files of the tenant's outstanding intent, if it has
- * one, and deletes the intent; it returns how many lake files it named, and
- * with placedFound sets how many of those were placed.  The caller holds the
- * tenant's claim.  If the transaction aborts after the
- * files are gone, the intent stays and the next claim removes them again:
- * removing a missing file succeeds.
+ * one, and deletes the intent; it returns how many lake files it named.
+ * beforeRemoving, if given, runs with argument once the files are checked and
+ * before any is removed, when some were placed (see IntentRemoveFiles): an
+ * error there leaves the intent and its files as they were.  The caller
+ * holds the tenant's claim.  If the transaction aborts after the files are
+ * gone, the intent stays and the next claim removes them again: removing a
+ * missing file succeeds.
  */
 int
-IntentClear(const char *tenantId, int *placedFound)
+IntentClear(const char *tenantId, IntentPlacedFilesStep beforeRemoving, void *argument)
 {
 	ExportIntent *intent = IntentRead(tenantId);
 	int			removed;
 
-	if (placedFound != NULL)
-		*placedFound = 0;
 	if (intent == NULL)
 		return 0;
 
-	removed = IntentRemoveFiles(tenantId, intent, placedFound);
+	removed = IntentRemoveFiles(tenantId, intent, beforeRemoving, argument);
 	IntentForget(tenantId);
 	return removed;
 }

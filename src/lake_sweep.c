@@ -8,8 +8,8 @@
  * intent reached the new primary.  The next export writes those rows again,
  * in batches that need not start at the same rows, so their old files would
  * hold them a second time.  Once per tenant and history (see
- * CurrentLakeEpoch), and after a batch placed here is undone (see
- * SweepAfterUndo in tenant_export.c), under the tenant's claim, every file
+ * CurrentLakeEpoch), and before a batch placed in this history is undone
+ * (see SweepBeforeUndo in tenant_export.c), under the tenant's claim, every file
  * whose first row (its name) lies past the checkpoint is judged by what it
  * holds: if the table holds any of its rows past the checkpoint, rows the
  * export will write again, the file is removed.  No committed batch of this
@@ -232,6 +232,22 @@ NamedPastCheckpoint(const char *relativePath, CheckpointPosition checkpoint)
 		firstCreatedAt >= checkpoint.createdAt;
 }
 
+/*
+ * ListHasPath says whether paths, a list of C strings, holds path.
+ */
+static bool
+ListHasPath(List *paths, const char *path)
+{
+	ListCell   *cell;
+
+	foreach(cell, paths)
+	{
+		if (strcmp(lfirst(cell), path) == 0)
+			return true;
+	}
+	return false;
+}
+
 /* A sweep of one tenant's files, as the sink's list hands them over. */
 typedef struct FileSweep
 {
@@ -240,6 +256,7 @@ typedef struct FileSweep
 	const char *tenantId;
 	CheckpointPosition checkpoint;
 	bool		onlyLostHistory;	/* judge only files placed here in a lost history */
+	List	   *passOver;		/* relative paths of files not to judge */
 	MemoryContext sweepContext; /* where the result lives */
 	MemoryContext fileContext;	/* one file's content, reset before the next */
 	LakeSweep	result;
@@ -261,6 +278,7 @@ SweepFile(const char *relativePath, void *argument)
 	ErrorData  *error;
 
 	if (!NamedPastCheckpoint(relativePath, sweep->checkpoint) ||
+		ListHasPath(sweep->passOver, relativePath) ||
 		(sweep->onlyLostHistory && !SinkPlacedInLostHistory(sweep->sink, relativePath)))
 		return;
 	/* A file is read whole: its memory goes before the next one is read. */
@@ -292,16 +310,17 @@ SweepFile(const char *relativePath, void *argument)
 /*
  * SweepLostFiles removes the tenant's files that a lost history placed past
  * its checkpoint (see JudgeFileRows), only those placed here in a lost
- * history when asked (see SinkPlacedInLostHistory), and reports how many, and
+ * history when asked (see SinkPlacedInLostHistory), none of passOver (paths
+ * relative to the lake's root), and reports how many, and
  * how many it could not judge, with the first such file and its error.  The
  * caller holds the tenant's claim; a cancel ends the sweep at once.
  */
 LakeSweep
 SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *tenantId,
-			   CheckpointPosition checkpoint, bool onlyLostHistory)
+			   CheckpointPosition checkpoint, bool onlyLostHistory, List *passOver)
 {
-	FileSweep	sweep = {sink, history, tenantId, checkpoint, onlyLostHistory, CurrentMemoryContext, NULL,
-	{0, 0, NULL, 0, NULL}};
+	FileSweep	sweep = {sink, history, tenantId, checkpoint, onlyLostHistory, passOver,
+	CurrentMemoryContext, NULL, {0, 0, NULL, 0, NULL}};
 
 	if (onlyLostHistory && sink->ops->origin == NULL)
 		return sweep.result;

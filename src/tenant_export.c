@@ -358,14 +358,15 @@ RecordedInThisHistory(TenantExporter *exporter, CheckpointPosition checkpoint)
  * export will write again (see SweepLostFiles), and fails the tenant's
  * batch when it could not judge every file, with the SQLSTATE of the first
  * file's error (a lock wait cut short defers the tenant): nothing is
- * recorded, so the next claim sweeps again.  occasion says when it sweeps.
+ * recorded, so the next claim sweeps again.  The files in passOver (relative
+ * paths) are not judged.  occasion says when it sweeps.
  */
 static void
 SweepOrFail(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint,
-			bool onlyLostHistory, const char *occasion)
+			bool onlyLostHistory, List *passOver, const char *occasion)
 {
 	LakeSweep	sweep = SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint,
-									   onlyLostHistory);
+									   onlyLostHistory, passOver);
 
 	if (sweep.unjudged > 0)
 		ereport(ERROR,
@@ -376,25 +377,36 @@ SweepOrFail(TenantExporter *exporter, const char *tenantId, CheckpointPosition c
 				 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
 }
 
+/* The sweep before an undo, as IntentClear hands it over. */
+typedef struct UndoSweep
+{
+	TenantExporter *exporter;
+	TenantBatch *batch;
+} UndoSweep;
+
 /*
- * SweepAfterUndo sweeps the tenant's files past its checkpoint (see
- * lake_sweep.c) once its claim has undone a batch that had placed files,
- * from a checkpoint of this history: that batch may have been confirmed in
- * a history this database lost while keeping its identity (a restore of a
- * base backup or snapshot taken between the batch's intent and its
- * confirmation, started without recovery.signal), which lake_epoch cannot
- * tell, and that history may have exported on.  The batch written next, from
- * the checkpoint, would then hold rows that its later files hold.  After an
- * ordinary cancel, error or crash the sweep removes nothing: the undone
- * batch's files are gone, and every file this history confirmed ends at or
- * before the checkpoint.  A checkpoint of another history, or of none, is
- * swept by BringIntoThisHistory.
+ * SweepBeforeUndo sweeps the tenant's files past its checkpoint (see
+ * lake_sweep.c) when its claim is about to undo a batch that had placed
+ * files (placedFiles, which the undo removes itself), from a checkpoint of
+ * this history: that batch may have been confirmed in a history this
+ * database lost while keeping its identity (a restore of a base backup or
+ * snapshot taken between the batch's intent and its confirmation, started
+ * without recovery.signal), which lake_epoch cannot tell, and that history
+ * may have exported on.  The batch written next, from the checkpoint, would
+ * then hold rows that its later files hold.  It runs before the undo, so
+ * that a sweep that fails leaves the batch's files for the next claim to
+ * find and sweep again.  After an ordinary cancel, error or crash it removes
+ * nothing: every file this history confirmed ends at or before the
+ * checkpoint.  A checkpoint of another history, or of none, is swept by
+ * BringIntoThisHistory.
  */
 static void
-SweepAfterUndo(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint)
+SweepBeforeUndo(List *placedFiles, void *argument)
 {
-	if (RecordedInThisHistory(exporter, checkpoint))
-		SweepOrFail(exporter, tenantId, checkpoint, false, "after an undone batch");
+	UndoSweep  *undo = argument;
+
+	SweepOrFail(undo->exporter, undo->batch->tenantId, undo->batch->checkpoint, false, placedFiles,
+				"before an undo");
 }
 
 /*
@@ -416,7 +428,7 @@ BringIntoThisHistory(TenantExporter *exporter, const char *tenantId, CheckpointP
 {
 	if (RecordedInThisHistory(exporter, checkpoint))
 		return;
-	SweepOrFail(exporter, tenantId, checkpoint, checkpoint.lakeEpoch == NULL, "after a change of history");
+	SweepOrFail(exporter, tenantId, checkpoint, checkpoint.lakeEpoch == NULL, NIL, "after a change of history");
 	/* A writer may still stamp rows behind the checkpoint: look when it has ended. */
 	if (exporter->watermark < checkpoint.createdAt)
 		return;
@@ -515,12 +527,11 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 	}
 	if (!exporter->dryRun)
 	{
-		int			undonePlacedFiles;
+		UndoSweep	undoSweep = {exporter, batch};
 
-		(void) IntentClear(batch->tenantId, &undonePlacedFiles);
 		KeepCheckpoint(exporter, batch, from);
-		if (undonePlacedFiles > 0)
-			SweepAfterUndo(exporter, batch->tenantId, from);
+		(void) IntentClear(batch->tenantId,
+						   RecordedInThisHistory(exporter, from) ? SweepBeforeUndo : NULL, &undoSweep);
 		BringIntoThisHistory(exporter, batch->tenantId, from);
 	}
 
@@ -571,7 +582,7 @@ static void
 RemoveOwnIntentFiles(TenantExporter *exporter, TenantBatch *batch, const char *message)
 {
 	if (CheckpointReclaim(batch->tenantId) && IntentIsOurs(batch->tenantId, batch->intentToken))
-		(void) IntentClear(batch->tenantId, NULL);
+		(void) IntentClear(batch->tenantId, NULL, NULL);
 }
 
 /*

@@ -298,7 +298,7 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 		RequireUnmovedCheckpoint(tenantId, current, checkpoint);
 	if (intent != NULL)
 		RequireSameLake(tenantId, JsonbPGetDatum(intent));
-	(void) IntentClear(tenantId, NULL);
+	(void) IntentClear(tenantId, NULL, NULL);
 
 	values[0] = CStringGetTextDatum(tenantId);
 	values[1] = JsonbPGetDatum(checkpoint);

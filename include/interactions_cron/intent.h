@@ -13,7 +13,10 @@
 extern char *IntentRecord(const char *tenantId, const ExportSink *sink,
 						  List *sinkFiles, uint64 rowCount);
 extern bool IntentIsOurs(const char *tenantId, const char *token);
-extern int	IntentClear(const char *tenantId, int *placedFound);
+/* A step run with the placed files of an intent before it is undone (see IntentClear). */
+typedef void (*IntentPlacedFilesStep) (List *placedFiles, void *argument);
+
+extern int	IntentClear(const char *tenantId, IntentPlacedFilesStep beforeRemoving, void *argument);
 extern void IntentForget(const char *tenantId);
 extern void IntentKeepFiles(const char *tenantId, int placedCount);
 extern void IntentRequireValid(const char *tenantId);

@@ -24,6 +24,6 @@ extern bool FileHoldsRowsPastCheckpoint(ExportSink *sink, const ConfiguredTable 
 										CheckpointPosition checkpoint);
 extern LakeSweep SweepLostFiles(ExportSink *sink, const ConfiguredTable *history,
 								const char *tenantId, CheckpointPosition checkpoint,
-								bool onlyLostHistory);
+								bool onlyLostHistory, List *passOver);
 
 #endif

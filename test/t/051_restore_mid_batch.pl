@@ -11,10 +11,10 @@
 # fires.  The restored database holds rows committed after the lost batch's
 # watermark, so its batch ended past the lost batch's end, and the lost
 # history's next file, which starts there, held rows then in two files (ids
-# 14-16).  Failed on 43c956e.  Now an undo of a batch that had placed files
-# sweeps the files whose first row lies past the checkpoint (SweepAfterUndo),
-# and the sweep judges only such files, so an ordinary cancel keeps every
-# confirmed file (t/044).
+# 14-16).  Failed on 43c956e.  Now a claim about to undo a batch that had
+# placed files sweeps the files whose first row lies past the checkpoint
+# (SweepBeforeUndo), and the sweep judges only such files, so an ordinary
+# cancel keeps every confirmed file (t/044).
 use strict;
 use warnings;
 
@@ -68,6 +68,19 @@ $restored->init_from_backup($node, 'mid_call');
 $restored->start;
 is(sql($restored, q{SELECT count(*) FROM interactions_cron.export_intents}), '1',
 	'the restored database has the batch of rows 11-13 outstanding');
+
+# A sweep that cannot judge a file (the lost history's last file made
+# unreadable) fails the tenant before the undo: the batch's file and its
+# intent stay, so the next claim finds them and sweeps again.
+my @files = sort @{ read_lake($lake)->{final_files} };
+my $last_file = "$lake/$files[-1]";
+chmod 0000, $last_file or die "chmod $last_file: $!";
+like(first_tenant_outcome($restored), qr/could not judge 1 of the tenant's files/,
+	'an unjudged file fails the tenant');
+is(sql($restored, q{SELECT count(*) FROM interactions_cron.export_intents}), '1',
+	'the batch of rows 11-13 is still outstanding');
+chmod 0600, $last_file or die "chmod $last_file: $!";
+
 export_all($restored, 100, 'after the restore');
 
 my %expected = map { $_ => 1 } split /\n/, sql($restored, 'SELECT id FROM interaction_history');
