@@ -27,6 +27,8 @@ use Test::More;
 
 our @EXPORT = qw(
   fsync_fail_shim
+  build_with_tree
+  start_with_failing_fsync
   $ONE_LATE_ROW_HELD
   first_tenant_outcome
   backfill_held_ok
@@ -74,6 +76,46 @@ sub fsync_fail_shim
 		'>', \$cc_stdout, '2>', \$cc_stderr)
 	  or die "cannot build the fsync failure shim: $cc_stderr";
 	return $shim;
+}
+
+# build_with_tree compiles the tree's files $options{sources} (paths from
+# the top of the tree, the parent of test/) with cc (or $CC) against the
+# tree's headers and the server's, with the compiler options
+# $options{options} (before the sources) and $options{libraries} (after),
+# into $name in a temporary directory, and returns its path; it dies with
+# the compiler's messages if they do not build.
+sub build_with_tree
+{
+	my ($name, %options) = @_;
+	my $tree = ($ENV{TESTDIR} // '.') . '/..';
+	my $output = PostgreSQL::Test::Utils::tempdir() . "/$name";
+	my $includes = `pg_config --includedir-server`;
+	chomp $includes;
+	my @cc = split ' ', ($ENV{CC} // 'cc');
+	my ($stdout, $stderr) = ('', '');
+	IPC::Run::run([ @cc, @{ $options{options} // [] }, "-I$tree/include", "-I$includes", '-o', $output,
+			(map { "$tree/$_" } @{ $options{sources} }), @{ $options{libraries} // [] } ],
+		'>', \$stdout, '2>', \$stderr)
+	  or die "cannot build $name: $stderr";
+	return $output;
+}
+
+# start_with_failing_fsync starts $node with the fsync failure shim $shim
+# (fsync_fail_shim) preloaded, failing the syncs of paths that contain $match
+# (or end with it, when it ends with "$"); %options sets the shim's other
+# switches: once => 1 fails only the first matching sync of each process
+# (FSYNC_FAIL_ONCE), no_io_uring => 1 refuses io_uring (FSYNC_FAIL_NO_IO_URING),
+# no_probe => 1 makes its probe find no fsync (FSYNC_FAIL_NO_PROBE).
+sub start_with_failing_fsync
+{
+	my ($node, $shim, $match, %options) = @_;
+	local $ENV{LD_PRELOAD} = $shim;
+	local $ENV{FSYNC_FAIL_MATCH} = $match;
+	local $ENV{FSYNC_FAIL_ONCE} = $options{once} ? 1 : '';
+	local $ENV{FSYNC_FAIL_NO_IO_URING} = $options{no_io_uring} ? 1 : '';
+	local $ENV{FSYNC_FAIL_NO_PROBE} = $options{no_probe} ? 1 : '';
+	$node->start;
+	return;
 }
 
 # read_lake walks <export_dir>/exports (or <export_dir>/<under> with
