@@ -21,6 +21,7 @@ use IO::Socket::INET;
 use IPC::Run;
 use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
 use JSON::PP;
+use List::Util ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -29,6 +30,10 @@ our @EXPORT = qw(
   fsync_fail_shim
   build_with_tree
   start_with_failing_fsync
+  each_fsync_mode
+  node_with_export_root
+  node_sql
+  rows_behind_checkpoint_ok
   $ONE_LATE_ROW_HELD
   first_tenant_outcome
   backfill_held_ok
@@ -116,6 +121,52 @@ sub start_with_failing_fsync
 	local $ENV{FSYNC_FAIL_NO_PROBE} = $options{no_probe} ? 1 : '';
 	$node->start;
 	return;
+}
+
+# each_fsync_mode runs $case->($mode) for each of @modes in turn ('together':
+# a group's fsyncs in flight at once through io_uring; 'one_at_a_time', ...),
+# noting the mode first.
+sub each_fsync_mode
+{
+	my ($case, @modes) = @_;
+	for my $mode (@modes)
+	{
+		note("fsyncs $mode");
+		$case->($mode);
+	}
+	return;
+}
+
+# node_with_export_root makes, without starting it, a cluster $name that
+# makes its files durable (fsync = on) and exports into export_root, a
+# directory it creates in the cluster's base directory, with the
+# postgresql.conf lines $settings besides; it returns the cluster and its
+# export_dir.  With export_dir_length => N, export_dir is a chain of
+# directories below export_root (each name at most 200 bytes) whose path is
+# N bytes long or more.
+sub node_with_export_root
+{
+	my ($name, $settings, %options) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	my $export_dir = $node->basedir . '/export_root';
+	mkdir $export_dir or die "mkdir $export_dir: $!";
+	my $length = $options{export_dir_length} // 0;
+	while (length($export_dir) < $length)
+	{
+		$export_dir .= '/' . ('d' x List::Util::min(200, $length - length($export_dir) - 1));
+		mkdir $export_dir or die "mkdir $export_dir: $!";
+	}
+	$node->append_conf('postgresql.conf', "fsync = on\ninteractions_cron.export_dir = '$export_dir'\n$settings");
+	return ($node, $export_dir);
+}
+
+# node_sql runs $query on $node's postgres database, bounded by the default
+# timeout, and returns its output (safe_psql: it dies if the query fails).
+sub node_sql
+{
+	my ($node, $query) = @_;
+	return $node->safe_psql('postgres', $query, timeout => $PostgreSQL::Test::Utils::timeout_default);
 }
 
 # read_lake walks <export_dir>/exports (or <export_dir>/<under> with
@@ -392,6 +443,28 @@ sub primary_with_exported_tenants
 	  export_until_done(sub { $primary->safe_psql('postgres', 'SELECT interactions_cron.export_interactions()') }, 10);
 	ok($caught_up && !@problems, "$name: the tenants' first rows are exported") or diag join("\n", @problems);
 	return $primary;
+}
+
+# rows_behind_checkpoint_ok checks that t1's checkpoint on $node, a new
+# primary whose clock is behind, is ahead of that clock, writes ten rows of
+# t1 there (channel 'email') and checks that they lie behind the checkpoint;
+# then it waits, calling no export, until the clock is past the checkpoint
+# by more than the watermark margin.
+sub rows_behind_checkpoint_ok
+{
+	my ($node) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	is(node_sql($node, q{SELECT last_created_at > now() FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1'}), 't',
+		'the checkpoint is ahead of the new primary\'s clock');
+	node_sql($node, q{INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'email' FROM generate_series(1, 10)});
+	is(node_sql($node, q{SELECT count(*) FROM interaction_history h JOIN interactions_cron.export_checkpoints c ON c.tenant_id = h.tenant_id
+	         WHERE h.channel = 'email' AND h.created_at < c.last_created_at}), '10',
+		'the rows written now lie behind the checkpoint');
+	$node->poll_query_until('postgres',
+		q{SELECT (SELECT last_created_at FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1')
+		         < now() - interval '1.5 seconds'})
+	  or die 'the clock did not pass the checkpoint';
+	return;
 }
 
 # restart_with_right_clock_ok checks that exactly the tenants $tenants (a
