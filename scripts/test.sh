@@ -19,14 +19,14 @@ failed=0
 failed_names=()
 
 # WORK_DIR is a copy of the tests (and the Makefile, for its test targets;
-# the headers and src/fsync_together.c, which t/047 builds outside the
-# server) readable and writable by the cluster's OS user, wherever the
-# repository itself lives.
+# the headers, src/fsync_together.c, which t/047 builds outside the server,
+# and src/file_sink.c, which t/049 builds into a module of its own) readable
+# and writable by the cluster's OS user, wherever the repository itself lives.
 prepare_work_dir() {
     WORK_DIR=$(mktemp -d /tmp/interactions_cron_tests.XXXXXX)
     cp -r "$REPO_ROOT/Makefile" "$REPO_ROOT/sql" "$REPO_ROOT/expected" "$REPO_ROOT/test" \
         "$REPO_ROOT/reference" "$REPO_ROOT/include" "$WORK_DIR/"
-    mkdir "$WORK_DIR/src" && cp "$REPO_ROOT/src/fsync_together.c" "$WORK_DIR/src/"
+    mkdir "$WORK_DIR/src" && cp "$REPO_ROOT/src/fsync_together.c" "$REPO_ROOT/src/file_sink.c" "$WORK_DIR/src/"
     rm -rf "$WORK_DIR/test/duckdb/node_modules" "$WORK_DIR/test/s3/node_modules" "$WORK_DIR/sql/install"
     chmod -R a+rX "$WORK_DIR"
     [ "$(id -u)" -eq 0 ] && chown -R "$PG_OS_USER" "$WORK_DIR"

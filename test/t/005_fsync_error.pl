@@ -38,28 +38,17 @@ my $shim = fsync_fail_shim();
 sub fsync_error_case
 {
 	my ($mode) = @_;
-	note("fsyncs $mode");
-	my $node = PostgreSQL::Test::Cluster->new("fsync_error_$mode");
-	$node->init;
-	my $export_dir = $node->basedir . '/export_root';
-	# fsync on: the extension only makes files durable when the cluster does.
+	# fsync on (node_with_export_root): the extension only makes files durable
+	# when the cluster does.
 	# restart_after_crash on: after a PANIC (1.0) the checks below still run.
 	# sync_method fsync: each path is fsynced (t/043 covers syncfs).
-	$node->append_conf('postgresql.conf', qq{
-	fsync = on
+	my ($node, $export_dir) = node_with_export_root("fsync_error_$mode", qq{
 	restart_after_crash = on
 	interactions_cron.sync_method = fsync
-	interactions_cron.export_dir = '$export_dir'
 	log_min_messages = debug1
 	});
-
-	{
-		local $ENV{LD_PRELOAD} = $shim;
-		local $ENV{FSYNC_FAIL_MATCH} = '/exports/failing_tenant';
-		local $ENV{FSYNC_FAIL_NO_IO_URING} = $mode eq 'one_at_a_time' ? 1 : '';
-		local $ENV{FSYNC_FAIL_NO_PROBE} = $mode eq 'without_the_fsync_probe' ? 1 : '';
-		$node->start;
-	}
+	start_with_failing_fsync($node, $shim, '/exports/failing_tenant',
+		no_io_uring => $mode eq 'one_at_a_time', no_probe => $mode eq 'without_the_fsync_probe');
 
 	$node->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
 	$node->safe_psql('postgres', slurp_file('../reference/schema.sql'));
@@ -175,7 +164,5 @@ sub fsync_error_case
 	return;
 }
 
-fsync_error_case('together');
-fsync_error_case('one_at_a_time');
-fsync_error_case('without_the_fsync_probe');
+each_fsync_mode(\&fsync_error_case, qw(together one_at_a_time without_the_fsync_probe));
 done_testing();

@@ -25,54 +25,41 @@ use Test::More;
 
 require_libfaketime();
 
-my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $skew = 12;    # seconds the standby's clock is behind
 my $lake = shared_lake();
 my $primary = primary_with_exported_tenants('clock_switchover', $lake, 't1');
 
-sub sql { my ($node, $query) = @_; return $node->safe_psql('postgres', $query, timeout => $timeout); }
-
 # After the export: an update gives the row a later transaction id.
-sql($primary, q{UPDATE interaction_history SET metadata = '{"read": true}' WHERE id = 3});
+node_sql($primary, q{UPDATE interaction_history SET metadata = '{"read": true}' WHERE id = 3});
 
 my $standby = switch_over_to_standby($primary, 'clock_switchover_standby', "-${skew}s");
 
-is(sql($standby, q{SELECT last_created_at > now() FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1'}), 't',
-	'the checkpoint is ahead of the new primary\'s clock');
-sql($standby, q{INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'email' FROM generate_series(1, 10)});
-is(sql($standby, q{SELECT count(*) FROM interaction_history h JOIN interactions_cron.export_checkpoints c ON c.tenant_id = h.tenant_id
-         WHERE h.channel = 'email' AND h.created_at < c.last_created_at}), '10',
-	'the rows written now lie behind the checkpoint');
+# Rows written behind the checkpoint; no call runs in the window, until the
+# clock passes the checkpoint and the watermark passes the new rows' time.
+rows_behind_checkpoint_ok($standby);
 
-# No call runs in the window; the clock passes the checkpoint, and the
-# watermark passes the new rows' time.
-$standby->poll_query_until('postgres',
-	q{SELECT (SELECT last_created_at FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1')
-	         < now() - interval '1.5 seconds'})
-  or die 'the clock did not pass the checkpoint';
-
-my $first_late = sql($standby, q{SELECT min(created_at) FROM interaction_history WHERE channel = 'email'});
+my $first_late = node_sql($standby, q{SELECT min(created_at) FROM interaction_history WHERE channel = 'email'});
 for my $call (1, 2)
 {
-	my $run = decode_json(sql($standby, 'SELECT interactions_cron.export_interactions()'));
+	my $run = decode_json(node_sql($standby, 'SELECT interactions_cron.export_interactions()'));
 	ok(!$run->{ok}, "call $call: the run is not ok");
 	like($run->{tenants}[0]{error} // '', qr/^not exported: 10 of the tenant's rows created within a day behind its checkpoint were written after it was set, the first at \Q$first_late\E$/,
 		"call $call: the tenant is held back: exactly the 10 rows written behind (not the updated one), and the first of them");
 	is($run->{totalExported}, 0, "call $call: nothing is exported for it");
 }
-like(sql($standby, q{SELECT status || ': ' || last_error FROM interactions_cron.export_status WHERE tenant_id = 't1'}),
+like(node_sql($standby, q{SELECT status || ': ' || last_error FROM interactions_cron.export_status WHERE tenant_id = 't1'}),
 	qr/^failed: not exported: 10 of the tenant's rows created within a day behind its checkpoint were written after it was set/, 'export_status shows it');
 
 # doc/operations.md's procedure, with the `since` the error names: remove
 # the tenant's files named from then on (here all: the rows written with the
 # slow clock lie before every other) and replay.
-is(sql($standby, "SELECT count(*) FROM interaction_history WHERE created_at < '$first_late'"), '0',
+is(node_sql($standby, "SELECT count(*) FROM interaction_history WHERE created_at < '$first_late'"), '0',
 	'the rows written with the slow clock come first');
 File::Path::remove_tree("$lake/exports/t1");
-sql($standby, "SELECT interactions_cron.reset_checkpoint('t1', '$first_late')");
-my ($caught_up, @problems) = export_until_done(sub { sql($standby, 'SELECT interactions_cron.export_interactions()') }, 10);
+node_sql($standby, "SELECT interactions_cron.reset_checkpoint('t1', '$first_late')");
+my ($caught_up, @problems) = export_until_done(sub { node_sql($standby, 'SELECT interactions_cron.export_interactions()') }, 10);
 ok($caught_up && !@problems, 'the replay exports') or diag join("\n", @problems);
-lake_rows_once_ok(read_lake($lake), sql($standby, 'SELECT count(*) FROM interaction_history'), ' (clock behind, switchover)');
+lake_rows_once_ok(read_lake($lake), node_sql($standby, 'SELECT count(*) FROM interaction_history'), ' (clock behind, switchover)');
 
 $standby->stop;
 done_testing();

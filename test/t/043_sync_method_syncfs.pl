@@ -36,14 +36,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $shim = fsync_fail_shim();
-my $node = PostgreSQL::Test::Cluster->new('sync_method');
-$node->init;
-my $export_dir = $node->basedir . '/export_root';
-mkdir $export_dir or die "mkdir $export_dir: $!";
-$node->append_conf('postgresql.conf', qq{
-fsync = on
-interactions_cron.export_dir = '$export_dir'
-});
+my ($node, $export_dir) = node_with_export_root('sync_method', '');
 
 # restart_failing restarts the server with syncs of paths containing $match
 # failing (none if undef), and, with $fuse, statfs() saying that paths

@@ -16,7 +16,6 @@ use warnings;
 
 use FindBin;
 use JSON::PP;
-use List::Util ();
 use lib $FindBin::RealBin;
 use LakeCheck;
 use PostgreSQL::Test::Cluster;
@@ -28,30 +27,13 @@ my $shim = fsync_fail_shim();
 sub shared_directory_case
 {
 	my ($mode) = @_;
-	note("fsyncs $mode");
-	my $node = PostgreSQL::Test::Cluster->new("fail_once_$mode");
-	$node->init;
-	my $export_dir = $node->basedir . '/export_root';
-	mkdir $export_dir or die "mkdir $export_dir: $!";
-	while ($mode eq 'together_long_path' && length($export_dir) < 1020)
-	{
-		$export_dir .= '/' . ('d' x List::Util::min(200, 1020 - length($export_dir) - 1));
-		mkdir $export_dir or die "mkdir $export_dir: $!";
-	}
-	$node->append_conf('postgresql.conf', qq{
-	fsync = on
+	my ($node, $export_dir) = node_with_export_root("fail_once_$mode", qq{
 	interactions_cron.sync_method = fsync
 	interactions_cron.max_workers = 1
-	interactions_cron.export_dir = '$export_dir'
 	log_min_messages = debug1
-	});
-	{
-		local $ENV{LD_PRELOAD} = $shim;
-		local $ENV{FSYNC_FAIL_MATCH} = "$export_dir/exports\$";
-		local $ENV{FSYNC_FAIL_ONCE} = 1;
-		local $ENV{FSYNC_FAIL_NO_IO_URING} = $mode eq 'one_at_a_time' ? 1 : '';
-		$node->start;
-	}
+	}, export_dir_length => $mode eq 'together_long_path' ? 1020 : 0);
+	start_with_failing_fsync($node, $shim, "$export_dir/exports\$",
+		once => 1, no_io_uring => $mode eq 'one_at_a_time');
 	$node->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
 	$node->safe_psql('postgres', slurp_file('../reference/schema.sql'));
 	$node->safe_psql('postgres', q{
@@ -81,7 +63,5 @@ sub shared_directory_case
 	return;
 }
 
-shared_directory_case('together');
-shared_directory_case('one_at_a_time');
-shared_directory_case('together_long_path');
+each_fsync_mode(\&shared_directory_case, qw(together one_at_a_time together_long_path));
 done_testing();

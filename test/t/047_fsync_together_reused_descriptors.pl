@@ -11,20 +11,15 @@ use warnings;
 use FindBin;
 use lib $FindBin::RealBin;
 use IPC::Run ();
+use LakeCheck;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $tree = ($ENV{TESTDIR} // '.') . '/..';
-my $harness = PostgreSQL::Test::Utils::tempdir() . '/reused_descriptors';
+my $harness = build_with_tree('reused_descriptors',
+	options => ['-D_GNU_SOURCE'],
+	sources => [ 'test/fsync_together/reused_descriptors.c', 'src/fsync_together.c' ],
+	libraries => [ '-luring', '-ldl' ]);
 my ($stdout, $stderr) = ('', '');
-my $includes = `pg_config --includedir-server`;
-chomp $includes;
-my @cc = split ' ', ($ENV{CC} // 'cc');
-IPC::Run::run([ @cc, '-D_GNU_SOURCE', "-I$tree/include", "-I$includes", '-o', $harness,
-		"$tree/test/fsync_together/reused_descriptors.c", "$tree/src/fsync_together.c", '-luring', '-ldl' ],
-	'>', \$stdout, '2>', \$stderr)
-  or die "cannot build the harness: $stderr";
-($stdout, $stderr) = ('', '');
 my $passed = IPC::Run::run([$harness], '>', \$stdout, '2>', \$stderr);
 note($stdout . $stderr);
 like($stdout, qr/^control : fifo \(index 40\): synced=1 syncErrno=22 \(recorded failed\)$/m,

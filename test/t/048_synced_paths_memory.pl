@@ -21,15 +21,9 @@ use Test::More;
 
 my $days = 250;
 my @tenants = map { "tenant_$_" } 1 .. 8;
-my $node = PostgreSQL::Test::Cluster->new('synced_paths_memory');
-$node->init;
-my $export_dir = $node->basedir . '/export_root';
-mkdir $export_dir or die "mkdir $export_dir: $!";
-$node->append_conf('postgresql.conf', qq{
-fsync = on
+my ($node, $export_dir) = node_with_export_root('synced_paths_memory', qq{
 interactions_cron.sync_method = fsync
 interactions_cron.max_workers = 1
-interactions_cron.export_dir = '$export_dir'
 });
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');

@@ -21,12 +21,19 @@ use IO::Socket::INET;
 use IPC::Run;
 use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
 use JSON::PP;
+use List::Util ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
   fsync_fail_shim
+  build_with_tree
+  start_with_failing_fsync
+  each_fsync_mode
+  node_with_export_root
+  node_sql
+  rows_behind_checkpoint_ok
   $ONE_LATE_ROW_HELD
   first_tenant_outcome
   backfill_held_ok
@@ -74,6 +81,92 @@ sub fsync_fail_shim
 		'>', \$cc_stdout, '2>', \$cc_stderr)
 	  or die "cannot build the fsync failure shim: $cc_stderr";
 	return $shim;
+}
+
+# build_with_tree compiles the tree's files $options{sources} (paths from
+# the top of the tree, the parent of test/) with cc (or $CC) against the
+# tree's headers and the server's, with the compiler options
+# $options{options} (before the sources) and $options{libraries} (after),
+# into $name in a temporary directory, and returns its path; it dies with
+# the compiler's messages if they do not build.
+sub build_with_tree
+{
+	my ($name, %options) = @_;
+	my $tree = ($ENV{TESTDIR} // '.') . '/..';
+	my $output = PostgreSQL::Test::Utils::tempdir() . "/$name";
+	my $includes = `pg_config --includedir-server`;
+	chomp $includes;
+	my @cc = split ' ', ($ENV{CC} // 'cc');
+	my ($stdout, $stderr) = ('', '');
+	IPC::Run::run([ @cc, @{ $options{options} // [] }, "-I$tree/include", "-I$includes", '-o', $output,
+			(map { "$tree/$_" } @{ $options{sources} }), @{ $options{libraries} // [] } ],
+		'>', \$stdout, '2>', \$stderr)
+	  or die "cannot build $name: $stderr";
+	return $output;
+}
+
+# start_with_failing_fsync starts $node with the fsync failure shim $shim
+# (fsync_fail_shim) preloaded, failing the syncs of paths that contain $match
+# (or end with it, when it ends with "$"); %options sets the shim's other
+# switches: once => 1 fails only the first matching sync of each process
+# (FSYNC_FAIL_ONCE), no_io_uring => 1 refuses io_uring (FSYNC_FAIL_NO_IO_URING),
+# no_probe => 1 makes its probe find no fsync (FSYNC_FAIL_NO_PROBE).
+sub start_with_failing_fsync
+{
+	my ($node, $shim, $match, %options) = @_;
+	local $ENV{LD_PRELOAD} = $shim;
+	local $ENV{FSYNC_FAIL_MATCH} = $match;
+	local $ENV{FSYNC_FAIL_ONCE} = $options{once} ? 1 : '';
+	local $ENV{FSYNC_FAIL_NO_IO_URING} = $options{no_io_uring} ? 1 : '';
+	local $ENV{FSYNC_FAIL_NO_PROBE} = $options{no_probe} ? 1 : '';
+	$node->start;
+	return;
+}
+
+# each_fsync_mode runs $case->($mode) for each of @modes in turn ('together':
+# a group's fsyncs in flight at once through io_uring; 'one_at_a_time', ...),
+# noting the mode first.
+sub each_fsync_mode
+{
+	my ($case, @modes) = @_;
+	for my $mode (@modes)
+	{
+		note("fsyncs $mode");
+		$case->($mode);
+	}
+	return;
+}
+
+# node_with_export_root makes, without starting it, a cluster $name that
+# makes its files durable (fsync = on) and exports into export_root, a
+# directory it creates in the cluster's base directory, with the
+# postgresql.conf lines $settings besides; it returns the cluster and its
+# export_dir.  With export_dir_length => N, export_dir is a chain of
+# directories below export_root (each name at most 200 bytes) whose path is
+# N bytes long or more.
+sub node_with_export_root
+{
+	my ($name, $settings, %options) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	my $export_dir = $node->basedir . '/export_root';
+	mkdir $export_dir or die "mkdir $export_dir: $!";
+	my $length = $options{export_dir_length} // 0;
+	while (length($export_dir) < $length)
+	{
+		$export_dir .= '/' . ('d' x List::Util::min(200, $length - length($export_dir) - 1));
+		mkdir $export_dir or die "mkdir $export_dir: $!";
+	}
+	$node->append_conf('postgresql.conf', "fsync = on\ninteractions_cron.export_dir = '$export_dir'\n$settings");
+	return ($node, $export_dir);
+}
+
+# node_sql runs $query on $node's postgres database, bounded by the default
+# timeout, and returns its output (safe_psql: it dies if the query fails).
+sub node_sql
+{
+	my ($node, $query) = @_;
+	return $node->safe_psql('postgres', $query, timeout => $PostgreSQL::Test::Utils::timeout_default);
 }
 
 # read_lake walks <export_dir>/exports (or <export_dir>/<under> with
@@ -350,6 +443,28 @@ sub primary_with_exported_tenants
 	  export_until_done(sub { $primary->safe_psql('postgres', 'SELECT interactions_cron.export_interactions()') }, 10);
 	ok($caught_up && !@problems, "$name: the tenants' first rows are exported") or diag join("\n", @problems);
 	return $primary;
+}
+
+# rows_behind_checkpoint_ok checks that t1's checkpoint on $node, a new
+# primary whose clock is behind, is ahead of that clock, writes ten rows of
+# t1 there (channel 'email') and checks that they lie behind the checkpoint;
+# then it waits, calling no export, until the clock is past the checkpoint
+# by more than the watermark margin.
+sub rows_behind_checkpoint_ok
+{
+	my ($node) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	is(node_sql($node, q{SELECT last_created_at > now() FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1'}), 't',
+		'the checkpoint is ahead of the new primary\'s clock');
+	node_sql($node, q{INSERT INTO interaction_history (tenant_id, channel) SELECT 't1', 'email' FROM generate_series(1, 10)});
+	is(node_sql($node, q{SELECT count(*) FROM interaction_history h JOIN interactions_cron.export_checkpoints c ON c.tenant_id = h.tenant_id
+	         WHERE h.channel = 'email' AND h.created_at < c.last_created_at}), '10',
+		'the rows written now lie behind the checkpoint');
+	$node->poll_query_until('postgres',
+		q{SELECT (SELECT last_created_at FROM interactions_cron.export_checkpoints WHERE tenant_id = 't1')
+		         < now() - interval '1.5 seconds'})
+	  or die 'the clock did not pass the checkpoint';
+	return;
 }
 
 # restart_with_right_clock_ok checks that exactly the tenants $tenants (a
