@@ -49,6 +49,7 @@
 #include "interactions_cron/lake_sweep.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/subtransaction.h"
+#include "interactions_cron/tenants.h"
 
 /* A file of the tenant, judged by its rows in a subtransaction. */
 typedef struct FileCheck
@@ -232,22 +233,6 @@ NamedPastCheckpoint(const char *relativePath, CheckpointPosition checkpoint)
 		firstCreatedAt >= checkpoint.createdAt;
 }
 
-/*
- * ListHasPath says whether paths, a list of C strings, holds path.
- */
-static bool
-ListHasPath(List *paths, const char *path)
-{
-	ListCell   *cell;
-
-	foreach(cell, paths)
-	{
-		if (strcmp(lfirst(cell), path) == 0)
-			return true;
-	}
-	return false;
-}
-
 /* A sweep of one tenant's files, as the sink's list hands them over. */
 typedef struct FileSweep
 {
@@ -278,7 +263,7 @@ SweepFile(const char *relativePath, void *argument)
 	ErrorData  *error;
 
 	if (!NamedPastCheckpoint(relativePath, sweep->checkpoint) ||
-		ListHasPath(sweep->passOver, relativePath) ||
+		StringListContains(sweep->passOver, relativePath) ||
 		(sweep->onlyLostHistory && !SinkPlacedInLostHistory(sweep->sink, relativePath)))
 		return;
 	/* A file is read whole: its memory goes before the next one is read. */

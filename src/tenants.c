@@ -17,10 +17,10 @@
 #include "interactions_cron/tenants.h"
 
 /*
- * ContainsString says whether a list of C strings holds value.
+ * StringListContains says whether a list of C strings holds value.
  */
-static bool
-ContainsString(List *strings, const char *value)
+bool
+StringListContains(List *strings, const char *value)
 {
 	ListCell   *cell;
 
@@ -183,7 +183,7 @@ MarkPendingTenants(List *tenantList, const ConfiguredTable *history, TimestampTz
 		tenant->hasPendingRows =
 			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[foreach_current_index(cell)],
 									   SPI_tuptable->tupdesc, 1, &isNull)) ||
-			ContainsString(toRevisit, tenant->id);
+			StringListContains(toRevisit, tenant->id);
 		tenant->aheadOfClock =
 			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[foreach_current_index(cell)],
 									   SPI_tuptable->tupdesc, 2, &isNull));

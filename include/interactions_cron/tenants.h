@@ -19,6 +19,7 @@ typedef struct TenantToExport
 	bool		aheadOfClock;	/* its checkpoint is ahead of this server's clock */
 } TenantToExport;
 
+extern bool StringListContains(List *strings, const char *value);
 extern Datum TenantIdArray(List *tenantList);
 extern struct SPITupleTable *ReadCheckpointPositions(Datum ids, Datum *createdAts,
 													  Datum *lastIds);

@@ -26,17 +26,12 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 my $lake = shared_lake();
-my $node = extension_node('snapshot_mid_call',
-	"interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n",
-	allows_streaming => 1);
-sub sql { my ($on, $q) = @_; return $on->safe_psql('postgres', $q, timeout => $timeout); }
+my $node = tenant_t_node('snapshot_mid_call', $lake, allows_streaming => 1);
 my $export = 'SELECT interactions_cron.export_interactions(batch_size => 100)';
 
-sql($node, q{INSERT INTO tenants (id, name) VALUES ('t', 'T')});
 add_tenant_rows($node, 10, 0, 't');
-is(decode_json(sql($node, $export))->{totalExported}, 10, 'a first batch: rows 1-10');
+is(decode_json(node_sql($node, $export))->{totalExported}, 10, 'a first batch: rows 1-10');
 
 # Rows 11-13, and a call that exports them; its worker is stopped in the
 # batch's second transaction (B2), after placing its file.
@@ -57,16 +52,16 @@ $node->poll_query_until('postgres',
 	q{SELECT count(*) = 0 FROM interactions_cron.export_intents})
   or die 'the stalled batch was not confirmed';
 end_session($session);
-is(sql($node, q{SELECT rows_exported FROM interactions_cron.export_checkpoints WHERE tenant_id = 't'}),
+is(node_sql($node, q{SELECT rows_exported FROM interactions_cron.export_checkpoints WHERE tenant_id = 't'}),
 	'13', 'the original confirmed rows 11-13');
-is(decode_json(sql($node, $export))->{totalExported}, 3, 'the original exports rows 14-16');
+is(decode_json(node_sql($node, $export))->{totalExported}, 3, 'the original exports rows 14-16');
 $node->stop;
 
 # The snapshot started as a cluster of its own, without recovery.signal.
 my $restored = PostgreSQL::Test::Cluster->new('snapshot_restored');
 $restored->init_from_backup($node, 'mid_call');
 $restored->start;
-is(sql($restored, q{SELECT count(*) FROM interactions_cron.export_intents}), '1',
+is(node_sql($restored, q{SELECT count(*) FROM interactions_cron.export_intents}), '1',
 	'the restored database has the batch of rows 11-13 outstanding');
 
 # A sweep that cannot judge a file (the lost history's last file made
@@ -77,13 +72,13 @@ my $last_file = "$lake/$files[-1]";
 chmod 0000, $last_file or die "chmod $last_file: $!";
 like(first_tenant_outcome($restored), qr/could not judge 1 of the tenant's files/,
 	'an unjudged file fails the tenant');
-is(sql($restored, q{SELECT count(*) FROM interactions_cron.export_intents}), '1',
+is(node_sql($restored, q{SELECT count(*) FROM interactions_cron.export_intents}), '1',
 	'the batch of rows 11-13 is still outstanding');
 chmod 0600, $last_file or die "chmod $last_file: $!";
 
 export_all($restored, 100, 'after the restore');
 
-my %expected = map { $_ => 1 } split /\n/, sql($restored, 'SELECT id FROM interaction_history');
+my %expected = map { $_ => 1 } split /\n/, node_sql($restored, 'SELECT id FROM interaction_history');
 my $read = read_lake($lake);
 my ($missing, $duplicated, $unexpected) = compare_ids($read->{ids}, \%expected);
 is(scalar(@$missing), 0, 'every row of the restored database is in the lake') or diag "missing @$missing";

@@ -33,6 +33,7 @@ our @EXPORT = qw(
   each_fsync_mode
   node_with_export_root
   node_sql
+  tenant_t_node
   rows_behind_checkpoint_ok
   $ONE_LATE_ROW_HELD
   first_tenant_outcome
@@ -47,6 +48,7 @@ our @EXPORT = qw(
   read_lake
   compare_ids
   lake_rows_once_ok
+  id_channel_lines_once_ok
   export_until_done
   wait_rows_past_margin
   cut_off_standby
@@ -270,6 +272,22 @@ sub lake_rows_once_ok
 	  or diag explain $lake->{hidden_files};
 }
 
+# id_channel_lines_once_ok checks that the lake under $lake holds each of
+# @expected ("id/channel": ids alone may recur, (created, id) is unique)
+# in exactly one line, and no other line twice.
+sub id_channel_lines_once_ok
+{
+	my ($lake, @expected) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my %lines;
+	read_lake($lake, on_line => sub { my ($row) = @_; $lines{"$row->{id}/$row->{channel}"}++ });
+	my @missing = grep { !$lines{$_} } @expected;
+	my @twice = grep { $lines{$_} > 1 } sort keys %lines;
+	is(scalar(@missing), 0, 'every committed row is in the lake') or diag "missing: @missing";
+	is(scalar(@twice), 0, 'no row is in two files') or diag "twice: @twice";
+	return;
+}
+
 # export_all exports from $node's $database (postgres by default) in batches
 # of $batch until a call exports nothing, checks that it did and that every
 # call succeeded, and returns how many calls it made.
@@ -327,6 +345,17 @@ sub extension_node
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
 	$node->safe_psql('postgres', PostgreSQL::Test::Utils::slurp_file('../reference/schema.sql'));
+	return $node;
+}
+
+# tenant_t_node starts a cluster $name (extension_node, with %init) that
+# exports into $lake with one worker, and adds the tenant 't'.
+sub tenant_t_node
+{
+	my ($name, $lake, %init) = @_;
+	my $node = extension_node($name,
+		"interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n", %init);
+	$node->safe_psql('postgres', q{INSERT INTO tenants (id, name) VALUES ('t', 'T')});
 	return $node;
 }
 
