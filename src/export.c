@@ -320,6 +320,7 @@ ExportBody(FunctionCallInfo fcinfo, JobProgress *progress)
 		FailAll(run->assignment, silentTransaction);
 	else
 		RunExportWorkers(run->assignment);
+	progress->committedElsewhere = run->assignment->workersStarted > 0;
 	InjectFault(FAULT_POINT_AFTER_WORKERS, NULL);
 	return RunResultJson(run);
 }

@@ -63,19 +63,18 @@ typedef struct FileCheck
 } FileCheck;
 
 /*
- * LineId returns the text form of a line's value under the id column's
- * name: a JSON number or string, as the export writes ids.
+ * LineValue returns the text form of a line's value under a column's name:
+ * a JSON string or number, as the export writes ids and created instants.
  */
 static char *
-LineId(const char *line, const char *idKey, const char *relativePath, int lineNumber)
+LineValue(Jsonb *row, const char *column, const char *relativePath, int lineNumber)
 {
-	Jsonb	   *row = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(line)));
 	JsonbValue	key;
 	JsonbValue *value;
 
 	key.type = jbvString;
-	key.val.string.val = (char *) idKey;
-	key.val.string.len = strlen(idKey);
+	key.val.string.val = (char *) column;
+	key.val.string.len = strlen(column);
 	value = JB_ROOT_IS_OBJECT(row)
 		? findJsonbValueFromContainer(&row->root, JB_FOBJECT, &key) : NULL;
 	if (value != NULL && value->type == jbvString)
@@ -84,17 +83,27 @@ LineId(const char *line, const char *idKey, const char *relativePath, int lineNu
 		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value->val.numeric)));
 	ereport(ERROR,
 			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("line %d of \"%s\" has no id \"%s\"", lineNumber, relativePath, idKey)));
+			 errmsg("line %d of \"%s\" has no value \"%s\"", lineNumber, relativePath, column)));
 	return NULL;				/* keep the compiler quiet */
 }
 
-/*
- * FileRowIds returns the ids of the rows a file holds, one a line.
- */
-static List *
-FileRowIds(StringInfo content, const char *idKey, const char *relativePath)
+/* The rows a file holds, one a line, as text. */
+typedef struct FileRows
 {
-	List	   *ids = NIL;
+	List	   *ids;
+	List	   *createdAts;		/* as written: see CreatedTextAsColumnType */
+} FileRows;
+
+/*
+ * ReadFileRows returns the (created, id) of the rows a file holds, one a
+ * line, under the created and id columns' names.
+ */
+static FileRows
+ReadFileRows(StringInfo content, const ConfiguredTable *history, const char *relativePath)
+{
+	const char *createdKey = history->columns[HISTORY_CREATED_COLUMN].name;
+	const char *idKey = history->columns[HISTORY_ID_COLUMN].name;
+	FileRows	rows = {NIL, NIL};
 	char	   *line = content->data;
 	char	   *end = content->data + content->len;
 	int			lineNumber = 0;
@@ -106,89 +115,110 @@ FileRowIds(StringInfo content, const char *idKey, const char *relativePath)
 
 		lineNumber++;
 		if (lineEnd > line)
-			ids = lappend(ids, LineId(pnstrdup(line, lineEnd - line), idKey, relativePath, lineNumber));
+		{
+			Jsonb	   *row = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+																 CStringGetDatum(pnstrdup(line, lineEnd - line))));
+
+			rows.ids = lappend(rows.ids, LineValue(row, idKey, relativePath, lineNumber));
+			rows.createdAts = lappend(rows.createdAts, LineValue(row, createdKey, relativePath, lineNumber));
+		}
 		line = lineEnd + 1;
 	}
-	return ids;
+	return rows;
 }
 
 /*
- * FirstRowPastCheckpoint returns the SQL condition that the file's first row
- * (its name: see BatchFileName), with its created instant in $5 and its id
- * in $6, lies past the checkpoint ($2, $3), compared as the export compares
- * positions.  Every row of a file of ours follows its first, so such a file
- * holds nothing at or before the checkpoint; every file a batch of this
- * history confirmed ends at or before it, and so is never judged, however
- * its ids recur past it (only (created, id) is unique).  A name with a
- * shortened id (firstIdKnown false) shows its first row past the
- * checkpoint only by a later instant.
+ * CreatedTextAsColumnType returns SQL text converting a created value as a
+ * file holds it (textExpression) to the column's type: a timestamp column's
+ * wall-clock time is written as the instant it was in
+ * interactions_cron.history_timezone (see ndjson.c), every other type in
+ * its own text form.
+ */
+static char *
+CreatedTextAsColumnType(const MappedColumn *created, const char *textExpression)
+{
+	if (IsLocalTimestamp(created))
+		return InstantAsColumnType(created, psprintf("CAST(%s AS pg_catalog.timestamptz)", textExpression));
+	return psprintf("CAST(%s AS %s)", textExpression, created->typeName);
+}
+
+/*
+ * FirstRowPastCheckpoint returns the SQL condition that the file's first row,
+ * with its created instant in $5 and its id in $6, lies past the checkpoint
+ * ($2, $3), compared as the export compares positions: in the columns'
+ * types, the id in its column's collation.  Every row of a file of ours
+ * follows its first, so such a file holds nothing at or before the
+ * checkpoint; every file a batch of this history confirmed ends at or
+ * before it, and so is never judged, however its ids recur past it (only
+ * (created, id) is unique).
  */
 static const char *
-FirstRowPastCheckpoint(const ConfiguredTable *history, CheckpointPosition checkpoint,
-					   bool firstIdKnown)
+FirstRowPastCheckpoint(const ConfiguredTable *history, CheckpointPosition checkpoint)
 {
 	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
+	const char *collate = ColumnCollateClause(id);
 
 	/* A position without a last id holds the rows from its instant on. */
 	if (checkpoint.id == NULL)
 		return psprintf("%s >= %s", InstantAsColumnType(created, "$5"), InstantAsColumnType(created, "$2"));
-	if (!firstIdKnown)
-		return psprintf("%s > %s", InstantAsColumnType(created, "$5"), InstantAsColumnType(created, "$2"));
-	return psprintf("(%s, %s) > (%s, %s)",
-					InstantAsColumnType(created, "$5"), TextAsColumnType(id, "$6"),
-					InstantAsColumnType(created, "$2"), TextAsColumnType(id, "$3"));
+	return psprintf("(%s, %s%s) > (%s, %s%s)",
+					InstantAsColumnType(created, "$5"), TextAsColumnType(id, "$6"), collate,
+					InstantAsColumnType(created, "$2"), TextAsColumnType(id, "$3"), collate);
 }
 
 /*
  * JudgeFileRows sets check->rewritten when the file's first row lies past
- * the checkpoint (see FirstRowPastCheckpoint) and the table holds, past the
- * checkpoint, any row the file holds (its id, of the tenant, ordered as the
- * export orders, ties on the created instant compared in the id column's
- * type): the export will write it again, so the file is a duplicate.  The
- * file is read whole (decompressed when gzip); the query runs as the
- * history table's owner: the type's input function is code.
+ * the checkpoint (see FirstRowPastCheckpoint: its created instant from its
+ * name, its id from its first line, which the name may hold only shortened)
+ * and the table holds, past the checkpoint, any row the file holds, by its
+ * (created, id), which is unique where the id alone is not: the export will
+ * write it again, so the file is a duplicate.  The file is read whole
+ * (decompressed when compressed); the query runs as the history table's
+ * owner: the types' input functions are code.
  */
 static void
 JudgeFileRows(void *argument)
 {
 	FileCheck  *check = argument;
 	const ConfiguredTable *history = check->history;
+	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
 	const char *name = strrchr(check->relativePath, '/');
 	TimestampTz firstCreatedAt;
-	char	   *firstId;
-	StringInfo	content;
-	List	   *ids;
-	Oid			argumentTypes[6] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, TIMESTAMPTZOID, TEXTOID};
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', check->checkpoint.id ? ' ' : 'n', ' ', ' ', ' '};
+	char	   *nameId;
+	FileRows	rows;
+	Oid			argumentTypes[7] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, TIMESTAMPTZOID, TEXTOID,
+	TEXTARRAYOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', check->checkpoint.id ? ' ' : 'n', ' ', ' ', ' ', ' '};
 	bool		isNull;
 
-	if (!ParseBatchFileName(name != NULL ? name + 1 : check->relativePath, &firstCreatedAt, &firstId))
+	if (!ParseBatchFileName(name != NULL ? name + 1 : check->relativePath, &firstCreatedAt, &nameId))
 		return;
-	content = DecompressedContent(check->sink->ops->read(check->sink, check->relativePath),
-								  check->relativePath);
-	ids = FileRowIds(content, id->name, check->relativePath);
-	if (ids == NIL)
+	rows = ReadFileRows(DecompressedContent(check->sink->ops->read(check->sink, check->relativePath),
+											check->relativePath),
+						history, check->relativePath);
+	if (rows.ids == NIL)
 		return;
 	values[0] = CStringGetTextDatum(check->tenantId);
 	values[1] = TimestampTzGetDatum(check->checkpoint.createdAt);
 	values[2] = check->checkpoint.id ? CStringGetTextDatum(check->checkpoint.id) : (Datum) 0;
-	values[3] = TextArrayParameter(ids);
+	values[3] = TextArrayParameter(rows.ids);
 	values[4] = TimestampTzGetDatum(firstCreatedAt);
-	values[5] = firstId != NULL ? CStringGetTextDatum(firstId) : (Datum) 0;
-	nulls[5] = firstId != NULL ? ' ' : 'n';
+	values[5] = CStringGetTextDatum(linitial(rows.ids));
+	values[6] = TextArrayParameter(rows.createdAts);
 
 	ConnectSpi();
 	RunQueryAsTableOwner(history,
-						 psprintf("SELECT %s AND EXISTS (SELECT 1 FROM %s h WHERE %s"
-								  " AND h.%s = ANY (ARRAY(SELECT %s FROM pg_catalog.unnest($4) u)))",
-								  FirstRowPastCheckpoint(history, check->checkpoint, firstId != NULL),
+						 psprintf("SELECT %s AND EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($7)) AS f(u, c), %s h"
+								  " WHERE %s AND h.%s = %s AND h.%s = %s)",
+								  FirstRowPastCheckpoint(history, check->checkpoint),
 								  history->quotedName,
 								  HistoryRowsAfter(history, "$1", "$2", "$3"),
-								  id->quotedName, TextAsColumnType(id, "u")),
-						 6, argumentTypes, values, nulls, 1, "judge a file's rows");
+								  created->quotedName, CreatedTextAsColumnType(created, "f.c"),
+								  id->quotedName, TextAsColumnType(id, "f.u")),
+						 7, argumentTypes, values, nulls, 1, "judge a file's rows");
 	check->rewritten = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
 												  &isNull)) && !isNull;
 	FinishSpi();

@@ -435,7 +435,9 @@ RunJobCall(void *argument)
  * own transaction's work undone; work it committed elsewhere stays).  A
  * finished call is recorded in the caller's transaction, or, when
  * workCommitsOnItsOwn, on its own too (or, if that fails, in the caller's
- * transaction).
+ * transaction); a finished call whose work committed nothing elsewhere (an
+ * export that started no worker) is recorded in the caller's transaction at
+ * once, needing no worker to record it.
  */
 Jsonb *
 RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo,
@@ -444,7 +446,7 @@ RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo,
 	MemoryContext callerContext = CurrentMemoryContext;
 	TimestampTz startedAt = GetCurrentTimestamp();
 	char	   *runBy = GetUserNameFromId(GetSessionUserId(), false);
-	JobCall		call = {body, fcinfo, NULL, {NULL, NULL, NULL}};
+	JobCall		call = {body, fcinfo, NULL, {NULL, NULL, NULL, false}};
 	ErrorData  *error;
 	bool		ok;
 
@@ -463,7 +465,9 @@ RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo,
 
 	ok = JsonbFlag(call.summary, "ok", "true") || JsonbFlag(call.summary, "status", "ok") ||
 		JsonbFlag(call.summary, "status", "skipped");
-	if (!workCommitsOnItsOwn ||
+	if (workCommitsOnItsOwn && !call.progress.committedElsewhere && call.progress.handOff != NULL)
+		ReleaseRunHandOff(call.progress.handOff);
+	if (!workCommitsOnItsOwn || !call.progress.committedElsewhere ||
 		!RecordRunOnItsOwn(call.progress.handOff, jobName, startedAt, ok, NULL, call.summary, runBy))
 		InsertRunRow(jobName, startedAt, ok, call.summary, NULL, runBy);
 	MemoryContextSwitchTo(callerContext);

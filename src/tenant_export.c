@@ -387,18 +387,21 @@ typedef struct UndoSweep
 /*
  * SweepBeforeUndo sweeps the tenant's files past its checkpoint (see
  * lake_sweep.c) when its claim is about to undo a batch that had placed
- * files (placedFiles, which the undo removes itself), from a checkpoint of
- * this history: that batch may have been confirmed in a history this
- * database lost while keeping its identity (a restore of a base backup or
- * snapshot taken between the batch's intent and its confirmation, started
- * without recovery.signal), which lake_epoch cannot tell, and that history
- * may have exported on.  The batch written next, from the checkpoint, would
+ * files (placedFiles, which the undo removes itself), from a checkpoint
+ * ending a batch this history confirmed: that batch may have been confirmed
+ * in a history this database lost while keeping its identity (a restore of
+ * a base backup or snapshot taken between the batch's intent and its
+ * confirmation, started without recovery.signal), which lake_epoch cannot
+ * tell, and that history may have exported on.  The batch written next, from the checkpoint, would
  * then hold rows that its later files hold.  It runs before the undo, so
  * that a sweep that fails leaves the batch's files for the next claim to
  * find and sweep again.  After an ordinary cancel, error or crash it removes
  * nothing: every file this history confirmed ends at or before the
  * checkpoint.  A checkpoint of another history, or of none, is swept by
- * BringIntoThisHistory.
+ * BringIntoThisHistory.  One at the beginning, or set by hand (new, reset,
+ * adopted), is not swept: the files past it may be another installation's
+ * or database's, which the lake keeps (the restore statement of doc/
+ * operations.md covers a restore in the middle of such a batch).
  */
 static void
 SweepBeforeUndo(List *placedFiles, void *argument)
@@ -530,8 +533,7 @@ WriteBatch(TenantExporter *exporter, TenantBatch *batch)
 		UndoSweep	undoSweep = {exporter, batch};
 
 		KeepCheckpoint(exporter, batch, from);
-		(void) IntentClear(batch->tenantId,
-						   RecordedInThisHistory(exporter, from) ? SweepBeforeUndo : NULL, &undoSweep);
+		(void) IntentClear(batch->tenantId, batch->confirmedHere ? SweepBeforeUndo : NULL, &undoSweep);
 		BringIntoThisHistory(exporter, batch->tenantId, from);
 	}
 

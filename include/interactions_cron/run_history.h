@@ -26,6 +26,7 @@ typedef struct JobProgress
 	Jsonb	   *(*describe) (void *state);	/* NULL: nothing to report */
 	void	   *state;
 	RunHandOff *handOff;		/* NULL: the job's work is the caller's transaction's */
+	bool		committedElsewhere; /* work committed outside the caller's transaction */
 } JobProgress;
 
 /* A job's body: does the work and returns its summary. */

@@ -34,17 +34,7 @@ sql(q{INSERT INTO interaction_history (id, tenant_id, created_at, channel)
 	SELECT 1000 + g, 't', date_trunc('day', now()) - interval '1 day', 'email' FROM generate_series(1, 2) g});
 
 # A call cancelled while its batch of the later rows is placed, not confirmed.
-my $offset = -s $node->logfile;
-my $session = $node->background_psql('postgres', on_error_stop => 0);
-$session->query_safe(q{LOAD 'interactions_cron'; SET interactions_cron.debug_fault = 'sleep_after_place'});
-$session->query_until(qr/started/, "\\echo started\n$export;\n");
-ok(wait_for_stalled_group($node, 'postgres', $offset, 1) >= 1, 'the second batch is placed, not confirmed');
-sql(q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%export_interactions(batch_size => 100)%' AND backend_type = 'client backend' AND pid <> pg_backend_pid()});
-$node->poll_query_until('postgres',
-	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'})
-  or die 'the worker did not stop';
-end_session($session);
-is(sql('SELECT count(*) FROM interactions_cron.export_intents'), '1', 'the cancelled batch left its intent');
+cancel_call_after_place($node, $export);
 
 # The next call undoes it, and (fccd64f) sweeps.
 my $log2 = -s $node->logfile;

@@ -34,6 +34,10 @@ our @EXPORT = qw(
   node_with_export_root
   node_sql
   tenant_t_node
+  restored_mid_batch
+  cancel_call_after_place
+  text_history_node
+  table_rows_once_in_lake_ok
   rows_behind_checkpoint_ok
   $ONE_LATE_ROW_HELD
   first_tenant_outcome
@@ -57,6 +61,8 @@ our @EXPORT = qw(
   shared_lake
   export_waiting_for_standby
   primary_with_standby
+  streaming_standby
+  promoted_calls_ok
   extension_node
   add_tenant_rows
   bounded_psql
@@ -359,6 +365,117 @@ sub tenant_t_node
 	return $node;
 }
 
+# restored_mid_batch plays a restore that keeps the history identity (a
+# base backup started without recovery.signal), taken mid-batch, and
+# returns the restored cluster, started: on a cluster $name exporting
+# tenant 't' into $lake (tenant_t_node), rows 1-10 are exported; a call's
+# batch of rows 11-13 is placed, not confirmed, when rows 14-16 are written
+# and the backup taken; the original then confirms that batch and exports
+# rows 14-16 into a file of their own, and stops.  The restored database
+# has rows 1-16, its checkpoint after row 10, and the batch of rows 11-13
+# outstanding (checked).
+sub restored_mid_batch
+{
+	my ($name, $lake) = @_;
+	my $node = tenant_t_node($name, $lake, allows_streaming => 1);
+	my $export = 'SELECT interactions_cron.export_interactions(batch_size => 100)';
+
+	add_tenant_rows($node, 10, 0, 't');
+	Test::More::is(decode_json(node_sql($node, $export))->{totalExported}, 10, 'a first batch: rows 1-10');
+
+	# A call's worker stopped in the batch's second transaction (B2), after placing its file.
+	add_tenant_rows($node, 3, 10, 't');
+	my $offset = -s $node->logfile;
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	$session->query_safe(q{LOAD 'interactions_cron'; SET interactions_cron.debug_fault = 'sleep_after_place'});
+	$session->query_until(qr/started/, "\\echo started\n$export;\n");
+	Test::More::ok(wait_for_stalled_group($node, 'postgres', $offset, 1) >= 1,
+		'the batch of rows 11-13 is placed, not confirmed');
+
+	# The platform writes on (rows 14-16) and the backup is taken now.
+	add_tenant_rows($node, 3, 13, 't');
+	$node->backup('mid_call');
+
+	# The original goes on: the stalled batch is confirmed, and the next call
+	# exports rows 14-16 into a file of their own.
+	$node->poll_query_until('postgres', q{SELECT count(*) = 0 FROM interactions_cron.export_intents})
+	  or die 'the stalled batch was not confirmed';
+	end_session($session);
+	Test::More::is(node_sql($node, q{SELECT rows_exported FROM interactions_cron.export_checkpoints WHERE tenant_id = 't'}),
+		'13', 'the original confirmed rows 11-13');
+	Test::More::is(decode_json(node_sql($node, $export))->{totalExported}, 3, 'the original exports rows 14-16');
+	$node->stop;
+
+	my $restored = PostgreSQL::Test::Cluster->new("${name}_restored");
+	$restored->init_from_backup($node, 'mid_call');
+	$restored->start;
+	Test::More::is(node_sql($restored, q{SELECT count(*) FROM interactions_cron.export_intents}), '1',
+		'the restored database has the batch of rows 11-13 outstanding');
+	return $restored;
+}
+
+# table_rows_once_in_lake_ok checks that every row of $node's history table
+# ($table, interaction_history by default) is in the lake under $lake, and
+# none in two lines.
+sub table_rows_once_in_lake_ok
+{
+	my ($node, $lake, $table) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	$table //= 'interaction_history';
+	my %expected = map { $_ => 1 } split /\n/, node_sql($node, "SELECT id FROM $table");
+	my $read = read_lake($lake);
+	my ($missing, $duplicated) = compare_ids($read->{ids}, \%expected);
+	Test::More::is(scalar(@$missing), 0, 'every row of the database is in the lake')
+	  or Test::More::diag("missing @$missing");
+	Test::More::is(scalar(@$duplicated), 0, 'no row is in two files')
+	  or Test::More::diag("duplicated ids @$duplicated; files: @{ $read->{final_files} }");
+	return;
+}
+
+# cancel_call_after_place runs $export on $node (max_workers = 1) in a
+# session of its own, stopped by debug_fault after its batch is placed and
+# before it is confirmed, cancels the call, waits for its worker to stop,
+# and checks that the batch left its intent.
+sub cancel_call_after_place
+{
+	my ($node, $export) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $offset = -s $node->logfile;
+	my $session = $node->background_psql('postgres', on_error_stop => 0);
+	$session->query_safe(q{LOAD 'interactions_cron'; SET interactions_cron.debug_fault = 'sleep_after_place'});
+	$session->query_until(qr/started/, "\\echo started\n$export;\n");
+	Test::More::ok(wait_for_stalled_group($node, 'postgres', $offset, 1) >= 1, 'the batch is placed, not confirmed');
+	node_sql($node, q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND query LIKE '%export_interactions%'});
+	$node->poll_query_until('postgres',
+		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'})
+	  or die 'the worker did not stop';
+	end_session($session);
+	Test::More::is(node_sql($node, 'SELECT count(*) FROM interactions_cron.export_intents'), '1',
+		'the cancelled batch left its intent');
+	return;
+}
+
+# text_history_node starts a cluster $name (extension_node, with %init)
+# exporting into $lake with one worker from public.text_history (text ids
+# of collation $collate, if given; not partitioned), and adds the tenant 't'.
+sub text_history_node
+{
+	my ($name, $lake, $collate, %init) = @_;
+	my $node = extension_node($name,
+		"interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n"
+		  . "interactions_cron.history_table = 'public.text_history'\n"
+		  . "interactions_cron.partitioned_tables = ''\n", %init);
+	$collate = $collate ? "COLLATE $collate" : '';
+	node_sql($node, qq{
+		CREATE TABLE text_history (id text $collate NOT NULL, tenant_id text NOT NULL,
+		  created_at timestamptz NOT NULL, channel text, PRIMARY KEY (id, created_at));
+		CREATE INDEX ON text_history (tenant_id, created_at, id);
+		INSERT INTO tenants (id, name) VALUES ('t', 'T');
+	});
+	return $node;
+}
+
 # primary_with_standby starts a primary $name with $settings (postgresql.conf
 # lines), the extension and the reference schema, and a standby streaming
 # from it that has replayed all that; it returns both.
@@ -366,12 +483,39 @@ sub primary_with_standby
 {
 	my ($name, $settings) = @_;
 	my $primary = extension_node($name, $settings, allows_streaming => 1);
-	$primary->backup('for_standby');
-	my $standby = PostgreSQL::Test::Cluster->new("${name}_standby");
-	$standby->init_from_backup($primary, 'for_standby', has_streaming => 1);
+	return ($primary, streaming_standby($primary, "${name}_standby"));
+}
+
+# streaming_standby starts a standby $name streaming from $primary, and
+# returns it once it has replayed all $primary has.
+sub streaming_standby
+{
+	my ($primary, $name) = @_;
+	$primary->backup("for_$name");
+	my $standby = PostgreSQL::Test::Cluster->new($name);
+	$standby->init_from_backup($primary, "for_$name", has_streaming => 1);
 	$standby->start;
 	$primary->wait_for_catchup($standby, 'replay');
-	return ($primary, $standby);
+	return $standby;
+}
+
+# promoted_calls_ok stops $primary, promotes $standby, runs $export there
+# three times and checks that no call failed a tenant.
+sub promoted_calls_ok
+{
+	my ($primary, $standby, $export) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	$primary->stop;
+	$standby->promote;
+	my @errors;
+	for my $call (1 .. 3)
+	{
+		my $run = decode_json(node_sql($standby, $export));
+		push @errors, map { "call $call: $_->{error}" } grep { defined $_->{error} } @{ $run->{tenants} };
+	}
+	Test::More::is(scalar(@errors), 0, 'the promoted standby exports the tenant')
+	  or Test::More::diag(join("\n", @errors));
+	return;
 }
 
 # new_tenant_database starts a cluster with $settings (postgresql.conf

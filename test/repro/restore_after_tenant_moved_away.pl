@@ -1,0 +1,77 @@
+# FAILS on main (a known gap).
+# Hostile review 13 of issue 19: a restore that keeps the identity (a base
+# backup started without recovery.signal, "Restores that keep the
+# identity": "There is nothing to do") of a shard that a tenant has moved
+# away from since the backup ("Moving a tenant to another database").  The
+# restored shard has the tenant active again, at its old checkpoint.  Its
+# first batch takes the name of the file the lost history placed next, the
+# shard is found behind its lake, and the sweep judges every file named
+# past the checkpoint by ids alone, whoever placed it: the destination's
+# first file (the rows the source had not exported when the tenant moved,
+# and the destination's own later rows) holds rows the restored table has,
+# and is removed.  The destination's own rows, past its checkpoint, are
+# never written again.  The sweep could leave alone a file whose origin
+# names another database (another system identifier or database OID), as
+# the sweep of a checkpoint of no recorded history does, and fail the
+# tenant with 58P02 instead.
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::RealBin/../t";
+use JSON::PP;
+use LakeCheck;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $lake = shared_lake();
+my $settings = "interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n";
+my $src = extension_node('shard_a', $settings, allows_streaming => 1);
+my $dst = new_tenant_database('shard_b', 100000, $settings);
+my $export = 'SELECT interactions_cron.export_interactions(batch_size => 5)';
+
+node_sql($src, q{INSERT INTO tenants (id, name) VALUES ('t', 'T')});
+add_tenant_rows($src, 20, 0, 't');
+is(decode_json(node_sql($src, $export))->{totalExported}, 5, 'a exports rows 1-5');
+is(decode_json(node_sql($src, $export))->{totalExported}, 5, 'a exports rows 6-10');
+$src->backup('before_move');
+is(decode_json(node_sql($src, $export))->{totalExported}, 5, 'a exports rows 11-15 after the backup');
+
+# The move, step by step (rows 16-20 not exported yet).
+node_sql($src, q{UPDATE tenants SET status = 'moving' WHERE id = 't'});
+my $rows = node_sql($src, q{COPY (SELECT * FROM interaction_history WHERE tenant_id = 't' ORDER BY id) TO STDOUT});
+my $state = node_sql($src, q{SELECT interactions_cron.tenant_state('t', release => true)});
+node_sql($dst, q{INSERT INTO tenants (id, name, status) VALUES ('t', 'T', 'suspended')});
+node_sql($dst, "COPY interaction_history FROM STDIN;\n$rows\n\\.\n");
+like(node_sql($dst, "SELECT interactions_cron.adopt_tenant_state(\$state\$$state\$state\$::jsonb)"),
+	qr/"ok": true/, 'b adopts the state');
+node_sql($dst, q{UPDATE tenants SET status = 'active' WHERE id = 't'});
+node_sql($src, q{DELETE FROM interaction_history WHERE tenant_id = 't'; DELETE FROM tenants WHERE id = 't'});
+
+# b writes on, and exports rows 16-20 with its own first rows.
+add_tenant_rows($dst, 5, 20, 't');
+is(decode_json(node_sql($dst, 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 10,
+	'b exports rows 16-20 and five rows of its own');
+my @b_rows = split /\n/, node_sql($dst, q{SELECT id FROM interaction_history WHERE tenant_id = 't' ORDER BY id});
+$src->stop;
+
+# Shard a is restored from its backup: no recovery.signal, same identity.
+my $restored = PostgreSQL::Test::Cluster->new('shard_a_restored');
+$restored->init_from_backup($src, 'before_move');
+$restored->start;
+my $offset = -s $restored->logfile;
+node_sql($restored, $export) for 1 .. 4;
+ok(!$restored->log_contains(qr/removing "[^"]*-16\.json"/, $offset), 'the restored shard removes no file of shard b')
+  or diag 'it removed b\'s first file';
+
+# What b exported stays in the lake, once.
+my %lines;
+read_lake($lake, on_line => sub { $lines{ $_[0]{id} }++ });
+my @missing = grep { !$lines{$_} } @b_rows;
+is(scalar(@missing), 0, 'every row of b is in the lake') or diag "missing: @missing";
+my @twice = grep { $lines{$_} > 1 } sort { $a <=> $b } keys %lines;
+is(scalar(@twice), 0, 'no row is in two files') or diag "twice: @twice";
+$restored->stop;
+$dst->stop;
+done_testing();
