@@ -58,7 +58,8 @@ SELECT * FROM regress_local.copies();
 SELECT lake_epoch IS NOT NULL AS history_recorded FROM interactions_cron.export_checkpoints;
 
 -- Another recorded history (a promoted standby, a restore): the first claim
--- judges each file named at or past the checkpoint by the rows it holds.
+-- judges each file named past the checkpoint by the rows it holds, by
+-- (created, id).
 -- Row 3's old file goes (the table holds row 3 past the checkpoint), and so
 -- does a file whose first row (50) the table never had but which also holds
 -- row 3 (issue 19, 3); a file of rows the table lacks only (99) stays.  A
@@ -68,9 +69,13 @@ SELECT lake_epoch IS NOT NULL AS history_recorded FROM interactions_cron.export_
 SELECT test_helpers.remove_exports();
 UPDATE interactions_cron.export_checkpoints SET last_created_at = '-infinity', last_id = NULL;
 SELECT regress_local.export_in_ones() AS exported;
-SELECT regress_local.plant('batch-2026-03-30T13-00-00-000000Z-99.json', ARRAY['{"id": 99}']);
-SELECT regress_local.plant('batch-2026-03-30T11-30-00-000000Z-50.json', ARRAY['{"id": 50}', '{"id": 3}']);
-SELECT regress_local.plant('batch-2026-03-30T12-30-00-000000Z-x.json.json', ARRAY['{"id": "x"}']);
+SELECT regress_local.plant('batch-2026-03-30T13-00-00-000000Z-99.json',
+                           ARRAY['{"id": 99, "created_at": "2026-03-30T13:00:00.000000Z"}']);
+SELECT regress_local.plant('batch-2026-03-30T11-30-00-000000Z-50.json',
+                           ARRAY['{"id": 50, "created_at": "2026-03-30T11:30:00.000000Z"}',
+                                 '{"id": 3, "created_at": "2026-03-30T12:00:00.000000Z"}']);
+SELECT regress_local.plant('batch-2026-03-30T12-30-00-000000Z-x.json.json',
+                           ARRAY['{"id": "x", "created_at": "2026-03-30T12:30:00.000000Z"}']);
 UPDATE interactions_cron.export_checkpoints
 SET last_created_at = '2026-03-30 10:00:00+00', last_id = '1', lake_epoch = 'another/1';
 SELECT r->'totalExported' AS replayed, r->'ok' AS ok,
