@@ -7,8 +7,8 @@
 //   list     answers a ListObjectsV2 request with one page of the keys in
 //            --keys (one a line, whatever they are, whatever the prefix asked)
 //            but those it was asked to delete, a GET of an object with one
-//            NDJSON line holding the row its name says (the id after its last
-//            "-"), and any other request (an upload, a delete) with success
+//            NDJSON line holding the row its name says (its created_at and
+//            id), and any other request (an upload, a delete) with success
 //   list-endless  answers every ListObjectsV2 request with a truncated page
 //            whose continuation token is always the same
 // Each event is a line in the log: "request <method> <url>", "closed <open connections left>".
@@ -54,8 +54,8 @@ const answerListing = (socket, requestLine) => {
       ? listPage(["lake-never-ends"], "always-the-same")
       : listPage(readFileSync(options.keys, "utf8").split("\n").filter((key) => key !== "" && !deleted.has(key)), null);
   } else if (requestLine.startsWith("GET ")) {
-    const id = /-(\d+)\.json[ ?]/.exec(requestLine);
-    body = id ? `{"id": ${id[1]}}\n` : "";
+    const row = /batch-(\d{4}-\d\d-\d\d)T(\d\d)-(\d\d)-(\d\d)-(\d{6})Z-(\d+)\.json[ ?]/.exec(requestLine);
+    body = row ? `{"id": ${row[6]}, "created_at": "${row[1]}T${row[2]}:${row[3]}:${row[4]}.${row[5]}Z"}\n` : "";
   } else if (requestLine.startsWith("DELETE ")) {
     deleted.add(decodeURIComponent(requestLine.split(" ")[1].split("?")[0]).replace(/^\/[^/]*\//, ""));
     status = "204 No Content";
