@@ -52,11 +52,7 @@ is(node_sql($node, q{SELECT count(*) FROM interactions_cron.job_runs WHERE job =
 	AND result->>'totalExported' = '0'}), '1', 'its run is recorded');
 
 # The stalled export ends.
-node_sql($node, q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-	WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND query LIKE '%export_interactions%'});
-$node->poll_query_until('postgres',
-	q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'})
-  or die 'the worker did not stop';
+cancel_exports($node);
 end_session($holder);
 $node->stop;
 done_testing();

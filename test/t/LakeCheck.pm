@@ -36,6 +36,7 @@ our @EXPORT = qw(
   tenant_t_node
   restored_mid_batch
   cancel_call_after_place
+  cancel_exports
   text_history_node
   table_rows_once_in_lake_ok
   rows_behind_checkpoint_ok
@@ -432,6 +433,19 @@ sub table_rows_once_in_lake_ok
 	return;
 }
 
+# cancel_exports cancels every export call running on $node and waits
+# until its workers have stopped.
+sub cancel_exports
+{
+	my ($node) = @_;
+	node_sql($node, q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND query LIKE '%export_interactions%'});
+	$node->poll_query_until('postgres',
+		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'})
+	  or die 'the workers did not stop';
+	return;
+}
+
 # cancel_call_after_place runs $export on $node (max_workers = 1) in a
 # session of its own, stopped by debug_fault after its batch is placed and
 # before it is confirmed, cancels the call, waits for its worker to stop,
@@ -445,11 +459,7 @@ sub cancel_call_after_place
 	$session->query_safe(q{LOAD 'interactions_cron'; SET interactions_cron.debug_fault = 'sleep_after_place'});
 	$session->query_until(qr/started/, "\\echo started\n$export;\n");
 	Test::More::ok(wait_for_stalled_group($node, 'postgres', $offset, 1) >= 1, 'the batch is placed, not confirmed');
-	node_sql($node, q{SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-		WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND query LIKE '%export_interactions%'});
-	$node->poll_query_until('postgres',
-		q{SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'interactions_cron export worker'})
-	  or die 'the worker did not stop';
+	cancel_exports($node);
 	end_session($session);
 	Test::More::is(node_sql($node, 'SELECT count(*) FROM interactions_cron.export_intents'), '1',
 		'the cancelled batch left its intent');
