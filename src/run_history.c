@@ -435,9 +435,10 @@ RunJobCall(void *argument)
  * own transaction's work undone; work it committed elsewhere stays).  A
  * finished call is recorded in the caller's transaction, or, when
  * workCommitsOnItsOwn, on its own too (or, if that fails, in the caller's
- * transaction); a finished call whose work committed nothing elsewhere (an
+ * transaction); a call that succeeded and committed nothing elsewhere (an
  * export that started no worker) is recorded in the caller's transaction at
- * once, needing no worker to record it.
+ * once, needing no worker to record it; a failed one is recorded on its own
+ * all the same, so that a caller's ROLLBACK keeps the failure.
  */
 Jsonb *
 RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo,
@@ -465,10 +466,14 @@ RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo,
 
 	ok = JsonbFlag(call.summary, "ok", "true") || JsonbFlag(call.summary, "status", "ok") ||
 		JsonbFlag(call.summary, "status", "skipped");
-	if (workCommitsOnItsOwn && !call.progress.committedElsewhere && call.progress.handOff != NULL)
-		ReleaseRunHandOff(call.progress.handOff);
-	if (!workCommitsOnItsOwn || !call.progress.committedElsewhere ||
-		!RecordRunOnItsOwn(call.progress.handOff, jobName, startedAt, ok, NULL, call.summary, runBy))
+	if (workCommitsOnItsOwn && ok && !call.progress.committedElsewhere)
+	{
+		if (call.progress.handOff != NULL)
+			ReleaseRunHandOff(call.progress.handOff);
+		InsertRunRow(jobName, startedAt, ok, call.summary, NULL, runBy);
+	}
+	else if (!workCommitsOnItsOwn ||
+			 !RecordRunOnItsOwn(call.progress.handOff, jobName, startedAt, ok, NULL, call.summary, runBy))
 		InsertRunRow(jobName, startedAt, ok, call.summary, NULL, runBy);
 	MemoryContextSwitchTo(callerContext);
 	return call.summary;
