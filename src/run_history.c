@@ -450,6 +450,7 @@ RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo,
 	JobCall		call = {body, fcinfo, NULL, {NULL, NULL, NULL, false}};
 	ErrorData  *error;
 	bool		ok;
+	bool		recordHere;
 
 	/* Made before the job's subtransaction, it outlives the job's error. */
 	if (workCommitsOnItsOwn)
@@ -466,14 +467,11 @@ RunRecordedJob(const char *jobName, JobBody body, FunctionCallInfo fcinfo,
 
 	ok = JsonbFlag(call.summary, "ok", "true") || JsonbFlag(call.summary, "status", "ok") ||
 		JsonbFlag(call.summary, "status", "skipped");
-	if (workCommitsOnItsOwn && ok && !call.progress.committedElsewhere)
-	{
-		if (call.progress.handOff != NULL)
-			ReleaseRunHandOff(call.progress.handOff);
-		InsertRunRow(jobName, startedAt, ok, call.summary, NULL, runBy);
-	}
-	else if (!workCommitsOnItsOwn ||
-			 !RecordRunOnItsOwn(call.progress.handOff, jobName, startedAt, ok, NULL, call.summary, runBy))
+	recordHere = !workCommitsOnItsOwn || (ok && !call.progress.committedElsewhere);
+	if (recordHere && call.progress.handOff != NULL)
+		ReleaseRunHandOff(call.progress.handOff);
+	if (recordHere ||
+		!RecordRunOnItsOwn(call.progress.handOff, jobName, startedAt, ok, NULL, call.summary, runBy))
 		InsertRunRow(jobName, startedAt, ok, call.summary, NULL, runBy);
 	MemoryContextSwitchTo(callerContext);
 	return call.summary;
