@@ -143,6 +143,25 @@ CurrentHistoryId(void)
 }
 
 /*
+ * HistoryIsThisDatabases says whether historyId names a history this
+ * database, or the one it was restored from (export_histories goes into
+ * dumps), has exported in.  It runs as the extension's owner; the caller
+ * is connected to SPI.
+ */
+bool
+HistoryIsThisDatabases(const char *historyId)
+{
+	static SPIPlanPtr knownPlan = NULL;
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(historyId)};
+
+	return TextColumnAsOwner(&knownPlan,
+							 "SELECT lake_epoch FROM interactions_cron.export_histories"
+							 " WHERE history_id::text = $1",
+							 1, argumentTypes, values, "look up a file's history") != NIL;
+}
+
+/*
  * CheckpointRecordLakeEpoch records the history the tenant's checkpoint
  * belongs to: the current one once its files named past it have been
  * removed, LAKE_EPOCH_BEHIND_LAKE, which makes the next claim sweep, or

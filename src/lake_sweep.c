@@ -30,23 +30,23 @@
  * the table holds past the checkpoint stays, lines and all: nothing will
  * write them again.  A file that cannot be judged (unreadable, a line that
  * is not a row of ours, an id the column's type no longer reads, a lock
- * wait cut short) fails the sweep: the history stays unrecorded and the
- * tenant unexported, so that the next claim sweeps again.
+ * wait cut short, a file another database placed in a history this one
+ * never had) fails the sweep, which then removes nothing: the history stays
+ * unrecorded and the tenant unexported, so that the next claim sweeps again.
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
-#include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 #include "interactions_cron/checkpoint.h"
 #include "interactions_cron/file_sink.h"
 #include "interactions_cron/hive_path.h"
 #include "interactions_cron/lake_sweep.h"
+#include "interactions_cron/ndjson.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/subtransaction.h"
 #include "interactions_cron/tenants.h"
@@ -62,31 +62,6 @@ typedef struct FileCheck
 	bool		rewritten;		/* the verdict: the export will write some of its rows again */
 } FileCheck;
 
-/*
- * LineValue returns the text form of a line's value under a column's name:
- * a JSON string or number, as the export writes ids and created instants.
- */
-static char *
-LineValue(Jsonb *row, const char *column, const char *relativePath, int lineNumber)
-{
-	JsonbValue	key;
-	JsonbValue *value;
-
-	key.type = jbvString;
-	key.val.string.val = (char *) column;
-	key.val.string.len = strlen(column);
-	value = JB_ROOT_IS_OBJECT(row)
-		? findJsonbValueFromContainer(&row->root, JB_FOBJECT, &key) : NULL;
-	if (value != NULL && value->type == jbvString)
-		return pnstrdup(value->val.string.val, value->val.string.len);
-	if (value != NULL && value->type == jbvNumeric)
-		return DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(value->val.numeric)));
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("line %d of \"%s\" has no value \"%s\"", lineNumber, relativePath, column)));
-	return NULL;				/* keep the compiler quiet */
-}
-
 /* The rows a file holds, one a line, as text. */
 typedef struct FileRows
 {
@@ -95,35 +70,51 @@ typedef struct FileRows
 } FileRows;
 
 /*
- * ReadFileRows returns the (created, id) of the rows a file holds, one a
- * line, under the created and id columns' names.
+ * ReadFileRows returns the (created, id) of the first maxRows rows a file
+ * holds (all of them when maxRows is negative), one a line, under the
+ * created and id columns' names.  Only those two members are decoded (see
+ * NdjsonLineMembers): the others are any JSON the table's columns held.
  */
 static FileRows
-ReadFileRows(StringInfo content, const ConfiguredTable *history, const char *relativePath)
+ReadFileRows(StringInfo content, const ConfiguredTable *history, const char *relativePath, int maxRows)
 {
-	const char *createdKey = history->columns[HISTORY_CREATED_COLUMN].name;
-	const char *idKey = history->columns[HISTORY_ID_COLUMN].name;
+	const char *const keys[2] = {history->columns[HISTORY_ID_COLUMN].name,
+	history->columns[HISTORY_CREATED_COLUMN].name};
 	FileRows	rows = {NIL, NIL};
 	char	   *line = content->data;
 	char	   *end = content->data + content->len;
 	int			lineNumber = 0;
+	MemoryContext rowsContext = CurrentMemoryContext;
+	MemoryContext lineContext = AllocSetContextCreate(CurrentMemoryContext, "interactions_cron file line",
+													  ALLOCSET_SMALL_SIZES);
 
-	while (line < end)
+	while (line < end && (maxRows < 0 || list_length(rows.ids) < maxRows))
 	{
 		char	   *newline = memchr(line, '\n', end - line);
 		char	   *lineEnd = newline != NULL ? newline : end;
+		char	   *values[2];
 
 		lineNumber++;
 		if (lineEnd > line)
 		{
-			Jsonb	   *row = DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
-																 CStringGetDatum(pnstrdup(line, lineEnd - line))));
-
-			rows.ids = lappend(rows.ids, LineValue(row, idKey, relativePath, lineNumber));
-			rows.createdAts = lappend(rows.createdAts, LineValue(row, createdKey, relativePath, lineNumber));
+			MemoryContextSwitchTo(lineContext);
+			if (!NdjsonLineMembers(line, lineEnd - line, 2, keys, values))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("line %d of \"%s\" is not a JSON object", lineNumber, relativePath)));
+			for (int i = 0; i < 2; i++)
+				if (values[i] == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("line %d of \"%s\" has no value \"%s\"", lineNumber, relativePath, keys[i])));
+			MemoryContextSwitchTo(rowsContext);
+			rows.ids = lappend(rows.ids, pstrdup(values[0]));
+			rows.createdAts = lappend(rows.createdAts, pstrdup(values[1]));
+			MemoryContextReset(lineContext);
 		}
 		line = lineEnd + 1;
 	}
+	MemoryContextDelete(lineContext);
 	return rows;
 }
 
@@ -168,14 +159,82 @@ FirstRowPastCheckpoint(const ConfiguredTable *history, CheckpointPosition checkp
 }
 
 /*
+ * FileContent returns the whole content of the file a check judges,
+ * decompressed when it is compressed.
+ */
+static StringInfo
+FileContent(const FileCheck *check)
+{
+	return DecompressedContent(check->sink->ops->read(check->sink, check->relativePath), check->relativePath);
+}
+
+/* The parameters of the judging queries: see JudgeFileRows. */
+#define JUDGE_PARAMETERS 7
+
+/*
+ * RunJudgingQuery runs one of a file's judging queries, which return one
+ * boolean, as the history table's owner: the types' input functions are
+ * code.  A NULL answer is false.
+ */
+static bool
+RunJudgingQuery(const ConfiguredTable *history, const char *sql, Datum *values, const char *nulls)
+{
+	Oid			argumentTypes[JUDGE_PARAMETERS] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID,
+	TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID};
+	bool		isNull;
+	bool		answer;
+
+	ConnectSpi();
+	RunQueryAsTableOwner(history, sql, JUDGE_PARAMETERS, argumentTypes, values, nulls, 1, "judge a file's rows");
+	answer = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isNull)) && !isNull;
+	FinishSpi();
+	return answer;
+}
+
+/*
+ * RefuseAnotherDatabasesFile fails the judgement of a file that another
+ * database placed (see SinkPlacedByAnotherDatabase) in a history this one
+ * has never had, unless the restore statement set the checkpoint (see
+ * LAKE_EPOCH_RESTORED).  Such a file is that database's export of a tenant
+ * it exports now, typically one that moved there after the backup this
+ * database was restored from: the rows of it this table holds are the ones
+ * that were copied over, and removing the file would lose the others.  A
+ * dump restored anywhere knows its source's histories (export_histories is
+ * dumped), and a physical copy has this database's origin.
+ */
+static void
+RefuseAnotherDatabasesFile(const FileCheck *check)
+{
+	char	   *historyId;
+	bool		known;
+
+	if (check->checkpoint.lakeEpoch != NULL && strcmp(check->checkpoint.lakeEpoch, LAKE_EPOCH_RESTORED) == 0)
+		return;
+	historyId = SinkPlacedByAnotherDatabase(check->sink, check->relativePath);
+	if (historyId == NULL)
+		return;
+	ConnectSpi();
+	known = HistoryIsThisDatabases(historyId);
+	FinishSpi();
+	if (!known)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_FILE),
+				 errmsg("another database placed it, in history %s, which this database has never had",
+						historyId)));
+}
+
+/*
  * JudgeFileRows sets check->rewritten when the file's first row lies past
- * the checkpoint (see FirstRowPastCheckpoint: its created instant from its
- * name, its id from its first line, which the name may hold only shortened)
- * and the table holds, past the checkpoint, any row the file holds, by its
- * (created, id), which is unique where the id alone is not: the export will
- * write it again, so the file is a duplicate.  The file is read whole
- * (decompressed when compressed); the query runs as the history table's
- * owner: the types' input functions are code.
+ * the checkpoint (see FirstRowPastCheckpoint: its created instant and its id
+ * from its name, or from its first line when the name holds the id only
+ * shortened) and the table holds, past the checkpoint, any row the file
+ * holds, by its (created, id), which is unique where the id alone is not:
+ * the export will write it again, so the file is a duplicate.  The first
+ * row is judged before the file is read, so that a file of this history's
+ * last batch, which is named at the checkpoint's instant, is never read:
+ * reading it could only fail.  Then a file of another database is left
+ * alone (see RefuseAnotherDatabasesFile).  The file is read whole
+ * (decompressed when compressed).
  */
 static void
 JudgeFileRows(void *argument)
@@ -186,42 +245,49 @@ JudgeFileRows(void *argument)
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
 	const char *name = strrchr(check->relativePath, '/');
 	TimestampTz firstCreatedAt;
-	char	   *nameId;
+	char	   *firstId;
+	StringInfo	content = NULL;
 	FileRows	rows;
-	Oid			argumentTypes[7] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTARRAYOID, TIMESTAMPTZOID, TEXTOID,
-	TEXTARRAYOID};
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', check->checkpoint.id ? ' ' : 'n', ' ', ' ', ' ', ' '};
-	bool		isNull;
+	Datum		values[JUDGE_PARAMETERS];
+	char		nulls[JUDGE_PARAMETERS] = {' ', ' ', check->checkpoint.id ? ' ' : 'n', 'n', ' ', ' ', 'n'};
 
-	if (!ParseBatchFileName(name != NULL ? name + 1 : check->relativePath, &firstCreatedAt, &nameId))
+	if (!ParseBatchFileName(name != NULL ? name + 1 : check->relativePath, &firstCreatedAt, &firstId))
 		return;
-	rows = ReadFileRows(DecompressedContent(check->sink->ops->read(check->sink, check->relativePath),
-											check->relativePath),
-						history, check->relativePath);
-	if (rows.ids == NIL)
-		return;
+	if (firstId == NULL)
+	{
+		content = FileContent(check);
+		rows = ReadFileRows(content, history, check->relativePath, 1);
+		if (rows.ids == NIL)
+			return;
+		firstId = linitial(rows.ids);
+	}
 	values[0] = CStringGetTextDatum(check->tenantId);
 	values[1] = TimestampTzGetDatum(check->checkpoint.createdAt);
 	values[2] = check->checkpoint.id ? CStringGetTextDatum(check->checkpoint.id) : (Datum) 0;
-	values[3] = TextArrayParameter(rows.ids);
 	values[4] = TimestampTzGetDatum(firstCreatedAt);
-	values[5] = CStringGetTextDatum(linitial(rows.ids));
-	values[6] = TextArrayParameter(rows.createdAts);
+	values[5] = CStringGetTextDatum(firstId);
+	if (!RunJudgingQuery(history, psprintf("SELECT %s", FirstRowPastCheckpoint(history, check->checkpoint)),
+						 values, nulls))
+		return;
+	RefuseAnotherDatabasesFile(check);
 
-	ConnectSpi();
-	RunQueryAsTableOwner(history,
-						 psprintf("SELECT %s AND EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($7)) AS f(u, c), %s h"
-								  " WHERE %s AND h.%s = %s AND h.%s = %s)",
-								  FirstRowPastCheckpoint(history, check->checkpoint),
-								  history->quotedName,
-								  HistoryRowsAfter(history, "$1", "$2", "$3"),
-								  created->quotedName, CreatedTextAsColumnType(created, "f.c"),
-								  id->quotedName, TextAsColumnType(id, "f.u")),
-						 7, argumentTypes, values, nulls, 1, "judge a file's rows");
-	check->rewritten = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-												  &isNull)) && !isNull;
-	FinishSpi();
+	if (content == NULL)
+		content = FileContent(check);
+	rows = ReadFileRows(content, history, check->relativePath, -1);
+	if (rows.ids == NIL)
+		return;
+	values[3] = TextArrayParameter(rows.ids);
+	values[6] = TextArrayParameter(rows.createdAts);
+	nulls[3] = nulls[6] = ' ';
+	check->rewritten =
+		RunJudgingQuery(history,
+						psprintf("SELECT EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($7)) AS f(u, c), %s h"
+								 " WHERE %s AND h.%s = %s AND h.%s = %s)",
+								 history->quotedName,
+								 HistoryRowsAfter(history, "$1", "$2", "$3"),
+								 created->quotedName, CreatedTextAsColumnType(created, "f.c"),
+								 id->quotedName, TextAsColumnType(id, "f.u")),
+						values, nulls);
 }
 
 /*
@@ -274,17 +340,18 @@ typedef struct FileSweep
 	List	   *passOver;		/* relative paths of files not to judge */
 	MemoryContext sweepContext; /* where the result lives */
 	MemoryContext fileContext;	/* one file's content, reset before the next */
+	List	   *duplicates;		/* relative paths of the files to remove */
 	LakeSweep	result;
 } FileSweep;
 
 /*
- * SweepFile judges one listed file named past the checkpoint by its rows
- * (see JudgeFileRows) and removes it if the export will write some of them
- * again; a file it cannot judge is counted, the first with its error, and
- * stays.  A cancel ends the sweep at once.
+ * JudgeListedFile judges one listed file named past the checkpoint by its
+ * rows (see JudgeFileRows) and notes it for removal if the export will
+ * write some of them again; a file it cannot judge is counted, the first
+ * with its error.  A cancel ends the sweep at once.
  */
 static void
-SweepFile(const char *relativePath, void *argument)
+JudgeListedFile(const char *relativePath, void *argument)
 {
 	FileSweep  *sweep = argument;
 	FileCheck	check = {sweep->sink, sweep->history, sweep->tenantId, relativePath,
@@ -313,21 +380,39 @@ SweepFile(const char *relativePath, void *argument)
 		}
 		return;
 	}
-	if (!check.rewritten)
-		return;
-	ereport(LOG,
-			(errmsg("interactions_cron: removing \"%s\", which holds rows past its tenant's checkpoint that an export this database's history lost wrote",
-					relativePath)));
-	sweep->sink->ops->remove(sweep->sink, relativePath);
-	sweep->result.removed++;
+	if (check.rewritten)
+		sweep->duplicates = lappend(sweep->duplicates, MemoryContextStrdup(sweep->sweepContext, relativePath));
+}
+
+/*
+ * RemoveDuplicates removes the files a sweep judged duplicates.
+ */
+static void
+RemoveDuplicates(FileSweep *sweep)
+{
+	ListCell   *cell;
+
+	foreach(cell, sweep->duplicates)
+	{
+		const char *relativePath = lfirst(cell);
+
+		ereport(LOG,
+				(errmsg("interactions_cron: removing \"%s\", which holds rows past its tenant's checkpoint that an export this database's history lost wrote",
+						relativePath)));
+		sweep->sink->ops->remove(sweep->sink, relativePath);
+		sweep->result.removed++;
+	}
 }
 
 /*
  * SweepLostFiles removes the tenant's files that a lost history placed past
  * its checkpoint (see JudgeFileRows), only those placed here in a lost
  * history when asked (see SinkPlacedInLostHistory), none of passOver (paths
- * relative to the lake's root), and reports how many, and
- * how many it could not judge, with the first such file and its error.  The
+ * relative to the lake's root), and reports how many, and how many it could
+ * not judge, with the first such file and its error.  Files are removed
+ * only once every one is judged: the rows of a duplicate are written again
+ * only if the tenant exports on, which a file it could not judge stops (one
+ * of another database, say, whose tenant this one should release).  The
  * caller holds the tenant's claim; a cancel ends the sweep at once.
  */
 LakeSweep
@@ -335,7 +420,7 @@ SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *ten
 			   CheckpointPosition checkpoint, bool onlyLostHistory, List *passOver)
 {
 	FileSweep	sweep = {sink, history, tenantId, checkpoint, onlyLostHistory, passOver,
-	CurrentMemoryContext, NULL, {0, 0, NULL, 0, NULL}};
+	CurrentMemoryContext, NULL, NIL, {0, 0, NULL, 0, NULL}};
 
 	if (onlyLostHistory && sink->ops->origin == NULL)
 		return sweep.result;
@@ -343,7 +428,9 @@ SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *ten
 	sweep.fileContext = AllocSetContextCreate(CurrentMemoryContext, "interactions_cron lake sweep file",
 											  ALLOCSET_DEFAULT_SIZES);
 	sink->ops->list(sink, psprintf("exports/%s/interaction_history", HiveEscapePathSegment(tenantId)),
-					SweepFile, &sweep);
+					JudgeListedFile, &sweep);
 	MemoryContextDelete(sweep.fileContext);
+	if (sweep.result.unjudged == 0)
+		RemoveDuplicates(&sweep);
 	return sweep.result;
 }

@@ -15,6 +15,7 @@
 #include <math.h>
 
 #include "catalog/pg_type.h"
+#include "common/jsonapi.h"
 #include "common/shortest_dec.h"
 #include "datatype/timestamp.h"
 #include "fmgr.h"
@@ -30,6 +31,7 @@
 #include "utils/timestamp.h"
 
 #include "interactions_cron/ndjson.h"
+#include "interactions_cron/pg_compat.h"
 
 typedef enum JsonValueKind
 {
@@ -652,4 +654,97 @@ JsonbFromText(const char *text)
 	memcpy(packed, parsed, VARSIZE(parsed));
 	MemoryContextDelete(parseContext);
 	return packed;
+}
+
+/*
+ * JsonStringTokenText returns the text a JSON string token (quotes and all)
+ * holds, in the server's encoding, or NULL when it holds none that text can
+ * (\u0000).
+ */
+static char *
+JsonStringTokenText(const char *token, int length)
+{
+	JsonLexContext *lex = MakeJsonLexContext(pnstrdup(token, length), length, true);
+
+	if (json_lex(lex) != JSON_SUCCESS || lex->token_type != JSON_TOKEN_STRING)
+		return NULL;
+	return pg_any_to_server(lex->strval->data, lex->strval->len, PG_UTF8);
+}
+
+/*
+ * NdjsonLineMembers reads, from one line NdjsonAppendRow wrote, the values
+ * of the top-level members named in names into values: a string's text, a
+ * number's digits, NULL for a member that is missing or of another kind.
+ * The line is only lexed: what it holds besides those members is never
+ * decoded, so a line jsonb could not hold (a json column's \u0000, a number
+ * numeric cannot hold) still gives its members up.  It returns false when
+ * the line is not one JSON object.
+ */
+bool
+NdjsonLineMembers(const char *line, int length, int count, const char *const *names, char **values)
+{
+	JsonLexContext *lex = MakeJsonLexContext(pnstrdup(line, length), length, false);
+	StringInfoData *keys = palloc(sizeof(StringInfoData) * count);
+	int			depth = 0;
+	int			member = -1;
+	bool		atKey = false;
+
+	for (int i = 0; i < count; i++)
+	{
+		initStringInfo(&keys[i]);
+		AppendJsonString(&keys[i], names[i], strlen(names[i]));
+		values[i] = NULL;
+	}
+	for (;;)
+	{
+		const char *token;
+		int			tokenLength;
+
+		if (json_lex(lex) != JSON_SUCCESS)
+			return false;
+		token = lex->token_start;
+		tokenLength = lex->token_terminator - lex->token_start;
+		switch (lex->token_type)
+		{
+			case JSON_TOKEN_OBJECT_START:
+				atKey = depth++ == 0;
+				break;
+			case JSON_TOKEN_ARRAY_START:
+				if (depth++ == 0)
+					return false;
+				break;
+			case JSON_TOKEN_OBJECT_END:
+			case JSON_TOKEN_ARRAY_END:
+				if (--depth == 0)
+					return json_lex(lex) == JSON_SUCCESS && lex->token_type == JSON_TOKEN_END;
+				break;
+			case JSON_TOKEN_COMMA:
+				atKey = depth == 1;
+				member = -1;
+				break;
+			case JSON_TOKEN_COLON:
+				break;
+			case JSON_TOKEN_END:
+			case JSON_TOKEN_INVALID:
+				return false;
+			default:
+				if (depth == 0)
+					return false;
+				if (depth == 1 && atKey)
+				{
+					atKey = false;
+					for (int i = 0; i < count; i++)
+						if (keys[i].len == tokenLength && memcmp(keys[i].data, token, tokenLength) == 0)
+							member = i;
+				}
+				else if (depth == 1 && member >= 0 && values[member] == NULL)
+				{
+					if (lex->token_type == JSON_TOKEN_STRING)
+						values[member] = JsonStringTokenText(token, tokenLength);
+					else if (lex->token_type == JSON_TOKEN_NUMBER)
+						values[member] = pnstrdup(token, tokenLength);
+				}
+				break;
+		}
+	}
 }

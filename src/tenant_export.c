@@ -373,8 +373,8 @@ SweepOrFail(TenantExporter *exporter, const char *tenantId, CheckpointPosition c
 				(errcode(sweep.firstErrorCode),
 				 errmsg("not exported: the lake sweep %s could not judge %d of the tenant's files, \"%s\" first: %s",
 						occasion, sweep.unjudged, sweep.firstUnjudged, sweep.firstErrorMessage),
-				 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep runs again at its next export."),
-				 errhint("If the file is not one of the export's, move it out of the tenant's directory.")));
+				 errdetail("Files holding rows past the checkpoint must be removed before the tenant exports again; the sweep removes none until it can judge every file, and runs again at its next export."),
+				 errhint("If another database exports the tenant now, release it here (see \"Moving a tenant to another database\" in doc/operations.md); if the file is not one of the export's, move it out of the tenant's directory.")));
 }
 
 /* The sweep before an undo, as IntentClear hands it over. */

@@ -18,6 +18,8 @@ extern void NdjsonAppendRow(NdjsonRowWriter *writer, StringInfo out,
 							TupleTableSlot *slot);
 extern void NdjsonAppendUtcTimestamp(StringInfo out, TimestampTz value);
 extern Jsonb *JsonbFromText(const char *text);
+extern bool NdjsonLineMembers(const char *line, int length, int count, const char *const *names,
+							  char **values);
 extern TimestampTz LocalTimestampToInstant(Timestamp local, pg_tz *zone);
 
 #endif
