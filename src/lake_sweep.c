@@ -381,7 +381,12 @@ JudgeListedFile(const char *relativePath, void *argument)
 		return;
 	}
 	if (check.rewritten)
-		sweep->duplicates = lappend(sweep->duplicates, MemoryContextStrdup(sweep->sweepContext, relativePath));
+	{
+		/* The list outlives the listing's memory, which a sink may reset per page. */
+		MemoryContextSwitchTo(sweep->sweepContext);
+		sweep->duplicates = lappend(sweep->duplicates, pstrdup(relativePath));
+		MemoryContextSwitchTo(listContext);
+	}
 }
 
 /*

@@ -170,15 +170,7 @@ sub scenario
 	ok(@mover_files > 0, 'the mover\'s files are in the lake');
 
 	# And back to a, the same way: nothing a kept of the tenant undoes b's files.
-	sql($b, q{UPDATE tenants SET status = 'moving' WHERE id = 'mover'});
-	$rows = sql($b, q{COPY (SELECT * FROM interaction_history WHERE tenant_id = 'mover' ORDER BY id) TO STDOUT});
-	$state = sql($b, q{SELECT interactions_cron.tenant_state('mover', release => true)});
-	sql($a, q{INSERT INTO tenants (id, name, status) VALUES ('mover', 'Mover', 'suspended')});
-	sql($a, "COPY interaction_history FROM STDIN;\n$rows\n\\.\n");
-	like(sql($a, "SELECT interactions_cron.adopt_tenant_state(\$state\$$state\$state\$::jsonb)"),
-		qr/"ok": true/, 'a adopts the state back without force');
-	sql($a, q{UPDATE tenants SET status = 'active' WHERE id = 'mover'});
-	sql($b, q{DELETE FROM interaction_history WHERE tenant_id = 'mover'; DELETE FROM tenants WHERE id = 'mover'});
+	move_tenant($b, $a, 'mover', 'a adopts the state back without force');
 	add_tenant_rows($a, 6, 80, qw(mover));
 	export_all($a, 4, "$kind: moved back, a");
 	export_all($b, 4, "$kind: moved back, b");

@@ -38,15 +38,7 @@ $src->backup('before_move');
 is(decode_json(node_sql($src, $export))->{totalExported}, 5, 'a exports rows 11-15 after the backup');
 
 # The move, step by step (rows 16-20 not exported yet).
-node_sql($src, q{UPDATE tenants SET status = 'moving' WHERE id = 't'});
-my $rows = node_sql($src, q{COPY (SELECT * FROM interaction_history WHERE tenant_id = 't' ORDER BY id) TO STDOUT});
-my $state = node_sql($src, q{SELECT interactions_cron.tenant_state('t', release => true)});
-node_sql($dst, q{INSERT INTO tenants (id, name, status) VALUES ('t', 'T', 'suspended')});
-node_sql($dst, "COPY interaction_history FROM STDIN;\n$rows\n\\.\n");
-like(node_sql($dst, "SELECT interactions_cron.adopt_tenant_state(\$state\$$state\$state\$::jsonb)"),
-	qr/"ok": true/, 'b adopts the state');
-node_sql($dst, q{UPDATE tenants SET status = 'active' WHERE id = 't'});
-node_sql($src, q{DELETE FROM interaction_history WHERE tenant_id = 't'; DELETE FROM tenants WHERE id = 't'});
+move_tenant($src, $dst, 't', 'b adopts the state');
 
 # b writes on, and exports rows 16-20 with its own first rows.
 add_tenant_rows($dst, 5, 20, 't');

@@ -59,6 +59,7 @@ our @EXPORT = qw(
   cut_off_standby
   export_all
   new_tenant_database
+  move_tenant
   shared_lake
   export_waiting_for_standby
   primary_with_standby
@@ -537,6 +538,30 @@ sub new_tenant_database
 	my $node = extension_node($name, $settings);
 	$node->safe_psql('postgres', "ALTER SEQUENCE interaction_history_id_seq RESTART $first_id");
 	return $node;
+}
+
+# move_tenant moves $tenant from $source to $destination as "Moving a
+# tenant to another database" says: out of the export on the source, its
+# rows copied, its state released there and adopted (checked to succeed,
+# as $label) on the destination, active there, deleted on the source.
+# It returns what adopt_tenant_state returned.
+sub move_tenant
+{
+	my ($source, $destination, $tenant, $label) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	node_sql($source, qq{UPDATE tenants SET status = 'moving' WHERE id = '$tenant'});
+	my $rows = node_sql($source,
+		qq{COPY (SELECT * FROM interaction_history WHERE tenant_id = '$tenant' ORDER BY id) TO STDOUT});
+	my $state = node_sql($source, qq{SELECT interactions_cron.tenant_state('$tenant', release => true)});
+	node_sql($destination, qq{INSERT INTO tenants (id, name, status) VALUES ('$tenant', '$tenant', 'suspended')});
+	node_sql($destination, "COPY interaction_history FROM STDIN;\n$rows\n\\.\n");
+	my $adopted = node_sql($destination,
+		"SELECT interactions_cron.adopt_tenant_state(\$state\$$state\$state\$::jsonb)");
+	Test::More::like($adopted, qr/"ok": true/, $label);
+	node_sql($destination, qq{UPDATE tenants SET status = 'active' WHERE id = '$tenant'});
+	node_sql($source, qq{DELETE FROM interaction_history WHERE tenant_id = '$tenant';
+		DELETE FROM tenants WHERE id = '$tenant'});
+	return $adopted;
 }
 
 # add_tenant_rows inserts $count rows for each of @tenants on $node, 7
