@@ -61,6 +61,23 @@ for my $call (1 .. 3)
 ok(!$restored->log_contains(qr/removing "/, $offset), 'the restored shard removes no file')
   or diag 'it removed a file';
 
+# Had this shard replaced b (a wrong move undone, say), the restore
+# statement says so: its sweep then judges b's files too.  On a copy of the
+# lake (origins and all), from another copy of the backup.
+my $lake_copy = PostgreSQL::Test::Utils::tempdir();
+system('cp', '-a', "$lake/.", $lake_copy) == 0 or die 'could not copy the lake';
+my $replacing = PostgreSQL::Test::Cluster->new('shard_a_replacing');
+$replacing->init_from_backup($src, 'before_move');
+$replacing->append_conf('postgresql.conf', "interactions_cron.export_dir = '$lake_copy'\n");
+$replacing->start;
+like(decode_json(node_sql($replacing, $export))->{tenants}[0]{error} // '', qr/another database placed it/,
+	'on the copy too, b\'s file fails the tenant at first');
+node_sql($replacing, q{UPDATE interactions_cron.export_checkpoints SET lake_epoch = 'restored' WHERE status <> 'released'});
+my $replacing_offset = -s $replacing->logfile;
+is(decode_json(node_sql($replacing, $export))->{totalExported}, 5, 'after the restore statement, the tenant exports');
+ok($replacing->log_contains(qr/removing "[^"]*-16\.json"/, $replacing_offset), 'its sweep removed b\'s file');
+$replacing->stop;
+
 # The way out the error names: the tenant is b's now, as it was before the
 # restore.
 node_sql($restored, q{UPDATE tenants SET status = 'moving' WHERE id = 't'});
