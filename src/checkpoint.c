@@ -145,8 +145,8 @@ CurrentHistoryId(void)
 /*
  * HistoryIsThisDatabases says whether historyId names a history this
  * database, or the one it was restored from (export_histories goes into
- * dumps), has exported in.  It runs as the extension's owner; the caller
- * is connected to SPI.
+ * dumps), has exported in, or one its DBA recorded as its own.  It runs as
+ * the extension's owner; the caller is connected to SPI.
  */
 bool
 HistoryIsThisDatabases(const char *historyId)
@@ -159,6 +159,30 @@ HistoryIsThisDatabases(const char *historyId)
 							 "SELECT lake_epoch FROM interactions_cron.export_histories"
 							 " WHERE history_id::text = $1",
 							 1, argumentTypes, values, "look up a file's history") != NIL;
+}
+
+/*
+ * PositionAdoptedFromAnotherCluster says whether a checkpoint was recorded
+ * in a history of another cluster (its lake_epoch names one, see
+ * CurrentLakeEpoch, that export_histories does not hold): one adopted with
+ * adopt_tenant_state, whose source's files past it this database has to
+ * judge.  The marks (LAKE_EPOCH_BEHIND_LAKE, 'restored') are this
+ * database's own.  The caller is connected to SPI.
+ */
+bool
+PositionAdoptedFromAnotherCluster(CheckpointPosition checkpoint)
+{
+	static SPIPlanPtr epochPlan = NULL;
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1];
+	const char *epoch = checkpoint.lakeEpoch;
+
+	if (epoch == NULL || strchr(epoch, '/') == NULL || strspn(epoch, "0123456789/") != strlen(epoch))
+		return false;
+	values[0] = CStringGetTextDatum(epoch);
+	return TextColumnAsOwner(&epochPlan,
+							 "SELECT lake_epoch FROM interactions_cron.export_histories WHERE lake_epoch = $1",
+							 1, argumentTypes, values, "look up a checkpoint's history") == NIL;
 }
 
 /*

@@ -194,29 +194,29 @@ RunJudgingQuery(const ConfiguredTable *history, const char *sql, Datum *values, 
 /*
  * RefuseAnotherDatabasesFile fails the judgement of a file that another
  * database placed (see SinkPlacedByAnotherDatabase) in a history this one
- * has never had, unless the restore statement set the checkpoint (see
- * LAKE_EPOCH_RESTORED).  Such a file is that database's export of a tenant
- * it exports now, typically one that moved there after the backup this
- * database was restored from: the rows of it this table holds are the ones
- * that were copied over, and removing the file would lose the others.  A
- * dump restored anywhere knows its source's histories (export_histories is
- * dumped), and a physical copy has this database's origin.
+ * has never had, past a checkpoint this database recorded.  Such a file is
+ * that database's export of a tenant it exports now, typically one that
+ * moved there after the backup this database was restored from: the rows
+ * of it this table holds are the ones that were copied over, and removing
+ * the file would lose the others.  A dump restored anywhere, or pg_upgrade,
+ * keeps its source's histories (export_histories), a physical copy has this
+ * database's origin, and a DBA records as this database's the history of
+ * one it replaces (doc/troubleshooting.md).  Past a checkpoint adopted from
+ * another cluster, the source's files are judged: that is its lost
+ * history's to sweep.
  */
 static void
 RefuseAnotherDatabasesFile(const FileCheck *check)
 {
-	char	   *historyId;
-	bool		known;
+	char	   *historyId = SinkPlacedByAnotherDatabase(check->sink, check->relativePath);
+	bool		refused;
 
-	if (check->checkpoint.lakeEpoch != NULL && strcmp(check->checkpoint.lakeEpoch, LAKE_EPOCH_RESTORED) == 0)
-		return;
-	historyId = SinkPlacedByAnotherDatabase(check->sink, check->relativePath);
 	if (historyId == NULL)
 		return;
 	ConnectSpi();
-	known = HistoryIsThisDatabases(historyId);
+	refused = !HistoryIsThisDatabases(historyId) && !PositionAdoptedFromAnotherCluster(check->checkpoint);
 	FinishSpi();
-	if (!known)
+	if (refused)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_FILE),
 				 errmsg("another database placed it, in history %s, which this database has never had",

@@ -37,19 +37,12 @@ typedef enum ExportClaim
  */
 #define LAKE_EPOCH_BEHIND_LAKE "behind its lake"
 
-/*
- * The history of a checkpoint set by the restore statement (see "Restores
- * that keep the identity" in doc/operations.md): the DBA says that this
- * database replaces whichever placed the tenant's files, so that its next
- * claim sweeps files of other databases too.
- */
-#define LAKE_EPOCH_RESTORED "restored"
-
 extern const CheckpointPosition CheckpointStart;
 
 extern char *CurrentLakeEpoch(void);
 extern char *CurrentHistoryId(void);
 extern bool HistoryIsThisDatabases(const char *historyId);
+extern bool PositionAdoptedFromAnotherCluster(CheckpointPosition checkpoint);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
 extern void CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch);
 extern void CheckpointClaim(const char *tenantId, CheckpointPosition *position);

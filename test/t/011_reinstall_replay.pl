@@ -105,16 +105,18 @@ wait_for_restart($node, $kill_offset);
 end_session($session);
 is(sql('SELECT count(*) FROM interactions_cron.export_intents'), '3', 'the killed export left its intents');
 
-# DROP EXTENSION with the checkpoints and intents saved, CREATE EXTENSION,
-# put them back: the exports go on where they were.
+# DROP EXTENSION with the histories, checkpoints and intents saved, CREATE
+# EXTENSION, put them back: the exports go on where they were.
 sql(q{
+	CREATE TABLE saved_histories AS SELECT * FROM interactions_cron.export_histories;
 	CREATE TABLE saved_checkpoints AS SELECT * FROM interactions_cron.export_checkpoints;
 	CREATE TABLE saved_intents AS SELECT * FROM interactions_cron.export_intents;
 	DROP EXTENSION interactions_cron;
 	CREATE EXTENSION interactions_cron;
+	INSERT INTO interactions_cron.export_histories SELECT * FROM saved_histories;
 	INSERT INTO interactions_cron.export_checkpoints SELECT * FROM saved_checkpoints;
 	INSERT INTO interactions_cron.export_intents SELECT * FROM saved_intents;
-	DROP TABLE saved_checkpoints, saved_intents;
+	DROP TABLE saved_histories, saved_checkpoints, saved_intents;
 });
 is(sql('SELECT count(*) FROM interactions_cron.job_runs'), '0', 'DROP EXTENSION dropped the run history');
 is(export_counting_rows(25, 'reinstalled, state put back'), 90,

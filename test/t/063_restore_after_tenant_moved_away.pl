@@ -9,10 +9,11 @@
 # destination's own later rows) holds rows the restored table has, and was
 # removed; the destination's own rows, past its checkpoint, were never
 # written again.  Now a file another database placed, in a history this one
-# never had, is left alone and fails the tenant (58P02), and the sweep
-# removes nothing until it can judge every file: the lost history's own
-# file stays too, as the only copy of its rows once the DBA has released
-# the tenant here.
+# never had, is left alone and fails the tenant (58P02), even after the
+# restore statement (hostile review 15, finding 3), and the sweep removes
+# nothing until it can judge every file: the lost history's own file stays
+# too, as the only copy of its rows once the DBA has released the tenant
+# here.
 use strict;
 use warnings;
 
@@ -51,6 +52,8 @@ $src->stop;
 my $restored = PostgreSQL::Test::Cluster->new('shard_a_restored');
 $restored->init_from_backup($src, 'before_move');
 $restored->start;
+# The restore statement that operations.md gives for every restore.
+node_sql($restored, q{UPDATE interactions_cron.export_checkpoints SET lake_epoch = 'restored' WHERE status <> 'released'});
 my $offset = -s $restored->logfile;
 for my $call (1 .. 3)
 {
@@ -61,20 +64,24 @@ for my $call (1 .. 3)
 ok(!$restored->log_contains(qr/removing "/, $offset), 'the restored shard removes no file')
   or diag 'it removed a file';
 
-# Had this shard replaced b (a wrong move undone, say), the restore
-# statement says so: its sweep then judges b's files too.  On a copy of the
-# lake (origins and all), from another copy of the backup.
+# Had this shard replaced b (a wrong move undone, say), the DBA records b's
+# history, which the error names, as this database's: its sweep then
+# judges b's files too.  On a copy of the lake (origins and all), from
+# another copy of the backup.
 my $lake_copy = PostgreSQL::Test::Utils::tempdir();
 system('cp', '-a', "$lake/.", $lake_copy) == 0 or die 'could not copy the lake';
 my $replacing = PostgreSQL::Test::Cluster->new('shard_a_replacing');
 $replacing->init_from_backup($src, 'before_move');
 $replacing->append_conf('postgresql.conf', "interactions_cron.export_dir = '$lake_copy'\n");
 $replacing->start;
-like(decode_json(node_sql($replacing, $export))->{tenants}[0]{error} // '', qr/another database placed it/,
-	'on the copy too, b\'s file fails the tenant at first');
-node_sql($replacing, q{UPDATE interactions_cron.export_checkpoints SET lake_epoch = 'restored' WHERE status <> 'released'});
+my $error = decode_json(node_sql($replacing, $export))->{tenants}[0]{error} // '';
+my ($b_history) = $error =~ /another database placed it, in history ([0-9a-f-]{36})/;
+ok(defined $b_history, 'on the copy too, b\'s file fails the tenant at first, naming b\'s history')
+  or diag $error;
+node_sql($replacing, qq{INSERT INTO interactions_cron.export_histories (lake_epoch, history_id)
+	VALUES ('replaces shard b', '$b_history')});
 my $replacing_offset = -s $replacing->logfile;
-is(decode_json(node_sql($replacing, $export))->{totalExported}, 5, 'after the restore statement, the tenant exports');
+is(decode_json(node_sql($replacing, $export))->{totalExported}, 5, 'once b\'s history is this one\'s, the tenant exports');
 ok($replacing->log_contains(qr/removing "[^"]*-16\.json"/, $replacing_offset), 'its sweep removed b\'s file');
 $replacing->stop;
 
