@@ -162,22 +162,26 @@ HistoryIsThisDatabases(const char *historyId)
 }
 
 /*
- * PositionAdoptedFromAnotherCluster says whether a checkpoint was recorded
- * in a history of another cluster (its lake_epoch names one, see
- * CurrentLakeEpoch, that export_histories does not hold): one adopted with
- * adopt_tenant_state, whose source's files past it this database has to
- * judge.  The marks (LAKE_EPOCH_BEHIND_LAKE, 'restored') are this
- * database's own.  The caller is connected to SPI.
+ * PositionAdoptedFrom says whether a checkpoint was adopted from the
+ * cluster whose database placed a file of that origin (see SinkSetOrigin):
+ * its lake_epoch names that origin's system identifier, and a history that
+ * export_histories does not hold (see CurrentLakeEpoch).  Past such a
+ * checkpoint, that file is the source's, which the adoption handed over:
+ * its lost history is this database's to sweep.  The marks
+ * (LAKE_EPOCH_BEHIND_LAKE, 'restored') are this database's own.  The
+ * caller is connected to SPI.
  */
 bool
-PositionAdoptedFromAnotherCluster(CheckpointPosition checkpoint)
+PositionAdoptedFrom(CheckpointPosition checkpoint, const char *origin)
 {
 	static SPIPlanPtr epochPlan = NULL;
 	Oid			argumentTypes[1] = {TEXTOID};
 	Datum		values[1];
 	const char *epoch = checkpoint.lakeEpoch;
+	const char *epochSlash = epoch != NULL ? strchr(epoch, '/') : NULL;
 
-	if (epoch == NULL || strchr(epoch, '/') == NULL || strspn(epoch, "0123456789/") != strlen(epoch))
+	if (epochSlash == NULL || strspn(epoch, "0123456789/") != strlen(epoch) ||
+		strncmp(origin, epoch, epochSlash - epoch + 1) != 0)
 		return false;
 	values[0] = CStringGetTextDatum(epoch);
 	return TextColumnAsOwner(&epochPlan,

@@ -193,7 +193,7 @@ RunJudgingQuery(const ConfiguredTable *history, const char *sql, Datum *values, 
 
 /*
  * RefuseAnotherDatabasesFile fails the judgement of a file that another
- * database placed (see SinkPlacedByAnotherDatabase) in a history this one
+ * database placed (see SinkOriginOfAnotherDatabase) in a history this one
  * has never had, past a checkpoint this database recorded.  Such a file is
  * that database's export of a tenant it exports now, typically one that
  * moved there after the backup this database was restored from: the rows
@@ -202,19 +202,21 @@ RunJudgingQuery(const ConfiguredTable *history, const char *sql, Datum *values, 
  * keeps its source's histories (export_histories), a physical copy has this
  * database's origin, and a DBA records as this database's the history of
  * one it replaces (doc/troubleshooting.md).  Past a checkpoint adopted from
- * another cluster, the source's files are judged: that is its lost
- * history's to sweep.
+ * another cluster, that cluster's files are judged: the source's lost
+ * history is this database's to sweep (see PositionAdoptedFrom).
  */
 static void
 RefuseAnotherDatabasesFile(const FileCheck *check)
 {
-	char	   *historyId = SinkPlacedByAnotherDatabase(check->sink, check->relativePath);
+	char	   *origin = SinkOriginOfAnotherDatabase(check->sink, check->relativePath);
+	const char *historyId;
 	bool		refused;
 
-	if (historyId == NULL)
+	if (origin == NULL)
 		return;
+	historyId = strrchr(origin, '/') != NULL ? strrchr(origin, '/') + 1 : origin;
 	ConnectSpi();
-	refused = !HistoryIsThisDatabases(historyId) && !PositionAdoptedFromAnotherCluster(check->checkpoint);
+	refused = !HistoryIsThisDatabases(historyId) && !PositionAdoptedFrom(check->checkpoint, origin);
 	FinishSpi();
 	if (refused)
 		ereport(ERROR,

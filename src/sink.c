@@ -633,25 +633,22 @@ SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath)
 }
 
 /*
- * SinkPlacedByAnotherDatabase returns the history id a file of the lake
- * names in its origin when another database or installation placed it (see
- * SinkSetOrigin), and NULL for a file of this database or a physical copy
- * of it, or without an origin, or when this database places none (1.1's
- * objects).
+ * SinkOriginOfAnotherDatabase returns the origin a file of the lake carries
+ * (see SinkSetOrigin) when another database or installation placed it, and
+ * NULL for a file of this database or a physical copy of it, or without an
+ * origin, or when this database places none (1.1's objects).
  */
 char *
-SinkPlacedByAnotherDatabase(ExportSink *sink, const char *relativePath)
+SinkOriginOfAnotherDatabase(ExportSink *sink, const char *relativePath)
 {
 	char	   *origin;
-	char	   *historyId;
 
 	if (sink->originPrefix == NULL || sink->ops->origin == NULL)
 		return NULL;
 	origin = sink->ops->origin(sink, relativePath);
 	if (origin == NULL || strncmp(origin, sink->originPrefix, strlen(sink->originPrefix)) == 0)
 		return NULL;
-	historyId = strrchr(origin, '/');
-	return historyId != NULL ? historyId + 1 : origin;
+	return origin;
 }
 
 /*

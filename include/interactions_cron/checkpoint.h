@@ -42,7 +42,7 @@ extern const CheckpointPosition CheckpointStart;
 extern char *CurrentLakeEpoch(void);
 extern char *CurrentHistoryId(void);
 extern bool HistoryIsThisDatabases(const char *historyId);
-extern bool PositionAdoptedFromAnotherCluster(CheckpointPosition checkpoint);
+extern bool PositionAdoptedFrom(CheckpointPosition checkpoint, const char *origin);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
 extern void CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch);
 extern void CheckpointClaim(const char *tenantId, CheckpointPosition *position);

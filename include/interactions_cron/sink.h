@@ -84,7 +84,7 @@ extern ExportSink *SinkAtLocation(const char *storage, const char *localRoot,
 								  const char *s3Prefix);
 extern void SinkSetOrigin(ExportSink *sink, const char *historyId);
 extern bool SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath);
-extern char *SinkPlacedByAnotherDatabase(ExportSink *sink, const char *relativePath);
+extern char *SinkOriginOfAnotherDatabase(ExportSink *sink, const char *relativePath);
 extern char *SinkLocation(const ExportSink *sink);
 extern void SinkCloseFile(SinkFile *file);
 extern void SinkAbortFiles(ExportSink *sink, List *files);
