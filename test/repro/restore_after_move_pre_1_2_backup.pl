@@ -43,13 +43,9 @@ node_sql($src, 'ALTER EXTENSION interactions_cron UPDATE');
 is(decode_json(node_sql($src, $export))->{totalExported}, 5, 'a exports rows 11-15 on 1.2\'s objects');
 
 move_tenant($src, $dst, 't', 'b adopts the state');
-add_tenant_rows($dst, 5, 20, 't');
-is(decode_json(node_sql($dst, 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 10,
-	'b exports rows 16-20 and five rows of its own');
-my @b_rows = split /\n/, node_sql($dst, q{SELECT id FROM interaction_history WHERE tenant_id = 't' ORDER BY id});
+my @b_rows = destination_exports_on($dst, 'b exports rows 16-20 and five rows of its own');
 $src->stop;
-my $lake_copy = PostgreSQL::Test::Utils::tempdir();
-system('cp', '-a', "$lake/.", $lake_copy) == 0 or die 'could not copy the lake';
+my $lake_copy = copy_lake($lake);
 
 sub b_rows_in_lake_ok
 {

@@ -42,10 +42,7 @@ is(decode_json(node_sql($src, $export))->{totalExported}, 5, 'a exports rows 11-
 move_tenant($src, $dst, 't', 'b adopts the state');
 
 # b writes on, and exports rows 16-20 with its own first rows.
-add_tenant_rows($dst, 5, 20, 't');
-is(decode_json(node_sql($dst, 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 10,
-	'b exports rows 16-20 and five rows of its own');
-my @b_rows = split /\n/, node_sql($dst, q{SELECT id FROM interaction_history WHERE tenant_id = 't' ORDER BY id});
+my @b_rows = destination_exports_on($dst, 'b exports rows 16-20 and five rows of its own');
 $src->stop;
 
 # Shard a is restored from its backup: no recovery.signal, same identity.
@@ -68,8 +65,7 @@ ok(!$restored->log_contains(qr/removing "/, $offset), 'the restored shard remove
 # history, which the error names, as this database's: its sweep then
 # judges b's files too.  On a copy of the lake (origins and all), from
 # another copy of the backup.
-my $lake_copy = PostgreSQL::Test::Utils::tempdir();
-system('cp', '-a', "$lake/.", $lake_copy) == 0 or die 'could not copy the lake';
+my $lake_copy = copy_lake($lake);
 my $replacing = PostgreSQL::Test::Cluster->new('shard_a_replacing');
 $replacing->init_from_backup($src, 'before_move');
 $replacing->append_conf('postgresql.conf', "interactions_cron.export_dir = '$lake_copy'\n");

@@ -34,13 +34,9 @@ move_tenant($a, $b, 't', 'b adopts t from another cluster');
 $b->backup('after_adoption');
 is(decode_json(node_sql($b, $export))->{totalExported}, 5, 'b exports rows 11-15');
 move_tenant($b, $c, 't', 'c adopts t from b');
-add_tenant_rows($c, 5, 20, 't');
-is(decode_json(node_sql($c, 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 10,
-	'c exports rows 16-20 and five rows of its own');
-my @c_rows = split /\n/, node_sql($c, q{SELECT id FROM interaction_history WHERE tenant_id = 't' ORDER BY id});
+my @c_rows = destination_exports_on($c, 'c exports rows 16-20 and five rows of its own');
 $b->stop;
-my $lake_copy = PostgreSQL::Test::Utils::tempdir();
-system('cp', '-a', "$lake/.", $lake_copy) == 0 or die 'could not copy the lake';
+my $lake_copy = copy_lake($lake);
 
 my $restored = PostgreSQL::Test::Cluster->new('cluster_x_b_restored');
 $restored->init_from_backup($b, 'after_adoption');

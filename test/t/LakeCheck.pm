@@ -60,6 +60,8 @@ our @EXPORT = qw(
   export_all
   new_tenant_database
   move_tenant
+  copy_lake
+  destination_exports_on
   shared_lake
   export_waiting_for_standby
   primary_with_standby
@@ -562,6 +564,31 @@ sub move_tenant
 	node_sql($source, qq{DELETE FROM interaction_history WHERE tenant_id = '$tenant';
 		DELETE FROM tenants WHERE id = '$tenant'});
 	return $adopted;
+}
+
+# destination_exports_on adds five rows of tenant 't' on $node, the
+# destination of a move whose source had not exported its rows 16-20,
+# checks that the next call exports those and its own (as $label), and
+# returns the ids of the tenant's rows there.
+sub destination_exports_on
+{
+	my ($node, $label) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	add_tenant_rows($node, 5, 20, 't');
+	Test::More::is(JSON::PP::decode_json(node_sql($node, 'SELECT interactions_cron.export_interactions()'))->{totalExported},
+		10, $label);
+	return split /
+/, node_sql($node, q{SELECT id FROM interaction_history WHERE tenant_id = 't' ORDER BY id});
+}
+
+# copy_lake returns a new directory holding a copy of the lake $lake, the
+# files' extended attributes (their origins) included.
+sub copy_lake
+{
+	my ($lake) = @_;
+	my $copy = PostgreSQL::Test::Utils::tempdir();
+	system('cp', '-a', "$lake/.", $copy) == 0 or die 'could not copy the lake';
+	return $copy;
 }
 
 # add_tenant_rows inserts $count rows for each of @tenants on $node, 7
