@@ -15,6 +15,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "access/genam.h"
 #include "access/skey.h"
 #include "access/table.h"
@@ -22,8 +24,10 @@
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/json.h"
@@ -41,6 +45,7 @@
 #include "interactions_cron/preconditions.h"
 #include "interactions_cron/relations.h"
 #include "interactions_cron/run_history.h"
+#include "interactions_cron/sink.h"
 #include "interactions_cron/spi_plans.h"
 #include "interactions_cron/tenants.h"
 
@@ -109,9 +114,14 @@ CurrentLakeEpoch(void)
 
 /*
  * CurrentHistoryId returns the id this database drew for the history it
- * writes (see CurrentLakeEpoch) at its first export there, drawing it now
- * if need be, or NULL on 1.1's objects, which keep none.  A concurrent
- * drawer's row, once committed, is the one returned.
+ * writes (see CurrentLakeEpoch) at its first export there under its origin
+ * prefix (see CurrentOriginPrefix), drawing it now if need be, or NULL on
+ * 1.1's objects, which keep none.  A database holding the row of this
+ * history under another prefix (a copy made with CREATE DATABASE ...
+ * TEMPLATE, or a dump restored into the same cluster, beside the database
+ * it descends from; a reinstalled extension) draws an id of its own, so
+ * its files and its original's never name one id.  A concurrent drawer's
+ * row, once committed, is the one returned.
  */
 char *
 CurrentHistoryId(void)
@@ -119,21 +129,22 @@ CurrentHistoryId(void)
 	static SPIPlanPtr readIdPlan = NULL;
 	static SPIPlanPtr drawIdPlan = NULL;
 	const char *readSql = "SELECT history_id::text FROM interactions_cron.export_histories"
-		" WHERE lake_epoch = $1";
-	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(CurrentLakeEpoch())};
+		" WHERE lake_epoch = $1 AND origin_prefix = $2";
+	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(CurrentLakeEpoch()),
+	CStringGetTextDatum(CurrentOriginPrefix())};
 	List	   *ids;
 
 	if (!SqlObjectsAre1_2())
 		return NULL;
-	ids = TextColumnAsOwner(&readIdPlan, readSql, 1, argumentTypes, values, "read the history's id");
+	ids = TextColumnAsOwner(&readIdPlan, readSql, 2, argumentTypes, values, "read the history's id");
 	if (ids != NIL)
 		return linitial(ids);
 	(void) RunStatementAsOwner(&drawIdPlan,
-							   "INSERT INTO interactions_cron.export_histories (lake_epoch) VALUES ($1)"
-							   " ON CONFLICT (lake_epoch) DO NOTHING",
-							   1, argumentTypes, values, NULL, SPI_OK_INSERT, "draw the history's id");
-	ids = TextColumnAsOwner(&readIdPlan, readSql, 1, argumentTypes, values, "read the history's id");
+							   "INSERT INTO interactions_cron.export_histories (lake_epoch, origin_prefix)"
+							   " VALUES ($1, $2) ON CONFLICT (lake_epoch, origin_prefix) DO NOTHING",
+							   2, argumentTypes, values, NULL, SPI_OK_INSERT, "draw the history's id");
+	ids = TextColumnAsOwner(&readIdPlan, readSql, 2, argumentTypes, values, "read the history's id");
 	if (ids == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -143,22 +154,66 @@ CurrentHistoryId(void)
 }
 
 /*
- * HistoryIsThisDatabases says whether historyId names a history this
- * database, or the one it was restored from (export_histories goes into
- * dumps), has exported in, or one its DBA recorded as its own.  It runs as
- * the extension's owner; the caller is connected to SPI.
+ * OriginDatabaseStillHere returns the OID of the database that placed a
+ * file of that origin (see SinkSetOrigin) when it is another database of
+ * this cluster that still exists, and InvalidOid otherwise (another
+ * cluster's, this database's, one dropped since, or an origin of another
+ * form).  A database that descends from it (CREATE DATABASE ... TEMPLATE,
+ * a dump of it restored here) holds its histories, but the files it places
+ * in them now are its own exports, not this database's.
+ */
+Oid
+OriginDatabaseStillHere(const char *origin)
+{
+	char	   *end;
+	uint64		systemIdentifier;
+	uint64		databaseOid;
+
+	if (!isdigit((unsigned char) origin[0]))
+		return InvalidOid;
+	errno = 0;
+	systemIdentifier = strtou64(origin, &end, 10);
+	if (errno != 0 || *end != '/' || systemIdentifier != GetSystemIdentifier() ||
+		!isdigit((unsigned char) end[1]))
+		return InvalidOid;
+	databaseOid = strtou64(end + 1, &end, 10);
+	if (errno != 0 || *end != '/' || databaseOid > PG_UINT32_MAX || (Oid) databaseOid == MyDatabaseId ||
+		!OidIsValid((Oid) databaseOid) || get_database_name((Oid) databaseOid) == NULL)
+		return InvalidOid;
+	return (Oid) databaseOid;
+}
+
+/*
+ * HistoryIsThisDatabases says whether a file of that origin (see
+ * SinkSetOrigin), another database's or installation's, was placed in a
+ * history of this database: export_histories, which goes into dumps, holds
+ * the origin's prefix with its history id, drawn by this database or the
+ * one it was restored from or copied from; or its DBA recorded that history
+ * id as this database's (a row without a prefix, which any origin naming
+ * that id matches: an id is drawn under one prefix only).  When the
+ * database that placed the file is still in this cluster (placerStillHere:
+ * see OriginDatabaseStillHere), the histories it drew are its own, this
+ * database's only as its copy: only the DBA's rows count.  It runs as the
+ * extension's owner; the caller is connected to SPI.
  */
 bool
-HistoryIsThisDatabases(const char *historyId)
+HistoryIsThisDatabases(const char *origin, bool placerStillHere)
 {
 	static SPIPlanPtr knownPlan = NULL;
-	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(historyId)};
+	const char *idSlash = strrchr(origin, '/');
+	Oid			argumentTypes[3] = {TEXTOID, TEXTOID, BOOLOID};
+	Datum		values[3];
 
+	if (idSlash == NULL)
+		return false;
+	values[0] = CStringGetTextDatum(pnstrdup(origin, idSlash - origin));
+	values[1] = CStringGetTextDatum(idSlash + 1);
+	values[2] = BoolGetDatum(placerStillHere);
 	return TextColumnAsOwner(&knownPlan,
 							 "SELECT lake_epoch FROM interactions_cron.export_histories"
-							 " WHERE history_id::text = $1",
-							 1, argumentTypes, values, "look up a file's history") != NIL;
+							 " WHERE history_id::text = $2"
+							 "  AND (origin_prefix IS NULL OR (origin_prefix = $1 AND NOT $3))",
+							 3, argumentTypes, values, "look up a file's history") != NIL;
 }
 
 /*

@@ -193,31 +193,48 @@ RunJudgingQuery(const ConfiguredTable *history, const char *sql, Datum *values, 
 
 /*
  * RefuseAnotherDatabasesFile fails the judgement of a file that another
- * database placed (see SinkOriginOfAnotherDatabase) in a history this one
- * has never had, past a checkpoint this database recorded.  Such a file is
- * that database's export of a tenant it exports now, typically one that
- * moved there after the backup this database was restored from: the rows
- * of it this table holds are the ones that were copied over, and removing
- * the file would lose the others.  A dump restored anywhere, or pg_upgrade,
- * keeps its source's histories (export_histories), a physical copy has this
- * database's origin, and a DBA records as this database's the history of
- * one it replaces (doc/troubleshooting.md).  Past a checkpoint adopted from
- * another cluster, that cluster's files are judged: the source's lost
- * history is this database's to sweep (see PositionAdoptedFrom).
+ * database placed (see SinkOriginOfAnotherDatabase) in a history that is
+ * not this one's (see HistoryIsThisDatabases), past a checkpoint this
+ * database recorded.  Such a file is that database's export of a tenant it
+ * exports now, typically one that moved there after the backup this
+ * database was restored from: the rows of it this table holds are the ones
+ * that were copied over, and removing the file would lose the others.  A
+ * dump restored anywhere, or pg_upgrade, keeps its source's histories
+ * (export_histories) with the origin prefix each was drawn under, a
+ * physical copy has this database's origin, and a DBA records as this
+ * database's the history of one it replaces (doc/troubleshooting.md).  Two
+ * databases of one cluster that descend from one database (CREATE DATABASE
+ * ... TEMPLATE, a dump restored into the same cluster) each draw a history
+ * id of their own (see CurrentHistoryId), so neither takes the other's
+ * files for its own; nor do they take the files of the database they
+ * descend from while it is still in the cluster (see
+ * OriginDatabaseStillHere): the files of a database still in this cluster
+ * are judged only in a history a DBA recorded as this database's.  Past a
+ * checkpoint adopted from another cluster, that cluster's files are judged:
+ * the source's lost history is this database's to sweep (see
+ * PositionAdoptedFrom).
  */
 static void
 RefuseAnotherDatabasesFile(const FileCheck *check)
 {
 	char	   *origin = SinkOriginOfAnotherDatabase(check->sink, check->relativePath);
 	const char *historyId;
+	Oid			placer;
 	bool		refused;
 
 	if (origin == NULL)
 		return;
 	historyId = strrchr(origin, '/') != NULL ? strrchr(origin, '/') + 1 : origin;
 	ConnectSpi();
-	refused = !HistoryIsThisDatabases(historyId) && !PositionAdoptedFrom(check->checkpoint, origin);
+	placer = OriginDatabaseStillHere(origin);
+	refused = !HistoryIsThisDatabases(origin, OidIsValid(placer)) &&
+		(OidIsValid(placer) || !PositionAdoptedFrom(check->checkpoint, origin));
 	FinishSpi();
+	if (refused && OidIsValid(placer))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_FILE),
+				 errmsg("another database placed it, in history %s, which is that database's (OID %u, still in this cluster)",
+						historyId, placer)));
 	if (refused)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_FILE),

@@ -105,15 +105,30 @@ RenameWithoutReplacing(const char *oldPath, const char *newPath)
 #define UUID_TEXT_LENGTH 36
 
 /*
+ * CurrentOriginPrefix returns the prefix of the origin of the files this
+ * database places (see SinkSetOrigin), without its final slash: the
+ * cluster's system identifier, the database's OID and the extension's.
+ * export_histories records it with each history id drawn (see
+ * CurrentHistoryId).
+ */
+char *
+CurrentOriginPrefix(void)
+{
+	return psprintf(UINT64_FORMAT "/%u/%u", GetSystemIdentifier(), MyDatabaseId,
+					get_extension_oid("interactions_cron", false));
+}
+
+/*
  * SinkSetOrigin gives the sink the origin of the files it places: the
  * cluster's system identifier, the database's OID and the extension's,
- * which make its prefix, then the id of the history it writes (see
- * CurrentHistoryId).  A physical copy of the database (a promoted standby,
- * a restored base backup) has the same prefix, and a history of its own
- * from its first export on.  Another database, even a copy in the same
- * cluster, has another OID, and a reinstalled extension another extension
- * OID: neither takes these files for its own.  Without a history id (1.1's
- * objects) files are placed without an origin.  See
+ * which make its prefix (CurrentOriginPrefix), then the id of the history
+ * it writes (see CurrentHistoryId), drawn under that prefix.  A physical
+ * copy of the database (a promoted standby, a restored base backup) has the
+ * same prefix, and a history of its own from its first export on.  Another
+ * database, even a copy in the same cluster, has another OID, and a
+ * reinstalled extension another extension OID: neither takes these files
+ * for its own, and each draws a history id of its own.  Without a history
+ * id (1.1's objects) files are placed without an origin.  See
  * SinkPlacedInLostHistory.
  */
 void
@@ -121,8 +136,7 @@ SinkSetOrigin(ExportSink *sink, const char *historyId)
 {
 	if (historyId == NULL)
 		return;
-	sink->originPrefix = psprintf(UINT64_FORMAT "/%u/%u/", GetSystemIdentifier(), MyDatabaseId,
-								  get_extension_oid("interactions_cron", false));
+	sink->originPrefix = psprintf("%s/", CurrentOriginPrefix());
 	sink->origin = psprintf("%s%s", sink->originPrefix, historyId);
 	if (sink->s3 != NULL)
 		sink->s3->origin = sink->origin;

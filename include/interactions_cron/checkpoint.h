@@ -41,7 +41,8 @@ extern const CheckpointPosition CheckpointStart;
 
 extern char *CurrentLakeEpoch(void);
 extern char *CurrentHistoryId(void);
-extern bool HistoryIsThisDatabases(const char *historyId);
+extern Oid	OriginDatabaseStillHere(const char *origin);
+extern bool HistoryIsThisDatabases(const char *origin, bool placerStillHere);
 extern bool PositionAdoptedFrom(CheckpointPosition checkpoint, const char *origin);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
 extern void CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch);

@@ -82,6 +82,7 @@ extern ExportSink *SinkFromSettings(bool dryRun);
 extern ExportSink *SinkAtLocation(const char *storage, const char *localRoot,
 								  const char *s3Endpoint, const char *s3Bucket,
 								  const char *s3Prefix);
+extern char *CurrentOriginPrefix(void);
 extern void SinkSetOrigin(ExportSink *sink, const char *historyId);
 extern bool SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath);
 extern char *SinkOriginOfAnotherDatabase(ExportSink *sink, const char *relativePath);

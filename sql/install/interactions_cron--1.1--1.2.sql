@@ -203,22 +203,49 @@ COMMENT ON COLUMN interactions_cron.export_intents.file_identities IS
 
 -- The histories this database has exported in, each with a random id drawn
 -- at its first export there, which every file it places names in its
--- origin (with the system identifier and the database's and extension's
--- OIDs).  A history is a system identifier and timeline (lake_epoch), but a
--- timeline number can be taken twice (a second standby promoted without
--- the archive where the first left its history file, a second
--- point-in-time restore from one backup): its id cannot.  A tenant with no
--- recorded history sweeps the files its installation placed in a history
--- whose id is not this one's: exports a failover or a restore lost.
+-- origin, after the origin's prefix (origin_prefix: the system identifier
+-- and the database's and extension's OIDs) the id was drawn under.  A
+-- history is a system identifier and timeline (lake_epoch), but a timeline
+-- number can be taken twice (a second standby promoted without the archive
+-- where the first left its history file, a second point-in-time restore
+-- from one backup): its id cannot.  Nor is an id drawn under two prefixes:
+-- a database holding a history's row under another prefix (a copy made
+-- with CREATE DATABASE ... TEMPLATE, a dump restored into the same
+-- cluster, a reinstalled extension) draws its own, so two databases that
+-- descend from one never name one id.  A file of another database or
+-- installation is this database's when its prefix and id are a row's
+-- (kept through dumps and pg_upgrade, which change the system identifier),
+-- or its id is a row's without a prefix: one a DBA recorded as this
+-- database's (doc/troubleshooting.md).  A tenant with no recorded history
+-- sweeps the files its installation placed in a history whose id is not
+-- this one's: exports a failover or a restore lost.
 CREATE TABLE interactions_cron.export_histories (
-    lake_epoch       text PRIMARY KEY,
-    history_id       uuid NOT NULL UNIQUE DEFAULT pg_catalog.gen_random_uuid(),
-    first_export_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+    lake_epoch       text NOT NULL,
+    origin_prefix    text CHECK (origin_prefix ~ '^[0-9]+/[0-9]+/[0-9]+$'),
+    history_id       uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    first_export_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE (lake_epoch, origin_prefix)
 );
 COMMENT ON TABLE interactions_cron.export_histories IS
     'The histories (system identifier/timeline) this database has exported in, and the id each exported file names in its origin';
+COMMENT ON COLUMN interactions_cron.export_histories.origin_prefix IS
+    'The origin (system identifier/database OID/extension OID) the id was drawn under, which files name before it; NULL: recorded by a DBA, for any origin naming the id';
 SELECT pg_catalog.pg_extension_config_dump('interactions_cron.export_histories', '');
 REVOKE ALL ON interactions_cron.export_histories FROM PUBLIC;
+-- The histories of the checkpoints 1.1 recorded in this cluster, under
+-- this database's origin: their files carry no origin, but a checkpoint of
+-- a history export_histories does not hold looks adopted from another
+-- cluster (PositionAdoptedFrom in src/checkpoint.c), past which files of
+-- that cluster's other databases would be judged.  Checkpoints adopted
+-- from another cluster keep looking adopted.
+INSERT INTO interactions_cron.export_histories (lake_epoch, origin_prefix)
+SELECT DISTINCT c.lake_epoch,
+       s.system_identifier::text || '/' || d.oid::text || '/' || e.oid::text
+FROM interactions_cron.export_checkpoints c, pg_catalog.pg_control_system() s,
+     pg_catalog.pg_database d, pg_catalog.pg_extension e
+WHERE c.lake_epoch ~ '^[0-9]+/[0-9]+$'
+  AND pg_catalog.split_part(c.lake_epoch, '/', 1) = s.system_identifier::text
+  AND d.datname = pg_catalog.current_database() AND e.extname = 'interactions_cron';
 
 -- The transaction that last moved the position by exporting.  Rows of a
 -- later transaction never lie behind the position (the watermark waits for

@@ -3,7 +3,7 @@
 -- constraints, the view, and each function's signature, language,
 -- volatility, security and pinned search_path.
 BEGIN;
-SELECT plan(40);
+SELECT plan(42);
 
 SELECT has_extension('interactions_cron', 'the extension is installed');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'), '1.2', 'at version 1.2');
@@ -11,8 +11,13 @@ SELECT tables_are('interactions_cron', ARRAY['export_checkpoints', 'job_runs', '
                                              'job_run_totals', 'cleanup_totals', 'export_histories'],
                   'the extension owns seven tables');
 -- The histories exported in, each with the random id the files' origin names.
-SELECT columns_are('interactions_cron', 'export_histories', ARRAY['lake_epoch', 'history_id', 'first_export_at'],
+SELECT columns_are('interactions_cron', 'export_histories',
+                   ARRAY['lake_epoch', 'origin_prefix', 'history_id', 'first_export_at'],
                    'the history table has the documented columns');
+-- An id is drawn once per history and origin prefix, and names one history.
+SELECT col_is_pk('interactions_cron', 'export_histories', 'history_id', 'one row per history id');
+SELECT col_is_unique('interactions_cron', 'export_histories', ARRAY['lake_epoch', 'origin_prefix'],
+                     'one id per history and origin prefix');
 SELECT views_are('interactions_cron', ARRAY['export_status'], 'and one view');
 
 -- Checkpoints: one per tenant, the position's id as text (any id type).

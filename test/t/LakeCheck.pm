@@ -975,7 +975,7 @@ sub extension_state
 		job_claims => q{SELECT * FROM interactions_cron.job_claims ORDER BY job},
 		run_totals => q{SELECT * FROM interactions_cron.job_run_totals ORDER BY job, outcome},
 		cleanup_totals => q{SELECT * FROM interactions_cron.cleanup_totals ORDER BY kind},
-		histories => q{SELECT * FROM interactions_cron.export_histories ORDER BY lake_epoch},
+		histories => q{SELECT * FROM interactions_cron.export_histories ORDER BY lake_epoch, history_id},
 		sequence => q{SELECT last_value, is_called FROM interactions_cron.job_runs_id_seq},
 		config => q{SELECT u.cfg::regclass, u.cond
 		            FROM pg_extension e, unnest(e.extconfig, e.extcondition) u(cfg, cond)
