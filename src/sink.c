@@ -619,6 +619,19 @@ SinkAtLocation(const char *storage, const char *localRoot,
 }
 
 /*
+ * FileOrigin returns the origin a file of the lake carries (see
+ * SinkSetOrigin), or NULL when it carries none, or when this database
+ * places none (1.1's objects) and so has nothing to compare it with.
+ */
+static char *
+FileOrigin(ExportSink *sink, const char *relativePath)
+{
+	if (sink->originPrefix == NULL || sink->ops->origin == NULL)
+		return NULL;
+	return sink->ops->origin(sink, relativePath);
+}
+
+/*
  * SinkPlacedInLostHistory says whether a file of the lake was placed by
  * this installation of the extension, in this database or a physical copy
  * of it, in another history (see SinkSetOrigin): one this database does not
@@ -630,15 +643,14 @@ SinkAtLocation(const char *storage, const char *localRoot,
 bool
 SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath)
 {
+	char	   *origin = FileOrigin(sink, relativePath);
 	size_t		prefixLength;
-	char	   *origin;
 	const char *historyId;
 
-	if (sink->originPrefix == NULL || sink->ops->origin == NULL)
+	if (origin == NULL)
 		return false;
 	prefixLength = strlen(sink->originPrefix);
-	origin = sink->ops->origin(sink, relativePath);
-	if (origin == NULL || strncmp(origin, sink->originPrefix, prefixLength) != 0)
+	if (strncmp(origin, sink->originPrefix, prefixLength) != 0)
 		return false;
 	historyId = origin + prefixLength;
 	return strlen(historyId) == UUID_TEXT_LENGTH &&
@@ -655,11 +667,8 @@ SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath)
 char *
 SinkOriginOfAnotherDatabase(ExportSink *sink, const char *relativePath)
 {
-	char	   *origin;
+	char	   *origin = FileOrigin(sink, relativePath);
 
-	if (sink->originPrefix == NULL || sink->ops->origin == NULL)
-		return NULL;
-	origin = sink->ops->origin(sink, relativePath);
 	if (origin == NULL || strncmp(origin, sink->originPrefix, strlen(sink->originPrefix)) == 0)
 		return NULL;
 	return origin;

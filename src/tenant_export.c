@@ -393,9 +393,9 @@ typedef struct UndoSweep
  * a base backup or snapshot taken between the batch's intent and its
  * confirmation, started without recovery.signal), which lake_epoch cannot
  * tell, and that history may have exported on.  The batch written next,
- * from the checkpoint, would then hold rows that its later files hold.  It runs before the undo, so
- * that a sweep that fails leaves the batch's files for the next claim to
- * find and sweep again.  After an ordinary cancel, error or crash it removes
+ * from the checkpoint, would then hold rows that its later files hold.  It
+ * runs before the undo, so that a sweep that fails leaves the batch's
+ * files for the next claim to find and sweep again.  After an ordinary cancel, error or crash it removes
  * nothing: every file this history confirmed ends at or before the
  * checkpoint.  A checkpoint of another history, or of none, is swept by
  * BringIntoThisHistory.  One at the beginning, or set by hand (new, reset,
