@@ -27,11 +27,21 @@ SELECT r->>'force' AS force FROM interactions_cron.adopt_tenant_state(
     jsonb_set(interactions_cron.tenant_state('beta'), '{checkpoint,last_id}', '"1"'), force => true) r;
 SELECT job, ok, result->>'tenantId' AS tenant FROM interactions_cron.job_runs
 WHERE job = 'adopt_tenant_state' ORDER BY id;
+-- The state names the origin of this database's files, with the history it
+-- exports in, and the adoption records it on the checkpoint until the
+-- tenant is exported here.
+SELECT s->>'origin' = h.origin_prefix || '/' || h.history_id AS origin_names_this_history,
+       (SELECT adopted_from FROM interactions_cron.export_checkpoints WHERE tenant_id = 'beta') = s->>'origin'
+           AS adoption_records_it
+FROM interactions_cron.tenant_state('acme') s
+JOIN interactions_cron.export_histories h ON h.history_id::text = split_part(s->>'origin', '/', 4);
 
 -- Bad states: not ours, no checkpoint, an unknown tenant, an unfinished
 -- batch in another lake (its files could not be undone here).
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state('{"tenantId": "acme"}')$$);
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state('{"tenantId": "acme", "format": 1}')$$);
+SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(
+    jsonb_set(interactions_cron.tenant_state('acme'), '{origin}', '"1/2/3/../../x"'))$$);
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(
     jsonb_set(interactions_cron.tenant_state('acme'), '{tenantId}', '"nobody"'))$$);
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(jsonb_set(

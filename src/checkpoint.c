@@ -217,31 +217,41 @@ HistoryIsThisDatabases(const char *origin, bool placerStillHere)
 }
 
 /*
- * PositionAdoptedFrom says whether a checkpoint was adopted from the
- * cluster whose database placed a file of that origin (see SinkSetOrigin):
- * its lake_epoch names that origin's system identifier, and a history that
- * export_histories does not hold (see CurrentLakeEpoch).  Past such a
- * checkpoint, that file is the source's, which the adoption handed over:
- * its lost history is this database's to sweep.  The marks
- * (LAKE_EPOCH_BEHIND_LAKE, 'restored') are this database's own.  The
- * caller is connected to SPI.
+ * PositionAdoptedFrom says whether the tenant's checkpoint was adopted from
+ * the database that placed a file of that origin (see SinkSetOrigin), in a
+ * history other than the one that database was exporting in when it
+ * released the tenant (export_checkpoints.adopted_from): one a failover or
+ * a restore of the source lost, whose files past the checkpoint the
+ * adoption handed over to this database to sweep.  The source's files of
+ * the history it released the tenant in, such as those it places once the
+ * tenant moves back, and every other database's, stay its own.  The caller
+ * is connected to SPI.
  */
 bool
-PositionAdoptedFrom(CheckpointPosition checkpoint, const char *origin)
+PositionAdoptedFrom(const char *tenantId, const char *origin)
 {
-	static SPIPlanPtr epochPlan = NULL;
+	static SPIPlanPtr adoptedPlan = NULL;
 	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1];
-	const char *epoch = checkpoint.lakeEpoch;
-	const char *epochSlash = epoch != NULL ? strchr(epoch, '/') : NULL;
+	Datum		values[1] = {CStringGetTextDatum(tenantId)};
+	List	   *adoptedFrom;
+	const char *source;
+	const char *sourceIdSlash;
 
-	if (epochSlash == NULL || strspn(epoch, "0123456789/") != strlen(epoch) ||
-		strncmp(origin, epoch, epochSlash - epoch + 1) != 0)
+	if (!SqlObjectsAre1_2())
 		return false;
-	values[0] = CStringGetTextDatum(epoch);
-	return TextColumnAsOwner(&epochPlan,
-							 "SELECT lake_epoch FROM interactions_cron.export_histories WHERE lake_epoch = $1",
-							 1, argumentTypes, values, "look up a checkpoint's history") == NIL;
+	adoptedFrom = TextColumnAsOwner(&adoptedPlan,
+									"SELECT adopted_from FROM interactions_cron.export_checkpoints"
+									" WHERE tenant_id = $1 AND adopted_from IS NOT NULL",
+									1, argumentTypes, values, "read where the checkpoint was adopted from");
+	if (adoptedFrom == NIL)
+		return false;
+	source = linitial(adoptedFrom);
+	sourceIdSlash = strrchr(source, '/');
+	if (sourceIdSlash == NULL)
+		return false;
+	return strncmp(origin, source, sourceIdSlash - source + 1) == 0 &&
+		strchr(origin + (sourceIdSlash - source + 1), '/') == NULL &&
+		strcmp(origin, source) != 0;
 }
 
 /*
@@ -407,7 +417,9 @@ CheckpointReclaim(const char *tenantId)
 /*
  * CheckpointRecordSuccess moves the tenant's position past the rows just
  * placed and clears any earlier failure.  With 1.2's objects it records the
- * transaction that moved it (see late_rows.c).
+ * transaction that moved it (see late_rows.c), and forgets the database the
+ * checkpoint was adopted from (see PositionAdoptedFrom): it is this
+ * database's own now.
  */
 void
 CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
@@ -427,7 +439,7 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 
 	if (SqlObjectsAre1_2())
 		(void) RunKeyedStatementAsOwner(&successPlan,
-										SUCCESS_SQL(", position_xid = pg_catalog.pg_current_xact_id()"),
+										SUCCESS_SQL(", position_xid = pg_catalog.pg_current_xact_id(), adopted_from = NULL"),
 										7, argumentTypes, values, NULL, SPI_OK_UPDATE,
 										"update the export checkpoint");
 	else
@@ -450,6 +462,28 @@ CheckpointForgetPositionXid(const char *tenantId)
 									 "UPDATE interactions_cron.export_checkpoints SET position_xid = NULL"
 									 " WHERE tenant_id = $1",
 									 tenantId, SPI_OK_UPDATE, "forget the checkpoint's transaction");
+}
+
+/*
+ * CheckpointRecordAdoption records, on a checkpoint just adopted, the
+ * origin of the database it was adopted from (see PositionAdoptedFrom;
+ * NULL: the state named none), and forgets the transaction that moved it,
+ * which is another database's.  1.2's objects only.
+ */
+void
+CheckpointRecordAdoption(const char *tenantId, const char *sourceOrigin)
+{
+	static SPIPlanPtr adoptionPlan = NULL;
+	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(tenantId),
+	sourceOrigin != NULL ? CStringGetTextDatum(sourceOrigin) : (Datum) 0};
+
+	(void) RunKeyedStatementAsOwner(&adoptionPlan,
+									"UPDATE interactions_cron.export_checkpoints SET"
+									"  position_xid = NULL, adopted_from = $2"
+									" WHERE tenant_id = $1",
+									2, argumentTypes, values, sourceOrigin != NULL ? NULL : " n",
+									SPI_OK_UPDATE, "record where the checkpoint was adopted from");
 }
 
 /*

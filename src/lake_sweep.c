@@ -210,9 +210,10 @@ RunJudgingQuery(const ConfiguredTable *history, const char *sql, Datum *values, 
  * descend from while it is still in the cluster (see
  * OriginDatabaseStillHere): the files of a database still in this cluster
  * are judged only in a history a DBA recorded as this database's.  Past a
- * checkpoint adopted from another cluster, that cluster's files are judged:
- * the source's lost history is this database's to sweep (see
- * PositionAdoptedFrom).
+ * checkpoint adopted from a database no longer in this cluster, the files
+ * that database placed in its histories other than the one it released the
+ * tenant in are judged: the source's lost history is this database's to
+ * sweep (see PositionAdoptedFrom).
  */
 static void
 RefuseAnotherDatabasesFile(const FileCheck *check)
@@ -228,7 +229,7 @@ RefuseAnotherDatabasesFile(const FileCheck *check)
 	ConnectSpi();
 	placer = OriginDatabaseStillHere(origin);
 	refused = !HistoryIsThisDatabases(origin, OidIsValid(placer)) &&
-		(OidIsValid(placer) || !PositionAdoptedFrom(check->checkpoint, origin));
+		(OidIsValid(placer) || !PositionAdoptedFrom(check->tenantId, origin));
 	FinishSpi();
 	if (refused && OidIsValid(placer))
 		ereport(ERROR,

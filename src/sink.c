@@ -105,6 +105,47 @@ RenameWithoutReplacing(const char *oldPath, const char *newPath)
 #define UUID_TEXT_LENGTH 36
 
 /*
+ * HistoryIdIsWellFormed says whether text is a history id as
+ * CurrentHistoryId returns it: a UUID in lower case.
+ */
+static bool
+HistoryIdIsWellFormed(const char *text)
+{
+	if (strlen(text) != UUID_TEXT_LENGTH)
+		return false;
+	for (int i = 0; i < UUID_TEXT_LENGTH; i++)
+	{
+		bool		dashExpected = i == 8 || i == 13 || i == 18 || i == 23;
+		bool		lowerHexDigit = (text[i] >= '0' && text[i] <= '9') || (text[i] >= 'a' && text[i] <= 'f');
+
+		if (dashExpected ? text[i] != '-' : !lowerHexDigit)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * OriginIsWellFormed says whether text is an origin as SinkSetOrigin gives
+ * files: three decimal numbers (system identifier, database and extension
+ * OIDs) and a history id, separated by slashes.
+ */
+bool
+OriginIsWellFormed(const char *text)
+{
+	const char *part = text;
+
+	for (int number = 0; number < 3; number++)
+	{
+		size_t		digits = strspn(part, "0123456789");
+
+		if (digits == 0 || part[digits] != '/')
+			return false;
+		part += digits + 1;
+	}
+	return HistoryIdIsWellFormed(part);
+}
+
+/*
  * CurrentOriginPrefix returns the prefix of the origin of the files this
  * database places (see SinkSetOrigin), without its final slash: the
  * cluster's system identifier, the database's OID and the extension's.
@@ -653,8 +694,7 @@ SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath)
 	if (strncmp(origin, sink->originPrefix, prefixLength) != 0)
 		return false;
 	historyId = origin + prefixLength;
-	return strlen(historyId) == UUID_TEXT_LENGTH &&
-		strspn(historyId, "0123456789abcdef-") == UUID_TEXT_LENGTH &&
+	return HistoryIdIsWellFormed(historyId) &&
 		strcmp(historyId, sink->origin + prefixLength) != 0;
 }
 

@@ -113,6 +113,9 @@ tenant_state(PG_FUNCTION_ARGS)
 	CheckpointPosition checkpoint;
 	bool		isNull;
 	Datum		state;
+	char	   *historyId;
+	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {(Datum) 0, (Datum) 0};
 
 	RequireUsableDatabase();
 	ConnectSpi();
@@ -120,16 +123,21 @@ tenant_state(PG_FUNCTION_ARGS)
 	CheckpointClaim(tenantId, &checkpoint);
 	CheckpointRequireUnreleased(tenantId, checkpoint,
 								"Take the state from the database that adopted it, and adopt it here with adopt_tenant_state.");
-	(void) RunTenantStatementAsOwner(&statePlan,
-									 "SELECT pg_catalog.jsonb_build_object("
-									 "  'tenantId', $1, 'format', 1,"
-									 "  'checkpoint', (SELECT pg_catalog.to_jsonb(c) - 'tenant_id'"
-									 "                 FROM interactions_cron.export_checkpoints c"
-									 "                 WHERE c.tenant_id = $1),"
-									 "  'intent', (SELECT pg_catalog.to_jsonb(i) - 'tenant_id'"
-									 "             FROM interactions_cron.export_intents i"
-									 "             WHERE i.tenant_id = $1))",
-									 tenantId, SPI_OK_SELECT, "read the tenant's state");
+	values[0] = CStringGetTextDatum(tenantId);
+	historyId = CurrentHistoryId();
+	if (historyId != NULL)
+		values[1] = CStringGetTextDatum(psprintf("%s/%s", CurrentOriginPrefix(), historyId));
+	(void) RunStatementAsOwner(&statePlan,
+							   "SELECT pg_catalog.jsonb_build_object("
+							   "  'tenantId', $1, 'format', 1, 'origin', $2,"
+							   "  'checkpoint', (SELECT pg_catalog.to_jsonb(c) - 'tenant_id'"
+							   "                 FROM interactions_cron.export_checkpoints c"
+							   "                 WHERE c.tenant_id = $1),"
+							   "  'intent', (SELECT pg_catalog.to_jsonb(i) - 'tenant_id'"
+							   "             FROM interactions_cron.export_intents i"
+							   "             WHERE i.tenant_id = $1))",
+							   2, argumentTypes, values, historyId != NULL ? NULL : " n", SPI_OK_SELECT,
+							   "read the tenant's state");
 	state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isNull);
 	MemoryContextSwitchTo(callerContext);
 	state = datumCopy(state, false, -1);
@@ -267,6 +275,7 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	char	   *tenantId;
 	Jsonb	   *checkpoint;
 	Jsonb	   *intent;
+	char	   *sourceOrigin;
 	CheckpointPosition current;
 	Oid			argumentTypes[2] = {TEXTOID, JSONBOID};
 	Datum		values[2];
@@ -286,6 +295,12 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 				 errhint("Pass what interactions_cron.tenant_state(tenant_id) returned.")));
 	checkpoint = StateObject(state, "checkpoint");
 	intent = StateObject(state, "intent");
+	sourceOrigin = StateText(state, "origin");
+	if (sourceOrigin != NULL && !OriginIsWellFormed(sourceOrigin))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the state of tenant \"%s\" names a malformed origin \"%s\"", tenantId, sourceOrigin),
+				 errhint("Pass what interactions_cron.tenant_state(tenant_id) returned, unchanged.")));
 	if (checkpoint == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -312,9 +327,8 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 							   " FROM pg_catalog.jsonb_populate_record(NULL::interactions_cron.export_checkpoints, $2) s"
 							   " WHERE c.tenant_id = $1",
 							   2, argumentTypes, values, NULL, SPI_OK_UPDATE, "adopt the checkpoint");
-	/* The transaction that moved the source's position is another database's. */
 	if (SqlObjectsAre1_2())
-		CheckpointForgetPositionXid(tenantId);
+		CheckpointRecordAdoption(tenantId, sourceOrigin);
 	if (intent != NULL)
 	{
 		values[1] = JsonbPGetDatum(intent);

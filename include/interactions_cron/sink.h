@@ -83,6 +83,7 @@ extern ExportSink *SinkAtLocation(const char *storage, const char *localRoot,
 								  const char *s3Endpoint, const char *s3Bucket,
 								  const char *s3Prefix);
 extern char *CurrentOriginPrefix(void);
+extern bool OriginIsWellFormed(const char *text);
 extern void SinkSetOrigin(ExportSink *sink, const char *historyId);
 extern bool SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath);
 extern char *SinkOriginOfAnotherDatabase(ExportSink *sink, const char *relativePath);

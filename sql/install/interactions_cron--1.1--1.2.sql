@@ -232,20 +232,18 @@ COMMENT ON COLUMN interactions_cron.export_histories.origin_prefix IS
     'The origin (system identifier/database OID/extension OID) the id was drawn under, which files name before it; NULL: recorded by a DBA, for any origin naming the id';
 SELECT pg_catalog.pg_extension_config_dump('interactions_cron.export_histories', '');
 REVOKE ALL ON interactions_cron.export_histories FROM PUBLIC;
--- The histories of the checkpoints 1.1 recorded in this cluster, under
--- this database's origin: their files carry no origin, but a checkpoint of
--- a history export_histories does not hold looks adopted from another
--- cluster (PositionAdoptedFrom in src/checkpoint.c), past which files of
--- that cluster's other databases would be judged.  Checkpoints adopted
--- from another cluster keep looking adopted.
-INSERT INTO interactions_cron.export_histories (lake_epoch, origin_prefix)
-SELECT DISTINCT c.lake_epoch,
-       s.system_identifier::text || '/' || d.oid::text || '/' || e.oid::text
-FROM interactions_cron.export_checkpoints c, pg_catalog.pg_control_system() s,
-     pg_catalog.pg_database d, pg_catalog.pg_extension e
-WHERE c.lake_epoch ~ '^[0-9]+/[0-9]+$'
-  AND pg_catalog.split_part(c.lake_epoch, '/', 1) = s.system_identifier::text
-  AND d.datname = pg_catalog.current_database() AND e.extname = 'interactions_cron';
+-- The origin of the database a checkpoint was adopted from
+-- (adopt_tenant_state), until this database records its own export there:
+-- the source's origin prefix and the history it was exporting in when it
+-- released the tenant (tenant_state).  Past the checkpoint, the files that
+-- source placed in its other histories, which a failover or a restore of
+-- the source lost, are this database's to sweep; every other database's
+-- files are left alone (src/lake_sweep.c).  NULL: not adopted, adopted
+-- since exported here, or adopted from a state that named no origin (1.1).
+ALTER TABLE interactions_cron.export_checkpoints ADD COLUMN adopted_from text
+    CHECK (adopted_from ~ '^[0-9]+/[0-9]+/[0-9]+/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$');
+COMMENT ON COLUMN interactions_cron.export_checkpoints.adopted_from IS
+    'The origin (system identifier/database OID/extension OID/history id) of the database the checkpoint was adopted from, until exported here';
 
 -- The transaction that last moved the position by exporting.  Rows of a
 -- later transaction never lie behind the position (the watermark waits for

@@ -3,7 +3,7 @@
 -- constraints, the view, and each function's signature, language,
 -- volatility, security and pinned search_path.
 BEGIN;
-SELECT plan(42);
+SELECT plan(43);
 
 SELECT has_extension('interactions_cron', 'the extension is installed');
 SELECT is((SELECT extversion FROM pg_extension WHERE extname = 'interactions_cron'), '1.2', 'at version 1.2');
@@ -24,7 +24,7 @@ SELECT views_are('interactions_cron', ARRAY['export_status'], 'and one view');
 SELECT columns_are('interactions_cron', 'export_checkpoints', ARRAY[
     'tenant_id', 'last_created_at', 'last_id', 'status', 'last_error', 'attempts',
     'last_file', 'rows_exported', 'files_written', 'last_success_at', 'updated_at', 'lake_epoch',
-    'last_failure_at', 'position_xid'],
+    'last_failure_at', 'position_xid', 'adopted_from'],
     'the checkpoint table has the documented columns');
 SELECT col_type_is('interactions_cron', 'export_checkpoints', 'position_xid', 'xid8',
                    'the transaction that set the position is a 64-bit id, which never wraps');
@@ -40,6 +40,8 @@ SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, 
                  '23514', NULL, 'status is ok, failed or released only');
 SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, attempts) VALUES ('x', -1)$$,
                  '23514', NULL, 'attempts cannot be negative');
+SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, adopted_from) VALUES ('x', '1/2/3/not-an-id')$$,
+                 '23514', NULL, 'adopted_from is an origin: three numbers and a history id');
 
 -- Run history.
 SELECT col_is_pk('interactions_cron', 'job_runs', 'id', 'runs have an id');

@@ -6,12 +6,9 @@
 # objects, where SinkOriginOfAnotherDatabase returns NULL for every file,
 # so the destination's files are judged and removed (restore 1: fails).
 # Updated to 1.2 after a restore onto a new timeline (restore 2), its
-# checkpoints keep the lake_epoch 1.1's objects recorded, which
-# export_histories does not hold, so they look adopted; but only files of
-# the cluster that epoch names are judged past such a checkpoint
-# (PositionAdoptedFrom), and the destination here is another cluster's:
-# restore 2 holds (it failed on b886cfb).  A destination in the same
-# cluster would not be told apart.
+# checkpoints are not adopted ones (export_checkpoints.adopted_from is
+# NULL), so the destination's files are refused: restore 2 holds (it
+# failed on b886cfb).
 use strict;
 use warnings;
 

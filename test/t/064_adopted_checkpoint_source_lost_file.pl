@@ -9,7 +9,8 @@
 # database's, in a history the destination has never had: refusing it, as
 # past a checkpoint the destination recorded itself, stuck the tenant for
 # ever.  Past an adopted checkpoint, it is judged, removed, and its rows
-# written again, once.
+# written again, once: it names the source's origin, in a history other
+# than the one the source released the tenant in.
 use strict;
 use warnings;
 
@@ -34,6 +35,11 @@ node_sql($src, q{CREATE TABLE saved AS SELECT * FROM interactions_cron.export_ch
 is(decode_json(node_sql($src, $export))->{totalExported}, 5, 'a exports rows 6-10');
 node_sql($src, q{DELETE FROM interactions_cron.export_checkpoints WHERE tenant_id = 't';
                  INSERT INTO interactions_cron.export_checkpoints SELECT * FROM saved});
+# The promoted standby exports in a history of its own: played by drawing
+# the history's id again.  The file of the lost history is the one the
+# destination judges (PositionAdoptedFrom); the source's files of the
+# history it releases the tenant in are not.
+node_sql($src, q{UPDATE interactions_cron.export_histories SET history_id = gen_random_uuid()});
 
 move_tenant($src, $dst, 't', 'b adopts the state');
 add_tenant_rows($dst, 3, 20, 't');
