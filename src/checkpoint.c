@@ -217,6 +217,30 @@ HistoryIsThisDatabases(const char *origin, bool placerStillHere)
 }
 
 /*
+ * CheckpointAdoptedFrom returns the origin of the database the tenant's
+ * checkpoint was adopted from, with the history it released the tenant in
+ * (see CheckpointRecordAdoption), or NULL when it was not adopted, has been
+ * exported here since, or the objects are 1.1's.  The caller is connected
+ * to SPI.
+ */
+char *
+CheckpointAdoptedFrom(const char *tenantId)
+{
+	static SPIPlanPtr adoptedPlan = NULL;
+	Oid			argumentTypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(tenantId)};
+	List	   *adoptedFrom;
+
+	if (!SqlObjectsAre1_2())
+		return NULL;
+	adoptedFrom = TextColumnAsOwner(&adoptedPlan,
+									"SELECT adopted_from FROM interactions_cron.export_checkpoints"
+									" WHERE tenant_id = $1 AND adopted_from IS NOT NULL",
+									1, argumentTypes, values, "read where the checkpoint was adopted from");
+	return adoptedFrom != NIL ? linitial(adoptedFrom) : NULL;
+}
+
+/*
  * PositionAdoptedFrom says whether the tenant's checkpoint was adopted from
  * the database that placed a file of that origin (see SinkSetOrigin), in a
  * history other than the one that database was exporting in when it
@@ -230,28 +254,30 @@ HistoryIsThisDatabases(const char *origin, bool placerStillHere)
 bool
 PositionAdoptedFrom(const char *tenantId, const char *origin)
 {
-	static SPIPlanPtr adoptedPlan = NULL;
-	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(tenantId)};
-	List	   *adoptedFrom;
-	const char *source;
-	const char *sourceIdSlash;
+	char	   *source = CheckpointAdoptedFrom(tenantId);
+	const char *sourceIdSlash = source != NULL ? strrchr(source, '/') : NULL;
 
-	if (!SqlObjectsAre1_2())
-		return false;
-	adoptedFrom = TextColumnAsOwner(&adoptedPlan,
-									"SELECT adopted_from FROM interactions_cron.export_checkpoints"
-									" WHERE tenant_id = $1 AND adopted_from IS NOT NULL",
-									1, argumentTypes, values, "read where the checkpoint was adopted from");
-	if (adoptedFrom == NIL)
-		return false;
-	source = linitial(adoptedFrom);
-	sourceIdSlash = strrchr(source, '/');
 	if (sourceIdSlash == NULL)
 		return false;
 	return strncmp(origin, source, sourceIdSlash - source + 1) == 0 &&
 		strchr(origin + (sourceIdSlash - source + 1), '/') == NULL &&
 		strcmp(origin, source) != 0;
+}
+
+/*
+ * UpdateCheckpointWithText runs an update of the tenant's checkpoint ($1)
+ * that sets a text value ($2, NULL when value is), as the extension's owner.
+ */
+static void
+UpdateCheckpointWithText(SPIPlanPtr *plan, const char *sql, const char *tenantId,
+						 const char *value, const char *what)
+{
+	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(tenantId),
+	value != NULL ? CStringGetTextDatum(value) : (Datum) 0};
+	char		nulls[2] = {' ', value != NULL ? ' ' : 'n'};
+
+	(void) RunKeyedStatementAsOwner(plan, sql, 2, argumentTypes, values, nulls, SPI_OK_UPDATE, what);
 }
 
 /*
@@ -265,16 +291,11 @@ void
 CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch)
 {
 	static SPIPlanPtr epochPlan = NULL;
-	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(tenantId),
-	lakeEpoch != NULL ? CStringGetTextDatum(lakeEpoch) : (Datum) 0};
-	char		nulls[2] = {' ', lakeEpoch != NULL ? ' ' : 'n'};
 
-	(void) RunKeyedStatementAsOwner(&epochPlan,
-									"UPDATE interactions_cron.export_checkpoints SET lake_epoch = $2"
-									" WHERE tenant_id = $1",
-									2, argumentTypes, values, nulls, SPI_OK_UPDATE,
-									"record the checkpoint's lake history");
+	UpdateCheckpointWithText(&epochPlan,
+							 "UPDATE interactions_cron.export_checkpoints SET lake_epoch = $2"
+							 " WHERE tenant_id = $1",
+							 tenantId, lakeEpoch, "record the checkpoint's lake history");
 }
 
 /*
@@ -474,16 +495,12 @@ void
 CheckpointRecordAdoption(const char *tenantId, const char *sourceOrigin)
 {
 	static SPIPlanPtr adoptionPlan = NULL;
-	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(tenantId),
-	sourceOrigin != NULL ? CStringGetTextDatum(sourceOrigin) : (Datum) 0};
 
-	(void) RunKeyedStatementAsOwner(&adoptionPlan,
-									"UPDATE interactions_cron.export_checkpoints SET"
-									"  position_xid = NULL, adopted_from = $2"
-									" WHERE tenant_id = $1",
-									2, argumentTypes, values, sourceOrigin != NULL ? NULL : " n",
-									SPI_OK_UPDATE, "record where the checkpoint was adopted from");
+	UpdateCheckpointWithText(&adoptionPlan,
+							 "UPDATE interactions_cron.export_checkpoints SET"
+							 "  position_xid = NULL, adopted_from = $2"
+							 " WHERE tenant_id = $1",
+							 tenantId, sourceOrigin, "record where the checkpoint was adopted from");
 }
 
 /*

@@ -356,13 +356,36 @@ typedef struct FileSweep
 	const ConfiguredTable *history;
 	const char *tenantId;
 	CheckpointPosition checkpoint;
-	bool		onlyLostHistory;	/* judge only files placed here in a lost history */
+	SweepScope	scope;			/* which files it judges */
 	List	   *passOver;		/* relative paths of files not to judge */
 	MemoryContext sweepContext; /* where the result lives */
 	MemoryContext fileContext;	/* one file's content, reset before the next */
 	List	   *duplicates;		/* relative paths of the files to remove */
 	LakeSweep	result;
 } FileSweep;
+
+/*
+ * InSweepScope says whether the sweep judges a file (see SweepScope): a
+ * lost history's file is this database's, or that of the database the
+ * checkpoint was adopted from, in a history other than the one it released
+ * the tenant in (see PositionAdoptedFrom).
+ */
+static bool
+InSweepScope(const FileSweep *sweep, const char *relativePath)
+{
+	char	   *origin;
+	bool		adoptedFromPlacer;
+
+	if (sweep->scope == SWEEP_EVERY_FILE || SinkPlacedInLostHistory(sweep->sink, relativePath))
+		return true;
+	origin = SinkOriginOfAnotherDatabase(sweep->sink, relativePath);
+	if (origin == NULL)
+		return false;
+	ConnectSpi();
+	adoptedFromPlacer = PositionAdoptedFrom(sweep->tenantId, origin);
+	FinishSpi();
+	return adoptedFromPlacer;
+}
 
 /*
  * JudgeListedFile judges one listed file named past the checkpoint by its
@@ -381,7 +404,7 @@ JudgeListedFile(const char *relativePath, void *argument)
 
 	if (!NamedPastCheckpoint(relativePath, sweep->checkpoint) ||
 		StringListContains(sweep->passOver, relativePath) ||
-		(sweep->onlyLostHistory && !SinkPlacedInLostHistory(sweep->sink, relativePath)))
+		!InSweepScope(sweep, relativePath))
 		return;
 	/* A file is read whole: its memory goes before the next one is read. */
 	MemoryContextReset(sweep->fileContext);
@@ -431,8 +454,8 @@ RemoveDuplicates(FileSweep *sweep)
 
 /*
  * SweepLostFiles removes the tenant's files that a lost history placed past
- * its checkpoint (see JudgeFileRows), only those placed here in a lost
- * history when asked (see SinkPlacedInLostHistory), none of passOver (paths
+ * its checkpoint (see JudgeFileRows), of those in scope (see SweepScope),
+ * none of passOver (paths
  * relative to the lake's root), and reports how many, and how many it could
  * not judge, with the first such file and its error.  Files are removed
  * only once every one is judged: the rows of a duplicate are written again
@@ -442,12 +465,12 @@ RemoveDuplicates(FileSweep *sweep)
  */
 LakeSweep
 SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *tenantId,
-			   CheckpointPosition checkpoint, bool onlyLostHistory, List *passOver)
+			   CheckpointPosition checkpoint, SweepScope scope, List *passOver)
 {
-	FileSweep	sweep = {sink, history, tenantId, checkpoint, onlyLostHistory, passOver,
+	FileSweep	sweep = {sink, history, tenantId, checkpoint, scope, passOver,
 	CurrentMemoryContext, NULL, NIL, {0, 0, NULL, 0, NULL}};
 
-	if (onlyLostHistory && sink->ops->origin == NULL)
+	if (scope == SWEEP_LOST_HISTORY_FILES && sink->ops->origin == NULL)
 		return sweep.result;
 
 	sweep.fileContext = AllocSetContextCreate(CurrentMemoryContext, "interactions_cron lake sweep file",

@@ -363,10 +363,10 @@ RecordedInThisHistory(TenantExporter *exporter, CheckpointPosition checkpoint)
  */
 static void
 SweepOrFail(TenantExporter *exporter, const char *tenantId, CheckpointPosition checkpoint,
-			bool onlyLostHistory, List *passOver, const char *occasion)
+			SweepScope scope, List *passOver, const char *occasion)
 {
 	LakeSweep	sweep = SweepLostFiles(exporter->sink, &exporter->history, tenantId, checkpoint,
-									   onlyLostHistory, passOver);
+									   scope, passOver);
 
 	if (sweep.unjudged > 0)
 		ereport(ERROR,
@@ -408,7 +408,7 @@ SweepBeforeUndo(List *placedFiles, void *argument)
 {
 	UndoSweep  *undo = argument;
 
-	SweepOrFail(undo->exporter, undo->batch->tenantId, undo->batch->checkpoint, false, placedFiles,
+	SweepOrFail(undo->exporter, undo->batch->tenantId, undo->batch->checkpoint, SWEEP_EVERY_FILE, placedFiles,
 				"before an undo");
 }
 
@@ -431,7 +431,9 @@ BringIntoThisHistory(TenantExporter *exporter, const char *tenantId, CheckpointP
 {
 	if (RecordedInThisHistory(exporter, checkpoint))
 		return;
-	SweepOrFail(exporter, tenantId, checkpoint, checkpoint.lakeEpoch == NULL, NIL, "after a change of history");
+	SweepOrFail(exporter, tenantId, checkpoint,
+				checkpoint.lakeEpoch == NULL ? SWEEP_LOST_HISTORY_FILES : SWEEP_EVERY_FILE, NIL,
+				"after a change of history");
 	/* A writer may still stamp rows behind the checkpoint: look when it has ended. */
 	if (exporter->watermark < checkpoint.createdAt)
 		return;

@@ -98,6 +98,26 @@ ReleaseTenant(const ConfiguredTable *tenants, const char *tenantId)
 }
 
 /*
+ * StateOrigin returns the origin a tenant's state names (see
+ * PositionAdoptedFrom): the database its checkpoint was adopted from, when
+ * it has not been exported here since (this database placed no file past
+ * it but an unfinished batch's, which the state's intent names), or else
+ * this database's origin and the history it exports in; NULL on 1.1's
+ * objects.
+ */
+static char *
+StateOrigin(const char *tenantId)
+{
+	char	   *adoptedFrom = CheckpointAdoptedFrom(tenantId);
+	char	   *historyId;
+
+	if (adoptedFrom != NULL)
+		return adoptedFrom;
+	historyId = CurrentHistoryId();
+	return historyId != NULL ? psprintf("%s/%s", CurrentOriginPrefix(), historyId) : NULL;
+}
+
+/*
  * tenant_state(tenant_id, release) returns the tenant's checkpoint and
  * outstanding intent as JSON, having claimed the tenant until the end of
  * the caller's transaction (waiting for an export's transaction on it to
@@ -113,7 +133,7 @@ tenant_state(PG_FUNCTION_ARGS)
 	CheckpointPosition checkpoint;
 	bool		isNull;
 	Datum		state;
-	char	   *historyId;
+	char	   *origin;
 	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {(Datum) 0, (Datum) 0};
 
@@ -124,9 +144,9 @@ tenant_state(PG_FUNCTION_ARGS)
 	CheckpointRequireUnreleased(tenantId, checkpoint,
 								"Take the state from the database that adopted it, and adopt it here with adopt_tenant_state.");
 	values[0] = CStringGetTextDatum(tenantId);
-	historyId = CurrentHistoryId();
-	if (historyId != NULL)
-		values[1] = CStringGetTextDatum(psprintf("%s/%s", CurrentOriginPrefix(), historyId));
+	origin = StateOrigin(tenantId);
+	if (origin != NULL)
+		values[1] = CStringGetTextDatum(origin);
 	(void) RunStatementAsOwner(&statePlan,
 							   "SELECT pg_catalog.jsonb_build_object("
 							   "  'tenantId', $1, 'format', 1, 'origin', $2,"
@@ -136,7 +156,7 @@ tenant_state(PG_FUNCTION_ARGS)
 							   "  'intent', (SELECT pg_catalog.to_jsonb(i) - 'tenant_id'"
 							   "             FROM interactions_cron.export_intents i"
 							   "             WHERE i.tenant_id = $1))",
-							   2, argumentTypes, values, historyId != NULL ? NULL : " n", SPI_OK_SELECT,
+							   2, argumentTypes, values, origin != NULL ? NULL : " n", SPI_OK_SELECT,
 							   "read the tenant's state");
 	state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isNull);
 	MemoryContextSwitchTo(callerContext);

@@ -43,6 +43,7 @@ extern char *CurrentLakeEpoch(void);
 extern char *CurrentHistoryId(void);
 extern Oid	OriginDatabaseStillHere(const char *origin);
 extern bool HistoryIsThisDatabases(const char *origin, bool placerStillHere);
+extern char *CheckpointAdoptedFrom(const char *tenantId);
 extern bool PositionAdoptedFrom(const char *tenantId, const char *origin);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
 extern void CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch);

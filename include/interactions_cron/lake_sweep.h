@@ -9,6 +9,15 @@
 #include "interactions_cron/relations.h"
 #include "interactions_cron/sink.h"
 
+/* Which of a tenant's files past its checkpoint a sweep judges. */
+typedef enum SweepScope
+{
+	SWEEP_EVERY_FILE,			/* every file (another database's fails it) */
+	SWEEP_LOST_HISTORY_FILES	/* those this database, or the one its
+								 * checkpoint was adopted from, placed in a
+								 * history it lost */
+} SweepScope;
+
 /* What a sweep did. */
 typedef struct LakeSweep
 {
@@ -24,6 +33,6 @@ extern bool FileHoldsRowsPastCheckpoint(ExportSink *sink, const ConfiguredTable 
 										CheckpointPosition checkpoint);
 extern LakeSweep SweepLostFiles(ExportSink *sink, const ConfiguredTable *history,
 								const char *tenantId, CheckpointPosition checkpoint,
-								bool onlyLostHistory, List *passOver);
+								SweepScope scope, List *passOver);
 
 #endif

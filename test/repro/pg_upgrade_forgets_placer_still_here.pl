@@ -34,64 +34,23 @@ $node->start;
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 sub sq { my ($db, $sql) = @_; return $node->safe_psql($db, $sql, timeout => $timeout); }
 
-sub rows
-{
-	my ($db, $tenant, $count, $offset) = @_;
-	sq($db, qq{INSERT INTO interaction_history (tenant_id, created_at, channel)
-		SELECT '$tenant', date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days'
-		          + ($offset + g) * interval '7 minutes 0.25 seconds', 'sms'
-		FROM generate_series(1, $count) g ORDER BY g});
-}
 my $export = 'SELECT interactions_cron.export_interactions(batch_size => 5)';
 
-sub new_shard
-{
-	my ($db, @tenants) = @_;
-	$node->safe_psql('postgres', "CREATE DATABASE $db");
-	sq($db, 'CREATE EXTENSION interactions_cron');
-	sq($db, slurp_file('../reference/schema.sql'));
-	sq($db, 'INSERT INTO tenants (id, name) VALUES ' . join(', ', map { "('$_', '$_')" } @tenants));
-}
-
-sub clone_shard
-{
-	my ($template, $db, $released, $first_id) = @_;
-	$node->safe_psql('postgres', "CREATE DATABASE $db TEMPLATE $template");
-	sq($db, qq{UPDATE tenants SET status = 'moving' WHERE id = '$released';
-		SELECT interactions_cron.tenant_state('$released', release => true);
-		DELETE FROM interaction_history WHERE tenant_id = '$released';
-		DELETE FROM tenants WHERE id = '$released';
-		ALTER SEQUENCE interaction_history_id_seq RESTART $first_id});
-}
-
-sub move
-{
-	my ($from, $to, $tenant) = @_;
-	sq($from, qq{UPDATE tenants SET status = 'moving' WHERE id = '$tenant'});
-	my $copied = sq($from, qq{COPY (SELECT * FROM interaction_history WHERE tenant_id = '$tenant' ORDER BY id) TO STDOUT});
-	my $state = sq($from, qq{SELECT interactions_cron.tenant_state('$tenant', release => true)});
-	sq($to, qq{INSERT INTO tenants (id, name, status) VALUES ('$tenant', '$tenant', 'suspended')});
-	sq($to, "COPY interaction_history FROM STDIN;\n$copied\n\\.\n");
-	like(sq($to, "SELECT interactions_cron.adopt_tenant_state(\$state\$$state\$state\$::jsonb)"), qr/"ok": true/,
-		"$to adopts $tenant");
-	sq($to, qq{UPDATE tenants SET status = 'active' WHERE id = '$tenant'});
-	sq($from, qq{DELETE FROM interaction_history WHERE tenant_id = '$tenant'; DELETE FROM tenants WHERE id = '$tenant'});
-}
 
 # t/068's scenario 2.
-new_shard('c', 'w');
-rows('c', 'w', 5, 0);
+new_shard_database($node, 'c', 'w');
+add_tenant_rows([ $node, 'c' ], 5, 0, 'w');
 is(decode_json(sq('c', $export))->{totalExported}, 5, 'c exports w');
-clone_shard('c', 'd', 'w', 200000);
+clone_shard_database($node, 'c', 'd', 'w', 200000);
 sq('d', q{INSERT INTO tenants (id, name) VALUES ('v', 'V')});
-rows('d', 'v', 20, 0);
+add_tenant_rows([ $node, 'd' ], 20, 0, 'v');
 is(decode_json(sq('d', $export))->{totalExported}, 5, 'd exports rows 1-5 of v');
 is(decode_json(sq('d', $export))->{totalExported}, 5, 'd exports rows 6-10 of v');
 my $dump_d = PostgreSQL::Test::Utils::tempdir() . '/d.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('d'), '-f', $dump_d ], 'd is dumped');
 is(decode_json(sq('d', $export))->{totalExported}, 5, 'd exports rows 11-15 of v after the dump');
-move('d', 'c', 'v');
-rows('c', 'v', 5, 20);
+move_tenant([ $node, 'd' ], [ $node, 'c' ], 'v', 'c adopts v');
+add_tenant_rows([ $node, 'c' ], 5, 20, 'v');
 is(decode_json(sq('c', 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 10,
 	'c exports rows 16-20 of v and five rows of its own');
 my @c_rows = split /\n/, sq('c', q{SELECT id FROM interaction_history WHERE tenant_id = 'v' ORDER BY id});
@@ -100,11 +59,11 @@ my @c_rows = split /\n/, sq('c', q{SELECT id FROM interaction_history WHERE tena
 # "holds the original's histories, but while the original is in the
 # cluster, the files it places are its own: the copy leaves them alone and
 # fails the tenant (58P02)"): f is copied from e without releasing x.
-new_shard('e', 'x');
-rows('e', 'x', 20, 0);
+new_shard_database($node, 'e', 'x');
+add_tenant_rows([ $node, 'e' ], 20, 0, 'x');
 is(decode_json(sq('e', $export))->{totalExported}, 5, 'e exports rows 1-5 of x');
 $node->safe_psql('postgres', 'CREATE DATABASE f TEMPLATE e');
-rows('e', 'x', 5, 20);
+add_tenant_rows([ $node, 'e' ], 5, 20, 'x');
 is(decode_json(sq('e', 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 20,
 	'e exports rows 6-20 and five rows of its own, in one file');
 my @e_rows = split /\n/, sq('e', q{SELECT id FROM interaction_history WHERE tenant_id = 'x' ORDER BY id});

@@ -1,16 +1,14 @@
-# Hostile review 15 of issue 19, finding 2: a checkpoint adopted from
-# another cluster keeps the source's history (lake_epoch), and the
-# destination's first claim sweeps the files the source placed past it
-# (operations.md, "Moving a tenant to another database").  The source here
-# lost the confirmation of its last batch of the tenant (an asynchronous
-# failover: its checkpoint row stands where it stood before that batch, the
-# batch's file is in the lake; played by putting the row back), and the
-# tenant moved before the source exported it again.  The file is another
-# database's, in a history the destination has never had: refusing it, as
-# past a checkpoint the destination recorded itself, stuck the tenant for
-# ever.  Past an adopted checkpoint, it is judged, removed, and its rows
-# written again, once: it names the source's origin, in a history other
-# than the one the source released the tenant in.
+# Hostile review 15 of issue 19, finding 2: a source that lost, in an
+# asynchronous failover, the confirmation of its last batch of a tenant
+# (its file is in the lake, past the checkpoint the promoted standby
+# holds), and moved the tenant before exporting it again, left that file
+# for the destination to judge, which refused it as another database's:
+# the tenant was stuck.  Past an adopted checkpoint, the source's files of
+# the histories other than the one it released the tenant in (here the
+# lost one) are judged, removed, and their rows written again, once.
+# Review 18 played it with a real failover (a streaming standby cut off,
+# the primary stopped, the standby promoted), as here, rather than a
+# history id drawn again.
 use strict;
 use warnings;
 
@@ -24,31 +22,31 @@ use Test::More;
 
 my $lake = shared_lake();
 my $settings = "interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n";
-my $src = extension_node('src_a', $settings);
+my ($src, $standby) = primary_with_standby('src_a', $settings);
 my $dst = new_tenant_database('dst_b', 100000, $settings);
 my $export = 'SELECT interactions_cron.export_interactions(batch_size => 5)';
 
 node_sql($src, q{INSERT INTO tenants (id, name) VALUES ('t', 'T')});
 add_tenant_rows($src, 10, 0, 't');
 is(decode_json(node_sql($src, $export))->{totalExported}, 5, 'a exports rows 1-5');
-node_sql($src, q{CREATE TABLE saved AS SELECT * FROM interactions_cron.export_checkpoints WHERE tenant_id = 't'});
-is(decode_json(node_sql($src, $export))->{totalExported}, 5, 'a exports rows 6-10');
-node_sql($src, q{DELETE FROM interactions_cron.export_checkpoints WHERE tenant_id = 't';
-                 INSERT INTO interactions_cron.export_checkpoints SELECT * FROM saved});
-# The promoted standby exports in a history of its own: played by drawing
-# the history's id again.  The file of the lost history is the one the
-# destination judges (PositionAdoptedFrom); the source's files of the
-# history it releases the tenant in are not.
-node_sql($src, q{UPDATE interactions_cron.export_histories SET history_id = gen_random_uuid()});
+cut_off_standby($src, $standby, 0);
+is(decode_json(node_sql($src, $export))->{totalExported}, 5, 'a exports rows 6-10, which the standby never gets');
+$src->stop('immediate');
+$standby->promote;
+$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'not promoted';
+is(node_sql($standby, q{SELECT rows_exported FROM interactions_cron.export_checkpoints WHERE tenant_id = 't'}),
+	'5', 'the promoted standby lost the export of rows 6-10');
 
-move_tenant($src, $dst, 't', 'b adopts the state');
+move_tenant($standby, $dst, 't', 'b adopts the state from the promoted standby');
 add_tenant_rows($dst, 3, 20, 't');
-for my $call (1 .. 2)
+my $offset = -s $dst->logfile;
+for my $call (1 .. 3)
 {
 	my $result = decode_json(node_sql($dst, $export));
 	is($result->{tenants}[0]{error} // '', '', "call $call at b: the tenant exports");
 }
+ok($dst->log_contains(qr/removing "[^"]*\.json"/, $offset), 'b swept the lost file');
 table_rows_once_in_lake_ok($dst, $lake, 'interaction_history');
-$src->stop;
+$standby->stop;
 $dst->stop;
 done_testing();

@@ -44,57 +44,7 @@ $node->start;
 my $timeout = $PostgreSQL::Test::Utils::timeout_default;
 sub sq { my ($db, $sql) = @_; return $node->safe_psql($db, $sql, timeout => $timeout); }
 
-# rows adds $count rows of $tenant to $db, 7 minutes apart from $offset
-# steps after midnight (UTC) two days ago.
-sub rows
-{
-	my ($db, $tenant, $count, $offset) = @_;
-	sq($db, qq{INSERT INTO interaction_history (tenant_id, created_at, channel)
-		SELECT '$tenant', date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days'
-		          + ($offset + g) * interval '7 minutes 0.25 seconds', 'sms'
-		FROM generate_series(1, $count) g ORDER BY g});
-}
 my $export = 'SELECT interactions_cron.export_interactions(batch_size => 5)';
-
-# new_shard creates database $db with the extension, the reference schema
-# and the tenants @tenants.
-sub new_shard
-{
-	my ($db, @tenants) = @_;
-	$node->safe_psql('postgres', "CREATE DATABASE $db");
-	sq($db, 'CREATE EXTENSION interactions_cron');
-	sq($db, slurp_file('../reference/schema.sql'));
-	sq($db, 'INSERT INTO tenants (id, name) VALUES ' . join(', ', map { "('$_', '$_')" } @tenants));
-}
-
-# clone_shard copies $template into $db with TEMPLATE, and releases there,
-# before its first call, the tenant $released, which the template keeps;
-# the clone's own rows take ids from $first_id on.
-sub clone_shard
-{
-	my ($template, $db, $released, $first_id) = @_;
-	$node->safe_psql('postgres', "CREATE DATABASE $db TEMPLATE $template");
-	sq($db, qq{UPDATE tenants SET status = 'moving' WHERE id = '$released';
-		SELECT interactions_cron.tenant_state('$released', release => true);
-		DELETE FROM interaction_history WHERE tenant_id = '$released';
-		DELETE FROM tenants WHERE id = '$released';
-		ALTER SEQUENCE interaction_history_id_seq RESTART $first_id});
-}
-
-# move moves $tenant from database $from to $to as operations.md says.
-sub move
-{
-	my ($from, $to, $tenant) = @_;
-	sq($from, qq{UPDATE tenants SET status = 'moving' WHERE id = '$tenant'});
-	my $copied = sq($from, qq{COPY (SELECT * FROM interaction_history WHERE tenant_id = '$tenant' ORDER BY id) TO STDOUT});
-	my $state = sq($from, qq{SELECT interactions_cron.tenant_state('$tenant', release => true)});
-	sq($to, qq{INSERT INTO tenants (id, name, status) VALUES ('$tenant', '$tenant', 'suspended')});
-	sq($to, "COPY interaction_history FROM STDIN;\n$copied\n\\.\n");
-	like(sq($to, "SELECT interactions_cron.adopt_tenant_state(\$state\$$state\$state\$::jsonb)"), qr/"ok": true/,
-		"$to adopts $tenant");
-	sq($to, qq{UPDATE tenants SET status = 'active' WHERE id = '$tenant'});
-	sq($from, qq{DELETE FROM interaction_history WHERE tenant_id = '$tenant'; DELETE FROM tenants WHERE id = '$tenant'});
-}
 
 # restored_leaves_alone_ok restores $dump into the new database $db, runs
 # its first export, and checks that it fails $tenant on the other
@@ -127,18 +77,18 @@ my $own_id = q{SELECT history_id FROM interactions_cron.export_histories
 	                       WHERE d.datname = current_database() AND e.extname = 'interactions_cron')};
 
 # Scenario 1.
-new_shard('a', 't', 'u');
-rows('a', 't', 20, 0);
+new_shard_database($node, 'a', 't', 'u');
+add_tenant_rows([ $node, 'a' ], 20, 0, 't');
 is(decode_json(sq('a', $export))->{totalExported}, 5, 'a exports rows 1-5');
-clone_shard('a', 'b', 't', 100000);
+clone_shard_database($node, 'a', 'b', 't', 100000);
 is(sq('b', $histories), '2 2', 'b holds a\'s history row, and the id of its own it drew to release t');
 
 is(decode_json(sq('a', $export))->{totalExported}, 5, 'a exports rows 6-10');
 my $dump_a = PostgreSQL::Test::Utils::tempdir() . '/a.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('a'), '-f', $dump_a ], 'a is dumped');
 is(decode_json(sq('a', $export))->{totalExported}, 5, 'a exports rows 11-15 after the dump');
-move('a', 'b', 't');
-rows('b', 't', 5, 20);
+move_tenant([ $node, 'a' ], [ $node, 'b' ], 't', 'b adopts t');
+add_tenant_rows([ $node, 'b' ], 5, 20, 't');
 is(decode_json(sq('b', 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 10,
 	'b exports rows 16-20 and five rows of its own');
 is(sq('b', $histories), '2 2', 'and draws no other at its first export');
@@ -149,19 +99,19 @@ restored_leaves_alone_ok('a_restored', $dump_a, 't', @b_rows);
 isnt(sq('a_restored', $own_id), sq('a', $own_id), 'the restored a drew a history id of its own');
 
 # Scenario 2: the restored database descends from the destination.
-new_shard('c', 'w');
-rows('c', 'w', 5, 0);
+new_shard_database($node, 'c', 'w');
+add_tenant_rows([ $node, 'c' ], 5, 0, 'w');
 is(decode_json(sq('c', $export))->{totalExported}, 5, 'c exports w');
-clone_shard('c', 'd', 'w', 200000);
+clone_shard_database($node, 'c', 'd', 'w', 200000);
 sq('d', q{INSERT INTO tenants (id, name) VALUES ('v', 'V')});
-rows('d', 'v', 20, 0);
+add_tenant_rows([ $node, 'd' ], 20, 0, 'v');
 is(decode_json(sq('d', $export))->{totalExported}, 5, 'd exports rows 1-5 of v');
 is(decode_json(sq('d', $export))->{totalExported}, 5, 'd exports rows 6-10 of v');
 my $dump_d = PostgreSQL::Test::Utils::tempdir() . '/d.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('d'), '-f', $dump_d ], 'd is dumped');
 is(decode_json(sq('d', $export))->{totalExported}, 5, 'd exports rows 11-15 of v after the dump');
-move('d', 'c', 'v');
-rows('c', 'v', 5, 20);
+move_tenant([ $node, 'd' ], [ $node, 'c' ], 'v', 'c adopts v');
+add_tenant_rows([ $node, 'c' ], 5, 20, 'v');
 is(decode_json(sq('c', 'SELECT interactions_cron.export_interactions()'))->{totalExported}, 10,
 	'c exports rows 16-20 of v and five rows of its own');
 my @c_rows = split /\n/, sq('c', q{SELECT id FROM interaction_history WHERE tenant_id = 'v' ORDER BY id});

@@ -23,18 +23,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $lake = shared_lake();
-my $settings = "interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n";
-my $a = extension_node('cluster_y_a', $settings);
-my $b = extension_node('cluster_x_b', $settings, allows_streaming => 1);
+my ($a, $b) = tenant_adopted_across_clusters($lake);
 my $export = 'SELECT interactions_cron.export_interactions(batch_size => 5)';
 
-node_sql($a, q{INSERT INTO tenants (id, name) VALUES ('t', 'T')});
-add_tenant_rows($a, 20, 0, 't');
-is(decode_json(node_sql($a, $export))->{totalExported}, 5, 'a exports rows 1-5');
-is(decode_json(node_sql($a, $export))->{totalExported}, 5, 'a exports rows 6-10');
-move_tenant($a, $b, 't', 'b adopts t from another cluster');
-$b->backup('after_adoption');
-is(decode_json(node_sql($b, $export))->{totalExported}, 5, 'b exports rows 11-15');
 move_tenant($b, $a, 't', 't moves back to a');
 my @a_rows = destination_exports_on($a, 'a exports rows 16-20 and five rows of its own');
 $b->stop;

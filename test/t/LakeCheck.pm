@@ -33,6 +33,9 @@ our @EXPORT = qw(
   each_fsync_mode
   node_with_export_root
   node_sql
+  place_sql
+  new_shard_database
+  clone_shard_database
   tenant_t_node
   restored_mid_batch
   cancel_call_after_place
@@ -62,6 +65,7 @@ our @EXPORT = qw(
   move_tenant
   copy_lake
   destination_exports_on
+  tenant_adopted_across_clusters
   shared_lake
   export_waiting_for_standby
   primary_with_standby
@@ -179,6 +183,16 @@ sub node_sql
 {
 	my ($node, $query) = @_;
 	return $node->safe_psql('postgres', $query, timeout => $PostgreSQL::Test::Utils::timeout_default);
+}
+
+# place_sql runs $query in a place, a node (its postgres database) or
+# [$node, $database], bounded by the default timeout, and returns its output
+# (safe_psql: it dies if the query fails).
+sub place_sql
+{
+	my ($place, $query) = @_;
+	my ($node, $database) = ref($place) eq 'ARRAY' ? @$place : ($place, 'postgres');
+	return $node->safe_psql($database, $query, timeout => $PostgreSQL::Test::Utils::timeout_default);
 }
 
 # read_lake walks <export_dir>/exports (or <export_dir>/<under> with
@@ -542,8 +556,8 @@ sub new_tenant_database
 	return $node;
 }
 
-# move_tenant moves $tenant from $source to $destination as "Moving a
-# tenant to another database" says: out of the export on the source, its
+# move_tenant moves $tenant from $source to $destination (places: see
+# place_sql) as "Moving a tenant to another database" says: out of the export on the source, its
 # rows copied, its state released there and adopted (checked to succeed,
 # as $label) on the destination, active there, deleted on the source.
 # It returns what adopt_tenant_state returned.
@@ -551,19 +565,43 @@ sub move_tenant
 {
 	my ($source, $destination, $tenant, $label) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
-	node_sql($source, qq{UPDATE tenants SET status = 'moving' WHERE id = '$tenant'});
-	my $rows = node_sql($source,
+	place_sql($source, qq{UPDATE tenants SET status = 'moving' WHERE id = '$tenant'});
+	my $rows = place_sql($source,
 		qq{COPY (SELECT * FROM interaction_history WHERE tenant_id = '$tenant' ORDER BY id) TO STDOUT});
-	my $state = node_sql($source, qq{SELECT interactions_cron.tenant_state('$tenant', release => true)});
-	node_sql($destination, qq{INSERT INTO tenants (id, name, status) VALUES ('$tenant', '$tenant', 'suspended')});
-	node_sql($destination, "COPY interaction_history FROM STDIN;\n$rows\n\\.\n");
-	my $adopted = node_sql($destination,
+	my $state = place_sql($source, qq{SELECT interactions_cron.tenant_state('$tenant', release => true)});
+	place_sql($destination, qq{INSERT INTO tenants (id, name, status) VALUES ('$tenant', '$tenant', 'suspended')});
+	place_sql($destination, "COPY interaction_history FROM STDIN;\n$rows\n\\.\n");
+	my $adopted = place_sql($destination,
 		"SELECT interactions_cron.adopt_tenant_state(\$state\$$state\$state\$::jsonb)");
 	Test::More::like($adopted, qr/"ok": true/, $label);
-	node_sql($destination, qq{UPDATE tenants SET status = 'active' WHERE id = '$tenant'});
-	node_sql($source, qq{DELETE FROM interaction_history WHERE tenant_id = '$tenant';
+	place_sql($destination, qq{UPDATE tenants SET status = 'active' WHERE id = '$tenant'});
+	place_sql($source, qq{DELETE FROM interaction_history WHERE tenant_id = '$tenant';
 		DELETE FROM tenants WHERE id = '$tenant'});
 	return $adopted;
+}
+
+# tenant_adopted_across_clusters starts cluster cluster_y_a (made with
+# %a_init) and the streaming cluster cluster_x_b, both exporting into $lake
+# with one worker; a exports rows 1-10 of tenant 't' (of 20) in two batches,
+# t moves to b, b is backed up as after_adoption, and b exports rows 11-15.
+# It returns ($a, $b).
+sub tenant_adopted_across_clusters
+{
+	my ($lake, %a_init) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	my $settings = "interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n";
+	my $a = extension_node('cluster_y_a', $settings, %a_init);
+	my $b = extension_node('cluster_x_b', $settings, allows_streaming => 1);
+	my $export = 'SELECT interactions_cron.export_interactions(batch_size => 5)';
+
+	node_sql($a, q{INSERT INTO tenants (id, name) VALUES ('t', 'T')});
+	add_tenant_rows($a, 20, 0, 't');
+	Test::More::is(JSON::PP::decode_json(node_sql($a, $export))->{totalExported}, 5, 'a exports rows 1-5');
+	Test::More::is(JSON::PP::decode_json(node_sql($a, $export))->{totalExported}, 5, 'a exports rows 6-10');
+	move_tenant($a, $b, 't', 'b adopts t from another cluster');
+	$b->backup('after_adoption');
+	Test::More::is(JSON::PP::decode_json(node_sql($b, $export))->{totalExported}, 5, 'b exports rows 11-15');
+	return ($a, $b);
 }
 
 # destination_exports_on adds five rows of tenant 't' on $node, the
@@ -591,13 +629,42 @@ sub copy_lake
 	return $copy;
 }
 
-# add_tenant_rows inserts $count rows for each of @tenants on $node, 7
-# minutes apart from $offset steps after midnight (UTC) two days ago.
+# new_shard_database creates database $db on $node with the extension, the
+# reference schema and the tenants @tenants.
+sub new_shard_database
+{
+	my ($node, $db, @tenants) = @_;
+	place_sql($node, "CREATE DATABASE $db");
+	place_sql([ $node, $db ], 'CREATE EXTENSION interactions_cron');
+	place_sql([ $node, $db ], PostgreSQL::Test::Utils::slurp_file('../reference/schema.sql'));
+	place_sql([ $node, $db ], 'INSERT INTO tenants (id, name) VALUES ' . join(', ', map { "('$_', '$_')" } @tenants));
+	return;
+}
+
+# clone_shard_database copies $template into $db on $node with TEMPLATE, and
+# releases there, before its first call, the tenant $released, which the
+# template keeps (operations.md); the clone's own rows take ids from
+# $first_id on.
+sub clone_shard_database
+{
+	my ($node, $template, $db, $released, $first_id) = @_;
+	place_sql($node, "CREATE DATABASE $db TEMPLATE $template");
+	place_sql([ $node, $db ], qq{UPDATE tenants SET status = 'moving' WHERE id = '$released';
+		SELECT interactions_cron.tenant_state('$released', release => true);
+		DELETE FROM interaction_history WHERE tenant_id = '$released';
+		DELETE FROM tenants WHERE id = '$released';
+		ALTER SEQUENCE interaction_history_id_seq RESTART $first_id});
+	return;
+}
+
+# add_tenant_rows inserts $count rows for each of @tenants in $place (see
+# place_sql), 7 minutes apart from $offset steps after midnight (UTC) two
+# days ago.
 sub add_tenant_rows
 {
-	my ($node, $count, $offset, @tenants) = @_;
+	my ($place, $count, $offset, @tenants) = @_;
 	my $list = join(', ', map { "'$_'" } @tenants);
-	$node->safe_psql('postgres', qq{
+	place_sql($place, qq{
 		INSERT INTO interaction_history (tenant_id, created_at, channel)
 		SELECT t, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '2 days'
 		          + ($offset + g) * interval '7 minutes 0.25 seconds', 'sms'
