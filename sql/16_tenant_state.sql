@@ -13,7 +13,7 @@ SELECT s->>'tenantId' AS tenant, s->'checkpoint'->>'last_id' AS last_id,
 FROM interactions_cron.tenant_state('acme') s;
 SELECT test_helpers.error_of($$SELECT interactions_cron.tenant_state('nobody')$$);
 
--- Adopting acme's state for acme again changes nothing.
+-- Adopting acme's state for acme again keeps its position.
 SELECT r->>'ok' AS ok, r->>'intent' AS intent
 FROM interactions_cron.adopt_tenant_state(interactions_cron.tenant_state('acme')) r;
 -- beta has never exported: it may take a state (here acme's, renamed).
@@ -28,20 +28,31 @@ SELECT r->>'force' AS force FROM interactions_cron.adopt_tenant_state(
 SELECT job, ok, result->>'tenantId' AS tenant FROM interactions_cron.job_runs
 WHERE job = 'adopt_tenant_state' ORDER BY id;
 -- The state names the origin of this database's files, with the history it
--- exports in, and the adoption records it on the checkpoint until the
--- tenant is exported here.
-SELECT s->>'origin' = h.origin_prefix || '/' || h.history_id AS origin_names_this_history,
-       (SELECT adopted_from FROM interactions_cron.export_checkpoints WHERE tenant_id = 'beta') = s->>'origin'
-           AS adoption_records_it
+-- exports in, then those its checkpoint was adopted from until the tenant
+-- is exported here; the adoption records them on the checkpoint.
+SELECT s->'origins'->>0 = h.origin_prefix || '/' || h.history_id AS first_origin_is_this_history,
+       jsonb_array_length(s->'origins') AS origins,
+       (SELECT adopted_from FROM interactions_cron.export_checkpoints WHERE tenant_id = 'beta')
+           = ARRAY(SELECT jsonb_array_elements_text(s->'origins')) AS adoption_records_them
 FROM interactions_cron.tenant_state('acme') s
-JOIN interactions_cron.export_histories h ON h.history_id::text = split_part(s->>'origin', '/', 4);
+JOIN interactions_cron.export_histories h ON h.history_id::text = split_part(s->'origins'->>0, '/', 4);
+SELECT r->>'ok' AS ok FROM interactions_cron.adopt_tenant_state(jsonb_set(
+    interactions_cron.tenant_state('beta'), '{origins}', '["1/2/3/00000000-0000-4000-8000-000000000001"]'),
+    force => true) r;
+SELECT s->'origins'->>1 AS inherited_origin FROM interactions_cron.tenant_state('beta') s;
+INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (3, 'beta', '2026-03-30 12:00:00+00');
+SELECT tenant_id, exported FROM test_helpers.outcomes(interactions_cron.export_interactions(tenant_id => 'beta'));
+SELECT adopted_from IS NULL AS exported_here_forgets_sources, jsonb_array_length(s->'origins') AS origins
+FROM interactions_cron.export_checkpoints, interactions_cron.tenant_state('beta') s WHERE tenant_id = 'beta';
 
 -- Bad states: not ours, no checkpoint, an unknown tenant, an unfinished
 -- batch in another lake (its files could not be undone here).
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state('{"tenantId": "acme"}')$$);
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state('{"tenantId": "acme", "format": 1}')$$);
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(
-    jsonb_set(interactions_cron.tenant_state('acme'), '{origin}', '"1/2/3/../../x"'))$$);
+    jsonb_set(interactions_cron.tenant_state('acme'), '{origins}', '["1/2/3/../../x"]'))$$);
+SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(
+    jsonb_set(interactions_cron.tenant_state('acme'), '{origins}', '"1/2/3/00000000-0000-4000-8000-000000000001"'))$$);
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(
     jsonb_set(interactions_cron.tenant_state('acme'), '{tenantId}', '"nobody"'))$$);
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(jsonb_set(

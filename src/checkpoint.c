@@ -217,67 +217,63 @@ HistoryIsThisDatabases(const char *origin, bool placerStillHere)
 }
 
 /*
- * CheckpointAdoptedFrom returns the origin of the database the tenant's
- * checkpoint was adopted from, with the history it released the tenant in
- * (see CheckpointRecordAdoption), or NULL when it was not adopted, has been
- * exported here since, or the objects are 1.1's.  The caller is connected
- * to SPI.
+ * CheckpointAdoptedFrom returns the origins of the databases the tenant's
+ * checkpoint was adopted from, each with the history it released the
+ * tenant in (see CheckpointRecordAdoption), or NIL when it was not adopted,
+ * has been exported here since, or the objects are 1.1's.  The caller is
+ * connected to SPI; the list is allocated in its memory context.
  */
-char *
+List *
 CheckpointAdoptedFrom(const char *tenantId)
 {
 	static SPIPlanPtr adoptedPlan = NULL;
-	Oid			argumentTypes[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(tenantId)};
-	List	   *adoptedFrom;
+	bool		isNull;
+	Datum		adoptedFrom;
+	List	   *origins = NIL;
 
 	if (!SqlObjectsAre1_2())
-		return NULL;
-	adoptedFrom = TextColumnAsOwner(&adoptedPlan,
-									"SELECT adopted_from FROM interactions_cron.export_checkpoints"
-									" WHERE tenant_id = $1 AND adopted_from IS NOT NULL",
-									1, argumentTypes, values, "read where the checkpoint was adopted from");
-	return adoptedFrom != NIL ? linitial(adoptedFrom) : NULL;
+		return NIL;
+	if (RunTenantStatementAsOwner(&adoptedPlan,
+								  "SELECT adopted_from FROM interactions_cron.export_checkpoints"
+								  " WHERE tenant_id = $1",
+								  tenantId, SPI_OK_SELECT, "read where the checkpoint was adopted from") == 1)
+	{
+		adoptedFrom = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isNull);
+		if (!isNull)
+			origins = TextArrayList(adoptedFrom, false);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return origins;
 }
 
 /*
- * PositionAdoptedFrom says whether the tenant's checkpoint was adopted from
- * the database that placed a file of that origin (see SinkSetOrigin), in a
- * history other than the one that database was exporting in when it
- * released the tenant (export_checkpoints.adopted_from): one a failover or
- * a restore of the source lost, whose files past the checkpoint the
- * adoption handed over to this database to sweep.  The source's files of
- * the history it released the tenant in, such as those it places once the
- * tenant moves back, and every other database's, stay its own.  The caller
- * is connected to SPI.
+ * OriginInSourcesLostHistory says whether a file of that origin (see
+ * SinkSetOrigin) was placed by one of the databases a checkpoint was
+ * adopted from (adoptedFrom: see CheckpointAdoptedFrom), in a history other
+ * than the one that database was exporting in when it released the tenant:
+ * one a failover or a restore of the source lost, whose files past the
+ * checkpoint the adoption handed over to this database to sweep.  The
+ * source's files of the history it released the tenant in, such as those
+ * it places once the tenant moves back, and every other database's, stay
+ * their own.
  */
 bool
-PositionAdoptedFrom(const char *tenantId, const char *origin)
+OriginInSourcesLostHistory(List *adoptedFrom, const char *origin)
 {
-	char	   *source = CheckpointAdoptedFrom(tenantId);
-	const char *sourceIdSlash = source != NULL ? strrchr(source, '/') : NULL;
+	ListCell   *cell;
 
-	if (sourceIdSlash == NULL)
-		return false;
-	return strncmp(origin, source, sourceIdSlash - source + 1) == 0 &&
-		strchr(origin + (sourceIdSlash - source + 1), '/') == NULL &&
-		strcmp(origin, source) != 0;
-}
+	foreach(cell, adoptedFrom)
+	{
+		const char *source = lfirst(cell);
+		const char *sourceIdSlash = strrchr(source, '/');
 
-/*
- * UpdateCheckpointWithText runs an update of the tenant's checkpoint ($1)
- * that sets a text value ($2, NULL when value is), as the extension's owner.
- */
-static void
-UpdateCheckpointWithText(SPIPlanPtr *plan, const char *sql, const char *tenantId,
-						 const char *value, const char *what)
-{
-	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(tenantId),
-	value != NULL ? CStringGetTextDatum(value) : (Datum) 0};
-	char		nulls[2] = {' ', value != NULL ? ' ' : 'n'};
-
-	(void) RunKeyedStatementAsOwner(plan, sql, 2, argumentTypes, values, nulls, SPI_OK_UPDATE, what);
+		if (sourceIdSlash != NULL &&
+			strncmp(origin, source, sourceIdSlash - source + 1) == 0 &&
+			strchr(origin + (sourceIdSlash - source + 1), '/') == NULL &&
+			strcmp(origin, source) != 0)
+			return true;
+	}
+	return false;
 }
 
 /*
@@ -291,11 +287,16 @@ void
 CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch)
 {
 	static SPIPlanPtr epochPlan = NULL;
+	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(tenantId),
+	lakeEpoch != NULL ? CStringGetTextDatum(lakeEpoch) : (Datum) 0};
+	char		nulls[2] = {' ', lakeEpoch != NULL ? ' ' : 'n'};
 
-	UpdateCheckpointWithText(&epochPlan,
-							 "UPDATE interactions_cron.export_checkpoints SET lake_epoch = $2"
-							 " WHERE tenant_id = $1",
-							 tenantId, lakeEpoch, "record the checkpoint's lake history");
+	(void) RunKeyedStatementAsOwner(&epochPlan,
+									"UPDATE interactions_cron.export_checkpoints SET lake_epoch = $2"
+									" WHERE tenant_id = $1",
+									2, argumentTypes, values, nulls, SPI_OK_UPDATE,
+									"record the checkpoint's lake history");
 }
 
 /*
@@ -439,7 +440,7 @@ CheckpointReclaim(const char *tenantId)
  * CheckpointRecordSuccess moves the tenant's position past the rows just
  * placed and clears any earlier failure.  With 1.2's objects it records the
  * transaction that moved it (see late_rows.c), and forgets the database the
- * checkpoint was adopted from (see PositionAdoptedFrom): it is this
+ * checkpoint was adopted from (see OriginInSourcesLostHistory): it is this
  * database's own now.
  */
 void
@@ -487,20 +488,25 @@ CheckpointForgetPositionXid(const char *tenantId)
 
 /*
  * CheckpointRecordAdoption records, on a checkpoint just adopted, the
- * origin of the database it was adopted from (see PositionAdoptedFrom;
- * NULL: the state named none), and forgets the transaction that moved it,
- * which is another database's.  1.2's objects only.
+ * origins of the databases it was adopted from (see
+ * OriginInSourcesLostHistory; NIL: the state named none), and forgets the
+ * transaction that moved it, which is another database's.  1.2's objects
+ * only.
  */
 void
-CheckpointRecordAdoption(const char *tenantId, const char *sourceOrigin)
+CheckpointRecordAdoption(const char *tenantId, List *sourceOrigins)
 {
 	static SPIPlanPtr adoptionPlan = NULL;
+	Oid			argumentTypes[2] = {TEXTOID, TEXTARRAYOID};
+	Datum		values[2] = {CStringGetTextDatum(tenantId),
+	sourceOrigins != NIL ? TextArrayParameter(sourceOrigins) : (Datum) 0};
 
-	UpdateCheckpointWithText(&adoptionPlan,
-							 "UPDATE interactions_cron.export_checkpoints SET"
-							 "  position_xid = NULL, adopted_from = $2"
-							 " WHERE tenant_id = $1",
-							 tenantId, sourceOrigin, "record where the checkpoint was adopted from");
+	(void) RunKeyedStatementAsOwner(&adoptionPlan,
+									"UPDATE interactions_cron.export_checkpoints SET"
+									"  position_xid = NULL, adopted_from = $2"
+									" WHERE tenant_id = $1",
+									2, argumentTypes, values, sourceOrigins != NIL ? NULL : " n",
+									SPI_OK_UPDATE, "record where the checkpoint was adopted from");
 }
 
 /*

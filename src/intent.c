@@ -49,28 +49,6 @@ typedef struct ExportIntent
 } ExportIntent;
 
 /*
- * TextArrayList returns the elements of a text[] as C strings; a NULL
- * element is left out, or with keepNulls kept as NULL, in its place.
- */
-static List *
-TextArrayList(Datum array, bool keepNulls)
-{
-	Datum	   *elements;
-	bool	   *nulls;
-	int			count;
-	List	   *strings = NIL;
-
-	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
-					  &elements, &nulls, &count);
-	for (int i = 0; i < count; i++)
-		if (!nulls[i])
-			strings = lappend(strings, TextDatumGetCString(elements[i]));
-		else if (keepNulls)
-			strings = lappend(strings, NULL);
-	return strings;
-}
-
-/*
  * NewToken returns a value no other batch has: this process and 64 random
  * bits.
  */

@@ -21,8 +21,10 @@
  * sweeps only the files that this database, or a physical copy of it,
  * placed in a history it does not have, which each file's origin tells
  * (see SinkPlacedInLostHistory): a tenant's first export lost by a failover
- * to a standby that was not streaming then.  Any other file there may be
- * another database's, or stand past a checkpoint set by hand.
+ * to a standby that was not streaming then; and those that the databases
+ * its checkpoint was adopted from placed in their lost histories (see
+ * OriginInSourcesLostHistory).  Any other file there may be another
+ * database's, or stand past a checkpoint set by hand.
  *
  * A removed file may also hold lines of rows the table does not have (a
  * long transaction whose commit never reached the new primary): they leave
@@ -51,6 +53,19 @@
 #include "interactions_cron/subtransaction.h"
 #include "interactions_cron/tenants.h"
 
+/*
+ * The origins of the databases a tenant's checkpoint was adopted from (see
+ * CheckpointAdoptedFrom), read when a file of another database first needs
+ * them.
+ */
+typedef struct AdoptedSources
+{
+	const char *tenantId;
+	MemoryContext context;		/* where the list lives */
+	bool		read;
+	List	   *origins;
+} AdoptedSources;
+
 /* A file of the tenant, judged by its rows in a subtransaction. */
 typedef struct FileCheck
 {
@@ -59,6 +74,7 @@ typedef struct FileCheck
 	const char *tenantId;
 	const char *relativePath;
 	CheckpointPosition checkpoint;
+	AdoptedSources *sources;
 	bool		rewritten;		/* the verdict: the export will write some of its rows again */
 } FileCheck;
 
@@ -192,6 +208,24 @@ RunJudgingQuery(const ConfiguredTable *history, const char *sql, Datum *values, 
 }
 
 /*
+ * AdoptedSourcesList returns the origins the tenant's checkpoint was
+ * adopted from, reading them the first time.
+ */
+static List *
+AdoptedSourcesList(AdoptedSources *sources)
+{
+	if (!sources->read)
+	{
+		ConnectSpi();
+		MemoryContextSwitchTo(sources->context);
+		sources->origins = CheckpointAdoptedFrom(sources->tenantId);
+		FinishSpi();
+		sources->read = true;
+	}
+	return sources->origins;
+}
+
+/*
  * RefuseAnotherDatabasesFile fails the judgement of a file that another
  * database placed (see SinkOriginOfAnotherDatabase) in a history that is
  * not this one's (see HistoryIsThisDatabases), past a checkpoint this
@@ -210,10 +244,10 @@ RunJudgingQuery(const ConfiguredTable *history, const char *sql, Datum *values, 
  * descend from while it is still in the cluster (see
  * OriginDatabaseStillHere): the files of a database still in this cluster
  * are judged only in a history a DBA recorded as this database's.  Past a
- * checkpoint adopted from a database no longer in this cluster, the files
- * that database placed in its histories other than the one it released the
- * tenant in are judged: the source's lost history is this database's to
- * sweep (see PositionAdoptedFrom).
+ * checkpoint adopted from other databases, in this cluster or another, the
+ * files they placed in histories other than the one each released the
+ * tenant in are judged: a source's lost history is this database's to
+ * sweep (see OriginInSourcesLostHistory).
  */
 static void
 RefuseAnotherDatabasesFile(const FileCheck *check)
@@ -223,13 +257,12 @@ RefuseAnotherDatabasesFile(const FileCheck *check)
 	Oid			placer;
 	bool		refused;
 
-	if (origin == NULL)
+	if (origin == NULL || OriginInSourcesLostHistory(AdoptedSourcesList(check->sources), origin))
 		return;
 	historyId = strrchr(origin, '/') != NULL ? strrchr(origin, '/') + 1 : origin;
 	ConnectSpi();
 	placer = OriginDatabaseStillHere(origin);
-	refused = !HistoryIsThisDatabases(origin, OidIsValid(placer)) &&
-		(OidIsValid(placer) || !PositionAdoptedFrom(check->tenantId, origin));
+	refused = !HistoryIsThisDatabases(origin, OidIsValid(placer));
 	FinishSpi();
 	if (refused && OidIsValid(placer))
 		ereport(ERROR,
@@ -320,7 +353,8 @@ bool
 FileHoldsRowsPastCheckpoint(ExportSink *sink, const ConfiguredTable *history, const char *tenantId,
 							const char *relativePath, CheckpointPosition checkpoint)
 {
-	FileCheck	check = {sink, history, tenantId, relativePath, checkpoint, false};
+	AdoptedSources sources = {tenantId, CurrentMemoryContext, false, NIL};
+	FileCheck	check = {sink, history, tenantId, relativePath, checkpoint, &sources, false};
 	ErrorData  *error = RunInSubtransaction(JudgeFileRows, &check);
 
 	if (error == NULL)
@@ -358,6 +392,7 @@ typedef struct FileSweep
 	CheckpointPosition checkpoint;
 	SweepScope	scope;			/* which files it judges */
 	List	   *passOver;		/* relative paths of files not to judge */
+	AdoptedSources sources;
 	MemoryContext sweepContext; /* where the result lives */
 	MemoryContext fileContext;	/* one file's content, reset before the next */
 	List	   *duplicates;		/* relative paths of the files to remove */
@@ -368,23 +403,17 @@ typedef struct FileSweep
  * InSweepScope says whether the sweep judges a file (see SweepScope): a
  * lost history's file is this database's, or that of the database the
  * checkpoint was adopted from, in a history other than the one it released
- * the tenant in (see PositionAdoptedFrom).
+ * the tenant in (see OriginInSourcesLostHistory).
  */
 static bool
-InSweepScope(const FileSweep *sweep, const char *relativePath)
+InSweepScope(FileSweep *sweep, const char *relativePath)
 {
 	char	   *origin;
-	bool		adoptedFromPlacer;
 
 	if (sweep->scope == SWEEP_EVERY_FILE || SinkPlacedInLostHistory(sweep->sink, relativePath))
 		return true;
 	origin = SinkOriginOfAnotherDatabase(sweep->sink, relativePath);
-	if (origin == NULL)
-		return false;
-	ConnectSpi();
-	adoptedFromPlacer = PositionAdoptedFrom(sweep->tenantId, origin);
-	FinishSpi();
-	return adoptedFromPlacer;
+	return origin != NULL && OriginInSourcesLostHistory(AdoptedSourcesList(&sweep->sources), origin);
 }
 
 /*
@@ -398,7 +427,7 @@ JudgeListedFile(const char *relativePath, void *argument)
 {
 	FileSweep  *sweep = argument;
 	FileCheck	check = {sweep->sink, sweep->history, sweep->tenantId, relativePath,
-	sweep->checkpoint, false};
+	sweep->checkpoint, &sweep->sources, false};
 	MemoryContext listContext = CurrentMemoryContext;
 	ErrorData  *error;
 
@@ -468,7 +497,7 @@ SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *ten
 			   CheckpointPosition checkpoint, SweepScope scope, List *passOver)
 {
 	FileSweep	sweep = {sink, history, tenantId, checkpoint, scope, passOver,
-	CurrentMemoryContext, NULL, NIL, {0, 0, NULL, 0, NULL}};
+	{tenantId, CurrentMemoryContext, false, NIL}, CurrentMemoryContext, NULL, NIL, {0, 0, NULL, 0, NULL}};
 
 	if (scope == SWEEP_LOST_HISTORY_FILES && sink->ops->origin == NULL)
 		return sweep.result;

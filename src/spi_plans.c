@@ -405,6 +405,28 @@ TextColumnAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount, Oid *ar
 }
 
 /*
+ * TextArrayList returns the elements of a text[] as C strings; a NULL
+ * element is left out, or with keepNulls kept as NULL, in its place.
+ */
+List *
+TextArrayList(Datum array, bool keepNulls)
+{
+	Datum	   *elements;
+	bool	   *nulls;
+	int			count;
+	List	   *strings = NIL;
+
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elements, &nulls, &count);
+	for (int i = 0; i < count; i++)
+		if (!nulls[i])
+			strings = lappend(strings, TextDatumGetCString(elements[i]));
+		else if (keepNulls)
+			strings = lappend(strings, NULL);
+	return strings;
+}
+
+/*
  * TextArrayParameter builds a text[] parameter from a list of C strings.
  */
 Datum

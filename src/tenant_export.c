@@ -417,8 +417,8 @@ SweepBeforeUndo(List *placedFiles, void *argument)
  * in another history: it removes the tenant's files that a lost history
  * placed past the checkpoint (see lake_sweep.c), refuses rows written
  * behind it (see RefuseLateRows), and marks it as recorded in this one.  A
- * checkpoint of no recorded history sweeps only the files this database
- * placed in a history it does not have.  A sweep that could not judge every
+ * checkpoint of no recorded history sweeps only the files this database,
+ * or one it was adopted from, placed in a history it does not have.  A sweep that could not judge every
  * file (see SweepOrFail) fails the tenant's batch, and so do rows written
  * behind the checkpoint (see RefuseLateRows): the history stays
  * unrecorded, so the next claim sweeps and looks again.  It stays so too

@@ -98,23 +98,28 @@ ReleaseTenant(const ConfiguredTable *tenants, const char *tenantId)
 }
 
 /*
- * StateOrigin returns the origin a tenant's state names (see
- * PositionAdoptedFrom): the database its checkpoint was adopted from, when
- * it has not been exported here since (this database placed no file past
- * it but an unfinished batch's, which the state's intent names), or else
- * this database's origin and the history it exports in; NULL on 1.1's
- * objects.
+ * StateOrigins returns the origins a tenant's state names (see
+ * OriginInSourcesLostHistory): this database's, with the history it
+ * exports in, and those its checkpoint was adopted from, when it has not
+ * been exported here since; NIL on 1.1's objects.  Each of those databases
+ * may have lost files past the checkpoint in a failover or a restore.
  */
-static char *
-StateOrigin(const char *tenantId)
+static List *
+StateOrigins(const char *tenantId)
 {
-	char	   *adoptedFrom = CheckpointAdoptedFrom(tenantId);
-	char	   *historyId;
+	char	   *historyId = CurrentHistoryId();
+	List	   *origins;
+	ListCell   *cell;
 
-	if (adoptedFrom != NULL)
-		return adoptedFrom;
-	historyId = CurrentHistoryId();
-	return historyId != NULL ? psprintf("%s/%s", CurrentOriginPrefix(), historyId) : NULL;
+	if (historyId == NULL)
+		return NIL;
+	origins = list_make1(psprintf("%s/%s", CurrentOriginPrefix(), historyId));
+	foreach(cell, CheckpointAdoptedFrom(tenantId))
+	{
+		if (!StringListContains(origins, lfirst(cell)))
+			origins = lappend(origins, lfirst(cell));
+	}
+	return origins;
 }
 
 /*
@@ -133,8 +138,8 @@ tenant_state(PG_FUNCTION_ARGS)
 	CheckpointPosition checkpoint;
 	bool		isNull;
 	Datum		state;
-	char	   *origin;
-	Oid			argumentTypes[2] = {TEXTOID, TEXTOID};
+	List	   *origins;
+	Oid			argumentTypes[2] = {TEXTOID, TEXTARRAYOID};
 	Datum		values[2] = {(Datum) 0, (Datum) 0};
 
 	RequireUsableDatabase();
@@ -144,19 +149,19 @@ tenant_state(PG_FUNCTION_ARGS)
 	CheckpointRequireUnreleased(tenantId, checkpoint,
 								"Take the state from the database that adopted it, and adopt it here with adopt_tenant_state.");
 	values[0] = CStringGetTextDatum(tenantId);
-	origin = StateOrigin(tenantId);
-	if (origin != NULL)
-		values[1] = CStringGetTextDatum(origin);
+	origins = StateOrigins(tenantId);
+	if (origins != NIL)
+		values[1] = TextArrayParameter(origins);
 	(void) RunStatementAsOwner(&statePlan,
 							   "SELECT pg_catalog.jsonb_build_object("
-							   "  'tenantId', $1, 'format', 1, 'origin', $2,"
+							   "  'tenantId', $1, 'format', 1, 'origins', pg_catalog.to_jsonb($2),"
 							   "  'checkpoint', (SELECT pg_catalog.to_jsonb(c) - 'tenant_id'"
 							   "                 FROM interactions_cron.export_checkpoints c"
 							   "                 WHERE c.tenant_id = $1),"
 							   "  'intent', (SELECT pg_catalog.to_jsonb(i) - 'tenant_id'"
 							   "             FROM interactions_cron.export_intents i"
 							   "             WHERE i.tenant_id = $1))",
-							   2, argumentTypes, values, origin != NULL ? NULL : " n", SPI_OK_SELECT,
+							   2, argumentTypes, values, origins != NIL ? NULL : " n", SPI_OK_SELECT,
 							   "read the tenant's state");
 	state = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isNull);
 	MemoryContextSwitchTo(callerContext);
@@ -210,6 +215,50 @@ StateObject(Jsonb *object, const char *key)
 	JsonbValue *field = StateField(object, key);
 
 	return (field != NULL && field->type == jbvBinary) ? JsonbValueToJsonb(field) : NULL;
+}
+
+/*
+ * StateOriginList returns the origins a state names (see StateOrigins), or
+ * NIL when it names none (a state of 1.1's objects), and refuses anything
+ * but an array of well-formed origins.
+ */
+static List *
+StateOriginList(Jsonb *state, const char *tenantId)
+{
+	JsonbValue *field = StateField(state, "origins");
+	List	   *origins = NIL;
+	JsonbIterator *iterator;
+	JsonbValue	element;
+	JsonbIteratorToken token;
+
+	if (field == NULL)
+		return NIL;
+	if (field->type != jbvBinary || !JsonContainerIsArray(field->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the state of tenant \"%s\" names its origins in something other than an array", tenantId),
+				 errhint("Pass what interactions_cron.tenant_state(tenant_id) returned, unchanged.")));
+	iterator = JsonbIteratorInit(field->val.binary.data);
+	while ((token = JsonbIteratorNext(&iterator, &element, true)) != WJB_DONE)
+	{
+		char	   *origin;
+
+		if (token != WJB_ELEM)
+			continue;
+		if (element.type != jbvString)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the state of tenant \"%s\" names an origin that is not a string", tenantId),
+					 errhint("Pass what interactions_cron.tenant_state(tenant_id) returned, unchanged.")));
+		origin = pnstrdup(element.val.string.val, element.val.string.len);
+		if (!OriginIsWellFormed(origin))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the state of tenant \"%s\" names a malformed origin \"%s\"", tenantId, origin),
+					 errhint("Pass what interactions_cron.tenant_state(tenant_id) returned, unchanged.")));
+		origins = lappend(origins, origin);
+	}
+	return origins;
 }
 
 /*
@@ -295,7 +344,7 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 	char	   *tenantId;
 	Jsonb	   *checkpoint;
 	Jsonb	   *intent;
-	char	   *sourceOrigin;
+	List	   *sourceOrigins;
 	CheckpointPosition current;
 	Oid			argumentTypes[2] = {TEXTOID, JSONBOID};
 	Datum		values[2];
@@ -315,12 +364,7 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 				 errhint("Pass what interactions_cron.tenant_state(tenant_id) returned.")));
 	checkpoint = StateObject(state, "checkpoint");
 	intent = StateObject(state, "intent");
-	sourceOrigin = StateText(state, "origin");
-	if (sourceOrigin != NULL && !OriginIsWellFormed(sourceOrigin))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the state of tenant \"%s\" names a malformed origin \"%s\"", tenantId, sourceOrigin),
-				 errhint("Pass what interactions_cron.tenant_state(tenant_id) returned, unchanged.")));
+	sourceOrigins = StateOriginList(state, tenantId);
 	if (checkpoint == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -348,7 +392,7 @@ AdoptBody(FunctionCallInfo fcinfo, JobProgress *progress)
 							   " WHERE c.tenant_id = $1",
 							   2, argumentTypes, values, NULL, SPI_OK_UPDATE, "adopt the checkpoint");
 	if (SqlObjectsAre1_2())
-		CheckpointRecordAdoption(tenantId, sourceOrigin);
+		CheckpointRecordAdoption(tenantId, sourceOrigins);
 	if (intent != NULL)
 	{
 		values[1] = JsonbPGetDatum(intent);

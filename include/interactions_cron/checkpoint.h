@@ -43,8 +43,8 @@ extern char *CurrentLakeEpoch(void);
 extern char *CurrentHistoryId(void);
 extern Oid	OriginDatabaseStillHere(const char *origin);
 extern bool HistoryIsThisDatabases(const char *origin, bool placerStillHere);
-extern char *CheckpointAdoptedFrom(const char *tenantId);
-extern bool PositionAdoptedFrom(const char *tenantId, const char *origin);
+extern List *CheckpointAdoptedFrom(const char *tenantId);
+extern bool OriginInSourcesLostHistory(List *adoptedFrom, const char *origin);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
 extern void CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch);
 extern void CheckpointClaim(const char *tenantId, CheckpointPosition *position);
@@ -59,6 +59,6 @@ extern void CheckpointRecordSuccess(const char *tenantId,
 									const char *lastFile);
 extern void CheckpointRecordFailure(const char *tenantId, const char *error);
 extern void CheckpointForgetPositionXid(const char *tenantId);
-extern void CheckpointRecordAdoption(const char *tenantId, const char *sourceOrigin);
+extern void CheckpointRecordAdoption(const char *tenantId, List *sourceOrigins);
 
 #endif

@@ -33,6 +33,7 @@ extern uint64 RunTenantStatementAsOwner(SPIPlanPtr *cache, const char *sql, cons
 extern List *TextColumnAsOwner(SPIPlanPtr *cache, const char *sql, int argumentCount,
 							   Oid *argumentTypes, Datum *values, const char *what);
 extern Datum TextArrayParameter(List *strings);
+extern List *TextArrayList(Datum array, bool keepNulls);
 extern void ConnectSpi(void);
 extern void FinishSpi(void);
 

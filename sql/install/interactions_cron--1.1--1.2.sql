@@ -217,8 +217,10 @@ COMMENT ON COLUMN interactions_cron.export_intents.file_identities IS
 -- (kept through dumps and pg_upgrade, which change the system identifier),
 -- or its id is a row's without a prefix: one a DBA recorded as this
 -- database's (doc/troubleshooting.md).  A tenant with no recorded history
--- sweeps the files its installation placed in a history whose id is not
--- this one's: exports a failover or a restore lost.
+-- sweeps the files its installation (or a database it was adopted from)
+-- placed in a history whose id is not this one's: exports a failover or a
+-- restore lost.  An id is drawn at the first export in a history, or when
+-- a tenant's state is taken there (tenant_state).
 CREATE TABLE interactions_cron.export_histories (
     lake_epoch       text NOT NULL,
     origin_prefix    text CHECK (origin_prefix ~ '^[0-9]+/[0-9]+/[0-9]+$'),
@@ -232,18 +234,21 @@ COMMENT ON COLUMN interactions_cron.export_histories.origin_prefix IS
     'The origin (system identifier/database OID/extension OID) the id was drawn under, which files name before it; NULL: recorded by a DBA, for any origin naming the id';
 SELECT pg_catalog.pg_extension_config_dump('interactions_cron.export_histories', '');
 REVOKE ALL ON interactions_cron.export_histories FROM PUBLIC;
--- The origin of the database a checkpoint was adopted from
+-- The origins of the databases a checkpoint was adopted from
 -- (adopt_tenant_state), until this database records its own export there:
--- the source's origin prefix and the history it was exporting in when it
--- released the tenant (tenant_state).  Past the checkpoint, the files that
--- source placed in its other histories, which a failover or a restore of
--- the source lost, are this database's to sweep; every other database's
--- files are left alone (src/lake_sweep.c).  NULL: not adopted, adopted
--- since exported here, or adopted from a state that named no origin (1.1).
-ALTER TABLE interactions_cron.export_checkpoints ADD COLUMN adopted_from text
-    CHECK (adopted_from ~ '^[0-9]+/[0-9]+/[0-9]+/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$');
+-- each the origin prefix and the history the database was exporting in
+-- when it released the tenant (tenant_state), the source's and those it
+-- had adopted the checkpoint from without exporting the tenant since.
+-- Past the checkpoint, the files those databases placed in their other
+-- histories, which a failover or a restore lost, are this database's to
+-- sweep; every other database's files are left alone (src/lake_sweep.c).
+-- NULL: not adopted, adopted since exported here, or adopted from a state
+-- that named no origin (1.1).
+ALTER TABLE interactions_cron.export_checkpoints ADD COLUMN adopted_from text[]
+    CHECK (pg_catalog.array_to_string(adopted_from, ',') ~
+           '^([0-9]+/[0-9]+/[0-9]+/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(,[0-9]+/[0-9]+/[0-9]+/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})*$');
 COMMENT ON COLUMN interactions_cron.export_checkpoints.adopted_from IS
-    'The origin (system identifier/database OID/extension OID/history id) of the database the checkpoint was adopted from, until exported here';
+    'The origins (system identifier/database OID/extension OID/history id) of the databases the checkpoint was adopted from, until exported here';
 
 -- The transaction that last moved the position by exporting.  Rows of a
 -- later transaction never lie behind the position (the watermark waits for

@@ -40,8 +40,8 @@ SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, 
                  '23514', NULL, 'status is ok, failed or released only');
 SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, attempts) VALUES ('x', -1)$$,
                  '23514', NULL, 'attempts cannot be negative');
-SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, adopted_from) VALUES ('x', '1/2/3/not-an-id')$$,
-                 '23514', NULL, 'adopted_from is an origin: three numbers and a history id');
+SELECT throws_ok($$INSERT INTO interactions_cron.export_checkpoints (tenant_id, adopted_from) VALUES ('x', ARRAY['1/2/3/not-an-id'])$$,
+                 '23514', NULL, 'adopted_from holds origins: three numbers and a history id each');
 
 -- Run history.
 SELECT col_is_pk('interactions_cron', 'job_runs', 'id', 'runs have an id');

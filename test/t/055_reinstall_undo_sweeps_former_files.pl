@@ -10,7 +10,7 @@
 # records the history with the checkpoint still at the beginning, no id;
 # when the first batch is then cancelled (or crashes, or fails) after
 # placing, the next claim's undo finds its file placed and SweepAfterUndo
-# sweeps from that checkpoint with onlyLostHistory false: every file of the
+# sweeps from that checkpoint with every file in scope (SWEEP_EVERY_FILE): every file of the
 # former installation holding a row the table still has is removed, with
 # the lines of rows the table no longer has (retention deleted the oldest
 # rows after their export): those rows leave the lake for ever.

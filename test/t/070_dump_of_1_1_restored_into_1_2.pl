@@ -107,9 +107,8 @@ read_lake($lake_copy, on_line => sub { $lines{ $_[0]{id} }++ });
 is(scalar(@missing), 0, 'control: every row of b is in the lake') or diag "missing: @missing";
 
 # Variant: the 1.1 dump restored onto 1.1's objects, then updated in place
-# (ALTER EXTENSION UPDATE, the update's seed): the checkpoints name the
-# source cluster's system identifier, not this one's, so the seed skips
-# them and they look adopted all the same (on another copy of the lake).
+# (ALTER EXTENSION UPDATE): its checkpoints were not adopted here either,
+# on another copy of the lake.
 sq($dst, 'postgres', 'CREATE DATABASE a4');
 sq($dst, 'postgres', "ALTER DATABASE a4 SET interactions_cron.export_dir = '$lake_copy2'");
 sq($dst, 'a4', q{CREATE EXTENSION interactions_cron VERSION '1.1'});

@@ -4,7 +4,7 @@
 # standby has no checkpoint of the tenant: tenant_state creates one, with
 # no recorded history, and the destination adopts that.  A checkpoint of
 # no recorded history sweeps only the files this database placed in a lost
-# history (onlyLostHistory): the source's lost file, another database's, is
+# history (SWEEP_LOST_HISTORY_FILES): the source's lost file, another database's, is
 # never judged.
 #   p: the lost file is named after p's first row, as b's first file is;
 #   q: q's first row is a long transaction's, committed after the standby
@@ -13,7 +13,7 @@
 #      the lake twice.
 # Now such a sweep also judges the files of the database the checkpoint was
 # adopted from, in its histories other than the one it released the tenant
-# in (PositionAdoptedFrom).
+# in (OriginInSourcesLostHistory).
 use strict;
 use warnings;
 
@@ -49,13 +49,7 @@ is(node_sql($standby, q{SELECT count(*) FROM interactions_cron.export_checkpoint
 
 move_tenant($standby, $dst, 'p', 'b adopts p from the promoted standby');
 move_tenant($standby, $dst, 'q', 'b adopts q from the promoted standby');
-my @errors;
-for my $call (1 .. 3)
-{
-	my $result = decode_json(node_sql($dst, $export));
-	push @errors, map { "call $call: $_->{tenantId}: $_->{error}" } grep { defined $_->{error} } @{ $result->{tenants} };
-}
-is(scalar(@errors), 0, 'b exports p and q') or diag join("\n", @errors);
+calls_without_errors_ok($dst, $export, 'b exports p and q');
 my %lines;
 read_lake($lake, on_line => sub { $lines{ $_[0]{id} }++ });
 my @ids = split /\n/, node_sql($dst, q{SELECT id FROM interaction_history ORDER BY id});

@@ -71,6 +71,8 @@ our @EXPORT = qw(
   primary_with_standby
   streaming_standby
   promoted_calls_ok
+  calls_without_errors_ok
+  export_lost_in_failover_ok
   extension_node
   add_tenant_rows
   bounded_psql
@@ -534,14 +536,38 @@ sub promoted_calls_ok
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 	$primary->stop;
 	$standby->promote;
+	calls_without_errors_ok($standby, $export, 'the promoted standby exports the tenant');
+	return;
+}
+
+# calls_without_errors_ok runs $export on $node three times and checks (as
+# $label) that no tenant of any call failed.
+sub calls_without_errors_ok
+{
+	my ($node, $export, $label) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
 	my @errors;
 	for my $call (1 .. 3)
 	{
-		my $run = decode_json(node_sql($standby, $export));
-		push @errors, map { "call $call: $_->{error}" } grep { defined $_->{error} } @{ $run->{tenants} };
+		my $run = decode_json(node_sql($node, $export));
+		push @errors, map { "call $call: $_->{tenantId}: $_->{error}" } grep { defined $_->{error} } @{ $run->{tenants} };
 	}
-	Test::More::is(scalar(@errors), 0, 'the promoted standby exports the tenant')
-	  or Test::More::diag(join("\n", @errors));
+	Test::More::is(scalar(@errors), 0, $label) or Test::More::diag(join("\n", @errors));
+	return;
+}
+
+# export_lost_in_failover_ok cuts $standby off from $primary, checks that
+# $export there exports $count rows (as $label), which the standby never
+# gets, then stops $primary at once and promotes $standby.
+sub export_lost_in_failover_ok
+{
+	my ($primary, $standby, $export, $count, $label) = @_;
+	local $Test::Builder::Level = $Test::Builder::Level + 1;
+	cut_off_standby($primary, $standby, 0);
+	Test::More::is(decode_json(node_sql($primary, $export))->{totalExported}, $count, $label);
+	$primary->stop('immediate');
+	$standby->promote;
+	$standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'not promoted';
 	return;
 }
 
