@@ -32,8 +32,8 @@
  * the table holds past the checkpoint stays, lines and all: nothing will
  * write them again.  A file that cannot be judged (unreadable, a line that
  * is not a row of ours, an id the column's type no longer reads, a lock
- * wait cut short, a file another database placed in a history this one
- * never had) fails the sweep, which then removes nothing: the history stays
+ * wait cut short, a duplicate another database placed in a history this
+ * one never had) fails the sweep, which then removes nothing: the history stays
  * unrecorded and the tenant unexported, so that the next claim sweeps again.
  */
 #include "postgres.h"
@@ -226,13 +226,14 @@ AdoptedSourcesList(AdoptedSources *sources)
 }
 
 /*
- * RefuseAnotherDatabasesFile fails the judgement of a file that another
- * database placed (see SinkOriginOfAnotherDatabase) in a history that is
- * not this one's (see HistoryIsThisDatabases), past a checkpoint this
- * database recorded.  Such a file is that database's export of a tenant it
- * exports now, typically one that moved there after the backup this
- * database was restored from: the rows of it this table holds are the ones
- * that were copied over, and removing the file would lose the others.  A
+ * RefuseAnotherDatabasesFile fails the judgement of a duplicate (see
+ * JudgeFileRows) that another database placed (see
+ * SinkOriginOfAnotherDatabase) in a history that is not this one's (see
+ * HistoryIsThisDatabases), past a checkpoint this database recorded.
+ * Such a file is that database's export of a tenant it exports now,
+ * typically one that moved there after the backup this database was
+ * restored from: the rows of it this table holds are the ones that were
+ * copied over, and removing the file would lose the others.  A
  * dump restored anywhere, or pg_upgrade, keeps its source's histories
  * (export_histories) with the origin prefix each was drawn under, a
  * physical copy has this database's origin, and a DBA records as this
@@ -285,9 +286,14 @@ RefuseAnotherDatabasesFile(const FileCheck *check)
  * the export will write it again, so the file is a duplicate.  The first
  * row is judged before the file is read, so that a file of this history's
  * last batch, which is named at the checkpoint's instant, is never read:
- * reading it could only fail.  Then a file of another database is left
- * alone (see RefuseAnotherDatabasesFile).  The file is read whole
- * (decompressed when compressed).
+ * reading it could only fail.  A duplicate another database placed is
+ * refused rather than removed (see RefuseAnotherDatabasesFile); any other
+ * file stays whoever placed it, since keeping it loses nothing and
+ * duplicates nothing, so its origin is not asked.  Refusing a kept file
+ * would leave its tenant unexported for ever once nothing names that
+ * database's history any more (a source's lost file, kept by the first
+ * sweep past an adoption, judged again after the export cleared
+ * adopted_from).  The file is read whole (decompressed when compressed).
  */
 static void
 JudgeFileRows(void *argument)
@@ -322,7 +328,6 @@ JudgeFileRows(void *argument)
 	if (!RunJudgingQuery(history, psprintf("SELECT %s", FirstRowPastCheckpoint(history, check->checkpoint)),
 						 values, nulls))
 		return;
-	RefuseAnotherDatabasesFile(check);
 
 	if (content == NULL)
 		content = FileContent(check);
@@ -341,6 +346,8 @@ JudgeFileRows(void *argument)
 								 created->quotedName, CreatedTextAsColumnType(created, "f.c"),
 								 id->quotedName, TextAsColumnType(id, "f.u")),
 						values, nulls);
+	if (check->rewritten)
+		RefuseAnotherDatabasesFile(check);
 }
 
 /*

@@ -21,12 +21,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $lake = shared_lake();
-my $node = PostgreSQL::Test::Cluster->new('one_cluster');
-$node->init;
-$node->append_conf('postgresql.conf', "interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n");
-$node->start;
-my $timeout = $PostgreSQL::Test::Utils::timeout_default;
-sub sq { my ($db, $sql) = @_; return $node->safe_psql($db, $sql, timeout => $timeout); }
+my $node = started_node('one_cluster', "interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n");
+sub sq { my ($db, $sql) = @_; return place_sql([ $node, $db ], $sql); }
 my $export = 'SELECT interactions_cron.export_interactions(batch_size => 5)';
 
 $node->safe_psql('postgres', 'CREATE DATABASE app');

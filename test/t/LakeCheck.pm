@@ -27,6 +27,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
+  started_node
   fsync_fail_shim
   build_with_tree
   start_with_failing_fsync
@@ -359,16 +360,24 @@ sub export_waiting_for_standby
 	return $session;
 }
 
-# extension_node starts a cluster $name, made with %init (PostgreSQL::Test::
-# Cluster's init options), with $settings (postgresql.conf lines), the
-# extension and the reference schema.
-sub extension_node
+# started_node starts a cluster $name, made with %init (PostgreSQL::Test::
+# Cluster's init options), with $settings (postgresql.conf lines).
+sub started_node
 {
 	my ($name, $settings, %init) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init(%init);
 	$node->append_conf('postgresql.conf', $settings);
 	$node->start;
+	return $node;
+}
+
+# extension_node starts a cluster (see started_node) with the extension and
+# the reference schema in its postgres database.
+sub extension_node
+{
+	my ($name, $settings, %init) = @_;
+	my $node = started_node($name, $settings, %init);
 	$node->safe_psql('postgres', 'CREATE EXTENSION interactions_cron');
 	$node->safe_psql('postgres', PostgreSQL::Test::Utils::slurp_file('../reference/schema.sql'));
 	return $node;
@@ -434,15 +443,15 @@ sub restored_mid_batch
 	return $restored;
 }
 
-# table_rows_once_in_lake_ok checks that every row of $node's history table
+# table_rows_once_in_lake_ok checks that every row of $place's history table
 # ($table, interaction_history by default) is in the lake under $lake, and
 # none in two lines.
 sub table_rows_once_in_lake_ok
 {
-	my ($node, $lake, $table) = @_;
+	my ($place, $lake, $table) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 	$table //= 'interaction_history';
-	my %expected = map { $_ => 1 } split /\n/, node_sql($node, "SELECT id FROM $table");
+	my %expected = map { $_ => 1 } split /\n/, place_sql($place, "SELECT id FROM $table");
 	my $read = read_lake($lake);
 	my ($missing, $duplicated) = compare_ids($read->{ids}, \%expected);
 	Test::More::is(scalar(@$missing), 0, 'every row of the database is in the lake')
@@ -540,16 +549,16 @@ sub promoted_calls_ok
 	return;
 }
 
-# calls_without_errors_ok runs $export on $node three times and checks (as
-# $label) that no tenant of any call failed.
+# calls_without_errors_ok runs $export in $place (see place_sql) three times
+# and checks (as $label) that no tenant of any call failed.
 sub calls_without_errors_ok
 {
-	my ($node, $export, $label) = @_;
+	my ($place, $export, $label) = @_;
 	local $Test::Builder::Level = $Test::Builder::Level + 1;
 	my @errors;
 	for my $call (1 .. 3)
 	{
-		my $run = decode_json(node_sql($node, $export));
+		my $run = decode_json(place_sql($place, $export));
 		push @errors, map { "call $call: $_->{tenantId}: $_->{error}" } grep { defined $_->{error} } @{ $run->{tenants} };
 	}
 	Test::More::is(scalar(@errors), 0, $label) or Test::More::diag(join("\n", @errors));
@@ -656,14 +665,15 @@ sub copy_lake
 }
 
 # new_shard_database creates database $db on $node with the extension, the
-# reference schema and the tenants @tenants.
+# reference schema and the tenants @tenants (if any).
 sub new_shard_database
 {
 	my ($node, $db, @tenants) = @_;
 	place_sql($node, "CREATE DATABASE $db");
 	place_sql([ $node, $db ], 'CREATE EXTENSION interactions_cron');
 	place_sql([ $node, $db ], PostgreSQL::Test::Utils::slurp_file('../reference/schema.sql'));
-	place_sql([ $node, $db ], 'INSERT INTO tenants (id, name) VALUES ' . join(', ', map { "('$_', '$_')" } @tenants));
+	place_sql([ $node, $db ], 'INSERT INTO tenants (id, name) VALUES ' . join(', ', map { "('$_', '$_')" } @tenants))
+	  if @tenants;
 	return;
 }
 
