@@ -15,8 +15,11 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "commands/dbcommands.h"
+#include "pgstat.h"
+#include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 #include "parser/scansup.h"
 #include "pgtime.h"
 #include "utils/varlena.h"
@@ -36,6 +39,7 @@ int			StandbyWaitMs = 10000;
 int			MaxExportWorkers = 4;
 int			MaxRuntimeMs = 0;
 int			DebugFaultSetting = DEBUG_FAULT_NONE;
+int			DebugFaultStallMs = 60000;
 int			CompressionSetting = COMPRESSION_NONE;
 int			CompressionLevelSetting = 0;
 int			LakeSyncMethodSetting = LAKE_SYNC_AUTO;
@@ -729,6 +733,14 @@ DefineSettings(void)
 							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							 NULL, NULL, NULL);
 
+	DefineCustomIntVariable("interactions_cron.debug_fault_stall",
+							"How long a sleep_ fault of interactions_cron.debug_fault stalls (tests only).",
+							NULL,
+							&DebugFaultStallMs,
+							60000, 1, 3600000,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE | GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	DefineCustomEnumVariable("interactions_cron.compression",
 							 "Compression of exported files: none (.json), gzip (.json.gz) or zstd (.json.zst).",
 							 NULL,
@@ -951,8 +963,9 @@ FaultSubject(const char *tenantId)
 /*
  * InjectFault raises an error or stalls at a point of a tenant's export (or
  * of the call, tenantId NULL) when interactions_cron.debug_fault names that
- * point, for the failure and crash tests.  The stall logs first, so a test
- * can wait for it and kill -9 the worker; it can be cancelled like any wait.
+ * point, for the failure and crash tests.  The stall lasts
+ * debug_fault_stall and logs first, so a test can wait for it and kill -9
+ * the worker; it can be cancelled like any wait.
  */
 void
 InjectFault(FaultPoint point, const char *tenantId)
@@ -972,12 +985,17 @@ InjectFault(FaultPoint point, const char *tenantId)
 
 	if (DebugFaultSetting == sleepFaults[point])
 	{
+		TimestampTz end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), DebugFaultStallMs);
+		long		remainingMs;
+
 		elog(LOG, "interactions_cron: debug_fault sleep_%s reached for %s", pointNames[point],
 			 FaultSubject(tenantId));
-		for (int i = 0; i < 600; i++)
+		while ((remainingMs = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end)) > 0)
 		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remainingMs,
+							 PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
 			CHECK_FOR_INTERRUPTS();
-			pg_usleep(100 * 1000L);
 		}
 	}
 }

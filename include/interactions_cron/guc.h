@@ -104,6 +104,7 @@ extern int	StandbyWaitMs;
 extern int	MaxExportWorkers;
 extern int	MaxRuntimeMs;
 extern int	DebugFaultSetting;
+extern int	DebugFaultStallMs;
 extern char *SuppressionsTableSetting;
 extern char *SummariesTableSetting;
 extern char *PartitionedTablesSetting;

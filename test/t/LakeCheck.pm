@@ -416,7 +416,9 @@ sub restored_mid_batch
 	add_tenant_rows($node, 3, 10, 't');
 	my $offset = -s $node->logfile;
 	my $session = $node->background_psql('postgres', on_error_stop => 0);
-	$session->query_safe(q{LOAD 'interactions_cron'; SET interactions_cron.debug_fault = 'sleep_after_place'});
+	# The stall outlasts the backup, then lets the batch go on.
+	$session->query_safe(q{LOAD 'interactions_cron'; SET interactions_cron.debug_fault = 'sleep_after_place';
+		SET interactions_cron.debug_fault_stall = '15s'});
 	$session->query_until(qr/started/, "\\echo started\n$export;\n");
 	Test::More::ok(wait_for_stalled_group($node, 'postgres', $offset, 1) >= 1,
 		'the batch of rows 11-13 is placed, not confirmed');
