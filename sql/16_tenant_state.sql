@@ -51,6 +51,11 @@ SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state('{"te
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state('{"tenantId": "acme", "format": 1}')$$);
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(
     jsonb_set(interactions_cron.tenant_state('acme'), '{origins}', '["1/2/3/../../x"]'))$$);
+-- A database OID past 32 bits, a system identifier past 64: no origin of ours.
+SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(
+    jsonb_set(interactions_cron.tenant_state('acme'), '{origins}', '["1/4294967296/3/00000000-0000-4000-8000-000000000001"]'))$$);
+SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(
+    jsonb_set(interactions_cron.tenant_state('acme'), '{origins}', '["18446744073709551616/2/3/00000000-0000-4000-8000-000000000001"]'))$$);
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(
     jsonb_set(interactions_cron.tenant_state('acme'), '{origins}', '"1/2/3/00000000-0000-4000-8000-000000000001"'))$$);
 SELECT test_helpers.error_of($$SELECT interactions_cron.adopt_tenant_state(

@@ -15,7 +15,6 @@
  */
 #include "postgres.h"
 
-#include <ctype.h>
 
 #include "access/genam.h"
 #include "access/skey.h"
@@ -157,30 +156,18 @@ CurrentHistoryId(void)
  * OriginDatabaseStillHere returns the OID of the database that placed a
  * file of that origin (see SinkSetOrigin) when it is another database of
  * this cluster that still exists, and InvalidOid otherwise (another
- * cluster's, this database's, one dropped since, or an origin of another
- * form).  A database that descends from it (CREATE DATABASE ... TEMPLATE,
- * a dump of it restored here) holds its histories, but the files it places
- * in them now are its own exports, not this database's.
+ * cluster's, this database's, or one dropped since).  A database that
+ * descends from it (CREATE DATABASE ... TEMPLATE, a dump of it restored
+ * here) holds its histories, but the files it places in them now are its
+ * own exports, not this database's.
  */
 Oid
-OriginDatabaseStillHere(const char *origin)
+OriginDatabaseStillHere(const OriginParts *origin)
 {
-	char	   *end;
-	uint64		systemIdentifier;
-	uint64		databaseOid;
-
-	if (!isdigit((unsigned char) origin[0]))
+	if (origin->systemIdentifier != GetSystemIdentifier() || origin->databaseOid == MyDatabaseId ||
+		!OidIsValid(origin->databaseOid) || get_database_name(origin->databaseOid) == NULL)
 		return InvalidOid;
-	errno = 0;
-	systemIdentifier = strtou64(origin, &end, 10);
-	if (errno != 0 || *end != '/' || systemIdentifier != GetSystemIdentifier() ||
-		!isdigit((unsigned char) end[1]))
-		return InvalidOid;
-	databaseOid = strtou64(end + 1, &end, 10);
-	if (errno != 0 || *end != '/' || databaseOid > PG_UINT32_MAX || (Oid) databaseOid == MyDatabaseId ||
-		!OidIsValid((Oid) databaseOid) || get_database_name((Oid) databaseOid) == NULL)
-		return InvalidOid;
-	return (Oid) databaseOid;
+	return origin->databaseOid;
 }
 
 /*
@@ -197,17 +184,14 @@ OriginDatabaseStillHere(const char *origin)
  * extension's owner; the caller is connected to SPI.
  */
 bool
-HistoryIsThisDatabases(const char *origin, bool placerStillHere)
+HistoryIsThisDatabases(const OriginParts *origin, bool placerStillHere)
 {
 	static SPIPlanPtr knownPlan = NULL;
-	const char *idSlash = strrchr(origin, '/');
 	Oid			argumentTypes[3] = {TEXTOID, TEXTOID, BOOLOID};
 	Datum		values[3];
 
-	if (idSlash == NULL)
-		return false;
-	values[0] = CStringGetTextDatum(pnstrdup(origin, idSlash - origin));
-	values[1] = CStringGetTextDatum(idSlash + 1);
+	values[0] = CStringGetTextDatum(origin->prefix);
+	values[1] = CStringGetTextDatum(origin->historyId);
 	values[2] = BoolGetDatum(placerStillHere);
 	return TextColumnAsOwner(&knownPlan,
 							 "SELECT lake_epoch FROM interactions_cron.export_histories"
@@ -258,19 +242,16 @@ CheckpointAdoptedFrom(const char *tenantId)
  * their own.
  */
 bool
-OriginInSourcesLostHistory(List *adoptedFrom, const char *origin)
+OriginInSourcesLostHistory(List *adoptedFrom, const OriginParts *origin)
 {
 	ListCell   *cell;
 
 	foreach(cell, adoptedFrom)
 	{
-		const char *source = lfirst(cell);
-		const char *sourceIdSlash = strrchr(source, '/');
+		OriginParts source;
 
-		if (sourceIdSlash != NULL &&
-			strncmp(origin, source, sourceIdSlash - source + 1) == 0 &&
-			strchr(origin + (sourceIdSlash - source + 1), '/') == NULL &&
-			strcmp(origin, source) != 0)
+		if (ParseOrigin(lfirst(cell), &source) && strcmp(origin->prefix, source.prefix) == 0 &&
+			strcmp(origin->historyId, source.historyId) != 0)
 			return true;
 	}
 	return false;

@@ -20,7 +20,7 @@
  * that has no recorded history (new, reinstalled, or last exported by 1.0)
  * sweeps only the files that this database, or a physical copy of it,
  * placed in a history it does not have, which each file's origin tells
- * (see SinkPlacedInLostHistory): a tenant's first export lost by a failover
+ * (see SinkOriginInLostHistory): a tenant's first export lost by a failover
  * to a standby that was not streaming then; and those that the databases
  * its checkpoint was adopted from placed in their lost histories (see
  * OriginInSourcesLostHistory).  Any other file there may be another
@@ -74,7 +74,10 @@ typedef struct FileCheck
 	const char *tenantId;
 	const char *relativePath;
 	CheckpointPosition checkpoint;
+	SweepScope	scope;			/* whether it is judged at all: see InSweepScope */
 	AdoptedSources *sources;
+	bool		originRead;
+	char	   *origin;			/* its origin (see SinkFileOrigin), once read */
 	bool		rewritten;		/* the verdict: the export will write some of its rows again */
 } FileCheck;
 
@@ -226,9 +229,46 @@ AdoptedSourcesList(AdoptedSources *sources)
 }
 
 /*
+ * FileCheckOrigin returns the origin of the file a check judges (see
+ * SinkFileOrigin), reading it the first time: on S3, a request.
+ */
+static const char *
+FileCheckOrigin(FileCheck *check)
+{
+	if (!check->originRead)
+	{
+		check->origin = SinkFileOrigin(check->sink, check->relativePath);
+		check->originRead = true;
+	}
+	return check->origin;
+}
+
+/*
+ * InSweepScope says whether a check judges its file (see SweepScope): a
+ * lost history's file is this database's, or that of a database the
+ * checkpoint was adopted from, in a history other than the one it released
+ * the tenant in (see OriginInSourcesLostHistory).
+ */
+static bool
+InSweepScope(FileCheck *check)
+{
+	const char *origin;
+	OriginParts parts;
+
+	if (check->scope == SWEEP_EVERY_FILE)
+		return true;
+	origin = FileCheckOrigin(check);
+	if (origin == NULL)
+		return false;
+	if (!SinkOriginIsAnotherDatabases(check->sink, origin))
+		return SinkOriginInLostHistory(check->sink, origin);
+	return ParseOrigin(origin, &parts) && OriginInSourcesLostHistory(AdoptedSourcesList(check->sources), &parts);
+}
+
+/*
  * RefuseAnotherDatabasesFile fails the judgement of a duplicate (see
  * JudgeFileRows) that another database placed (see
- * SinkOriginOfAnotherDatabase) in a history that is not this one's (see
+ * SinkOriginIsAnotherDatabases) in a history that is not this one's (see
  * HistoryIsThisDatabases), past a checkpoint this database recorded.
  * Such a file is that database's export of a tenant it exports now,
  * typically one that moved there after the backup this database was
@@ -251,49 +291,56 @@ AdoptedSourcesList(AdoptedSources *sources)
  * sweep (see OriginInSourcesLostHistory).
  */
 static void
-RefuseAnotherDatabasesFile(const FileCheck *check)
+RefuseAnotherDatabasesFile(FileCheck *check)
 {
-	char	   *origin = SinkOriginOfAnotherDatabase(check->sink, check->relativePath);
-	const char *historyId;
+	const char *origin = FileCheckOrigin(check);
+	OriginParts parts;
 	Oid			placer;
 	bool		refused;
 
-	if (origin == NULL || OriginInSourcesLostHistory(AdoptedSourcesList(check->sources), origin))
+	if (origin == NULL || !SinkOriginIsAnotherDatabases(check->sink, origin))
 		return;
-	historyId = strrchr(origin, '/') != NULL ? strrchr(origin, '/') + 1 : origin;
+	if (!ParseOrigin(origin, &parts))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_FILE),
+				 errmsg("another database placed it, with an origin of a form this extension never writes: \"%s\"",
+						origin)));
+	if (OriginInSourcesLostHistory(AdoptedSourcesList(check->sources), &parts))
+		return;
 	ConnectSpi();
-	placer = OriginDatabaseStillHere(origin);
-	refused = !HistoryIsThisDatabases(origin, OidIsValid(placer));
+	placer = OriginDatabaseStillHere(&parts);
+	refused = !HistoryIsThisDatabases(&parts, OidIsValid(placer));
 	FinishSpi();
 	if (refused && OidIsValid(placer))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_FILE),
 				 errmsg("another database placed it, in history %s, which is that database's (OID %u, still in this cluster)",
-						historyId, placer)));
+						parts.historyId, placer)));
 	if (refused)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_FILE),
 				 errmsg("another database placed it, in history %s, which this database has never had",
-						historyId)));
+						parts.historyId)));
 }
 
 /*
- * JudgeFileRows sets check->rewritten when the file's first row lies past
- * the checkpoint (see FirstRowPastCheckpoint: its created instant and its id
- * from its name, or from its first line when the name holds the id only
- * shortened) and the table holds, past the checkpoint, any row the file
- * holds, by its (created, id), which is unique where the id alone is not:
- * the export will write it again, so the file is a duplicate.  The first
- * row is judged before the file is read, so that a file of this history's
- * last batch, which is named at the checkpoint's instant, is never read:
- * reading it could only fail.  A duplicate another database placed is
- * refused rather than removed (see RefuseAnotherDatabasesFile); any other
- * file stays whoever placed it, since keeping it loses nothing and
- * duplicates nothing, so its origin is not asked.  Refusing a kept file
- * would leave its tenant unexported for ever once nothing names that
- * database's history any more (a source's lost file, kept by the first
- * sweep past an adoption, judged again after the export cleared
- * adopted_from).  The file is read whole (decompressed when compressed).
+ * JudgeFileRows sets check->rewritten when the file is in the check's scope
+ * (see InSweepScope), its first row lies past the checkpoint (see
+ * FirstRowPastCheckpoint: its created instant and its id from its name, or
+ * from its first line when the name holds the id only shortened) and the
+ * table holds, past the checkpoint, any row the file holds, by its (created,
+ * id), which is unique where the id alone is not: the export will write it
+ * again, so the file is a duplicate.  The first row is judged before the
+ * file is read, so that a file of this history's last batch, which is named
+ * at the checkpoint's instant, is never read: reading it could only fail.  A
+ * duplicate another database placed is refused rather than removed (see
+ * RefuseAnotherDatabasesFile); any other file stays whoever placed it, since
+ * keeping it loses nothing and duplicates nothing, so its origin is not
+ * asked for that.  Refusing a kept file would leave its tenant unexported
+ * for ever once nothing names that database's history any more (a source's
+ * lost file, kept by the first sweep past an adoption, judged again after
+ * the export cleared adopted_from).  The file is read whole (decompressed
+ * when compressed).
  */
 static void
 JudgeFileRows(void *argument)
@@ -310,7 +357,8 @@ JudgeFileRows(void *argument)
 	Datum		values[JUDGE_PARAMETERS];
 	char		nulls[JUDGE_PARAMETERS] = {' ', ' ', check->checkpoint.id ? ' ' : 'n', 'n', ' ', ' ', 'n'};
 
-	if (!ParseBatchFileName(name != NULL ? name + 1 : check->relativePath, &firstCreatedAt, &firstId))
+	if (!ParseBatchFileName(name != NULL ? name + 1 : check->relativePath, &firstCreatedAt, &firstId) ||
+		!InSweepScope(check))
 		return;
 	if (firstId == NULL)
 	{
@@ -361,7 +409,8 @@ FileHoldsRowsPastCheckpoint(ExportSink *sink, const ConfiguredTable *history, co
 							const char *relativePath, CheckpointPosition checkpoint)
 {
 	AdoptedSources sources = {tenantId, CurrentMemoryContext, false, NIL};
-	FileCheck	check = {sink, history, tenantId, relativePath, checkpoint, &sources, false};
+	FileCheck	check = {sink, history, tenantId, relativePath, checkpoint, SWEEP_EVERY_FILE, &sources,
+	false, NULL, false};
 	ErrorData  *error = RunInSubtransaction(JudgeFileRows, &check);
 
 	if (error == NULL)
@@ -407,23 +456,6 @@ typedef struct FileSweep
 } FileSweep;
 
 /*
- * InSweepScope says whether the sweep judges a file (see SweepScope): a
- * lost history's file is this database's, or that of the database the
- * checkpoint was adopted from, in a history other than the one it released
- * the tenant in (see OriginInSourcesLostHistory).
- */
-static bool
-InSweepScope(FileSweep *sweep, const char *relativePath)
-{
-	char	   *origin;
-
-	if (sweep->scope == SWEEP_EVERY_FILE || SinkPlacedInLostHistory(sweep->sink, relativePath))
-		return true;
-	origin = SinkOriginOfAnotherDatabase(sweep->sink, relativePath);
-	return origin != NULL && OriginInSourcesLostHistory(AdoptedSourcesList(&sweep->sources), origin);
-}
-
-/*
  * JudgeListedFile judges one listed file named past the checkpoint by its
  * rows (see JudgeFileRows) and notes it for removal if the export will
  * write some of them again; a file it cannot judge is counted, the first
@@ -434,13 +466,12 @@ JudgeListedFile(const char *relativePath, void *argument)
 {
 	FileSweep  *sweep = argument;
 	FileCheck	check = {sweep->sink, sweep->history, sweep->tenantId, relativePath,
-	sweep->checkpoint, &sweep->sources, false};
+	sweep->checkpoint, sweep->scope, &sweep->sources, false, NULL, false};
 	MemoryContext listContext = CurrentMemoryContext;
 	ErrorData  *error;
 
 	if (!NamedPastCheckpoint(relativePath, sweep->checkpoint) ||
-		StringListContains(sweep->passOver, relativePath) ||
-		!InSweepScope(sweep, relativePath))
+		StringListContains(sweep->passOver, relativePath))
 		return;
 	/* A file is read whole: its memory goes before the next one is read. */
 	MemoryContextReset(sweep->fileContext);

@@ -125,24 +125,39 @@ HistoryIdIsWellFormed(const char *text)
 }
 
 /*
- * OriginIsWellFormed says whether text is an origin as SinkSetOrigin gives
- * files: three decimal numbers (system identifier, database and extension
- * OIDs) and a history id, separated by slashes.
+ * ParseOrigin takes apart text that is an origin as SinkSetOrigin gives
+ * files: three decimal numbers (a system identifier, a database's and an
+ * extension's OIDs) and a history id, separated by slashes; it says whether
+ * the text is one.  Every judgement of a file by its origin goes through
+ * it, so that an origin of any other form (a file tagged by hand) is never
+ * taken for one of this database's or its sources' histories.
  */
 bool
-OriginIsWellFormed(const char *text)
+ParseOrigin(const char *text, OriginParts *parts)
 {
 	const char *part = text;
+	uint64		numbers[3];
 
 	for (int number = 0; number < 3; number++)
 	{
 		size_t		digits = strspn(part, "0123456789");
+		char	   *end;
 
 		if (digits == 0 || part[digits] != '/')
 			return false;
+		errno = 0;
+		numbers[number] = strtou64(part, &end, 10);
+		if (errno != 0 || (number > 0 && numbers[number] > PG_UINT32_MAX))
+			return false;
 		part += digits + 1;
 	}
-	return HistoryIdIsWellFormed(part);
+	if (!HistoryIdIsWellFormed(part))
+		return false;
+	parts->systemIdentifier = numbers[0];
+	parts->databaseOid = (Oid) numbers[1];
+	parts->prefix = pnstrdup(text, part - 1 - text);
+	parts->historyId = part;
+	return true;
 }
 
 /*
@@ -170,7 +185,7 @@ CurrentOriginPrefix(void)
  * reinstalled extension another extension OID: neither takes these files
  * for its own, and each draws a history id of its own.  Without a history
  * id (1.1's objects) files are placed without an origin.  See
- * SinkPlacedInLostHistory.
+ * SinkOriginInLostHistory.
  */
 void
 SinkSetOrigin(ExportSink *sink, const char *historyId)
@@ -186,7 +201,7 @@ SinkSetOrigin(ExportSink *sink, const char *historyId)
 /*
  * TagWithOrigin records the sink's origin on a temporary file before it is
  * placed: the rename keeps it, and the file's fsync makes it durable.  The
- * tag only lets a sweep recognise the file (see SinkPlacedInLostHistory),
+ * tag only lets a sweep recognise the file (see SinkOriginInLostHistory),
  * and an untagged file is left to the name checks that cover every file; so
  * a file system that refuses it (no user extended attributes, out of room
  * for them, a FUSE or network mount that does not allow them) leaves the
@@ -660,12 +675,12 @@ SinkAtLocation(const char *storage, const char *localRoot,
 }
 
 /*
- * FileOrigin returns the origin a file of the lake carries (see
+ * SinkFileOrigin returns the origin a file of the lake carries (see
  * SinkSetOrigin), or NULL when it carries none, or when this database
  * places none (1.1's objects) and so has nothing to compare it with.
  */
-static char *
-FileOrigin(ExportSink *sink, const char *relativePath)
+char *
+SinkFileOrigin(ExportSink *sink, const char *relativePath)
 {
 	if (sink->originPrefix == NULL || sink->ops->origin == NULL)
 		return NULL;
@@ -673,45 +688,32 @@ FileOrigin(ExportSink *sink, const char *relativePath)
 }
 
 /*
- * SinkPlacedInLostHistory says whether a file of the lake was placed by
- * this installation of the extension, in this database or a physical copy
- * of it, in another history (see SinkSetOrigin): one this database does not
- * have (a failover or a point-in-time restore lost it), whose files nothing
- * here confirmed.  A file of another database or installation, or without
- * an origin, was not; neither was one of this history, which a checkpoint
- * may stand behind (a refused or replayed batch).
+ * SinkOriginInLostHistory says whether a file of that origin (see
+ * SinkFileOrigin) was placed by this installation of the extension, in
+ * this database or a physical copy of it, in another history: one this
+ * database does not have (a failover or a point-in-time restore lost it),
+ * whose files nothing here confirmed.  A file of another database or
+ * installation was not; neither was one of this history, which a
+ * checkpoint may stand behind (a refused or replayed batch).
  */
 bool
-SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath)
+SinkOriginInLostHistory(const ExportSink *sink, const char *origin)
 {
-	char	   *origin = FileOrigin(sink, relativePath);
-	size_t		prefixLength;
-	const char *historyId;
+	OriginParts parts;
 
-	if (origin == NULL)
-		return false;
-	prefixLength = strlen(sink->originPrefix);
-	if (strncmp(origin, sink->originPrefix, prefixLength) != 0)
-		return false;
-	historyId = origin + prefixLength;
-	return HistoryIdIsWellFormed(historyId) &&
-		strcmp(historyId, sink->origin + prefixLength) != 0;
+	return !SinkOriginIsAnotherDatabases(sink, origin) && ParseOrigin(origin, &parts) &&
+		strcmp(parts.historyId, sink->origin + strlen(sink->originPrefix)) != 0;
 }
 
 /*
- * SinkOriginOfAnotherDatabase returns the origin a file of the lake carries
- * (see SinkSetOrigin) when another database or installation placed it, and
- * NULL for a file of this database or a physical copy of it, or without an
- * origin, or when this database places none (1.1's objects).
+ * SinkOriginIsAnotherDatabases says whether a file of that origin (see
+ * SinkFileOrigin) was placed by another database or installation, not by
+ * this database or a physical copy of it.
  */
-char *
-SinkOriginOfAnotherDatabase(ExportSink *sink, const char *relativePath)
+bool
+SinkOriginIsAnotherDatabases(const ExportSink *sink, const char *origin)
 {
-	char	   *origin = FileOrigin(sink, relativePath);
-
-	if (origin == NULL || strncmp(origin, sink->originPrefix, strlen(sink->originPrefix)) == 0)
-		return NULL;
-	return origin;
+	return strncmp(origin, sink->originPrefix, strlen(sink->originPrefix)) != 0;
 }
 
 /*

@@ -242,6 +242,7 @@ StateOriginList(Jsonb *state, const char *tenantId)
 	while ((token = JsonbIteratorNext(&iterator, &element, true)) != WJB_DONE)
 	{
 		char	   *origin;
+		OriginParts parts;
 
 		if (token != WJB_ELEM)
 			continue;
@@ -251,7 +252,7 @@ StateOriginList(Jsonb *state, const char *tenantId)
 					 errmsg("the state of tenant \"%s\" names an origin that is not a string", tenantId),
 					 errhint("Pass what interactions_cron.tenant_state(tenant_id) returned, unchanged.")));
 		origin = pnstrdup(element.val.string.val, element.val.string.len);
-		if (!OriginIsWellFormed(origin))
+		if (!ParseOrigin(origin, &parts))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("the state of tenant \"%s\" names a malformed origin \"%s\"", tenantId, origin),

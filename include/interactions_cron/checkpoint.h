@@ -8,6 +8,7 @@
 #include "datatype/timestamp.h"
 
 #include "interactions_cron/relations.h"
+#include "interactions_cron/sink.h"
 
 /*
  * Position of the last exported row, in (created, id) keyset order: the
@@ -41,10 +42,10 @@ extern const CheckpointPosition CheckpointStart;
 
 extern char *CurrentLakeEpoch(void);
 extern char *CurrentHistoryId(void);
-extern Oid	OriginDatabaseStillHere(const char *origin);
-extern bool HistoryIsThisDatabases(const char *origin, bool placerStillHere);
+extern Oid	OriginDatabaseStillHere(const OriginParts *origin);
+extern bool HistoryIsThisDatabases(const OriginParts *origin, bool placerStillHere);
 extern List *CheckpointAdoptedFrom(const char *tenantId);
-extern bool OriginInSourcesLostHistory(List *adoptedFrom, const char *origin);
+extern bool OriginInSourcesLostHistory(List *adoptedFrom, const OriginParts *origin);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
 extern void CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch);
 extern void CheckpointClaim(const char *tenantId, CheckpointPosition *position);

@@ -62,6 +62,15 @@ typedef struct ExportSinkOps
 	char	   *(*origin) (ExportSink *sink, const char *relativePath);
 } ExportSinkOps;
 
+/* An origin (see SinkSetOrigin), taken apart by ParseOrigin. */
+typedef struct OriginParts
+{
+	uint64		systemIdentifier;
+	Oid			databaseOid;
+	char	   *prefix;			/* the system identifier, database and extension OIDs */
+	const char *historyId;		/* within the origin's text */
+} OriginParts;
+
 struct ExportSink
 {
 	const ExportSinkOps *ops;
@@ -83,10 +92,11 @@ extern ExportSink *SinkAtLocation(const char *storage, const char *localRoot,
 								  const char *s3Endpoint, const char *s3Bucket,
 								  const char *s3Prefix);
 extern char *CurrentOriginPrefix(void);
-extern bool OriginIsWellFormed(const char *text);
+extern bool ParseOrigin(const char *text, OriginParts *parts);
 extern void SinkSetOrigin(ExportSink *sink, const char *historyId);
-extern bool SinkPlacedInLostHistory(ExportSink *sink, const char *relativePath);
-extern char *SinkOriginOfAnotherDatabase(ExportSink *sink, const char *relativePath);
+extern char *SinkFileOrigin(ExportSink *sink, const char *relativePath);
+extern bool SinkOriginInLostHistory(const ExportSink *sink, const char *origin);
+extern bool SinkOriginIsAnotherDatabases(const ExportSink *sink, const char *origin);
 extern char *SinkLocation(const ExportSink *sink);
 extern void SinkCloseFile(SinkFile *file);
 extern void SinkAbortFiles(ExportSink *sink, List *files);

@@ -3,7 +3,7 @@
 # its own histories (export_histories, 1.2's) and to place files with an
 # origin.  A backup taken before ALTER EXTENSION ... UPDATE to 1.2 has
 # neither: restored after a tenant moved away (t/063's case), it runs 1.1's
-# objects, where SinkOriginOfAnotherDatabase returns NULL for every file,
+# objects, where SinkFileOrigin returns NULL for every file,
 # so the destination's files are judged and removed (restore 1: fails).
 # Updated to 1.2 after a restore onto a new timeline (restore 2), its
 # checkpoints are not adopted ones (export_checkpoints.adopted_from is
