@@ -78,6 +78,7 @@ typedef struct FileCheck
 	AdoptedSources *sources;
 	bool		originRead;
 	char	   *origin;			/* its origin (see SinkFileOrigin), once read */
+	bool		pastCheckpoint; /* its first row lies past the checkpoint */
 	bool		rewritten;		/* the verdict: the export will write some of its rows again */
 } FileCheck;
 
@@ -336,11 +337,11 @@ RefuseAnotherDatabasesFile(FileCheck *check)
  * duplicate another database placed is refused rather than removed (see
  * RefuseAnotherDatabasesFile); any other file stays whoever placed it, since
  * keeping it loses nothing and duplicates nothing, so its origin is not
- * asked for that.  Refusing a kept file would leave its tenant unexported
- * for ever once nothing names that database's history any more (a source's
- * lost file, kept by the first sweep past an adoption, judged again after
- * the export cleared adopted_from).  The file is read whole (decompressed
- * when compressed).
+ * asked for that (but see RefuseBesideDuplicates).  Refusing a kept file
+ * would leave its tenant unexported for ever once nothing names that
+ * database's history any more (a source's lost file, kept by the first sweep
+ * past an adoption, judged again after the export cleared adopted_from).
+ * The file is read whole (decompressed when compressed).
  */
 static void
 JudgeFileRows(void *argument)
@@ -376,6 +377,7 @@ JudgeFileRows(void *argument)
 	if (!RunJudgingQuery(history, psprintf("SELECT %s", FirstRowPastCheckpoint(history, check->checkpoint)),
 						 values, nulls))
 		return;
+	check->pastCheckpoint = true;
 
 	if (content == NULL)
 		content = FileContent(check);
@@ -410,7 +412,7 @@ FileHoldsRowsPastCheckpoint(ExportSink *sink, const ConfiguredTable *history, co
 {
 	AdoptedSources sources = {tenantId, CurrentMemoryContext, false, NIL};
 	FileCheck	check = {sink, history, tenantId, relativePath, checkpoint, SWEEP_EVERY_FILE, &sources,
-	false, NULL, false};
+	false, NULL, false, false};
 	ErrorData  *error = RunInSubtransaction(JudgeFileRows, &check);
 
 	if (error == NULL)
@@ -452,21 +454,39 @@ typedef struct FileSweep
 	MemoryContext sweepContext; /* where the result lives */
 	MemoryContext fileContext;	/* one file's content, reset before the next */
 	List	   *duplicates;		/* relative paths of the files to remove */
+	List	   *kept;			/* and of the others named past the checkpoint */
 	LakeSweep	result;
 } FileSweep;
 
 /*
+ * NoteUnjudged counts a file the sweep could not judge, the first with its
+ * error; a cancel ends the sweep at once.
+ */
+static void
+NoteUnjudged(FileSweep *sweep, const char *relativePath, ErrorData *error)
+{
+	if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
+		ReThrowError(error);
+	if (sweep->result.unjudged++ == 0)
+	{
+		sweep->result.firstUnjudged = MemoryContextStrdup(sweep->sweepContext, relativePath);
+		sweep->result.firstErrorCode = error->sqlerrcode;
+		sweep->result.firstErrorMessage = MemoryContextStrdup(sweep->sweepContext, error->message);
+	}
+}
+
+/*
  * JudgeListedFile judges one listed file named past the checkpoint by its
  * rows (see JudgeFileRows) and notes it for removal if the export will
- * write some of them again; a file it cannot judge is counted, the first
- * with its error.  A cancel ends the sweep at once.
+ * write some of them again, or as kept (see RefuseBesideDuplicates); a file
+ * it cannot judge is counted (see NoteUnjudged).
  */
 static void
 JudgeListedFile(const char *relativePath, void *argument)
 {
 	FileSweep  *sweep = argument;
 	FileCheck	check = {sweep->sink, sweep->history, sweep->tenantId, relativePath,
-	sweep->checkpoint, sweep->scope, &sweep->sources, false, NULL, false};
+	sweep->checkpoint, sweep->scope, &sweep->sources, false, NULL, false, false};
 	MemoryContext listContext = CurrentMemoryContext;
 	ErrorData  *error;
 
@@ -480,22 +500,61 @@ JudgeListedFile(const char *relativePath, void *argument)
 	MemoryContextSwitchTo(listContext);
 	if (error != NULL)
 	{
-		if (error->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(error);
-		if (sweep->result.unjudged++ == 0)
-		{
-			sweep->result.firstUnjudged = MemoryContextStrdup(sweep->sweepContext, relativePath);
-			sweep->result.firstErrorCode = error->sqlerrcode;
-			sweep->result.firstErrorMessage = MemoryContextStrdup(sweep->sweepContext, error->message);
-		}
+		NoteUnjudged(sweep, relativePath, error);
 		return;
 	}
-	if (check.rewritten)
+	if (check.pastCheckpoint)
 	{
-		/* The list outlives the listing's memory, which a sink may reset per page. */
+		/* The lists outlive the listing's memory, which a sink may reset per page. */
 		MemoryContextSwitchTo(sweep->sweepContext);
-		sweep->duplicates = lappend(sweep->duplicates, pstrdup(relativePath));
+		if (check.rewritten)
+			sweep->duplicates = lappend(sweep->duplicates, pstrdup(relativePath));
+		else
+			sweep->kept = lappend(sweep->kept, pstrdup(relativePath));
 		MemoryContextSwitchTo(listContext);
+	}
+}
+
+/* RefuseKeptFile is RefuseAnotherDatabasesFile for RunInSubtransaction. */
+static void
+RefuseKeptFile(void *argument)
+{
+	RefuseAnotherDatabasesFile(argument);
+}
+
+/*
+ * RefuseBesideDuplicates counts as unjudged each file the sweep keeps that
+ * another database placed in a history that is not this one's (see
+ * RefuseAnotherDatabasesFile), when the sweep has duplicates to remove.
+ * Such a file says that another database exports the tenant now (it moved
+ * there after the backup this database was restored from): this database's
+ * own lost files may then hold, beside rows this table holds, rows written
+ * after the backup that only that database holds, behind its checkpoint,
+ * and removing them would lose those.  Kept alone, such a file loses
+ * nothing, so a sweep with nothing to remove passes it (the lost file of a
+ * source a checkpoint was adopted from, kept by its first sweep).
+ */
+static void
+RefuseBesideDuplicates(FileSweep *sweep)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	ListCell   *cell;
+
+	if (sweep->duplicates == NIL)
+		return;
+	foreach(cell, sweep->kept)
+	{
+		const char *relativePath = lfirst(cell);
+		FileCheck	check = {sweep->sink, sweep->history, sweep->tenantId, relativePath,
+		sweep->checkpoint, sweep->scope, &sweep->sources, false, NULL, false, false};
+		ErrorData  *error;
+
+		MemoryContextReset(sweep->fileContext);
+		MemoryContextSwitchTo(sweep->fileContext);
+		error = RunInSubtransaction(RefuseKeptFile, &check);
+		MemoryContextSwitchTo(callerContext);
+		if (error != NULL)
+			NoteUnjudged(sweep, relativePath, error);
 	}
 }
 
@@ -522,12 +581,12 @@ RemoveDuplicates(FileSweep *sweep)
 /*
  * SweepLostFiles removes the tenant's files that a lost history placed past
  * its checkpoint (see JudgeFileRows), of those in scope (see SweepScope),
- * none of passOver (paths
- * relative to the lake's root), and reports how many, and how many it could
- * not judge, with the first such file and its error.  Files are removed
- * only once every one is judged: the rows of a duplicate are written again
- * only if the tenant exports on, which a file it could not judge stops (one
- * of another database, say, whose tenant this one should release).  The
+ * none of passOver (paths relative to the lake's root), and reports how
+ * many, and how many it could not judge, with the first such file and its
+ * error.  Files are removed only once every one is judged, and none while
+ * another database's file says the tenant is exported there now (see
+ * RefuseBesideDuplicates): the rows of a duplicate are written again only
+ * if the tenant exports on, which a file it could not judge stops.  The
  * caller holds the tenant's claim; a cancel ends the sweep at once.
  */
 LakeSweep
@@ -535,7 +594,7 @@ SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *ten
 			   CheckpointPosition checkpoint, SweepScope scope, List *passOver)
 {
 	FileSweep	sweep = {sink, history, tenantId, checkpoint, scope, passOver,
-	{tenantId, CurrentMemoryContext, false, NIL}, CurrentMemoryContext, NULL, NIL, {0, 0, NULL, 0, NULL}};
+	{tenantId, CurrentMemoryContext, false, NIL}, CurrentMemoryContext, NULL, NIL, NIL, {0, 0, NULL, 0, NULL}};
 
 	if (scope == SWEEP_LOST_HISTORY_FILES && sink->ops->origin == NULL)
 		return sweep.result;
@@ -544,6 +603,8 @@ SweepLostFiles(ExportSink *sink, const ConfiguredTable *history, const char *ten
 											  ALLOCSET_DEFAULT_SIZES);
 	sink->ops->list(sink, psprintf("exports/%s/interaction_history", HiveEscapePathSegment(tenantId)),
 					JudgeListedFile, &sweep);
+	if (sweep.result.unjudged == 0)
+		RefuseBesideDuplicates(&sweep);
 	MemoryContextDelete(sweep.fileContext);
 	if (sweep.result.unjudged == 0)
 		RemoveDuplicates(&sweep);
