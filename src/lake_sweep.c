@@ -476,6 +476,28 @@ NoteUnjudged(FileSweep *sweep, const char *relativePath, ErrorData *error)
 }
 
 /*
+ * CheckSweptFile runs body (JudgeFileRows, RefuseKeptFile) on the check of
+ * one of the sweep's files, *check, in a subtransaction, and returns its
+ * error, if any.  A file is read whole: its memory goes before the next
+ * one is read.
+ */
+static ErrorData *
+CheckSweptFile(FileSweep *sweep, const char *relativePath, SubtransactionBody body, FileCheck *check)
+{
+	MemoryContext callerContext = CurrentMemoryContext;
+	FileCheck	fresh = {sweep->sink, sweep->history, sweep->tenantId, relativePath,
+	sweep->checkpoint, sweep->scope, &sweep->sources, false, NULL, false, false};
+	ErrorData  *error;
+
+	*check = fresh;
+	MemoryContextReset(sweep->fileContext);
+	MemoryContextSwitchTo(sweep->fileContext);
+	error = RunInSubtransaction(body, check);
+	MemoryContextSwitchTo(callerContext);
+	return error;
+}
+
+/*
  * JudgeListedFile judges one listed file named past the checkpoint by its
  * rows (see JudgeFileRows) and notes it for removal if the export will
  * write some of them again, or as kept (see RefuseBesideDuplicates); a file
@@ -485,19 +507,14 @@ static void
 JudgeListedFile(const char *relativePath, void *argument)
 {
 	FileSweep  *sweep = argument;
-	FileCheck	check = {sweep->sink, sweep->history, sweep->tenantId, relativePath,
-	sweep->checkpoint, sweep->scope, &sweep->sources, false, NULL, false, false};
 	MemoryContext listContext = CurrentMemoryContext;
+	FileCheck	check;
 	ErrorData  *error;
 
 	if (!NamedPastCheckpoint(relativePath, sweep->checkpoint) ||
 		StringListContains(sweep->passOver, relativePath))
 		return;
-	/* A file is read whole: its memory goes before the next one is read. */
-	MemoryContextReset(sweep->fileContext);
-	MemoryContextSwitchTo(sweep->fileContext);
-	error = RunInSubtransaction(JudgeFileRows, &check);
-	MemoryContextSwitchTo(listContext);
+	error = CheckSweptFile(sweep, relativePath, JudgeFileRows, &check);
 	if (error != NULL)
 	{
 		NoteUnjudged(sweep, relativePath, error);
@@ -537,7 +554,6 @@ RefuseKeptFile(void *argument)
 static void
 RefuseBesideDuplicates(FileSweep *sweep)
 {
-	MemoryContext callerContext = CurrentMemoryContext;
 	ListCell   *cell;
 
 	if (sweep->duplicates == NIL)
@@ -545,14 +561,9 @@ RefuseBesideDuplicates(FileSweep *sweep)
 	foreach(cell, sweep->kept)
 	{
 		const char *relativePath = lfirst(cell);
-		FileCheck	check = {sweep->sink, sweep->history, sweep->tenantId, relativePath,
-		sweep->checkpoint, sweep->scope, &sweep->sources, false, NULL, false, false};
-		ErrorData  *error;
+		FileCheck	check;
+		ErrorData  *error = CheckSweptFile(sweep, relativePath, RefuseKeptFile, &check);
 
-		MemoryContextReset(sweep->fileContext);
-		MemoryContextSwitchTo(sweep->fileContext);
-		error = RunInSubtransaction(RefuseKeptFile, &check);
-		MemoryContextSwitchTo(callerContext);
 		if (error != NULL)
 			NoteUnjudged(sweep, relativePath, error);
 	}
