@@ -78,7 +78,7 @@ typedef struct FileCheck
 	AdoptedSources *sources;
 	bool		originRead;
 	char	   *origin;			/* its origin (see SinkFileOrigin), once read */
-	bool		pastCheckpoint; /* its first row lies past the checkpoint */
+	bool		pastCheckpoint; /* its first row lies past the checkpoint (see KeepOutOfScope) */
 	bool		rewritten;		/* the verdict: the export will write some of its rows again */
 } FileCheck;
 
@@ -267,6 +267,43 @@ InSweepScope(FileCheck *check)
 }
 
 /*
+ * PrintableText returns text with each byte outside printable ASCII written
+ * as \xNN, for a message: a file's origin comes from its tag, which anyone
+ * who can write to the lake can set, and a tenant's error is kept in
+ * export_checkpoints.last_error, where it must be valid in any encoding.
+ */
+static char *
+PrintableText(const char *text)
+{
+	StringInfoData printable;
+
+	initStringInfo(&printable);
+	for (const unsigned char *byte = (const unsigned char *) text; *byte != '\0'; byte++)
+	{
+		if (*byte >= 0x20 && *byte < 0x7f && *byte != '\\')
+			appendStringInfoChar(&printable, (char) *byte);
+		else
+			appendStringInfo(&printable, "\\x%02x", *byte);
+	}
+	return printable.data;
+}
+
+/*
+ * KeepOutOfScope counts a file of another database that a sweep of lost
+ * histories' files leaves unjudged (see InSweepScope), named past the
+ * checkpoint, among the files it keeps: it may say that the tenant is
+ * exported there now, which a sweep with files to remove must not pass
+ * over (see RefuseBesideDuplicates).
+ */
+static void
+KeepOutOfScope(FileCheck *check)
+{
+	const char *origin = FileCheckOrigin(check);
+
+	check->pastCheckpoint = origin != NULL && SinkOriginIsAnotherDatabases(check->sink, origin);
+}
+
+/*
  * RefuseAnotherDatabasesFile fails the judgement of a duplicate (see
  * JudgeFileRows) that another database placed (see
  * SinkOriginIsAnotherDatabases) in a history that is not this one's (see
@@ -305,7 +342,7 @@ RefuseAnotherDatabasesFile(FileCheck *check)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_FILE),
 				 errmsg("another database placed it, with an origin of a form this extension never writes: \"%s\"",
-						origin)));
+						PrintableText(origin))));
 	if (OriginInSourcesLostHistory(AdoptedSourcesList(check->sources), &parts))
 		return;
 	ConnectSpi();
@@ -358,9 +395,13 @@ JudgeFileRows(void *argument)
 	Datum		values[JUDGE_PARAMETERS];
 	char		nulls[JUDGE_PARAMETERS] = {' ', ' ', check->checkpoint.id ? ' ' : 'n', 'n', ' ', ' ', 'n'};
 
-	if (!ParseBatchFileName(name != NULL ? name + 1 : check->relativePath, &firstCreatedAt, &firstId) ||
-		!InSweepScope(check))
+	if (!ParseBatchFileName(name != NULL ? name + 1 : check->relativePath, &firstCreatedAt, &firstId))
 		return;
+	if (!InSweepScope(check))
+	{
+		KeepOutOfScope(check);
+		return;
+	}
 	if (firstId == NULL)
 	{
 		content = FileContent(check);
@@ -441,6 +482,14 @@ NamedPastCheckpoint(const char *relativePath, CheckpointPosition checkpoint)
 		firstCreatedAt >= checkpoint.createdAt;
 }
 
+/* A file of a sweep, with its origin once read (see FileCheckOrigin). */
+typedef struct SweptFile
+{
+	char	   *relativePath;
+	bool		originRead;
+	char	   *origin;
+} SweptFile;
+
 /* A sweep of one tenant's files, as the sink's list hands them over. */
 typedef struct FileSweep
 {
@@ -454,7 +503,7 @@ typedef struct FileSweep
 	MemoryContext sweepContext; /* where the result lives */
 	MemoryContext fileContext;	/* one file's content, reset before the next */
 	List	   *duplicates;		/* relative paths of the files to remove */
-	List	   *kept;			/* and of the others named past the checkpoint */
+	List	   *kept;			/* the others named past the checkpoint: SweptFile */
 	LakeSweep	result;
 } FileSweep;
 
@@ -478,15 +527,15 @@ NoteUnjudged(FileSweep *sweep, const char *relativePath, ErrorData *error)
 /*
  * CheckSweptFile runs body (JudgeFileRows, RefuseKeptFile) on the check of
  * one of the sweep's files, *check, in a subtransaction, and returns its
- * error, if any.  A file is read whole: its memory goes before the next
- * one is read.
+ * error, if any; a file kept earlier brings its origin, if it was read.  A
+ * file is read whole: its memory goes before the next one is read.
  */
 static ErrorData *
-CheckSweptFile(FileSweep *sweep, const char *relativePath, SubtransactionBody body, FileCheck *check)
+CheckSweptFile(FileSweep *sweep, const SweptFile *file, SubtransactionBody body, FileCheck *check)
 {
 	MemoryContext callerContext = CurrentMemoryContext;
-	FileCheck	fresh = {sweep->sink, sweep->history, sweep->tenantId, relativePath,
-	sweep->checkpoint, sweep->scope, &sweep->sources, false, NULL, false, false};
+	FileCheck	fresh = {sweep->sink, sweep->history, sweep->tenantId, file->relativePath,
+	sweep->checkpoint, sweep->scope, &sweep->sources, file->originRead, file->origin, false, false};
 	ErrorData  *error;
 
 	*check = fresh;
@@ -508,13 +557,14 @@ JudgeListedFile(const char *relativePath, void *argument)
 {
 	FileSweep  *sweep = argument;
 	MemoryContext listContext = CurrentMemoryContext;
+	SweptFile	listed = {(char *) relativePath, false, NULL};
 	FileCheck	check;
 	ErrorData  *error;
 
 	if (!NamedPastCheckpoint(relativePath, sweep->checkpoint) ||
 		StringListContains(sweep->passOver, relativePath))
 		return;
-	error = CheckSweptFile(sweep, relativePath, JudgeFileRows, &check);
+	error = CheckSweptFile(sweep, &listed, JudgeFileRows, &check);
 	if (error != NULL)
 	{
 		NoteUnjudged(sweep, relativePath, error);
@@ -527,7 +577,14 @@ JudgeListedFile(const char *relativePath, void *argument)
 		if (check.rewritten)
 			sweep->duplicates = lappend(sweep->duplicates, pstrdup(relativePath));
 		else
-			sweep->kept = lappend(sweep->kept, pstrdup(relativePath));
+		{
+			SweptFile  *kept = palloc(sizeof(SweptFile));
+
+			kept->relativePath = pstrdup(relativePath);
+			kept->originRead = check.originRead;
+			kept->origin = check.origin != NULL ? pstrdup(check.origin) : NULL;
+			sweep->kept = lappend(sweep->kept, kept);
+		}
 		MemoryContextSwitchTo(listContext);
 	}
 }
@@ -560,12 +617,12 @@ RefuseBesideDuplicates(FileSweep *sweep)
 		return;
 	foreach(cell, sweep->kept)
 	{
-		const char *relativePath = lfirst(cell);
+		SweptFile  *kept = lfirst(cell);
 		FileCheck	check;
-		ErrorData  *error = CheckSweptFile(sweep, relativePath, RefuseKeptFile, &check);
+		ErrorData  *error = CheckSweptFile(sweep, kept, RefuseKeptFile, &check);
 
 		if (error != NULL)
-			NoteUnjudged(sweep, relativePath, error);
+			NoteUnjudged(sweep, kept->relativePath, error);
 	}
 }
 

@@ -25,16 +25,12 @@ my $export = 'SELECT interactions_cron.export_interactions(batch_size => 5)';
 
 # moved_after_backup_ok runs the case in a lake of its own: $save takes the
 # backup of the source a (before rows 14-15), and $restore brings it back as
-# a new node once t has moved to b.
+# a new node exporting into the lake it is given, once t has moved to b.
 sub moved_after_backup_ok
 {
 	my ($variant, $save, $restore) = @_;
-	my $lake = shared_lake();
-	my $settings = "interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n";
-	my $src = extension_node("shard_a_$variant", $settings, allows_streaming => 1);
-	my $dst = new_tenant_database("shard_b_$variant", 100000, $settings);
+	my ($lake, $src, $dst) = shards_sharing_a_lake("shard_a_$variant", "shard_b_$variant");
 
-	node_sql($src, q{INSERT INTO tenants (id, name) VALUES ('t', 'T')});
 	add_tenant_rows($src, 13, 0, 't');
 	is(decode_json(node_sql($src, $export))->{totalExported}, 5, "$variant: a exports rows 1-5");
 	is(decode_json(node_sql($src, $export))->{totalExported}, 5, "$variant: a exports rows 6-10");
@@ -46,7 +42,7 @@ sub moved_after_backup_ok
 	is(decode_json(node_sql($dst, $export))->{totalExported}, 5, "$variant: b exports five rows of its own");
 	$src->stop;
 
-	my $restored = $restore->($src, $settings);
+	my $restored = $restore->($src, $lake);
 	node_sql($restored, q{UPDATE interactions_cron.export_checkpoints SET lake_epoch = 'restored' WHERE status <> 'released'});
 	my $offset = -s $restored->logfile;
 	my $run = decode_json(node_sql($restored, $export));
@@ -82,8 +78,9 @@ moved_after_backup_ok(
 		$src->command_ok([ 'pg_dump', '-Fc', '-d', $src->connstr('postgres'), '-f', $dump ], 'pg_dump of a before the move');
 	},
 	sub {
-		my ($src, $settings) = @_;
-		my $node = started_node('shard_a_dumped', $settings);
+		my ($src, $lake) = @_;
+		my $node = started_node('shard_a_dumped',
+			"interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n");
 		$node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('postgres'), $dump ],
 			'the dump restored into a new cluster');
 		return $node;

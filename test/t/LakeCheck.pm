@@ -28,6 +28,7 @@ use Test::More;
 
 our @EXPORT = qw(
   started_node
+  shards_sharing_a_lake
   fsync_fail_shim
   build_with_tree
   start_with_failing_fsync
@@ -664,6 +665,21 @@ sub copy_lake
 	my $copy = PostgreSQL::Test::Utils::tempdir();
 	system('cp', '-a', "$lake/.", $copy) == 0 or die 'could not copy the lake';
 	return $copy;
+}
+
+# shards_sharing_a_lake starts, exporting into a lake of their own with one
+# worker each, shard $a_name (streaming allowed) with the tenant 't', and
+# shard $b_name (see new_tenant_database) whose ids start at 100000; it
+# returns ($lake, $a, $b).
+sub shards_sharing_a_lake
+{
+	my ($a_name, $b_name) = @_;
+	my $lake = shared_lake();
+	my $settings = "interactions_cron.export_dir = '$lake'\ninteractions_cron.max_workers = 1\n";
+	my $a = extension_node($a_name, $settings, allows_streaming => 1);
+	my $b = new_tenant_database($b_name, 100000, $settings);
+	node_sql($a, q{INSERT INTO tenants (id, name) VALUES ('t', 'T')});
+	return ($lake, $a, $b);
 }
 
 # new_shard_database creates database $db on $node with the extension, the
