@@ -33,8 +33,10 @@
  * write them again.  A file that cannot be judged (unreadable, a line that
  * is not a row of ours, an id the column's type no longer reads, a lock
  * wait cut short, a duplicate another database placed in a history this
- * one never had) fails the sweep, which then removes nothing: the history stays
- * unrecorded and the tenant unexported, so that the next claim sweeps again.
+ * one never had, or any file of such a database beside files to remove)
+ * fails the sweep, which then removes nothing: the history stays
+ * unrecorded and the tenant unexported, so that the next claim sweeps
+ * again.
  */
 #include "postgres.h"
 
@@ -78,7 +80,7 @@ typedef struct FileCheck
 	AdoptedSources *sources;
 	bool		originRead;
 	char	   *origin;			/* its origin (see SinkFileOrigin), once read */
-	bool		pastCheckpoint; /* its first row lies past the checkpoint (see KeepOutOfScope) */
+	bool		pastCheckpoint; /* its first row lies past the checkpoint, and it counts */
 	bool		rewritten;		/* the verdict: the export will write some of its rows again */
 } FileCheck;
 
@@ -267,33 +269,11 @@ InSweepScope(FileCheck *check)
 }
 
 /*
- * PrintableText returns text with each byte outside printable ASCII written
- * as \xNN, for a message: a file's origin comes from its tag, which anyone
- * who can write to the lake can set, and a tenant's error is kept in
- * export_checkpoints.last_error, where it must be valid in any encoding.
- */
-static char *
-PrintableText(const char *text)
-{
-	StringInfoData printable;
-
-	initStringInfo(&printable);
-	for (const unsigned char *byte = (const unsigned char *) text; *byte != '\0'; byte++)
-	{
-		if (*byte >= 0x20 && *byte < 0x7f && *byte != '\\')
-			appendStringInfoChar(&printable, (char) *byte);
-		else
-			appendStringInfo(&printable, "\\x%02x", *byte);
-	}
-	return printable.data;
-}
-
-/*
- * KeepOutOfScope counts a file of another database that a sweep of lost
- * histories' files leaves unjudged (see InSweepScope), named past the
- * checkpoint, among the files it keeps: it may say that the tenant is
- * exported there now, which a sweep with files to remove must not pass
- * over (see RefuseBesideDuplicates).
+ * KeepOutOfScope counts a file of another database whose first row lies
+ * past the checkpoint, which a sweep of lost histories' files does not
+ * judge (see InSweepScope), among the files it keeps: it may say that the
+ * tenant is exported there now, which a sweep with files to remove must not
+ * pass over (see RefuseBesideDuplicates).
  */
 static void
 KeepOutOfScope(FileCheck *check)
@@ -305,9 +285,10 @@ KeepOutOfScope(FileCheck *check)
 
 /*
  * RefuseAnotherDatabasesFile fails the judgement of a duplicate (see
- * JudgeFileRows) that another database placed (see
+ * JudgeFileRows), or of a file kept beside duplicates (see
+ * RefuseBesideDuplicates), that another database placed (see
  * SinkOriginIsAnotherDatabases) in a history that is not this one's (see
- * HistoryIsThisDatabases), past a checkpoint this database recorded.
+ * HistoryIsThisDatabases), past the checkpoint (or with none at all).
  * Such a file is that database's export of a tenant it exports now,
  * typically one that moved there after the backup this database was
  * restored from: the rows of it this table holds are the ones that were
@@ -342,7 +323,7 @@ RefuseAnotherDatabasesFile(FileCheck *check)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_FILE),
 				 errmsg("another database placed it, with an origin of a form this extension never writes: \"%s\"",
-						PrintableText(origin))));
+						origin)));
 	if (OriginInSourcesLostHistory(AdoptedSourcesList(check->sources), &parts))
 		return;
 	ConnectSpi();
@@ -362,19 +343,21 @@ RefuseAnotherDatabasesFile(FileCheck *check)
 }
 
 /*
- * JudgeFileRows sets check->rewritten when the file is in the check's scope
- * (see InSweepScope), its first row lies past the checkpoint (see
- * FirstRowPastCheckpoint: its created instant and its id from its name, or
- * from its first line when the name holds the id only shortened) and the
- * table holds, past the checkpoint, any row the file holds, by its (created,
- * id), which is unique where the id alone is not: the export will write it
- * again, so the file is a duplicate.  The first row is judged before the
- * file is read, so that a file of this history's last batch, which is named
- * at the checkpoint's instant, is never read: reading it could only fail.  A
+ * JudgeFileRows sets check->rewritten when the file's first row lies past
+ * the checkpoint (see FirstRowPastCheckpoint: its created instant and its id
+ * from its name, or from its first line when the name holds the id only
+ * shortened), the file is in the check's scope (see InSweepScope; another
+ * database's out of it is kept, see KeepOutOfScope) and the table holds,
+ * past the checkpoint, any row the file holds, by its (created, id), which
+ * is unique where the id alone is not: the export will write it again, so
+ * the file is a duplicate.  The first row is judged before the file is
+ * read, so that a file of this history's last batch, which is named at the
+ * checkpoint's instant, is never read: reading it could only fail.  A
  * duplicate another database placed is refused rather than removed (see
  * RefuseAnotherDatabasesFile); any other file stays whoever placed it, since
- * keeping it loses nothing and duplicates nothing, so its origin is not
- * asked for that (but see RefuseBesideDuplicates).  Refusing a kept file
+ * keeping it loses nothing and duplicates nothing, unless it says, beside
+ * files to remove, that the tenant is exported elsewhere (see
+ * RefuseBesideDuplicates).  Refusing every kept file of another database
  * would leave its tenant unexported for ever once nothing names that
  * database's history any more (a source's lost file, kept by the first sweep
  * past an adoption, judged again after the export cleared adopted_from).
@@ -397,11 +380,6 @@ JudgeFileRows(void *argument)
 
 	if (!ParseBatchFileName(name != NULL ? name + 1 : check->relativePath, &firstCreatedAt, &firstId))
 		return;
-	if (!InSweepScope(check))
-	{
-		KeepOutOfScope(check);
-		return;
-	}
 	if (firstId == NULL)
 	{
 		content = FileContent(check);
@@ -418,6 +396,11 @@ JudgeFileRows(void *argument)
 	if (!RunJudgingQuery(history, psprintf("SELECT %s", FirstRowPastCheckpoint(history, check->checkpoint)),
 						 values, nulls))
 		return;
+	if (!InSweepScope(check))
+	{
+		KeepOutOfScope(check);
+		return;
+	}
 	check->pastCheckpoint = true;
 
 	if (content == NULL)

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "libpq/pqformat.h"
+#include "mb/pg_wchar.h"
 
 #include "interactions_cron/export_shared.h"
 
@@ -16,6 +17,33 @@
 #define OUTCOME_BATCH_FULL 0x02
 #define OUTCOME_ERROR 0x04
 #define OUTCOME_NOT_EXPORTED 0x08
+
+/*
+ * TenantErrorText returns a tenant's error message as its outcome and
+ * export_checkpoints.last_error keep it: unchanged when it is valid in the
+ * database's encoding, else with each byte outside printable ASCII (and
+ * each backslash) written as \xNN.  A message may quote what the lake holds
+ * (a file's name, its origin tag, an id read from a line), which anyone who
+ * can write to the lake chooses; text not valid in the encoding would fail
+ * every reader that converts it, and the restore of a dump that holds it.
+ */
+char *
+TenantErrorText(char *message)
+{
+	StringInfoData printable;
+
+	if (pg_verifymbstr(message, strlen(message), true))
+		return message;
+	initStringInfo(&printable);
+	for (const unsigned char *byte = (const unsigned char *) message; *byte != '\0'; byte++)
+	{
+		if (*byte >= 0x20 && *byte < 0x7f && *byte != '\\')
+			appendStringInfoChar(&printable, (char) *byte);
+		else
+			appendStringInfo(&printable, "\\x%02x", *byte);
+	}
+	return printable.data;
+}
 
 /*
  * SharedTenantId returns the id of the index-th tenant of the run.

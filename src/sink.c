@@ -143,7 +143,7 @@ ParseOrigin(const char *text, OriginParts *parts)
 		size_t		digits = strspn(part, "0123456789");
 		char	   *end;
 
-		if (digits == 0 || part[digits] != '/')
+		if (digits == 0 || part[digits] != '/' || (digits > 1 && part[0] == '0'))
 			return false;
 		errno = 0;
 		numbers[number] = strtou64(part, &end, 10);

@@ -35,6 +35,7 @@
 
 #include "interactions_cron/batch_receiver.h"
 #include "interactions_cron/checkpoint.h"
+#include "interactions_cron/export_shared.h"
 #include "interactions_cron/guc.h"
 #include "interactions_cron/hive_path.h"
 #include "interactions_cron/intent.h"
@@ -778,11 +779,12 @@ ConfirmBatch(TenantExporter *exporter, TenantBatch *batch)
  * FailBatch ends a batch that failed, outside any transaction: it deletes
  * the batch's temporary files, marks the tenant failed, and undoes its
  * intent, if it committed one, with undoIntent; the outcome carries the
- * error.
+ * error (see TenantErrorText).
  */
 static void
 FailBatch(TenantExporter *exporter, TenantBatch *batch, char *message, UndoStep undoIntent)
 {
+	message = TenantErrorText(message);
 	if (batch->receiver != NULL)
 		SinkAbortFiles(exporter->sink, batch->receiver->files);
 	if (!exporter->dryRun)

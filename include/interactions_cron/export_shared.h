@@ -52,6 +52,7 @@ typedef struct ExportTenantIds
 } ExportTenantIds;
 
 extern const char *SharedTenantId(const ExportTenantIds *tenants, int index);
+extern char *TenantErrorText(char *message);
 extern void SerializeOutcome(StringInfo message, const TenantOutcome *outcome);
 extern void DeserializeOutcome(StringInfo message, TenantOutcome *outcome);
 

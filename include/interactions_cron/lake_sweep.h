@@ -12,10 +12,11 @@
 /* Which of a tenant's files past its checkpoint a sweep judges. */
 typedef enum SweepScope
 {
-	SWEEP_EVERY_FILE,			/* every file (another database's fails it) */
-	SWEEP_LOST_HISTORY_FILES	/* those this database, or the one its
-								 * checkpoint was adopted from, placed in a
-								 * history it lost */
+	SWEEP_EVERY_FILE,			/* every file (another database's duplicate
+								 * fails it) */
+	SWEEP_LOST_HISTORY_FILES	/* those this database, or one its checkpoint
+								 * was adopted from, placed in a history it
+								 * lost; other databases' are kept in view */
 } SweepScope;
 
 /* What a sweep did. */

@@ -1,7 +1,7 @@
 # A file's origin tag holding bytes this extension never writes (any bytes
 # anyone who can write to the lake sets): the sweep refuses the file rather
 # than removing it, and the tenant's error names the origin with those bytes
-# escaped.  Raw, they made export_checkpoints.last_error text that is not
+# escaped; so it does a file name whose id is such bytes.  Raw, they made export_checkpoints.last_error text that is not
 # valid UTF-8: a LATIN1 client could not read export_status, and pg_restore
 # of a dump lost the whole export_checkpoints table (hostile review 22 of
 # issue 19).
@@ -57,5 +57,19 @@ tag_second_file(q{b'99999999999999999999/5/16384/00000000-0000-4000-8000-0000000
 like(decode_json(node_sql($node, $export))->{tenants}[0]{error} // '', qr/never writes/,
 	'an origin whose system identifier overflows is refused too');
 ok(-f $files[1], 'the file stays');
+
+# A name whose escaped id is a byte that is not UTF-8: the id cannot be
+# read as the column's type, and the error quoting it is escaped too.
+unlink $files[1] or die "unlink: $!";
+my $hostile = "$lake/exports/t/interaction_history/year=2099/month=01/day=01";
+system('mkdir', '-p', $hostile) == 0 or die 'mkdir';
+open my $junk, '>', "$hostile/batch-2099-01-01T00-00-00-000000Z-%ff.json" or die "open: $!";
+print $junk "junk\n";
+close $junk;
+like(decode_json(node_sql($node, $export))->{tenants}[0]{error} // '', qr/"\\xff"/,
+	'a name whose id is not UTF-8 fails the sweep, escaped');
+($rc, $out, $err) = $node->psql('postgres',
+	q{SET client_encoding = 'LATIN1'; SELECT last_error FROM interactions_cron.export_checkpoints});
+is($rc, 0, 'a LATIN1 client reads that error') or diag $err;
 $node->stop;
 done_testing();
