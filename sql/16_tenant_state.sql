@@ -40,6 +40,13 @@ SELECT r->>'ok' AS ok FROM interactions_cron.adopt_tenant_state(jsonb_set(
     interactions_cron.tenant_state('beta'), '{origins}', '["1/2/3/00000000-0000-4000-8000-000000000001"]'),
     force => true) r;
 SELECT s->'origins'->>1 AS inherited_origin FROM interactions_cron.tenant_state('beta') s;
+-- A database is named once, with the history it released the tenant in
+-- last: its files of that history never look lost.
+SELECT r->>'ok' AS ok FROM interactions_cron.adopt_tenant_state(jsonb_set(
+    interactions_cron.tenant_state('beta'), '{origins}',
+    '["1/2/3/00000000-0000-4000-8000-000000000002", "1/2/3/00000000-0000-4000-8000-000000000001"]'),
+    force => true) r;
+SELECT (s->'origins') - 0 AS inherited_origins FROM interactions_cron.tenant_state('beta') s;
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (3, 'beta', '2026-03-30 12:00:00+00');
 SELECT tenant_id, exported FROM test_helpers.outcomes(interactions_cron.export_interactions(tenant_id => 'beta'));
 SELECT adopted_from IS NULL AS exported_here_forgets_sources, jsonb_array_length(s->'origins') AS origins

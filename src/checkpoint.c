@@ -239,22 +239,26 @@ CheckpointAdoptedFrom(const char *tenantId)
  * checkpoint the adoption handed over to this database to sweep.  The
  * source's files of the history it released the tenant in, such as those
  * it places once the tenant moves back, and every other database's, stay
- * their own.
+ * their own; so does a history adoptedFrom names for that database at all
+ * (a state taken before StateOrigins named each database once).
  */
 bool
 OriginInSourcesLostHistory(List *adoptedFrom, const OriginParts *origin)
 {
+	bool		fromSource = false;
 	ListCell   *cell;
 
 	foreach(cell, adoptedFrom)
 	{
 		OriginParts source;
 
-		if (ParseOrigin(lfirst(cell), &source) && strcmp(origin->prefix, source.prefix) == 0 &&
-			strcmp(origin->historyId, source.historyId) != 0)
-			return true;
+		if (!ParseOrigin(lfirst(cell), &source) || strcmp(origin->prefix, source.prefix) != 0)
+			continue;
+		if (strcmp(origin->historyId, source.historyId) == 0)
+			return false;
+		fromSource = true;
 	}
-	return false;
+	return fromSource;
 }
 
 /*

@@ -80,7 +80,7 @@ typedef struct FileCheck
 	AdoptedSources *sources;
 	bool		originRead;
 	char	   *origin;			/* its origin (see SinkFileOrigin), once read */
-	bool		pastCheckpoint; /* its first row lies past the checkpoint, and it counts */
+	bool		pastCheckpoint; /* its first row lies past the checkpoint (see KeepOutOfScope) */
 	bool		rewritten;		/* the verdict: the export will write some of its rows again */
 } FileCheck;
 
@@ -269,11 +269,13 @@ InSweepScope(FileCheck *check)
 }
 
 /*
- * KeepOutOfScope counts a file of another database whose first row lies
- * past the checkpoint, which a sweep of lost histories' files does not
- * judge (see InSweepScope), among the files it keeps: it may say that the
+ * KeepOutOfScope counts a file of another database that a sweep of lost
+ * histories' files does not judge (see InSweepScope), named at or past the
+ * checkpoint's instant, among the files it keeps: it may say that the
  * tenant is exported there now, which a sweep with files to remove must not
- * pass over (see RefuseBesideDuplicates).
+ * pass over (see RefuseBesideDuplicates).  Its first row is not compared
+ * with the checkpoint: a file out of scope is never read, nor its id cast
+ * to the column's type, since either could only fail the tenant.
  */
 static void
 KeepOutOfScope(FileCheck *check)
@@ -380,6 +382,11 @@ JudgeFileRows(void *argument)
 
 	if (!ParseBatchFileName(name != NULL ? name + 1 : check->relativePath, &firstCreatedAt, &firstId))
 		return;
+	if (!InSweepScope(check))
+	{
+		KeepOutOfScope(check);
+		return;
+	}
 	if (firstId == NULL)
 	{
 		content = FileContent(check);
@@ -396,11 +403,6 @@ JudgeFileRows(void *argument)
 	if (!RunJudgingQuery(history, psprintf("SELECT %s", FirstRowPastCheckpoint(history, check->checkpoint)),
 						 values, nulls))
 		return;
-	if (!InSweepScope(check))
-	{
-		KeepOutOfScope(check);
-		return;
-	}
 	check->pastCheckpoint = true;
 
 	if (content == NULL)

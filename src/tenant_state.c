@@ -98,11 +98,38 @@ ReleaseTenant(const ConfiguredTable *tenants, const char *tenantId)
 }
 
 /*
+ * OriginsNameDatabase says whether a list of origins names the database
+ * (the origin prefix) of origin.
+ */
+static bool
+OriginsNameDatabase(List *origins, const char *origin)
+{
+	OriginParts parts;
+	ListCell   *cell;
+
+	if (!ParseOrigin(origin, &parts))
+		return false;
+	foreach(cell, origins)
+	{
+		OriginParts named;
+
+		if (ParseOrigin(lfirst(cell), &named) && strcmp(named.prefix, parts.prefix) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
  * StateOrigins returns the origins a tenant's state names (see
  * OriginInSourcesLostHistory): this database's, with the history it
  * exports in, and those its checkpoint was adopted from, when it has not
  * been exported here since; NIL on 1.1's objects.  Each of those databases
- * may have lost files past the checkpoint in a failover or a restore.
+ * may have lost files past the checkpoint in a failover or a restore.  A
+ * database is named once, with the history it released the tenant in last
+ * (the first named: this one's own, then the newest adoption's): a tenant
+ * moved back and forth without exporting would otherwise name an earlier
+ * history of it too, and that database's files of its latest history would
+ * look lost (see OriginInSourcesLostHistory).
  */
 static List *
 StateOrigins(const char *tenantId)
@@ -116,7 +143,7 @@ StateOrigins(const char *tenantId)
 	origins = list_make1(psprintf("%s/%s", CurrentOriginPrefix(), historyId));
 	foreach(cell, CheckpointAdoptedFrom(tenantId))
 	{
-		if (!StringListContains(origins, lfirst(cell)))
+		if (!OriginsNameDatabase(origins, lfirst(cell)))
 			origins = lappend(origins, lfirst(cell));
 	}
 	return origins;
