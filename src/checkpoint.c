@@ -285,6 +285,35 @@ CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch)
 }
 
 /*
+ * CheckpointEnterHistory records the tenant's checkpoint in the current
+ * history (see CheckpointRecordLakeEpoch), and with 1.2's objects forgets,
+ * when forgetPositionXid says its id means nothing here (see
+ * PositionXidOfAnotherSystem in late_rows.c), the transaction recorded as
+ * having moved the position: one statement, as a tenant's first export
+ * runs it.
+ */
+void
+CheckpointEnterHistory(const char *tenantId, const char *lakeEpoch, bool forgetPositionXid)
+{
+	static SPIPlanPtr enterPlan = NULL;
+	Oid			argumentTypes[3] = {TEXTOID, TEXTOID, BOOLOID};
+	Datum		values[3] = {CStringGetTextDatum(tenantId), CStringGetTextDatum(lakeEpoch),
+	BoolGetDatum(forgetPositionXid)};
+
+	if (!SqlObjectsAre1_2())
+	{
+		CheckpointRecordLakeEpoch(tenantId, lakeEpoch);
+		return;
+	}
+	(void) RunKeyedStatementAsOwner(&enterPlan,
+									"UPDATE interactions_cron.export_checkpoints SET lake_epoch = $2,"
+									" position_xid = CASE WHEN $3 THEN NULL ELSE position_xid END"
+									" WHERE tenant_id = $1",
+									3, argumentTypes, values, NULL, SPI_OK_UPDATE,
+									"record the checkpoint's lake history");
+}
+
+/*
  * CheckpointRead returns the tenant's position without claiming it (for a
  * dry run), or CheckpointStart when it has never been exported.
  */
@@ -453,22 +482,6 @@ CheckpointRecordSuccess(const char *tenantId, CheckpointPosition position,
 		(void) RunKeyedStatementAsOwner(&successPlanOf1_1, SUCCESS_SQL(""),
 										7, argumentTypes, values, NULL, SPI_OK_UPDATE,
 										"update the export checkpoint");
-}
-
-/*
- * CheckpointForgetPositionXid clears the transaction recorded as having
- * moved the tenant's position (see late_rows.c), where its id means nothing:
- * a position set in another system or another database.  1.2's objects only.
- */
-void
-CheckpointForgetPositionXid(const char *tenantId)
-{
-	static SPIPlanPtr forgetPlan = NULL;
-
-	(void) RunTenantStatementAsOwner(&forgetPlan,
-									 "UPDATE interactions_cron.export_checkpoints SET position_xid = NULL"
-									 " WHERE tenant_id = $1",
-									 tenantId, SPI_OK_UPDATE, "forget the checkpoint's transaction");
 }
 
 /*

@@ -535,15 +535,15 @@ FindLateRows(const ConfiguredTable *history, const char *tenantId, CheckpointPos
 }
 
 /*
- * ForgetPositionXidOfAnotherSystem clears the transaction recorded as
- * having moved the tenant's position when the checkpoint comes from a
- * server of another system identifier (a dump restored, an upgraded
- * cluster), whose transaction ids mean nothing here, before the checkpoint
- * is recorded in this history: from then on nothing would tell.
+ * PositionXidOfAnotherSystem says whether the transaction recorded as having
+ * moved the tenant's position comes from a server of another system
+ * identifier (a dump restored, an upgraded cluster), whose transaction ids
+ * mean nothing here: it must be forgotten when the checkpoint is recorded
+ * in this history (CheckpointEnterHistory), since from then on nothing
+ * would tell.
  */
-void
-ForgetPositionXidOfAnotherSystem(const char *tenantId, CheckpointPosition checkpoint)
+bool
+PositionXidOfAnotherSystem(CheckpointPosition checkpoint)
 {
-	if (!RecordedUnderThisSystem(checkpoint.lakeEpoch) && SqlObjectsAre1_2())
-		CheckpointForgetPositionXid(tenantId);
+	return !RecordedUnderThisSystem(checkpoint.lakeEpoch);
 }

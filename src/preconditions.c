@@ -67,26 +67,49 @@ InstalledExtension(Oid *owner)
 	return version;
 }
 
+/* interactions_cron's row of pg_extension, as ExtensionInTransaction read it. */
+typedef struct InstalledExtensionRow
+{
+	LocalTransactionId readIn;	/* the transaction it was read in */
+	Oid			owner;			/* InvalidOid when not installed */
+	bool		objectsAre1_2;	/* see SqlObjectsAre1_2 */
+} InstalledExtensionRow;
+
 /*
- * ExtensionOwnerId returns the role that owns the extension and its tables,
- * read once per transaction: a tenant's transaction asks for it several
- * times.
+ * ExtensionInTransaction returns interactions_cron's row of pg_extension,
+ * read once per transaction: a tenant's batch asks for its owner and its
+ * version before most of its statements, and reading the catalog each time
+ * was a fortieth of a worker's time with many small tenants.  What a
+ * transaction read first holds to its end (an ALTER EXTENSION ... UPDATE
+ * later in the same transaction is seen by the next one).
+ */
+static const InstalledExtensionRow *
+ExtensionInTransaction(void)
+{
+	static InstalledExtensionRow row = {InvalidLocalTransactionId, InvalidOid, false};
+
+	if (row.readIn != ProcLocalTransactionId(MyProc) || !OidIsValid(row.owner))
+	{
+		char	   *version = InstalledExtension(&row.owner);
+
+		row.objectsAre1_2 = version != NULL && strcmp(version, CURRENT_SQL_VERSION) == 0;
+		row.readIn = ProcLocalTransactionId(MyProc);
+	}
+	return &row;
+}
+
+/*
+ * ExtensionOwnerId returns the role that owns the extension and its tables.
  */
 Oid
 ExtensionOwnerId(void)
 {
-	static Oid	owner = InvalidOid;
-	static LocalTransactionId readIn = InvalidLocalTransactionId;
+	Oid			owner = ExtensionInTransaction()->owner;
 
-	if (readIn != ProcLocalTransactionId(MyProc) || !OidIsValid(owner))
-	{
-		(void) InstalledExtension(&owner);
-		if (!OidIsValid(owner))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("extension \"interactions_cron\" is not installed in this database")));
-		readIn = ProcLocalTransactionId(MyProc);
-	}
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("extension \"interactions_cron\" is not installed in this database")));
 	return owner;
 }
 
@@ -161,8 +184,5 @@ RequireUtf8Database(void)
 bool
 SqlObjectsAre1_2(void)
 {
-	Oid			owner;
-	char	   *version = InstalledExtension(&owner);
-
-	return version != NULL && strcmp(version, CURRENT_SQL_VERSION) == 0;
+	return ExtensionInTransaction()->objectsAre1_2;
 }

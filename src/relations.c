@@ -599,8 +599,8 @@ HistoryRowsPast(const ConfiguredTable *history, const char *tenantText,
 /*
  * HistoryRowsAfter returns the condition on history rows h after a position
  * whose last id may be NULL, for a query planned with its parameters' values
- * (the batch query): the test of afterIdText folds away, leaving one of the
- * two conditions above.  Queries whose position comes from a table choose
+ * (a sweep's look for a file's rows): the test of afterIdText folds away,
+ * leaving one of the two conditions above.  Queries whose position comes from a table choose
  * between them per row instead (CASE, UNION ALL), so that each keeps its
  * index bounds.
  */

@@ -67,6 +67,22 @@ PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
 }
 
 /*
+ * PreparedStatementPlan returns the saved plan for sql, preparing it on
+ * first use, planned as PostgreSQL plans any prepared statement: a few custom
+ * plans, then the generic one when it costs no more, unless plan_cache_mode
+ * says otherwise.  For statements on platform tables that do not grow from
+ * empty over a run (see PreparedPlan), and whose generic plan stays bounded
+ * by their keys: planning every execution was a tenth of a worker's time
+ * with many small tenants (doc/development.md, "Benchmark").
+ */
+SPIPlanPtr
+PreparedStatementPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
+					  Oid *argumentTypes)
+{
+	return PrepareAndKeep(cache, sql, argumentCount, argumentTypes, 0);
+}
+
+/*
  * PreparedKeyedPlan returns the saved plan of a statement that reaches the
  * extension's rows by their primary key only: one generic plan, made once
  * and kept, with sequential scans disabled while it is made and run

@@ -29,6 +29,7 @@
 #include "replication/syncrep.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -151,15 +152,18 @@ CommitWithoutFlush(MemoryContext batchContext)
 
 /*
  * PrepareRowsPlan prepares the batch query, kept for the worker's life: the
- * tenant's rows after its position and before the watermark, in keyset
- * order, at most $5 of them, with the mapped columns compared and ordered in
- * their own types (the parameters are converted, never the columns), so the
- * (tenant, created, id) index is used as it is.  Each tenant's execution is
- * planned with its values, so the conversions fold into constants and the
- * partitions outside its range are pruned at plan time.
+ * tenant's rows after its position (pastLastId: a position with a last id,
+ * otherwise one without; see HistoryRowsFrom and HistoryRowsPast) and
+ * before the watermark, in keyset order, at most $5 of them, with the mapped
+ * columns compared and ordered in their own types (the parameters are
+ * converted, never the columns), so the (tenant, created, id) index is used
+ * as it is.  Two statements rather than one that tests for the last id, so
+ * that each one's generic plan keeps its index bounds: it is planned as a
+ * prepared statement is (PreparedStatementPlan), with sorts disabled (see
+ * ExecuteBatchQuery).
  */
 static SPIPlanPtr
-PrepareRowsPlan(const ConfiguredTable *history)
+PrepareRowsPlan(const ConfiguredTable *history, bool pastLastId)
 {
 	const MappedColumn *created = &history->columns[HISTORY_CREATED_COLUMN];
 	const MappedColumn *id = &history->columns[HISTORY_ID_COLUMN];
@@ -169,12 +173,13 @@ PrepareRowsPlan(const ConfiguredTable *history)
 							   " ORDER BY h.%s, h.%s"
 							   " LIMIT $5",
 							   history->quotedName,
-							   HistoryRowsAfter(history, "$1", "$2", "$3"),
+							   pastLastId ? HistoryRowsPast(history, "$1", "$2", "$3")
+							   : HistoryRowsFrom(history, "$1", "$2"),
 							   created->quotedName, InstantAsColumnType(created, "$4"),
 							   created->quotedName, id->quotedName);
 	SPIPlanPtr	plan = NULL;
 
-	return PreparedPlan(&plan, sql, lengthof(RowsQueryTypes), (Oid *) RowsQueryTypes);
+	return PreparedStatementPlan(&plan, sql, lengthof(RowsQueryTypes), (Oid *) RowsQueryTypes);
 }
 
 /*
@@ -211,7 +216,8 @@ CreateTenantExporter(TimestampTz watermark, int64 batchSize, bool dryRun,
 	exporter->lateRowsMemory = NewLateRowsMemory(workerContext);
 	if (!dryRun)
 		SinkSetOrigin(exporter->sink, CurrentHistoryId());
-	exporter->rowsPlan = PrepareRowsPlan(&exporter->history);
+	exporter->rowsFromPlan = PrepareRowsPlan(&exporter->history, false);
+	exporter->rowsPastPlan = PrepareRowsPlan(&exporter->history, true);
 	PrepareTenantActivityPlan(&exporter->tenants);
 	CommitTenantTransaction(workerContext);
 	return exporter;
@@ -225,15 +231,24 @@ typedef struct BatchQuery
 } BatchQuery;
 
 /*
- * ExecuteBatchQuery runs the batch query with its rows going to the receiver.
+ * ExecuteBatchQuery runs the batch query with its rows going to the
+ * receiver, planned (when the plan cache plans it) with sorts disabled: a
+ * generic plan, made for no tenant in particular, would otherwise expect a
+ * few rows and sort them, which for a tenant with a large backlog is its
+ * whole backlog at every batch, where the index's order reads no more than
+ * the batch.  Where no index has that order, a sort is still made.  The
+ * setting ends with RunAsRole.
  */
 static void
 ExecuteBatchQuery(void *argument)
 {
 	BatchQuery *query = argument;
+	int			code;
 
+	(void) set_config_option("enable_sort", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	code = SPI_execute_plan_extended(query->plan, &query->options);
 	/* SPI reports a SELECT whose rows went to a DestNone receiver as utility. */
-	int			code = SPI_execute_plan_extended(query->plan, &query->options);
 
 	if (code != SPI_OK_UTILITY)
 		elog(ERROR, "export query failed: %s", SPI_result_code_string(code));
@@ -268,7 +283,7 @@ StreamBatch(TenantExporter *exporter, const char *tenantId, CheckpointPosition f
 	}
 
 	memset(&query, 0, sizeof(query));
-	query.plan = exporter->rowsPlan;
+	query.plan = from.id != NULL ? exporter->rowsPastPlan : exporter->rowsFromPlan;
 	query.options.params = parameters;
 	query.options.read_only = false;	/* a fresh snapshot, taken after the watermark */
 	query.options.dest = (DestReceiver *) receiver;
@@ -439,8 +454,7 @@ BringIntoThisHistory(TenantExporter *exporter, const char *tenantId, CheckpointP
 	if (exporter->watermark < checkpoint.createdAt)
 		return;
 	RefuseLateRows(exporter, tenantId, checkpoint);
-	ForgetPositionXidOfAnotherSystem(tenantId, checkpoint);
-	CheckpointRecordLakeEpoch(tenantId, exporter->lakeEpoch);
+	CheckpointEnterHistory(tenantId, exporter->lakeEpoch, PositionXidOfAnotherSystem(checkpoint));
 }
 
 /*

@@ -233,8 +233,8 @@ PrepareActivityPlanAsOwner(void *argument)
 	ConfiguredTable *tenants = argument;
 	SPIPlanPtr	plan = NULL;
 
-	tenants->activityPlan = PreparedPlan(&plan, TenantActivitySql(tenants),
-										 lengthof(TenantActivityTypes), TenantActivityTypes);
+	tenants->activityPlan = PreparedStatementPlan(&plan, TenantActivitySql(tenants),
+												  lengthof(TenantActivityTypes), TenantActivityTypes);
 }
 
 /*
@@ -242,7 +242,7 @@ PrepareActivityPlanAsOwner(void *argument)
  * life: every claim checks its tenant again (CheckpointClaimForExport), and
  * parsing the look-up anew each time was about a twentieth of a worker's
  * time with many small tenants.  It is parsed as the table's owner, as the
- * look-up runs, and replanned at each execution (PreparedPlan).
+ * look-up runs, and planned as a prepared statement is (PreparedStatementPlan).
  */
 void
 PrepareTenantActivityPlan(ConfiguredTable *tenants)

@@ -48,6 +48,8 @@ extern List *CheckpointAdoptedFrom(const char *tenantId);
 extern bool OriginInSourcesLostHistory(List *adoptedFrom, const OriginParts *origin);
 extern CheckpointPosition CheckpointRead(const char *tenantId);
 extern void CheckpointRecordLakeEpoch(const char *tenantId, const char *lakeEpoch);
+extern void CheckpointEnterHistory(const char *tenantId, const char *lakeEpoch,
+								   bool forgetPositionXid);
 extern void CheckpointClaim(const char *tenantId, CheckpointPosition *position);
 extern ExportClaim CheckpointClaimForExport(const ConfiguredTable *tenants, const char *tenantId,
 											CheckpointPosition *position);
@@ -59,7 +61,6 @@ extern void CheckpointRecordSuccess(const char *tenantId,
 									int64 rowsExported, int64 filesWritten,
 									const char *lastFile);
 extern void CheckpointRecordFailure(const char *tenantId, const char *error);
-extern void CheckpointForgetPositionXid(const char *tenantId);
 extern void CheckpointRecordAdoption(const char *tenantId, List *sourceOrigins);
 
 #endif

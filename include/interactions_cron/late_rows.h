@@ -30,7 +30,6 @@ typedef struct LateRowsMemory
 extern LateRowsMemory *NewLateRowsMemory(MemoryContext context);
 extern LateRows FindLateRows(const ConfiguredTable *history, const char *tenantId,
 							 CheckpointPosition checkpoint, LateRowsMemory *memory);
-extern void ForgetPositionXidOfAnotherSystem(const char *tenantId,
-											 CheckpointPosition checkpoint);
+extern bool PositionXidOfAnotherSystem(CheckpointPosition checkpoint);
 
 #endif

@@ -11,6 +11,8 @@
 
 extern SPIPlanPtr PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
 							   Oid *argumentTypes);
+extern SPIPlanPtr PreparedStatementPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
+										Oid *argumentTypes);
 
 /* Code to run as another role: see RunAsRole. */
 typedef void (*RoleBody) (void *argument);

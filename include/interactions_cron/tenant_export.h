@@ -36,7 +36,8 @@ typedef bool (*TenantOutcomeReport) (void *argument, const TenantOutcome *outcom
 typedef struct TenantExporter
 {
 	ExportSink *sink;
-	SPIPlanPtr	rowsPlan;
+	SPIPlanPtr	rowsFromPlan;	/* the batch query without a last id */
+	SPIPlanPtr	rowsPastPlan;	/* and with one (see PrepareRowsPlan) */
 	ConfiguredTable tenants;	/* a claim re-reads the active tenants filter */
 	ConfiguredTable history;	/* the batch query runs as its owner */
 	char	   *lakeEpoch;		/* this database's history (CurrentLakeEpoch) */
