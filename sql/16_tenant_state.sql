@@ -47,6 +47,13 @@ SELECT r->>'ok' AS ok FROM interactions_cron.adopt_tenant_state(jsonb_set(
     '["1/2/3/00000000-0000-4000-8000-000000000002", "1/2/3/00000000-0000-4000-8000-000000000001"]'),
     force => true) r;
 SELECT (s->'origins') - 0 AS inherited_origins FROM interactions_cron.tenant_state('beta') s;
+-- A state made by hand that names a database twice is recorded with the
+-- first, as a state taken here would name it.
+SELECT r->>'ok' AS ok FROM interactions_cron.adopt_tenant_state(jsonb_set(
+    interactions_cron.tenant_state('beta'), '{origins}',
+    '["1/2/3/00000000-0000-4000-8000-000000000003", "1/2/3/00000000-0000-4000-8000-000000000004"]'),
+    force => true) r;
+SELECT adopted_from AS database_named_once FROM interactions_cron.export_checkpoints WHERE tenant_id = 'beta';
 INSERT INTO interaction_history (id, tenant_id, created_at) VALUES (3, 'beta', '2026-03-30 12:00:00+00');
 SELECT tenant_id, exported FROM test_helpers.outcomes(interactions_cron.export_interactions(tenant_id => 'beta'));
 SELECT adopted_from IS NULL AS exported_here_forgets_sources, jsonb_array_length(s->'origins') AS origins

@@ -64,11 +64,8 @@ INSERT INTO interaction_history (id, tenant_id, created_at)
 SELECT 1000 + g, format('minnow_%s', g), '2026-03-30 04:00:00+00'::timestamptz
 FROM generate_series(1, 5000) g;
 ANALYZE interaction_history;
-DO $$
-BEGIN
-    EXECUTE format('ALTER DATABASE %I SET plan_cache_mode = force_generic_plan', current_database());
-END
-$$;
+-- The workers plan with the caller's settings.
+SET plan_cache_mode = force_generic_plan;
 CREATE TABLE test_helpers.fetches_before AS
 SELECT sum(idx_tup_fetch) AS fetched FROM pg_stat_user_tables
 WHERE schemaname = 'public' AND relname LIKE 'interaction\_history%';
@@ -95,10 +92,6 @@ END
 $$;
 SELECT pg_stat_clear_snapshot();
 SELECT test_helpers.fetches_since_before() BETWEEN 1000 AND 1500 AS fetched_about_once_per_row;
-DO $$
-BEGIN
-    EXECUTE format('ALTER DATABASE %I RESET plan_cache_mode', current_database());
-END
-$$;
+RESET plan_cache_mode;
 DROP FUNCTION test_helpers.fetches_since_before();
 DROP TABLE test_helpers.fetches_before;

@@ -80,7 +80,8 @@ typedef struct FileCheck
 	AdoptedSources *sources;
 	bool		originRead;
 	char	   *origin;			/* its origin (see SinkFileOrigin), once read */
-	bool		pastCheckpoint; /* its first row lies past the checkpoint (see KeepOutOfScope) */
+	bool		pastCheckpoint; /* its first row lies past the checkpoint; out of
+								 * scope, its name (see KeepOutOfScope) */
 	bool		rewritten;		/* the verdict: the export will write some of its rows again */
 } FileCheck;
 

@@ -13,6 +13,7 @@
 #include "access/genam.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -67,6 +68,15 @@ InstalledExtension(Oid *owner)
 	return version;
 }
 
+/*
+ * VersionIs1_2 says whether an installed version (NULL: none) is 1.2's.
+ */
+static bool
+VersionIs1_2(const char *version)
+{
+	return version != NULL && strcmp(version, CURRENT_SQL_VERSION) == 0;
+}
+
 /* interactions_cron's row of pg_extension, as ExtensionInTransaction read it. */
 typedef struct InstalledExtensionRow
 {
@@ -80,8 +90,8 @@ typedef struct InstalledExtensionRow
  * read once per transaction: a tenant's batch asks for its owner and its
  * version before most of its statements, and reading the catalog each time
  * was a fortieth of a worker's time with many small tenants.  What a
- * transaction read first holds to its end (an ALTER EXTENSION ... UPDATE
- * later in the same transaction is seen by the next one).
+ * transaction read first holds to its end: see SqlObjectsAre1_2 for the
+ * version.
  */
 static const InstalledExtensionRow *
 ExtensionInTransaction(void)
@@ -92,7 +102,7 @@ ExtensionInTransaction(void)
 	{
 		char	   *version = InstalledExtension(&row.owner);
 
-		row.objectsAre1_2 = version != NULL && strcmp(version, CURRENT_SQL_VERSION) == 0;
+		row.objectsAre1_2 = VersionIs1_2(version);
 		row.readIn = ProcLocalTransactionId(MyProc);
 	}
 	return &row;
@@ -179,10 +189,18 @@ RequireUtf8Database(void)
  * SqlObjectsAre1_2 says whether the installed SQL objects are 1.2's: they
  * have the run totals (job_run_totals, cleanup_totals), the released state
  * of a checkpoint, where 1.1's allow only ok and failed, the intents'
- * file_identities, and the histories' ids (export_histories).
+ * file_identities, and the histories' ids (export_histories).  A worker of
+ * this library, whose transactions change no SQL object, reads it once per
+ * transaction (ExtensionInTransaction); any other backend at every call,
+ * since an ALTER EXTENSION ... UPDATE, or its rollback to a savepoint, may
+ * come between two calls in one transaction.
  */
 bool
 SqlObjectsAre1_2(void)
 {
-	return ExtensionInTransaction()->objectsAre1_2;
+	Oid			owner;
+
+	if (MyBgworkerEntry != NULL && strcmp(MyBgworkerEntry->bgw_library_name, "interactions_cron") == 0)
+		return ExtensionInTransaction()->objectsAre1_2;
+	return VersionIs1_2(InstalledExtension(&owner));
 }

@@ -70,10 +70,12 @@ PreparedPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,
  * PreparedStatementPlan returns the saved plan for sql, preparing it on
  * first use, planned as PostgreSQL plans any prepared statement: a few custom
  * plans, then the generic one when it costs no more, unless plan_cache_mode
- * says otherwise.  For statements on platform tables that do not grow from
- * empty over a run (see PreparedPlan), and whose generic plan stays bounded
- * by their keys: planning every execution was a tenth of a worker's time
- * with many small tenants (doc/development.md, "Benchmark").
+ * says otherwise.  For statements on platform tables whose generic plan is
+ * as bounded by their keys as a custom one, however the tables grow over a
+ * run (see PreparedPlan): a look-up by key, or the batch query with sorts
+ * disabled (see ExecuteBatchQuery in tenant_export.c).  Planning every
+ * execution was a tenth of a worker's time with many small tenants
+ * (doc/development.md, "Benchmark").
  */
 SPIPlanPtr
 PreparedStatementPlan(SPIPlanPtr *cache, const char *sql, int argumentCount,

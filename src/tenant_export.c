@@ -237,7 +237,9 @@ typedef struct BatchQuery
  * few rows and sort them, which for a tenant with a large backlog is its
  * whole backlog at every batch, where the index's order reads no more than
  * the batch.  Where no index has that order, a sort is still made.  The
- * setting ends with RunAsRole.
+ * setting ends with RunAsRole; the owner's code the query reaches (a view,
+ * a policy's function) is planned with it too, which can only change its
+ * speed.
  */
 static void
 ExecuteBatchQuery(void *argument)

@@ -247,7 +247,9 @@ StateObject(Jsonb *object, const char *key)
 /*
  * StateOriginList returns the origins a state names (see StateOrigins), or
  * NIL when it names none (a state of 1.1's objects), and refuses anything
- * but an array of well-formed origins.
+ * but an array of well-formed origins.  A database named twice (a state
+ * made by hand) is kept with its first origin, as StateOrigins names it:
+ * the history it released the tenant in last.
  */
 static List *
 StateOriginList(Jsonb *state, const char *tenantId)
@@ -284,7 +286,8 @@ StateOriginList(Jsonb *state, const char *tenantId)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("the state of tenant \"%s\" names a malformed origin \"%s\"", tenantId, origin),
 					 errhint("Pass what interactions_cron.tenant_state(tenant_id) returned, unchanged.")));
-		origins = lappend(origins, origin);
+		if (!OriginsNameDatabase(origins, origin))
+			origins = lappend(origins, origin);
 	}
 	return origins;
 }
