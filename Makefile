@@ -53,7 +53,7 @@ PG_CPPFLAGS = -I$(srcdir)/include -isystem $(includedir_server) $(shell xml2-con
 	-D'PGDLLEXPORT=__attribute__((visibility("default")))'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
 	-fvisibility=hidden
-SHLIB_LINK = -lz -lzstd -luring -lcurl $(shell xml2-config --libs)
+SHLIB_LINK = -ldeflate -lz -lzstd -luring -lcurl $(shell xml2-config --libs)
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/[0-9]*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql
@@ -73,8 +73,9 @@ ISOLATION_TESTDB = interactions_cron_isolation
 $(OBJS): $(wildcard $(srcdir)/include/interactions_cron/*.h)
 
 # The optional HTTP shim needs libmicrohttpd and libpq headers, the extension
-# only the server headers, zlib, libcurl and libxml2: `make shim` builds it, and `make`
-# and `make install` build and install it too when its headers are there.
+# only the server headers, zlib, libdeflate, libzstd, liburing, libcurl and
+# libxml2: `make shim` builds it, and `make` and `make install` build and
+# install it too when its headers are there.
 SHIM_HEADERS_PRESENT := $(shell printf '\043include <microhttpd.h>\n\043include <libpq-fe.h>\n' | \
 	$(CC) -E -I$(shell $(PG_CONFIG) --includedir) - >/dev/null 2>&1 && echo yes)
 # WITH_SHIM=no leaves it out (the Debian packaging builds it separately).

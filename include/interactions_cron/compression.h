@@ -1,7 +1,7 @@
 /*
  * compression.h
- *	  Compressing an export file's bytes as they are written: gzip (zlib) or
- *	  zstd (libzstd), streamed.
+ *	  Compressing an export file's bytes as they are written: gzip
+ *	  (libdeflate, in members) or zstd (libzstd, streamed).
  */
 #ifndef INTERACTIONS_CRON_COMPRESSION_H
 #define INTERACTIONS_CRON_COMPRESSION_H

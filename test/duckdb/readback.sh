@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # DuckDB read-back: export a tricky data set in many small batches (plain,
-# .json.gz and .json.zst), read
+# .json.zst; .json.gz in large ones), read
 # every file back with DuckDB, and compare each column with the source rows.
 # Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
@@ -30,15 +30,22 @@ SELECT t.id,
        CASE WHEN g % 11 = 0 THEN NULL
             ELSE jsonb_build_object('g', g, 'tags', jsonb_build_array('x', g % 3), 'nested', jsonb_build_object('q', '"quoted"')) END
 FROM tenants t, generate_series(1, 4000) g;
+-- A tenant with 20,000 rows in one day: a gzip file of several members.
+INSERT INTO tenants (id, name) VALUES ('bulk', 'Bulk');
+INSERT INTO interaction_history (tenant_id, created_at, contact_id, channel, direction, event_type, metadata)
+SELECT 'bulk', timestamptz '2026-03-29 01:00:00+00' + g * interval '1.5 seconds', 'contact ' || g, 'email',
+       'outbound', 'sent', jsonb_build_object('g', g, 'subject', 'Spring offer ' || g % 97)
+FROM generate_series(1, 20000) g;
 SQL
 
-# export_until_caught_up DATABASE exports in batches of 700 until a call
-# exports nothing, and prints how many calls it took.
+# export_until_caught_up DATABASE [BATCH_SIZE] exports in batches of
+# BATCH_SIZE (700) until a call exports nothing, and prints how many calls it
+# took.
 export_until_caught_up() {
-    local database=$1 runs=0 exported
+    local database=$1 batch_size=${2:-700} runs=0 exported
     while :; do
         exported=$(psql -X -At -v ON_ERROR_STOP=1 -d "$database" \
-            -c "SELECT (interactions_cron.export_interactions(batch_size => 700)->>'totalExported')")
+            -c "SELECT (interactions_cron.export_interactions(batch_size => $batch_size)->>'totalExported')")
         runs=$((runs + 1))
         [ "$exported" = 0 ] && break
         [ "$runs" -lt 100 ] || die "the export did not catch up"
@@ -46,10 +53,11 @@ export_until_caught_up() {
     echo "export runs: $runs"
 }
 
-# export_and_read_back COMPRESSION: exports everything again into its own
-# directory, reads it back with DuckDB and compares every column.
+# export_and_read_back COMPRESSION [BATCH_SIZE]: exports everything again
+# into its own directory, reads it back with DuckDB and compares every
+# column.
 export_and_read_back() {
-    local compression=$1 extension=json
+    local compression=$1 batch_size=${2:-700} extension=json
     local dir="$CLUSTER_DIR/readback_$compression"
     [ "$compression" = gzip ] && extension=json.gz
     [ "$compression" = zstd ] && extension=json.zst
@@ -57,8 +65,8 @@ export_and_read_back() {
         -c "ALTER DATABASE $DB SET interactions_cron.compression = '$compression'"
     psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -c "TRUNCATE interactions_cron.export_checkpoints"
 
-    log "exporting in batches of 700 (compression: $compression)"
-    export_until_caught_up "$DB"
+    log "exporting in batches of $batch_size (compression: $compression)"
+    export_until_caught_up "$DB" "$batch_size"
     local files
     files=$(find "$dir/exports" -name "*.$extension" | wc -l)
     echo "files: $files *.$extension"
@@ -93,7 +101,14 @@ SQL
 }
 
 export_and_read_back none
-export_and_read_back gzip
+# In batches of 20,000, the bulk tenant's day is one file of 5 MB of rows:
+# gzip files are members of 1 MB of rows each (src/compression.c), which
+# DuckDB must read as one stream.
+export_and_read_back gzip 20000
+largest=$(find "$CLUSTER_DIR/readback_gzip/exports/bulk" -name '*.json.gz' -exec sh -c 'gzip -dc "$1" | wc -c' _ {} \; \
+    | sort -n | tail -1)
+[ "$largest" -gt $((2 * 1024 * 1024)) ] || die "no gzip file spans several members (largest: $largest bytes)"
+echo "gzip: the bulk tenant's file holds $largest bytes of rows, in several members"
 export_and_read_back zstd
 
 # The same on a Prisma-style schema (test/sql/prisma_schema.sql) mapped by

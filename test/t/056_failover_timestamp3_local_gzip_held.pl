@@ -3,6 +3,8 @@
 # in a zone of its own (Asia/Kolkata), short text ids, gzip files: a lost
 # export whose first row shares the checkpoint's instant is judged and
 # removed, and a confirmed file there whose ids later rows reuse is kept.
+# The six first rows carry 400 kB each, so that a batch's file spans two
+# gzip members, which the sweep must read whole.
 use strict;
 use warnings;
 
@@ -26,12 +28,13 @@ my $export = 'SELECT interactions_cron.export_interactions(batch_size => 3)';
 
 node_sql($primary, q{
 	CREATE TABLE text_history (id text NOT NULL, tenant_id text NOT NULL, created_at timestamp(3) NOT NULL,
-	  channel text, PRIMARY KEY (id, created_at));
+	  channel text, padding text, PRIMARY KEY (id, created_at));
 	CREATE INDEX ON text_history (tenant_id, created_at, id);
 	INSERT INTO tenants (id, name) VALUES ('t', 'T');
 	-- Six rows of one transaction: one created instant, long ids.
-	INSERT INTO text_history (id, tenant_id, created_at, channel)
-	SELECT 'id' || lpad(g::text, 2, '0'), 't', localtimestamp(3) - interval '2 days 0.0005 seconds', 'sms'
+	INSERT INTO text_history (id, tenant_id, created_at, channel, padding)
+	SELECT 'id' || lpad(g::text, 2, '0'), 't', localtimestamp(3) - interval '2 days 0.0005 seconds', 'sms',
+	  repeat(md5(g::text), 12500)
 	FROM generate_series(1, 6) g;
 });
 my $standby = streaming_standby($primary, 'ts3_local_failover_standby');
