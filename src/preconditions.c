@@ -13,7 +13,6 @@
 #include "access/genam.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "postmaster/bgworker.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -22,6 +21,7 @@
 #include "interactions_cron/pg_compat.h"
 #include "interactions_cron/preconditions.h"
 #include "interactions_cron/spi_plans.h"
+#include "interactions_cron/worker_pool.h"
 
 /*
  * The versions of the SQL objects this library serves: its own, and 1.1.
@@ -200,7 +200,7 @@ SqlObjectsAre1_2(void)
 {
 	Oid			owner;
 
-	if (MyBgworkerEntry != NULL && strcmp(MyBgworkerEntry->bgw_library_name, "interactions_cron") == 0)
+	if (InDynamicWorkerOfThisLibrary())
 		return ExtensionInTransaction()->objectsAre1_2;
 	return VersionIs1_2(InstalledExtension(&owner));
 }

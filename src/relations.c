@@ -600,9 +600,9 @@ HistoryRowsPast(const ConfiguredTable *history, const char *tenantText,
  * HistoryRowsAfter returns the condition on history rows h after a position
  * whose last id may be NULL, for a query planned with its parameters' values
  * (a sweep's look for a file's rows): the test of afterIdText folds away,
- * leaving one of the two conditions above.  Queries whose position comes from a table choose
- * between them per row instead (CASE, UNION ALL), so that each keeps its
- * index bounds.
+ * leaving one of the two conditions above.  Queries whose position comes
+ * from a table choose between them per row instead (CASE, UNION ALL), so
+ * that each keeps its index bounds.
  */
 char *
 HistoryRowsAfter(const ConfiguredTable *history, const char *tenantText,

@@ -242,7 +242,8 @@ PrepareActivityPlanAsOwner(void *argument)
  * life: every claim checks its tenant again (CheckpointClaimForExport), and
  * parsing the look-up anew each time was about a twentieth of a worker's
  * time with many small tenants.  It is parsed as the table's owner, as the
- * look-up runs, and planned as a prepared statement is (PreparedStatementPlan).
+ * look-up runs, and planned as a prepared statement is
+ * (PreparedStatementPlan).
  */
 void
 PrepareTenantActivityPlan(ConfiguredTable *tenants)

@@ -176,12 +176,23 @@ DescribeDynamicWorker(BackgroundWorker *worker, const char *functionName, const 
 	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker->bgw_restart_time = BGW_NEVER_RESTART;
-	strlcpy(worker->bgw_library_name, "interactions_cron", BGW_MAXLEN);
+	strlcpy(worker->bgw_library_name, WORKER_LIBRARY_NAME, BGW_MAXLEN);
 	strlcpy(worker->bgw_function_name, functionName, BGW_MAXLEN);
 	strlcpy(worker->bgw_name, type, BGW_MAXLEN);
 	strlcpy(worker->bgw_type, type, BGW_MAXLEN);
 	worker->bgw_main_arg = UInt32GetDatum(dsm_segment_handle(segment));
 	worker->bgw_notify_pid = MyProcPid;
+}
+
+/*
+ * InDynamicWorkerOfThisLibrary says whether this process is one of this
+ * library's background workers (see DescribeDynamicWorker).
+ */
+bool
+InDynamicWorkerOfThisLibrary(void)
+{
+	return MyBgworkerEntry != NULL &&
+		strcmp(MyBgworkerEntry->bgw_library_name, WORKER_LIBRARY_NAME) == 0;
 }
 
 /*

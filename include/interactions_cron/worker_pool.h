@@ -27,8 +27,12 @@ typedef struct WorkerAssignment
 	RunHandOff *handOff;		/* for worker 0 to take the run to record; NULL: none */
 } WorkerAssignment;
 
+/* The library a dynamic worker of ours loads. */
+#define WORKER_LIBRARY_NAME "interactions_cron"
+
 extern void RunExportWorkers(WorkerAssignment *assignment);
 extern void DescribeDynamicWorker(BackgroundWorker *worker, const char *functionName,
 								  const char *type, dsm_segment *segment);
+extern bool InDynamicWorkerOfThisLibrary(void);
 
 #endif

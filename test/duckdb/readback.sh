@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # DuckDB read-back: export a tricky data set in many small batches (plain,
-# .json.zst; .json.gz in large ones), read
-# every file back with DuckDB, and compare each column with the source rows.
+# .json.gz and .json.zst; .json.gz in large ones too), read every file back
+# with DuckDB, and compare each column with the source rows.
 # Expects the environment of scripts/lib/common.sh's start_cluster.
 set -euo pipefail
 source "$(dirname "$0")/../../scripts/lib/common.sh"
